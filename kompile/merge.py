@@ -1,0 +1,94 @@
+"""An environment's effective settings: the App, then each environment it extends, then its own file.
+
+Maps merge key by key, lists and scalars replace, and an explicit null removes an inherited key.
+Every merged node keeps the position of the file that set it, so later errors point at the right line.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from kompile import spec
+from kompile.errors import Code, Diagnostic, KompileError
+from kompile.project import Project
+from kompile.source import YMap
+
+# The identity of an environment is never inherited through extends.
+NOT_INHERITED = ("namespace", "extends")
+
+
+def merge_maps(base: YMap, over: YMap) -> YMap:
+    out = YMap(over.span)
+    for key, value in base.items():
+        _put(out, key, value, base)
+    for key, value in over.items():
+        if value is None:
+            out.pop(key, None)
+            out.key_spans.pop(key, None)
+            out.value_spans.pop(key, None)
+            continue
+        if isinstance(value, YMap):
+            # Merging into an empty map also drops nulls that had nothing to remove.
+            value = merge_maps(out[key] if isinstance(out.get(key), YMap) else YMap(value.span), value)
+        _put(out, key, value, over)
+    return out
+
+
+def _put(out: YMap, key: str, value, source: YMap) -> None:
+    out[key] = value
+    out.key_spans[key] = source.key_span(key)
+    out.value_spans[key] = source.value_span(key)
+
+
+def _layer(settings: YMap, skip: tuple[str, ...] | dict) -> YMap:
+    """One file's settings, ready to merge: `image: repo` becomes `image: {repository: repo}`."""
+    layer = YMap(settings.span)
+    for key, value in settings.items():
+        if key in skip:
+            continue
+        if key == "image" and isinstance(value, str):
+            image = YMap(settings.value_span(key))
+            image["repository"] = value
+            image.key_spans["repository"] = image.value_spans["repository"] = settings.value_span(key)
+            value = image
+        _put(layer, key, value, settings)
+    return layer
+
+
+def extends_chain(project: Project, name: str) -> list[str]:
+    """[oldest ancestor, ..., name]; unknown names and cycles are errors."""
+    chain = [name]
+    current = project.environments[name]
+    while True:
+        parent = current.spec.get("extends")
+        if parent is None:
+            return list(reversed(chain))
+        where = current.spec.value_span("extends")
+        if parent not in project.environments:
+            close = difflib.get_close_matches(parent, list(project.environments), n=1)
+            raise KompileError([Diagnostic(
+                Code.UNKNOWN_EXTENDS, f"environment '{current.name}' extends unknown environment '{parent}'", where,
+                f"did you mean '{close[0]}'?" if close else "known environments: " + ", ".join(project.environments))])
+        if parent in chain:
+            cycle = " -> ".join([*chain[chain.index(parent):], parent])
+            raise KompileError([Diagnostic(Code.EXTENDS_CYCLE, f"extends forms a cycle: {cycle}", where,
+                                           "remove extends from one of these environments")])
+        chain.append(parent)
+        current = project.environments[parent]
+
+
+def app_settings(project: Project) -> YMap:
+    """The App's own settings as the first layer (what bases/ is compiled from)."""
+    app = project.app.spec
+    return merge_maps(YMap(app.span), _layer(app, spec.APP_ONLY))
+
+
+def effective_spec(project: Project, name: str) -> tuple[YMap, list[str]]:
+    """The merged settings of environment `name`, and the chain of environments they came from."""
+    chain = extends_chain(project, name)
+    result = app_settings(project)
+    for env_name in chain:
+        skip = () if env_name == name else NOT_INHERITED
+        result = merge_maps(result, _layer(project.environments[env_name].spec, skip))
+    result.pop("extends", None)
+    return result, chain

@@ -1,0 +1,200 @@
+"""The intermediate model: an environment with every default applied and every name derived.
+
+Renderers read only this; they never look at YAML or apply defaults of their own.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from kompile.errors import Span
+
+
+class ComponentType(enum.Enum):
+    WEB = "web"
+    WORKER = "worker"
+    SCHEDULER = "scheduler"
+
+
+class SecretMount(enum.Enum):
+    ENV = "env"
+    FILES = "files"
+
+
+class GitOpsTool(enum.Enum):
+    ARGOCD = "argocd"
+    FLUX = "flux"
+
+
+class Tier(enum.Enum):
+    DEVELOPMENT = "development"
+    STAGING = "staging"
+    PREVIEW = "preview"
+    PRODUCTION = "production"
+
+
+@dataclass(frozen=True)
+class Image:
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @property
+    def ref(self) -> str:
+        ref = self.repository
+        if self.tag:
+            ref += f":{self.tag}"
+        if self.digest:
+            ref += f"@{self.digest}"
+        return ref
+
+
+@dataclass(frozen=True)
+class Probe:
+    http_path: str | None = None
+    port: int | None = None
+    command: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Autoscaling:
+    min_replicas: int
+    max_replicas: int
+    cpu: int | None
+    memory: int | None
+
+
+@dataclass(frozen=True)
+class Resources:
+    requests: dict[str, str]
+    limits: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    type: ComponentType
+    command: tuple[str, ...] | None
+    args: tuple[str, ...] | None
+    port: int | None
+    replicas: int
+    autoscaling: Autoscaling | None
+    probe: Probe
+    resources: Resources
+    termination_grace_seconds: int
+
+    @property
+    def pods_at_least(self) -> int:
+        return self.autoscaling.min_replicas if self.autoscaling else self.replicas
+
+
+@dataclass(frozen=True)
+class Secret:
+    name: str
+    keys: tuple[str, ...]
+    mount: SecretMount
+    mount_path: str
+
+
+@dataclass(frozen=True)
+class Port:
+    port: int
+    protocol: str = "TCP"
+
+
+@dataclass(frozen=True)
+class Peer:
+    namespace: str
+    pod_selector: dict[str, str]
+
+
+@dataclass(frozen=True)
+class EgressRule:
+    name: str | None
+    cidr: str | None
+    excepted: tuple[str, ...]
+    namespace: str | None
+    pod_selector: dict[str, str]
+    ports: tuple[Port, ...]
+
+
+@dataclass(frozen=True)
+class Network:
+    ingress_from: tuple[Peer, ...] = ()
+    egress: tuple[EgressRule, ...] = ()
+
+
+@dataclass(frozen=True)
+class Ingress:
+    host: str
+    class_name: str
+    tls_secret: str
+    annotations: dict[str, str]
+    component: str
+    path: str
+
+
+@dataclass(frozen=True)
+class Migrate:
+    command: tuple[str, ...]
+    timeout_seconds: int
+    backoff_limit: int
+    resources: Resources
+
+
+@dataclass(frozen=True)
+class Security:
+    run_as_user: int
+    run_as_group: int
+    fs_group: int
+    tmp_size: str
+
+
+@dataclass(frozen=True)
+class Patch:
+    """A user patch: a strategic merge patch (a mapping) or JSON patch operations (a list)."""
+
+    body: dict | list
+    target: dict[str, str]
+    where: Span  # for errors raised while applying it
+
+
+@dataclass(frozen=True)
+class GitOps:
+    tool: GitOpsTool
+    repo_url: str
+    revision: str
+    path: str
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What one environment runs. name is None for the shared base (the App's settings alone)."""
+
+    app: str
+    name: str | None
+    namespace: str | None
+    cluster: str | None
+    tier: Tier | None
+    image: Image
+    env: dict[str, str]
+    secrets: tuple[Secret, ...]
+    components: tuple[Component, ...]
+    migrate: Migrate | None
+    network: Network
+    ingress: Ingress | None
+    security: Security
+    rbac_rules: tuple[dict, ...]
+    extra_objects: tuple[dict, ...]
+    patches: tuple[Patch, ...]
+    sealed_secrets: tuple[dict, ...]  # SealedSecret objects, as they will be applied
+    gitops: GitOps | None
+    sources: tuple[str, ...] = field(default=())  # the spec files it was compiled from
+
+    @property
+    def instance(self) -> str | None:
+        return f"{self.app}-{self.name}" if self.name else None
+
+    def component(self, name: str) -> Component:
+        return next(c for c in self.components if c.name == name)

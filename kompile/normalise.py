@@ -1,0 +1,236 @@
+"""Merged, validated settings -> the model: every default applied, every name derived, no YAML left."""
+
+from __future__ import annotations
+
+import re
+
+from kompile.merge import app_settings
+from kompile.model import (
+    Autoscaling,
+    Component,
+    ComponentType,
+    EgressRule,
+    Environment,
+    GitOps,
+    GitOpsTool,
+    Image,
+    Ingress,
+    Migrate,
+    Network,
+    Patch,
+    Peer,
+    Port,
+    Probe,
+    Resources,
+    Secret,
+    SecretMount,
+    Security,
+    Tier,
+)
+from kompile.project import Project
+from kompile.quantity import parse_quantity
+from kompile.source import YMap, plain
+from kompile.spec import quantity_text
+from kompile.validate import SCOPE_ANNOTATIONS, Resolved
+
+DEFAULT_REQUESTS = {"cpu": "100m", "memory": "256Mi", "ephemeral-storage": "64Mi"}
+DEFAULT_LIMITS = {"cpu": "1", "memory": "512Mi", "ephemeral-storage": "1Gi"}
+DEFAULT_AUTOSCALING_CPU = 80
+GUNICORN_GRACEFUL_TIMEOUT = 30  # gunicorn's own default
+PRE_STOP_SECONDS = 5  # time for endpoints to drop the pod before gunicorn stops accepting
+GRACE_SECONDS = {ComponentType.WORKER: 60, ComponentType.SCHEDULER: 30}
+DEFAULT_SECURITY = Security(run_as_user=10001, run_as_group=10001, fs_group=10001, tmp_size="256Mi")
+MIGRATE_TIMEOUT = 900
+MIGRATE_BACKOFF = 1
+
+
+def normalise_environment(project: Project, resolved: Resolved) -> Environment:
+    return _environment(project, resolved.settings, resolved.name, resolved.sources)
+
+
+def normalise_base(project: Project) -> Environment:
+    """The App's settings alone: what every environment shares, compiled into bases/<app>/."""
+    return _environment(project, app_settings(project), None, (project.app.rel,))
+
+
+def _environment(project: Project, settings: YMap, name: str | None, sources: tuple[str, ...]) -> Environment:
+    env = {k: str(v) for k, v in sorted((settings.get("env") or {}).items())}
+    gunicorn_grace = _gunicorn_graceful_timeout(env)
+    components = tuple(
+        _component(component_name, body, gunicorn_grace)
+        for component_name, body in sorted((settings.get("components") or {}).items())
+    )
+    image = settings.get("image") or {}
+    namespace = settings.get("namespace") if name else None
+    return Environment(
+        app=project.name,
+        name=name,
+        namespace=namespace,
+        cluster=settings.get("cluster"),
+        tier=Tier(settings["tier"]) if settings.get("tier") else None,
+        image=Image(image.get("repository", ""), image.get("tag"), image.get("digest")),
+        env=env,
+        secrets=tuple(_secret(s) for s in settings.get("secrets") or ()),
+        components=components,
+        migrate=_migrate(settings.get("migrate")),
+        network=_network(settings.get("network") or {}),
+        ingress=_ingress(settings.get("ingress"), components),
+        security=_security(settings.get("security") or {}),
+        rbac_rules=tuple(plain(rule) for rule in ((settings.get("rbac") or {}).get("rules") or ())),
+        extra_objects=tuple(plain(obj) for rel in settings.get("extraResources") or () for obj in project.manifests(rel, None)),
+        patches=tuple(_patches(project, settings)),
+        sealed_secrets=tuple(_sealed_secrets(project, settings, namespace)) if name else (),
+        gitops=_gitops(project.app.spec.get("gitops")),
+        sources=sources,
+    )
+
+
+def _component(name: str, body: dict, gunicorn_grace: int) -> Component:
+    kind = ComponentType(body["type"])
+    autoscaling = body.get("autoscaling")
+    probes = body["probes"]
+    if probes.get("http") is not None:
+        probe = Probe(http_path=probes["http"]["path"], port=probes["http"].get("port", body.get("port")))
+    else:
+        probe = Probe(command=tuple(probes["exec"]["command"]))
+    grace = gunicorn_grace + PRE_STOP_SECONDS + 5 if kind is ComponentType.WEB else GRACE_SECONDS[kind]
+    return Component(
+        name=name,
+        type=kind,
+        command=tuple(body["command"]) if body.get("command") else None,
+        args=tuple(body["args"]) if body.get("args") else None,
+        port=body.get("port"),
+        replicas=min(body.get("replicas", 1), 1) if kind is ComponentType.SCHEDULER else body.get("replicas", 1),
+        autoscaling=Autoscaling(
+            min_replicas=autoscaling["minReplicas"],
+            max_replicas=autoscaling["maxReplicas"],
+            cpu=autoscaling.get("cpu", DEFAULT_AUTOSCALING_CPU if autoscaling.get("memory") is None else None),
+            memory=autoscaling.get("memory"),
+        ) if autoscaling and kind is not ComponentType.SCHEDULER else None,
+        probe=probe,
+        resources=resources_with_defaults(body.get("resources") or {}),
+        termination_grace_seconds=body.get("terminationGracePeriodSeconds", grace),
+    )
+
+
+def resources_with_defaults(given: dict) -> Resources:
+    """Fill what the spec leaves out, never leaving a limit below its request."""
+    requests = {k: quantity_text(v) for k, v in (given.get("requests") or {}).items()}
+    limits = {k: quantity_text(v) for k, v in (given.get("limits") or {}).items()}
+    for resource in ("cpu", "memory", "ephemeral-storage"):
+        if resource not in requests:
+            default = DEFAULT_REQUESTS[resource]
+            limit = limits.get(resource)
+            requests[resource] = limit if limit and parse_quantity(limit) < parse_quantity(default) else default
+        if resource not in limits:
+            default = DEFAULT_LIMITS[resource]
+            request = requests[resource]
+            limits[resource] = request if parse_quantity(request) > parse_quantity(default) else default
+    order = ("cpu", "memory", "ephemeral-storage")
+    return Resources(requests={k: requests[k] for k in order}, limits={k: limits[k] for k in order})
+
+
+def _gunicorn_graceful_timeout(env: dict[str, str]) -> int:
+    match = re.search(r"--graceful-timeout[= ](\d+)", env.get("GUNICORN_CMD_ARGS", ""))
+    return int(match.group(1)) if match else GUNICORN_GRACEFUL_TIMEOUT
+
+
+def _secret(body: dict) -> Secret:
+    mount = SecretMount(body.get("mount", "env"))
+    return Secret(
+        name=body["name"],
+        keys=tuple(body["keys"]),
+        mount=mount,
+        mount_path=body.get("mountPath", f"/etc/secrets/{body['name']}"),
+    )
+
+
+def _migrate(body: dict | None) -> Migrate | None:
+    if not body:
+        return None
+    return Migrate(
+        command=tuple(body["command"]),
+        timeout_seconds=body.get("timeoutSeconds", MIGRATE_TIMEOUT),
+        backoff_limit=body.get("backoffLimit", MIGRATE_BACKOFF),
+        resources=resources_with_defaults(body.get("resources") or {}),
+    )
+
+
+def _network(body: dict) -> Network:
+    return Network(
+        ingress_from=tuple(Peer(p["namespace"], dict(p.get("podSelector") or {})) for p in body.get("ingressFrom") or ()),
+        egress=tuple(
+            EgressRule(
+                name=rule.get("name"),
+                cidr=rule.get("cidr"),
+                excepted=tuple(rule.get("except") or ()),
+                namespace=rule.get("namespace"),
+                pod_selector=dict(rule.get("podSelector") or {}),
+                ports=tuple(Port(p) if isinstance(p, int) else Port(p["port"], p.get("protocol", "TCP")) for p in rule["ports"]),
+            )
+            for rule in body.get("egress") or ()
+        ),
+    )
+
+
+def _ingress(body: dict | None, components: tuple[Component, ...]) -> Ingress | None:
+    if not body:
+        return None
+    target = body.get("component") or next(c.name for c in components if c.type is ComponentType.WEB)
+    return Ingress(
+        host=body["host"],
+        class_name=body["className"],
+        tls_secret=body["tlsSecret"],
+        annotations={k: str(v) for k, v in sorted((body.get("annotations") or {}).items())},
+        component=target,
+        path=body.get("path", "/"),
+    )
+
+
+def _security(body: dict) -> Security:
+    return Security(
+        run_as_user=body.get("runAsUser", DEFAULT_SECURITY.run_as_user),
+        run_as_group=body.get("runAsGroup", DEFAULT_SECURITY.run_as_group),
+        fs_group=body.get("fsGroup", DEFAULT_SECURITY.fs_group),
+        tmp_size=quantity_text(body.get("tmpSize", DEFAULT_SECURITY.tmp_size)),
+    )
+
+
+def _patches(project: Project, settings: YMap):
+    patches = settings.get("patches") or ()
+    for index, entry in enumerate(patches):
+        where = patches.item_span(index)
+        body = project.manifests(entry["path"], None)[0] if entry.get("path") else entry["patch"]
+        yield Patch(body=plain(body), target=dict(plain(entry.get("target") or {})), where=where)
+
+
+def _sealed_secrets(project: Project, settings: YMap, namespace: str):
+    for name, entry in sorted((settings.get("sealedSecrets") or {}).items()):
+        if entry.get("file"):
+            yield plain(project.manifests(entry["file"], None)[0])
+            continue
+        scope = entry.get("scope", "strict")
+        annotations = {SCOPE_ANNOTATIONS[scope]: "true"} if scope in SCOPE_ANNOTATIONS else {}
+        metadata = {"name": name, "namespace": namespace}
+        if annotations:
+            metadata["annotations"] = annotations
+        yield {
+            "apiVersion": "bitnami.com/v1alpha1",
+            "kind": "SealedSecret",
+            "metadata": dict(metadata),
+            "spec": {
+                "encryptedData": {k: entry["encryptedData"][k] for k in sorted(entry["encryptedData"])},
+                "template": {"metadata": dict(metadata), "type": "Opaque"},
+            },
+        }
+
+
+def _gitops(body: dict | None) -> GitOps | None:
+    if not body:
+        return None
+    return GitOps(
+        tool=GitOpsTool(body["tool"]),
+        repo_url=body["repoURL"],
+        revision=body.get("revision", "main"),
+        path=(body.get("path") or "").strip("/"),
+    )

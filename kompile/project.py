@@ -1,0 +1,125 @@
+"""Finding and reading a repo's specs: environments/*.yaml, one App and its Environments."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kompile import spec
+from kompile.errors import Code, Collector, Diagnostic, KompileError, Span
+from kompile.source import YMap, decode_utf8, parse_document, parse_manifests, read_bytes
+
+ENVIRONMENTS_DIR = "environments"
+SPEC_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class SpecFile:
+    rel: str
+    kind: str
+    name: str
+    doc: YMap
+
+    @property
+    def spec(self) -> YMap:
+        value = self.doc.get("spec")
+        if isinstance(value, YMap):
+            return value
+        empty = YMap(self.doc.value_span("spec") if "spec" in self.doc else self.doc.span)
+        return empty
+
+
+@dataclass
+class Project:
+    """The loaded specs, and every input file read so far with the hash of its bytes."""
+
+    root: Path
+    app: SpecFile
+    environments: dict[str, SpecFile]
+    inputs: dict[str, str] = field(default_factory=dict)
+    _manifests: dict[str, list[YMap]] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.app.name
+
+    def manifests(self, rel: str, span: Span | None) -> list[YMap]:
+        """Kubernetes objects from a file the specs refer to (sealed secrets, extra resources, patches)."""
+        if rel not in self._manifests:
+            self._manifests[rel] = parse_manifests(read_input(self.root, rel, span, self.inputs), rel)
+        return self._manifests[rel]
+
+
+def read_input(root: Path, rel: str, span: Span | None, inputs: dict[str, str]) -> str:
+    data = read_bytes(root, rel, span)
+    inputs[rel] = hashlib.sha256(data).hexdigest()
+    return decode_utf8(data, rel)
+
+
+def spec_paths(root: Path) -> list[str]:
+    """The spec files, as paths relative to root, in a stable order."""
+    folder = root / ENVIRONMENTS_DIR
+    if not folder.is_dir():
+        raise KompileError([Diagnostic(Code.NO_ENVIRONMENTS, f"no '{ENVIRONMENTS_DIR}/' folder in {root}", Span(ENVIRONMENTS_DIR),
+                                       "run kompile in the repo root, or pass --root")])
+    names = sorted(p.name for p in folder.iterdir() if p.suffix in SPEC_SUFFIXES and not p.name.startswith("."))
+    return [f"{ENVIRONMENTS_DIR}/{name}" for name in names]
+
+
+def load_project(root: Path) -> Project:
+    """Read and check every spec file; raise one KompileError listing every problem found."""
+    out = Collector()
+    inputs: dict[str, str] = {}
+    files: list[SpecFile] = []
+    for rel in spec_paths(root):
+        try:
+            doc = parse_document(read_input(root, rel, None, inputs), rel)
+        except KompileError as exc:
+            out.add(exc.diagnostics)
+            continue
+        loaded = _classify(doc, rel, out)
+        if loaded is not None:
+            files.append(loaded)
+
+    apps = [f for f in files if f.kind == "App"]
+    if not apps and not out:
+        out.error(Code.APP_COUNT, f"no App found in {ENVIRONMENTS_DIR}/", Span(ENVIRONMENTS_DIR),
+                  "add environments/app.yaml with kind: App (kompile init writes one)")
+    for extra in apps[1:]:
+        out.error(Code.APP_COUNT, f"a second App '{extra.name}' (the first is in {apps[0].rel})",
+                  extra.doc.value_span("kind"), "a repo holds exactly one App; move the other app to its own repo or folder")
+    environments = {f.name: f for f in files if f.kind == "Environment"}
+    if apps and not environments and not out:
+        out.error(Code.NO_ENVIRONMENTS, f"no Environment found in {ENVIRONMENTS_DIR}/", Span(ENVIRONMENTS_DIR),
+                  "add environments/dev.yaml with kind: Environment")
+    out.raise_if_any()
+    return Project(root=root, app=apps[0], environments=dict(sorted(environments.items())), inputs=inputs)
+
+
+def _classify(doc: YMap, rel: str, out: Collector) -> SpecFile | None:
+    api_version = doc.get("apiVersion")
+    kind = doc.get("kind")
+    problems = len(out.items)
+    if api_version != spec.API_VERSION:
+        where = doc.value_span("apiVersion") if "apiVersion" in doc else doc.span
+        out.error(Code.WRONG_KIND, f"apiVersion must be {spec.API_VERSION}, found {api_version!r}", where,
+                  "kompile reads only its own documents; Kubernetes manifests go in spec.extraResources")
+    if kind not in spec.KINDS:
+        where = doc.value_span("kind") if "kind" in doc else doc.span
+        close = difflib.get_close_matches(str(kind), list(spec.KINDS), n=1) if isinstance(kind, str) else []
+        out.error(Code.WRONG_KIND, f"kind must be App or Environment, found {kind!r}", where,
+                  f"did you mean '{close[0]}'?" if close else None)
+    if len(out.items) > problems:
+        return None
+    spec.check_document(doc, kind, out)
+    if len(out.items) > problems:
+        return None
+    name = doc["metadata"]["name"]
+    stem = rel.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    if kind == "Environment" and name != stem:
+        out.error(Code.NAME_MISMATCH, f"environment '{name}' is in {rel}; its name must equal the file name",
+                  doc["metadata"].value_span("name"), f"rename the file to {name}.yaml or set metadata.name: {stem}")
+        return None
+    return SpecFile(rel=rel, kind=kind, name=name, doc=doc)

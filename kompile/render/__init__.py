@@ -1,0 +1,242 @@
+"""Environment -> the Kubernetes objects it runs (kompile's own model of them, not via kustomize).
+
+render_environment(env) is exactly what `kubectl kustomize overlays/<env>` builds from the output;
+the tests hold the two equal. For the shared base (env.name is None) it is what bases/<app>/ holds.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import jsonpatch
+
+from kompile.errors import Code, Diagnostic, KompileError, Span
+from kompile.k8s import meta
+from kompile.k8s.strategic import PatchError, apply_patch
+from kompile.model import Environment, GitOpsTool, Patch
+from kompile.render.components import RENDERERS
+from kompile.render.context import build_context
+from kompile.render.shared import (
+    render_config,
+    render_default_deny,
+    render_identity,
+    render_migrate,
+    render_namespace,
+    render_sealed_secrets,
+)
+
+# Argo CD applies a wave, waits until it is healthy, then starts the next: identity, config, secrets
+# and network policies first; then the migration Job (a Sync hook); then what runs the new release.
+ARGOCD_WAVES = {
+    "Namespace": "-1", "ServiceAccount": "-1", "Role": "-1", "RoleBinding": "-1", "ConfigMap": "-1",
+    "SealedSecret": "-1", "NetworkPolicy": "-1",
+    "Job": "0",
+    "Deployment": "1", "Service": "1", "Ingress": "1", "HorizontalPodAutoscaler": "1", "PodDisruptionBudget": "1",
+}
+ARGOCD_WAVE = "argocd.argoproj.io/sync-wave"
+ARGOCD_HOOK = {
+    # Sync, not PreSync: on a first install a PreSync Job would run before its Secret exists.
+    "argocd.argoproj.io/hook": "Sync",
+    "argocd.argoproj.io/hook-delete-policy": "BeforeHookCreation",
+}
+FLUX_FORCE = {"kustomize.toolkit.fluxcd.io/force": "enabled"}  # a Job's template is immutable: recreate it
+
+# Kinds kustomize's namespace transformer leaves alone.
+CLUSTER_SCOPED = frozenset({
+    "Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "PersistentVolume", "StorageClass",
+    "PriorityClass", "IngressClass", "RuntimeClass", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration",
+    "APIService", "CSIDriver", "VolumeSnapshotClass",
+})
+# Where kustomize's labels transformer (includeTemplates) also writes.
+TEMPLATES = {
+    "Deployment": (("spec", "template"),), "StatefulSet": (("spec", "template"),), "DaemonSet": (("spec", "template"),),
+    "ReplicaSet": (("spec", "template"),), "Job": (("spec", "template"),),
+    "CronJob": (("spec", "jobTemplate"), ("spec", "jobTemplate", "spec", "template")),
+}
+
+
+def object_id(obj: dict) -> tuple[str, str, str]:
+    """(group, kind, name): unique within one environment's namespace."""
+    group = obj["apiVersion"].rpartition("/")[0]
+    return group, obj["kind"], obj["metadata"]["name"]
+
+
+def render_environment(env: Environment) -> list[dict]:
+    ctx = build_context(env)
+    objects = [
+        *render_namespace(ctx),
+        *render_identity(ctx),
+        *render_config(ctx),
+        *render_sealed_secrets(ctx),
+        *render_default_deny(ctx),
+    ]
+    for component in env.components:
+        objects.extend(RENDERERS[component.type](ctx, component))
+    objects.extend(render_migrate(ctx))
+    if env.gitops is not None:
+        _annotate_for_gitops(objects, env.gitops.tool)
+    objects.extend(_extra_objects(env, objects))
+    objects = _apply_patches(objects, env.patches)
+    if env.name is not None:
+        objects = [transform_for_environment(obj, env) for obj in objects]
+        check_secret_references(env, objects)
+    return objects
+
+
+def _annotate_for_gitops(objects: list[dict], tool: GitOpsTool) -> None:
+    for obj in objects:
+        kind = obj["kind"]
+        added: dict[str, str] = {}
+        if tool is GitOpsTool.ARGOCD and kind in ARGOCD_WAVES:
+            added[ARGOCD_WAVE] = ARGOCD_WAVES[kind]
+            if kind == "Job":
+                added.update(ARGOCD_HOOK)
+        elif tool is GitOpsTool.FLUX and kind == "Job":
+            added.update(FLUX_FORCE)
+        if added:
+            metadata = obj["metadata"]
+            metadata["annotations"] = dict(sorted({**metadata.get("annotations", {}), **added}.items()))
+
+
+def _extra_objects(env: Environment, generated: list[dict]) -> list[dict]:
+    taken = {object_id(obj) for obj in generated}
+    extra = []
+    for obj in env.extra_objects:
+        obj = copy.deepcopy(obj)
+        obj["metadata"].pop("namespace", None)  # it lands in the environment's namespace, as kustomize would put it
+        if object_id(obj) in taken:
+            group, kind, name = object_id(obj)
+            raise KompileError([Diagnostic(Code.EXTRA_RESOURCE, f"extra resource {kind}/{name} has the name of an object kompile generates",
+                                           Span(env.sources[-1]), "change it with spec.patches instead")])
+        taken.add(object_id(obj))
+        extra.append(obj)
+    return extra
+
+
+def _apply_patches(objects: list[dict], patches: tuple[Patch, ...]) -> list[dict]:
+    for patch in patches:
+        target = patch.target or {
+            "kind": patch.body.get("kind"),
+            "name": (patch.body.get("metadata") or {}).get("name"),
+        }
+        matched = False
+        for index, obj in enumerate(objects):
+            if not _matches(obj, target):
+                continue
+            matched = True
+            try:
+                if isinstance(patch.body, list):
+                    objects[index] = jsonpatch.apply_patch(obj, patch.body)
+                else:
+                    objects[index] = apply_patch(obj, _patch_body(patch))
+            except (PatchError, jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+                raise KompileError([Diagnostic(Code.PATCH, f"patch does not apply to {obj['kind']}/{obj['metadata']['name']}: {exc}",
+                                               patch.where)]) from None
+        if not matched:
+            what = "/".join(str(target.get(k)) for k in ("kind", "name") if target.get(k))
+            raise KompileError([Diagnostic(Code.PATCH, f"patch matches no object ({what})", patch.where,
+                                           "`kompile render ENV` lists the objects and their names")])
+    return objects
+
+
+def _patch_body(patch: Patch) -> dict:
+    """With an explicit target, the patch's own identity is not applied (it may name several objects)."""
+    if not patch.target:
+        return patch.body
+    body = {k: v for k, v in patch.body.items() if k not in ("apiVersion", "kind")}
+    if isinstance(body.get("metadata"), dict):
+        body["metadata"] = {k: v for k, v in body["metadata"].items() if k not in ("name", "namespace")}
+    return body
+
+
+def _matches(obj: dict, target: dict) -> bool:
+    group, _, version = obj["apiVersion"].rpartition("/")
+    checks = {"kind": obj["kind"], "name": obj["metadata"]["name"], "group": group, "version": version}
+    return all(target.get(key) in (None, value) for key, value in checks.items())
+
+
+# ---------------------------------------------------------------------------------------------
+# What the overlay's kustomization transformers do (namespace, labels, images), done in the model.
+
+
+def transform_for_environment(obj: dict, env: Environment) -> dict:
+    obj = copy.deepcopy(obj)
+    metadata = obj["metadata"]
+    if obj["kind"] not in CLUSTER_SCOPED:
+        metadata = obj["metadata"] = {"name": metadata["name"], "namespace": env.namespace, **metadata}
+    added = environment_labels(env)
+    metadata["labels"] = dict(sorted({**metadata.get("labels", {}), **added}.items()))
+    for path in TEMPLATES.get(obj["kind"], ()):
+        node = obj
+        for key in path:
+            node = node.setdefault(key, {})
+        node_meta = node.setdefault("metadata", {})
+        node_meta["labels"] = dict(sorted({**node_meta.get("labels", {}), **added}.items()))
+    _retag_images(obj, env)
+    return obj
+
+
+def environment_labels(env: Environment) -> dict[str, str]:
+    labels = {meta.INSTANCE: env.instance}
+    if env.image.tag and len(env.image.tag) <= 63:
+        labels[meta.VERSION] = env.image.tag
+    return labels
+
+
+def image_name(ref: str) -> str:
+    """An image reference without its tag and digest."""
+    ref = ref.split("@", 1)[0]
+    slash = ref.rfind("/")
+    colon = ref.rfind(":")
+    return ref[:colon] if colon > slash else ref
+
+
+def _retag_images(node, env: Environment) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("containers", "initContainers") and isinstance(value, list):
+                for container in value:
+                    if isinstance(container, dict) and isinstance(container.get("image"), str) \
+                            and image_name(container["image"]) == env.image.repository:
+                        container["image"] = env.image.ref
+            _retag_images(value, env)
+    elif isinstance(node, list):
+        for item in node:
+            _retag_images(item, env)
+
+
+def check_secret_references(env: Environment, objects: list[dict]) -> None:
+    """Every Secret a pod reads must be unsealed (or synced) by an object of the same environment."""
+    provided = set()
+    for obj in objects:
+        if obj["kind"] == "SealedSecret":
+            template_meta = ((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}
+            provided.add(template_meta.get("name") or obj["metadata"]["name"])
+        elif obj["kind"] == "ExternalSecret":
+            provided.add(((obj.get("spec") or {}).get("target") or {}).get("name") or obj["metadata"]["name"])
+    problems = []
+    for obj in objects:
+        for name in sorted(_secret_names(obj)):
+            if name not in provided:
+                problems.append(Diagnostic(
+                    Code.SECRET_REFERENCE, f"{obj['kind']}/{obj['metadata']['name']} reads Secret '{name}', which nothing in "
+                    f"environment '{env.name}' provides", Span(env.sources[-1]),
+                    f"add sealedSecrets: {{{name}: ...}} to {env.sources[-1]}, or declare it under the App's secrets"))
+    if problems:
+        raise KompileError(problems)
+
+
+def _secret_names(node) -> set[str]:
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("secretRef", "secretKeyRef") and isinstance(value, dict) and isinstance(value.get("name"), str):
+                found.add(value["name"])
+            elif key == "secret" and isinstance(value, dict) and isinstance(value.get("secretName", value.get("name")), str):
+                found.add(value.get("secretName", value.get("name")))  # a volume, or a projected volume's source
+            else:
+                found |= _secret_names(value)
+    elif isinstance(node, list):
+        for item in node:
+            found |= _secret_names(item)
+    return found

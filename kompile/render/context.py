@@ -1,0 +1,81 @@
+"""What every renderer of one environment shares: names, labels, hashes and the pod identity."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+
+from kompile.k8s import meta
+from kompile.k8s.pod import PodIdentity
+from kompile.model import Component, Environment, SecretMount
+
+
+@dataclass(frozen=True)
+class Context:
+    env: Environment
+    identity: PodIdentity
+    config_name: str
+    pod_annotations: dict[str, str]
+
+    @property
+    def app(self) -> str:
+        return self.env.app
+
+    def name(self, component: str) -> str:
+        return f"{self.env.app}-{component}"
+
+    def labels(self, component: str | None = None) -> dict[str, str]:
+        return meta.labels(self.env.app, component)
+
+    def selector(self, component: str) -> dict[str, str]:
+        return meta.selector_labels(self.env.app, component)
+
+    def env_from(self) -> list[dict]:
+        """The ConfigMap first, then the secrets: a secret wins over a setting of the same name."""
+        sources = [{"configMapRef": {"name": self.config_name}}]
+        sources += [{"secretRef": {"name": s.name}} for s in self.env.secrets if s.mount is SecretMount.ENV]
+        return sources
+
+    def secret_volumes(self) -> tuple[list[dict], list[dict]]:
+        volumes, mounts = [], []
+        for secret in self.env.secrets:
+            if secret.mount is SecretMount.FILES:
+                volume = f"secret-{secret.name}"[:63].rstrip("-.")
+                # 0440 with fsGroup: readable by the app's group, never writable.
+                volumes.append({"name": volume, "secret": {"defaultMode": 0o440, "secretName": secret.name}})
+                mounts.append({"mountPath": secret.mount_path, "name": volume, "readOnly": True})
+        return volumes, mounts
+
+
+def build_context(env: Environment) -> Context:
+    annotations = {"kompile.dev/config-hash": _digest(env.env)}
+    sealed = {s["metadata"]["name"]: s.get("spec", {}).get("encryptedData", {}) for s in env.sealed_secrets}
+    if sealed:
+        # A new sealed value must restart the pods, as a new setting does.
+        annotations["kompile.dev/secrets-hash"] = _digest(sealed)
+    identity = PodIdentity(
+        service_account=env.app,
+        run_as_user=env.security.run_as_user,
+        run_as_group=env.security.run_as_group,
+        fs_group=env.security.fs_group,
+        tmp_size=env.security.tmp_size,
+        api_access=bool(env.rbac_rules),
+    )
+    return Context(env=env, identity=identity, config_name=f"{env.app}-config", pod_annotations=annotations)
+
+
+def probe_host(env: Environment, component: Component) -> str | None:
+    """The Host header for HTTP probes: Django rejects the kubelet's pod IP unless it is allowed."""
+    if env.ingress and env.ingress.component == component.name:
+        return env.ingress.host
+    for host in re.split(r"[,\s]+", env.env.get("DJANGO_ALLOWED_HOSTS", "")):
+        host = host.strip().lstrip(".")
+        if host and "*" not in host:
+            return host
+    return None
+
+
+def _digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,326 @@
+"""Reading input files: the only place that touches YAML positions.
+
+libyaml (PyYAML's CSafeLoader) composes the node graph, which carries a mark for every node, and this
+module builds plain dicts and lists from it. That is several times faster than a pure-Python
+round-trip loader, which matters when a repo holds a thousand environments, and it lets kompile apply
+its own rules while building: duplicate keys are errors, only the core YAML tags are allowed, and
+alias expansion and nesting are bounded.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path, PurePosixPath
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+from kompile.errors import Code, Collector, Diagnostic, KompileError, Span
+
+MAX_FILE_BYTES = 1 << 20
+# Aliases are expanded while building; a "billion laughs" document stops here, in milliseconds.
+MAX_NODES = 50_000
+MAX_DEPTH = 64
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_scalars = SafeConstructor()
+
+_STR = "tag:yaml.org,2002:str"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+_MERGE = "tag:yaml.org,2002:merge"
+_SCALAR_BUILDERS = {
+    _STR: lambda node: node.value,
+    "tag:yaml.org,2002:null": lambda node: None,
+    "tag:yaml.org,2002:bool": _scalars.construct_yaml_bool,
+    "tag:yaml.org,2002:int": _scalars.construct_yaml_int,
+    "tag:yaml.org,2002:float": _scalars.construct_yaml_float,
+    # A date is kept as the text the user wrote: no field of a spec is a timestamp.
+    "tag:yaml.org,2002:timestamp": lambda node: node.value,
+}
+
+
+class YMap(dict):
+    """A mapping that remembers where each key and value came from (after merging, per key)."""
+
+    __slots__ = ("span", "key_spans", "value_spans")
+
+    def __init__(self, span: Span) -> None:
+        super().__init__()
+        self.span = span
+        self.key_spans: dict[str, Span] = {}
+        self.value_spans: dict[str, Span] = {}
+
+    def key_span(self, key: str) -> Span:
+        return self.key_spans.get(key, self.span)
+
+    def value_span(self, key: str) -> Span:
+        return self.value_spans.get(key, self.span)
+
+
+class YList(list):
+    __slots__ = ("span", "item_spans")
+
+    def __init__(self, span: Span) -> None:
+        super().__init__()
+        self.span = span
+        self.item_spans: list[Span] = []
+
+    def item_span(self, index: int) -> Span:
+        return self.item_spans[index] if index < len(self.item_spans) else self.span
+
+
+def plain(value):
+    """Strip position bookkeeping: what the renderers and the YAML emitter see."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Paths: everything kompile reads lives under the repo root.
+
+
+def check_relative_path(text: str) -> str | None:
+    """Why a path written in a spec is not acceptable, or None. Pure: no file system access."""
+    if not text:
+        return "the path is empty"
+    if "\x00" in text:
+        return "the path contains a NUL byte"
+    if "\\" in text:
+        return "use '/' to separate folders"
+    if text.startswith("/") or (len(text) > 1 and text[1] == ":"):
+        return "the path is absolute; write it relative to the repo root"
+    if ".." in PurePosixPath(text).parts:
+        return "the path climbs out with '..'; write it relative to the repo root"
+    return None
+
+
+def resolve_inside(root: Path, rel: str, span: Span | None) -> Path:
+    """The real path of rel under root; refuses anything that leaves the root or is not a plain file."""
+    problem = check_relative_path(rel)
+    if problem:
+        raise KompileError([Diagnostic(Code.PATH_OUTSIDE_ROOT, f"path '{rel}' is refused: {problem}", span)])
+    real_root = root.resolve()
+    candidate = real_root / rel
+    try:
+        real = candidate.resolve(strict=True)
+    except (FileNotFoundError, NotADirectoryError):
+        raise KompileError([Diagnostic(Code.UNREADABLE, f"file '{rel}' does not exist", span,
+                                       "paths are relative to the repo root (the folder that holds environments/)")]) from None
+    except (OSError, RuntimeError) as exc:  # symlink loops, permissions
+        raise KompileError([Diagnostic(Code.UNREADABLE, f"cannot read '{rel}': {exc}", span)]) from None
+    if real != real_root and real_root not in real.parents:
+        raise KompileError([Diagnostic(Code.PATH_OUTSIDE_ROOT,
+                                       f"path '{rel}' resolves outside the repo root (through a symlink)", span,
+                                       "kompile only reads files inside the repo")])
+    return real
+
+
+def read_bytes(root: Path, rel: str, span: Span | None = None) -> bytes:
+    """Read a file under root, refusing devices, directories and huge files."""
+    path = resolve_inside(root, rel, span)
+    where = span or Span(rel)
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise KompileError([Diagnostic(Code.UNREADABLE, f"'{rel}' is not a regular file", where)])
+        if info.st_size > MAX_FILE_BYTES:
+            raise KompileError([Diagnostic(Code.UNREADABLE, f"'{rel}' is {info.st_size} bytes; the limit is 1 MiB",
+                                           where, "split it, or move what is not configuration out of the repo")])
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise KompileError([Diagnostic(Code.UNREADABLE, f"cannot read '{rel}': {exc.strerror}", where)]) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise KompileError([Diagnostic(Code.UNREADABLE, f"'{rel}' is larger than 1 MiB", where)])
+    return data
+
+
+def decode_utf8(data: bytes, rel: str) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise KompileError([Diagnostic(Code.NOT_UTF8, f"'{rel}' is UTF-16; kompile reads UTF-8 only", Span(rel, 1, 1),
+                                       "save the file as UTF-8")])
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise KompileError([Diagnostic(Code.NOT_UTF8, f"'{rel}' is not valid UTF-8 (byte 0x{data[exc.start]:02x})",
+                                       Span(rel, line, col), "save the file as UTF-8")]) from None
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML
+
+
+def parse_yaml(text: str, rel: str) -> list:
+    """Every document in text as YMap / YList / scalars. Raises KompileError with positions."""
+    try:
+        nodes = list(yaml.compose_all(text, Loader=_Loader))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        span = Span(rel, mark.line + 1, mark.column + 1) if mark else Span(rel)
+        problem = exc.problem or "invalid YAML"
+        hint = "YAML nests at most a few hundred levels here" if "nesting depth" in problem else None
+        raise KompileError([Diagnostic(Code.YAML_SYNTAX, f"YAML syntax error: {problem}", span, hint)]) from None
+    except yaml.reader.ReaderError as exc:
+        raise KompileError([Diagnostic(Code.YAML_SYNTAX, f"YAML syntax error: unacceptable character #x{exc.character:04x}",
+                                       _offset_span(text, exc.position, rel),
+                                       "remove control characters (NUL, escape codes) from the file")]) from None
+    except yaml.YAMLError as exc:  # anything libyaml reports without a mark
+        raise KompileError([Diagnostic(Code.YAML_SYNTAX, f"YAML error: {exc}", Span(rel))]) from None
+    collector = Collector()
+    docs = [_Builder(rel, collector).build(node, 0) for node in nodes]
+    collector.raise_if_any()
+    return docs
+
+
+def parse_document(text: str, rel: str) -> YMap:
+    """Exactly one YAML document whose top level is a mapping."""
+    docs = parse_yaml(text, rel)
+    if not docs:
+        raise KompileError([Diagnostic(Code.DOCUMENT_COUNT, "the file holds no YAML document", Span(rel, 1, 1),
+                                       "an environment file holds one App or one Environment")])
+    if len(docs) > 1:
+        second = docs[1]
+        span = second.span if isinstance(second, YMap | YList) else Span(rel)
+        raise KompileError([Diagnostic(Code.DOCUMENT_COUNT, "the file holds more than one YAML document", span,
+                                       "put each App or Environment in a file of its own")])
+    doc = docs[0]
+    if not isinstance(doc, YMap):
+        raise KompileError([Diagnostic(Code.WRONG_TYPE, f"expected a mapping at the top level, found {describe(doc)}",
+                                       doc.span if isinstance(doc, YList) else Span(rel, 1, 1))])
+    return doc
+
+
+def parse_manifests(text: str, rel: str) -> list[YMap]:
+    """The Kubernetes objects in a multi-document YAML file (empty documents skipped)."""
+    docs = parse_yaml(text, rel)
+    out = []
+    for doc in docs:
+        if doc is None:
+            continue
+        if not isinstance(doc, YMap):
+            where = doc.span if isinstance(doc, YList) else Span(rel)
+            raise KompileError([Diagnostic(Code.WRONG_TYPE, f"expected a Kubernetes object, found {describe(doc)}", where)])
+        out.append(doc)
+    return out
+
+
+def describe(value) -> str:
+    """A value's YAML type, as users name it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _offset_span(text: str, offset: int, rel: str) -> Span:
+    line = text.count("\n", 0, offset) + 1
+    col = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return Span(rel, line, col)
+
+
+class _TooComplex(Exception):
+    pass
+
+
+class _Builder:
+    """Builds Python values from a composed node graph, expanding aliases within bounds."""
+
+    def __init__(self, rel: str, collector: Collector) -> None:
+        self.rel = rel
+        self.collector = collector
+        self.count = 0
+
+    def span(self, node) -> Span:
+        mark = node.start_mark
+        return Span(self.rel, mark.line + 1, mark.column + 1)
+
+    def build(self, node, depth: int):
+        try:
+            return self._build(node, depth)
+        except _TooComplex as exc:
+            node, why = exc.args
+            raise KompileError([Diagnostic(Code.TOO_COMPLEX, why, self.span(node),
+                                           "write the values out; specs are small and shallow")]) from None
+
+    def _build(self, node, depth: int):
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise _TooComplex(node, f"the document expands to more than {MAX_NODES} values (aliases?)")
+        if depth > MAX_DEPTH:
+            raise _TooComplex(node, f"the document nests deeper than {MAX_DEPTH} levels")
+        if isinstance(node, ScalarNode):
+            builder = _SCALAR_BUILDERS.get(node.tag)
+            if builder is None:
+                self._bad_tag(node)
+                return None
+            try:
+                return builder(node)
+            except (ValueError, OverflowError):
+                self.collector.error(Code.WRONG_TYPE, f"'{node.value}' is not a valid {node.tag.rsplit(':', 1)[-1]}",
+                                     self.span(node), "quote it to make it a string")
+                return None
+        if isinstance(node, SequenceNode):
+            if node.tag != _SEQ:
+                self._bad_tag(node)
+            out = YList(self.span(node))
+            for item in node.value:
+                out.item_spans.append(self.span(item))
+                out.append(self._build(item, depth + 1))
+            return out
+        if isinstance(node, MappingNode):
+            if node.tag != _MAP:
+                self._bad_tag(node)
+            out = YMap(self.span(node))
+            for key_node, value_node in node.value:
+                key = self._key(key_node)
+                if key is None:
+                    continue
+                if key in out:
+                    first = out.key_spans[key]
+                    self.collector.error(Code.DUPLICATE_KEY, f"duplicate key '{key}'", self.span(key_node),
+                                         f"'{key}' is first set at line {first.line}; keep one of them")
+                    continue
+                out.key_spans[key] = self.span(key_node)
+                out.value_spans[key] = self.span(value_node)
+                out[key] = self._build(value_node, depth + 1)
+            return out
+        raise _TooComplex(node, "unsupported YAML node")  # pragma: no cover - libyaml has no other kinds
+
+    def _key(self, node) -> str | None:
+        if node.tag == _MERGE:
+            self.collector.error(Code.TAG_NOT_ALLOWED, "YAML merge keys ('<<') are not supported", self.span(node),
+                                 "write the keys out, or share them through the App or spec.extends")
+            return None
+        if not isinstance(node, ScalarNode) or node.tag not in _SCALAR_BUILDERS:
+            self.collector.error(Code.WRONG_TYPE, "a mapping key must be a plain string", self.span(node))
+            return None
+        if node.tag != _STR:
+            # `on:` or `8000:` would silently become a boolean or an integer key.
+            self.collector.error(Code.WRONG_TYPE, f"key '{node.value}' is read as a {node.tag.rsplit(':', 1)[-1]}, not a string",
+                                 self.span(node), f"quote it: '{node.value}':")
+            return None
+        return node.value
+
+    def _bad_tag(self, node) -> None:
+        self.collector.error(Code.TAG_NOT_ALLOWED, f"YAML tag '{node.tag}' is not allowed", self.span(node),
+                             "specs use plain YAML: strings, numbers, booleans, lists and mappings")

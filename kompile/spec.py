@@ -1,0 +1,598 @@
+"""The user-facing spec: one declarative description that both checks documents and becomes the
+JSON Schema editors use (`kompile schema`), so the two cannot drift apart.
+
+Checking walks a loaded document (source.YMap / YList) beside its type and reports every problem with
+the position of the offending key or value. Cross-field and cross-file rules live in validate.py.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from kompile.errors import Code, Collector, Span
+from kompile.source import YList, YMap, describe
+
+API_VERSION = "kompile.dev/v1alpha1"
+SCHEMA_ID = "https://kompile.dev/schemas/v1alpha1/kompile.schema.json"
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+LABEL_KEY = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+IMAGE_REPOSITORY = (r"^([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)*(:[0-9]+)?/)?"
+                    r"[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$")
+IMAGE_TAG = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+IMAGE_DIGEST = r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$"
+QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
+URL_PATH = r"^/[^\s]*$"
+CLUSTER = r"^(https://[^\s/]+(/[^\s]*)?|[a-z0-9]([-a-z0-9.]*[a-z0-9])?)$"
+
+# A check returns None when the value is fine, else (code, message, hint).
+Check = Callable[[str], "tuple[Code, str, str | None] | None"]
+
+
+@dataclass(frozen=True)
+class Field:
+    type: Type
+    doc: str
+    required: bool = False
+    default: object = None  # documented default; normalise.py applies it
+
+
+class Type:
+    """A node of the spec. check() reports problems; json_schema() describes the same rules."""
+
+    def check(self, value, path: str, span: Span, out: Collector, partial: bool) -> None:
+        raise NotImplementedError
+
+    def json_schema(self) -> dict:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Str(Type):
+    pattern: str | None = None
+    pattern_hint: str | None = None  # what a valid value looks like, for the error message
+    enum: tuple[str, ...] | None = None
+    max_length: int | None = None
+    checks: tuple[Check, ...] = ()
+    name_code: bool = False  # a pattern failure is an invalid name (K205), not an invalid value (K204)
+
+    def check(self, value, path, span, out, partial):
+        if not isinstance(value, str):
+            hint = None
+            if isinstance(value, bool | int | float) and value is not None:
+                hint = "quote the value to make it a string"
+            out.error(Code.WRONG_TYPE, f"{path}: expected a string, found {describe(value)}", span, hint)
+            return
+        if self.enum is not None:
+            if value not in self.enum:
+                close = difflib.get_close_matches(value, self.enum, n=1)
+                hint = f"did you mean '{close[0]}'?" if close else "one of: " + ", ".join(self.enum)
+                out.error(Code.INVALID_VALUE, f"{path}: '{value}' is not one of {', '.join(self.enum)}", span, hint)
+            return
+        if self.max_length is not None and len(value) > self.max_length:
+            out.error(Code.INVALID_NAME if self.name_code else Code.INVALID_VALUE,
+                      f"{path}: '{value[:80]}' is longer than {self.max_length} characters", span)
+            return
+        if self.pattern is not None and not re.match(self.pattern, value):
+            code = Code.INVALID_NAME if self.name_code else Code.INVALID_VALUE
+            out.error(code, f"{path}: '{value[:200]}' is not {self.pattern_hint or 'valid'}", span,
+                      _name_hint(value) if self.name_code else None)
+            return
+        for check in self.checks:
+            problem = check(value)
+            if problem:
+                code, message, hint = problem
+                out.error(code, f"{path}: {message}", span, hint)
+                return
+
+    def json_schema(self):
+        schema: dict = {"type": "string"}
+        if self.enum is not None:
+            schema["enum"] = list(self.enum)
+        if self.pattern is not None:
+            schema["pattern"] = self.pattern
+        if self.max_length is not None:
+            schema["maxLength"] = self.max_length
+        return schema
+
+
+@dataclass(frozen=True)
+class Int(Type):
+    min: int | None = None
+    max: int | None = None
+
+    def check(self, value, path, span, out, partial):
+        if isinstance(value, bool) or not isinstance(value, int):
+            hint = "write a whole number without quotes" if isinstance(value, str) and value.strip().isdigit() else None
+            out.error(Code.WRONG_TYPE, f"{path}: expected an integer, found {describe(value)}", span, hint)
+            return
+        if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
+            bounds = f"between {self.min} and {self.max}" if self.max is not None else f"at least {self.min}"
+            out.error(Code.INVALID_VALUE, f"{path}: {value} must be {bounds}", span)
+
+    def json_schema(self):
+        schema: dict = {"type": "integer"}
+        if self.min is not None:
+            schema["minimum"] = self.min
+        if self.max is not None:
+            schema["maximum"] = self.max
+        return schema
+
+
+@dataclass(frozen=True)
+class Bool(Type):
+    def check(self, value, path, span, out, partial):
+        if not isinstance(value, bool):
+            out.error(Code.WRONG_TYPE, f"{path}: expected true or false, found {describe(value)}", span)
+
+    def json_schema(self):
+        return {"type": "boolean"}
+
+
+@dataclass(frozen=True)
+class Quantity(Type):
+    """A Kubernetes resource quantity: 250m, 1, "1", 512Mi."""
+
+    def check(self, value, path, span, out, partial):
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            out.error(Code.WRONG_TYPE, f"{path}: expected a quantity such as 250m or 512Mi, found {describe(value)}", span)
+            return
+        text = quantity_text(value)
+        if not re.match(QUANTITY, text):
+            out.error(Code.INVALID_VALUE, f"{path}: '{text}' is not a Kubernetes quantity", span,
+                      "cpu as 250m or 1, memory as 512Mi or 1Gi")
+
+    def json_schema(self):
+        return {"anyOf": [{"type": "string", "pattern": QUANTITY}, {"type": "number", "minimum": 0}]}
+
+
+def quantity_text(value) -> str:
+    if isinstance(value, float):
+        return repr(value) if value != int(value) else str(int(value))
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Anything(Type):
+    """Free-form content handed to Kubernetes as written (inline patches)."""
+
+    kind: type | tuple = dict
+    label: str = "a mapping"
+
+    def check(self, value, path, span, out, partial):
+        if not isinstance(value, self.kind):
+            out.error(Code.WRONG_TYPE, f"{path}: expected {self.label}, found {describe(value)}", span)
+
+    def json_schema(self):
+        return {"type": "object"} if self.kind is dict else {}
+
+
+@dataclass(frozen=True)
+class Obj(Type):
+    fields: dict[str, Field]
+    one_of: tuple[str, ...] = ()  # exactly one of these keys must be set (checked on full specs)
+    elsewhere: dict[str, str] = field(default_factory=dict)  # keys that belong to another kind: why
+
+    def check(self, value, path, span, out, partial):
+        if not isinstance(value, dict):
+            out.error(Code.WRONG_TYPE, f"{path or 'spec'}: expected a mapping, found {describe(value)}", span)
+            return
+        prefix = f"{path}." if path else ""
+        for key, item in value.items():
+            key_span = value.key_span(key) if isinstance(value, YMap) else span
+            value_span = value.value_span(key) if isinstance(value, YMap) else span
+            spec_field = self.fields.get(key)
+            if spec_field is None:
+                out.error(Code.UNKNOWN_KEY, f"unknown key '{key}' in {path or 'spec'}", key_span, self._hint(key))
+                continue
+            if item is None:
+                if not partial and spec_field.required:
+                    out.error(Code.MISSING_FIELD, f"{prefix}{key} is required and cannot be null", value_span)
+                continue  # an explicit null removes an inherited value
+            spec_field.type.check(item, f"{prefix}{key}", value_span, out, partial)
+        if partial:
+            return
+        for key, spec_field in self.fields.items():
+            if spec_field.required and key not in value:
+                out.error(Code.MISSING_FIELD, f"{path or 'spec'}: '{key}' is required", span,
+                          f"{key}: {spec_field.doc}")
+        if self.one_of:
+            present = [k for k in self.one_of if value.get(k) is not None]
+            if len(present) != 1:
+                names = " or ".join(f"'{k}'" for k in self.one_of)
+                found = "none" if not present else " and ".join(f"'{k}'" for k in present)
+                hint = "set the inherited one to null to replace it" if len(present) > 1 else None
+                out.error(Code.COMPONENT_SHAPE, f"{path or 'spec'}: set exactly one of {names} (found {found})", span, hint)
+
+    def _hint(self, key: str) -> str | None:
+        if key in self.elsewhere:
+            return self.elsewhere[key]
+        close = difflib.get_close_matches(key, list(self.fields), n=1, cutoff=0.6)
+        if close:
+            return f"did you mean '{close[0]}'?"
+        return "known keys: " + ", ".join(self.fields)
+
+    def json_schema(self):
+        schema: dict = {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {},
+        }
+        for key, spec_field in self.fields.items():
+            sub = dict(spec_field.type.json_schema())
+            sub["description"] = spec_field.doc
+            if spec_field.default is not None:
+                sub["default"] = spec_field.default
+            schema["properties"][key] = sub
+        return schema
+
+
+@dataclass(frozen=True)
+class MapOf(Type):
+    value: Type
+    key: Str = Str()
+    what: str = "key"
+
+    def check(self, value, path, span, out, partial):
+        if not isinstance(value, dict):
+            out.error(Code.WRONG_TYPE, f"{path}: expected a mapping, found {describe(value)}", span)
+            return
+        for key, item in value.items():
+            key_span = value.key_span(key) if isinstance(value, YMap) else span
+            value_span = value.value_span(key) if isinstance(value, YMap) else span
+            self.key.check(key, f"{path} {self.what} '{key}'", key_span, out, partial)
+            if item is None:
+                continue
+            self.value.check(item, f"{path}.{key}", value_span, out, partial)
+
+    def json_schema(self):
+        schema = {"type": "object", "additionalProperties": self.value.json_schema()}
+        key_schema = self.key.json_schema()
+        if "pattern" in key_schema:
+            schema["propertyNames"] = {"pattern": key_schema["pattern"]}
+        return schema
+
+
+@dataclass(frozen=True)
+class ListOf(Type):
+    item: Type
+    min_items: int = 0
+    unique_key: str | None = None  # items are mappings whose value at this key must be unique
+
+    def check(self, value, path, span, out, partial):
+        if not isinstance(value, list):
+            hint = f"write it as a list: [{value}]" if isinstance(value, str | int) else None
+            out.error(Code.WRONG_TYPE, f"{path}: expected a list, found {describe(value)}", span, hint)
+            return
+        if len(value) < self.min_items:
+            out.error(Code.INVALID_VALUE, f"{path}: needs at least {self.min_items} item(s)", span)
+        seen: dict = {}
+        for index, item in enumerate(value):
+            item_span = value.item_span(index) if isinstance(value, YList) else span
+            if item is None:
+                out.error(Code.WRONG_TYPE, f"{path}[{index}]: list items cannot be null", item_span)
+                continue
+            self.item.check(item, f"{path}[{index}]", item_span, out, partial)
+            if self.unique_key and isinstance(item, dict) and isinstance(item.get(self.unique_key), str | int):
+                name = item[self.unique_key]
+                if name in seen:
+                    out.error(Code.INVALID_VALUE, f"{path}[{index}]: {self.unique_key} '{name}' is listed twice",
+                              item_span, f"first listed at line {seen[name].line}")
+                else:
+                    seen[name] = item_span
+
+    def json_schema(self):
+        schema = {"type": "array", "items": self.item.json_schema()}
+        if self.min_items:
+            schema["minItems"] = self.min_items
+        return schema
+
+
+@dataclass(frozen=True)
+class Either(Type):
+    """A value written in one of several shapes, told apart by its YAML type (a string or a mapping)."""
+
+    options: tuple[Type, ...]
+    label: str
+
+    def check(self, value, path, span, out, partial):
+        for option in self.options:
+            if _accepts(option, value):
+                option.check(value, path, span, out, partial)
+                return
+        out.error(Code.WRONG_TYPE, f"{path}: expected {self.label}, found {describe(value)}", span)
+
+    def json_schema(self):
+        return {"anyOf": [o.json_schema() for o in self.options]}
+
+
+def _accepts(option: Type, value) -> bool:
+    if isinstance(option, Str):
+        return isinstance(value, str)
+    if isinstance(option, Int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(option, Obj | MapOf):
+        return isinstance(value, dict)
+    if isinstance(option, ListOf):
+        return isinstance(value, list)
+    if isinstance(option, Anything):
+        return isinstance(value, option.kind)
+    return False
+
+
+def _name_hint(value: str) -> str:
+    fixed = re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-")
+    if fixed and fixed != value:
+        return f"names are lower-case letters, digits and '-'; for example '{fixed[:63]}'"
+    return "names are lower-case letters, digits and '-', starting and ending with a letter or digit"
+
+
+# ---------------------------------------------------------------------------------------------
+# Value checks that need more than a pattern.
+
+
+def check_cidr(value: str):
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        hint = None
+        try:
+            hint = f"did you mean '{ipaddress.ip_network(value, strict=False)}'?"
+        except ValueError:
+            hint = "write an address block such as 10.20.0.0/16"
+        return Code.INVALID_CIDR, f"'{value}' is not a valid CIDR ({exc})", hint
+    if "/" not in value:
+        return Code.INVALID_CIDR, f"'{value}' has no prefix length", f"write '{value}/32' for a single address"
+    return None
+
+
+def check_no_latest(value: str):
+    if value == "latest":
+        return Code.LATEST_TAG, "the tag 'latest' is not allowed", "pin a version tag or a digest: a release must name what it runs"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The spec.
+
+NAME = Str(DNS_LABEL, "a DNS-1123 label (lower-case letters, digits, '-')", max_length=63, name_code=True)
+SUBDOMAIN = Str(DNS_SUBDOMAIN, "a DNS-1123 subdomain (lower-case letters, digits, '-', '.')", max_length=253, name_code=True)
+PATH = Str(r"^[^\x00]+$", "a path relative to the repo root")
+ENV_KEY = Str(ENV_NAME, "an environment variable name", max_length=253)
+PORT = Int(1, 65535)
+PERCENT = Int(1, 1000)
+LABELS = MapOf(Str(LABEL_VALUE, "a label value", max_length=63), Str(LABEL_KEY, "a label key"), "label")
+COMMAND = ListOf(Str(), 1)
+
+RESOURCE_LIST = Obj({
+    "cpu": Field(Quantity(), "CPU, e.g. 250m or \"1\""),
+    "memory": Field(Quantity(), "Memory, e.g. 512Mi"),
+    "ephemeral-storage": Field(Quantity(), "Local disk (logs, /tmp), e.g. 1Gi"),
+})
+RESOURCES = Obj({
+    "requests": Field(RESOURCE_LIST, "What the scheduler reserves for each pod"),
+    "limits": Field(RESOURCE_LIST, "The most each pod may use"),
+})
+
+PROBES = Obj({
+    "http": Field(Obj({
+        "path": Field(Str(URL_PATH, "a URL path starting with '/'"), "Path that answers 200 when the app is healthy", required=True),
+        "port": Field(PORT, "Port to probe; defaults to the component's port"),
+    }), "An HTTP GET probe (web components)"),
+    "exec": Field(Obj({
+        "command": Field(COMMAND, "Command that exits 0 when healthy", required=True),
+    }), "A command run in the container (workers, schedulers)"),
+}, one_of=("http", "exec"))
+
+AUTOSCALING = Obj({
+    "minReplicas": Field(Int(1, 10000), "Fewest pods", required=True),
+    "maxReplicas": Field(Int(1, 10000), "Most pods", required=True),
+    "cpu": Field(PERCENT, "Target average CPU use, percent of requests (80 when neither cpu nor memory is set)"),
+    "memory": Field(PERCENT, "Target average memory use, percent of requests"),
+})
+
+COMPONENT = Obj({
+    "type": Field(Str(enum=("web", "worker", "scheduler")), "web (gunicorn behind a Service), worker (celery), scheduler (celery beat)", required=True),
+    "command": Field(COMMAND, "The container's command"),
+    "args": Field(ListOf(Str()), "Arguments appended to the command"),
+    "port": Field(PORT, "Port the web server listens on (web only)"),
+    "replicas": Field(Int(0, 10000), "Pods to run when not autoscaled", default=1),
+    "autoscaling": Field(AUTOSCALING, "A HorizontalPodAutoscaler instead of a fixed replica count"),
+    "probes": Field(PROBES, "Health checks, as http or exec; startup, readiness and liveness probes derive from it", required=True),
+    "resources": Field(RESOURCES, "Requests and limits; kompile adds defaults for what is missing"),
+    "terminationGracePeriodSeconds": Field(Int(1, 3600), "Seconds a pod gets to stop; web derives it from gunicorn's graceful timeout"),
+})
+
+SECRET = Obj({
+    "name": Field(SUBDOMAIN, "Name of the Secret (and of the SealedSecret that unseals to it)", required=True),
+    "keys": Field(ListOf(ENV_KEY, 1), "Keys every environment must provide", required=True),
+    "mount": Field(Str(enum=("env", "files")), "env: keys as environment variables; files: a read-only volume", default="env"),
+    "mountPath": Field(Str(r"^/[^\x00]*$", "an absolute path"), "Where files are mounted (mount: files)"),
+})
+
+PORT_ENTRY = Either((PORT, Obj({
+    "port": Field(PORT, "Port number", required=True),
+    "protocol": Field(Str(enum=("TCP", "UDP", "SCTP")), "Protocol", default="TCP"),
+})), "a port number or {port, protocol}")
+
+NETWORK = Obj({
+    "ingressFrom": Field(ListOf(Obj({
+        "namespace": Field(NAME, "Namespace allowed to reach web components", required=True),
+        "podSelector": Field(LABELS, "Only pods with these labels in that namespace"),
+    })), "Who may reach web components; everything else is denied"),
+    "egress": Field(ListOf(Obj({
+        "name": Field(NAME, "A name for the rule (shown in diffs)"),
+        "cidr": Field(Str(checks=(check_cidr,)), "Destination address block"),
+        "except": Field(ListOf(Str(checks=(check_cidr,))), "Blocks inside cidr that stay denied"),
+        "namespace": Field(NAME, "Destination namespace (instead of cidr)"),
+        "podSelector": Field(LABELS, "Only pods with these labels in that namespace"),
+        "ports": Field(ListOf(PORT_ENTRY, 1), "Destination ports", required=True),
+    }, one_of=("cidr", "namespace")), unique_key="name"), "Where pods may connect; DNS is always allowed"),
+})
+
+INGRESS = Obj({
+    "host": Field(SUBDOMAIN, "Public host name; also sent as the Host header of HTTP probes", required=True),
+    "className": Field(Str(), "IngressClass to use", required=True),
+    "tlsSecret": Field(SUBDOMAIN, "Secret holding the TLS certificate (e.g. made by cert-manager)", required=True),
+    "annotations": Field(MapOf(Str(), Str(LABEL_KEY, "an annotation key")), "Annotations for the ingress controller"),
+    "component": Field(NAME, "The web component to route to; needed only when there are several"),
+    "path": Field(Str(URL_PATH, "a URL path starting with '/'"), "Path prefix routed to the component", default="/"),
+})
+
+SEALED_SECRET = Obj({
+    "encryptedData": Field(MapOf(Str(r"^[A-Za-z0-9+/=_-]+(\s+[A-Za-z0-9+/=_-]+)*$", "ciphertext as printed by kubeseal --raw"), ENV_KEY),
+                           "Ciphertext per key, as `kubeseal --raw` prints it"),
+    "scope": Field(Str(enum=("strict", "namespace-wide", "cluster-wide")), "The scope it was sealed with", default="strict"),
+    "file": Field(PATH, "A SealedSecret manifest written by `kubeseal -o yaml`, relative to the repo root"),
+}, one_of=("encryptedData", "file"))
+
+SECURITY = Obj({
+    "runAsUser": Field(Int(10000, 2147483647), "User ID of every container", default=10001),
+    "runAsGroup": Field(Int(10000, 2147483647), "Group ID of every container", default=10001),
+    "fsGroup": Field(Int(10000, 2147483647), "Group that owns mounted volumes", default=10001),
+    "tmpSize": Field(Quantity(), "Size limit of the writable /tmp (an emptyDir)", default="256Mi"),
+})
+
+RBAC = Obj({
+    "rules": Field(ListOf(Obj({
+        "apiGroups": Field(ListOf(Str()), "API groups ('' is the core group)", required=True),
+        "resources": Field(ListOf(Str(), 1), "Resources", required=True),
+        "verbs": Field(ListOf(Str(enum=("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")), 1), "Verbs", required=True),
+        "resourceNames": Field(ListOf(Str()), "Only these objects"),
+    }), 1), "Rules of a Role bound to the app's ServiceAccount", required=True),
+})
+
+PATCH = Obj({
+    "path": Field(PATH, "A patch file relative to the repo root"),
+    "patch": Field(Either((Anything(dict), ListOf(Anything(dict, "a JSON patch operation"))), "a strategic merge patch (mapping) or JSON patch operations (list)"),
+                   "An inline strategic merge patch (a mapping) or JSON patch (a list of operations)"),
+    "target": Field(Obj({
+        "group": Field(Str(), "API group"),
+        "version": Field(Str(), "API version"),
+        "kind": Field(Str(), "Kind"),
+        "name": Field(Str(), "Object name"),
+    }), "Which object to patch; a strategic merge patch names it itself"),
+}, one_of=("path", "patch"))
+
+IMAGE = Either((
+    Str(IMAGE_REPOSITORY, "an image repository such as ghcr.io/acme/shop"),
+    Obj({
+        "repository": Field(Str(IMAGE_REPOSITORY, "an image repository such as ghcr.io/acme/shop"), "Image repository"),
+        "tag": Field(Str(IMAGE_TAG, "an image tag", checks=(check_no_latest,)), "Image tag, e.g. 1.4.3"),
+        "digest": Field(Str(IMAGE_DIGEST, "a digest such as sha256:<64 hex digits>"), "Image digest; production requires it"),
+    }),
+), "an image repository or {repository, tag, digest}")
+
+GITOPS = Obj({
+    "tool": Field(Str(enum=("argocd", "flux")), "Which GitOps controller syncs the output", required=True),
+    "repoURL": Field(Str(r"^(https://|ssh://|git@)\S+$", "a Git URL (https://, ssh:// or git@)"), "The Git repository that holds the output", required=True),
+    "revision": Field(Str(), "Branch, tag or commit to follow", default="main"),
+    "path": Field(PATH, "Folder of the output inside the repository, for monorepos"),
+})
+
+SHARED_FIELDS: dict[str, Field] = {
+    "image": Field(IMAGE, "The app's image: the App names the repository, each environment a tag or digest"),
+    "env": Field(MapOf(Str(), ENV_KEY, "variable"), "Plain settings, as a ConfigMap the pods read (never secrets)"),
+    "secrets": Field(ListOf(SECRET, unique_key="name"), "Secrets the pods read; every environment provides them sealed"),
+    "components": Field(MapOf(COMPONENT, NAME, "component"), "The processes of the app, by name"),
+    "migrate": Field(Obj({
+        "command": Field(COMMAND, "The migration command", required=True),
+        "timeoutSeconds": Field(Int(30, 86400), "Deadline of the migration Job", default=900),
+        "backoffLimit": Field(Int(0, 10), "Retries before the Job fails", default=1),
+        "resources": Field(RESOURCES, "Requests and limits of the Job"),
+    }), "A Job that runs before each release reaches the pods"),
+    "network": Field(NETWORK, "Who may connect to the app and where it may connect"),
+    "ingress": Field(INGRESS, "Public HTTP(S) entry to a web component"),
+    "cluster": Field(Str(CLUSTER, "an API server URL (https://...) or a cluster name"), "The cluster this environment deploys to"),
+    "security": Field(SECURITY, "Identity of the pods' processes"),
+    "rbac": Field(RBAC, "Kubernetes API access for the app (none by default)"),
+    "extraResources": Field(ListOf(PATH), "Extra Kubernetes manifests to include, relative to the repo root"),
+    "patches": Field(ListOf(PATCH), "Kustomize-style patches applied to what kompile generates"),
+}
+
+APP_ONLY = {"gitops": Field(GITOPS, "How Argo CD or Flux syncs the output")}
+ENVIRONMENT_ONLY = {
+    "namespace": Field(NAME, "Namespace of this environment", default="<app>-<environment>"),
+    "extends": Field(NAME, "Another environment whose settings this one starts from"),
+    "tier": Field(Str(enum=("development", "staging", "production", "preview")), "production turns on the production rules"),
+    "sealedSecrets": Field(MapOf(SEALED_SECRET, SUBDOMAIN, "secret"), "The sealed value of each secret the App declares"),
+}
+
+APP_SPEC = Obj({**SHARED_FIELDS, "image": Field(IMAGE, SHARED_FIELDS["image"].doc, required=True),
+                "components": Field(SHARED_FIELDS["components"].type, SHARED_FIELDS["components"].doc, required=True),
+                **APP_ONLY},
+               elsewhere={k: f"'{k}' is set per environment, not on the App" for k in ENVIRONMENT_ONLY})
+ENVIRONMENT_SPEC = Obj({**SHARED_FIELDS, **ENVIRONMENT_ONLY},
+                       elsewhere={k: f"'{k}' is set on the App only" for k in APP_ONLY})
+# What an environment's settings must satisfy once the App and its extends chain are merged in.
+EFFECTIVE_SPEC = Obj({**SHARED_FIELDS, "image": Field(IMAGE, SHARED_FIELDS["image"].doc, required=True),
+                      "components": Field(SHARED_FIELDS["components"].type, SHARED_FIELDS["components"].doc, required=True),
+                      **ENVIRONMENT_ONLY})
+
+METADATA = Obj({
+    "name": Field(NAME, "The app's name, or the environment's (equal to the file name)", required=True),
+    "labels": Field(LABELS, "Labels (informational)"),
+    "annotations": Field(MapOf(Str(), Str(LABEL_KEY, "an annotation key")), "Annotations (informational)"),
+})
+
+KINDS = {"App": APP_SPEC, "Environment": ENVIRONMENT_SPEC}
+
+
+def document_type(kind: str) -> Obj:
+    return Obj({
+        "apiVersion": Field(Str(enum=(API_VERSION,)), "Always " + API_VERSION, required=True),
+        "kind": Field(Str(enum=tuple(KINDS)), "App or Environment", required=True),
+        "metadata": Field(METADATA, "Name and labels", required=True),
+        "spec": Field(KINDS[kind], f"The {kind}'s settings", required=kind == "App"),
+    })
+
+
+_ENVELOPES = {kind: Obj({**document_type(kind).fields, "spec": Field(Anything(dict), "settings")}) for kind in KINDS}
+
+
+def check_document(doc: YMap, kind: str, out: Collector) -> None:
+    """Types, unknown keys and names of one file. Required settings of an Environment are checked
+    after merging (validate.py): an environment file only states what differs."""
+    _ENVELOPES[kind].check(doc, "", doc.span, out, partial=False)
+    spec = doc.get("spec")
+    if isinstance(spec, dict):
+        KINDS[kind].check(spec, "", doc.value_span("spec"), out, partial=kind == "Environment")
+
+
+def check_effective(spec: YMap, out: Collector) -> None:
+    EFFECTIVE_SPEC.check(spec, "", spec.span, out, partial=False)
+
+
+def json_schema() -> dict:
+    """A JSON Schema (2020-12) for App and Environment files, for yaml-language-server and CI."""
+
+    def kind_schema(kind: str) -> dict:
+        schema = document_type(kind).json_schema()
+        schema["required"] = ["apiVersion", "kind", "metadata"] + (["spec"] if kind == "App" else [])
+        schema["properties"]["kind"] = {"const": kind, "description": schema["properties"]["kind"]["description"]}
+        schema["properties"]["metadata"]["required"] = ["name"]
+        spec = schema["properties"]["spec"]
+        if kind == "App":
+            spec["required"] = ["image", "components"]
+            spec["properties"]["components"]["additionalProperties"]["required"] = ["type", "probes"]
+        return schema
+
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "kompile App and Environment specs",
+        "type": "object",
+        "required": ["apiVersion", "kind"],
+        "oneOf": [
+            {"$ref": "#/$defs/App"},
+            {"$ref": "#/$defs/Environment"},
+        ],
+        "$defs": {"App": kind_schema("App"), "Environment": kind_schema("Environment")},
+    }

@@ -1,0 +1,373 @@
+"""Rules across fields and files, checked on each environment's merged settings before anything is
+rendered. Every rule reports into one Collector so a run lists every problem at once."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from kompile import spec
+from kompile.errors import Code, Collector, KompileError, Span
+from kompile.merge import app_settings, effective_spec
+from kompile.project import Project
+from kompile.source import YList, YMap
+
+SEALED_SECRET_API = "bitnami.com/v1alpha1"
+SCOPE_ANNOTATIONS = {
+    "namespace-wide": "sealedsecrets.bitnami.com/namespace-wide",
+    "cluster-wide": "sealedsecrets.bitnami.com/cluster-wide",
+}
+
+# Keys that name a credential. Values that are plainly numbers or booleans (TOKEN_TTL: "3600") pass.
+SECRET_KEY = re.compile(r"(^|[_.-])(SECRET|PASSWORD|PASSWD|PASSPHRASE|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIALS?|ACCESS_?KEY)($|[_.-])",
+                        re.IGNORECASE)
+HARMLESS_VALUE = re.compile(r"^(|[0-9.]+|true|false|yes|no|on|off)$", re.IGNORECASE)
+# Values that are credentials whatever their key.
+SECRET_VALUES = (
+    (re.compile(r"://[^/\s@:]*:[^/\s@]+@"), "a URL with a password in it"),
+    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
+    (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), "an AWS access key"),
+    (re.compile(r"\b(ghp|gho|ghu|ghs|ghr|github_pat)_[A-Za-z0-9_]{20,}"), "a GitHub token"),
+    (re.compile(r"\bxox[baprs]-[A-Za-z0-9-]{10,}"), "a Slack token"),
+    (re.compile(r"\b[rs]k_live_[A-Za-z0-9]{16,}"), "a Stripe key"),
+)
+IMAGE_FIELDS_HINT = "pin the image by digest: image: {digest: sha256:...} (kompile set-image ENV --digest ...)"
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """One environment, merged and checked: what normalise.py turns into the model."""
+
+    name: str
+    settings: YMap
+    chain: tuple[str, ...]
+    sources: tuple[str, ...]
+
+    @property
+    def namespace(self) -> str:
+        return self.settings.get("namespace") or ""
+
+
+def validate_project(project: Project) -> list[Resolved]:
+    out = Collector()
+    resolved: list[Resolved] = []
+    app_before = len(out.items)
+    check_settings(project, app_settings(project), None, out)
+    app_ok = len(out.items) == app_before
+    for name, _env_file in project.environments.items():
+        try:
+            settings, chain = effective_spec(project, name)
+        except KompileError as exc:
+            out.add(exc.diagnostics)
+            continue
+        if "namespace" not in settings:
+            settings["namespace"] = f"{project.name}-{name}"
+        before = len(out.items)
+        spec.check_effective(settings, out)
+        if len(out.items) == before and app_ok:
+            check_settings(project, settings, name, out)
+            _check_environment(project, name, settings, out)
+        sources = (project.app.rel, *(project.environments[n].rel for n in chain))
+        resolved.append(Resolved(name, settings, tuple(chain), sources))
+    _check_namespaces(project, resolved, out)
+    out.raise_if_any()
+    return resolved
+
+
+# ---------------------------------------------------------------------------------------------
+# Rules that hold for the App's own settings and for every environment.
+
+
+def check_settings(project: Project, settings: YMap, env: str | None, out: Collector) -> None:
+    components = settings.get("components") or YMap(settings.span)
+    for name, component in components.items():
+        _check_component(project.name, name, component, components.key_span(name), out)
+    _check_ingress(settings, components, out)
+    _check_plaintext(settings.get("env") or {}, out)
+    _check_extra_resources(project, settings, env, out)
+    _check_patches(project, settings, out)
+
+
+def _check_component(app: str, name: str, component: YMap, key_span: Span, out: Collector) -> None:
+    if len(f"{app}-{name}") > 63:
+        out.error(Code.INVALID_NAME, f"'{app}-{name}' (app and component) is longer than 63 characters", key_span,
+                  "Kubernetes names are DNS labels; shorten the component name")
+    kind = component.get("type")
+    autoscaling = component.get("autoscaling")
+    if isinstance(autoscaling, YMap) and autoscaling.get("minReplicas", 0) > autoscaling.get("maxReplicas", 0):
+        out.error(Code.AUTOSCALING_BOUNDS,
+                  f"components.{name}.autoscaling: minReplicas {autoscaling['minReplicas']} is above maxReplicas {autoscaling['maxReplicas']}",
+                  autoscaling.value_span("minReplicas"), "minReplicas <= maxReplicas")
+    if kind == "scheduler":
+        if autoscaling is not None:
+            out.error(Code.SCHEDULER_SCALING, f"components.{name}: a scheduler is never autoscaled", component.key_span("autoscaling"),
+                      "two celery beat processes would run every task twice; remove autoscaling")
+        if component.get("replicas", 1) > 1:
+            out.error(Code.SCHEDULER_SCALING, f"components.{name}: a scheduler runs at most 1 replica", component.value_span("replicas"),
+                      "two celery beat processes would run every task twice; use replicas: 1 (or 0 to pause it)")
+    if kind == "web" and component.get("port") is None:
+        out.error(Code.COMPONENT_SHAPE, f"components.{name}: a web component needs a port", component.span,
+                  "port: 8000 (the port gunicorn binds to)")
+    probes = component.get("probes")
+    http = probes.get("http") if isinstance(probes, YMap) else None
+    if isinstance(http, YMap) and http.get("port") is None and component.get("port") is None:
+        out.error(Code.COMPONENT_SHAPE, f"components.{name}.probes.http: no port to probe", probes.key_span("http"),
+                  "set probes.http.port or the component's port")
+
+
+def _check_ingress(settings: YMap, components: YMap, out: Collector) -> None:
+    ingress = settings.get("ingress")
+    if not isinstance(ingress, YMap):
+        return
+    webs = [n for n, c in components.items() if c.get("type") == "web"]
+    target = ingress.get("component")
+    if target is not None:
+        if target not in components:
+            out.error(Code.INGRESS_TARGET, f"ingress.component: no component named '{target}'", ingress.value_span("component"),
+                      "web components: " + (", ".join(webs) or "none"))
+        elif components[target].get("type") != "web":
+            out.error(Code.INGRESS_TARGET, f"ingress.component: '{target}' is a {components[target].get('type')}, not a web component",
+                      ingress.value_span("component"), "an Ingress routes to a web component's Service")
+    elif len(webs) != 1:
+        out.error(Code.INGRESS_TARGET, "ingress: no web component to route to" if not webs else
+                  f"ingress: several web components ({', '.join(webs)}); say which one", settings.key_span("ingress"),
+                  "set ingress.component" if webs else "add a component with type: web")
+
+
+def _check_plaintext(env: YMap, out: Collector) -> None:
+    for key, value in env.items():
+        if not isinstance(value, str):
+            continue
+        where = env.key_span(key) if isinstance(env, YMap) else None
+        for pattern, what in SECRET_VALUES:
+            if pattern.search(value):
+                out.error(Code.PLAINTEXT_SECRET, f"env.{key} holds {what} in plain text", env.value_span(key),
+                          "move it to secrets: (declared on the App) and seal the value with kubeseal")
+                break
+        else:
+            if SECRET_KEY.search(key) and not HARMLESS_VALUE.match(value):
+                out.error(Code.PLAINTEXT_SECRET, f"env.{key} looks like a secret; env values are stored in plain text", where,
+                          "declare the key under secrets: on the App and seal its value with kubeseal")
+
+
+def _objects(project: Project, rel: str, span: Span, out: Collector) -> list[YMap]:
+    try:
+        return project.manifests(rel, span)
+    except KompileError as exc:
+        out.add(exc.diagnostics)
+        return []
+
+
+def _check_extra_resources(project: Project, settings: YMap, env: str | None, out: Collector) -> None:
+    paths = settings.get("extraResources") or YList(settings.span)
+    for index, rel in enumerate(paths):
+        for obj in _objects(project, rel, paths.item_span(index), out):
+            check_kubernetes_object(obj, out)
+            if obj.get("kind") == "Secret":
+                out.error(Code.SECRET_OBJECT, "a Secret in extraResources would commit its value in plain text",
+                          obj.value_span("kind"), "seal it with kubeseal and list it under sealedSecrets")
+            if settings.get("tier") == "production":
+                for image, where in container_images(obj):
+                    if "@" not in image:
+                        out.error(Code.PROD_DIGEST, f"image '{image}' is not pinned by digest (production)", where, IMAGE_FIELDS_HINT)
+
+
+def check_kubernetes_object(obj: YMap, out: Collector) -> bool:
+    """The fields every Kubernetes object needs, so kustomize can place it."""
+    problems = len(out.items)
+    for key in ("apiVersion", "kind"):
+        if not isinstance(obj.get(key), str) or not obj.get(key):
+            out.error(Code.EXTRA_RESOURCE, f"a Kubernetes object needs a string '{key}'", obj.value_span(key) if key in obj else obj.span)
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, YMap) or not isinstance(metadata.get("name"), str):
+        out.error(Code.EXTRA_RESOURCE, "a Kubernetes object needs metadata.name", obj.span)
+    elif not re.match(spec.DNS_SUBDOMAIN, metadata["name"]) or len(metadata["name"]) > 253:
+        out.error(Code.INVALID_NAME, f"'{metadata['name']}' is not a valid object name", metadata.value_span("name"))
+    return len(out.items) == problems
+
+
+def container_images(obj: dict) -> Iterable[tuple[str, Span]]:
+    pod = pod_spec(obj)
+    if not isinstance(pod, dict):
+        return
+    for key in ("initContainers", "containers"):
+        containers = pod.get(key)
+        if isinstance(containers, list):
+            for container in containers:
+                if isinstance(container, YMap) and isinstance(container.get("image"), str):
+                    yield container["image"], container.value_span("image")
+
+
+def pod_spec(obj: dict):
+    """The pod template's spec of a workload, or None."""
+    body = obj.get("spec")
+    if not isinstance(body, dict):
+        return None
+    if obj.get("kind") == "Pod":
+        return body
+    if obj.get("kind") == "CronJob":
+        body = (body.get("jobTemplate") or {}).get("spec") or {}
+    template = body.get("template") if isinstance(body, dict) else None
+    return template.get("spec") if isinstance(template, dict) else None
+
+
+def _check_patches(project: Project, settings: YMap, out: Collector) -> None:
+    patches = settings.get("patches") or YList(settings.span)
+    for index, entry in enumerate(patches):
+        where = patches.item_span(index)
+        if entry.get("path") is not None:
+            docs = _objects(project, entry["path"], entry.value_span("path"), out)
+            if len(docs) != 1:
+                if docs:
+                    out.error(Code.PATCH, f"patch file '{entry['path']}' holds {len(docs)} documents; one patch per file",
+                              entry.value_span("path"))
+                continue
+            body = docs[0]
+        else:
+            body = entry["patch"]
+        if isinstance(body, list) and entry.get("target") is None:
+            out.error(Code.PATCH, "a JSON patch (a list of operations) needs a target", where,
+                      "target: {kind: Deployment, name: shop-web}")
+        if isinstance(body, dict) and entry.get("target") is None:
+            metadata = body.get("metadata")
+            if not (isinstance(body.get("kind"), str) and isinstance(metadata, dict) and isinstance(metadata.get("name"), str)):
+                out.error(Code.PATCH, "a strategic merge patch needs kind and metadata.name (or a target)", where)
+        if isinstance(body, list):
+            for op_index, op in enumerate(body):
+                if not isinstance(op, dict) or op.get("op") not in ("add", "remove", "replace", "move", "copy", "test") \
+                        or not isinstance(op.get("path"), str):
+                    op_where = body.item_span(op_index) if isinstance(body, YList) else where
+                    out.error(Code.PATCH, "a JSON patch operation needs op (add, remove, replace, move, copy, test) and path",
+                              op_where)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rules for a concrete environment.
+
+
+def _check_environment(project: Project, name: str, settings: YMap, out: Collector) -> None:
+    namespace = settings["namespace"]
+    env_file = project.environments[name]
+    if len(f"{project.name}-{name}") > 63:
+        out.error(Code.INVALID_NAME, f"'{project.name}-{name}' (app and environment) is longer than 63 characters",
+                  env_file.doc["metadata"].value_span("name"), "shorten the environment's name")
+    image = settings["image"]
+    if not image.get("tag") and not image.get("digest"):
+        out.error(Code.LATEST_TAG, "image: no tag or digest, so Kubernetes would pull 'latest'", settings.value_span("image"),
+                  "pin what this environment runs: image: {tag: 1.4.3} or {digest: sha256:...}")
+    _check_secrets(project, settings, namespace, out)
+    if settings.get("tier") == "production":
+        _check_production(settings, out)
+
+
+def _check_secrets(project: Project, settings: YMap, namespace: str, out: Collector) -> None:
+    sealed = settings.get("sealedSecrets") or YMap(settings.span)
+    provided: dict[str, set[str]] = {}
+    for secret_name, entry in sealed.items():
+        if entry.get("file") is not None:
+            keys = _check_sealed_file(project, secret_name, entry, namespace, out)
+        else:
+            keys = set(entry["encryptedData"])
+        provided[secret_name] = keys
+    for index, secret in enumerate(settings.get("secrets") or ()):
+        where = settings["secrets"].item_span(index)
+        name = secret["name"]
+        if name not in provided:
+            out.error(Code.SECRET_NOT_PROVIDED, f"secret '{name}' is not provided by this environment", settings.span,
+                      f"add sealedSecrets: {{{name}: {{file: secrets/<env>/{name}.yaml}}}} (made with kubeseal)")
+            continue
+        missing = [k for k in secret["keys"] if k not in provided[name]]
+        if missing:
+            span = sealed.key_span(name)
+            out.error(Code.SECRET_NOT_PROVIDED, f"sealed secret '{name}' lacks key(s) {', '.join(missing)}", span,
+                      f"the App declares these keys at {where.path}:{where.line}; seal them with kubeseal")
+
+
+def _check_sealed_file(project: Project, name: str, entry: YMap, namespace: str, out: Collector) -> set[str] | None:
+    rel = entry["file"]
+    where = entry.value_span("file")
+    if entry.get("scope") is not None:
+        out.error(Code.SEALED_SECRET_MISMATCH, f"sealedSecrets.{name}: scope comes from the file's annotations",
+                  entry.key_span("scope"), "remove scope, or use encryptedData")
+    docs = _objects(project, rel, where, out)
+    if not docs:
+        return None
+    if len(docs) != 1:
+        out.error(Code.SEALED_SECRET_MISMATCH, f"'{rel}' holds {len(docs)} objects; one SealedSecret per file", where)
+        return None
+    obj = docs[0]
+    if obj.get("apiVersion") != SEALED_SECRET_API or obj.get("kind") != "SealedSecret":
+        out.error(Code.SEALED_SECRET_MISMATCH, f"'{rel}' is not a SealedSecret ({SEALED_SECRET_API})", obj.span,
+                  "write it with: kubeseal -o yaml < secret.yaml")
+        return None
+    metadata = obj.get("metadata") if isinstance(obj.get("metadata"), YMap) else YMap(obj.span)
+    scope = sealed_scope(obj)
+    if scope != "cluster-wide" and metadata.get("name") != name:
+        out.error(Code.SEALED_SECRET_MISMATCH, f"'{rel}' is sealed for the name '{metadata.get('name')}', not '{name}'",
+                  metadata.value_span("name") if "name" in metadata else obj.span,
+                  f"{scope} sealed secrets only unseal under the name they were sealed for; reseal with --name {name}")
+    if scope != "cluster-wide" and metadata.get("namespace") != namespace:
+        out.error(Code.SEALED_SECRET_MISMATCH,
+                  f"'{rel}' is sealed for the namespace '{metadata.get('namespace')}', but this environment deploys to '{namespace}'",
+                  metadata.value_span("namespace") if "namespace" in metadata else obj.span,
+                  f"reseal it with: kubeseal --namespace {namespace} -o yaml < secret.yaml")
+    body = obj.get("spec")
+    data = body.get("encryptedData") if isinstance(body, YMap) else None
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        out.error(Code.SEALED_SECRET_MISMATCH, f"'{rel}' has no spec.encryptedData", obj.span)
+        return None
+    template = body.get("template")
+    template_meta = template.get("metadata") if isinstance(template, dict) else None
+    if isinstance(template_meta, YMap):
+        for key, expected in (("name", name), ("namespace", namespace)):
+            if scope == "strict" and template_meta.get(key) not in (None, expected):
+                out.error(Code.SEALED_SECRET_MISMATCH, f"'{rel}': spec.template.metadata.{key} is '{template_meta[key]}', not '{expected}'",
+                          template_meta.value_span(key))
+    return set(data)
+
+
+def sealed_scope(obj: dict) -> str:
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    for scope, annotation in SCOPE_ANNOTATIONS.items():
+        if str(annotations.get(annotation, "")).lower() == "true":
+            return scope
+    return "strict"
+
+
+def _check_production(settings: YMap, out: Collector) -> None:
+    image = settings["image"]
+    if not image.get("digest"):
+        out.error(Code.PROD_DIGEST, "production images are pinned by digest", settings.value_span("image"), IMAGE_FIELDS_HINT)
+    components = settings["components"]
+    for name, component in components.items():
+        if component["type"] == "web":
+            autoscaling = component.get("autoscaling")
+            count = autoscaling["minReplicas"] if autoscaling else component.get("replicas", 1)
+            if count < 2:
+                where = autoscaling.value_span("minReplicas") if autoscaling else component.value_span("replicas") \
+                    if "replicas" in component else components.key_span(name)
+                out.error(Code.PROD_REPLICAS, f"components.{name}: production web components run at least 2 pods (found {count})",
+                          where, "one pod means downtime on every node drain and rollout; set replicas: 2 or autoscaling.minReplicas: 2")
+        resources = component.get("resources") or {}
+        for part in ("requests", "limits"):
+            given = resources.get(part) or {}
+            missing = [r for r in ("cpu", "memory") if r not in given]
+            if missing:
+                where = resources.value_span(part) if part in resources else components.key_span(name)
+                out.error(Code.PROD_RESOURCES, f"components.{name}.resources.{part}: {' and '.join(missing)} not set (production)",
+                          where, "production pods state what they need and the most they may use")
+
+
+def _check_namespaces(project: Project, resolved: list[Resolved], out: Collector) -> None:
+    seen: dict[tuple[str, str], str] = {}
+    for env in resolved:
+        key = (str(env.settings.get("cluster") or ""), env.namespace)
+        if key in seen:
+            where = env.settings.value_span("namespace") if "namespace" in env.settings.value_spans else \
+                project.environments[env.name].doc.span
+            out.error(Code.NAMESPACE_CLASH, f"environments '{seen[key]}' and '{env.name}' both deploy to namespace '{env.namespace}'"
+                      + (f" on {key[0]}" if key[0] else ""), where,
+                      "each environment needs a namespace of its own; one would prune the other's objects")
+        else:
+            seen[key] = env.name
