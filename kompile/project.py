@@ -54,7 +54,8 @@ class Project:
 
 def read_input(root: Path, rel: str, span: Span | None, inputs: dict[str, str]) -> str:
     data = read_bytes(root, rel, span)
-    inputs[rel] = hashlib.sha256(data).hexdigest()
+    # Line endings do not change what a spec means (a Windows checkout may have CRLF).
+    inputs[rel] = hashlib.sha256(data.replace(b"\r\n", b"\n")).hexdigest()
     return decode_utf8(data, rel)
 
 

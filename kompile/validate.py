@@ -32,7 +32,7 @@ SECRET_VALUES = (
     (re.compile(r"\bxox[baprs]-[A-Za-z0-9-]{10,}"), "a Slack token"),
     (re.compile(r"\b[rs]k_live_[A-Za-z0-9]{16,}"), "a Stripe key"),
 )
-IMAGE_FIELDS_HINT = "pin the image by digest: image: {digest: sha256:...} (kompile set-image ENV --digest ...)"
+IMAGE_FIELDS_HINT = "pin the image by digest: image: {digest: sha256:...}"
 
 
 @dataclass(frozen=True)
@@ -263,7 +263,7 @@ def _check_environment(project: Project, name: str, settings: YMap, out: Collect
 
 def _check_secrets(project: Project, settings: YMap, namespace: str, out: Collector) -> None:
     sealed = settings.get("sealedSecrets") or YMap(settings.span)
-    provided: dict[str, set[str]] = {}
+    provided: dict[str, set[str] | None] = {}
     for secret_name, entry in sealed.items():
         if entry.get("file") is not None:
             keys = _check_sealed_file(project, secret_name, entry, namespace, out)
@@ -277,6 +277,8 @@ def _check_secrets(project: Project, settings: YMap, namespace: str, out: Collec
             out.error(Code.SECRET_NOT_PROVIDED, f"secret '{name}' is not provided by this environment", settings.span,
                       f"add sealedSecrets: {{{name}: {{file: secrets/<env>/{name}.yaml}}}} (made with kubeseal)")
             continue
+        if provided[name] is None:
+            continue  # the sealed file itself is broken; that is reported already
         missing = [k for k in secret["keys"] if k not in provided[name]]
         if missing:
             span = sealed.key_span(name)

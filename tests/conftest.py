@@ -1,0 +1,80 @@
+"""Shared test helpers. Tests never chdir and never share an output folder: each gets a tmp_path."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+EXAMPLE = SHARED / "examples" / "shop"
+CRD_SCHEMAS = SHARED / "schemas" / "crds"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# Derandomized in CI so a red build can be reproduced; local runs explore new examples.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("dev", deadline=None)
+settings.load_profile("ci" if IN_CI else "dev")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true", default=False,
+                     help="Rewrite tests/golden/*/expected from the current compiler (the run still fails; review the diff).")
+
+
+@pytest.fixture
+def update_golden(request) -> bool:
+    return request.config.getoption("--update-golden")
+
+
+def build_file_tree(root: Path, files: dict[str, str | bytes]) -> Path:
+    """Write {relative path: text} under root and return root."""
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+    return root
+
+
+def copy_example(destination: Path) -> Path:
+    """The canonical example (environments/ and secrets/) in a fresh folder."""
+    for folder in ("environments", "secrets"):
+        shutil.copytree(EXAMPLE / folder, destination / folder)
+    return destination
+
+
+@pytest.fixture
+def example(tmp_path: Path) -> Path:
+    return copy_example(tmp_path / "repo")
+
+
+def require_kubectl() -> str:
+    """kubectl's path; a missing kubectl skips locally and fails in CI (CI=true)."""
+    path = shutil.which("kubectl")
+    if path is None:
+        if IN_CI:
+            pytest.fail("kubectl (with kustomize v5) is required in CI and was not found on PATH")
+        pytest.skip("kubectl not installed")
+    return path
+
+
+def kustomize_build(folder: Path) -> str:
+    kubectl = require_kubectl()
+    result = subprocess.run([kubectl, "kustomize", str(folder)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"kubectl kustomize {folder} failed:\n{result.stderr}"
+    return result.stdout
+
+
+def write_files(root: Path, files: dict[str, bytes]) -> None:
+    for rel, data in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
