@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -19,13 +20,16 @@ from kompile import __version__
 app = typer.Typer(add_completion=True, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="Compile environments/ into Kustomize bases/ and overlays/ for GitOps.")
 
-ROOT = typer.Option(Path("."), "--root", help="The repo root: the folder that holds environments/.",
-                    file_okay=False, resolve_path=False)
+Root = Annotated[Path, typer.Option("--root", help="The repo root: the folder that holds environments/.", file_okay=False)]
+Envs = Annotated[list[str] | None, typer.Option("--env", "-e", help="Only these environments (repeatable).")]
 
 
-class Format(str, enum.Enum):
+class Format(enum.StrEnum):
     text = "text"
     json = "json"
+
+
+FormatOption = Annotated[Format, typer.Option("--format", help="text or json")]
 
 
 def _version(value: bool) -> None:
@@ -36,7 +40,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
 ) -> None:
     """kompile: environment specs in, hardened Kustomize bases and overlays out."""
 
@@ -55,7 +59,7 @@ def _fail(exc, root: Path, fmt: Format = Format.text) -> None:
 
 
 @app.command()
-def validate(root: Path = ROOT, format: Format = typer.Option(Format.text, "--format", help="text or json")) -> None:
+def validate(root: Root = Path("."), format: FormatOption = Format.text) -> None:
     """Check the specs and report every problem, with file, line and column."""
     from kompile.errors import KompileError
     from kompile.project import load_project
@@ -74,7 +78,9 @@ def validate(root: Path = ROOT, format: Format = typer.Option(Format.text, "--fo
 
 
 @app.command()
-def schema(output: Path = typer.Option(None, "--output", "-o", help="Write to this file instead of standard output.")) -> None:
+def schema(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of standard output.")] = None,
+) -> None:
     """Print the JSON Schema of App and Environment files (for editors and CI)."""
     from kompile.spec import json_schema
 
@@ -87,10 +93,10 @@ def schema(output: Path = typer.Option(None, "--output", "-o", help="Write to th
 
 @app.command()
 def build(
-    root: Path = ROOT,
-    env: list[str] = typer.Option(None, "--env", "-e", help="Build only these environments (repeatable)."),
-    force: bool = typer.Option(False, "--force", help="Overwrite generated files that were edited by hand."),
-    format: Format = typer.Option(Format.text, "--format", help="text or json"),
+    root: Root = Path("."),
+    env: Envs = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite generated files that were edited by hand.")] = False,
+    format: FormatOption = Format.text,
 ) -> None:
     """Compile environments/ and write bases/ and overlays/ (only files that changed)."""
     from kompile.compiler import compile_project
@@ -119,7 +125,7 @@ def build(
 
 
 @app.command()
-def check(root: Path = ROOT) -> None:
+def check(root: Root = Path(".")) -> None:
     """Exit 0 if the committed output is exactly what the specs produce, 1 if not (listing the files)."""
     from kompile.compiler import compile_project
     from kompile.diff import compare_with_disk
@@ -143,8 +149,40 @@ def check(root: Path = ROOT) -> None:
     raise typer.Exit(1)
 
 
+class DiffFormat(enum.StrEnum):
+    text = "text"
+    markdown = "markdown"
+    json = "json"
+
+
 @app.command()
-def render(name: str = typer.Argument(..., help="The environment."), root: Path = ROOT) -> None:
+def diff(
+    root: Root = Path("."),
+    base: Annotated[str | None, typer.Option("--base", help="Compare with the specs at this git revision instead of the committed output.")] = None,
+    env: Envs = None,
+    format: Annotated[DiffFormat, typer.Option("--format", help="text, markdown (for a pull-request comment) or json")] = DiffFormat.text,
+) -> None:
+    """What a change does to each environment, object by object. Exit 1 when anything differs."""
+    from kompile.diff import diff_project
+    from kompile.errors import KompileError
+    from kompile.report import format_changes_json, format_changes_markdown, format_changes_text
+
+    try:
+        names, changes = diff_project(root, base, env or None)
+    except KompileError as exc:
+        _fail(exc, root)
+    if format is DiffFormat.json:
+        print(format_changes_json(changes))
+    elif format is DiffFormat.markdown:
+        sys.stdout.write(format_changes_markdown(changes, names))
+    else:
+        print(format_changes_text(changes))
+    if changes:
+        raise typer.Exit(1)
+
+
+@app.command()
+def render(name: Annotated[str, typer.Argument(help="The environment.")], root: Root = Path(".")) -> None:
     """Print the objects kompile intends for one environment, as a YAML stream."""
     from kompile.compiler import render_one
     from kompile.emit import emit_stream
