@@ -106,7 +106,7 @@ def build(
 
     try:
         output = compile_project(root, env or None)
-        plan = plan_write(root, output.files, output.owned, output.project.inputs, force)
+        plan = plan_write(root, output.files, output.owned, output.inputs, force)
     except KompileError as exc:
         _fail(exc, root, format)
     if not plan.is_noop:
@@ -135,7 +135,7 @@ def check(root: Root = Path(".")) -> None:
 
     try:
         output = compile_project(root)
-        manifest = next_manifest(read_manifest(root), output.files, output.owned, output.project.inputs)
+        manifest = next_manifest(read_manifest(root), output.files, output.owned, output.inputs)
         changes = compare_with_disk(root, output.files, manifest, output.owned)
     except KompileError as exc:
         _fail(exc, root)

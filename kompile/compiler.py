@@ -26,6 +26,13 @@ class Output:
     environments: dict[str, Compiled]
     files: dict[str, bytes]
     owned: tuple[str, ...]  # folders whose generated files this output fully describes
+    partial: bool = False  # only some environments were compiled
+
+    @property
+    def inputs(self) -> dict[str, str]:
+        """The input hashes to record. A partial build cannot vouch for the environments it skipped,
+        so it records none, and `check` recompiles until the next full build."""
+        return {} if self.partial else self.project.inputs
 
 
 def compile_project(root: Path, only: Sequence[str] | None = None) -> Output:
@@ -47,7 +54,7 @@ def compile_project(root: Path, only: Sequence[str] | None = None) -> Output:
         environments[item.name] = compiled
         files.update(layout_overlay(base, compiled))
     owned = (base_dir(project.name), *(overlay_dir(name) for name in environments)) if only else ("bases", "overlays")
-    return Output(project, base, environments, dict(sorted(files.items())), owned)
+    return Output(project, base, environments, dict(sorted(files.items())), owned, partial=bool(only))
 
 
 def render_one(root: Path, name: str) -> list[dict]:

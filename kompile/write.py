@@ -27,6 +27,7 @@ class WritePlan:
     deletes: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     added: list[str] = field(default_factory=list)  # the subset of writes that are new files
+    leftovers: list[str] = field(default_factory=list)  # temporary files of an interrupted build
     manifest: Manifest = field(default_factory=Manifest)
     old_manifest: Manifest | None = None
 
@@ -37,7 +38,7 @@ class WritePlan:
     @property
     def is_noop(self) -> bool:
         old = self.old_manifest.to_bytes() if self.old_manifest else None
-        return not self.writes and not self.deletes and old == self.manifest.to_bytes()
+        return not self.writes and not self.deletes and not self.leftovers and old == self.manifest.to_bytes()
 
 
 def plan_write(root: Path, files: dict[str, bytes], owned: tuple[str, ...], inputs: dict[str, str],
@@ -52,6 +53,8 @@ def plan_write(root: Path, files: dict[str, bytes], owned: tuple[str, ...], inpu
         if target is None:
             continue
         current = _read_existing(target, path, problems)
+        if os.path.lexists(str(target) + TMP_SUFFIX):
+            plan.leftovers.append(path + TMP_SUFFIX)
         if current is None:
             plan.writes[path] = data
             plan.added.append(path)
@@ -80,6 +83,8 @@ def plan_write(root: Path, files: dict[str, bytes], owned: tuple[str, ...], inpu
             else:
                 problems.append(Diagnostic(Code.HAND_EDITED, f"{path} was edited by hand and is no longer generated", Span(path),
                                            "keep your version by moving it out of the output folders, or run with --force to delete it"))
+    if os.path.lexists(str(root / MANIFEST) + TMP_SUFFIX):
+        plan.leftovers.append(MANIFEST + TMP_SUFFIX)
     if problems:
         raise KompileError(problems)
     plan.manifest = next_manifest(old, files, owned, inputs)
@@ -89,8 +94,6 @@ def plan_write(root: Path, files: dict[str, bytes], owned: tuple[str, ...], inpu
 def next_manifest(old: Manifest | None, files: dict[str, bytes], owned: tuple[str, ...], inputs: dict[str, str]) -> Manifest:
     """The record a build writes: these files, plus other environments' files when building only some."""
     kept = {path: hashes for path, hashes in (old.files.items() if old else ()) if not _inside(path, owned) and path not in files}
-    if old is not None and kept:
-        inputs = {**old.inputs, **inputs}
     return Manifest(inputs=inputs, files={**kept, **{path: (digest(data),) for path, data in files.items()}})
 
 
@@ -98,17 +101,24 @@ def apply_plan(root: Path, plan: WritePlan) -> None:
     """Carry out a plan. Safe to kill at any moment: the next build finishes what this one started."""
     if plan.is_noop:
         return
-    old_files = plan.old_manifest.files if plan.old_manifest else {}
-    pending = dict(plan.manifest.files)
-    for path in [*plan.writes, *plan.deletes]:
-        pending[path] = tuple(dict.fromkeys((*old_files.get(path, ()), *plan.manifest.files.get(path, ()))))
-    _write_atomic(root / MANIFEST, Manifest(inputs=plan.manifest.inputs, files=pending).to_bytes())
+    record_intent(root, plan)
     for path, data in plan.writes.items():
         _write_atomic(root / path, data)
     for path in plan.deletes:
         (root / path).unlink(missing_ok=True)
         _remove_empty_parents(root, path)
+    for path in plan.leftovers:
+        (root / path).unlink(missing_ok=True)
     _write_atomic(root / MANIFEST, plan.manifest.to_bytes())
+
+
+def record_intent(root: Path, plan: WritePlan) -> None:
+    """Before the first change: a manifest that owns both the old and the new content of every file."""
+    old_files = plan.old_manifest.files if plan.old_manifest else {}
+    pending = dict(plan.manifest.files)
+    for path in [*plan.writes, *plan.deletes]:
+        pending[path] = tuple(dict.fromkeys((*old_files.get(path, ()), *plan.manifest.files.get(path, ()))))
+    _write_atomic(root / MANIFEST, Manifest(inputs=plan.manifest.inputs, files=pending).to_bytes())
 
 
 def write_tree(root: Path, files: dict[str, bytes], owned: tuple[str, ...], inputs: dict[str, str],

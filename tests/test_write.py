@@ -1,0 +1,186 @@
+"""Writes that never lose anyone's work: ownership, hand edits, foreign files, deletions, no-op builds."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kompile.compiler import compile_project
+from kompile.errors import Code, KompileError
+from kompile.manifest import MANIFEST, read_manifest
+from kompile.write import write_tree
+
+
+def build(root: Path, force: bool = False, only=None):
+    output = compile_project(root, only)
+    return write_tree(root, output.files, output.owned, output.inputs, force)
+
+
+def kompile(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kompile", *args], capture_output=True, text=True)
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_first_build_writes_every_file_and_a_manifest(example):
+    plan = build(example)
+    manifest = read_manifest(example)
+    assert plan.added and not plan.changed and not plan.deletes
+    assert sorted(manifest.files) == sorted(plan.added)
+    assert set(manifest.inputs) == {"environments/app.yaml", "environments/dev.yaml", "environments/prod.yaml",
+                                    "environments/staging.yaml", "secrets/dev/shop-django.yaml", "secrets/prod/shop-django.yaml"}
+
+
+def test_second_build_touches_nothing(example):
+    build(example)
+    before = {p: p.stat().st_mtime_ns for p in example.rglob("*") if p.is_file()}
+    plan = build(example)
+    assert plan.is_noop
+    assert {p: p.stat().st_mtime_ns for p in example.rglob("*") if p.is_file()} == before
+
+
+def test_only_changed_files_are_rewritten(example):
+    build(example)
+    untouched = example / "overlays/prod/kustomization.yaml"
+    mtime = untouched.stat().st_mtime_ns
+    spec = example / "environments/staging.yaml"
+    spec.write_text(spec.read_text().replace('tag: "1.4.3"', 'tag: "1.4.4"'))
+    plan = build(example)
+    assert "overlays/staging/kustomization.yaml" in plan.changed
+    assert all(path.startswith("overlays/staging/") for path in plan.changed)
+    assert untouched.stat().st_mtime_ns == mtime
+
+
+def test_foreign_file_in_the_way_is_an_error_not_an_overwrite(example):
+    target = example / "overlays/dev/kustomization.yaml"
+    target.parent.mkdir(parents=True)
+    target.write_text("# mine\n")
+    with pytest.raises(KompileError) as caught:
+        build(example)
+    assert [d.code for d in caught.value.diagnostics] == [Code.FOREIGN_FILE]
+    assert caught.value.diagnostics[0].span.path == "overlays/dev/kustomization.yaml"
+    assert target.read_text() == "# mine\n"
+    assert not (example / "bases").exists() and not (example / MANIFEST).exists()
+
+
+def test_foreign_files_beside_the_output_are_left_alone(example):
+    build(example)
+    notes = {"overlays/prod/NOTES.md": b"runbook\n", "bases/shop/extra/mine.yaml": b"kind: Mine\n", "gitops/custom.yaml": b"x: 1\n"}
+    for rel, data in notes.items():
+        (example / rel).parent.mkdir(parents=True, exist_ok=True)
+        (example / rel).write_bytes(data)
+    (example / "environments/staging.yaml").unlink()  # staging's overlay is now stale and gets removed
+    build(example)
+    for rel, data in notes.items():
+        assert (example / rel).read_bytes() == data
+    assert not (example / "overlays/staging").exists()
+
+
+def test_hand_edited_file_is_refused_with_the_edit_and_a_way_out(example):
+    build(example)
+    target = example / "bases/shop/deployment-shop-web.yaml"
+    target.write_text(target.read_text().replace("revisionHistoryLimit: 5", "revisionHistoryLimit: 9"))
+    spec = example / "environments/app.yaml"
+    spec.write_text(spec.read_text().replace("--workers=3", "--workers=4"))
+    before = snapshot(example)
+    with pytest.raises(KompileError) as caught:
+        build(example)
+    (diagnostic,) = caught.value.diagnostics
+    assert diagnostic.code is Code.HAND_EDITED
+    assert "revisionHistoryLimit: 9" in diagnostic.message and "revisionHistoryLimit: 5" in diagnostic.message
+    assert "spec.patches" in diagnostic.hint and "--force" in diagnostic.hint
+    assert snapshot(example) == before  # nothing written, the edit included
+
+
+def test_force_replaces_a_hand_edit(example):
+    build(example)
+    target = example / "bases/shop/deployment-shop-web.yaml"
+    generated = target.read_bytes()
+    target.write_text("edited\n")
+    build(example, force=True)
+    assert target.read_bytes() == generated
+
+
+def test_hand_edited_stale_file_is_not_deleted(example):
+    build(example)
+    stale = example / "overlays/staging/kustomization.yaml"
+    stale.write_text(stale.read_text() + "# my note\n")
+    (example / "environments/staging.yaml").unlink()
+    with pytest.raises(KompileError) as caught:
+        build(example)
+    assert [d.code for d in caught.value.diagnostics] == [Code.HAND_EDITED]
+    assert stale.read_text().endswith("# my note\n")
+
+
+def test_removed_environment_removes_only_its_generated_files(example):
+    build(example)
+    (example / "environments/staging.yaml").unlink()
+    plan = build(example)
+    assert plan.deletes and all(p.startswith("overlays/staging/") for p in plan.deletes)
+    assert not (example / "overlays/staging").exists()
+    assert not any(p.startswith("overlays/staging/") for p in read_manifest(example).files)
+
+
+def test_building_some_environments_keeps_the_others(example):
+    build(example)
+    before = snapshot(example)
+    spec = example / "environments/staging.yaml"
+    spec.write_text(spec.read_text().replace('tag: "1.4.3"', 'tag: "1.4.4"'))
+    build(example, only=["dev"])
+    after = snapshot(example)
+    del after[MANIFEST], before[MANIFEST]
+    assert after == {**before, "environments/staging.yaml": spec.read_bytes()}
+    assert read_manifest(example).inputs == {}  # a partial build vouches for no inputs
+    assert kompile("check", "--root", str(example)).returncode == 1  # staging is stale
+    plan = build(example, only=["staging"])
+    assert plan.changed and all(p.startswith("overlays/staging/") for p in plan.changed)
+    assert sorted(read_manifest(example).files) == sorted(p for p in before if p.startswith(("bases/", "overlays/")))
+    assert kompile("check", "--root", str(example)).returncode == 0
+
+
+def test_symlinked_output_folder_leading_outside_is_refused(example, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (example / "overlays").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(KompileError) as caught:
+        build(example)
+    assert {d.code for d in caught.value.diagnostics} == {Code.FOREIGN_FILE}
+    assert list(outside.iterdir()) == []
+
+
+def test_interrupted_build_leftovers_are_owned_and_completed(example):
+    """A build killed after recording its intent: the pending manifest owns old and new contents."""
+    from kompile.write import plan_write, record_intent
+
+    build(example)
+    spec = example / "environments/app.yaml"
+    spec.write_text(spec.read_text().replace("--workers=3", "--workers=4"))
+    output = compile_project(example)
+    plan = plan_write(example, output.files, output.owned, output.project.inputs)
+    record_intent(example, plan)
+    first = next(iter(plan.writes))
+    (example / first).write_bytes(plan.writes[first])  # as if killed right after the first rename
+    # The next build, after yet another spec change, still recognises both versions as its own.
+    spec.write_text(spec.read_text().replace("--workers=4", "--workers=5"))
+    build(example)
+    assert kompile("check", "--root", str(example)).returncode == 0
+
+
+def test_build_warns_about_uncommitted_output(example):
+    subprocess.run(["git", "init", "-q", str(example)], check=True)
+    assert kompile("build", "--root", str(example)).returncode == 0
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    subprocess.run(["git", "-C", str(example), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(example), "commit", "-qm", "x"], check=True, env=env)
+    (example / "overlays/dev/NOTES.md").write_text("wip\n")
+    spec = example / "environments/dev.yaml"
+    spec.write_text(spec.read_text().replace("replicas: 1}", "replicas: 2}", 1))
+    result = kompile("build", "--root", str(example))
+    assert result.returncode == 0
+    assert "uncommitted changes" in result.stderr and "overlays/dev/NOTES.md" in result.stderr
