@@ -100,24 +100,27 @@ def check_relative_path(text: str) -> str | None:
     return None
 
 
+PATH_HINT = "write paths relative to the repo root (the folder that holds environments/), e.g. secrets/prod/shop-django.yaml"
+
+
 def resolve_inside(root: Path, rel: str, span: Span | None) -> Path:
     """The real path of rel under root; refuses anything that leaves the root or is not a plain file."""
+    where = span or Span(rel)
     problem = check_relative_path(rel)
     if problem:
-        raise KompileError([Diagnostic(Code.PATH_OUTSIDE_ROOT, f"path '{rel}' is refused: {problem}", span)])
+        raise KompileError([Diagnostic(Code.PATH_OUTSIDE_ROOT, f"path '{rel}' is refused: {problem}", where, PATH_HINT)])
     real_root = root.resolve()
-    candidate = real_root / rel
     try:
-        real = candidate.resolve(strict=True)
-    except (FileNotFoundError, NotADirectoryError):
-        raise KompileError([Diagnostic(Code.UNREADABLE, f"file '{rel}' does not exist", span,
-                                       "paths are relative to the repo root (the folder that holds environments/)")]) from None
+        # Not strict: a symlink out of the repo is refused whether or not its target exists.
+        real = (real_root / rel).resolve()
     except (OSError, RuntimeError) as exc:  # symlink loops, permissions
-        raise KompileError([Diagnostic(Code.UNREADABLE, f"cannot read '{rel}': {exc}", span)]) from None
+        raise KompileError([Diagnostic(Code.UNREADABLE, f"cannot read '{rel}': {exc}", where)]) from None
     if real != real_root and real_root not in real.parents:
         raise KompileError([Diagnostic(Code.PATH_OUTSIDE_ROOT,
-                                       f"path '{rel}' resolves outside the repo root (through a symlink)", span,
-                                       "kompile only reads files inside the repo")])
+                                       f"path '{rel}' resolves outside the repo root (through a symlink)", where,
+                                       "kompile only reads files inside the repo; copy the file in instead of linking to it")])
+    if not real.exists():
+        raise KompileError([Diagnostic(Code.UNREADABLE, f"file '{rel}' does not exist", where, PATH_HINT)])
     return real
 
 
@@ -128,7 +131,8 @@ def read_bytes(root: Path, rel: str, span: Span | None = None) -> bytes:
     try:
         info = os.stat(path)
         if not stat.S_ISREG(info.st_mode):
-            raise KompileError([Diagnostic(Code.UNREADABLE, f"'{rel}' is not a regular file", where)])
+            raise KompileError([Diagnostic(Code.UNREADABLE, f"'{rel}' is not a regular file", where,
+                                               "point at a YAML file, not a folder or a device")])
         if info.st_size > MAX_FILE_BYTES:
             raise KompileError([Diagnostic(Code.UNREADABLE, f"'{rel}' is {info.st_size} bytes; the limit is 1 MiB",
                                            where, "split it, or move what is not configuration out of the repo")])
@@ -149,7 +153,9 @@ def decode_utf8(data: bytes, rel: str) -> str:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        # Columns count characters, as YAML positions do; what precedes the bad byte on its line may be UTF-8.
+        col = len(data[line_start:exc.start].decode("utf-8", "replace")) + 1
         raise KompileError([Diagnostic(Code.NOT_UTF8, f"'{rel}' is not valid UTF-8 (byte 0x{data[exc.start]:02x})",
                                        Span(rel, line, col), "save the file as UTF-8")]) from None
     return text[1:] if text.startswith("\ufeff") else text
@@ -161,56 +167,84 @@ def decode_utf8(data: bytes, rel: str) -> str:
 
 def parse_yaml(text: str, rel: str) -> list:
     """Every document in text as YMap / YList / scalars. Raises KompileError with positions."""
+    return _build_all(_compose(text, rel), rel)
+
+
+def _compose(text: str, rel: str) -> list:
+    """libyaml's node graph of every document; syntax errors become K103 with the parser's position."""
     try:
-        nodes = list(yaml.compose_all(text, Loader=_Loader))
+        return list(yaml.compose_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        span = Span(rel, mark.line + 1, mark.column + 1) if mark else Span(rel)
+        span = _mark_span(text, mark, rel) if mark else Span(rel)
         problem = exc.problem or "invalid YAML"
-        hint = "YAML nests at most a few hundred levels here" if "nesting depth" in problem else None
+        hint = None
+        if "nesting depth" in problem:
+            hint = f"YAML here nests at most {MAX_DEPTH} levels; specs are shallow"
+        elif exc.context and exc.context_mark is not None and exc.context_mark is not mark:
+            what = exc.context.removeprefix("while ").removeprefix("parsing ").removeprefix("scanning ")
+            hint = f"in {what} that starts at line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1}: " \
+                   "check its brackets, quotes and indentation"
         raise KompileError([Diagnostic(Code.YAML_SYNTAX, f"YAML syntax error: {problem}", span, hint)]) from None
     except yaml.reader.ReaderError as exc:
-        raise KompileError([Diagnostic(Code.YAML_SYNTAX, f"YAML syntax error: unacceptable character #x{exc.character:04x}",
-                                       _offset_span(text, exc.position, rel),
+        character = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
+        raise KompileError([Diagnostic(Code.YAML_SYNTAX, f"YAML syntax error: unacceptable character {character}",
+                                       _reader_span(text, exc.position, rel),
                                        "remove control characters (NUL, escape codes) from the file")]) from None
     except yaml.YAMLError as exc:  # anything libyaml reports without a mark
         raise KompileError([Diagnostic(Code.YAML_SYNTAX, f"YAML error: {exc}", Span(rel))]) from None
+
+
+def _mark_span(text: str, mark, rel: str) -> Span:
+    """A parser position; the end of the file (after the last newline) becomes the end of the last line,
+    where the missing bracket or quote belongs and where an editor can show it."""
+    lines = text.splitlines()
+    if mark.line >= len(lines) and lines:
+        return Span(rel, len(lines), len(lines[-1]) + 1)
+    return Span(rel, mark.line + 1, mark.column + 1)
+
+
+def _build_all(nodes: list, rel: str) -> list:
     collector = Collector()
     docs = [_Builder(rel, collector).build(node, 0) for node in nodes]
     collector.raise_if_any()
     return docs
 
 
+def _node_span(node, rel: str) -> Span:
+    return Span(rel, node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _is_null(node) -> bool:
+    return isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null"
+
+
 def parse_document(text: str, rel: str) -> YMap:
     """Exactly one YAML document whose top level is a mapping."""
-    docs = parse_yaml(text, rel)
-    if not docs:
+    nodes = _compose(text, rel)
+    if len(nodes) > 1:
+        raise KompileError([Diagnostic(Code.DOCUMENT_COUNT, "the file holds more than one YAML document",
+                                       _node_span(nodes[1], rel), "put each App or Environment in a file of its own")])
+    if not nodes or _is_null(nodes[0]):
         raise KompileError([Diagnostic(Code.DOCUMENT_COUNT, "the file holds no YAML document", Span(rel, 1, 1),
                                        "an environment file holds one App or one Environment")])
-    if len(docs) > 1:
-        second = docs[1]
-        span = second.span if isinstance(second, YMap | YList) else Span(rel)
-        raise KompileError([Diagnostic(Code.DOCUMENT_COUNT, "the file holds more than one YAML document", span,
-                                       "put each App or Environment in a file of its own")])
-    doc = docs[0]
-    if not isinstance(doc, YMap):
-        raise KompileError([Diagnostic(Code.WRONG_TYPE, f"expected a mapping at the top level, found {describe(doc)}",
-                                       doc.span if isinstance(doc, YList) else Span(rel, 1, 1))])
-    return doc
+    node = nodes[0]
+    if not isinstance(node, MappingNode):
+        kind = "a list" if isinstance(node, SequenceNode) else "a single value"
+        raise KompileError([Diagnostic(Code.WRONG_TYPE, f"expected a mapping at the top level, found {kind}",
+                                       _node_span(node, rel), "a spec starts with apiVersion:, kind:, metadata: and spec:")])
+    return _build_all(nodes, rel)[0]
 
 
 def parse_manifests(text: str, rel: str) -> list[YMap]:
     """The Kubernetes objects in a multi-document YAML file (empty documents skipped)."""
-    docs = parse_yaml(text, rel)
-    out = []
-    for doc in docs:
-        if doc is None:
-            continue
-        if not isinstance(doc, YMap):
-            where = doc.span if isinstance(doc, YList) else Span(rel)
-            raise KompileError([Diagnostic(Code.WRONG_TYPE, f"expected a Kubernetes object, found {describe(doc)}", where)])
-        out.append(doc)
-    return out
+    nodes = [node for node in _compose(text, rel) if not _is_null(node)]
+    for node in nodes:
+        if not isinstance(node, MappingNode):
+            kind = "a list" if isinstance(node, SequenceNode) else "a single value"
+            raise KompileError([Diagnostic(Code.WRONG_TYPE, f"expected a Kubernetes object (a mapping), found {kind}",
+                                           _node_span(node, rel))])
+    return _build_all(nodes, rel)
 
 
 def describe(value) -> str:
@@ -232,7 +266,10 @@ def describe(value) -> str:
     return type(value).__name__
 
 
-def _offset_span(text: str, offset: int, rel: str) -> Span:
+def _reader_span(text: str, offset: int, rel: str) -> Span:
+    """The position of a character the YAML reader refused. libyaml counts bytes of the UTF-8 text."""
+    if _Loader is not yaml.SafeLoader:
+        offset = len(text.encode("utf-8")[:offset].decode("utf-8", "replace"))
     line = text.count("\n", 0, offset) + 1
     col = offset - (text.rfind("\n", 0, offset) + 1) + 1
     return Span(rel, line, col)
@@ -242,13 +279,35 @@ class _TooComplex(Exception):
     pass
 
 
+_TYPE_NAMES = {"bool": "a boolean", "int": "an integer", "float": "a number", "null": "null", "timestamp": "a date"}
+
+
+def _tag_text(tag: str) -> str:
+    """A tag as users write it: !!python/object rather than tag:yaml.org,2002:python/object."""
+    return "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org,2002:") else tag
+
+
+def _type_name(tag: str) -> str:
+    short = tag.rsplit(":", 1)[-1]
+    return _TYPE_NAMES.get(short, short)
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 class _Builder:
-    """Builds Python values from a composed node graph, expanding aliases within bounds."""
+    """Builds Python values from a composed node graph, expanding aliases within bounds.
+
+    libyaml resolves an alias to the very node it names, so a node met twice was reached through an alias;
+    `via` is the collection that first repeats one, which is where a limit is reported (an alias bomb
+    points at the line that multiplies, not at a leaf somewhere inside)."""
 
     def __init__(self, rel: str, collector: Collector) -> None:
         self.rel = rel
         self.collector = collector
         self.count = 0
+        self.seen: set[int] = set()
 
     def span(self, node) -> Span:
         mark = node.start_mark
@@ -256,18 +315,28 @@ class _Builder:
 
     def build(self, node, depth: int):
         try:
-            return self._build(node, depth)
+            return self._build(node, depth, None)
         except _TooComplex as exc:
-            node, why = exc.args
-            raise KompileError([Diagnostic(Code.TOO_COMPLEX, why, self.span(node),
-                                           "write the values out; specs are small and shallow")]) from None
+            node, why, hint = exc.args
+            raise KompileError([Diagnostic(Code.TOO_COMPLEX, why, self.span(node), hint)]) from None
 
-    def _build(self, node, depth: int):
+    def _child(self, parent, child, depth: int, via):
+        if via is None and id(child) in self.seen:
+            via = parent
+        return self._build(child, depth + 1, via)
+
+    def _build(self, node, depth: int, via):
         self.count += 1
         if self.count > MAX_NODES:
-            raise _TooComplex(node, f"the document expands to more than {MAX_NODES} values (aliases?)")
+            if via is not None:
+                raise _TooComplex(via, f"aliases here expand to more than {MAX_NODES} values",
+                                  "each *alias repeats its anchored value in full; write the values out")
+            raise _TooComplex(node, f"the document holds more than {MAX_NODES} values", "specs are small; split the file")
         if depth > MAX_DEPTH:
-            raise _TooComplex(node, f"the document nests deeper than {MAX_DEPTH} levels")
+            if via is not None:
+                raise _TooComplex(via, f"aliases here nest deeper than {MAX_DEPTH} levels",
+                                  "an alias inside the value it refers to repeats forever; write the values out")
+            raise _TooComplex(node, f"the document nests deeper than {MAX_DEPTH} levels", "specs are shallow; flatten it")
         if isinstance(node, ScalarNode):
             builder = _SCALAR_BUILDERS.get(node.tag)
             if builder is None:
@@ -276,16 +345,17 @@ class _Builder:
             try:
                 return builder(node)
             except (ValueError, OverflowError):
-                self.collector.error(Code.WRONG_TYPE, f"'{node.value}' is not a valid {node.tag.rsplit(':', 1)[-1]}",
-                                     self.span(node), "quote it to make it a string")
+                self.collector.error(Code.WRONG_TYPE, f"'{_short(node.value)}' is not {_type_name(node.tag)}",
+                                     self.span(node), "remove the tag, or quote the value to make it a string")
                 return None
+        self.seen.add(id(node))
         if isinstance(node, SequenceNode):
             if node.tag != _SEQ:
                 self._bad_tag(node)
             out = YList(self.span(node))
             for item in node.value:
                 out.item_spans.append(self.span(item))
-                out.append(self._build(item, depth + 1))
+                out.append(self._child(node, item, depth, via))
             return out
         if isinstance(node, MappingNode):
             if node.tag != _MAP:
@@ -297,30 +367,34 @@ class _Builder:
                     continue
                 if key in out:
                     first = out.key_spans[key]
-                    self.collector.error(Code.DUPLICATE_KEY, f"duplicate key '{key}'", self.span(key_node),
-                                         f"'{key}' is first set at line {first.line}; keep one of them")
+                    self.collector.error(Code.DUPLICATE_KEY, f"duplicate key '{_short(key)}'", self.span(key_node),
+                                         f"'{_short(key)}' is first set at line {first.line}; keep one of them")
                     continue
                 out.key_spans[key] = self.span(key_node)
                 out.value_spans[key] = self.span(value_node)
-                out[key] = self._build(value_node, depth + 1)
+                out[key] = self._child(node, value_node, depth, via)
             return out
-        raise _TooComplex(node, "unsupported YAML node")  # pragma: no cover - libyaml has no other kinds
+        raise _TooComplex(node, "unsupported YAML node", None)  # pragma: no cover - libyaml has no other kinds
 
     def _key(self, node) -> str | None:
         if node.tag == _MERGE:
             self.collector.error(Code.TAG_NOT_ALLOWED, "YAML merge keys ('<<') are not supported", self.span(node),
                                  "write the keys out, or share them through the App or spec.extends")
             return None
-        if not isinstance(node, ScalarNode) or node.tag not in _SCALAR_BUILDERS:
-            self.collector.error(Code.WRONG_TYPE, "a mapping key must be a plain string", self.span(node))
+        if not isinstance(node, ScalarNode):
+            self.collector.error(Code.WRONG_TYPE, "a mapping key must be a plain string, not a list or a mapping", self.span(node),
+                                 "remove the '?' or the brackets around the key")
+            return None
+        if node.tag not in _SCALAR_BUILDERS:
+            self._bad_tag(node)
             return None
         if node.tag != _STR:
             # `on:` or `8000:` would silently become a boolean or an integer key.
-            self.collector.error(Code.WRONG_TYPE, f"key '{node.value}' is read as a {node.tag.rsplit(':', 1)[-1]}, not a string",
-                                 self.span(node), f"quote it: '{node.value}':")
+            self.collector.error(Code.WRONG_TYPE, f"key '{_short(node.value)}' is read as {_type_name(node.tag)}, not a string",
+                                 self.span(node), f"quote it: '{_short(node.value)}':")
             return None
         return node.value
 
     def _bad_tag(self, node) -> None:
-        self.collector.error(Code.TAG_NOT_ALLOWED, f"YAML tag '{node.tag}' is not allowed", self.span(node),
-                             "specs use plain YAML: strings, numbers, booleans, lists and mappings")
+        self.collector.error(Code.TAG_NOT_ALLOWED, f"YAML tag '{_tag_text(node.tag)}' is not allowed", self.span(node),
+                             "specs use plain YAML: strings, numbers, booleans, lists and mappings; remove the tag")
