@@ -70,11 +70,22 @@ def extends_chain(project: Project, name: str) -> list[str]:
                 Code.UNKNOWN_EXTENDS, f"environment '{current.name}' extends unknown environment '{parent}'", where,
                 f"did you mean '{close[0]}'?" if close else "known environments: " + ", ".join(project.environments))])
         if parent in chain:
-            cycle = " -> ".join([*chain[chain.index(parent):], parent])
-            raise KompileError([Diagnostic(Code.EXTENDS_CYCLE, f"extends forms a cycle: {cycle}", where,
-                                           "remove extends from one of these environments")])
+            raise KompileError([_cycle(project, chain[chain.index(parent):])])
         chain.append(parent)
         current = project.environments[parent]
+
+
+def _cycle(project: Project, members: list[str]) -> Diagnostic:
+    """One diagnostic per cycle, whichever environment found it: it starts at, and points at, the
+    first member by name, so every environment on or behind the cycle reports the same thing."""
+    first = members.index(min(members))
+    members = members[first:] + members[:first]
+    start = project.environments[members[0]]
+    if len(members) == 1:
+        return Diagnostic(Code.EXTENDS_CYCLE, f"environment '{start.name}' extends itself", start.spec.value_span("extends"),
+                          "remove extends, or name the environment this one starts from")
+    return Diagnostic(Code.EXTENDS_CYCLE, f"extends forms a cycle: {' -> '.join([*members, members[0]])}",
+                      start.spec.value_span("extends"), f"remove extends from {start.rel} (or from another environment of the cycle)")
 
 
 def app_settings(project: Project) -> YMap:

@@ -47,7 +47,9 @@ class Field:
 class Type:
     """A node of the spec. check() reports problems; json_schema() describes the same rules."""
 
-    def check(self, value, path: str, span: Span, out: Collector, partial: bool) -> None:
+    def check(self, value, path: str, span: Span, out: Collector, partial: bool, key_span: Span | None = None) -> None:
+        """Report what is wrong with value (at span); key_span is the key that holds it, where a missing
+        field is reported."""
         raise NotImplementedError
 
     def json_schema(self) -> dict:
@@ -63,7 +65,7 @@ class Str(Type):
     checks: tuple[Check, ...] = ()
     name_code: bool = False  # a pattern failure is an invalid name (K205), not an invalid value (K204)
 
-    def check(self, value, path, span, out, partial):
+    def check(self, value, path, span, out, partial, key_span=None):
         if not isinstance(value, str):
             hint = None
             if isinstance(value, bool | int | float) and value is not None:
@@ -108,7 +110,7 @@ class Int(Type):
     min: int | None = None
     max: int | None = None
 
-    def check(self, value, path, span, out, partial):
+    def check(self, value, path, span, out, partial, key_span=None):
         if isinstance(value, bool) or not isinstance(value, int):
             hint = "write a whole number without quotes" if isinstance(value, str) and value.strip().isdigit() else None
             out.error(Code.WRONG_TYPE, f"{path}: expected an integer, found {describe(value)}", span, hint)
@@ -128,7 +130,7 @@ class Int(Type):
 
 @dataclass(frozen=True)
 class Bool(Type):
-    def check(self, value, path, span, out, partial):
+    def check(self, value, path, span, out, partial, key_span=None):
         if not isinstance(value, bool):
             out.error(Code.WRONG_TYPE, f"{path}: expected true or false, found {describe(value)}", span)
 
@@ -140,7 +142,7 @@ class Bool(Type):
 class Quantity(Type):
     """A Kubernetes resource quantity: 250m, 1, "1", 512Mi."""
 
-    def check(self, value, path, span, out, partial):
+    def check(self, value, path, span, out, partial, key_span=None):
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             out.error(Code.WRONG_TYPE, f"{path}: expected a quantity such as 250m or 512Mi, found {describe(value)}", span)
             return
@@ -166,7 +168,7 @@ class Anything(Type):
     kind: type | tuple = dict
     label: str = "a mapping"
 
-    def check(self, value, path, span, out, partial):
+    def check(self, value, path, span, out, partial, key_span=None):
         if not isinstance(value, self.kind):
             out.error(Code.WRONG_TYPE, f"{path}: expected {self.label}, found {describe(value)}", span)
 
@@ -179,37 +181,56 @@ class Obj(Type):
     fields: dict[str, Field]
     one_of: tuple[str, ...] = ()  # exactly one of these keys must be set (checked on full specs)
     elsewhere: dict[str, str] = field(default_factory=dict)  # keys that belong to another kind: why
+    label: str = "spec"  # what messages call this object when it is checked at the top (path "")
 
-    def check(self, value, path, span, out, partial):
+    def check(self, value, path, span, out, partial, key_span=None):
         if not isinstance(value, dict):
-            out.error(Code.WRONG_TYPE, f"{path or 'spec'}: expected a mapping, found {describe(value)}", span)
+            hint = "write its keys on their own lines (`key: value`), not as a list" if isinstance(value, list) else None
+            out.error(Code.WRONG_TYPE, f"{path or self.label}: expected a mapping, found {describe(value)}", span, hint)
             return
         prefix = f"{path}." if path else ""
         for key, item in value.items():
-            key_span = value.key_span(key) if isinstance(value, YMap) else span
+            item_key_span = value.key_span(key) if isinstance(value, YMap) else span
             value_span = value.value_span(key) if isinstance(value, YMap) else span
             spec_field = self.fields.get(key)
             if spec_field is None:
-                out.error(Code.UNKNOWN_KEY, f"unknown key '{key}' in {path or 'spec'}", key_span, self._hint(key))
+                out.error(Code.UNKNOWN_KEY, f"unknown key '{key}' in {path or self.label}", item_key_span, self._hint(key))
                 continue
             if item is None:
                 if not partial and spec_field.required:
-                    out.error(Code.MISSING_FIELD, f"{prefix}{key} is required and cannot be null", value_span)
+                    out.error(Code.MISSING_FIELD, f"{prefix}{key} is required and cannot be null", value_span,
+                              f"give it a value: {spec_field.doc}")
                 continue  # an explicit null removes an inherited value
-            spec_field.type.check(item, f"{prefix}{key}", value_span, out, partial)
+            spec_field.type.check(item, f"{prefix}{key}", value_span, out, partial, item_key_span)
         if partial:
             return
         for key, spec_field in self.fields.items():
             if spec_field.required and key not in value:
-                out.error(Code.MISSING_FIELD, f"{path or 'spec'}: '{key}' is required", span,
-                          f"{key}: {spec_field.doc}")
+                out.error(Code.MISSING_FIELD, f"{path or self.label}: '{key}' is required", key_span or span,
+                          f"add '{key}': {spec_field.doc}")
         if self.one_of:
             present = [k for k in self.one_of if value.get(k) is not None]
             if len(present) != 1:
-                names = " or ".join(f"'{k}'" for k in self.one_of)
-                found = "none" if not present else " and ".join(f"'{k}'" for k in present)
-                hint = "set the inherited one to null to replace it" if len(present) > 1 else None
-                out.error(Code.COMPONENT_SHAPE, f"{path or 'spec'}: set exactly one of {names} (found {found})", span, hint)
+                self._one_of_error(value, present, path, key_span or span, span, out)
+
+    def _one_of_error(self, value, present: list[str], path: str, where: Span, span: Span, out: Collector) -> None:
+        names = " or ".join(f"'{k}'" for k in self.one_of)
+        found = "none" if not present else " and ".join(f"'{k}'" for k in present)
+        message = f"{path or self.label}: set exactly one of {names} (found {found})"
+        if not present:
+            out.error(Code.COMPONENT_SHAPE, message, where, "add one of them")
+            return
+        spans = {k: value.key_span(k) if isinstance(value, YMap) else span for k in present}
+        # After merging, the map's own span is its latest layer: point at the key that layer added.
+        latest = [k for k in present if spans[k].path == span.path]
+        chosen = latest[-1] if latest else present[-1]
+        inherited = [k for k in present if spans[k].path != spans[chosen].path]
+        if inherited:
+            other = spans[inherited[0]]
+            hint = f"'{inherited[0]}' is inherited from {other.path}:{other.line}; add `{inherited[0]}: null` beside '{chosen}' to replace it"
+        else:
+            hint = "keep one of them"
+        out.error(Code.COMPONENT_SHAPE, message, spans[chosen], hint)
 
     def _hint(self, key: str) -> str | None:
         if key in self.elsewhere:
@@ -240,17 +261,18 @@ class MapOf(Type):
     key: Str = Str()
     what: str = "key"
 
-    def check(self, value, path, span, out, partial):
+    def check(self, value, path, span, out, partial, key_span=None):
         if not isinstance(value, dict):
-            out.error(Code.WRONG_TYPE, f"{path}: expected a mapping, found {describe(value)}", span)
+            hint = f"write one {self.what} per line as `name: value`, not as a list" if isinstance(value, list) else None
+            out.error(Code.WRONG_TYPE, f"{path}: expected a mapping, found {describe(value)}", span, hint)
             return
         for key, item in value.items():
-            key_span = value.key_span(key) if isinstance(value, YMap) else span
+            item_key_span = value.key_span(key) if isinstance(value, YMap) else span
             value_span = value.value_span(key) if isinstance(value, YMap) else span
-            self.key.check(key, f"{path} {self.what} '{key}'", key_span, out, partial)
+            self.key.check(key, f"{self.what} name in {path}", item_key_span, out, partial)
             if item is None:
                 continue
-            self.value.check(item, f"{path}.{key}", value_span, out, partial)
+            self.value.check(item, f"{path}.{key}", value_span, out, partial, item_key_span)
 
     def json_schema(self):
         schema = {"type": "object", "additionalProperties": self.value.json_schema()}
@@ -266,7 +288,7 @@ class ListOf(Type):
     min_items: int = 0
     unique_key: str | None = None  # items are mappings whose value at this key must be unique
 
-    def check(self, value, path, span, out, partial):
+    def check(self, value, path, span, out, partial, key_span=None):
         if not isinstance(value, list):
             hint = f"write it as a list: [{value}]" if isinstance(value, str | int) else None
             out.error(Code.WRONG_TYPE, f"{path}: expected a list, found {describe(value)}", span, hint)
@@ -302,10 +324,10 @@ class Either(Type):
     options: tuple[Type, ...]
     label: str
 
-    def check(self, value, path, span, out, partial):
+    def check(self, value, path, span, out, partial, key_span=None):
         for option in self.options:
             if _accepts(option, value):
-                option.check(value, path, span, out, partial)
+                option.check(value, path, span, out, partial, key_span)
                 return
         out.error(Code.WRONG_TYPE, f"{path}: expected {self.label}, found {describe(value)}", span)
 
@@ -365,7 +387,7 @@ def check_no_latest(value: str):
 NAME = Str(DNS_LABEL, "a DNS-1123 label (lower-case letters, digits, '-')", max_length=63, name_code=True)
 SUBDOMAIN = Str(DNS_SUBDOMAIN, "a DNS-1123 subdomain (lower-case letters, digits, '-', '.')", max_length=253, name_code=True)
 PATH = Str(r"^[^\x00]+$", "a path relative to the repo root")
-ENV_KEY = Str(ENV_NAME, "an environment variable name", max_length=253)
+ENV_KEY = Str(ENV_NAME, "an environment variable name (letters, digits, '_', '-', '.'; no leading digit)", max_length=253)
 PORT = Int(1, 65535)
 PERCENT = Int(1, 1000)
 LABELS = MapOf(Str(LABEL_VALUE, "a label value", max_length=63), Str(LABEL_KEY, "a label key"), "label")
@@ -441,7 +463,7 @@ INGRESS = Obj({
     "host": Field(SUBDOMAIN, "Public host name; also sent as the Host header of HTTP probes", required=True),
     "className": Field(Str(), "IngressClass to use", required=True),
     "tlsSecret": Field(SUBDOMAIN, "Secret holding the TLS certificate (e.g. made by cert-manager)", required=True),
-    "annotations": Field(MapOf(Str(), Str(LABEL_KEY, "an annotation key")), "Annotations for the ingress controller"),
+    "annotations": Field(MapOf(Str(), Str(LABEL_KEY, "an annotation key"), "annotation"), "Annotations for the ingress controller"),
     "component": Field(NAME, "The web component to route to; needed only when there are several"),
     "path": Field(Str(URL_PATH, "a URL path starting with '/'"), "Path prefix routed to the component", default="/"),
 })
@@ -539,7 +561,7 @@ EFFECTIVE_SPEC = Obj({**SHARED_FIELDS, "image": Field(IMAGE, SHARED_FIELDS["imag
 METADATA = Obj({
     "name": Field(NAME, "The app's name, or the environment's (equal to the file name)", required=True),
     "labels": Field(LABELS, "Labels (informational)"),
-    "annotations": Field(MapOf(Str(), Str(LABEL_KEY, "an annotation key")), "Annotations (informational)"),
+    "annotations": Field(MapOf(Str(), Str(LABEL_KEY, "an annotation key"), "annotation"), "Annotations (informational)"),
 })
 
 KINDS = {"App": APP_SPEC, "Environment": ENVIRONMENT_SPEC}
@@ -554,7 +576,8 @@ def document_type(kind: str) -> Obj:
     })
 
 
-_ENVELOPES = {kind: Obj({**document_type(kind).fields, "spec": Field(Anything(dict), "settings")}) for kind in KINDS}
+_ENVELOPES = {kind: Obj({**document_type(kind).fields, "spec": Field(Anything(dict), "settings")}, label="the document")
+              for kind in KINDS}
 
 
 def check_document(doc: YMap, kind: str, out: Collector) -> None:

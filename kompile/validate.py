@@ -3,6 +3,7 @@ rendered. Every rule reports into one Collector so a run lists every problem at 
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ SECRET_KEY = re.compile(r"(^|[_.-])(SECRET|PASSWORD|PASSWD|PASSPHRASE|TOKEN|API_
 HARMLESS_VALUE = re.compile(r"^(|[0-9.]+|true|false|yes|no|on|off)$", re.IGNORECASE)
 # Values that are credentials whatever their key.
 SECRET_VALUES = (
-    (re.compile(r"://[^/\s@:]*:[^/\s@]+@"), "a URL with a password in it"),
+    (re.compile(r"://[^/\s@:]*:[^/\s@]+@"), "a URL with a password"),
     (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
     (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), "an AWS access key"),
     (re.compile(r"\b(ghp|gho|ghu|ghs|ghr|github_pat)_[A-Za-z0-9_]{20,}"), "a GitHub token"),
@@ -52,9 +53,9 @@ class Resolved:
 def validate_project(project: Project) -> list[Resolved]:
     out = Collector()
     resolved: list[Resolved] = []
-    app_before = len(out.items)
+    # Problems of the App's own settings come back for every environment too; KompileError drops
+    # the repeats (same code, place and message), so each is listed once.
     check_settings(project, app_settings(project), None, out)
-    app_ok = len(out.items) == app_before
     for name, _env_file in project.environments.items():
         try:
             settings, chain = effective_spec(project, name)
@@ -65,7 +66,7 @@ def validate_project(project: Project) -> list[Resolved]:
             settings["namespace"] = f"{project.name}-{name}"
         before = len(out.items)
         spec.check_effective(settings, out)
-        if len(out.items) == before and app_ok:
+        if len(out.items) == before:
             check_settings(project, settings, name, out)
             _check_environment(project, name, settings, out)
         sources = (project.app.rel, *(project.environments[n].rel for n in chain))
@@ -98,7 +99,8 @@ def _check_component(app: str, name: str, component: YMap, key_span: Span, out: 
     if isinstance(autoscaling, YMap) and autoscaling.get("minReplicas", 0) > autoscaling.get("maxReplicas", 0):
         out.error(Code.AUTOSCALING_BOUNDS,
                   f"components.{name}.autoscaling: minReplicas {autoscaling['minReplicas']} is above maxReplicas {autoscaling['maxReplicas']}",
-                  autoscaling.value_span("minReplicas"), "minReplicas <= maxReplicas")
+                  autoscaling.value_span("minReplicas"),
+                  f"lower minReplicas to at most {autoscaling['maxReplicas']}, or raise maxReplicas")
     if kind == "scheduler":
         if autoscaling is not None:
             out.error(Code.SCHEDULER_SCALING, f"components.{name}: a scheduler is never autoscaled", component.key_span("autoscaling"),
@@ -107,11 +109,11 @@ def _check_component(app: str, name: str, component: YMap, key_span: Span, out: 
             out.error(Code.SCHEDULER_SCALING, f"components.{name}: a scheduler runs at most 1 replica", component.value_span("replicas"),
                       "two celery beat processes would run every task twice; use replicas: 1 (or 0 to pause it)")
     if kind == "web" and component.get("port") is None:
-        out.error(Code.COMPONENT_SHAPE, f"components.{name}: a web component needs a port", component.span,
-                  "port: 8000 (the port gunicorn binds to)")
+        out.error(Code.COMPONENT_SHAPE, f"components.{name}: a web component needs a port", key_span,
+                  "add port: 8000 (the port gunicorn binds to; its Service and probes use it)")
     probes = component.get("probes")
     http = probes.get("http") if isinstance(probes, YMap) else None
-    if isinstance(http, YMap) and http.get("port") is None and component.get("port") is None:
+    if kind != "web" and isinstance(http, YMap) and http.get("port") is None and component.get("port") is None:
         out.error(Code.COMPONENT_SHAPE, f"components.{name}.probes.http: no port to probe", probes.key_span("http"),
                   "set probes.http.port or the component's port")
 
@@ -142,7 +144,7 @@ def _check_plaintext(env: YMap, out: Collector) -> None:
         where = env.key_span(key) if isinstance(env, YMap) else None
         for pattern, what in SECRET_VALUES:
             if pattern.search(value):
-                out.error(Code.PLAINTEXT_SECRET, f"env.{key} holds {what} in plain text", env.value_span(key),
+                out.error(Code.PLAINTEXT_SECRET, f"env.{key} holds {what}, in plain text", env.value_span(key),
                           "move it to secrets: (declared on the App) and seal the value with kubeseal")
                 break
         else:
@@ -178,12 +180,15 @@ def check_kubernetes_object(obj: YMap, out: Collector) -> bool:
     problems = len(out.items)
     for key in ("apiVersion", "kind"):
         if not isinstance(obj.get(key), str) or not obj.get(key):
-            out.error(Code.EXTRA_RESOURCE, f"a Kubernetes object needs a string '{key}'", obj.value_span(key) if key in obj else obj.span)
+            out.error(Code.EXTRA_RESOURCE, f"a Kubernetes object needs a string '{key}'", obj.value_span(key) if key in obj else obj.span,
+                      "a manifest starts with apiVersion, kind and metadata.name; kubectl explain <kind> shows the rest")
     metadata = obj.get("metadata")
     if not isinstance(metadata, YMap) or not isinstance(metadata.get("name"), str):
-        out.error(Code.EXTRA_RESOURCE, "a Kubernetes object needs metadata.name", obj.span)
+        out.error(Code.EXTRA_RESOURCE, "a Kubernetes object needs metadata.name", obj.key_span("metadata") if "metadata" in obj else obj.span,
+                  "add metadata: {name: ...}; kompile sets the namespace")
     elif not re.match(spec.DNS_SUBDOMAIN, metadata["name"]) or len(metadata["name"]) > 253:
-        out.error(Code.INVALID_NAME, f"'{metadata['name']}' is not a valid object name", metadata.value_span("name"))
+        out.error(Code.INVALID_NAME, f"'{metadata['name']}' is not a valid object name", metadata.value_span("name"),
+                  "object names are lower-case letters, digits, '-' and '.'")
     return len(out.items) == problems
 
 
@@ -232,14 +237,15 @@ def _check_patches(project: Project, settings: YMap, out: Collector) -> None:
         if isinstance(body, dict) and entry.get("target") is None:
             metadata = body.get("metadata")
             if not (isinstance(body.get("kind"), str) and isinstance(metadata, dict) and isinstance(metadata.get("name"), str)):
-                out.error(Code.PATCH, "a strategic merge patch needs kind and metadata.name (or a target)", where)
+                out.error(Code.PATCH, "a strategic merge patch needs kind and metadata.name (or a target)", where,
+                          "name what it patches: kind: Deployment and metadata: {name: shop-web}, or target: {kind: Deployment, name: shop-web}")
         if isinstance(body, list):
             for op_index, op in enumerate(body):
                 if not isinstance(op, dict) or op.get("op") not in ("add", "remove", "replace", "move", "copy", "test") \
                         or not isinstance(op.get("path"), str):
                     op_where = body.item_span(op_index) if isinstance(body, YList) else where
                     out.error(Code.PATCH, "a JSON patch operation needs op (add, remove, replace, move, copy, test) and path",
-                              op_where)
+                              op_where, "for example {op: replace, path: /spec/replicas, value: 3}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,14 +260,18 @@ def _check_environment(project: Project, name: str, settings: YMap, out: Collect
                   env_file.doc["metadata"].value_span("name"), "shorten the environment's name")
     image = settings["image"]
     if not image.get("tag") and not image.get("digest"):
-        out.error(Code.LATEST_TAG, "image: no tag or digest, so Kubernetes would pull 'latest'", settings.value_span("image"),
-                  "pin what this environment runs: image: {tag: 1.4.3} or {digest: sha256:...}")
-    _check_secrets(project, settings, namespace, out)
+        # Point at the environment's own image when it has one, else at its spec: the tag goes there.
+        image_span = settings.value_span("image")
+        where = image_span if image_span.path != project.app.rel else \
+            env_file.doc.key_span("spec") if "spec" in env_file.doc else env_file.doc.span
+        out.error(Code.LATEST_TAG, f"image: environment '{name}' sets no tag or digest, so Kubernetes would pull 'latest'",
+                  where, f"pin what it runs in {env_file.rel}: image: {{tag: 1.4.3}} or image: {{digest: sha256:...}}")
+    _check_secrets(project, name, settings, namespace, out)
     if settings.get("tier") == "production":
-        _check_production(settings, out)
+        _check_production(settings, name, out)
 
 
-def _check_secrets(project: Project, settings: YMap, namespace: str, out: Collector) -> None:
+def _check_secrets(project: Project, env: str, settings: YMap, namespace: str, out: Collector) -> None:
     sealed = settings.get("sealedSecrets") or YMap(settings.span)
     provided: dict[str, set[str] | None] = {}
     for secret_name, entry in sealed.items():
@@ -270,12 +280,19 @@ def _check_secrets(project: Project, settings: YMap, namespace: str, out: Collec
         else:
             keys = set(entry["encryptedData"])
         provided[secret_name] = keys
+    declared = {secret["name"] for secret in settings.get("secrets") or ()}
     for index, secret in enumerate(settings.get("secrets") or ()):
         where = settings["secrets"].item_span(index)
         name = secret["name"]
         if name not in provided:
-            out.error(Code.SECRET_NOT_PROVIDED, f"secret '{name}' is not provided by this environment", settings.span,
-                      f"add sealedSecrets: {{{name}: {{file: secrets/<env>/{name}.yaml}}}} (made with kubeseal)")
+            # At sealedSecrets when the environment has some, else at the environment file's spec.
+            env_doc = project.environments[env].doc
+            span = settings.key_span("sealedSecrets") if "sealedSecrets" in settings else \
+                env_doc.key_span("spec") if "spec" in env_doc else env_doc.span
+            close = difflib.get_close_matches(name, [n for n in provided if n not in declared], n=1)
+            hint = f"sealedSecrets has '{close[0]}': did you mean '{name}'?" if close else \
+                f"add sealedSecrets: {{{name}: {{file: secrets/{env}/{name}.yaml}}}} (made with kubeseal)"
+            out.error(Code.SECRET_NOT_PROVIDED, f"secret '{name}' is not provided by environment '{env}'", span, hint)
             continue
         if provided[name] is None:
             continue  # the sealed file itself is broken; that is reported already
@@ -299,9 +316,14 @@ def _check_sealed_file(project: Project, name: str, entry: YMap, namespace: str,
         out.error(Code.SEALED_SECRET_MISMATCH, f"'{rel}' holds {len(docs)} objects; one SealedSecret per file", where)
         return None
     obj = docs[0]
+    if obj.get("kind") == "Secret":
+        out.error(Code.SECRET_OBJECT, f"'{rel}' is a plain Secret: its values are only base64-encoded", obj.value_span("kind"),
+                  f"seal it with: kubeseal -o yaml < secret.yaml > {rel} (and never commit the Secret)")
+        return None
     if obj.get("apiVersion") != SEALED_SECRET_API or obj.get("kind") != "SealedSecret":
-        out.error(Code.SEALED_SECRET_MISMATCH, f"'{rel}' is not a SealedSecret ({SEALED_SECRET_API})", obj.span,
-                  "write it with: kubeseal -o yaml < secret.yaml")
+        wrong = "kind" if obj.get("kind") != "SealedSecret" else "apiVersion"
+        out.error(Code.SEALED_SECRET_MISMATCH, f"'{rel}' is not a SealedSecret ({SEALED_SECRET_API})",
+                  obj.value_span(wrong) if wrong in obj else obj.span, "write it with: kubeseal -o yaml < secret.yaml")
         return None
     metadata = obj.get("metadata") if isinstance(obj.get("metadata"), YMap) else YMap(obj.span)
     scope = sealed_scope(obj)
@@ -337,10 +359,13 @@ def sealed_scope(obj: dict) -> str:
     return "strict"
 
 
-def _check_production(settings: YMap, out: Collector) -> None:
+def _check_production(settings: YMap, env: str, out: Collector) -> None:
+    """The rules of tier: production. Messages name the environment: the setting they point at may be
+    inherited from the App or an extended environment."""
+    why = f"(environment '{env}' is tier: production)"
     image = settings["image"]
     if not image.get("digest"):
-        out.error(Code.PROD_DIGEST, "production images are pinned by digest", settings.value_span("image"), IMAGE_FIELDS_HINT)
+        out.error(Code.PROD_DIGEST, f"image is not pinned by digest {why}", settings.value_span("image"), IMAGE_FIELDS_HINT)
     components = settings["components"]
     for name, component in components.items():
         if component["type"] == "web":
@@ -349,7 +374,7 @@ def _check_production(settings: YMap, out: Collector) -> None:
             if count < 2:
                 where = autoscaling.value_span("minReplicas") if autoscaling else component.value_span("replicas") \
                     if "replicas" in component else components.key_span(name)
-                out.error(Code.PROD_REPLICAS, f"components.{name}: production web components run at least 2 pods (found {count})",
+                out.error(Code.PROD_REPLICAS, f"components.{name}: a web component runs at least 2 pods, found {count} {why}",
                           where, "one pod means downtime on every node drain and rollout; set replicas: 2 or autoscaling.minReplicas: 2")
         resources = component.get("resources") or {}
         for part in ("requests", "limits"):
@@ -357,7 +382,7 @@ def _check_production(settings: YMap, out: Collector) -> None:
             missing = [r for r in ("cpu", "memory") if r not in given]
             if missing:
                 where = resources.value_span(part) if part in resources else components.key_span(name)
-                out.error(Code.PROD_RESOURCES, f"components.{name}.resources.{part}: {' and '.join(missing)} not set (production)",
+                out.error(Code.PROD_RESOURCES, f"components.{name}.resources.{part}: {' and '.join(missing)} not set {why}",
                           where, "production pods state what they need and the most they may use")
 
 
@@ -366,10 +391,12 @@ def _check_namespaces(project: Project, resolved: list[Resolved], out: Collector
     for env in resolved:
         key = (str(env.settings.get("cluster") or ""), env.namespace)
         if key in seen:
-            where = env.settings.value_span("namespace") if "namespace" in env.settings.value_spans else \
-                project.environments[env.name].doc.span
+            explicit = "namespace" in env.settings.value_spans
+            # A namespace nobody wrote is <app>-<environment>: point at the name it comes from.
+            where = env.settings.value_span("namespace") if explicit else \
+                project.environments[env.name].doc["metadata"].value_span("name")
             out.error(Code.NAMESPACE_CLASH, f"environments '{seen[key]}' and '{env.name}' both deploy to namespace '{env.namespace}'"
-                      + (f" on {key[0]}" if key[0] else ""), where,
+                      + (f" on {key[0]}" if key[0] else "") + ("" if explicit else f" ('{env.name}' by default)"), where,
                       "each environment needs a namespace of its own; one would prune the other's objects")
         else:
             seen[key] = env.name
