@@ -21,3 +21,30 @@ def uncommitted_outputs(root: Path) -> list[str]:
     if result is None or result.returncode != 0:
         return []
     return [line[3:] for line in result.stdout.splitlines() if line.strip()]
+
+
+class GitError(Exception):
+    pass
+
+
+def export_revision(root: Path, revision: str, destination: Path, skip: tuple[str, ...] = OUTPUT_FOLDERS) -> None:
+    """The files under root as they were at `revision`, written to destination (output folders left out)."""
+    import io
+    import tarfile
+
+    prefix = _git(root, "rev-parse", "--show-prefix")
+    top = _git(root, "rev-parse", "--show-toplevel")
+    if prefix is None or prefix.returncode != 0 or top is None:
+        raise GitError(f"{root} is not inside a git repository")
+    verify = _git(root, "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}")
+    if verify is None or verify.returncode != 0:
+        raise GitError(f"unknown revision '{revision}'")
+    tree = f"{revision}:{prefix.stdout.strip()}"
+    # From the top: in a subfolder, git archive would also filter by the working directory.
+    archive = _git(Path(top.stdout.strip()), "archive", "--format=tar", tree, text=False)
+    if archive is None or archive.returncode != 0:
+        message = archive.stderr.decode(errors="replace").strip() if archive is not None else "git not found"
+        raise GitError(f"cannot read {tree}: {message}")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        members = [m for m in tar.getmembers() if m.name.split("/", 1)[0] not in skip]
+        tar.extractall(destination, members=members, filter="data")

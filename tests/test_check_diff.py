@@ -1,0 +1,189 @@
+"""kompile check and kompile diff: exit codes, and the exact change reported for each kind of edit."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kompile.diff import Change, ChangeKind, diff_project
+
+
+def kompile(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kompile", *args], capture_output=True, text=True)
+
+
+def edit(root: Path, rel: str, old: str, new: str) -> None:
+    path = root / rel
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {rel}"
+    path.write_text(text.replace(old, new, 1))
+
+
+@pytest.fixture
+def built(example: Path) -> Path:
+    assert kompile("build", "--root", str(example)).returncode == 0
+    return example
+
+
+def test_check_exit_codes_and_listing(built: Path):
+    ok = kompile("check", "--root", str(built))
+    assert ok.returncode == 0 and "up to date" in ok.stdout
+    edit(built, "environments/staging.yaml", 'tag: "1.4.3"', 'tag: "1.4.4"')
+    (built / "environments/dev.yaml").unlink()
+    before = {p: p.read_bytes() for p in built.rglob("*") if p.is_file()}
+    stale = kompile("check", "--root", str(built))
+    assert stale.returncode == 1
+    lines = stale.stdout.splitlines()
+    assert "changed  overlays/staging/kustomization.yaml" in lines
+    assert "removed  overlays/dev/kustomization.yaml" in lines
+    assert "changed  .kompile-manifest.json" in lines
+    assert {p: p.read_bytes() for p in built.rglob("*") if p.is_file()} == before  # check writes nothing
+    edit(built, "environments/staging.yaml", "namespace: shop-staging", "namespace: Shop_Staging")
+    invalid = kompile("check", "--root", str(built))
+    assert invalid.returncode == 2 and "K205" in invalid.stderr
+
+
+def test_check_catches_a_hand_edit(built: Path):
+    target = built / "overlays/prod/kustomization.yaml"
+    target.write_text(target.read_text() + "# tweak\n")
+    result = kompile("check", "--root", str(built))
+    assert result.returncode == 1
+    assert "changed  overlays/prod/kustomization.yaml" in result.stdout.splitlines()
+
+
+def test_check_reports_a_new_repo_as_all_added(example: Path):
+    result = kompile("check", "--root", str(example))
+    assert result.returncode == 1
+    assert "added    bases/shop/kustomization.yaml" in result.stdout.splitlines()
+
+
+def changes_after(root: Path, *edits: tuple[str, str, str], env: str | None = None) -> list[Change]:
+    for rel, old, new in edits:
+        edit(root, rel, old, new)
+    return diff_project(root, None, [env] if env else None)[1]
+
+
+def test_diff_image(built: Path):
+    changes = changes_after(built, ("environments/staging.yaml", 'tag: "1.4.3"', 'tag: "1.4.4"'), env="staging")
+    assert Change("staging", "Deployment/shop-worker", ChangeKind.CHANGED, "container worker image",
+                  "ghcr.io/acme/shop:1.4.3", "ghcr.io/acme/shop:1.4.4") in changes
+    assert Change("staging", "Job/shop-migrate", ChangeKind.CHANGED, "container migrate image",
+                  "ghcr.io/acme/shop:1.4.3", "ghcr.io/acme/shop:1.4.4") in changes
+    assert {c.object for c in changes} == {"Deployment/shop-web", "Deployment/shop-worker", "Deployment/shop-beat", "Job/shop-migrate"}
+    text = kompile("diff", "--root", str(built), "--env", "staging")
+    assert text.returncode == 1
+    assert re.search(r"^staging +Deployment/shop-worker +container worker image +1\.4\.3 -> 1\.4\.4$", text.stdout, re.M)
+
+
+def test_diff_replicas(built: Path):
+    changes = changes_after(built, ("environments/dev.yaml", "web: {replicas: 1}", "web: {replicas: 2}"))
+    assert changes == [
+        Change("dev", "Deployment/shop-web", ChangeKind.CHANGED, "spec.replicas", 1, 2),
+        Change("dev", "PodDisruptionBudget/shop-web", ChangeKind.ADDED),  # two pods: a disruption budget
+    ]
+
+
+def test_diff_hpa_bounds(built: Path):
+    changes = changes_after(built, ("environments/prod.yaml", "maxReplicas: 12", "maxReplicas: 20"))
+    assert changes == [Change("prod", "HorizontalPodAutoscaler/shop-web", ChangeKind.CHANGED, "spec.maxReplicas", 12, 20)]
+    text = kompile("diff", "--root", str(built)).stdout
+    assert re.search(r"^prod +HorizontalPodAutoscaler/shop-web +spec\.maxReplicas +12 -> 20$", text, re.M)
+
+
+def test_diff_egress_rule(built: Path):
+    rule = "      - name: mail\n        cidr: 10.40.0.0/24\n        ports: [587]\n  gitops:"
+    changes = changes_after(built, ("environments/app.yaml", "  gitops:", rule), env="dev")
+    added = {"ports": [{"port": 587, "protocol": "TCP"}], "to": [{"ipBlock": {"cidr": "10.40.0.0/24"}}]}
+    assert changes == [Change("dev", f"NetworkPolicy/shop-{c}", ChangeKind.ADDED, "spec.egress[3]", None, added)
+                       for c in ("beat", "migrate", "web", "worker")]
+
+
+def test_diff_env_var(built: Path):
+    changes = changes_after(built, ("environments/prod.yaml", "    DJANGO_ALLOWED_HOSTS: shop.example.com\n",
+                                    "    DJANGO_ALLOWED_HOSTS: shop.example.com\n    FEATURE_X: \"on\"\n"))
+    assert Change("prod", "ConfigMap/shop-config", ChangeKind.ADDED, "data.FEATURE_X", None, "on") in changes
+    # New settings restart the pods: the config hash of every pod template changes.
+    restarted = {c.object for c in changes if c.path == "spec.template.metadata.annotations.kompile.dev/config-hash"}
+    assert restarted == {"Deployment/shop-web", "Deployment/shop-worker", "Deployment/shop-beat", "Job/shop-migrate"}
+    assert len(changes) == 5
+
+
+def test_diff_secret_key(built: Path):
+    changes = changes_after(
+        built,
+        ("environments/staging.yaml", "        CELERY_BROKER_URL: Ag", "        SENTRY_DSN: AgNEWciphertext\n        CELERY_BROKER_URL: Ag"),
+        ("environments/staging.yaml", "DATABASE_URL: AgCo1Yq", "DATABASE_URL: AgResealed"),
+        env="staging",
+    )
+    assert Change("staging", "SealedSecret/shop-django", ChangeKind.ADDED, "spec.encryptedData.SENTRY_DSN", None,
+                  "AgNEWciphertext") in changes
+    resealed = [c for c in changes if c.path == "spec.encryptedData.DATABASE_URL"]
+    assert [(c.kind, c.old[:10], c.new[:10]) for c in resealed] == [(ChangeKind.CHANGED, "AgCo1YqSEw", "AgResealed")]
+    assert {c.object for c in changes if c.path.endswith("secrets-hash")} == {
+        "Deployment/shop-web", "Deployment/shop-worker", "Deployment/shop-beat", "Job/shop-migrate"}
+
+
+def test_diff_named_lists_match_by_name_not_position(built: Path):
+    # Reordering the App's secrets reorders nothing in the output; adding a second secret adds an envFrom.
+    changes = changes_after(built, ("environments/dev.yaml", "shop.dev.example.com\n  components:",
+                                    "shop.dev.example.com\n    EXTRA: x\n  components:"), env="dev")
+    assert not [c for c in changes if "[0]" in c.path and "container" in c.path]
+
+
+def test_diff_formats_and_exit_codes(built: Path):
+    unchanged = kompile("diff", "--root", str(built))
+    assert unchanged.returncode == 0 and unchanged.stdout.strip() == "no changes"
+    edit(built, "environments/prod.yaml", "maxReplicas: 12", "maxReplicas: 20")
+    as_json = kompile("diff", "--root", str(built), "--format", "json")
+    assert as_json.returncode == 1
+    assert json.loads(as_json.stdout) == [{"environment": "prod", "object": "HorizontalPodAutoscaler/shop-web",
+                                           "change": "changed", "path": "spec.maxReplicas", "old": 12, "new": 20}]
+    markdown = kompile("diff", "--root", str(built), "--format", "markdown")
+    assert markdown.returncode == 1
+    body = markdown.stdout
+    assert "| prod | 0 | 0 | 1 |" in body and "| dev | 0 | 0 | 0 |" in body
+    assert "<details><summary><b>prod</b>: 1 change</summary>" in body
+    assert "| `HorizontalPodAutoscaler/shop-web` | `spec.maxReplicas` | `12` | `20` |" in body
+    broken = kompile("diff", "--root", str(built), "--base", "no-such-revision")
+    assert broken.returncode == 2 and "K704" in broken.stderr
+
+
+def _git(root: Path, *args: str) -> None:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    subprocess.run(["git", "-C", str(root), *args], check=True, env=env, capture_output=True)
+
+
+def test_diff_against_a_git_revision(built: Path):
+    _git(built, "init", "-q")
+    _git(built, "add", "-A")
+    _git(built, "commit", "-qm", "base")
+    edit(built, "environments/prod.yaml", "maxReplicas: 12", "maxReplicas: 20")
+    edit(built, "environments/staging.yaml", 'tag: "1.4.3"', 'tag: "1.4.4"')
+    assert kompile("build", "--root", str(built)).returncode == 0
+    _git(built, "commit", "-qam", "change")
+    # The committed output is current now, so only --base shows what the commit did.
+    assert kompile("diff", "--root", str(built)).returncode == 0
+    result = kompile("diff", "--root", str(built), "--base", "HEAD~1", "--env", "prod")
+    assert result.returncode == 1
+    assert result.stdout.split() == ["prod", "HorizontalPodAutoscaler/shop-web", "spec.maxReplicas", "12", "->", "20"]
+
+
+def test_diff_in_a_subfolder_of_a_monorepo(tmp_path: Path):
+    from conftest import copy_example
+
+    repo = tmp_path / "mono"
+    root = copy_example(repo / "deploy" / "shop")
+    (repo / "README").write_text("monorepo\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "base")
+    edit(root, "environments/dev.yaml", "web: {replicas: 1}", "web: {replicas: 2}")
+    names, changes = diff_project(root, "HEAD", ["dev"])
+    assert names == ["dev"]
+    assert Change("dev", "Deployment/shop-web", ChangeKind.CHANGED, "spec.replicas", 1, 2) in changes
