@@ -125,8 +125,16 @@ def build(
 
 
 @app.command()
-def check(root: Root = Path(".")) -> None:
+def check(
+    root: Root = Path("."),
+    full: Annotated[bool, typer.Option("--full", help="Always recompile; never trust the manifest's record (for CI on pull requests).")] = False,
+) -> None:
     """Exit 0 if the committed output is exactly what the specs produce, 1 if not (listing the files)."""
+    from kompile.diff import unchanged_since_build
+
+    if not full and unchanged_since_build(root):
+        print("ok: the output is up to date")
+        return
     from kompile.compiler import compile_project
     from kompile.diff import compare_with_disk
     from kompile.errors import KompileError

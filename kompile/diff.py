@@ -219,3 +219,33 @@ def diff_project(root: Path, base: str | None = None, only: list[str] | None = N
     names = sorted((before.keys() | now.keys()) & set(only) if only else before.keys() | now.keys())
     changes = [change for name in names for change in diff_environment(name, before.get(name), now.get(name))]
     return names, changes
+
+
+def unchanged_since_build(root: Path) -> bool:
+    """True when the manifest proves the output current without compiling: the same kompile built it
+    from inputs with exactly these bytes, and every output file still has the bytes it wrote.
+    (It trusts the manifest; where a pull request could forge it, run `kompile check --full`.)"""
+    from kompile import __version__
+    from kompile.errors import KompileError
+    from kompile.manifest import digest
+    from kompile.project import spec_paths
+
+    try:
+        manifest = read_manifest(root)
+    except KompileError:  # an unreadable manifest is reported by the full check
+        return False
+    if manifest is None or not manifest.inputs or manifest.generator != f"kompile {__version__}":
+        return False
+    try:
+        specs = set(spec_paths(root))
+        if specs != {p for p in manifest.inputs if p.startswith("environments/")}:
+            return False
+        for path, recorded in manifest.inputs.items():
+            if digest((root / path).read_bytes().replace(b"\r\n", b"\n")) != recorded:
+                return False
+        for path, hashes in manifest.files.items():
+            if len(hashes) != 1 or digest((root / path).read_bytes()) != hashes[0]:
+                return False
+    except (OSError, KompileError):
+        return False
+    return True

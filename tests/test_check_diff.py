@@ -187,3 +187,27 @@ def test_diff_in_a_subfolder_of_a_monorepo(tmp_path: Path):
     names, changes = diff_project(root, "HEAD", ["dev"])
     assert names == ["dev"]
     assert Change("dev", "Deployment/shop-web", ChangeKind.CHANGED, "spec.replicas", 1, 2) in changes
+
+
+def test_fast_check_trusts_only_what_it_can_prove(built: Path):
+    from kompile.diff import unchanged_since_build
+
+    assert unchanged_since_build(built)
+    target = built / "overlays/dev/patches/deployment-shop-web.yaml"
+    original = target.read_bytes()
+    target.write_bytes(original + b"# tweak\n")
+    assert not unchanged_since_build(built)  # a hand edit of an output file
+    assert kompile("check", "--root", str(built)).returncode == 1
+    target.write_bytes(original)
+    assert unchanged_since_build(built)
+    (built / "environments/qa.yaml").write_text((built / "environments/dev.yaml").read_text())
+    assert not unchanged_since_build(built)  # a new spec file
+    (built / "environments/qa.yaml").unlink()
+    edit(built, "secrets/prod/shop-django.yaml", "-Qw2", "-Qw3")
+    assert not unchanged_since_build(built)  # a file a spec refers to
+    assert kompile("check", "--root", str(built)).returncode == 1
+    edit(built, "secrets/prod/shop-django.yaml", "-Qw3", "-Qw2")
+    manifest = built / ".kompile-manifest.json"
+    manifest.write_text(manifest.read_text().replace('"generator": "kompile ', '"generator": "kompile 0.0.0-old-'))
+    assert not unchanged_since_build(built)  # another kompile built it
+    assert kompile("check", "--root", str(built)).returncode == 0  # recompiled: the files are current
