@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kompile.errors import Code, Diagnostic, KompileError, Span
+from kompile.gitops import GITOPS, layout_gitops
 from kompile.layout import Compiled, base_dir, layout_base, layout_overlay, overlay_dir
 from kompile.normalise import normalise_base, normalise_environment
 from kompile.project import Project, load_project
@@ -53,7 +54,11 @@ def compile_project(root: Path, only: Sequence[str] | None = None) -> Output:
         compiled = Compiled(env, render_environment(env))
         environments[item.name] = compiled
         files.update(layout_overlay(base, compiled))
-    owned = (base_dir(project.name), *(overlay_dir(name) for name in environments)) if only else ("bases", "overlays")
+    if only:  # the GitOps objects describe every environment: a partial build leaves them as they are
+        owned = (base_dir(project.name), *(overlay_dir(name) for name in environments))
+    else:
+        files.update(layout_gitops(base_env, environments))
+        owned = ("bases", "overlays", GITOPS)
     return Output(project, base, environments, dict(sorted(files.items())), owned, partial=bool(only))
 
 

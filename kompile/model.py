@@ -165,7 +165,14 @@ class GitOps:
     tool: GitOpsTool
     repo_url: str
     revision: str
-    path: str
+    path: str  # folder of the output inside the repository ("" at the top)
+    namespace: str  # where the controller's objects live
+    application_set: bool = False
+    interval: str = "10m"
+    timeout: str = "5m"
+
+    def source_path(self, folder: str) -> str:
+        return f"{self.path}/{folder}" if self.path else folder
 
 
 @dataclass(frozen=True)

@@ -228,9 +228,16 @@ def _sealed_secrets(project: Project, settings: YMap, namespace: str):
 def _gitops(body: dict | None) -> GitOps | None:
     if not body:
         return None
+    tool = GitOpsTool(body["tool"])
+    argocd = body.get("argocd") or {}
+    flux = body.get("flux") or {}
     return GitOps(
-        tool=GitOpsTool(body["tool"]),
+        tool=tool,
         repo_url=body["repoURL"],
         revision=body.get("revision", "main"),
         path=(body.get("path") or "").strip("/"),
+        namespace=(argocd.get("namespace", "argocd") if tool is GitOpsTool.ARGOCD else flux.get("namespace", "flux-system")),
+        application_set=bool(argocd.get("applicationSet", False)),
+        interval=flux.get("interval", "10m"),
+        timeout=flux.get("timeout", "5m"),
     )

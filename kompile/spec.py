@@ -517,6 +517,15 @@ GITOPS = Obj({
     "repoURL": Field(Str(r"^(https://|ssh://|git@)\S+$", "a Git URL (https://, ssh:// or git@)"), "The Git repository that holds the output", required=True),
     "revision": Field(Str(), "Branch, tag or commit to follow", default="main"),
     "path": Field(PATH, "Folder of the output inside the repository, for monorepos"),
+    "argocd": Field(Obj({
+        "namespace": Field(NAME, "Namespace Argo CD runs in", default="argocd"),
+        "applicationSet": Field(Bool(), "One ApplicationSet (list generator) instead of one Application per environment", default=False),
+    }), "Argo CD settings"),
+    "flux": Field(Obj({
+        "namespace": Field(NAME, "Namespace Flux runs in", default="flux-system"),
+        "interval": Field(Str(r"^[0-9]+(ms|s|m|h)$", "a duration such as 5m"), "How often Flux reconciles each environment", default="10m"),
+        "timeout": Field(Str(r"^[0-9]+(ms|s|m|h)$", "a duration such as 5m"), "How long Flux waits for an environment to become ready", default="5m"),
+    }), "Flux settings"),
 })
 
 SHARED_FIELDS: dict[str, Field] = {

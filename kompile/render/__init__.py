@@ -177,10 +177,8 @@ def transform_for_environment(obj: dict, env: Environment) -> dict:
 
 
 def environment_labels(env: Environment) -> dict[str, str]:
-    labels = {meta.INSTANCE: env.instance}
-    if env.image.tag and len(env.image.tag) <= 63:
-        labels[meta.VERSION] = env.image.tag
-    return labels
+    """What the overlay's labels transformer adds to every object of an environment."""
+    return {meta.INSTANCE: env.instance}
 
 
 def image_name(ref: str) -> str:

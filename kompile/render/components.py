@@ -42,12 +42,12 @@ def _workload(ctx: Context, component: Component, *, spread: bool, recreate: boo
         env_from=ctx.env_from(), volume_mounts=mounts, probes=probes(ctx, component), lifecycle=lifecycle,
         resources=pod.resources(component.resources.requests, component.resources.limits))
     selector = ctx.selector(component.name)
-    template = pod.pod_template(ctx.labels(component.name), ctx.pod_annotations, ctx.identity, [container],
+    template = pod.pod_template(ctx.workload_labels(component.name), ctx.pod_annotations, ctx.identity, [container],
                                 volumes=volumes, grace_seconds=component.termination_grace_seconds,
                                 spread=pod.topology_spread(selector) if spread else None)
     replicas = None if component.autoscaling else component.replicas
     name = ctx.name(component.name)
-    objects = [workloads.deployment(name, ctx.labels(component.name), selector, template, replicas=replicas, recreate=recreate)]
+    objects = [workloads.deployment(name, ctx.workload_labels(component.name), selector, template, replicas=replicas, recreate=recreate)]
     if component.autoscaling:
         a = component.autoscaling
         objects.append(scaling.horizontal_pod_autoscaler(name, ctx.labels(component.name), name, min_replicas=a.min_replicas,

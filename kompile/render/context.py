@@ -29,6 +29,15 @@ class Context:
     def labels(self, component: str | None = None) -> dict[str, str]:
         return meta.labels(self.env.app, component)
 
+    def workload_labels(self, component: str) -> dict[str, str]:
+        """Workloads and their pods also carry the release they run (only there: a release would
+        otherwise touch every object of the environment)."""
+        labels = self.labels(component)
+        tag = self.env.image.tag
+        if tag and len(tag) <= 63:
+            labels = dict(sorted({**labels, meta.VERSION: tag}.items()))
+        return labels
+
     def selector(self, component: str) -> dict[str, str]:
         return meta.selector_labels(self.env.app, component)
 

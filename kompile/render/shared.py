@@ -62,8 +62,8 @@ def render_migrate(ctx: Context) -> list[dict]:
     container = pod.container(
         "migrate", ctx.env.image.ref, ctx.identity, command=migrate.command, env_from=ctx.env_from(),
         volume_mounts=mounts, resources=pod.resources(migrate.resources.requests, migrate.resources.limits))
-    template = pod.pod_template(ctx.labels("migrate"), ctx.pod_annotations, ctx.identity, [container],
+    template = pod.pod_template(ctx.workload_labels("migrate"), ctx.pod_annotations, ctx.identity, [container],
                                 volumes=volumes, restart_policy="Never")
-    job = workloads.job(ctx.name("migrate"), ctx.labels("migrate"), {}, template,
+    job = workloads.job(ctx.name("migrate"), ctx.workload_labels("migrate"), {}, template,
                         backoff_limit=migrate.backoff_limit, deadline_seconds=migrate.timeout_seconds)
     return [job, component_policy(ctx, "migrate")]

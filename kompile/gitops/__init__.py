@@ -1,0 +1,40 @@
+"""The objects that make Argo CD or Flux sync the output: gitops/argocd/ or gitops/flux/.
+
+Each tool gets one object per environment pointing at overlays/<env> on that environment's
+cluster, a kustomization.yaml listing them (what the root syncs), and bootstrap.yaml: the one
+file a person applies by hand to hand the repo to the controller.
+"""
+
+from __future__ import annotations
+
+from kompile.emit import emit_yaml, header
+from kompile.gitops import argocd, flux
+from kompile.layout import Compiled
+from kompile.model import Environment, GitOpsTool
+
+GITOPS = "gitops"
+KUSTOMIZATION = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"}
+
+
+def layout_gitops(base: Environment, environments: dict[str, Compiled]) -> dict[str, bytes]:
+    gitops = base.gitops
+    if gitops is None:
+        return {}
+    envs = [c.env for c in environments.values()]
+    if gitops.tool is GitOpsTool.ARGOCD:
+        folder = f"{GITOPS}/argocd"
+        managed, bootstrap = argocd.render_argocd(base, envs, [c.objects for c in environments.values()])
+    else:
+        folder = f"{GITOPS}/flux"
+        managed, bootstrap = flux.render_flux(base, envs)
+    head = header((base.sources[0], *(e.sources[-1] for e in envs)) if len(envs) < 6
+                  else (base.sources[0], "environments/*.yaml"))
+    files = {f"{folder}/{_file_name(obj)}": emit_yaml(obj, head) for obj in managed}
+    files[f"{folder}/kustomization.yaml"] = emit_yaml({**KUSTOMIZATION, "resources": sorted(_file_name(o) for o in managed)}, head)
+    files[f"{folder}/bootstrap.yaml"] = b"".join(
+        emit_yaml(obj, head if index == 0 else "---\n") for index, obj in enumerate(bootstrap))
+    return files
+
+
+def _file_name(obj: dict) -> str:
+    return f"{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"

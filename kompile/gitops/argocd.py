@@ -1,0 +1,100 @@
+"""Argo CD: an AppProject that allows exactly what kompile deploys, one Application per environment
+(or one ApplicationSet), and a root Application that syncs them all (app of apps)."""
+
+from __future__ import annotations
+
+from kompile.errors import Code, Diagnostic, KompileError, Span
+from kompile.k8s import meta
+from kompile.k8s.transformers import CLUSTER_SCOPED
+from kompile.model import Environment
+
+API = "argoproj.io/v1alpha1"
+IN_CLUSTER = "https://kubernetes.default.svc"
+SYNC_POLICY = {
+    "automated": {"prune": True, "selfHeal": True},
+    # The overlay brings its own Namespace, so no CreateNamespace. Server-side apply handles large
+    # objects and fields other controllers own; pruning last keeps old objects until the new ones are healthy.
+    "syncOptions": ["ServerSideApply=true", "PruneLast=true"],
+    "retry": {"backoff": {"duration": "10s", "factor": 2, "maxDuration": "5m"}, "limit": 5},
+}
+
+
+def _labels(app: str) -> dict[str, str]:
+    # No app.kubernetes.io/instance: Argo CD's own tracking label on these is the root application's.
+    return meta.labels(app)
+
+
+def destination(env: Environment) -> dict[str, str]:
+    cluster = env.cluster or IN_CLUSTER
+    key = "server" if cluster.startswith("https://") else "name"
+    return {key: cluster, "namespace": env.namespace}
+
+
+def _spec(base: Environment, path: str, dest: dict) -> dict:
+    gitops = base.gitops
+    return {
+        "destination": dest,
+        "project": base.app,
+        "revisionHistoryLimit": 10,
+        "source": {"path": path, "repoURL": gitops.repo_url, "targetRevision": gitops.revision},
+        "syncPolicy": SYNC_POLICY,
+    }
+
+
+def application(base: Environment, env: Environment) -> dict:
+    metadata = {"name": env.instance, "namespace": base.gitops.namespace, "labels": _labels(base.app)}
+    return {"apiVersion": API, "kind": "Application", "metadata": metadata,
+            "spec": _spec(base, base.gitops.source_path(f"overlays/{env.name}"), destination(env))}
+
+
+def application_set(base: Environment, envs: list[Environment]) -> dict:
+    keys = {next(iter(destination(e))) for e in envs}
+    if len(keys) > 1:
+        raise KompileError([Diagnostic(Code.INVALID_VALUE, "gitops.argocd.applicationSet: every environment's cluster must be "
+                                       "given the same way, all as API server URLs or all as cluster names", Span(base.sources[0]),
+                                       "write each spec.cluster as https://... or each as a cluster name")])
+    key = keys.pop() if keys else "server"
+    elements = [{"env": e.name, "namespace": e.namespace, "path": base.gitops.source_path(f"overlays/{e.name}"),
+                 key: destination(e)[key]} for e in envs]
+    template = {
+        "metadata": {"name": f"{base.app}-{{{{.env}}}}", "labels": _labels(base.app)},
+        "spec": _spec(base, "{{.path}}", {key: f"{{{{.{key}}}}}", "namespace": "{{.namespace}}"}),
+    }
+    return {"apiVersion": API, "kind": "ApplicationSet",
+            "metadata": {"name": base.app, "namespace": base.gitops.namespace, "labels": _labels(base.app)},
+            "spec": {"generators": [{"list": {"elements": elements}}], "goTemplate": True,
+                     "goTemplateOptions": ["missingkey=error"], "template": template}}
+
+
+def app_project(base: Environment, envs: list[Environment], objects: list[list[dict]]) -> dict:
+    """Least privilege: this repo, these destinations, and only the kinds kompile emits."""
+    kinds = sorted({(o["apiVersion"].rpartition("/")[0], o["kind"]) for env_objects in objects for o in env_objects})
+    cluster = [{"group": g, "kind": k} for g, k in kinds if k in CLUSTER_SCOPED]
+    namespaced = [{"group": g, "kind": k} for g, k in kinds if k not in CLUSTER_SCOPED]
+    destinations = sorted((destination(e) for e in envs), key=lambda d: (d.get("server", ""), d.get("name", ""), d["namespace"]))
+    return {"apiVersion": API, "kind": "AppProject",
+            "metadata": {"name": base.app, "namespace": base.gitops.namespace, "labels": _labels(base.app)},
+            "spec": {"clusterResourceWhitelist": cluster,
+                     "description": f"{base.app}: compiled by kompile from environments/",
+                     "destinations": destinations,
+                     "namespaceResourceWhitelist": namespaced,
+                     "sourceRepos": [base.gitops.repo_url]}}
+
+
+def root_application(base: Environment) -> dict:
+    """What `kubectl apply -f gitops/argocd/bootstrap.yaml` creates: it syncs gitops/argocd/."""
+    gitops = base.gitops
+    spec = _spec(base, gitops.source_path("gitops/argocd"), {"server": IN_CLUSTER, "namespace": gitops.namespace})
+    spec["project"] = "default"  # the app's own AppProject is one of the objects it creates
+    return {"apiVersion": API, "kind": "Application",
+            "metadata": {"name": f"{base.app}-gitops", "namespace": gitops.namespace, "labels": _labels(base.app)},
+            "spec": spec}
+
+
+def render_argocd(base: Environment, envs: list[Environment], objects: list[list[dict]]) -> tuple[list[dict], list[dict]]:
+    managed = [app_project(base, envs, objects)]
+    if base.gitops.application_set:
+        managed.append(application_set(base, envs))
+    else:
+        managed.extend(application(base, env) for env in envs)
+    return managed, [root_application(base)]

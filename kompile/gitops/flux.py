@@ -1,0 +1,47 @@
+"""Flux: a GitRepository for this repo, one Kustomization per environment, and a root Kustomization
+that reconciles them (bootstrap)."""
+
+from __future__ import annotations
+
+import re
+
+from kompile.k8s import meta
+from kompile.model import Environment
+
+SOURCE_API = "source.toolkit.fluxcd.io/v1"
+KUSTOMIZE_API = "kustomize.toolkit.fluxcd.io/v1"
+IN_CLUSTER = ("https://kubernetes.default.svc", "in-cluster")
+
+
+def kubeconfig_secret(cluster: str) -> str:
+    host = re.sub(r"^https://", "", cluster).split("/", 1)[0].split(":", 1)[0]
+    slug = re.sub(r"[^a-z0-9]+", "-", host.lower()).strip("-")[:50] or "cluster"
+    return f"{slug}-kubeconfig"
+
+
+def git_repository(base: Environment) -> dict:
+    gitops = base.gitops
+    ref = {"commit": gitops.revision} if re.fullmatch(r"[0-9a-f]{40}", gitops.revision) else {"branch": gitops.revision}
+    return {"apiVersion": SOURCE_API, "kind": "GitRepository",
+            "metadata": {"name": base.app, "namespace": gitops.namespace, "labels": meta.labels(base.app)},
+            "spec": {"interval": "1m", "ref": ref, "url": gitops.repo_url}}
+
+
+def kustomization(base: Environment, name: str, path: str, cluster: str | None) -> dict:
+    gitops = base.gitops
+    spec: dict = {"interval": gitops.interval}
+    if cluster is not None and cluster not in IN_CLUSTER:
+        # A remote cluster: Flux reads its kubeconfig from this Secret (create it once per cluster).
+        spec["kubeConfig"] = {"secretRef": {"name": kubeconfig_secret(cluster)}}
+    # No targetNamespace: the overlay sets every object's namespace itself.
+    spec.update({"path": f"./{path}", "prune": True, "retryInterval": "1m",
+                 "sourceRef": {"kind": "GitRepository", "name": base.app}, "timeout": gitops.timeout, "wait": True})
+    return {"apiVersion": KUSTOMIZE_API, "kind": "Kustomization",
+            "metadata": {"name": name, "namespace": gitops.namespace, "labels": meta.labels(base.app)}, "spec": spec}
+
+
+def render_flux(base: Environment, envs: list[Environment]) -> tuple[list[dict], list[dict]]:
+    managed = [git_repository(base)]
+    managed.extend(kustomization(base, env.instance, base.gitops.source_path(f"overlays/{env.name}"), env.cluster) for env in envs)
+    root = kustomization(base, f"{base.app}-gitops", base.gitops.source_path("gitops/flux"), None)
+    return managed, [git_repository(base), root]
