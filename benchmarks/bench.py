@@ -1,0 +1,172 @@
+"""How fast is kompile, measured against the cost floor and against kustomize, in one run.
+
+    python benchmarks/bench.py                    # N = 10, 100, 1000
+    python benchmarks/bench.py --sizes 10 --kustomize-sample 3
+
+For each N it generates N environments from the canonical example (benchmarks/fleet.py) and times,
+each as its own process, as a user runs them: `kompile build` into an empty tree, `build` again with
+nothing changed, `check` with nothing changed (fast path and --full), and `diff` after one change.
+Beside them, in the same run: (a) the floor, a process that only parses the same specs with libyaml's
+CSafeLoader and emits the same objects with CSafeDumper, and (b) `kubectl kustomize` over a sample of
+the overlays, one process each. It prints seconds and the ratios the targets are stated in. The
+machine is shared and noisy: compare the ratios, which are measured side by side, not the seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from fleet import EXAMPLE, environment_name, generate_fleet  # noqa: E402
+
+KOMPILE = [sys.executable, "-m", "kompile"]
+RSS_PROBE = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL); "
+             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode)")
+
+
+def timed(command: list[str], expect: tuple[int, ...] = (0,)) -> tuple[float, int]:
+    """(wall seconds, peak RSS in KiB) of one process."""
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", RSS_PROBE, *command], capture_output=True, text=True, env=_env())
+    elapsed = time.perf_counter() - started
+    rss, code = result.stdout.split()
+    if int(code) not in expect:
+        raise SystemExit(f"{' '.join(command)} exited {code}")
+    return elapsed, int(rss)
+
+
+def best_of(command: list[str], runs: int, expect: tuple[int, ...] = (0,)) -> tuple[float, int]:
+    samples = [timed(command, expect) for _ in range(runs)]
+    return min(s[0] for s in samples), max(s[1] for s in samples)
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "NO_COLOR": "1"}
+
+
+FLOOR = """
+import pickle, sys, time, yaml
+from pathlib import Path
+specs = sorted(Path(sys.argv[1], "environments").glob("*.yaml")) + sorted(Path(sys.argv[1], "secrets").rglob("*.yaml"))
+objects = pickle.loads(Path(sys.argv[2]).read_bytes())
+started = time.perf_counter()
+for path in specs:
+    yaml.load(path.read_bytes(), Loader=yaml.CSafeLoader)
+for obj in objects:
+    yaml.dump(obj, Dumper=yaml.CSafeDumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1 << 16)
+print(time.perf_counter() - started)
+"""
+
+
+def floor(root: Path, scratch: Path) -> float:
+    """Interpreter start-up and `import yaml`, plus parsing the specs and emitting the same objects."""
+    import yaml
+
+    objects = [doc for path in sorted(root.rglob("*.yaml")) if path.parts[len(root.parts)] in ("bases", "overlays", "gitops")
+               for doc in yaml.load_all(path.read_bytes(), Loader=yaml.CSafeLoader) if doc is not None]
+    dump = scratch / "objects.pickle"
+    dump.write_bytes(pickle.dumps(objects))
+    startup = min(timed([sys.executable, "-c", "import yaml"])[0] for _ in range(3))
+    work = min(float(subprocess.run([sys.executable, "-c", FLOOR, str(root), str(dump)], capture_output=True, text=True,
+                                    check=True).stdout) for _ in range(2))
+    return startup + work
+
+
+def kustomize_per_overlay(root: Path, names: list[str], sample: int) -> float | None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None or sample == 0:
+        return None
+    step = max(1, len(names) // sample)
+    chosen = names[::step][:sample]
+    times = [timed([kubectl, "kustomize", str(root / "overlays" / name)])[0] for name in chosen]
+    return statistics.mean(times)
+
+
+def measure(size: int, sample: int, runs: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix=f"kompile-bench-{size}-") as scratch_dir:
+        scratch = Path(scratch_dir)
+        root = generate_fleet(scratch / "repo", size)
+        names = sorted(p.stem for p in (root / "environments").glob("*.yaml") if p.stem != "app")
+        build_cold, rss_cold = timed([*KOMPILE, "build", "--root", str(root)])
+        build_noop, rss_noop = best_of([*KOMPILE, "build", "--root", str(root)], runs)
+        check_fast, rss_check = best_of([*KOMPILE, "check", "--root", str(root)], runs)
+        check_full, rss_full = best_of([*KOMPILE, "check", "--full", "--root", str(root)], runs)
+        floor_seconds = floor(root, scratch)
+        kustomize = kustomize_per_overlay(root, names, sample)
+        changed = root / "environments" / f"{environment_name(0) if size > 3 else 'staging'}.yaml"
+        changed.write_text(changed.read_text().replace('tag: "1.', 'tag: "2.', 1))
+        diff_one, rss_diff = best_of([*KOMPILE, "diff", "--root", str(root)], runs, expect=(1,))
+    return {
+        "environments": size,
+        "build_cold": build_cold, "build_noop": build_noop, "check_fast": check_fast, "check_full": check_full,
+        "diff_one_change": diff_one, "floor": floor_seconds, "kustomize_per_overlay": kustomize,
+        "peak_rss_mib": max(rss_cold, rss_noop, rss_check, rss_full, rss_diff) / 1024,
+    }
+
+
+def startup(runs: int) -> dict:
+    python = best_of([sys.executable, "-c", "pass"], runs)[0]
+    version = best_of([*KOMPILE, "--version"], runs)[0]
+    with tempfile.TemporaryDirectory(prefix="kompile-bench-example-") as scratch:
+        root = Path(scratch)
+        for folder in ("environments", "secrets"):
+            shutil.copytree(EXAMPLE / folder, root / folder)
+        validate = best_of([*KOMPILE, "validate", "--root", str(root)], runs)[0]
+    return {"python_pass": python, "version": version, "validate_example": validate}
+
+
+def report(rows: list[dict], start: dict) -> str:
+    lines = [
+        f"kompile benchmark on {os.cpu_count()} cores, Python {sys.version.split()[0]} (seconds are wall time, best of the runs)",
+        "",
+        f"{'N':>5} {'build':>7} {'floor':>7} {'build/':>7} {'noop':>7} {'check':>7} {'check':>7} {'diff 1':>7} "
+        f"{'kustomize':>10} {'kustomize/':>11} {'peak':>7}",
+        f"{'':>5} {'cold':>7} {'':>7} {'floor':>7} {'build':>7} {'fast':>7} {'--full':>7} {'change':>7} "
+        f"{'/overlay':>10} {'kompile/env':>11} {'RSS MiB':>7}",
+    ]
+    for r in rows:
+        per_env = r["build_cold"] / r["environments"]
+        ratio = f"{r['kustomize_per_overlay'] / per_env:10.1f}x" if r["kustomize_per_overlay"] else f"{'n/a':>11}"
+        kustomize = f"{r['kustomize_per_overlay']:10.3f}" if r["kustomize_per_overlay"] else f"{'n/a':>10}"
+        lines.append(
+            f"{r['environments']:>5} {r['build_cold']:7.2f} {r['floor']:7.2f} {r['build_cold'] / r['floor']:6.2f}x "
+            f"{r['build_noop']:7.2f} {r['check_fast']:7.2f} {r['check_full']:7.2f} {r['diff_one_change']:7.2f} "
+            f"{kustomize} {ratio} {r['peak_rss_mib']:7.1f}")
+    lines += [
+        "",
+        f"start-up: python -c pass {start['python_pass']:.3f}s; kompile --version {start['version']:.3f}s "
+        f"({start['version'] / start['python_pass']:.1f}x); kompile validate on the example {start['validate_example']:.3f}s "
+        f"({start['validate_example'] / start['python_pass']:.1f}x)",
+        "targets at N=1000: build/floor <= 2 (goal 1.5); kustomize/kompile per environment >= 30; check fast <= 1 s; "
+        "peak RSS <= 300 MiB; --version and validate <= 10x python -c pass",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="10,100,1000", help="comma-separated environment counts")
+    parser.add_argument("--kustomize-sample", type=int, default=10, help="overlays to build with kubectl kustomize")
+    parser.add_argument("--runs", type=int, default=3, help="repetitions of each warm measurement (best is kept)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    args = parser.parse_args()
+    rows = [measure(int(n), args.kustomize_sample, args.runs) for n in args.sizes.split(",")]
+    start = startup(args.runs)
+    print(report(rows, start))
+    if args.json:
+        print(json.dumps({"sizes": rows, "startup": start}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
