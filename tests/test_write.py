@@ -122,7 +122,8 @@ def test_removed_environment_removes_only_its_generated_files(example):
     build(example)
     (example / "environments/staging.yaml").unlink()
     plan = build(example)
-    assert plan.deletes and all(p.startswith("overlays/staging/") for p in plan.deletes)
+    assert "gitops/argocd/application-shop-staging.yaml" in plan.deletes
+    assert all(p.startswith("overlays/staging/") for p in plan.deletes if not p.startswith("gitops/"))
     assert not (example / "overlays/staging").exists()
     assert not any(p.startswith("overlays/staging/") for p in read_manifest(example).files)
 
@@ -140,7 +141,7 @@ def test_building_some_environments_keeps_the_others(example):
     assert kompile("check", "--root", str(example)).returncode == 1  # staging is stale
     plan = build(example, only=["staging"])
     assert plan.changed and all(p.startswith("overlays/staging/") for p in plan.changed)
-    assert sorted(read_manifest(example).files) == sorted(p for p in before if p.startswith(("bases/", "overlays/")))
+    assert sorted(read_manifest(example).files) == sorted(p for p in before if p.startswith(("bases/", "overlays/", "gitops/")))
     assert kompile("check", "--root", str(example)).returncode == 0
 
 
