@@ -8,12 +8,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import settings
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 EXAMPLE = SHARED / "examples" / "shop"
 CRD_SCHEMAS = SHARED / "schemas" / "crds"
+GOLDEN = REPO / "tests" / "golden"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 # Derandomized in CI so a red build can be reproduced; local runs explore new examples.
@@ -54,6 +56,32 @@ def copy_example(destination: Path) -> Path:
 @pytest.fixture
 def example(tmp_path: Path) -> Path:
     return copy_example(tmp_path / "repo")
+
+
+def golden_cases() -> list[str]:
+    """The golden cases: tests/golden/<case>/input is a repo, expected/ what kompile builds from it."""
+    return sorted(p.name for p in GOLDEN.iterdir() if (p / "input" / "environments").is_dir())
+
+
+def golden_environments(case: str) -> list[str]:
+    """A case's environment names, read from its spec files (collection must not need the compiler)."""
+    names = []
+    for path in sorted((GOLDEN / case / "input" / "environments").glob("*.y*ml")):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if isinstance(doc, dict) and doc.get("kind") == "Environment":
+            names.append(path.stem)
+    return names
+
+
+def golden_overlays() -> list[tuple[str, str]]:
+    """(case, environment) for every overlay of every golden case."""
+    return [(case, env) for case in golden_cases() for env in golden_environments(case)]
+
+
+def copy_golden_input(case: str, destination: Path) -> Path:
+    """A golden case's input repo in a fresh folder."""
+    shutil.copytree(GOLDEN / case / "input", destination)
+    return destination
 
 
 def require_kubectl() -> str:

@@ -1,0 +1,102 @@
+"""Golden trees: each tests/golden/<case>/input is a repo, and expected/ holds exactly the files
+compile_project builds from it (bases/, overlays/ and gitops/; the .kompile-manifest.json that
+`kompile build` adds is not part of it). Compared by path set, then byte for byte, with a unified diff on mismatch.
+
+`pytest --update-golden` rewrites expected/ from the current compiler and still fails, so a refresh is
+always a reviewed change (`git diff tests/golden`), never a silent one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import filecmp
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kompile.compiler import compile_project
+
+from conftest import EXAMPLE, GOLDEN, REPO, copy_golden_input, golden_cases, write_files
+
+REFRESH = "run pytest --update-golden to refresh, then review `git diff tests/golden`"
+OUTPUT_FOLDERS = ("bases", "overlays", "gitops")
+
+
+def read_tree(root: Path, folders: tuple[str, ...] = (".",)) -> dict[str, bytes]:
+    """{path relative to root: bytes} of every file under the given folders of root."""
+    files = {}
+    for folder in folders:
+        for path in sorted((root / folder).rglob("*")):
+            if path.is_file():
+                files[path.relative_to(root).as_posix()] = path.read_bytes()
+    return files
+
+
+def tree_differences(actual: dict[str, bytes], expected: dict[str, bytes]) -> str:
+    """'' when equal; else the missing and unexpected paths, then a unified diff of each changed file."""
+    report = []
+    missing = sorted(expected.keys() - actual.keys())
+    extra = sorted(actual.keys() - expected.keys())
+    if missing:
+        report.append("expected but not generated:\n" + "".join(f"  {p}\n" for p in missing))
+    if extra:
+        report.append("generated but not expected:\n" + "".join(f"  {p}\n" for p in extra))
+    for path in sorted(actual.keys() & expected.keys()):
+        if actual[path] != expected[path]:
+            diff = difflib.unified_diff(expected[path].decode("utf-8", "replace").splitlines(keepends=True),
+                                        actual[path].decode("utf-8", "replace").splitlines(keepends=True),
+                                        fromfile=f"expected/{path}", tofile=f"generated/{path}")
+            report.append("".join(diff))
+    return "\n".join(report)
+
+
+def test_there_are_golden_cases():
+    assert {"shop", "web-only", "extends-and-escape-hatches", "files-secrets-rbac", "flux"} <= set(golden_cases())
+
+
+@pytest.mark.parametrize("case", golden_cases())
+def test_golden(case: str, tmp_path: Path, update_golden: bool):
+    root = copy_golden_input(case, tmp_path / "repo")
+    generated = compile_project(root).files
+    expected_dir = GOLDEN / case / "expected"
+    if update_golden:
+        shutil.rmtree(expected_dir, ignore_errors=True)
+        write_files(expected_dir, generated)
+        pytest.fail(f"rewrote {expected_dir.relative_to(REPO)}; review `git diff tests/golden`, then run without --update-golden")
+    assert expected_dir.is_dir(), f"tests/golden/{case}/expected does not exist: {REFRESH}"
+    expected = read_tree(expected_dir)
+    differences = tree_differences(generated, expected)
+    assert not differences, f"golden case '{case}' differs from tests/golden/{case}/expected ({REFRESH}):\n{differences}"
+
+
+def test_tree_differences_reports_paths_and_lines():
+    """The comparison itself can fail, and says where."""
+    expected = {"bases/a.yaml": b"x: 1\n", "bases/gone.yaml": b""}
+    actual = {"bases/a.yaml": b"x: 2\n", "bases/new.yaml": b""}
+    report = tree_differences(actual, expected)
+    assert "expected but not generated:\n  bases/gone.yaml" in report
+    assert "generated but not expected:\n  bases/new.yaml" in report
+    assert "-x: 1\n+x: 2\n" in report
+    assert tree_differences(expected, dict(expected)) == ""
+
+
+def test_shop_case_is_the_canonical_example():
+    """The shop case is the example as it is: if the example changes, so must the golden."""
+    comparison = filecmp.dircmp(EXAMPLE, GOLDEN / "shop" / "input")
+    pending = [comparison]
+    problems = []
+    while pending:
+        current = pending.pop()
+        problems += [f"{current.left}/{name}" for name in current.left_only + current.right_only + current.diff_files]
+        _, mismatch, errors = filecmp.cmpfiles(current.left, current.right, current.common_files, shallow=False)
+        problems += [f"{current.left}/{name}" for name in mismatch + errors]
+        pending.extend(current.subdirs.values())
+    assert not problems, "tests/golden/shop/input differs from ../shared/examples/shop: " + ", ".join(sorted(set(problems)))
+
+
+def test_committed_output_is_current():
+    """The repo's own output (compiled from environments/, the example) is what kompile builds now."""
+    generated = compile_project(REPO).files
+    differences = tree_differences(generated, read_tree(REPO, tuple(f for f in OUTPUT_FOLDERS if (REPO / f).is_dir())))
+    assert not differences, f"the committed output is stale: run `kompile build --root .` and commit:\n{differences}"
