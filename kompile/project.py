@@ -9,7 +9,7 @@ from pathlib import Path
 
 from kompile import spec
 from kompile.errors import Code, Collector, Diagnostic, KompileError, Span
-from kompile.source import YMap, decode_utf8, parse_document, parse_manifests, read_bytes
+from kompile.source import YMap, decode_utf8, describe, parse_document, parse_manifests, read_bytes
 
 ENVIRONMENTS_DIR = "environments"
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -105,13 +105,15 @@ def _classify(doc: YMap, rel: str, out: Collector) -> SpecFile | None:
     problems = len(out.items)
     if api_version != spec.API_VERSION:
         where = doc.value_span("apiVersion") if "apiVersion" in doc else doc.span
-        out.error(Code.WRONG_KIND, f"apiVersion must be {spec.API_VERSION}, found {api_version!r}", where,
-                  "kompile reads only its own documents; Kubernetes manifests go in spec.extraResources")
-    if kind not in spec.KINDS:
+        found = f"'{api_version}'" if isinstance(api_version, str) else describe(api_version)
+        out.error(Code.WRONG_KIND, f"apiVersion must be {spec.API_VERSION}, found {found}", where,
+                  f"start the file with apiVersion: {spec.API_VERSION}; Kubernetes manifests go in spec.extraResources")
+    if not isinstance(kind, str) or kind not in spec.KINDS:
         where = doc.value_span("kind") if "kind" in doc else doc.span
-        close = difflib.get_close_matches(str(kind), list(spec.KINDS), n=1) if isinstance(kind, str) else []
-        out.error(Code.WRONG_KIND, f"kind must be App or Environment, found {kind!r}", where,
-                  f"did you mean '{close[0]}'?" if close else None)
+        close = difflib.get_close_matches(kind, list(spec.KINDS), n=1) if isinstance(kind, str) else []
+        found = f"'{kind}'" if isinstance(kind, str) else describe(kind)
+        out.error(Code.WRONG_KIND, f"kind must be App or Environment, found {found}", where,
+                  f"did you mean '{close[0]}'?" if close else "set kind: App (shared settings) or kind: Environment")
     if len(out.items) > problems:
         return None
     spec.check_document(doc, kind, out)

@@ -181,6 +181,8 @@ def _compose(text: str, rel: str) -> list:
         hint = None
         if "nesting depth" in problem:
             hint = f"YAML here nests at most {MAX_DEPTH} levels; specs are shallow"
+        elif "\t" in _line_at(text, exc.problem_mark):
+            hint = "YAML indents with spaces; replace the tabs"
         elif exc.context and exc.context_mark is not None and exc.context_mark is not mark:
             what = exc.context.removeprefix("while ").removeprefix("parsing ").removeprefix("scanning ")
             hint = f"in {what} that starts at line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1}: " \
@@ -191,8 +193,18 @@ def _compose(text: str, rel: str) -> list:
         raise KompileError([Diagnostic(Code.YAML_SYNTAX, f"YAML syntax error: unacceptable character {character}",
                                        _reader_span(text, exc.position, rel),
                                        "remove control characters (NUL, escape codes) from the file")]) from None
+    except UnicodeEncodeError as exc:  # a lone surrogate: text that came from bytes that were not UTF-8
+        raise KompileError([Diagnostic(Code.NOT_UTF8, f"'{rel}' is not valid UTF-8 (character U+{ord(text[exc.start]):04X})",
+                                       _char_span(text, exc.start, rel), "save the file as UTF-8")]) from None
     except yaml.YAMLError as exc:  # anything libyaml reports without a mark
         raise KompileError([Diagnostic(Code.YAML_SYNTAX, f"YAML error: {exc}", Span(rel))]) from None
+
+
+def _line_at(text: str, mark) -> str:
+    if mark is None:
+        return ""
+    lines = text.splitlines()
+    return lines[mark.line] if 0 <= mark.line < len(lines) else ""
 
 
 def _mark_span(text: str, mark, rel: str) -> Span:
@@ -211,8 +223,8 @@ def _build_all(nodes: list, rel: str) -> list:
     return docs
 
 
-def _node_span(node, rel: str) -> Span:
-    return Span(rel, node.start_mark.line + 1, node.start_mark.column + 1)
+def _node_span(node, text: str, rel: str) -> Span:
+    return _mark_span(text, node.start_mark, rel)
 
 
 def _is_null(node) -> bool:
@@ -224,7 +236,7 @@ def parse_document(text: str, rel: str) -> YMap:
     nodes = _compose(text, rel)
     if len(nodes) > 1:
         raise KompileError([Diagnostic(Code.DOCUMENT_COUNT, "the file holds more than one YAML document",
-                                       _node_span(nodes[1], rel), "put each App or Environment in a file of its own")])
+                                       _node_span(nodes[1], text, rel), "put each App or Environment in a file of its own")])
     if not nodes or _is_null(nodes[0]):
         raise KompileError([Diagnostic(Code.DOCUMENT_COUNT, "the file holds no YAML document", Span(rel, 1, 1),
                                        "an environment file holds one App or one Environment")])
@@ -232,7 +244,7 @@ def parse_document(text: str, rel: str) -> YMap:
     if not isinstance(node, MappingNode):
         kind = "a list" if isinstance(node, SequenceNode) else "a single value"
         raise KompileError([Diagnostic(Code.WRONG_TYPE, f"expected a mapping at the top level, found {kind}",
-                                       _node_span(node, rel), "a spec starts with apiVersion:, kind:, metadata: and spec:")])
+                                       _node_span(node, text, rel), "a spec starts with apiVersion:, kind:, metadata: and spec:")])
     return _build_all(nodes, rel)[0]
 
 
@@ -243,7 +255,7 @@ def parse_manifests(text: str, rel: str) -> list[YMap]:
         if not isinstance(node, MappingNode):
             kind = "a list" if isinstance(node, SequenceNode) else "a single value"
             raise KompileError([Diagnostic(Code.WRONG_TYPE, f"expected a Kubernetes object (a mapping), found {kind}",
-                                           _node_span(node, rel))])
+                                           _node_span(node, text, rel))])
     return _build_all(nodes, rel)
 
 
@@ -270,6 +282,10 @@ def _reader_span(text: str, offset: int, rel: str) -> Span:
     """The position of a character the YAML reader refused. libyaml counts bytes of the UTF-8 text."""
     if _Loader is not yaml.SafeLoader:
         offset = len(text.encode("utf-8")[:offset].decode("utf-8", "replace"))
+    return _char_span(text, offset, rel)
+
+
+def _char_span(text: str, offset: int, rel: str) -> Span:
     line = text.count("\n", 0, offset) + 1
     col = offset - (text.rfind("\n", 0, offset) + 1) + 1
     return Span(rel, line, col)
