@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,7 +53,9 @@ class Type:
         field is reported."""
         raise NotImplementedError
 
-    def json_schema(self) -> dict:
+    def json_schema(self, partial: bool = False) -> dict:
+        """The same rules as a JSON Schema; partial (Environment files) drops required fields and lets any
+        setting be null, which removes what it would inherit."""
         raise NotImplementedError
 
 
@@ -76,15 +79,16 @@ class Str(Type):
             if value not in self.enum:
                 close = difflib.get_close_matches(value, self.enum, n=1)
                 hint = f"did you mean '{close[0]}'?" if close else "one of: " + ", ".join(self.enum)
-                out.error(Code.INVALID_VALUE, f"{path}: '{value}' is not one of {', '.join(self.enum)}", span, hint)
+                out.error(Code.INVALID_VALUE, f"{path}: {shown(value)} is not one of {', '.join(self.enum)}", span, hint)
             return
         if self.max_length is not None and len(value) > self.max_length:
             out.error(Code.INVALID_NAME if self.name_code else Code.INVALID_VALUE,
-                      f"{path}: '{value[:80]}' is longer than {self.max_length} characters", span)
+                      f"{path}: {shown(value)} is longer than {self.max_length} characters", span)
             return
-        if self.pattern is not None and not re.match(self.pattern, value):
+        # fullmatch: `$` alone would accept a trailing newline (a name written as a `|` block)
+        if self.pattern is not None and not re.fullmatch(self.pattern, value):
             code = Code.INVALID_NAME if self.name_code else Code.INVALID_VALUE
-            out.error(code, f"{path}: '{value[:200]}' is not {self.pattern_hint or 'valid'}", span,
+            out.error(code, f"{path}: {shown(value)} is not {self.pattern_hint or 'valid'}", span,
                       _name_hint(value) if self.name_code else None)
             return
         for check in self.checks:
@@ -94,7 +98,7 @@ class Str(Type):
                 out.error(code, f"{path}: {message}", span, hint)
                 return
 
-    def json_schema(self):
+    def json_schema(self, partial=False):
         schema: dict = {"type": "string"}
         if self.enum is not None:
             schema["enum"] = list(self.enum)
@@ -119,7 +123,7 @@ class Int(Type):
             bounds = f"between {self.min} and {self.max}" if self.max is not None else f"at least {self.min}"
             out.error(Code.INVALID_VALUE, f"{path}: {value} must be {bounds}", span)
 
-    def json_schema(self):
+    def json_schema(self, partial=False):
         schema: dict = {"type": "integer"}
         if self.min is not None:
             schema["minimum"] = self.min
@@ -134,7 +138,7 @@ class Bool(Type):
         if not isinstance(value, bool):
             out.error(Code.WRONG_TYPE, f"{path}: expected true or false, found {describe(value)}", span)
 
-    def json_schema(self):
+    def json_schema(self, partial=False):
         return {"type": "boolean"}
 
 
@@ -147,15 +151,17 @@ class Quantity(Type):
             out.error(Code.WRONG_TYPE, f"{path}: expected a quantity such as 250m or 512Mi, found {describe(value)}", span)
             return
         text = quantity_text(value)
-        if not re.match(QUANTITY, text):
+        if not re.fullmatch(QUANTITY, text):
             out.error(Code.INVALID_VALUE, f"{path}: '{text}' is not a Kubernetes quantity", span,
                       "cpu as 250m or 1, memory as 512Mi or 1Gi")
 
-    def json_schema(self):
+    def json_schema(self, partial=False):
         return {"anyOf": [{"type": "string", "pattern": QUANTITY}, {"type": "number", "minimum": 0}]}
 
 
 def quantity_text(value) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # .inf or .nan: never a quantity
     if isinstance(value, float):
         return repr(value) if value != int(value) else str(int(value))
     return str(value)
@@ -172,7 +178,7 @@ class Anything(Type):
         if not isinstance(value, self.kind):
             out.error(Code.WRONG_TYPE, f"{path}: expected {self.label}, found {describe(value)}", span)
 
-    def json_schema(self):
+    def json_schema(self, partial=False):
         return {"type": "object"} if self.kind is dict else {}
 
 
@@ -194,7 +200,7 @@ class Obj(Type):
             value_span = value.value_span(key) if isinstance(value, YMap) else span
             spec_field = self.fields.get(key)
             if spec_field is None:
-                out.error(Code.UNKNOWN_KEY, f"unknown key '{key}' in {path or self.label}", item_key_span, self._hint(key))
+                out.error(Code.UNKNOWN_KEY, f"unknown key {shown(key)} in {path or self.label}", item_key_span, self._hint(key))
                 continue
             if item is None:
                 if not partial and spec_field.required:
@@ -240,18 +246,23 @@ class Obj(Type):
             return f"did you mean '{close[0]}'?"
         return "known keys: " + ", ".join(self.fields)
 
-    def json_schema(self):
+    def json_schema(self, partial=False):
         schema: dict = {
             "type": "object",
             "additionalProperties": False,
             "properties": {},
         }
         for key, spec_field in self.fields.items():
-            sub = dict(spec_field.type.json_schema())
+            sub = spec_field.type.json_schema(partial)
+            if partial or not spec_field.required:
+                sub = nullable(sub)  # what check() accepts: a null setting is no setting
             sub["description"] = spec_field.doc
             if spec_field.default is not None:
                 sub["default"] = spec_field.default
             schema["properties"][key] = sub
+        required = [key for key, spec_field in self.fields.items() if spec_field.required]
+        if required and not partial:
+            schema["required"] = required
         return schema
 
 
@@ -274,8 +285,8 @@ class MapOf(Type):
                 continue
             self.value.check(item, f"{path}.{key}", value_span, out, partial, item_key_span)
 
-    def json_schema(self):
-        schema = {"type": "object", "additionalProperties": self.value.json_schema()}
+    def json_schema(self, partial=False):
+        schema = {"type": "object", "additionalProperties": nullable(self.value.json_schema(partial))}
         key_schema = self.key.json_schema()
         if "pattern" in key_schema:
             schema["propertyNames"] = {"pattern": key_schema["pattern"]}
@@ -310,8 +321,8 @@ class ListOf(Type):
                 else:
                     seen[name] = item_span
 
-    def json_schema(self):
-        schema = {"type": "array", "items": self.item.json_schema()}
+    def json_schema(self, partial=False):
+        schema = {"type": "array", "items": self.item.json_schema(partial)}
         if self.min_items:
             schema["minItems"] = self.min_items
         return schema
@@ -331,8 +342,22 @@ class Either(Type):
                 return
         out.error(Code.WRONG_TYPE, f"{path}: expected {self.label}, found {describe(value)}", span)
 
-    def json_schema(self):
-        return {"anyOf": [o.json_schema() for o in self.options]}
+    def json_schema(self, partial=False):
+        return {"anyOf": [o.json_schema(partial) for o in self.options]}
+
+
+def nullable(schema: dict) -> dict:
+    """schema, also accepting null."""
+    schema = dict(schema)
+    if isinstance(schema.get("type"), str):
+        schema["type"] = [schema["type"], "null"]
+        if "enum" in schema:
+            schema["enum"] = [*schema["enum"], None]
+    elif "anyOf" in schema:
+        schema["anyOf"] = [*schema["anyOf"], {"type": "null"}]
+    elif schema:
+        schema = {"anyOf": [schema, {"type": "null"}]}
+    return schema
 
 
 def _accepts(option: Type, value) -> bool:
@@ -347,6 +372,14 @@ def _accepts(option: Type, value) -> bool:
     if isinstance(option, Anything):
         return isinstance(value, option.kind)
     return False
+
+
+def shown(value: str, limit: int = 80) -> str:
+    """A value quoted for a one-line message: shortened, with newlines and control characters escaped."""
+    text = value if len(value) <= limit else value[:limit] + "..."
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    return f"'{text}'"
 
 
 def _name_hint(value: str) -> str:
@@ -369,7 +402,7 @@ def check_cidr(value: str):
             hint = f"did you mean '{ipaddress.ip_network(value, strict=False)}'?"
         except ValueError:
             hint = "write an address block such as 10.20.0.0/16"
-        return Code.INVALID_CIDR, f"'{value}' is not a valid CIDR ({exc})", hint
+        return Code.INVALID_CIDR, f"{shown(value)} is not a valid CIDR ({exc})", hint
     if "/" not in value:
         return Code.INVALID_CIDR, f"'{value}' has no prefix length", f"write '{value}/32' for a single address"
     return None
@@ -585,7 +618,8 @@ def document_type(kind: str) -> Obj:
     })
 
 
-_ENVELOPES = {kind: Obj({**document_type(kind).fields, "spec": Field(Anything(dict), "settings")}, label="the document")
+_ENVELOPES = {kind: Obj({**document_type(kind).fields, "spec": Field(Anything(dict), f"The {kind}'s settings", required=kind == "App")},
+                        label="the document")
               for kind in KINDS}
 
 
@@ -606,14 +640,13 @@ def json_schema() -> dict:
     """A JSON Schema (2020-12) for App and Environment files, for yaml-language-server and CI."""
 
     def kind_schema(kind: str) -> dict:
+        # The envelope is complete in every file; an Environment's spec states only what differs.
         schema = document_type(kind).json_schema()
-        schema["required"] = ["apiVersion", "kind", "metadata"] + (["spec"] if kind == "App" else [])
         schema["properties"]["kind"] = {"const": kind, "description": schema["properties"]["kind"]["description"]}
-        schema["properties"]["metadata"]["required"] = ["name"]
-        spec = schema["properties"]["spec"]
-        if kind == "App":
-            spec["required"] = ["image", "components"]
-            spec["properties"]["components"]["additionalProperties"]["required"] = ["type", "probes"]
+        spec = KINDS[kind].json_schema(partial=kind == "Environment")
+        if kind == "Environment":
+            spec = nullable(spec)
+        schema["properties"]["spec"] = {**spec, "description": schema["properties"]["spec"]["description"]}
         return schema
 
     return {
