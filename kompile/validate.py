@@ -12,7 +12,7 @@ from kompile import spec
 from kompile.errors import Code, Collector, KompileError, Span
 from kompile.merge import app_settings, effective_spec
 from kompile.project import Project
-from kompile.source import YList, YMap
+from kompile.source import YList, YMap, describe
 
 SEALED_SECRET_API = "bitnami.com/v1alpha1"
 SCOPE_ANNOTATIONS = {
@@ -325,30 +325,80 @@ def _check_sealed_file(project: Project, name: str, entry: YMap, namespace: str,
         out.error(Code.SEALED_SECRET_MISMATCH, f"'{rel}' is not a SealedSecret ({SEALED_SECRET_API})",
                   obj.value_span(wrong) if wrong in obj else obj.span, "write it with: kubeseal -o yaml < secret.yaml")
         return None
-    metadata = obj.get("metadata") if isinstance(obj.get("metadata"), YMap) else YMap(obj.span)
+    if not _sealed_shape(rel, obj, out):
+        return None
+    metadata, body = obj["metadata"], obj["spec"]
     scope = sealed_scope(obj)
-    if scope != "cluster-wide" and metadata.get("name") != name:
-        out.error(Code.SEALED_SECRET_MISMATCH, f"'{rel}' is sealed for the name '{metadata.get('name')}', not '{name}'",
-                  metadata.value_span("name") if "name" in metadata else obj.span,
-                  f"{scope} sealed secrets only unseal under the name they were sealed for; reseal with --name {name}")
+    if metadata["name"] != name:
+        # Whatever the scope, the Secret it unseals to takes this name, and the pods read `name`.
+        how = f"reseal with --name {name}" if scope != "cluster-wide" else f"set metadata.name: {name}"
+        out.error(Code.SEALED_SECRET_MISMATCH, f"'{rel}' is sealed for the name '{metadata['name']}', not '{name}'",
+                  metadata.value_span("name"), f"{scope} sealed secrets unseal to a Secret of their own name; {how}")
     if scope != "cluster-wide" and metadata.get("namespace") != namespace:
         out.error(Code.SEALED_SECRET_MISMATCH,
                   f"'{rel}' is sealed for the namespace '{metadata.get('namespace')}', but this environment deploys to '{namespace}'",
-                  metadata.value_span("namespace") if "namespace" in metadata else obj.span,
+                  metadata.value_span("namespace") if "namespace" in metadata else metadata.key_span("name"),
                   f"reseal it with: kubeseal --namespace {namespace} -o yaml < secret.yaml")
-    body = obj.get("spec")
-    data = body.get("encryptedData") if isinstance(body, YMap) else None
-    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-        out.error(Code.SEALED_SECRET_MISMATCH, f"'{rel}' has no spec.encryptedData", obj.span)
-        return None
-    template = body.get("template")
-    template_meta = template.get("metadata") if isinstance(template, dict) else None
+    template_meta = (body.get("template") or {}).get("metadata")
     if isinstance(template_meta, YMap):
         for key, expected in (("name", name), ("namespace", namespace)):
             if scope == "strict" and template_meta.get(key) not in (None, expected):
                 out.error(Code.SEALED_SECRET_MISMATCH, f"'{rel}': spec.template.metadata.{key} is '{template_meta[key]}', not '{expected}'",
-                          template_meta.value_span(key))
-    return set(data)
+                          template_meta.value_span(key), f"reseal it for {key} '{expected}'")
+    return set(body["encryptedData"])
+
+
+# What a SealedSecret file must look like for kompile to pass it on: (path, type, required).
+_SEALED_FIELDS = (
+    (("metadata",), dict, True),
+    (("metadata", "name"), str, True),
+    (("metadata", "namespace"), str, False),
+    (("metadata", "labels"), "strings", False),
+    (("metadata", "annotations"), "strings", False),
+    (("spec",), dict, True),
+    (("spec", "encryptedData"), "strings", True),
+    (("spec", "template"), dict, False),
+    (("spec", "template", "type"), str, False),
+    (("spec", "template", "metadata"), dict, False),
+    (("spec", "template", "metadata", "name"), str, False),
+    (("spec", "template", "metadata", "namespace"), str, False),
+    (("spec", "template", "metadata", "labels"), "strings", False),
+    (("spec", "template", "metadata", "annotations"), "strings", False),
+    (("spec", "template", "data"), "strings", False),
+)
+_SHAPES = {dict: "a mapping", str: "a string", "strings": "a mapping of strings"}
+
+
+def _sealed_shape(rel: str, obj: YMap, out: Collector) -> bool:
+    """The fields kompile reads or passes on, with the types kubeseal writes; positions of the first wrong one."""
+    problems = len(out.items)
+    for path, kind, required in _SEALED_FIELDS:
+        parent, parent_ok = obj, True
+        for key in path[:-1]:
+            parent = parent.get(key) if isinstance(parent, dict) else None
+            parent_ok = parent_ok and isinstance(parent, YMap)
+        if not parent_ok:
+            continue  # reported at the parent, or an optional parent that is absent
+        key = path[-1]
+        value = parent.get(key)
+        dotted = ".".join(path)
+        if value is None:
+            if required:
+                out.error(Code.SEALED_SECRET_MISMATCH, f"'{rel}' has no {dotted}", parent.key_span(key) if key in parent else parent.span,
+                          "write it with: kubeseal -o yaml < secret.yaml")
+            continue
+        hint = "kubeseal -o yaml writes it; reseal rather than editing by hand"
+        if kind == "strings" and isinstance(value, YMap):
+            if not value and key == "encryptedData":
+                out.error(Code.SEALED_SECRET_MISMATCH, f"'{rel}': {dotted} is empty", parent.value_span(key), hint)
+            for item_key, item in value.items():
+                if not isinstance(item, str):
+                    out.error(Code.SEALED_SECRET_MISMATCH, f"'{rel}': {dotted}.{item_key} must be a string, found {describe(item)}",
+                              value.value_span(item_key), hint)
+        elif not isinstance(value, YMap if kind == "strings" else kind):
+            out.error(Code.SEALED_SECRET_MISMATCH, f"'{rel}': {dotted} must be {_SHAPES[kind]}, found {describe(value)}",
+                      parent.value_span(key), hint)
+    return len(out.items) == problems
 
 
 def sealed_scope(obj: dict) -> str:
