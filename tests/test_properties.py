@@ -1,0 +1,198 @@
+"""Property tests: any text, any YAML, any mutation of the example either loads (or compiles) or raises
+KompileError whose diagnostics carry a position; never another exception.
+
+The profile (derandomized when CI=true) comes from conftest.py. Each example works in its own
+temporary folder; nothing changes the working directory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from strategies import SCALARS, VALUES, mutate
+
+from kompile.compiler import compile_project
+from kompile.errors import Code, KompileError
+from kompile.source import YMap, decode_utf8, parse_document
+from kompile.spec import API_VERSION
+
+from conftest import EXAMPLE
+
+REL = "environments/fuzz.yaml"
+# Diagnostics about a whole file or folder (too large, a missing environments/ folder, no App)
+# have no line; every other diagnostic points into a file.
+WHOLE_FILE = {Code.UNREADABLE, Code.PATH_OUTSIDE_ROOT, Code.APP_COUNT, Code.NO_ENVIRONMENTS, Code.YAML_SYNTAX}
+
+# Modest by default so the suite stays fast; KOMPILE_FUZZ_EXAMPLES=5000 for a longer hunt.
+PROPERTY = settings(max_examples=int(os.environ.get("KOMPILE_FUZZ_EXAMPLES", "150")), suppress_health_check=[HealthCheck.too_slow])
+
+
+def assert_positioned(exc: KompileError, root: Path | None = None) -> None:
+    assert exc.diagnostics, "a KompileError without diagnostics"
+    for d in exc.diagnostics:
+        assert d.message, d
+        assert d.span is not None and d.span.path, d
+        assert d.span.line >= 0 and d.span.col >= 0, d
+        if d.span.line == 0:
+            assert d.code in WHOLE_FILE, f"{d.code.value} without a line: {d}"
+            continue
+        assert d.span.col >= 1, d
+        if root is not None and (root / d.span.path).is_file():
+            # The position is inside the file, so the report can show the line and a caret.
+            data = (root / d.span.path).read_bytes()
+            lines = data.decode("utf-8", "replace").splitlines() or [""]
+            assert d.span.line <= len(lines), (d, len(lines))
+
+
+# ---------------------------------------------------------------------------------------------
+# (a) the loader, on any text
+
+YAML_ALPHABET = st.sampled_from(list("abc:-?[]{},&*!|>'\"#%@`~ \n\t\r.0123456789\\") + ["\x00", "\ufeff", "é", "\u2028", "\x85"])
+YAMLISH = st.lists(st.one_of(YAML_ALPHABET, st.sampled_from([
+    "key: ", "- ", "  ", "&a ", "*a", "!!str ", "!!python/object ", "<<: ", "---\n", "...\n", "{", "}", "[", "]",
+    "'", '"', "\n  ", "? ", "!tag ", "%YAML 1.1\n", "%TAG ! tag:x,2000:\n", "|\n", ">-\n",
+])), max_size=60).map("".join)
+
+
+def check_loader(text: str) -> None:
+    try:
+        doc = parse_document(text, REL)
+    except KompileError as exc:
+        assert_positioned(exc)
+        for d in exc.diagnostics:
+            assert d.span.path == REL
+            lines = text.splitlines()
+            assert d.span.line <= max(1, len(lines) + 1), (d, text)
+        return
+    assert isinstance(doc, YMap)
+
+
+@PROPERTY
+@given(st.text())
+def test_any_text_loads_or_raises_a_positioned_error(text: str):
+    check_loader(text)
+
+
+@PROPERTY
+@given(YAMLISH)
+def test_any_yamlish_text_loads_or_raises_a_positioned_error(text: str):
+    check_loader(text)
+
+
+@PROPERTY
+@given(st.binary(), st.sampled_from(["replace", "ignore", "surrogateescape", "backslashreplace"]))
+def test_any_bytes_decoded_leniently_load_or_raise_a_positioned_error(data: bytes, errors: str):
+    check_loader(data.decode("utf-8", errors=errors))
+
+
+@PROPERTY
+@given(st.binary())
+def test_any_bytes_through_the_strict_decoder_load_or_raise_a_positioned_error(data: bytes):
+    try:
+        text = decode_utf8(data, REL)
+    except KompileError as exc:
+        assert_positioned(exc)
+        assert [d.code for d in exc.diagnostics] == [Code.NOT_UTF8]
+        return
+    check_loader(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# (b) the whole pipeline, on any YAML
+
+NAMES = st.sampled_from(["dev", "prod", "app", "shop", "x"]) | st.text(max_size=8)
+DOCUMENTS = st.one_of(
+    VALUES,
+    st.fixed_dictionaries({
+        "apiVersion": st.just(API_VERSION) | SCALARS,
+        "kind": st.sampled_from(["App", "Environment"]) | SCALARS,
+        "metadata": st.fixed_dictionaries({"name": NAMES}) | VALUES,
+        "spec": VALUES,
+    }),
+)
+
+
+def dump(value) -> str:
+    return yaml.safe_dump(value, sort_keys=False, allow_unicode=True)
+
+
+def compile_checked(root: Path) -> None:
+    try:
+        compile_project(root)
+    except KompileError as exc:
+        assert_positioned(exc, root)
+
+
+@PROPERTY
+@given(st.dictionaries(NAMES.filter(lambda n: "/" not in n and "\x00" not in n), DOCUMENTS, min_size=1, max_size=3))
+def test_any_yaml_as_environments_compiles_or_raises_a_positioned_error(files: dict):
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "environments").mkdir()
+        for stem, value in files.items():
+            try:
+                (root / "environments" / f"{stem}.yaml").write_text(dump(value), encoding="utf-8")
+            except (OSError, UnicodeEncodeError):
+                assume(False)
+        compile_checked(root)
+
+
+@PROPERTY
+@given(st.dictionaries(st.sampled_from(["dev", "prod", "staging", "qa"]), VALUES, min_size=1, max_size=2))
+def test_the_example_app_with_any_environment_specs_compiles_or_raises_a_positioned_error(specs: dict):
+    with tempfile.TemporaryDirectory() as tmp:
+        root = copy_example(Path(tmp))
+        for name, spec in specs.items():
+            doc = {"apiVersion": API_VERSION, "kind": "Environment", "metadata": {"name": name}, "spec": spec}
+            (root / "environments" / f"{name}.yaml").write_text(dump(doc), encoding="utf-8")
+        compile_checked(root)
+
+
+# ---------------------------------------------------------------------------------------------
+# (c) mutations of the example
+
+EXAMPLE_FILES = sorted(p.relative_to(EXAMPLE).as_posix() for p in EXAMPLE.rglob("*.yaml"))
+EXAMPLE_DOCS = {rel: yaml.safe_load((EXAMPLE / rel).read_text()) for rel in EXAMPLE_FILES}
+
+
+def copy_example(root: Path) -> Path:
+    """The example, writable (the shared copy is read-only and copytree keeps modes)."""
+    for folder in ("environments", "secrets"):
+        shutil.copytree(EXAMPLE / folder, root / folder)
+    for path in root.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return root
+
+
+@PROPERTY
+@given(st.data())
+def test_any_mutation_of_the_example_compiles_or_raises_a_positioned_error(data):
+    with tempfile.TemporaryDirectory() as tmp:
+        root = copy_example(Path(tmp))
+        for _ in range(data.draw(st.integers(1, 3), label="mutations")):
+            rel = data.draw(st.sampled_from(EXAMPLE_FILES), label="file")
+            current = yaml.safe_load((root / rel).read_text())
+            (root / rel).write_text(dump(mutate(current, data)), encoding="utf-8")
+        compile_checked(root)
+
+
+def test_the_mutation_machinery_reaches_the_example():
+    # A guard for the property above: it must be mutating real specs, not nothing.
+    assert {"environments/app.yaml", "environments/prod.yaml", "secrets/prod/shop-django.yaml"} <= set(EXAMPLE_FILES)
+    assert EXAMPLE_DOCS["environments/app.yaml"]["kind"] == "App"
+    with tempfile.TemporaryDirectory() as tmp:
+        root = copy_example(Path(tmp))
+        compile_project(root)  # the unmutated copy compiles
+        app = yaml.safe_load((root / "environments/app.yaml").read_text())
+        app["spec"]["components"]["web"]["replcias"] = 2
+        (root / "environments/app.yaml").write_text(dump(app))
+        with pytest.raises(KompileError) as caught:
+            compile_project(root)
+        assert [d.code for d in caught.value.diagnostics] == [Code.UNKNOWN_KEY]
+        assert_positioned(caught.value, root)
