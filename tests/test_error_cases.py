@@ -11,10 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import copy_example
 
 from kompile.compiler import compile_project
 from kompile.errors import KompileError
+
+from conftest import copy_example
 
 CASES = Path(__file__).parent / "errors"
 META = {"expected.txt", "_delete.txt", "README.md"}
