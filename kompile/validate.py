@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from kompile import spec
 from kompile.errors import Code, Collector, KompileError, Span
+from kompile.k8s.transformers import TEMPLATES
 from kompile.merge import app_settings, effective_spec
 from kompile.project import Project
 from kompile.source import YList, YMap, describe
@@ -186,10 +187,32 @@ def check_kubernetes_object(obj: YMap, out: Collector) -> bool:
     if not isinstance(metadata, YMap) or not isinstance(metadata.get("name"), str):
         out.error(Code.EXTRA_RESOURCE, "a Kubernetes object needs metadata.name", obj.key_span("metadata") if "metadata" in obj else obj.span,
                   "add metadata: {name: ...}; kompile sets the namespace")
-    elif not re.match(spec.DNS_SUBDOMAIN, metadata["name"]) or len(metadata["name"]) > 253:
-        out.error(Code.INVALID_NAME, f"'{metadata['name']}' is not a valid object name", metadata.value_span("name"),
+    elif not re.fullmatch(spec.DNS_SUBDOMAIN, metadata["name"]) or len(metadata["name"]) > 253:
+        out.error(Code.INVALID_NAME, f"{spec.shown(metadata['name'])} is not a valid object name", metadata.value_span("name"),
                   "object names are lower-case letters, digits, '-' and '.'")
+    if len(out.items) == problems:
+        # What kompile (and kustomize's transformers) read or write in any object it passes on.
+        explain = f"`kubectl explain {obj['kind'].lower()}` shows its fields"
+        check_fields(obj, _object_fields(obj["kind"]), Code.EXTRA_RESOURCE, out, missing_hint=explain, wrong_hint=explain)
     return len(out.items) == problems
+
+
+_METADATA_FIELDS = ((("metadata", "namespace"), str, False), (("metadata", "labels"), "strings", False),
+                    (("metadata", "annotations"), "strings", False))
+_KIND_FIELDS = {
+    "SealedSecret": ((("spec",), dict, False), (("spec", "template"), dict, False), (("spec", "template", "metadata"), dict, False),
+                     (("spec", "template", "metadata", "name"), str, False)),
+    "ExternalSecret": ((("spec",), dict, False), (("spec", "target"), dict, False), (("spec", "target", "name"), str, False)),
+}
+
+
+def _object_fields(kind) -> tuple:
+    fields = list(_METADATA_FIELDS) + list(_KIND_FIELDS.get(kind, ()))
+    for path in TEMPLATES.get(kind, ()) if isinstance(kind, str) else ():
+        # The labels transformer writes into pod templates (includeTemplates): each step must be a mapping.
+        fields += [(path[:end], dict, False) for end in range(1, len(path) + 1)]
+        fields += [((*path, "metadata"), dict, False), ((*path, "metadata", "labels"), "strings", False)]
+    return tuple(dict.fromkeys(fields))
 
 
 def container_images(obj: dict) -> Iterable[tuple[str, Span]]:
@@ -212,7 +235,8 @@ def pod_spec(obj: dict):
     if obj.get("kind") == "Pod":
         return body
     if obj.get("kind") == "CronJob":
-        body = (body.get("jobTemplate") or {}).get("spec") or {}
+        job = body.get("jobTemplate")
+        body = job.get("spec") if isinstance(job, dict) else None
     template = body.get("template") if isinstance(body, dict) else None
     return template.get("spec") if isinstance(template, dict) else None
 
@@ -370,35 +394,43 @@ _SHAPES = {dict: "a mapping", str: "a string", "strings": "a mapping of strings"
 
 
 def _sealed_shape(rel: str, obj: YMap, out: Collector) -> bool:
-    """The fields kompile reads or passes on, with the types kubeseal writes; positions of the first wrong one."""
+    """The fields kompile reads or passes on, with the types kubeseal writes."""
     problems = len(out.items)
-    for path, kind, required in _SEALED_FIELDS:
-        parent, parent_ok = obj, True
+    check_fields(obj, _SEALED_FIELDS, Code.SEALED_SECRET_MISMATCH, out,
+                 missing_hint="write it with: kubeseal -o yaml < secret.yaml",
+                 wrong_hint="kubeseal -o yaml writes it; reseal rather than editing by hand")
+    data = (obj.get("spec") or {}).get("encryptedData") if isinstance(obj.get("spec"), dict) else None
+    if isinstance(data, YMap) and not data:
+        out.error(Code.SEALED_SECRET_MISMATCH, f"'{rel}': spec.encryptedData is empty", obj["spec"].value_span("encryptedData"),
+                  "write it with: kubeseal -o yaml < secret.yaml")
+    return len(out.items) == problems
+
+
+def check_fields(obj: YMap, fields, code: Code, out: Collector, missing_hint: str, wrong_hint: str) -> None:
+    """Type-check the fields at the given paths, each (path, type, required); a field under a parent that is
+    absent or wrong is skipped (the parent is reported)."""
+    rel = obj.span.path
+    for path, kind, required in fields:
+        parent = obj
         for key in path[:-1]:
-            parent = parent.get(key) if isinstance(parent, dict) else None
-            parent_ok = parent_ok and isinstance(parent, YMap)
-        if not parent_ok:
-            continue  # reported at the parent, or an optional parent that is absent
+            parent = parent.get(key) if isinstance(parent, YMap) else None
+        if not isinstance(parent, YMap):
+            continue
         key = path[-1]
         value = parent.get(key)
         dotted = ".".join(path)
         if value is None:
             if required:
-                out.error(Code.SEALED_SECRET_MISMATCH, f"'{rel}' has no {dotted}", parent.key_span(key) if key in parent else parent.span,
-                          "write it with: kubeseal -o yaml < secret.yaml")
+                out.error(code, f"'{rel}' has no {dotted}", parent.key_span(key) if key in parent else parent.span, missing_hint)
             continue
-        hint = "kubeseal -o yaml writes it; reseal rather than editing by hand"
         if kind == "strings" and isinstance(value, YMap):
-            if not value and key == "encryptedData":
-                out.error(Code.SEALED_SECRET_MISMATCH, f"'{rel}': {dotted} is empty", parent.value_span(key), hint)
             for item_key, item in value.items():
                 if not isinstance(item, str):
-                    out.error(Code.SEALED_SECRET_MISMATCH, f"'{rel}': {dotted}.{item_key} must be a string, found {describe(item)}",
-                              value.value_span(item_key), hint)
+                    out.error(code, f"'{rel}': {dotted}.{item_key} must be a string, found {describe(item)}",
+                              value.value_span(item_key), wrong_hint if item is None or isinstance(item, dict | list) else
+                              f"quote it: {item_key}: \"{item}\"")
         elif not isinstance(value, YMap if kind == "strings" else kind):
-            out.error(Code.SEALED_SECRET_MISMATCH, f"'{rel}': {dotted} must be {_SHAPES[kind]}, found {describe(value)}",
-                      parent.value_span(key), hint)
-    return len(out.items) == problems
+            out.error(code, f"'{rel}': {dotted} must be {_SHAPES[kind]}, found {describe(value)}", parent.value_span(key), wrong_hint)
 
 
 def sealed_scope(obj: dict) -> str:
