@@ -632,8 +632,9 @@ def check_document(doc: YMap, kind: str, out: Collector) -> None:
         KINDS[kind].check(spec, "", doc.value_span("spec"), out, partial=kind == "Environment")
 
 
-def check_effective(spec: YMap, out: Collector) -> None:
-    EFFECTIVE_SPEC.check(spec, "", spec.span, out, partial=False)
+def check_effective(spec: YMap, out: Collector, key_span: Span | None = None) -> None:
+    """An environment's merged settings; key_span (its file's `spec:`) is where missing settings are reported."""
+    EFFECTIVE_SPEC.check(spec, "", spec.span, out, partial=False, key_span=key_span)
 
 
 def json_schema() -> dict:

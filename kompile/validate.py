@@ -57,16 +57,18 @@ def validate_project(project: Project) -> list[Resolved]:
     # Problems of the App's own settings come back for every environment too; KompileError drops
     # the repeats (same code, place and message), so each is listed once.
     check_settings(project, app_settings(project), None, out)
-    for name, _env_file in project.environments.items():
+    for name, env_file in project.environments.items():
         try:
             settings, chain = effective_spec(project, name)
         except KompileError as exc:
             out.add(exc.diagnostics)
             continue
-        if "namespace" not in settings:
-            settings["namespace"] = f"{project.name}-{name}"
         before = len(out.items)
-        spec.check_effective(settings, out)
+        # A setting the merged spec lacks was nulled by this environment (the App has it): point at its spec.
+        spec.check_effective(settings, out, env_file.doc.key_span("spec") if "spec" in env_file.doc else env_file.doc.span)
+        if "namespace" not in settings:
+            # After the check: <app>-<environment> gets its own message (_check_environment) when too long.
+            settings["namespace"] = f"{project.name}-{name}"
         if len(out.items) == before:
             check_settings(project, settings, name, out)
             _check_environment(project, name, settings, out)
@@ -281,7 +283,8 @@ def _check_environment(project: Project, name: str, settings: YMap, out: Collect
     env_file = project.environments[name]
     if len(f"{project.name}-{name}") > 63:
         out.error(Code.INVALID_NAME, f"'{project.name}-{name}' (app and environment) is longer than 63 characters",
-                  env_file.doc["metadata"].value_span("name"), "shorten the environment's name")
+                  env_file.doc["metadata"].value_span("name"),
+                  "shorten the environment's name: it names the namespace (by default) and labels every object")
     image = settings["image"]
     if not image.get("tag") and not image.get("digest"):
         # Point at the environment's own image when it has one, else at its spec: the tag goes there.
