@@ -87,7 +87,7 @@ def load_project(root: Path) -> Project:
     apps = [f for f in files if f.kind == "App"]
     if not apps and not out:
         out.error(Code.APP_COUNT, f"no App found in {ENVIRONMENTS_DIR}/", Span(ENVIRONMENTS_DIR),
-                  "add environments/app.yaml with kind: App (kompile init writes one)")
+                  "add environments/app.yaml with apiVersion: kompile.dev/v1alpha1 and kind: App (the settings every environment shares)")
     for extra in apps[1:]:
         out.error(Code.APP_COUNT, f"a second App '{extra.name}' (the first is in {apps[0].rel})",
                   extra.doc.value_span("kind"), "a repo holds exactly one App; move the other app to its own repo or folder")

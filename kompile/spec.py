@@ -317,7 +317,7 @@ class ListOf(Type):
                 name = item[self.unique_key]
                 if name in seen:
                     out.error(Code.INVALID_VALUE, f"{path}[{index}]: {self.unique_key} '{name}' is listed twice",
-                              item_span, f"first listed at line {seen[name].line}")
+                              item_span, f"first listed at line {seen[name].line}; merge the two or rename one")
                 else:
                     seen[name] = item_span
 

@@ -137,7 +137,7 @@ def _check_ingress(settings: YMap, components: YMap, out: Collector) -> None:
     elif len(webs) != 1:
         out.error(Code.INGRESS_TARGET, "ingress: no web component to route to" if not webs else
                   f"ingress: several web components ({', '.join(webs)}); say which one", settings.key_span("ingress"),
-                  "set ingress.component" if webs else "add a component with type: web")
+                  f"set ingress.component to one of: {', '.join(webs)}" if webs else "add a component with type: web")
 
 
 def _check_plaintext(env: YMap, out: Collector) -> None:
