@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 from kompile.emit import emit_yaml, header
 from kompile.k8s.strategic import DIRECTIVE, diff_patch
+from kompile.k8s.transformers import CLUSTER_SCOPED, TEMPLATES
 from kompile.model import Environment
-from kompile.render import CLUSTER_SCOPED, TEMPLATES, environment_labels, object_id
+from kompile.render import environment_labels, object_id
 
 KUSTOMIZATION = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"}
 BASES = "bases"

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import re
+
 NAME = "app.kubernetes.io/name"
 INSTANCE = "app.kubernetes.io/instance"
 VERSION = "app.kubernetes.io/version"
 COMPONENT = "app.kubernetes.io/component"
 PART_OF = "app.kubernetes.io/part-of"
 MANAGED_BY = "app.kubernetes.io/managed-by"
+
+_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+
+
+def is_label_value(value: str) -> bool:
+    """What the API server accepts as a label value: at most 63 characters, a letter or digit at each end."""
+    return len(value) <= 63 and _LABEL_VALUE.fullmatch(value) is not None
 
 
 def selector_labels(app: str, component: str) -> dict[str, str]:

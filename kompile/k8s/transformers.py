@@ -4,6 +4,8 @@ and overlay.py applies them when reading an overlay back; the tests hold both eq
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 # Kinds the namespace transformer leaves alone.
 CLUSTER_SCOPED = frozenset({
     "Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "PersistentVolume", "StorageClass",
@@ -13,9 +15,10 @@ CLUSTER_SCOPED = frozenset({
 # Where the labels transformer also writes, with includeTemplates.
 TEMPLATES = {
     "Deployment": (("spec", "template"),), "StatefulSet": (("spec", "template"),), "DaemonSet": (("spec", "template"),),
-    "ReplicaSet": (("spec", "template"),), "Job": (("spec", "template"),),
+    "ReplicaSet": (("spec", "template"),), "ReplicationController": (("spec", "template"),), "Job": (("spec", "template"),),
     "CronJob": (("spec", "jobTemplate"), ("spec", "jobTemplate", "spec", "template")),
 }
+BINDINGS = ("RoleBinding", "ClusterRoleBinding")
 
 
 def set_namespace(obj: dict, namespace: str) -> None:
@@ -25,6 +28,25 @@ def set_namespace(obj: dict, namespace: str) -> None:
     # The conventional order: name, namespace, then the rest.
     obj["metadata"] = {"name": metadata["name"], "namespace": namespace,
                        **{k: v for k, v in metadata.items() if k not in ("name", "namespace")}}
+
+
+def set_subject_namespaces(obj: dict, namespace: str, service_accounts: Mapping[str, str | None]) -> None:
+    """The namespace a (Cluster)RoleBinding's subjects get in an overlay with `namespace:`.
+
+    kustomize's namespace transformer sets it on every subject named "default"; its name references
+    then point subjects that name a ServiceAccount of the build (service_accounts: name -> the namespace
+    its file states, or None) at that account: subjects without a namespace, and subjects in "default"
+    when the account's file names no other. Like kustomize, this goes by the subject's name alone."""
+    if obj["kind"] not in BINDINGS:
+        return
+    for subject in obj.get("subjects") or ():
+        if not isinstance(subject, dict):
+            continue
+        name, current = subject.get("name"), subject.get("namespace")
+        account = name in service_accounts and (
+            current is None or (current == "default" and service_accounts[name] in (None, "default")))
+        if name == "default" or account:
+            subject["namespace"] = namespace
 
 
 def add_labels(obj: dict, labels: dict[str, str], include_templates: bool) -> None:

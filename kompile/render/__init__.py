@@ -13,6 +13,7 @@ import jsonpatch
 from kompile.errors import Code, Diagnostic, KompileError, Span
 from kompile.k8s import meta
 from kompile.k8s.strategic import PatchError, apply_patch
+from kompile.k8s.transformers import add_labels, set_images, set_namespace, set_subject_namespaces
 from kompile.model import Environment, GitOpsTool, Patch
 from kompile.render.components import RENDERERS
 from kompile.render.context import build_context
@@ -41,20 +42,6 @@ ARGOCD_HOOK = {
 }
 FLUX_FORCE = {"kustomize.toolkit.fluxcd.io/force": "enabled"}  # a Job's template is immutable: recreate it
 
-# Kinds kustomize's namespace transformer leaves alone.
-CLUSTER_SCOPED = frozenset({
-    "Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "PersistentVolume", "StorageClass",
-    "PriorityClass", "IngressClass", "RuntimeClass", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration",
-    "APIService", "CSIDriver", "VolumeSnapshotClass",
-})
-# Where kustomize's labels transformer (includeTemplates) also writes.
-TEMPLATES = {
-    "Deployment": (("spec", "template"),), "StatefulSet": (("spec", "template"),), "DaemonSet": (("spec", "template"),),
-    "ReplicaSet": (("spec", "template"),), "Job": (("spec", "template"),),
-    "CronJob": (("spec", "jobTemplate"), ("spec", "jobTemplate", "spec", "template")),
-}
-
-
 def object_id(obj: dict) -> tuple[str, str, str]:
     """(group, kind, name): unique within one environment's namespace."""
     group = obj["apiVersion"].rpartition("/")[0]
@@ -78,7 +65,11 @@ def render_environment(env: Environment) -> list[dict]:
     objects.extend(_extra_objects(env, objects))
     objects = _apply_patches(objects, env.patches)
     if env.name is not None:
-        objects = [transform_for_environment(obj, env) for obj in objects]
+        # Here no object has a namespace yet, as in the base's files. (An overlay's own ServiceAccount is
+        # written with its namespace; kustomize then leaves subjects that say "default" alone. Only that
+        # case, a subject naming it in the wrong namespace on purpose, is not modelled.)
+        accounts = {obj["metadata"]["name"]: None for obj in objects if obj["kind"] == "ServiceAccount"}
+        objects = [transform_for_environment(obj, env, accounts) for obj in objects]
         check_secret_references(env, objects)
     return objects
 
@@ -159,48 +150,20 @@ def _matches(obj: dict, target: dict) -> bool:
 # What the overlay's kustomization transformers do (namespace, labels, images), done in the model.
 
 
-def transform_for_environment(obj: dict, env: Environment) -> dict:
+def transform_for_environment(obj: dict, env: Environment, service_accounts: dict[str, str | None]) -> dict:
+    """obj as the overlay's transformers leave it: in the environment's namespace (as are the subjects
+    kustomize points there), with the environment's labels, running the environment's image."""
     obj = copy.deepcopy(obj)
-    metadata = obj["metadata"]
-    if obj["kind"] not in CLUSTER_SCOPED:
-        metadata = obj["metadata"] = {"name": metadata["name"], "namespace": env.namespace, **metadata}
-    added = environment_labels(env)
-    metadata["labels"] = dict(sorted({**metadata.get("labels", {}), **added}.items()))
-    for path in TEMPLATES.get(obj["kind"], ()):
-        node = obj
-        for key in path:
-            node = node.setdefault(key, {})
-        node_meta = node.setdefault("metadata", {})
-        node_meta["labels"] = dict(sorted({**node_meta.get("labels", {}), **added}.items()))
-    _retag_images(obj, env)
+    set_namespace(obj, env.namespace)
+    add_labels(obj, environment_labels(env), include_templates=True)
+    set_images(obj, env.image.repository, None, env.image.tag, env.image.digest)
+    set_subject_namespaces(obj, env.namespace, service_accounts)
     return obj
 
 
 def environment_labels(env: Environment) -> dict[str, str]:
     """What the overlay's labels transformer adds to every object of an environment."""
     return {meta.INSTANCE: env.instance}
-
-
-def image_name(ref: str) -> str:
-    """An image reference without its tag and digest."""
-    ref = ref.split("@", 1)[0]
-    slash = ref.rfind("/")
-    colon = ref.rfind(":")
-    return ref[:colon] if colon > slash else ref
-
-
-def _retag_images(node, env: Environment) -> None:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in ("containers", "initContainers") and isinstance(value, list):
-                for container in value:
-                    if isinstance(container, dict) and isinstance(container.get("image"), str) \
-                            and image_name(container["image"]) == env.image.repository:
-                        container["image"] = env.image.ref
-            _retag_images(value, env)
-    elif isinstance(node, list):
-        for item in node:
-            _retag_images(item, env)
 
 
 def check_secret_references(env: Environment, objects: list[dict]) -> None:

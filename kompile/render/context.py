@@ -31,10 +31,11 @@ class Context:
 
     def workload_labels(self, component: str) -> dict[str, str]:
         """Workloads and their pods also carry the release they run (only there: a release would
-        otherwise touch every object of the environment)."""
+        otherwise touch every object of the environment). A tag that is no valid label value (one
+        ending in '_', say) is left out rather than having the API server reject the workload."""
         labels = self.labels(component)
         tag = self.env.image.tag
-        if tag and len(tag) <= 63:
+        if tag and meta.is_label_value(tag):
             labels = dict(sorted({**labels, meta.VERSION: tag}.items()))
         return labels
 
