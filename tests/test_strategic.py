@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
@@ -1148,7 +1148,15 @@ def user_patches(draw, name: str) -> tuple[dict, dict]:
 @settings_for_kustomize
 @given(batch=batches(user_patches))
 def test_apply_patch_agrees_with_kustomize_on_generated_patches(tmp_path_factory, batch):
-    """(c) a user's patch, applied inside kompile's model, gives what kustomize gives."""
-    built = kustomize_patched(tmp_path_factory.mktemp("apply"), list(batch))
+    """(c) a user's patch, applied inside kompile's model, gives what kustomize gives, or kompile refuses
+    it with a PatchError (which becomes a positioned K407): never a silently different object."""
+    try:
+        built = kustomize_patched(tmp_path_factory.mktemp("apply"), list(batch))
+    except ValueError:  # ruamel cannot read back a scalar kustomize wrote: not a kompile question
+        assume(False)
     for (base, patch), theirs in zip(batch, built, strict=True):
-        assert canon(apply_patch(base, patch)) == canon(theirs), f"patch:\n{_dump(patch)}"
+        try:
+            ours = apply_patch(base, patch)
+        except PatchError:
+            continue
+        assert canon(ours) == canon(theirs), f"patch:\n{_dump(patch)}"
