@@ -14,7 +14,7 @@ from kompile.gitops import GITOPS, layout_gitops
 from kompile.layout import Compiled, base_dir, layout_base, layout_overlay, overlay_dir
 from kompile.normalise import normalise_base, normalise_environment
 from kompile.project import Project, load_project
-from kompile.render import render_environment
+from kompile.render import render_stages
 from kompile.validate import validate_project
 
 
@@ -46,12 +46,13 @@ def compile_project(root: Path, only: Sequence[str] | None = None) -> Output:
                                            "environments: " + ", ".join(project.environments)) for name in unknown])
         resolved = [r for r in resolved if r.name in only]
     base_env = normalise_base(project)
-    base = Compiled(base_env, render_environment(base_env))
+    base = Compiled(base_env, *reversed(render_stages(base_env)))
     files = layout_base(base)
     environments = {}
     for item in resolved:
         env = normalise_environment(project, item)
-        compiled = Compiled(env, render_environment(env))
+        untransformed, deployed = render_stages(env)
+        compiled = Compiled(env, deployed, untransformed)
         environments[item.name] = compiled
         files.update(layout_overlay(base, compiled))
     if only:  # the GitOps objects describe every environment: a partial build leaves them as they are

@@ -8,14 +8,13 @@ object of an environment shares: namespace, instance and version labels, and the
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 from kompile.emit import emit_yaml, header
-from kompile.k8s.strategic import DIRECTIVE, diff_patch
-from kompile.k8s.transformers import CLUSTER_SCOPED, TEMPLATES
+from kompile.errors import Code, Diagnostic, KompileError, Span
+from kompile.k8s.strategic import DIRECTIVE, PatchError, diff_patch
 from kompile.model import Environment
-from kompile.render import environment_labels, object_id
+from kompile.render import environment_labels, image_change, object_id
 
 KUSTOMIZATION = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"}
 BASES = "bases"
@@ -24,10 +23,12 @@ OVERLAYS = "overlays"
 
 @dataclass(frozen=True)
 class Compiled:
-    """One environment's model and its rendered objects."""
+    """One environment's model and its objects: as deployed, and as the overlay's patches see them
+    (before kustomize's namespace, labels and images transformers; the same list for the base)."""
 
     env: Environment
     objects: list[dict]
+    untransformed: list[dict]
 
 
 def file_name(obj: dict) -> str:
@@ -60,14 +61,20 @@ def layout_overlay(base: Compiled, compiled: Compiled) -> dict[str, bytes]:
     resources: list[str] = []
     patches: list[str] = []
     seen = set()
-    for obj in compiled.objects:
+    for obj, deployed in zip(compiled.untransformed, compiled.objects, strict=True):
         key = object_id(obj)
         seen.add(key)
-        if key not in base_objects:
-            resources.append(file_name(obj))
-            files[f"{folder}/{file_name(obj)}"] = emit_yaml(obj, head)
+        if key not in base_objects:  # written as deployed: the transformers leave it as it is
+            resources.append(file_name(deployed))
+            files[f"{folder}/{file_name(deployed)}"] = emit_yaml(deployed, head)
             continue
-        change = diff_patch(base_objects[key], strip_environment(obj, env, base.env))
+        try:
+            change = diff_patch(base_objects[key], obj)
+        except PatchError as exc:
+            raise KompileError([Diagnostic(Code.PATCH, f"{obj['kind']}/{obj['metadata']['name']} differs from the base in a way "
+                                           f"no kustomize patch can express: {exc}", Span(env.sources[-1]),
+                                           "make the App and this environment agree on that list (or move the object "
+                                           "into the environment with extraResources)")]) from None
         if change:
             patch = {"apiVersion": obj["apiVersion"], "kind": obj["kind"],
                      "metadata": {"name": obj["metadata"]["name"], **change.pop("metadata", {})}, **change}
@@ -89,57 +96,13 @@ def _overlay_kustomization(base: Compiled, env: Environment, resources: list[str
     if patches:
         kustomization["patches"] = [{"path": path} for path in sorted(patches)]
     kustomization["labels"] = [{"pairs": environment_labels(env), "includeTemplates": True}]
-    image: dict = {"name": base.env.image.repository}
-    if env.image.repository != base.env.image.repository:
-        image["newName"] = env.image.repository
-    if env.image.tag:
-        image["newTag"] = env.image.tag
-    if env.image.digest:
-        image["digest"] = env.image.digest
+    new_name, new_tag, digest = image_change(env)
+    image: dict = {"name": env.image_name}
+    if new_name:
+        image["newName"] = new_name
+    if new_tag:
+        image["newTag"] = new_tag
+    if digest:
+        image["digest"] = digest
     kustomization["images"] = [image]
     return kustomization
-
-
-def strip_environment(obj: dict, env: Environment, base: Environment) -> dict:
-    """Undo what the overlay's transformers will do, leaving what a patch has to say."""
-    obj = copy.deepcopy(obj)
-    metadata = obj["metadata"]
-    if obj["kind"] not in CLUSTER_SCOPED and metadata.get("namespace") == env.namespace:
-        del metadata["namespace"]
-    added = environment_labels(env)
-    _drop_labels(metadata, added)
-    for path in TEMPLATES.get(obj["kind"], ()):
-        node = obj
-        for key in path:
-            node = node.get(key) if isinstance(node, dict) else None
-        if isinstance(node, dict) and isinstance(node.get("metadata"), dict):
-            _drop_labels(node["metadata"], added)
-            if not node["metadata"]:
-                del node["metadata"]
-    _untag_images(obj, env.image.ref, base.image.repository)
-    return obj
-
-
-def _drop_labels(metadata: dict, added: dict[str, str]) -> None:
-    labels = metadata.get("labels")
-    if not isinstance(labels, dict):
-        return
-    for key, value in added.items():
-        if labels.get(key) == value:
-            del labels[key]
-    if not labels:
-        del metadata["labels"]
-
-
-def _untag_images(node, ref: str, repository: str) -> None:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in ("containers", "initContainers") and isinstance(value, list):
-                for container in value:
-                    if isinstance(container, dict) and container.get("image") == ref:
-                        container["image"] = repository
-            _untag_images(value, ref, repository)
-    elif isinstance(node, list):
-        for item in node:
-            _untag_images(item, ref, repository)
-

@@ -185,6 +185,7 @@ class Environment:
     cluster: str | None
     tier: Tier | None
     image: Image
+    image_name: str  # the App's image repository: what the base's files name, and the overlay's images entry retags
     env: dict[str, str]
     secrets: tuple[Secret, ...]
     components: tuple[Component, ...]

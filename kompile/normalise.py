@@ -69,6 +69,7 @@ def _environment(project: Project, settings: YMap, name: str | None, sources: tu
         cluster=settings.get("cluster"),
         tier=Tier(settings["tier"]) if settings.get("tier") else None,
         image=Image(image.get("repository", ""), image.get("tag"), image.get("digest")),
+        image_name=(app_settings(project).get("image") or {}).get("repository", "") if name else image.get("repository", ""),
         env=env,
         secrets=tuple(_secret(s) for s in settings.get("secrets") or ()),
         components=components,

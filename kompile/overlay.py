@@ -11,8 +11,8 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
-from kompile.k8s.strategic import DIRECTIVE, apply_patch
-from kompile.k8s.transformers import add_labels, set_images, set_namespace
+from kompile.k8s.strategic import DIRECTIVE, apply_patch, as_kustomize_reads
+from kompile.k8s.transformers import with_images, with_labels, with_namespace, with_subject_namespaces
 from kompile.layout import overlay_dir
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -52,14 +52,18 @@ def _build(root: Path, folder: PurePosixPath, depth: int) -> list[dict]:
         for patch in _load(root / _join(folder, entry["path"])):
             objects = _patch(objects, patch)
     namespace = kustomization.get("namespace")
+    # Service accounts of the build, with the namespace their files state (kustomize's name references).
+    accounts = {o["metadata"]["name"]: o["metadata"].get("namespace") for o in objects if o.get("kind") == "ServiceAccount"}
+    built = []
     for obj in objects:
         if namespace:
-            set_namespace(obj, namespace)
+            obj = with_subject_namespaces(with_namespace(obj, namespace), namespace, accounts)
         for labels in kustomization.get("labels") or ():
-            add_labels(obj, labels.get("pairs") or {}, bool(labels.get("includeTemplates")))
+            obj = with_labels(obj, labels.get("pairs") or {}, bool(labels.get("includeTemplates")))
         for image in kustomization.get("images") or ():
-            set_images(obj, image["name"], image.get("newName"), image.get("newTag"), image.get("digest"))
-    return objects
+            obj = with_images(obj, image["name"], image.get("newName"), image.get("newTag"), image.get("digest"))
+        built.append(as_kustomize_reads(obj))
+    return built
 
 
 def _join(folder: PurePosixPath, entry: str) -> PurePosixPath:

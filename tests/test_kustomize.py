@@ -269,9 +269,6 @@ def test_a_cluster_wide_sealed_secret_lands_in_the_environment_namespace(tmp_pat
     assert not differences, differences
 
 
-@pytest.mark.xfail(strict=True, reason="the model lacks the App's image repository: render retags images named after the "
-                   "environment's repository, while the overlay's images transformer (name: <App repository>) retags "
-                   "those named after the App's; needs Environment to carry the App's repository (model.py)")
 def test_an_extra_resource_follows_an_environment_that_changes_the_image_repository(tmp_path: Path):
     """The preview's CronJob names the App's image; kustomize gives it the preview's repository and tag."""
     root = copy_golden_input("extends-and-escape-hatches", tmp_path / "repo")

@@ -21,45 +21,57 @@ TEMPLATES = {
 BINDINGS = ("RoleBinding", "ClusterRoleBinding")
 
 
-def set_namespace(obj: dict, namespace: str) -> None:
+def with_namespace(obj: dict, namespace: str) -> dict:
+    """obj in `namespace` (the namespace transformer). Like every function here it returns a new object
+    that shares what it did not change with obj, which stays as it was."""
     if obj["kind"] in CLUSTER_SCOPED:
-        return
+        return obj
     metadata = obj["metadata"]
     # The conventional order: name, namespace, then the rest.
-    obj["metadata"] = {"name": metadata["name"], "namespace": namespace,
-                       **{k: v for k, v in metadata.items() if k not in ("name", "namespace")}}
+    return {**obj, "metadata": {"name": metadata["name"], "namespace": namespace,
+                                **{k: v for k, v in metadata.items() if k not in ("name", "namespace")}}}
 
 
-def set_subject_namespaces(obj: dict, namespace: str, service_accounts: Mapping[str, str | None]) -> None:
+def with_subject_namespaces(obj: dict, namespace: str, service_accounts: Mapping[str, str | None]) -> dict:
     """The namespace a (Cluster)RoleBinding's subjects get in an overlay with `namespace:`.
 
     kustomize's namespace transformer sets it on every subject named "default"; its name references
     then point subjects that name a ServiceAccount of the build (service_accounts: name -> the namespace
     its file states, or None) at that account: subjects without a namespace, and subjects in "default"
     when the account's file names no other. Like kustomize, this goes by the subject's name alone."""
-    if obj["kind"] not in BINDINGS:
-        return
-    for subject in obj.get("subjects") or ():
-        if not isinstance(subject, dict):
-            continue
-        name, current = subject.get("name"), subject.get("namespace")
-        account = name in service_accounts and (
-            current is None or (current == "default" and service_accounts[name] in (None, "default")))
-        if name == "default" or account:
-            subject["namespace"] = namespace
+    if obj["kind"] not in BINDINGS or not isinstance(obj.get("subjects"), list):
+        return obj
+    subjects = []
+    for subject in obj["subjects"]:
+        if isinstance(subject, dict):
+            name, current = subject.get("name"), subject.get("namespace")
+            account = name in service_accounts and (
+                current is None or (current == "default" and service_accounts[name] in (None, "default")))
+            if name == "default" or account:
+                subject = {**subject, "namespace": namespace}
+        subjects.append(subject)
+    return {**obj, "subjects": subjects}
 
 
-def add_labels(obj: dict, labels: dict[str, str], include_templates: bool) -> None:
-    metadata = obj["metadata"]
-    metadata["labels"] = dict(sorted({**(metadata.get("labels") or {}), **labels}.items()))
-    if not include_templates:
-        return
-    for path in TEMPLATES.get(obj["kind"], ()):
-        node = obj
-        for key in path:
-            node = node.setdefault(key, {})
-        node_meta = node.setdefault("metadata", {})
-        node_meta["labels"] = dict(sorted({**(node_meta.get("labels") or {}), **labels}.items()))
+def with_labels(obj: dict, labels: dict[str, str], include_templates: bool) -> dict:
+    def merged(metadata) -> dict:
+        metadata = metadata if isinstance(metadata, dict) else {}
+        return {**metadata, "labels": dict(sorted({**(metadata.get("labels") or {}), **labels}.items()))}
+
+    obj = {**obj, "metadata": merged(obj["metadata"])}
+    if include_templates:
+        for path in TEMPLATES.get(obj["kind"], ()):
+            obj = _update_in(obj, (*path, "metadata"), merged)
+    return obj
+
+
+def _update_in(node: dict, path: tuple[str, ...], change) -> dict:
+    """node with change() applied at path, creating mappings on the way as kustomize does."""
+    key, rest = path[0], path[1:]
+    child = node.get(key)
+    if not rest:
+        return {**node, key: change(child)}
+    return {**node, key: _update_in(child if isinstance(child, dict) else {}, rest, change)}
 
 
 def image_name(ref: str) -> str:
@@ -77,22 +89,39 @@ def _image_tag(ref: str) -> str | None:
     return ref[colon + 1:] if colon > slash else None
 
 
-def set_images(node, name: str, new_name: str | None = None, new_tag: str | None = None, digest: str | None = None) -> None:
-    """Point every container running image `name` (any tag) at the new name, tag and digest."""
+def with_images(node, name: str, new_name: str | None = None, new_tag: str | None = None, digest: str | None = None):
+    """Every container running image `name` (any tag) pointed at the new name, tag and digest (the
+    images transformer, which looks at every containers and initContainers list, in any kind)."""
     if isinstance(node, dict):
+        changed = None
         for key, value in node.items():
+            if not isinstance(value, dict | list):
+                continue
             if key in ("containers", "initContainers") and isinstance(value, list):
-                for container in value:
-                    if isinstance(container, dict) and isinstance(container.get("image"), str) \
-                            and image_name(container["image"]) == name:
-                        tag = new_tag if new_tag is not None else (None if digest else _image_tag(container["image"]))
-                        ref = new_name or name
-                        if tag:
-                            ref += f":{tag}"
-                        if digest:
-                            ref += f"@{digest}"
-                        container["image"] = ref
-            set_images(value, name, new_name, new_tag, digest)
-    elif isinstance(node, list):
-        for item in node:
-            set_images(item, name, new_name, new_tag, digest)
+                new = _same_or([with_images(_retag(item, name, new_name, new_tag, digest), name, new_name, new_tag, digest)
+                                for item in value], value)
+            else:
+                new = with_images(value, name, new_name, new_tag, digest)
+            if new is not value:
+                changed = dict(node) if changed is None else changed
+                changed[key] = new
+        return node if changed is None else changed
+    if isinstance(node, list):
+        return _same_or([with_images(item, name, new_name, new_tag, digest) for item in node], node)
+    return node
+
+
+def _same_or(new: list, old: list) -> list:
+    return old if all(a is b for a, b in zip(new, old, strict=True)) else new
+
+
+def _retag(container, name: str, new_name: str | None, new_tag: str | None, digest: str | None):
+    if not (isinstance(container, dict) and isinstance(container.get("image"), str) and image_name(container["image"]) == name):
+        return container
+    tag = new_tag if new_tag is not None else (None if digest else _image_tag(container["image"]))
+    ref = new_name or name
+    if tag:
+        ref += f":{tag}"
+    if digest:
+        ref += f"@{digest}"
+    return container if ref == container["image"] else {**container, "image": ref}

@@ -12,8 +12,8 @@ import jsonpatch
 
 from kompile.errors import Code, Diagnostic, KompileError, Span
 from kompile.k8s import meta
-from kompile.k8s.strategic import PatchError, apply_patch
-from kompile.k8s.transformers import add_labels, set_images, set_namespace, set_subject_namespaces
+from kompile.k8s.strategic import PatchError, apply_patch, as_kustomize_reads
+from kompile.k8s.transformers import with_images, with_labels, with_namespace, with_subject_namespaces
 from kompile.model import Environment, GitOpsTool, Patch
 from kompile.render.components import RENDERERS
 from kompile.render.context import build_context
@@ -49,6 +49,16 @@ def object_id(obj: dict) -> tuple[str, str, str]:
 
 
 def render_environment(env: Environment) -> list[dict]:
+    """The objects of an environment as deployed (for the base: as bases/<app>/ holds them)."""
+    return render_stages(env)[1]
+
+
+def render_stages(env: Environment) -> tuple[list[dict], list[dict]]:
+    """(the objects as the overlay's patches see them, the objects as deployed).
+
+    The first stage is what kompile builds, user patches applied: no namespace, only the App's image
+    name, no instance label. The second is what the overlay's transformers (namespace, labels, images)
+    make of it. They share what the transformers leave alone, so keeping both costs little."""
     ctx = build_context(env)
     objects = [
         *render_namespace(ctx),
@@ -63,15 +73,16 @@ def render_environment(env: Environment) -> list[dict]:
     if env.gitops is not None:
         _annotate_for_gitops(objects, env.gitops.tool)
     objects.extend(_extra_objects(env, objects))
-    objects = _apply_patches(objects, env.patches)
-    if env.name is not None:
-        # Here no object has a namespace yet, as in the base's files. (An overlay's own ServiceAccount is
-        # written with its namespace; kustomize then leaves subjects that say "default" alone. Only that
-        # case, a subject naming it in the wrong namespace on purpose, is not modelled.)
-        accounts = {obj["metadata"]["name"]: None for obj in objects if obj["kind"] == "ServiceAccount"}
-        objects = [transform_for_environment(obj, env, accounts) for obj in objects]
-        check_secret_references(env, objects)
-    return objects
+    objects = [as_kustomize_reads(obj) for obj in _apply_patches(objects, env.patches)]
+    if env.name is None:
+        return objects, objects
+    # No object has a namespace yet, as in the base's files. (An overlay's own ServiceAccount is written
+    # with its namespace; kustomize then leaves subjects that say "default" alone. Only that case, a
+    # subject naming it in the wrong namespace on purpose, is not modelled.)
+    accounts = {obj["metadata"]["name"]: None for obj in objects if obj["kind"] == "ServiceAccount"}
+    deployed = [transform_for_environment(obj, env, accounts) for obj in objects]
+    check_secret_references(env, deployed)
+    return objects, deployed
 
 
 def _annotate_for_gitops(objects: list[dict], tool: GitOpsTool) -> None:
@@ -153,12 +164,16 @@ def _matches(obj: dict, target: dict) -> bool:
 def transform_for_environment(obj: dict, env: Environment, service_accounts: dict[str, str | None]) -> dict:
     """obj as the overlay's transformers leave it: in the environment's namespace (as are the subjects
     kustomize points there), with the environment's labels, running the environment's image."""
-    obj = copy.deepcopy(obj)
-    set_namespace(obj, env.namespace)
-    add_labels(obj, environment_labels(env), include_templates=True)
-    set_images(obj, env.image.repository, None, env.image.tag, env.image.digest)
-    set_subject_namespaces(obj, env.namespace, service_accounts)
-    return obj
+    obj = with_namespace(obj, env.namespace)
+    obj = with_labels(obj, environment_labels(env), include_templates=True)
+    obj = with_images(obj, env.image_name, *image_change(env))
+    return as_kustomize_reads(with_subject_namespaces(obj, env.namespace, service_accounts))
+
+
+def image_change(env: Environment) -> tuple[str | None, str | None, str | None]:
+    """(newName, newTag, digest) of the overlay's images entry for env.image_name."""
+    new_name = env.image.repository if env.image.repository != env.image_name else None
+    return new_name, env.image.tag, env.image.digest
 
 
 def environment_labels(env: Environment) -> dict[str, str]:

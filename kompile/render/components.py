@@ -38,7 +38,7 @@ def _workload(ctx: Context, component: Component, *, spread: bool, recreate: boo
     volumes, mounts = ctx.secret_volumes()
     ports = [{"containerPort": component.port, "name": "http", "protocol": "TCP"}] if component.port else None
     container = pod.container(
-        component.name, ctx.env.image.ref, ctx.identity, command=component.command, args=component.args, ports=ports,
+        component.name, ctx.env.image_name, ctx.identity, command=component.command, args=component.args, ports=ports,
         env_from=ctx.env_from(), volume_mounts=mounts, probes=probes(ctx, component), lifecycle=lifecycle,
         resources=pod.resources(component.resources.requests, component.resources.limits))
     selector = ctx.selector(component.name)

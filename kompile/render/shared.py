@@ -60,7 +60,7 @@ def render_migrate(ctx: Context) -> list[dict]:
         return []
     volumes, mounts = ctx.secret_volumes()
     container = pod.container(
-        "migrate", ctx.env.image.ref, ctx.identity, command=migrate.command, env_from=ctx.env_from(),
+        "migrate", ctx.env.image_name, ctx.identity, command=migrate.command, env_from=ctx.env_from(),
         volume_mounts=mounts, resources=pod.resources(migrate.resources.requests, migrate.resources.limits))
     template = pod.pod_template(ctx.workload_labels("migrate"), ctx.pod_annotations, ctx.identity, [container],
                                 volumes=volumes, restart_policy="Never")
