@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
-from strategies import SCALARS, VALUES, mutate
+from strategies import SCALARS, VALUES, mutate, tweak
 
 from kompile.compiler import compile_project
 from kompile.errors import Code, KompileError
@@ -126,7 +126,10 @@ def compile_checked(root: Path) -> None:
     try:
         compile_project(root)
     except KompileError as exc:
+        event("refused: " + " ".join(sorted({d.code.value for d in exc.diagnostics})))
         assert_positioned(exc, root)
+    else:
+        event("compiled")  # see how often with --hypothesis-show-statistics
 
 
 @PROPERTY
@@ -179,6 +182,19 @@ def test_any_mutation_of_the_example_compiles_or_raises_a_positioned_error(data)
             rel = data.draw(st.sampled_from(EXAMPLE_FILES), label="file")
             current = yaml.safe_load((root / rel).read_text())
             (root / rel).write_text(dump(mutate(current, data)), encoding="utf-8")
+        compile_checked(root)
+
+
+@PROPERTY
+@given(st.data())
+def test_any_change_of_a_value_to_one_of_its_type_compiles_or_raises_a_positioned_error(data):
+    # Type-preserving changes mostly pass validation, so this one exercises normalising and rendering.
+    with tempfile.TemporaryDirectory() as tmp:
+        root = copy_example(Path(tmp))
+        for _ in range(data.draw(st.integers(1, 4), label="changes")):
+            rel = data.draw(st.sampled_from(EXAMPLE_FILES), label="file")
+            current = yaml.safe_load((root / rel).read_text())
+            (root / rel).write_text(dump(tweak(current, data)), encoding="utf-8")
         compile_checked(root)
 
 
