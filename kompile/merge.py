@@ -89,9 +89,12 @@ def _cycle(project: Project, members: list[str]) -> Diagnostic:
 
 
 def app_settings(project: Project) -> YMap:
-    """The App's own settings as the first layer (what bases/ is compiled from)."""
-    app = project.app.spec
-    return merge_maps(YMap(app.span), _layer(app, spec.APP_ONLY))
+    """The App's own settings as the first layer (what bases/ is compiled from). Computed once per
+    project: merging never changes its inputs, so every environment can start from the same layer."""
+    if project.app_settings is None:
+        app = project.app.spec
+        project.app_settings = merge_maps(YMap(app.span), _layer(app, spec.APP_ONLY))
+    return project.app_settings
 
 
 def effective_spec(project: Project, name: str) -> tuple[YMap, list[str]]:

@@ -40,6 +40,7 @@ class Project:
     environments: dict[str, SpecFile]
     inputs: dict[str, str] = field(default_factory=dict)
     _manifests: dict[str, list[YMap]] = field(default_factory=dict)
+    app_settings: YMap | None = None  # cached by merge.app_settings
 
     @property
     def name(self) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from kompile.errors import Code, Diagnostic, KompileError, Span
 from kompile.manifest import MANIFEST, Manifest, digest, read_manifest
 
 TMP_SUFFIX = ".kompile-tmp"
+WRITERS = 8
 
 
 @dataclass
@@ -48,8 +50,9 @@ def plan_write(root: Path, files: dict[str, bytes], owned: tuple[str, ...], inpu
     plan = WritePlan(old_manifest=old)
     problems: list[Diagnostic] = []
     real_root = root.resolve()
+    checked: dict[Path, bool] = {}
     for path, data in files.items():
-        target = _safe_target(real_root, path, problems)
+        target = _safe_target(real_root, path, problems, checked)
         if target is None:
             continue
         current = _read_existing(target, path, problems)
@@ -74,7 +77,7 @@ def plan_write(root: Path, files: dict[str, bytes], owned: tuple[str, ...], inpu
         for path in old.files:
             if path in files or not _inside(path, owned):
                 continue
-            target = _safe_target(real_root, path, problems)
+            target = _safe_target(real_root, path, problems, checked)
             current = _read_existing(target, path, problems) if target else None
             if current is None:
                 continue
@@ -102,8 +105,19 @@ def apply_plan(root: Path, plan: WritePlan) -> None:
     if plan.is_noop:
         return
     record_intent(root, plan)
-    for path, data in plan.writes.items():
-        _write_atomic(root / path, data)
+    base = str(root)
+    for folder in sorted({os.path.dirname(path) for path in plan.writes}):
+        os.makedirs(os.path.join(base, folder), exist_ok=True)
+    # Each file is independent and renamed into place whole, so the order does not matter; threads
+    # overlap the file system's latency (writing is most of a cold build's time on slow disks).
+    items = list(plan.writes.items())
+    if len(items) > 64:
+        with ThreadPoolExecutor(max_workers=WRITERS) as pool:
+            for _ in pool.map(lambda item: _write_file(os.path.join(base, item[0]), item[1]), items, chunksize=64):
+                pass
+    else:
+        for path, data in items:
+            _write_file(os.path.join(base, path), data)
     for path in plan.deletes:
         (root / path).unlink(missing_ok=True)
         _remove_empty_parents(root, path)
@@ -130,7 +144,12 @@ def write_tree(root: Path, files: dict[str, bytes], owned: tuple[str, ...], inpu
 
 def _write_atomic(target: Path, data: bytes) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(target.name + TMP_SUFFIX)
+    _write_file(str(target), data)
+
+
+def _write_file(target: str, data: bytes) -> None:
+    """Write to a temporary file beside target, then rename it over target: readers see old or new bytes."""
+    temporary = target + TMP_SUFFIX
     with open(temporary, "wb") as handle:
         handle.write(data)
     os.replace(temporary, target)
@@ -151,11 +170,15 @@ def _inside(path: str, owned: tuple[str, ...]) -> bool:
     return any(path == folder or path.startswith(folder + "/") for folder in owned)
 
 
-def _safe_target(real_root: Path, path: str, problems: list[Diagnostic]) -> Path | None:
+def _safe_target(real_root: Path, path: str, problems: list[Diagnostic], checked: dict[Path, bool]) -> Path | None:
     """The path to write, refusing any whose folders are symlinks leading out of the repo."""
     target = real_root / path
-    parent = Path(os.path.realpath(target.parent))
-    if parent != real_root and real_root not in parent.parents:
+    folder = target.parent
+    inside = checked.get(folder)
+    if inside is None:  # one realpath per folder (this plan's), not per file
+        parent = Path(os.path.realpath(folder))
+        inside = checked[folder] = parent == real_root or real_root in parent.parents
+    if not inside:
         problems.append(Diagnostic(Code.FOREIGN_FILE, f"{path}: its folder leads outside the repo (a symlink?)", Span(path),
                                    "kompile writes only inside the repo"))
         return None

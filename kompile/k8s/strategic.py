@@ -44,7 +44,7 @@ replaces the list (`$patch: replace`) or the map, and raises PatchError when eve
 
 from __future__ import annotations
 
-import copy
+import json
 
 DIRECTIVE = "$patch"
 
@@ -210,10 +210,10 @@ def apply_patch(target: dict, patch: dict) -> dict:
 
 def as_kustomize_reads(obj: dict) -> dict:
     """kustomize drops an empty or null metadata.annotations from every object it reads or patches (it keeps
-    its own bookkeeping there), whether or not a patch touched it. Changes obj in place and returns it."""
+    its own bookkeeping there), whether or not a patch touched it. Returns obj, or a copy without them."""
     metadata = obj.get("metadata")
     if isinstance(metadata, dict) and "annotations" in metadata and metadata["annotations"] in (None, {}):
-        del metadata["annotations"]
+        return {**obj, "metadata": {k: v for k, v in metadata.items() if k != "annotations"}}
     return obj
 
 
@@ -245,7 +245,7 @@ def _map_directive(patch: dict, path: tuple[str, ...]) -> str:
 def _merge_map(target: dict, patch: dict, gvk: tuple[str, str], path: tuple[str, ...]) -> dict:
     if _map_directive(patch, path) == "replace":
         target = {}
-    out = copy.deepcopy(target)
+    out = dict(target)  # what the patch leaves alone is shared, never changed: objects are not mutated once built
     for key, value in patch.items():
         if key == DIRECTIVE:
             continue
@@ -287,7 +287,7 @@ def _merge_list(target: list | None, patch: list, gvk: tuple[str, str], path: tu
     keys = merge_key(*gvk, path)
     if keys is None:
         _reject_directives(patch, path)
-        return copy.deepcopy(patch)
+        return list(patch)
     directive, items = _list_directive(patch, path)
     if target is None and len(items) != len(patch):
         raise PatchError(f"{_where(path)}: the target has no such list, and there kustomize writes the "
@@ -348,7 +348,7 @@ def _merge_set(target: list, patch: list, path: tuple[str, ...]) -> list:
         merged.setdefault(_text(item), kept.get(_text(item), item))
     for text, item in kept.items():
         merged.setdefault(text, item)
-    return copy.deepcopy(list(merged.values()))
+    return list(merged.values())
 
 
 def _identity(item, keys: MergeKey, side: str, path: tuple[str, ...]) -> tuple[str, ...]:
@@ -391,8 +391,7 @@ def _merge_keyed(target: list, patch: list, keys: MergeKey, gvk: tuple[str, str]
         order = [key_id for key_id in new_ids if key_id not in old_by_id] + old_ids
     else:  # the patch's items first, then the target's others
         order = new_ids + [key_id for key_id in old_ids if key_id not in merged]
-    return [merged[key_id] if key_id in merged else copy.deepcopy(old_by_id[key_id])
-            for key_id in order if key_id not in deleted]
+    return [merged[key_id] if key_id in merged else old_by_id[key_id] for key_id in order if key_id not in deleted]
 
 
 def _check_ambiguous(ids: list[tuple[str, ...]], keys: MergeKey, path: tuple[str, ...]) -> None:
@@ -429,7 +428,7 @@ def diff_patch(base: dict, target: dict) -> dict:
         result = apply_patch(base, patch)
     except PatchError as exc:
         raise PatchError(f"{name}: the patch kompile would write does not apply: {exc}") from None
-    expected = as_kustomize_reads(copy.deepcopy(target))
+    expected = as_kustomize_reads(target)
     if not same(result, expected):
         raise PatchError(f"{name}: no strategic merge patch kustomize applies faithfully gives "
                          f"{_first_difference(result, expected, ())} (a list with duplicate keys, or an explicit null?)")
@@ -437,14 +436,17 @@ def diff_patch(base: dict, target: dict) -> dict:
 
 
 def same(one, other) -> bool:
-    """Equal as YAML: 1 and true, or 1 and 1.0, differ; map key order does not matter, list order does."""
-    if type(one) is not type(other):
+    """Equal as YAML: 1 and true, or 1 and 1.0, differ; map key order does not matter, list order does.
+    (Python's == does the walking; only where it says equal do the scalars' types need a second look.)"""
+    if one is other:
+        return True
+    if one != other:
         return False
-    if isinstance(one, dict):
-        return one.keys() == other.keys() and all(same(one[k], other[k]) for k in one)
-    if isinstance(one, list):
-        return len(one) == len(other) and all(same(a, b) for a, b in zip(one, other, strict=True))
-    return one == other
+    return _typed(one) == _typed(other)
+
+
+def _typed(value) -> str:
+    return json.dumps(value, sort_keys=True, default=repr)
 
 
 def _first_difference(one, other, path: tuple[str, ...]) -> str:
@@ -463,14 +465,14 @@ def _diff_map(base: dict, target: dict, gvk: tuple[str, str], path: tuple[str, .
         if key in base and same(old, value):
             continue
         if old is None or value is None:
-            patch[key] = copy.deepcopy(value)
+            patch[key] = value
         elif _node_kind(old) != _node_kind(value):
             raise _NeedsReplace(_where(here))
         elif isinstance(value, dict):
             try:
                 patch[key] = _diff_map(old, value, gvk, here)
             except _NeedsReplace:
-                patch[key] = {DIRECTIVE: "replace", **copy.deepcopy(value)}
+                patch[key] = {DIRECTIVE: "replace", **value}
         elif isinstance(value, list):
             patch[key] = _diff_list(old, value, gvk, here)
         else:
@@ -484,15 +486,15 @@ def _diff_map(base: dict, target: dict, gvk: tuple[str, str], path: tuple[str, .
 def _diff_list(old: list, new: list, gvk: tuple[str, str], path: tuple[str, ...]) -> list:
     keys = merge_key(*gvk, path)
     if keys is None:
-        return copy.deepcopy(new)
+        return new
     candidates = []
     if keys == SET:
-        candidates.append(lambda: copy.deepcopy(new))
+        candidates.append(lambda: new)
     else:
         if len(keys) > 1:
             candidates.append(lambda: _keyed_patch(old, new, keys, gvk, path, compact=True))
         candidates.append(lambda: _keyed_patch(old, new, keys, gvk, path, compact=False))
-    candidates.append(lambda: [{DIRECTIVE: "replace"}, *copy.deepcopy(new)])
+    candidates.append(lambda: [{DIRECTIVE: "replace"}, *new])
     for candidate in candidates:
         try:
             patch = candidate()
@@ -518,7 +520,7 @@ def _keyed_patch(old: list, new: list, keys: MergeKey, gvk: tuple[str, str], pat
     for item in new:
         previous = old_by_id.get(ident(item))
         if previous is None:
-            patch.append(copy.deepcopy(item))
+            patch.append(item)
             continue
         change = _diff_map(previous, item, gvk, path)
         if compact and not change:

@@ -19,6 +19,12 @@ TEMPLATES = {
     "CronJob": (("spec", "jobTemplate"), ("spec", "jobTemplate", "spec", "template")),
 }
 BINDINGS = ("RoleBinding", "ClusterRoleBinding")
+# Built-in kinds that never hold a container or a pod (nothing for the images transformer or a secret check).
+NO_PODS = frozenset({
+    "ConfigMap", "Secret", "Service", "ServiceAccount", "Namespace", "NetworkPolicy", "Role", "RoleBinding", "ClusterRole",
+    "ClusterRoleBinding", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Ingress", "LimitRange", "ResourceQuota",
+    "PersistentVolumeClaim", "SealedSecret",
+})
 
 
 def with_namespace(obj: dict, namespace: str) -> dict:

@@ -13,7 +13,13 @@ import jsonpatch
 from kompile.errors import Code, Diagnostic, KompileError, Span
 from kompile.k8s import meta
 from kompile.k8s.strategic import PatchError, apply_patch, as_kustomize_reads
-from kompile.k8s.transformers import with_images, with_labels, with_namespace, with_subject_namespaces
+from kompile.k8s.transformers import (
+    NO_PODS,
+    with_images,
+    with_labels,
+    with_namespace,
+    with_subject_namespaces,
+)
 from kompile.model import Environment, GitOpsTool, Patch
 from kompile.render.components import RENDERERS
 from kompile.render.context import build_context
@@ -166,7 +172,8 @@ def transform_for_environment(obj: dict, env: Environment, service_accounts: dic
     kustomize points there), with the environment's labels, running the environment's image."""
     obj = with_namespace(obj, env.namespace)
     obj = with_labels(obj, environment_labels(env), include_templates=True)
-    obj = with_images(obj, env.image_name, *image_change(env))
+    if obj["kind"] not in NO_PODS:
+        obj = with_images(obj, env.image_name, *image_change(env))
     return as_kustomize_reads(with_subject_namespaces(obj, env.namespace, service_accounts))
 
 
@@ -192,6 +199,8 @@ def check_secret_references(env: Environment, objects: list[dict]) -> None:
             provided.add(((obj.get("spec") or {}).get("target") or {}).get("name") or obj["metadata"]["name"])
     problems = []
     for obj in objects:
+        if obj["kind"] in NO_PODS:
+            continue
         for name in sorted(_secret_names(obj)):
             if name not in provided:
                 problems.append(Diagnostic(
