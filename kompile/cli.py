@@ -105,7 +105,7 @@ def build(
     from kompile.write import apply_plan, plan_write
 
     try:
-        output = compile_project(root, env or None)
+        output = compile_project(root, env or None, keep_objects=False)
         plan = plan_write(root, output.files, output.owned, output.inputs, force)
     except KompileError as exc:
         _fail(exc, root, format)
@@ -115,12 +115,12 @@ def build(
             print(f"warning: {len(dirty)} output file(s) have uncommitted changes (e.g. {dirty[0]}); "
                   "kompile only replaces files it generated", file=sys.stderr)
     apply_plan(root, plan)
-    summary = {"environments": sorted(output.environments), "added": len(plan.added), "changed": len(plan.changed),
+    summary = {"environments": sorted(output.names), "added": len(plan.added), "changed": len(plan.changed),
                "removed": len(plan.deletes), "unchanged": len(plan.unchanged)}
     if format is Format.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(f"built {len(output.environments)} environment(s): {summary['added']} added, {summary['changed']} changed, "
+        print(f"built {len(output.names)} environment(s): {summary['added']} added, {summary['changed']} changed, "
               f"{summary['removed']} removed, {summary['unchanged']} unchanged")
 
 
@@ -142,7 +142,7 @@ def check(
     from kompile.write import next_manifest
 
     try:
-        output = compile_project(root)
+        output = compile_project(root, keep_objects=False)
         manifest = next_manifest(read_manifest(root), output.files, output.owned, output.inputs)
         changes = compare_with_disk(root, output.files, manifest, output.owned)
     except KompileError as exc:

@@ -5,6 +5,8 @@ Nothing here prints, exits or writes; the CLI and write.py decide what to do wit
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +14,7 @@ from pathlib import Path
 from kompile.errors import Code, Diagnostic, KompileError, Span
 from kompile.gitops import GITOPS, layout_gitops
 from kompile.layout import Compiled, base_dir, layout_base, layout_overlay, overlay_dir
+from kompile.model import Environment
 from kompile.normalise import normalise_base, normalise_environment
 from kompile.project import Project, load_project
 from kompile.render import render_stages
@@ -27,6 +30,7 @@ class Output:
     environments: dict[str, Compiled]
     files: dict[str, bytes]
     owned: tuple[str, ...]  # folders whose generated files this output fully describes
+    names: tuple[str, ...] = ()  # the environments compiled (environments holds their objects, when kept)
     partial: bool = False  # only some environments were compiled
 
     @property
@@ -36,7 +40,9 @@ class Output:
         return {} if self.partial else self.project.inputs
 
 
-def compile_project(root: Path, only: Sequence[str] | None = None) -> Output:
+def compile_project(root: Path, only: Sequence[str] | None = None, *, keep_objects: bool = True) -> Output:
+    """Compile the repo at root (only some environments, if given). Without keep_objects the result holds
+    files but no objects, and large repos are compiled on every core."""
     project = load_project(root)
     resolved = validate_project(project)
     if only:
@@ -47,20 +53,64 @@ def compile_project(root: Path, only: Sequence[str] | None = None) -> Output:
         resolved = [r for r in resolved if r.name in only]
     base_env = normalise_base(project)
     base = Compiled(base_env, *reversed(render_stages(base_env)))
+    envs = [normalise_environment(project, item) for item in resolved]
     files = layout_base(base)
+    kinds: set[tuple[str, str]] = set()
     environments = {}
-    for item in resolved:
-        env = normalise_environment(project, item)
-        untransformed, deployed = render_stages(env)
-        compiled = Compiled(env, deployed, untransformed)
-        environments[item.name] = compiled
-        files.update(layout_overlay(base, compiled))
+    for result in _compile_all(base, envs, keep_objects):
+        files.update(result.files)
+        kinds |= result.kinds
+        if result.compiled is not None:
+            environments[result.compiled.env.name] = result.compiled
     if only:  # the GitOps objects describe every environment: a partial build leaves them as they are
-        owned = (base_dir(project.name), *(overlay_dir(name) for name in environments))
+        owned = (base_dir(project.name), *(overlay_dir(env.name) for env in envs))
     else:
-        files.update(layout_gitops(base_env, environments))
+        files.update(layout_gitops(base_env, envs, kinds))
         owned = ("bases", "overlays", GITOPS)
-    return Output(project, base, environments, dict(sorted(files.items())), owned, partial=bool(only))
+    return Output(project, base, environments, dict(sorted(files.items())), owned, tuple(env.name for env in envs),
+                  partial=bool(only))
+
+
+@dataclass(frozen=True)
+class _Result:
+    files: dict[str, bytes]
+    kinds: set[tuple[str, str]]  # (API group, kind) of what the environment deploys
+    compiled: Compiled | None
+
+
+def _compile_one(base: Compiled, env: Environment, keep_objects: bool) -> _Result:
+    untransformed, deployed = render_stages(env)
+    compiled = Compiled(env, deployed, untransformed)
+    kinds = {(obj["apiVersion"].rpartition("/")[0], obj["kind"]) for obj in deployed}
+    return _Result(layout_overlay(base, compiled), kinds, compiled if keep_objects else None)
+
+
+# Below this many environments, starting processes costs more than it saves.
+PARALLEL_MIN = 200
+_job: tuple[Compiled, list[Environment]] | None = None  # what forked workers read (set just before forking)
+
+
+def _compile_all(base: Compiled, envs: list[Environment], keep_objects: bool) -> list[_Result]:
+    """Each environment compiles on its own, so large repos are spread over the cores. Workers are
+    forked after loading and validating, so they share the model instead of receiving it; they send
+    back only file bytes. Results come back in order: the output does not depend on the schedule."""
+    global _job
+    workers = min(os.cpu_count() or 1, 8)
+    if keep_objects or workers < 2 or len(envs) < PARALLEL_MIN or "fork" not in multiprocessing.get_all_start_methods():
+        return [_compile_one(base, env, keep_objects) for env in envs]
+    _job = (base, envs)
+    try:
+        step = -(-len(envs) // (workers * 4))
+        chunks = [(start, min(start + step, len(envs))) for start in range(0, len(envs), step)]
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            return [result for chunk in pool.map(_compile_chunk, chunks) for result in chunk]
+    finally:
+        _job = None
+
+
+def _compile_chunk(bounds: tuple[int, int]) -> list[_Result]:
+    base, envs = _job
+    return [_compile_one(base, env, keep_objects=False) for env in envs[bounds[0]:bounds[1]]]
 
 
 def render_one(root: Path, name: str) -> list[dict]:

@@ -112,6 +112,9 @@ class KompileError(Exception):
         first = self.diagnostics[0] if self.diagnostics else None
         super().__init__(f"{first.span}: {first.message}" if first else "kompile error")
 
+    def __reduce__(self):  # raised in a worker process, re-raised in the parent
+        return (KompileError, (self.diagnostics,))
+
 
 class Collector:
     """Gathers diagnostics across a stage so users see every problem at once."""

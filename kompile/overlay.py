@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 import yaml
 
 from kompile.k8s.strategic import DIRECTIVE, apply_patch, as_kustomize_reads
-from kompile.k8s.transformers import with_images, with_labels, with_namespace, with_subject_namespaces
+from kompile.k8s.transformers import with_labels, with_namespace, with_object_images, with_subject_namespaces
 from kompile.layout import overlay_dir
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -61,7 +61,7 @@ def _build(root: Path, folder: PurePosixPath, depth: int) -> list[dict]:
         for labels in kustomization.get("labels") or ():
             obj = with_labels(obj, labels.get("pairs") or {}, bool(labels.get("includeTemplates")))
         for image in kustomization.get("images") or ():
-            obj = with_images(obj, image["name"], image.get("newName"), image.get("newTag"), image.get("digest"))
+            obj = with_object_images(obj, image["name"], image.get("newName"), image.get("newTag"), image.get("digest"))
         built.append(as_kustomize_reads(obj))
     return built
 

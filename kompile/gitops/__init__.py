@@ -9,21 +9,20 @@ from __future__ import annotations
 
 from kompile.emit import emit_yaml, header
 from kompile.gitops import argocd, flux
-from kompile.layout import Compiled
 from kompile.model import Environment, GitOpsTool
 
 GITOPS = "gitops"
 KUSTOMIZATION = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"}
 
 
-def layout_gitops(base: Environment, environments: dict[str, Compiled]) -> dict[str, bytes]:
+def layout_gitops(base: Environment, envs: list[Environment], kinds: set[tuple[str, str]]) -> dict[str, bytes]:
+    """The GitOps files for these environments; kinds are the (API group, kind) pairs they deploy."""
     gitops = base.gitops
     if gitops is None:
         return {}
-    envs = [c.env for c in environments.values()]
     if gitops.tool is GitOpsTool.ARGOCD:
         folder = f"{GITOPS}/argocd"
-        managed, bootstrap = argocd.render_argocd(base, envs, [c.objects for c in environments.values()])
+        managed, bootstrap = argocd.render_argocd(base, envs, kinds)
     else:
         folder = f"{GITOPS}/flux"
         managed, bootstrap = flux.render_flux(base, envs)

@@ -66,9 +66,9 @@ def application_set(base: Environment, envs: list[Environment]) -> dict:
                      "goTemplateOptions": ["missingkey=error"], "template": template}}
 
 
-def app_project(base: Environment, envs: list[Environment], objects: list[list[dict]]) -> dict:
+def app_project(base: Environment, envs: list[Environment], deployed: set[tuple[str, str]]) -> dict:
     """Least privilege: this repo, these destinations, and only the kinds kompile emits."""
-    kinds = sorted({(o["apiVersion"].rpartition("/")[0], o["kind"]) for env_objects in objects for o in env_objects})
+    kinds = sorted(deployed)
     cluster = [{"group": g, "kind": k} for g, k in kinds if k in CLUSTER_SCOPED]
     namespaced = [{"group": g, "kind": k} for g, k in kinds if k not in CLUSTER_SCOPED]
     destinations = sorted((destination(e) for e in envs), key=lambda d: (d.get("server", ""), d.get("name", ""), d["namespace"]))
@@ -91,8 +91,8 @@ def root_application(base: Environment) -> dict:
             "spec": spec}
 
 
-def render_argocd(base: Environment, envs: list[Environment], objects: list[list[dict]]) -> tuple[list[dict], list[dict]]:
-    managed = [app_project(base, envs, objects)]
+def render_argocd(base: Environment, envs: list[Environment], kinds: set[tuple[str, str]]) -> tuple[list[dict], list[dict]]:
+    managed = [app_project(base, envs, kinds)]
     if base.gitops.application_set:
         managed.append(application_set(base, envs))
     else:

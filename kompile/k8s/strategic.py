@@ -418,6 +418,8 @@ def diff_patch(base: dict, target: dict) -> dict:
     """A strategic merge patch that kustomize applies to base to give exactly target (up to
     `as_kustomize_reads`, which kustomize does to every object); empty when they are equal. Identifying fields (apiVersion, kind, metadata.name) are added by the caller. PatchError when no
     patch kustomize applies faithfully can say it."""
+    if same(base, as_kustomize_reads(target)):
+        return {}
     gvk = (target.get("apiVersion", ""), target.get("kind", ""))
     name = f"{gvk[1]}/{(target.get('metadata') or {}).get('name')}"
     try:
@@ -429,7 +431,9 @@ def diff_patch(base: dict, target: dict) -> dict:
     except PatchError as exc:
         raise PatchError(f"{name}: the patch kompile would write does not apply: {exc}") from None
     expected = as_kustomize_reads(target)
-    if not same(result, expected):
+    # Plain ==: every value in the patch is copied from target, so only structure can differ here
+    # (the typed comparison, which tells 1 from true, already decided what the patch holds).
+    if result != expected:
         raise PatchError(f"{name}: no strategic merge patch kustomize applies faithfully gives "
                          f"{_first_difference(result, expected, ())} (a list with duplicate keys, or an explicit null?)")
     return patch

@@ -117,6 +117,36 @@ def with_images(node, name: str, new_name: str | None = None, new_tag: str | Non
     return node
 
 
+# Where built-in workloads keep their pod spec; the images transformer's other matches (any containers
+# list in a custom resource) are found by walking the whole object.
+POD_SPECS = {
+    "Pod": ("spec",), "Deployment": ("spec", "template", "spec"), "StatefulSet": ("spec", "template", "spec"),
+    "DaemonSet": ("spec", "template", "spec"), "ReplicaSet": ("spec", "template", "spec"),
+    "ReplicationController": ("spec", "template", "spec"), "Job": ("spec", "template", "spec"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+
+
+def pod_spec(obj: dict) -> dict | None:
+    """A built-in workload's pod spec (None for other kinds, or when it is malformed)."""
+    node = obj
+    for key in POD_SPECS.get(obj.get("kind"), ()):
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) and obj.get("kind") in POD_SPECS else None
+
+
+def with_object_images(obj: dict, name: str, new_name: str | None, new_tag: str | None, digest: str | None) -> dict:
+    """with_images for a whole object, looking only where its kind keeps containers."""
+    if obj["kind"] in NO_PODS:
+        return obj
+    path = POD_SPECS.get(obj["kind"])
+    if path is None or pod_spec(obj) is None:
+        return with_images(obj, name, new_name, new_tag, digest)
+    spec = pod_spec(obj)
+    new = with_images(spec, name, new_name, new_tag, digest)
+    return obj if new is spec else _update_in(obj, path, lambda _: new)
+
+
 def _same_or(new: list, old: list) -> list:
     return old if all(a is b for a, b in zip(new, old, strict=True)) else new
 

@@ -15,9 +15,10 @@ from kompile.k8s import meta
 from kompile.k8s.strategic import PatchError, apply_patch, as_kustomize_reads
 from kompile.k8s.transformers import (
     NO_PODS,
-    with_images,
+    pod_spec,
     with_labels,
     with_namespace,
+    with_object_images,
     with_subject_namespaces,
 )
 from kompile.model import Environment, GitOpsTool, Patch
@@ -172,8 +173,7 @@ def transform_for_environment(obj: dict, env: Environment, service_accounts: dic
     kustomize points there), with the environment's labels, running the environment's image."""
     obj = with_namespace(obj, env.namespace)
     obj = with_labels(obj, environment_labels(env), include_templates=True)
-    if obj["kind"] not in NO_PODS:
-        obj = with_images(obj, env.image_name, *image_change(env))
+    obj = with_object_images(obj, env.image_name, *image_change(env))
     return as_kustomize_reads(with_subject_namespaces(obj, env.namespace, service_accounts))
 
 
@@ -201,7 +201,7 @@ def check_secret_references(env: Environment, objects: list[dict]) -> None:
     for obj in objects:
         if obj["kind"] in NO_PODS:
             continue
-        for name in sorted(_secret_names(obj)):
+        for name in sorted(_secret_names(pod_spec(obj) or obj)):
             if name not in provided:
                 problems.append(Diagnostic(
                     Code.SECRET_REFERENCE, f"{obj['kind']}/{obj['metadata']['name']} reads Secret '{name}', which nothing in "
