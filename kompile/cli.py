@@ -60,21 +60,20 @@ def _fail(exc, root: Path, fmt: Format = Format.text) -> None:
 
 @app.command()
 def validate(root: Root = Path("."), format: FormatOption = Format.text) -> None:
-    """Check the specs and report every problem, with file, line and column."""
+    """Check the specs and report every problem, with file, line and column. It compiles everything in
+    memory (writing nothing), so whatever `build` would refuse, `validate` reports."""
+    from kompile.compiler import compile_project
     from kompile.errors import KompileError
-    from kompile.project import load_project
-    from kompile.validate import validate_project
 
     try:
-        project = load_project(root)
-        resolved = validate_project(project)
+        output = compile_project(root, keep_objects=False)
     except KompileError as exc:
         _fail(exc, root, format)
     if format is Format.json:
         print("[]")
     else:
-        names = ", ".join(r.name for r in resolved)
-        print(f"ok: app {project.name}, {len(resolved)} environment{'s' if len(resolved) != 1 else ''} ({names})")
+        count = len(output.names)
+        print(f"ok: app {output.project.name}, {count} environment{'s' if count != 1 else ''} ({', '.join(output.names)})")
 
 
 @app.command()

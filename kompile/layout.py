@@ -72,7 +72,7 @@ def layout_overlay(base: Compiled, compiled: Compiled) -> dict[str, bytes]:
             change = diff_patch(base_objects[key], obj)
         except PatchError as exc:
             raise KompileError([Diagnostic(Code.PATCH, f"{obj['kind']}/{obj['metadata']['name']} differs from the base in a way "
-                                           f"no kustomize patch can express: {exc}", Span(env.sources[-1]),
+                                           f"no kustomize patch can express: {exc}", env.where or Span(env.sources[-1]),
                                            "make the App and this environment agree on that list (or move the object "
                                            "into the environment with extraResources)")]) from None
         if change:

@@ -161,6 +161,14 @@ class Patch:
 
 
 @dataclass(frozen=True)
+class ExtraObject:
+    """A manifest from spec.extraResources, and where it was written."""
+
+    body: dict
+    where: Span
+
+
+@dataclass(frozen=True)
 class GitOps:
     tool: GitOpsTool
     repo_url: str
@@ -194,11 +202,12 @@ class Environment:
     ingress: Ingress | None
     security: Security
     rbac_rules: tuple[dict, ...]
-    extra_objects: tuple[dict, ...]
+    extra_objects: tuple[ExtraObject, ...]
     patches: tuple[Patch, ...]
     sealed_secrets: tuple[dict, ...]  # SealedSecret objects, as they will be applied
     gitops: GitOps | None
     sources: tuple[str, ...] = field(default=())  # the spec files it was compiled from
+    where: Span | None = None  # its own spec, for problems found while rendering
 
     @property
     def instance(self) -> str | None:

@@ -11,6 +11,7 @@ from kompile.model import (
     ComponentType,
     EgressRule,
     Environment,
+    ExtraObject,
     GitOps,
     GitOpsTool,
     Image,
@@ -78,11 +79,13 @@ def _environment(project: Project, settings: YMap, name: str | None, sources: tu
         ingress=_ingress(settings.get("ingress"), components),
         security=_security(settings.get("security") or {}),
         rbac_rules=tuple(plain(rule) for rule in ((settings.get("rbac") or {}).get("rules") or ())),
-        extra_objects=tuple(plain(obj) for rel in settings.get("extraResources") or () for obj in project.manifests(rel, None)),
+        extra_objects=tuple(ExtraObject(plain(obj), obj.span)
+                            for rel in settings.get("extraResources") or () for obj in project.manifests(rel, None)),
         patches=tuple(_patches(project, settings)),
         sealed_secrets=tuple(_sealed_secrets(project, settings, namespace)) if name else (),
         gitops=_gitops(project.app.spec.get("gitops")),
         sources=sources,
+        where=settings.span,
     )
 
 

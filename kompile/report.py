@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from pathlib import Path
 
 from kompile.errors import Diagnostic
@@ -31,8 +32,8 @@ def _source_line(root: Path, path: str, line: int) -> str | None:
         file = (root / path).resolve()
         if not file.is_file() or root.resolve() not in file.parents or file.stat().st_size > (1 << 20):
             return None
-        text = file.read_bytes().decode("utf-8", "replace").lstrip("\ufeff")
-    except OSError:
+        text = file.read_bytes().decode("utf-8").lstrip("\ufeff")
+    except (OSError, UnicodeDecodeError):  # not UTF-8 (K102): no line worth showing
         return None
     rows = text.splitlines()
     if not 1 <= line <= len(rows):
@@ -43,7 +44,9 @@ def _source_line(root: Path, path: str, line: int) -> str | None:
 
 
 def _display_column(source: str, col: int) -> int:
-    return max(0, min(col - 1, len(source)))
+    """Where the caret goes: wide characters (CJK, emoji) take two terminal cells."""
+    before = source[: max(0, col - 1)]
+    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in before)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -47,9 +47,11 @@ def build_file_tree(root: Path, files: dict[str, str | bytes]) -> Path:
 
 
 def copy_example(destination: Path) -> Path:
-    """The canonical example (environments/ and secrets/) in a fresh folder."""
+    """The canonical example (environments/ and secrets/) in a fresh, writable folder (../shared is read-only)."""
     for folder in ("environments", "secrets"):
         shutil.copytree(EXAMPLE / folder, destination / folder)
+    for path in [destination, *destination.rglob("*")]:
+        path.chmod(path.stat().st_mode | 0o200)
     return destination
 
 

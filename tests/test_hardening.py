@@ -57,7 +57,7 @@ def compiled(case: str, env: str) -> Compiled:
 
 def generated(c: Compiled) -> list[dict]:
     """The objects kompile generates: everything but the extra resources included as written."""
-    extra = {object_id({**obj, "metadata": {"name": obj["metadata"]["name"]}}) for obj in c.env.extra_objects}
+    extra = {object_id(item.body) for item in c.env.extra_objects}
     return [obj for obj in c.objects if object_id(obj) not in extra]
 
 

@@ -15,7 +15,6 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
-from strategies import SCALARS, VALUES, mutate, tweak
 
 from kompile.compiler import compile_project
 from kompile.errors import Code, KompileError
@@ -23,6 +22,7 @@ from kompile.source import YMap, decode_utf8, parse_document
 from kompile.spec import API_VERSION
 
 from conftest import EXAMPLE
+from strategies import SCALARS, VALUES, mutate, tweak
 
 REL = "environments/fuzz.yaml"
 # Diagnostics about a whole file or folder (too large, a missing environments/ folder, no App)

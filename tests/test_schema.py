@@ -14,7 +14,6 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
-from strategies import mutate
 from typer.testing import CliRunner
 
 from kompile.cli import app
@@ -23,6 +22,7 @@ from kompile.source import parse_document, plain
 from kompile.spec import API_VERSION, check_document
 
 from conftest import EXAMPLE
+from strategies import mutate
 
 EXAMPLE_SPECS = sorted(p.relative_to(EXAMPLE).as_posix() for p in (EXAMPLE / "environments").glob("*.yaml"))
 

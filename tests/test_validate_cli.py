@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_error_cases import CASES, case_names, materialise
 from typer.testing import CliRunner
 
 from kompile.cli import app
 
 from conftest import copy_example
+from test_error_cases import CASES, case_names, materialise
 
 HEADLINE = re.compile(r"^(?P<file>[^\s:]+):(?P<line>\d+):(?P<col>\d+): error\[(?P<code>K\d{3})\]: (?P<message>.+)$")
 JSON_KEYS = {"file", "line", "column", "code", "message", "hint"}

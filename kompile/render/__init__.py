@@ -49,6 +49,16 @@ ARGOCD_HOOK = {
 }
 FLUX_FORCE = {"kustomize.toolkit.fluxcd.io/force": "enabled"}  # a Job's template is immutable: recreate it
 
+def object_id_problem(obj) -> str | None:
+    """Why obj is not an object kustomize can place (None when it is)."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("apiVersion"), str) or not isinstance(obj.get("kind"), str):
+        return "no apiVersion or kind"
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("name"), str) or not metadata["name"]:
+        return "no metadata.name"
+    return None
+
+
 def object_id(obj: dict) -> tuple[str, str, str]:
     """(group, kind, name): unique within one environment's namespace."""
     group = obj["apiVersion"].rpartition("/")[0]
@@ -110,13 +120,13 @@ def _annotate_for_gitops(objects: list[dict], tool: GitOpsTool) -> None:
 def _extra_objects(env: Environment, generated: list[dict]) -> list[dict]:
     taken = {object_id(obj) for obj in generated}
     extra = []
-    for obj in env.extra_objects:
-        obj = copy.deepcopy(obj)
+    for item in env.extra_objects:
+        obj = copy.deepcopy(item.body)
         obj["metadata"].pop("namespace", None)  # it lands in the environment's namespace, as kustomize would put it
         if object_id(obj) in taken:
-            group, kind, name = object_id(obj)
-            raise KompileError([Diagnostic(Code.EXTRA_RESOURCE, f"extra resource {kind}/{name} has the name of an object kompile generates",
-                                           Span(env.sources[-1]), "change it with spec.patches instead")])
+            _, kind, name = object_id(obj)
+            raise KompileError([Diagnostic(Code.EXTRA_RESOURCE, f"extra resource {kind}/{name} has the name of an object kompile "
+                                           "generates", item.where, "change the generated object with spec.patches instead")])
         taken.add(object_id(obj))
         extra.append(obj)
     return extra
@@ -135,12 +145,17 @@ def _apply_patches(objects: list[dict], patches: tuple[Patch, ...]) -> list[dict
             matched = True
             try:
                 if isinstance(patch.body, list):
-                    objects[index] = jsonpatch.apply_patch(obj, patch.body)
+                    patched = jsonpatch.apply_patch(obj, patch.body)
                 else:
-                    objects[index] = apply_patch(obj, _patch_body(patch))
+                    patched = apply_patch(obj, _patch_body(patch))
             except (PatchError, jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
                 raise KompileError([Diagnostic(Code.PATCH, f"patch does not apply to {obj['kind']}/{obj['metadata']['name']}: {exc}",
                                                patch.where)]) from None
+            if object_id_problem(patched) or object_id(patched) != object_id(obj):
+                raise KompileError([Diagnostic(Code.PATCH, f"patch changes what {obj['kind']}/{obj['metadata']['name']} is "
+                                               f"({object_id_problem(patched) or 'its kind, API group or name'})", patch.where,
+                                               "a patch changes an object's contents; add another object with extraResources")])
+            objects[index] = patched
         if not matched:
             what = "/".join(str(target.get(k)) for k in ("kind", "name") if target.get(k))
             raise KompileError([Diagnostic(Code.PATCH, f"patch matches no object ({what})", patch.where,
@@ -197,6 +212,8 @@ def check_secret_references(env: Environment, objects: list[dict]) -> None:
             provided.add(template_meta.get("name") or obj["metadata"]["name"])
         elif obj["kind"] == "ExternalSecret":
             provided.add(((obj.get("spec") or {}).get("target") or {}).get("name") or obj["metadata"]["name"])
+    # An extra resource's problem points at its manifest; a generated object's at the environment's spec.
+    written = {object_id(item.body): item.where for item in env.extra_objects if not object_id_problem(item.body)}
     problems = []
     for obj in objects:
         if obj["kind"] in NO_PODS:
@@ -205,7 +222,7 @@ def check_secret_references(env: Environment, objects: list[dict]) -> None:
             if name not in provided:
                 problems.append(Diagnostic(
                     Code.SECRET_REFERENCE, f"{obj['kind']}/{obj['metadata']['name']} reads Secret '{name}', which nothing in "
-                    f"environment '{env.name}' provides", Span(env.sources[-1]),
+                    f"environment '{env.name}' provides", written.get(object_id(obj)) or env.where or Span(env.sources[-1]),
                     f"add sealedSecrets: {{{name}: ...}} to {env.sources[-1]}, or declare it under the App's secrets"))
     if problems:
         raise KompileError(problems)
