@@ -192,33 +192,82 @@ def _fold_pod_metadata(changes: list[Change]) -> list[Change]:
 
 def diff_project(root: Path, base: str | None = None, only: list[str] | None = None) -> tuple[list[str], list[Change]]:
     """(environments compared, changes). Without `base`: the committed overlays against what the specs
-    now produce. With `base`: the specs as they were at that git revision against the specs now."""
+    now produce. With `base`: the specs as they were at that git revision against the specs now.
+
+    Bytes first: both sides are compiled to files (on every core, keeping no objects), and only the
+    environments whose files differ are compiled again to objects and compared semantically."""
     import tempfile
 
     from kompile.compiler import compile_project
     from kompile.errors import Code, Diagnostic, KompileError, Span
     from kompile.git import GitError, export_revision
-    from kompile.layout import OVERLAYS
-    from kompile.overlay import OverlayError, read_overlay
 
-    now = {name: c.objects for name, c in compile_project(root).environments.items()}
+    now = compile_project(root, keep_objects=False)
     if base is None:
-        on_disk = {p.name for p in (root / OVERLAYS).iterdir() if p.is_dir()} if (root / OVERLAYS).is_dir() else set()
-        try:
-            before = {name: read_overlay(root, name) for name in sorted(on_disk | now.keys())}
-        except OverlayError as exc:
-            raise KompileError([Diagnostic(Code.MANIFEST, f"cannot read the committed output: {exc}", Span(OVERLAYS),
-                                           "run `kompile check`, or compare revisions with --base")]) from None
+        old_files = _files_on_disk(root)
+        changed = _changed_environments(old_files, now.files, only)
+        before = _committed_objects(root, changed)
     else:
         with tempfile.TemporaryDirectory(prefix="kompile-base-") as scratch:
             try:
                 export_revision(root, base, Path(scratch))
             except GitError as exc:
                 raise KompileError([Diagnostic(Code.GIT, str(exc), Span("."), "--base takes a branch, tag or commit")]) from None
-            before = {name: c.objects for name, c in compile_project(Path(scratch)).environments.items()}
-    names = sorted((before.keys() | now.keys()) & set(only) if only else before.keys() | now.keys())
-    changes = [change for name in names for change in diff_environment(name, before.get(name), now.get(name))]
+            then = compile_project(Path(scratch), keep_objects=False)
+            old_files = then.files
+            changed = _changed_environments(old_files, now.files, only)
+            before = _objects(Path(scratch), [n for n in changed if n in then.names])
+    after = _objects(root, [n for n in changed if n in now.names])
+    names = sorted(_environments(now.files) | _environments(old_files))
+    names = [n for n in names if not only or n in only]
+    changes = [change for name in names if name in changed
+               for change in diff_environment(name, before.get(name), after.get(name))]
     return names, changes
+
+
+def _environments(files) -> set[str]:
+    return {path.split("/")[1] for path in files if path.startswith("overlays/") and path.count("/") >= 2}
+
+
+def _changed_environments(before: dict[str, bytes], after: dict[str, bytes], only: list[str] | None) -> set[str]:
+    """Environments whose files differ; all of them when the shared base does."""
+    names = _environments(before) | _environments(after)
+    differing = {path for path in before.keys() | after.keys()
+                 if path.startswith(("bases/", "overlays/")) and before.get(path) != after.get(path)}
+    if any(path.startswith("bases/") for path in differing):
+        changed = names
+    else:
+        changed = {path.split("/")[1] for path in differing}
+    return {name for name in changed if not only or name in only}
+
+
+def _files_on_disk(root: Path) -> dict[str, bytes]:
+    files = {}
+    for folder in ("bases", "overlays"):
+        for path in sorted((root / folder).rglob("*.yaml")) if (root / folder).is_dir() else ():
+            if path.is_file():
+                files[path.relative_to(root).as_posix()] = path.read_bytes()
+    return files
+
+
+def _objects(root: Path, names: list[str]) -> dict[str, list[dict]]:
+    from kompile.compiler import compile_project
+
+    if not names:
+        return {}
+    return {name: c.objects for name, c in compile_project(root, sorted(names)).environments.items()}
+
+
+def _committed_objects(root: Path, names: set[str]) -> dict[str, list[dict] | None]:
+    from kompile.errors import Code, Diagnostic, KompileError, Span
+    from kompile.layout import OVERLAYS
+    from kompile.overlay import OverlayError, read_overlay
+
+    try:
+        return {name: read_overlay(root, name) for name in sorted(names)}
+    except OverlayError as exc:
+        raise KompileError([Diagnostic(Code.MANIFEST, f"cannot read the committed output: {exc}", Span(OVERLAYS),
+                                       "run `kompile check`, or compare revisions with --base")]) from None
 
 
 def unchanged_since_build(root: Path) -> bool:
