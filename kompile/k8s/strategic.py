@@ -302,6 +302,8 @@ def _merge_list(target: list | None, patch: list, gvk: tuple[str, str], path: tu
 
 
 def _reject_directives(value, path: tuple[str, ...]) -> None:
+    if "'$" not in repr(value):  # no key starting with $ anywhere: nothing to reject (repr walks in C)
+        return
     if isinstance(value, dict):
         for key, item in value.items():
             if key == DIRECTIVE:

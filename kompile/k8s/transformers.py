@@ -143,8 +143,13 @@ def with_object_images(obj: dict, name: str, new_name: str | None, new_tag: str 
     if path is None or pod_spec(obj) is None:
         return with_images(obj, name, new_name, new_tag, digest)
     spec = pod_spec(obj)
-    new = with_images(spec, name, new_name, new_tag, digest)
-    return obj if new is spec else _update_in(obj, path, lambda _: new)
+    new = dict(spec)
+    for key in ("containers", "initContainers"):
+        if isinstance(spec.get(key), list):
+            new[key] = _same_or([_retag(item, name, new_name, new_tag, digest) for item in spec[key]], spec[key])
+    if all(new[key] is spec[key] for key in spec):
+        return obj
+    return _update_in(obj, path, lambda _: new)
 
 
 def _same_or(new: list, old: list) -> list:

@@ -218,7 +218,8 @@ def check_secret_references(env: Environment, objects: list[dict]) -> None:
     for obj in objects:
         if obj["kind"] in NO_PODS:
             continue
-        for name in sorted(_secret_names(pod_spec(obj) or obj)):
+        pod = pod_spec(obj)
+        for name in sorted(_pod_secret_names(pod) if pod is not None else _secret_names(obj)):
             if name not in provided:
                 problems.append(Diagnostic(
                     Code.SECRET_REFERENCE, f"{obj['kind']}/{obj['metadata']['name']} reads Secret '{name}', which nothing in "
@@ -228,7 +229,37 @@ def check_secret_references(env: Environment, objects: list[dict]) -> None:
         raise KompileError(problems)
 
 
+def _pod_secret_names(pod: dict) -> set[str]:
+    """The Secrets a pod spec reads: envFrom, env valueFrom, secret and projected volumes."""
+    found: set[str] = set()
+
+    def add(ref) -> None:
+        if isinstance(ref, dict) and isinstance(ref.get("name"), str):
+            found.add(ref["name"])
+
+    for key in ("initContainers", "containers", "ephemeralContainers"):
+        for container in _items(pod.get(key)):
+            for source in _items(container.get("envFrom")):
+                add(source.get("secretRef"))
+            for variable in _items(container.get("env")):
+                value_from = variable.get("valueFrom")
+                add(value_from.get("secretKeyRef") if isinstance(value_from, dict) else None)
+    for volume in _items(pod.get("volumes")):
+        secret = volume.get("secret")
+        if isinstance(secret, dict) and isinstance(secret.get("secretName"), str):
+            found.add(secret["secretName"])
+        projected = volume.get("projected")
+        for source in _items(projected.get("sources") if isinstance(projected, dict) else None):
+            add(source.get("secret"))
+    return found
+
+
+def _items(value) -> list[dict]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
 def _secret_names(node) -> set[str]:
+    """The same, anywhere in an object of a kind kompile does not know (a custom resource with pods)."""
     found: set[str] = set()
     if isinstance(node, dict):
         for key, value in node.items():
