@@ -24,7 +24,8 @@ SCOPE_ANNOTATIONS = {
 # Keys that name a credential. Values that are plainly numbers or booleans (TOKEN_TTL: "3600") pass.
 SECRET_KEY = re.compile(r"(^|[_.-])(SECRET|PASSWORD|PASSWD|PASSPHRASE|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIALS?|ACCESS_?KEY)($|[_.-])",
                         re.IGNORECASE)
-HARMLESS_VALUE = re.compile(r"^(|[0-9.]+|true|false|yes|no|on|off)$", re.IGNORECASE)
+# ... and so do paths: DJANGO_SECRET_KEY_FILE: /etc/secrets/shop-django/DJANGO_SECRET_KEY names where the secret is.
+HARMLESS_VALUE = re.compile(r"^(|[0-9.]+|true|false|yes|no|on|off|/[A-Za-z0-9._/-]*)$", re.IGNORECASE)
 # Values that are credentials whatever their key.
 SECRET_VALUES = (
     (re.compile(r"://[^/\s@:]*:[^/\s@]+@"), "a URL with a password"),
