@@ -63,17 +63,25 @@ def validate(root: Root = Path("."), format: FormatOption = Format.text) -> None
     """Check the specs and report every problem, with file, line and column. It compiles everything in
     memory (writing nothing), so whatever `build` would refuse, `validate` reports."""
     from kompile.compiler import compile_project
-    from kompile.errors import KompileError
+    from kompile.errors import Code, Diagnostic, KompileError, Severity
+    from kompile.report import format_diagnostic, format_json
 
     try:
         output = compile_project(root, keep_objects=False)
     except KompileError as exc:
         _fail(exc, root, format)
+    # Every opt-out from the hardening is listed, every time: weakening is allowed only in plain sight.
+    opt_outs = [Diagnostic(Code.OPT_OUT, f"environment '{env}' opts out of {allowance.rule}"
+                           f"{' for ' + allowance.object if allowance.object else ' for every object'}: {allowance.reason}",
+                           allowance.where, severity=Severity.WARNING) for env, allowance in output.opt_outs]
     if format is Format.json:
-        print("[]")
-    else:
-        count = len(output.names)
-        print(f"ok: app {output.project.name}, {count} environment{'s' if count != 1 else ''} ({', '.join(output.names)})")
+        print(format_json(opt_outs))
+        return
+    for warning in opt_outs:
+        print(format_diagnostic(warning, root), file=sys.stderr)
+    count = len(output.names)
+    print(f"ok: app {output.project.name}, {count} environment{'s' if count != 1 else ''} ({', '.join(output.names)})"
+          + (f"; {len(opt_outs)} hardening opt-out{'s' if len(opt_outs) != 1 else ''}" if opt_outs else ""))
 
 
 @app.command()

@@ -14,7 +14,7 @@ from pathlib import Path
 from kompile.errors import Code, Diagnostic, KompileError, Span
 from kompile.gitops import GITOPS, layout_gitops
 from kompile.layout import Compiled, base_dir, layout_base, layout_overlay, overlay_dir
-from kompile.model import Environment
+from kompile.model import Allowance, Environment
 from kompile.normalise import normalise_base, normalise_environment
 from kompile.project import Project, load_project
 from kompile.render import render_stages
@@ -31,6 +31,7 @@ class Output:
     files: dict[str, bytes]
     owned: tuple[str, ...]  # folders whose generated files this output fully describes
     names: tuple[str, ...] = ()  # the environments compiled (environments holds their objects, when kept)
+    opt_outs: tuple[tuple[str, Allowance], ...] = ()  # (environment, opt-out from a hardening rule)
     partial: bool = False  # only some environments were compiled
 
     @property
@@ -67,8 +68,9 @@ def compile_project(root: Path, only: Sequence[str] | None = None, *, keep_objec
     else:
         files.update(layout_gitops(base_env, envs, kinds))
         owned = ("bases", "overlays", GITOPS)
+    opt_outs = tuple((env.name, allowance) for env in envs for allowance in env.security.allow)
     return Output(project, base, environments, dict(sorted(files.items())), owned, tuple(env.name for env in envs),
-                  partial=bool(only))
+                  opt_outs, partial=bool(only))
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,8 @@ class Code(enum.Enum):
     # Secrets in plain text
     PLAINTEXT_SECRET = "K601"
     SECRET_OBJECT = "K602"
+    HARDENING = "K603"  # a patch or an extra resource weakens the hardening
+    OPT_OUT = "K604"  # a warning: the spec opts out of a hardening rule
     # Writing output
     FOREIGN_FILE = "K701"
     HAND_EDITED = "K702"

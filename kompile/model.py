@@ -149,6 +149,20 @@ class Security:
     run_as_group: int
     fs_group: int
     tmp_size: str
+    allow: tuple[Allowance, ...] = ()
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """An opt-out from one hardening rule (kompile/hardening.py), written with a reason."""
+
+    rule: str
+    object: str | None  # Kind/name, or None for every object
+    reason: str
+    where: Span
+
+    def covers(self, rule: str, obj: str) -> bool:
+        return self.rule == rule and self.object in (None, obj)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import re
 
 from kompile.merge import app_settings
 from kompile.model import (
+    Allowance,
     Autoscaling,
     Component,
     ComponentType,
@@ -192,11 +193,14 @@ def _ingress(body: dict | None, components: tuple[Component, ...]) -> Ingress | 
 
 
 def _security(body: dict) -> Security:
+    allow = body.get("allow") or ()
     return Security(
         run_as_user=body.get("runAsUser", DEFAULT_SECURITY.run_as_user),
         run_as_group=body.get("runAsGroup", DEFAULT_SECURITY.run_as_group),
         fs_group=body.get("fsGroup", DEFAULT_SECURITY.fs_group),
         tmp_size=quantity_text(body.get("tmpSize", DEFAULT_SECURITY.tmp_size)),
+        allow=tuple(Allowance(item["rule"], item.get("object"), item["reason"].strip(), allow.item_span(index))
+                    for index, item in enumerate(allow)),
     )
 
 

@@ -11,10 +11,12 @@ import difflib
 import ipaddress
 import math
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kompile.errors import Code, Collector, Span
+from kompile.hardening import RULES
 from kompile.source import YList, YMap, describe
 
 API_VERSION = "kompile.dev/v1alpha1"
@@ -383,6 +385,10 @@ def shown(value: str, limit: int = 80) -> str:
 
 
 def _name_hint(value: str) -> str:
+    foreign = next((ch for ch in value if ord(ch) > 127), None)
+    if foreign is not None:  # a look-alike (Cyrillic 'е' for 'e') is invisible in most fonts: name it
+        return (f"'{foreign}' is {unicodedata.name(foreign, f'U+{ord(foreign):04X}')} (U+{ord(foreign):04X}), not an ASCII "
+                "letter; names are lower-case ASCII letters, digits and '-'")
     fixed = re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-")
     if fixed and fixed != value:
         return f"names are lower-case letters, digits and '-'; for example '{fixed[:63]}'"
@@ -513,6 +519,12 @@ SECURITY = Obj({
     "runAsGroup": Field(Int(10000, 2147483647), "Group ID of every container", default=10001),
     "fsGroup": Field(Int(10000, 2147483647), "Group that owns mounted volumes", default=10001),
     "tmpSize": Field(Quantity(), "Size limit of the writable /tmp (an emptyDir)", default="256Mi"),
+    "allow": Field(ListOf(Obj({
+        "rule": Field(Str(enum=tuple(RULES)), "The hardening rule a patch or an extra resource may break", required=True),
+        "object": Field(Str(r"^[A-Za-z][A-Za-z0-9]*/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", "Kind/name, e.g. Deployment/shop-web"),
+                        "Only this object (all objects when absent)"),
+        "reason": Field(Str(r"^\s*\S.{9,}", "a reason of at least ten characters"), "Why: shown by `kompile validate`", required=True),
+    })), "Visible opt-outs from the hardening rules, each with a reason (none by default)"),
 })
 
 RBAC = Obj({

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from kompile import spec
 from kompile.errors import Code, Collector, KompileError, Span
+from kompile.hardening import credential_in
 from kompile.k8s.transformers import TEMPLATES
 from kompile.merge import app_settings, effective_spec
 from kompile.project import Project
@@ -21,20 +22,6 @@ SCOPE_ANNOTATIONS = {
     "cluster-wide": "sealedsecrets.bitnami.com/cluster-wide",
 }
 
-# Keys that name a credential. Values that are plainly numbers or booleans (TOKEN_TTL: "3600") pass.
-SECRET_KEY = re.compile(r"(^|[_.-])(SECRET|PASSWORD|PASSWD|PASSPHRASE|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIALS?|ACCESS_?KEY)($|[_.-])",
-                        re.IGNORECASE)
-# ... and so do paths: DJANGO_SECRET_KEY_FILE: /etc/secrets/shop-django/DJANGO_SECRET_KEY names where the secret is.
-HARMLESS_VALUE = re.compile(r"^(|[0-9.]+|true|false|yes|no|on|off|/[A-Za-z0-9._/-]*)$", re.IGNORECASE)
-# Values that are credentials whatever their key.
-SECRET_VALUES = (
-    (re.compile(r"://[^/\s@:]*:[^/\s@]+@"), "a URL with a password"),
-    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
-    (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), "an AWS access key"),
-    (re.compile(r"\b(ghp|gho|ghu|ghs|ghr|github_pat)_[A-Za-z0-9_]{20,}"), "a GitHub token"),
-    (re.compile(r"\bxox[baprs]-[A-Za-z0-9-]{10,}"), "a Slack token"),
-    (re.compile(r"\b[rs]k_live_[A-Za-z0-9]{16,}"), "a Stripe key"),
-)
 IMAGE_FIELDS_HINT = "pin the image by digest: image: {digest: sha256:...}"
 
 
@@ -145,16 +132,14 @@ def _check_plaintext(env: YMap, out: Collector) -> None:
     for key, value in env.items():
         if not isinstance(value, str):
             continue
-        where = env.key_span(key) if isinstance(env, YMap) else None
-        for pattern, what in SECRET_VALUES:
-            if pattern.search(value):
-                out.error(Code.PLAINTEXT_SECRET, f"env.{key} holds {what}, in plain text", env.value_span(key),
-                          "move it to secrets: (declared on the App) and seal the value with kubeseal")
-                break
-        else:
-            if SECRET_KEY.search(key) and not HARMLESS_VALUE.match(value):
-                out.error(Code.PLAINTEXT_SECRET, f"env.{key} looks like a secret; env values are stored in plain text", where,
-                          "declare the key under secrets: on the App and seal its value with kubeseal")
+        what = credential_in(key, value)
+        if what == "what looks like a secret":
+            where = env.key_span(key) if isinstance(env, YMap) else None
+            out.error(Code.PLAINTEXT_SECRET, f"env.{key} looks like a secret; env values are stored in plain text", where,
+                      "declare the key under secrets: on the App and seal its value with kubeseal")
+        elif what:
+            out.error(Code.PLAINTEXT_SECRET, f"env.{key} holds {what} in plain text", env.value_span(key),
+                      "move it to secrets: (declared on the App) and seal the value with kubeseal")
 
 
 def _objects(project: Project, rel: str, span: Span, out: Collector) -> list[YMap]:

@@ -234,7 +234,8 @@ spec:
         - name: legacy
           image: registry.example.org/platform/docs-site:old
           securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}, runAsNonRoot: true,
-                            seccompProfile: {type: RuntimeDefault}}
+                            runAsUser: 10001, readOnlyRootFilesystem: true, seccompProfile: {type: RuntimeDefault}}
+          resources: {requests: {cpu: 10m, memory: 32Mi}, limits: {cpu: 100m, memory: 64Mi}}
 """
 
 

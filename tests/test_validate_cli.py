@@ -184,8 +184,11 @@ def test_building_one_environment_still_validates_them_all(repo: Path):
 @pytest.mark.parametrize("name", case_names())
 def test_every_error_case_exits_2_through_the_cli(name: str, tmp_path: Path):
     root = materialise(CASES / name, tmp_path / "repo")
+    before = {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()}
     result = CliRunner().invoke(app, ["build", "--root", str(root), "--format", "json"])
     assert result.exit_code == 2, (result.output, result.exception)
+    after = {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()}
+    assert after == before, "nothing may be written on invalid input"
     items = json.loads(result.stdout)
     assert items and all(set(item) >= JSON_KEYS for item in items)
     expected = [line.split()[0] for line in (CASES / name / "expected.txt").read_text().splitlines()

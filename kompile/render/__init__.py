@@ -11,6 +11,7 @@ import copy
 import jsonpatch
 
 from kompile.errors import Code, Diagnostic, KompileError, Span
+from kompile.hardening import check_object, plaintext_findings
 from kompile.k8s import meta
 from kompile.k8s.strategic import PatchError, apply_patch, as_kustomize_reads
 from kompile.k8s.transformers import (
@@ -90,7 +91,8 @@ def render_stages(env: Environment) -> tuple[list[dict], list[dict]]:
     if env.gitops is not None:
         _annotate_for_gitops(objects, env.gitops.tool)
     objects.extend(_extra_objects(env, objects))
-    objects = [as_kustomize_reads(obj) for obj in _apply_patches(objects, env.patches)]
+    touched: dict[tuple, Span] = {}
+    objects = [as_kustomize_reads(obj) for obj in _apply_patches(objects, env.patches, touched)]
     if env.name is None:
         return objects, objects
     # No object has a namespace yet, as in the base's files. (An overlay's own ServiceAccount is written
@@ -99,6 +101,7 @@ def render_stages(env: Environment) -> tuple[list[dict], list[dict]]:
     accounts = {obj["metadata"]["name"]: None for obj in objects if obj["kind"] == "ServiceAccount"}
     deployed = [transform_for_environment(obj, env, accounts) for obj in objects]
     check_secret_references(env, deployed)
+    check_what_the_spec_wrote(env, deployed, touched)
     return objects, deployed
 
 
@@ -132,7 +135,8 @@ def _extra_objects(env: Environment, generated: list[dict]) -> list[dict]:
     return extra
 
 
-def _apply_patches(objects: list[dict], patches: tuple[Patch, ...]) -> list[dict]:
+def _apply_patches(objects: list[dict], patches: tuple[Patch, ...], touched: dict[tuple, Span]) -> list[dict]:
+    """objects with the user's patches applied; touched records, per object, the last patch that changed it."""
     for patch in patches:
         target = patch.target or {
             "kind": patch.body.get("kind"),
@@ -156,6 +160,7 @@ def _apply_patches(objects: list[dict], patches: tuple[Patch, ...]) -> list[dict
                                                f"({object_id_problem(patched) or 'its kind, API group or name'})", patch.where,
                                                "a patch changes an object's contents; add another object with extraResources")])
             objects[index] = patched
+            touched[object_id(patched)] = patch.where
         if not matched:
             what = "/".join(str(target.get(k)) for k in ("kind", "name") if target.get(k))
             raise KompileError([Diagnostic(Code.PATCH, f"patch matches no object ({what})", patch.where,
@@ -201,6 +206,30 @@ def image_change(env: Environment) -> tuple[str | None, str | None, str | None]:
 def environment_labels(env: Environment) -> dict[str, str]:
     """What the overlay's labels transformer adds to every object of an environment."""
     return {meta.INSTANCE: env.instance}
+
+
+def check_what_the_spec_wrote(env: Environment, objects: list[dict], touched: dict[tuple, Span]) -> None:
+    """kompile's own objects are hardened and secret-free by construction; patches and extra resources
+    are what a spec author writes, so those objects are checked against kompile/hardening.py. A finding
+    is an error unless the spec opts out of its rule (security.allow, with a reason)."""
+    written = {object_id(item.body): item.where for item in env.extra_objects if not object_id_problem(item.body)}
+    problems = []
+    for obj in objects:
+        where = touched.get(object_id(obj)) or written.get(object_id(obj))
+        if where is None:
+            continue
+        name = f"{obj['kind']}/{obj['metadata']['name']}"
+        for path, what in plaintext_findings(obj):
+            problems.append(Diagnostic(Code.PLAINTEXT_SECRET, f"{name}: {path} holds {what} in plain text", where,
+                                       "declare it under the App's secrets and seal its value with kubeseal"))
+        for finding in check_object(obj, api_access=bool(env.rbac_rules)):
+            if not any(allowance.covers(finding.rule, finding.object) for allowance in env.security.allow):
+                problems.append(Diagnostic(
+                    Code.HARDENING, f"{finding.object}: {finding.message} (rule {finding.rule})", where,
+                    f"keep the hardening, or opt out visibly: security: {{allow: [{{rule: {finding.rule}, "
+                    f"object: {finding.object}, reason: ...}}]}}"))
+    if problems:
+        raise KompileError(problems)
 
 
 def check_secret_references(env: Environment, objects: list[dict]) -> None:

@@ -1,0 +1,126 @@
+"""The whole pipeline under random, often hostile, changes of the example: every run either builds an
+output that keeps the hardening, or fails with positioned diagnostics and writes nothing. Never
+another exception, never a partial write.
+
+A few hundred examples run in the suite. For a long hunt:
+
+    KOMPILE_FUZZ_EXAMPLES=100000 python -m pytest tests/test_fuzz.py -p no:cacheprovider -q
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import yaml
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from kompile.compiler import compile_project
+from kompile.errors import KompileError
+from kompile.hardening import check_object, plaintext_findings
+from kompile.manifest import MANIFEST
+from kompile.write import plan_write, write_tree
+
+from conftest import copy_example
+from strategies import mutate, tweak
+
+EXAMPLES = int(os.environ.get("KOMPILE_FUZZ_EXAMPLES", "250"))
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SPECS = ["environments/app.yaml", "environments/dev.yaml", "environments/staging.yaml", "environments/prod.yaml"]
+OUTPUTS = ("bases", "overlays", "gitops", MANIFEST)
+
+# What a hostile spec author might try to slip in through the escape hatches.
+CONTAINER = "/spec/template/spec/containers/0"
+HOSTILE_OPS = [
+    ("Deployment", "shop-web", {"op": "remove", "path": f"{CONTAINER}/securityContext"}),
+    ("Deployment", "shop-web", {"op": "replace", "path": f"{CONTAINER}/securityContext/privileged", "value": True}),
+    ("Deployment", "shop-worker", {"op": "replace", "path": f"{CONTAINER}/securityContext/runAsUser", "value": 0}),
+    ("Deployment", "shop-worker", {"op": "add", "path": f"{CONTAINER}/securityContext/capabilities/add", "value": ["SYS_ADMIN"]}),
+    ("Deployment", "shop-beat", {"op": "add", "path": "/spec/template/spec/hostNetwork", "value": True}),
+    ("Deployment", "shop-beat", {"op": "add", "path": "/spec/template/spec/volumes/-",
+                                 "value": {"name": "node", "hostPath": {"path": "/"}}}),
+    ("Job", "shop-migrate", {"op": "replace", "path": "/spec/template/spec/automountServiceAccountToken", "value": True}),
+    ("Job", "shop-migrate", {"op": "remove", "path": f"{CONTAINER}/resources/limits"}),
+    ("NetworkPolicy", "shop-web", {"op": "add", "path": "/spec/egress/-", "value": {}}),
+    ("NetworkPolicy", "shop-default-deny", {"op": "replace", "path": "/spec/policyTypes", "value": ["Ingress"]}),
+    ("Namespace", "shop-dev", {"op": "replace", "path": "/metadata/labels/pod-security.kubernetes.io~1enforce",
+                               "value": "baseline"}),
+    ("ConfigMap", "shop-config", {"op": "add", "path": "/data/DATABASE_URL", "value": "postgres://u:hunter2@db/shop"}),
+    ("Deployment", "shop-web", {"op": "add", "path": f"{CONTAINER}/env",
+                                "value": [{"name": "API_TOKEN", "value": "not-a-placeholder-0123"}]}),
+    # Harmless ones, so that the patched path also succeeds.
+    ("Deployment", "shop-web", {"op": "replace", "path": "/spec/revisionHistoryLimit", "value": 3}),
+    ("ConfigMap", "shop-config", {"op": "add", "path": "/data/FEATURE_FLAGS", "value": "search,checkout"}),
+]
+
+
+def assert_hardened(output) -> None:
+    """What every compiled environment keeps, whatever the spec said (bar visible opt-outs)."""
+    for name, compiled in output.environments.items():
+        allow = compiled.env.security.allow
+        api_access = bool(compiled.env.rbac_rules)
+        kinds = [obj["kind"] for obj in compiled.objects]
+        assert "Secret" not in kinds, name
+        assert any(obj["kind"] == "NetworkPolicy" and obj["metadata"]["name"].endswith("-default-deny")
+                   for obj in compiled.objects), name
+        for obj in compiled.objects:
+            for finding in check_object(obj, api_access):
+                assert any(a.covers(finding.rule, finding.object) for a in allow), (name, finding)
+            assert not plaintext_findings(obj), (name, obj["kind"], obj["metadata"]["name"])
+
+
+@FUZZ
+@given(data=st.data())
+def test_random_and_hostile_changes_build_hardened_or_fail_cleanly(data):
+    scratch = Path(tempfile.mkdtemp(prefix="kompile-fuzz-"))
+    try:
+        root = copy_example(scratch / "repo")
+        spec = data.draw(st.sampled_from(SPECS), label="spec file")
+        path = root / spec
+        doc = yaml.safe_load(path.read_text())
+        how = data.draw(st.sampled_from(["mutate", "tweak", "hostile patch", "hostile patch", "both"]), label="how")
+        if how in ("mutate", "both"):
+            doc = mutate(doc, data)
+        if how == "tweak":
+            doc = tweak(doc, data)
+        if how in ("hostile patch", "both") and isinstance(doc, dict) and isinstance(doc.get("spec"), dict):
+            kind, obj, op = data.draw(st.sampled_from(HOSTILE_OPS), label="hostile patch")
+            doc["spec"].setdefault("patches", [])
+            if isinstance(doc["spec"]["patches"], list):
+                doc["spec"]["patches"].append({"target": {"kind": kind, "name": obj}, "patch": [op]})
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        try:
+            output = compile_project(root)
+            write_tree(root, output.files, output.owned, output.inputs)
+        except KompileError as exc:
+            event("refused with a positioned diagnostic")
+            for diagnostic in exc.diagnostics:
+                assert diagnostic.span is not None and diagnostic.span.path, diagnostic
+            assert not any((root / name).exists() for name in OUTPUTS), "nothing may be written on invalid input"
+            return
+        event("built")
+        assert_hardened(output)
+        assert plan_write(root, output.files, output.owned, output.inputs).is_noop  # written whole
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def test_the_fuzzer_reaches_both_outcomes(tmp_path: Path):
+    """The hostile patches are refused and the harmless ones build (so the property above tests both paths)."""
+    outcomes = set()
+    for kind, name, op in (HOSTILE_OPS[0], HOSTILE_OPS[-1]):
+        root = copy_example(tmp_path / f"repo-{len(outcomes)}-{kind}")
+        dev = root / "environments/dev.yaml"
+        doc = yaml.safe_load(dev.read_text())
+        doc["spec"]["patches"] = [{"target": {"kind": kind, "name": name}, "patch": [op]}]
+        dev.write_text(yaml.safe_dump(doc, sort_keys=False))
+        try:
+            assert_hardened(compile_project(root))
+            outcomes.add("built")
+        except KompileError as exc:
+            assert {d.code.value for d in exc.diagnostics} == {"K603"}
+            outcomes.add("refused")
+    assert outcomes == {"built", "refused"}
