@@ -164,6 +164,70 @@ def check(
     raise typer.Exit(1)
 
 
+def _edit_and_build(root: Path, make_edit, no_build: bool) -> None:
+    """Write a spec edit, then rebuild; when the build refuses the result, the spec is put back."""
+    from kompile.compiler import compile_project
+    from kompile.edit import write_edit
+    from kompile.errors import KompileError
+    from kompile.write import apply_plan, plan_write
+
+    try:
+        edit = make_edit()
+    except KompileError as exc:
+        _fail(exc, root)
+    if not edit.changed:
+        print(f"{edit.path}: already so; nothing changed")
+        return
+    write_edit(root, edit)
+    if no_build:
+        print(f"{edit.path}: image updated (not built)")
+        return
+    try:
+        output = compile_project(root, keep_objects=False)
+        plan = plan_write(root, output.files, output.owned, output.inputs)
+    except KompileError as exc:
+        from kompile.report import format_diagnostic
+
+        for diagnostic in exc.diagnostics:  # shown against the edited file, before it is put back
+            print(format_diagnostic(diagnostic, root), file=sys.stderr)
+        write_edit(root, type(edit)(edit.path, edit.after, edit.before))
+        print(f"the build refuses this change, so {edit.path} is back as it was; nothing else was written.", file=sys.stderr)
+        raise typer.Exit(2) from None
+    apply_plan(root, plan)
+    print(f"{edit.path}: image updated; built {len(output.names)} environment(s): {len(plan.added)} added, "
+          f"{len(plan.changed)} changed, {len(plan.deletes)} removed, {len(plan.unchanged)} unchanged")
+
+
+NoBuild = Annotated[bool, typer.Option("--no-build", help="Only edit the spec; do not rebuild the output.")]
+
+
+@app.command("set-image")
+def set_image(
+    env: Annotated[str, typer.Argument(help="The environment.")],
+    tag: Annotated[str | None, typer.Option("--tag", help="Image tag, e.g. 1.4.3.")] = None,
+    digest: Annotated[str | None, typer.Option("--digest", help="Image digest, sha256:...")] = None,
+    root: Root = Path("."),
+    no_build: NoBuild = False,
+) -> None:
+    """Pin an environment's image (what is not given is removed), editing only that value, then rebuild."""
+    from kompile.edit import set_image as pin
+
+    _edit_and_build(root, lambda: pin(root, env, tag, digest), no_build)
+
+
+@app.command()
+def promote(
+    source: Annotated[str, typer.Argument(help="The environment whose image to copy.")],
+    target: Annotated[str, typer.Argument(help="The environment to give it to.")],
+    root: Root = Path("."),
+    no_build: NoBuild = False,
+) -> None:
+    """Give one environment the image (tag and digest) another runs, editing only that value, then rebuild."""
+    from kompile.edit import promote as copy_image
+
+    _edit_and_build(root, lambda: copy_image(root, source, target), no_build)
+
+
 class DiffFormat(enum.StrEnum):
     text = "text"
     markdown = "markdown"
