@@ -228,6 +228,51 @@ def promote(
     _edit_and_build(root, lambda: copy_image(root, source, target), no_build)
 
 
+@app.command()
+def explain(
+    first: Annotated[str, typer.Argument(metavar="ENV", help="The environment (with --matrix: the setting).")],
+    path: Annotated[str | None, typer.Argument(metavar="[PATH]", help="Only settings under this path, e.g. components.web.")] = None,
+    matrix: Annotated[bool, typer.Option("--matrix", help="One setting across every environment.")] = False,
+    root: Root = Path("."),
+) -> None:
+    """The effective value of each setting of an environment and where it came from."""
+    from kompile.errors import KompileError
+    from kompile.explain import Setting, explain_environment
+    from kompile.project import load_project
+    from kompile.validate import validate_project
+
+    try:
+        project = load_project(root)
+        validate_project(project)
+        if matrix:
+            if path is not None:
+                raise typer.BadParameter("with --matrix, give only the setting: kompile explain --matrix PATH")
+            rows = []
+            for name in project.environments:
+                found = explain_environment(project, name, first)
+                rows += [(name, setting) for setting in found] or [(name, Setting(first, "(not set)", "", None))]
+        else:
+            if first not in project.environments:
+                from kompile.errors import Code, Diagnostic, Span
+
+                raise KompileError([Diagnostic(Code.UNKNOWN_ENVIRONMENT, f"no environment named '{first}'", Span("environments"),
+                                               "environments: " + ", ".join(project.environments))])
+            rows = [(first, setting) for setting in explain_environment(project, first, path or "")]
+    except KompileError as exc:
+        _fail(exc, root)
+    if not rows or all(s.value == "(not set)" for _, s in rows):
+        print(f"no setting under '{first if matrix else path}'", file=sys.stderr)
+        raise typer.Exit(1)
+    def shown(text: str, limit: int = 60) -> str:
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+
+    table = [((env if matrix else ""), s.path, shown(s.shown), str(s.span) if s.span else "", s.origin) for env, s in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    for env, name, value, where, origin in table:
+        head = f"{env:<{widths[0]}}  " if matrix else ""
+        print(f"{head}{name:<{widths[1]}} = {value:<{widths[2]}}  {where:<{widths[3]}}  {origin}".rstrip())
+
+
 class DiffFormat(enum.StrEnum):
     text = "text"
     markdown = "markdown"
