@@ -84,6 +84,35 @@ def validate(root: Root = Path("."), format: FormatOption = Format.text) -> None
           + (f"; {len(opt_outs)} hardening opt-out{'s' if len(opt_outs) != 1 else ''}" if opt_outs else ""))
 
 
+class GitOpsChoice(enum.StrEnum):
+    argocd = "argocd"
+    flux = "flux"
+
+
+@app.command()
+def init(
+    root: Root = Path("."),
+    app_name: Annotated[str | None, typer.Option("--app", help="The app's name (default: the folder's name).")] = None,
+    env: Annotated[str, typer.Option("--env", help="Comma-separated environments.")] = "dev,staging,prod",
+    gitops: Annotated[GitOpsChoice, typer.Option("--gitops", help="argocd or flux")] = GitOpsChoice.argocd,
+) -> None:
+    """Start a repo: a commented environments/ (App and environments) and kompile.schema.json for editors."""
+    import re
+
+    from kompile.errors import KompileError
+    from kompile.scaffold import scaffold, write_scaffold
+
+    name = app_name or re.sub(r"[^a-z0-9-]+", "-", root.resolve().name.lower()).strip("-") or "app"
+    try:
+        files = scaffold(name, [e.strip() for e in env.split(",") if e.strip()], gitops.value)
+        write_scaffold(root, files)
+    except KompileError as exc:
+        _fail(exc, root)
+    for path in files:
+        print(f"wrote {path}")
+    print("next: edit environments/, then `kompile build` (and `kompile validate` any time)")
+
+
 @app.command()
 def schema(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of standard output.")] = None,
