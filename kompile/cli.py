@@ -46,13 +46,14 @@ def main_options(
 
 
 def _fail(exc, root: Path, fmt: Format = Format.text) -> None:
-    from kompile.report import format_diagnostic, format_json
+    from kompile.report import format_diagnostic, format_json, use_colour
 
     if fmt is Format.json:
         print(format_json(exc.diagnostics))
     else:
+        colour = use_colour(sys.stderr)
         for diagnostic in exc.diagnostics:
-            print(format_diagnostic(diagnostic, root), file=sys.stderr)
+            print(format_diagnostic(diagnostic, root, colour), file=sys.stderr)
         count = len(exc.diagnostics)
         print(f"{count} problem{'s' if count != 1 else ''} found; nothing was written.", file=sys.stderr)
     raise typer.Exit(2)
@@ -64,7 +65,7 @@ def validate(root: Root = Path("."), format: FormatOption = Format.text) -> None
     memory (writing nothing), so whatever `build` would refuse, `validate` reports."""
     from kompile.compiler import compile_project
     from kompile.errors import Code, Diagnostic, KompileError, Severity
-    from kompile.report import format_diagnostic, format_json
+    from kompile.report import format_diagnostic, format_json, use_colour
 
     try:
         output = compile_project(root, keep_objects=False)
@@ -78,7 +79,7 @@ def validate(root: Root = Path("."), format: FormatOption = Format.text) -> None
         print(format_json(opt_outs))
         return
     for warning in opt_outs:
-        print(format_diagnostic(warning, root), file=sys.stderr)
+        print(format_diagnostic(warning, root, use_colour(sys.stderr)), file=sys.stderr)
     count = len(output.names)
     print(f"ok: app {output.project.name}, {count} environment{'s' if count != 1 else ''} ({', '.join(output.names)})"
           + (f"; {len(opt_outs)} hardening opt-out{'s' if len(opt_outs) != 1 else ''}" if opt_outs else ""))
@@ -127,21 +128,37 @@ def schema(
         output.write_text(text, encoding="utf-8")
 
 
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but problems.")]
+
+
+def _progress(total_hint: int, quiet: bool):
+    """A bar on a terminal when there are more than a few dozen environments to compile."""
+    from kompile.report import ProgressBar
+
+    if quiet or total_hint <= 24 or not sys.stderr.isatty():
+        return None
+    return ProgressBar(sys.stderr, "compiling")
+
+
 @app.command()
 def build(
     root: Root = Path("."),
     env: Envs = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite generated files that were edited by hand.")] = False,
     format: FormatOption = Format.text,
+    quiet: Quiet = False,
 ) -> None:
-    """Compile environments/ and write bases/ and overlays/ (only files that changed)."""
+    """Compile environments/ and write bases/, overlays/ and gitops/ (only files that changed)."""
     from kompile.compiler import compile_project
     from kompile.errors import KompileError
     from kompile.git import uncommitted_outputs
+    from kompile.project import spec_paths
+    from kompile.report import format_summary, summary_rows
     from kompile.write import apply_plan, plan_write
 
     try:
-        output = compile_project(root, env or None, keep_objects=False)
+        progress = _progress(len(env) if env else len(spec_paths(root)), quiet or format is Format.json)
+        output = compile_project(root, env or None, keep_objects=False, progress=progress)
         plan = plan_write(root, output.files, output.owned, output.inputs, force)
     except KompileError as exc:
         _fail(exc, root, format)
@@ -151,13 +168,14 @@ def build(
             print(f"warning: {len(dirty)} output file(s) have uncommitted changes (e.g. {dirty[0]}); "
                   "kompile only replaces files it generated", file=sys.stderr)
     apply_plan(root, plan)
-    summary = {"environments": sorted(output.names), "added": len(plan.added), "changed": len(plan.changed),
-               "removed": len(plan.deletes), "unchanged": len(plan.unchanged)}
+    rows = summary_rows(output.names, output.object_counts, len(output.base.objects), plan)
     if format is Format.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        print(f"built {len(output.names)} environment(s): {summary['added']} added, {summary['changed']} changed, "
-              f"{summary['removed']} removed, {summary['unchanged']} unchanged")
+        print(json.dumps({"environments": rows, "added": len(plan.added), "changed": len(plan.changed),
+                          "removed": len(plan.deletes), "unchanged": len(plan.unchanged)}, indent=2))
+    elif not quiet:
+        print(format_summary(rows))
+        print(f"built {len(output.names)} environment(s): {len(plan.added)} added, {len(plan.changed)} changed, "
+              f"{len(plan.deletes)} removed, {len(plan.unchanged)} unchanged")
 
 
 @app.command()

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kompile.errors import Code, Diagnostic, KompileError, Span
@@ -32,6 +32,7 @@ class Output:
     owned: tuple[str, ...]  # folders whose generated files this output fully describes
     names: tuple[str, ...] = ()  # the environments compiled (environments holds their objects, when kept)
     opt_outs: tuple[tuple[str, Allowance], ...] = ()  # (environment, opt-out from a hardening rule)
+    object_counts: dict[str, int] = field(default_factory=dict)  # environment -> objects it deploys
     partial: bool = False  # only some environments were compiled
 
     @property
@@ -41,9 +42,11 @@ class Output:
         return {} if self.partial else self.project.inputs
 
 
-def compile_project(root: Path, only: Sequence[str] | None = None, *, keep_objects: bool = True) -> Output:
+def compile_project(root: Path, only: Sequence[str] | None = None, *, keep_objects: bool = True,
+                    progress: Callable[[int, int], None] | None = None) -> Output:
     """Compile the repo at root (only some environments, if given). Without keep_objects the result holds
-    files but no objects, and large repos are compiled on every core."""
+    files but no objects, and large repos are compiled on every core. progress(done, total) is called
+    as environments are compiled (the CLI draws a bar with it)."""
     project = load_project(root)
     resolved = validate_project(project)
     if only:
@@ -58,11 +61,13 @@ def compile_project(root: Path, only: Sequence[str] | None = None, *, keep_objec
     files = layout_base(base)
     kinds: set[tuple[str, str]] = set()
     environments = {}
-    for result in _compile_all(base, envs, keep_objects):
+    counts = {}
+    for env, result in zip(envs, _compile_all(base, envs, keep_objects, progress), strict=True):
         files.update(result.files)
         kinds |= result.kinds
+        counts[env.name] = result.count
         if result.compiled is not None:
-            environments[result.compiled.env.name] = result.compiled
+            environments[env.name] = result.compiled
     if only:  # the GitOps objects describe every environment: a partial build leaves them as they are
         owned = (base_dir(project.name), *(overlay_dir(env.name) for env in envs))
     else:
@@ -70,13 +75,14 @@ def compile_project(root: Path, only: Sequence[str] | None = None, *, keep_objec
         owned = ("bases", "overlays", GITOPS)
     opt_outs = tuple((env.name, allowance) for env in envs for allowance in env.security.allow)
     return Output(project, base, environments, dict(sorted(files.items())), owned, tuple(env.name for env in envs),
-                  opt_outs, partial=bool(only))
+                  opt_outs, counts, partial=bool(only))
 
 
 @dataclass(frozen=True)
 class _Result:
     files: dict[str, bytes]
     kinds: set[tuple[str, str]]  # (API group, kind) of what the environment deploys
+    count: int  # how many objects
     compiled: Compiled | None
 
 
@@ -84,7 +90,7 @@ def _compile_one(base: Compiled, env: Environment, keep_objects: bool) -> _Resul
     untransformed, deployed = render_stages(env)
     compiled = Compiled(env, deployed, untransformed)
     kinds = {(obj["apiVersion"].rpartition("/")[0], obj["kind"]) for obj in deployed}
-    return _Result(layout_overlay(base, compiled), kinds, compiled if keep_objects else None)
+    return _Result(layout_overlay(base, compiled), kinds, len(deployed), compiled if keep_objects else None)
 
 
 # Below this many environments, starting processes costs more than it saves.
@@ -92,20 +98,29 @@ PARALLEL_MIN = 200
 _job: tuple[Compiled, list[Environment]] | None = None  # what forked workers read (set just before forking)
 
 
-def _compile_all(base: Compiled, envs: list[Environment], keep_objects: bool) -> list[_Result]:
+def _compile_all(base: Compiled, envs: list[Environment], keep_objects: bool,
+                 progress: Callable[[int, int], None] | None) -> list[_Result]:
     """Each environment compiles on its own, so large repos are spread over the cores. Workers are
     forked after loading and validating, so they share the model instead of receiving it; they send
     back only file bytes. Results come back in order: the output does not depend on the schedule."""
     global _job
     workers = min(os.cpu_count() or 1, 8)
+    report = progress or (lambda done, total: None)
+    results: list[_Result] = []
     if keep_objects or workers < 2 or len(envs) < PARALLEL_MIN or "fork" not in multiprocessing.get_all_start_methods():
-        return [_compile_one(base, env, keep_objects) for env in envs]
+        for env in envs:
+            results.append(_compile_one(base, env, keep_objects))
+            report(len(results), len(envs))
+        return results
     _job = (base, envs)
     try:
-        step = -(-len(envs) // (workers * 4))
+        step = -(-len(envs) // (workers * 8))
         chunks = [(start, min(start + step, len(envs))) for start in range(0, len(envs), step)]
         with multiprocessing.get_context("fork").Pool(workers) as pool:
-            return [result for chunk in pool.map(_compile_chunk, chunks) for result in chunk]
+            for chunk in pool.imap(_compile_chunk, chunks):  # in order, as they finish
+                results.extend(chunk)
+                report(len(results), len(envs))
+        return results
     finally:
         _job = None
 

@@ -3,23 +3,36 @@
 from __future__ import annotations
 
 import json
+import os
 import unicodedata
 from pathlib import Path
 
 from kompile.errors import Diagnostic
 
+COLOURS = {"error": "\033[1;31m", "warning": "\033[1;33m", "caret": "\033[1;31m", "hint": "\033[36m", "where": "\033[1m"}
+RESET = "\033[0m"
 
-def format_diagnostic(diagnostic: Diagnostic, root: Path) -> str:
+
+def use_colour(stream) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
+    return hasattr(stream, "isatty") and stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+def format_diagnostic(diagnostic: Diagnostic, root: Path, colour: bool = False) -> str:
+    def paint(kind: str, text: str) -> str:
+        return f"{COLOURS[kind]}{text}{RESET}" if colour else text
+
     span = diagnostic.span
-    where = f"{span}: " if span and span.path else ""
-    lines = [f"{where}{diagnostic.severity.value}[{diagnostic.code.value}]: {diagnostic.message}"]
+    where = paint("where", f"{span}:") + " " if span and span.path else ""
+    severity = diagnostic.severity.value
+    lines = [f"{where}{paint(severity, f'{severity}[{diagnostic.code.value}]')}: {diagnostic.message}"]
     source = _source_line(root, span.path, span.line) if span and span.line else None
     if source is not None:
         gutter = len(str(span.line))
         lines.append(f"   {span.line} | {source}")
-        lines.append(f"   {' ' * gutter} | {' ' * _display_column(source, span.col)}^")
+        lines.append(f"   {' ' * gutter} | {' ' * _display_column(source, span.col)}{paint('caret', '^')}")
     if diagnostic.hint:
-        lines.append(f"hint: {diagnostic.hint}")
+        lines.append(paint("hint", "hint:") + f" {diagnostic.hint}")
     return "\n".join(lines)
 
 
@@ -119,3 +132,57 @@ def format_changes_markdown(changes, environments: list[str]) -> str:
 
 def format_changes_json(changes) -> str:
     return json.dumps([c.as_dict() for c in changes], indent=2)
+
+
+# ---------------------------------------------------------------------------------------------
+# kompile build
+
+
+def summary_rows(names: tuple[str, ...], object_counts: dict[str, int], base_count: int, plan) -> list[dict]:
+    """One row per environment (and the shared base and GitOps files): objects, and files by fate."""
+    groups: dict[str, dict] = {"(base)": {"environment": "(base)", "objects": base_count}}
+    for name in names:
+        groups[name] = {"environment": name, "objects": object_counts.get(name, 0)}
+    groups["(gitops)"] = {"environment": "(gitops)", "objects": None}
+    for row in groups.values():
+        row.update(added=0, changed=0, unchanged=0, removed=0)
+    changed = set(plan.changed)
+    for fate, paths in (("added", plan.added), ("changed", changed), ("unchanged", plan.unchanged), ("removed", plan.deletes)):
+        for path in paths:
+            parts = path.split("/")
+            key = {"bases": "(base)", "gitops": "(gitops)"}.get(parts[0], parts[1] if len(parts) > 2 else None)
+            if key not in groups:  # an environment removed from the specs
+                groups[key] = {"environment": key, "objects": 0, "added": 0, "changed": 0, "unchanged": 0, "removed": 0}
+            groups[key][fate] += 1
+    return [row for row in groups.values() if row["environment"] != "(gitops)" or any(row[k] for k in ("added", "changed", "unchanged", "removed"))]
+
+
+def format_summary(rows: list[dict], limit: int = 30) -> str:
+    columns = ("environment", "objects", "added", "changed", "unchanged", "removed")
+    shown = rows if len(rows) <= limit else [r for r in rows if r["added"] or r["changed"] or r["removed"]][:limit]
+    total = {"environment": "total", **{c: sum(r[c] or 0 for r in rows) for c in columns[1:]}}
+    total["objects"] = sum(r["objects"] or 0 for r in rows if not r["environment"].startswith("("))  # base objects are in each
+    table = [columns, *([str(r[c]) if r[c] is not None else "-" for c in columns] for r in [*shown, total])]
+    widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
+    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True)))
+             for row in table]
+    if len(rows) > limit:
+        lines.insert(-1, f"... {len(rows) - len(shown)} more without changes (--format json lists every environment)")
+    return "\n".join(lines)
+
+
+class ProgressBar:
+    """A one-line bar on a terminal, redrawn in place; silent elsewhere."""
+
+    def __init__(self, stream, label: str, width: int = 30) -> None:
+        self.stream, self.label, self.width, self.shown = stream, label, width, -1
+
+    def __call__(self, done: int, total: int) -> None:
+        filled = self.width * done // max(total, 1)
+        if filled == self.shown and done != total:
+            return
+        self.shown = filled
+        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {done}/{total}")
+        if done == total:
+            self.stream.write("\r" + " " * (len(self.label) + self.width + 24) + "\r")
+        self.stream.flush()
