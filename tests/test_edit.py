@@ -141,3 +141,16 @@ def test_bad_references_and_names(example: Path):
     with pytest.raises(KompileError) as caught:
         promote(example, "dev", "qa")
     assert caught.value.diagnostics[0].code is Code.UNKNOWN_ENVIRONMENT
+
+
+def test_promote_into_an_odd_file_changes_only_the_image_line_and_twice_nothing(odd: Path):
+    before = (odd / "environments/staging.yaml").read_bytes()
+    edit = promote(odd, "prod", "staging")
+    write_edit(odd, edit)
+    after = (odd / "environments/staging.yaml").read_bytes()
+    diff = [(a, b) for a, b in zip(before.splitlines(keepends=True), after.splitlines(keepends=True), strict=True) if a != b]
+    assert diff == [(b"    image: { tag: '1.4.3' }   # bumped by the release pipeline\n",
+                     b"    image: {digest: sha256:4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945}"
+                     b"   # bumped by the release pipeline\n")]
+    assert not promote(odd, "prod", "staging").changed
+    assert (odd / "environments/staging.yaml").read_bytes() == after
