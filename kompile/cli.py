@@ -285,7 +285,7 @@ def explain(
     """The effective value of each setting of an environment and where it came from."""
     from kompile.errors import KompileError
     from kompile.explain import Setting, explain_environment
-    from kompile.project import load_project
+    from kompile.project import load_project, require_environments
     from kompile.validate import validate_project
 
     try:
@@ -299,11 +299,7 @@ def explain(
                 found = explain_environment(project, name, first)
                 rows += [(name, setting) for setting in found] or [(name, Setting(first, "(not set)", "", None))]
         else:
-            if first not in project.environments:
-                from kompile.errors import Code, Diagnostic, Span
-
-                raise KompileError([Diagnostic(Code.UNKNOWN_ENVIRONMENT, f"no environment named '{first}'", Span("environments"),
-                                               "environments: " + ", ".join(project.environments))])
+            require_environments(project, [first])
             rows = [(first, setting) for setting in explain_environment(project, first, path or "")]
     except KompileError as exc:
         _fail(exc, root)

@@ -11,12 +11,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kompile.errors import Code, Diagnostic, KompileError, Span
 from kompile.gitops import GITOPS, layout_gitops
 from kompile.layout import Compiled, base_dir, layout_base, layout_overlay, overlay_dir
 from kompile.model import Allowance, Environment
 from kompile.normalise import normalise_base, normalise_environment
-from kompile.project import Project, load_project
+from kompile.project import Project, load_project, require_environments
 from kompile.render import render_stages
 from kompile.validate import validate_project
 
@@ -50,10 +49,7 @@ def compile_project(root: Path, only: Sequence[str] | None = None, *, keep_objec
     project = load_project(root)
     resolved = validate_project(project)
     if only:
-        unknown = [name for name in only if name not in project.environments]
-        if unknown:
-            raise KompileError([Diagnostic(Code.UNKNOWN_ENVIRONMENT, f"no environment named '{name}'", Span("environments"),
-                                           "environments: " + ", ".join(project.environments)) for name in unknown])
+        require_environments(project, only)
         resolved = [r for r in resolved if r.name in only]
     base_env = normalise_base(project)
     base = Compiled(base_env, *reversed(render_stages(base_env)))

@@ -19,7 +19,7 @@ import yaml
 
 from kompile.errors import Code, Diagnostic, KompileError, Span
 from kompile.merge import app_settings, effective_spec
-from kompile.project import Project, load_project
+from kompile.project import Project, load_project, require_environments
 from kompile.spec import IMAGE_DIGEST, IMAGE_TAG, check_no_latest
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -40,15 +40,14 @@ def set_image(root: Path, environment: str, tag: str | None, digest: str | None)
     """Pin `environment` to exactly this tag and/or digest (what is not given is removed)."""
     _check_reference(tag, digest)
     project = load_project(root)
-    _known(project, environment)
+    require_environments(project, [environment])
     return _pin(project, environment, {"tag": tag, "digest": digest})
 
 
 def promote(root: Path, source: str, target: str) -> Edit:
     """Give `target` the image (tag and digest) that `source` runs."""
     project = load_project(root)
-    _known(project, source)
-    _known(project, target)
+    require_environments(project, [source, target])
     image, _ = effective_spec(project, source)
     image = image.get("image") or {}
     if not image.get("tag") and not image.get("digest"):
@@ -80,12 +79,6 @@ def _check_reference(tag: str | None, digest: str | None) -> None:
         problems.append(Diagnostic(Code.INVALID_VALUE, f"'{digest}' is not an image digest", None, "sha256:<64 hex digits>"))
     if problems:
         raise KompileError(problems)
-
-
-def _known(project: Project, name: str) -> None:
-    if name not in project.environments:
-        raise KompileError([Diagnostic(Code.UNKNOWN_ENVIRONMENT, f"no environment named '{name}'", Span("environments"),
-                                       "environments: " + ", ".join(project.environments))])
 
 
 def _pin(project: Project, environment: str, wanted: dict[str, str | None]) -> Edit:

@@ -53,6 +53,14 @@ class Project:
         return self._manifests[rel]
 
 
+def require_environments(project: Project, names) -> None:
+    """K310 for every name that is not an environment of the project."""
+    unknown = [name for name in names if name not in project.environments]
+    if unknown:
+        raise KompileError([Diagnostic(Code.UNKNOWN_ENVIRONMENT, f"no environment named '{name}'", Span(ENVIRONMENTS_DIR),
+                                       "environments: " + ", ".join(project.environments)) for name in unknown])
+
+
 def read_input(root: Path, rel: str, span: Span | None, inputs: dict[str, str]) -> str:
     data = read_bytes(root, rel, span)
     # Line endings do not change what a spec means (a Windows checkout may have CRLF).
