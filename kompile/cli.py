@@ -131,6 +131,33 @@ def schema(
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but problems.")]
 
 
+def _plan_build(root: Path, only=None, force: bool = False, progress=None):
+    """(output, plan) of a build, nothing written yet; KompileError when it cannot be done."""
+    from kompile.compiler import compile_project
+    from kompile.write import plan_write
+
+    output = compile_project(root, only, keep_objects=False, progress=progress)
+    return output, plan_write(root, output.files, output.owned, output.inputs, force)
+
+
+def _apply_build(root: Path, plan) -> None:
+    """Write a planned build, warning first when the output folders hold uncommitted changes."""
+    from kompile.git import uncommitted_outputs
+    from kompile.write import apply_plan
+
+    if not plan.is_noop:
+        dirty = uncommitted_outputs(root)
+        if dirty:
+            print(f"warning: {len(dirty)} output file(s) have uncommitted changes (e.g. {dirty[0]}); "
+                  "kompile only replaces files it generated", file=sys.stderr)
+    apply_plan(root, plan)
+
+
+def _built(output, plan) -> str:
+    return (f"built {len(output.names)} environment(s): {len(plan.added)} added, {len(plan.changed)} changed, "
+            f"{len(plan.deletes)} removed, {len(plan.unchanged)} unchanged")
+
+
 def _progress(total_hint: int, quiet: bool):
     """A bar on a terminal when there are more than a few dozen environments to compile."""
     from kompile.report import ProgressBar
@@ -149,33 +176,23 @@ def build(
     quiet: Quiet = False,
 ) -> None:
     """Compile environments/ and write bases/, overlays/ and gitops/ (only files that changed)."""
-    from kompile.compiler import compile_project
     from kompile.errors import KompileError
-    from kompile.git import uncommitted_outputs
     from kompile.project import spec_paths
     from kompile.report import format_summary, summary_rows
-    from kompile.write import apply_plan, plan_write
 
     try:
         progress = _progress(len(env) if env else len(spec_paths(root)), quiet or format is Format.json)
-        output = compile_project(root, env or None, keep_objects=False, progress=progress)
-        plan = plan_write(root, output.files, output.owned, output.inputs, force)
+        output, plan = _plan_build(root, env or None, force, progress)
     except KompileError as exc:
         _fail(exc, root, format)
-    if not plan.is_noop:
-        dirty = uncommitted_outputs(root)
-        if dirty:
-            print(f"warning: {len(dirty)} output file(s) have uncommitted changes (e.g. {dirty[0]}); "
-                  "kompile only replaces files it generated", file=sys.stderr)
-    apply_plan(root, plan)
+    _apply_build(root, plan)
     rows = summary_rows(output.names, output.object_counts, len(output.base.objects), plan)
     if format is Format.json:
         print(json.dumps({"environments": rows, "added": len(plan.added), "changed": len(plan.changed),
                           "removed": len(plan.deletes), "unchanged": len(plan.unchanged)}, indent=2))
     elif not quiet:
         print(format_summary(rows))
-        print(f"built {len(output.names)} environment(s): {len(plan.added)} added, {len(plan.changed)} changed, "
-              f"{len(plan.deletes)} removed, {len(plan.unchanged)} unchanged")
+        print(_built(output, plan))
 
 
 @app.command()
@@ -213,10 +230,8 @@ def check(
 
 def _edit_and_build(root: Path, make_edit, no_build: bool) -> None:
     """Write a spec edit, then rebuild; when the build refuses the result, the spec is put back."""
-    from kompile.compiler import compile_project
     from kompile.edit import write_edit
     from kompile.errors import KompileError
-    from kompile.write import apply_plan, plan_write
 
     try:
         edit = make_edit()
@@ -230,19 +245,17 @@ def _edit_and_build(root: Path, make_edit, no_build: bool) -> None:
         print(f"{edit.path}: image updated (not built)")
         return
     try:
-        output = compile_project(root, keep_objects=False)
-        plan = plan_write(root, output.files, output.owned, output.inputs)
+        output, plan = _plan_build(root)
     except KompileError as exc:
-        from kompile.report import format_diagnostic
+        from kompile.report import format_diagnostic, use_colour
 
         for diagnostic in exc.diagnostics:  # shown against the edited file, before it is put back
-            print(format_diagnostic(diagnostic, root), file=sys.stderr)
+            print(format_diagnostic(diagnostic, root, use_colour(sys.stderr)), file=sys.stderr)
         write_edit(root, type(edit)(edit.path, edit.after, edit.before))
         print(f"the build refuses this change, so {edit.path} is back as it was; nothing else was written.", file=sys.stderr)
         raise typer.Exit(2) from None
-    apply_plan(root, plan)
-    print(f"{edit.path}: image updated; built {len(output.names)} environment(s): {len(plan.added)} added, "
-          f"{len(plan.changed)} changed, {len(plan.deletes)} removed, {len(plan.unchanged)} unchanged")
+    _apply_build(root, plan)
+    print(f"{edit.path}: image updated; {_built(output, plan)}")
 
 
 NoBuild = Annotated[bool, typer.Option("--no-build", help="Only edit the spec; do not rebuild the output.")]

@@ -204,7 +204,7 @@ def _object_fields(kind) -> tuple:
 
 
 def container_images(obj: dict) -> Iterable[tuple[str, Span]]:
-    pod = pod_spec(obj)
+    pod = _template_pod_spec(obj)
     if not isinstance(pod, dict):
         return
     for key in ("initContainers", "containers"):
@@ -215,8 +215,9 @@ def container_images(obj: dict) -> Iterable[tuple[str, Span]]:
                     yield container["image"], container.value_span("image")
 
 
-def pod_spec(obj: dict):
-    """The pod template's spec of a workload, or None."""
+def _template_pod_spec(obj: dict):
+    """The pod spec under spec.template of any kind, custom workloads (an Argo Rollout, say) included,
+    which transformers.pod_spec, knowing only built-in kinds, leaves out; or None."""
     body = obj.get("spec")
     if not isinstance(body, dict):
         return None
