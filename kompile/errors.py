@@ -73,6 +73,7 @@ class Code(enum.Enum):
     SECRET_OBJECT = "K602"
     HARDENING = "K603"  # a patch or an extra resource weakens the hardening
     OPT_OUT = "K604"  # a warning: the spec opts out of a hardening rule
+    UNCLASSIFIABLE = "K605"  # an object whose kind or shape kompile cannot check
     # Writing output
     FOREIGN_FILE = "K701"
     HAND_EDITED = "K702"

@@ -222,6 +222,12 @@ class Environment:
     gitops: GitOps | None
     sources: tuple[str, ...] = field(default=())  # the spec files it was compiled from
     where: Span | None = None  # its own spec, for problems found while rendering
+    # Where each setting of the merged spec was written ("network", "components.web", ...): what
+    # problems found in the objects a setting produced point at.
+    setting_spans: dict[str, Span] = field(default_factory=dict, compare=False)
+
+    def span_of(self, setting: str) -> Span | None:
+        return self.setting_spans.get(setting, self.where)
 
     @property
     def instance(self) -> str | None:

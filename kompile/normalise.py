@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from kompile.errors import Span
 from kompile.merge import app_settings
 from kompile.model import (
     Allowance,
@@ -81,13 +82,22 @@ def _environment(project: Project, settings: YMap, name: str | None, sources: tu
         security=_security(settings.get("security") or {}),
         rbac_rules=tuple(plain(rule) for rule in ((settings.get("rbac") or {}).get("rules") or ())),
         extra_objects=tuple(ExtraObject(plain(obj), obj.span)
-                            for rel in settings.get("extraResources") or () for obj in project.manifests(rel, None)),
+                            for rel in settings.get("extraResources") or () for obj in project.objects(rel, None)),
         patches=tuple(_patches(project, settings)),
         sealed_secrets=tuple(_sealed_secrets(project, settings, namespace)) if name else (),
         gitops=_gitops(project.app.spec.get("gitops")),
         sources=sources,
         where=settings.span,
+        setting_spans=_setting_spans(settings),
     )
+
+
+def _setting_spans(settings: YMap) -> dict[str, Span]:
+    spans = {key: settings.key_span(key) for key in settings}
+    components = settings.get("components")
+    if isinstance(components, YMap):
+        spans.update({f"components.{name}": components.key_span(name) for name in components})
+    return spans
 
 
 def _component(name: str, body: dict, gunicorn_grace: int) -> Component:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from kompile import spec
 from kompile.errors import Code, Collector, Diagnostic, KompileError, Span
+from kompile.k8s.kinds import is_list_kind
 from kompile.source import YMap, decode_utf8, describe, parse_document, parse_manifests, read_bytes
 
 ENVIRONMENTS_DIR = "environments"
@@ -51,6 +52,38 @@ class Project:
         if rel not in self._manifests:
             self._manifests[rel] = parse_manifests(read_input(self.root, rel, span, self.inputs), rel)
         return self._manifests[rel]
+
+    def objects(self, rel: str, span: Span | None) -> list[YMap]:
+        """The objects of a manifest file as kustomize reads them: every List (any kind ending in "List")
+        replaced by its items."""
+        return expand_lists(self.manifests(rel, span))
+
+
+def expand_lists(objects: list[YMap]) -> list[YMap]:
+    """kustomize's reading of Lists: a kind ending in "List" stands for its `items`, recursively (their
+    position is kept). One without `items` would vanish from kustomize's output: that is an error here."""
+    out: list[YMap] = []
+    pending = list(objects)
+    problems = Collector()
+    while pending:
+        obj = pending.pop(0)
+        if not is_list_kind(obj.get("kind")):
+            out.append(obj)
+            continue
+        items = obj.get("items")
+        if items is None:
+            if "items" not in obj:
+                problems.error(Code.EXTRA_RESOURCE, f"kind '{obj['kind']}' ends in 'List' but has no items: kustomize reads it as a "
+                               "list and would drop it", obj.value_span("kind"),
+                               "kustomize expands every kind ending in 'List' into its items; give it items: [...]")
+            continue
+        if not isinstance(items, list) or not all(isinstance(item, YMap) for item in items):
+            problems.error(Code.EXTRA_RESOURCE, f"{obj['kind']}: items must be a list of Kubernetes objects",
+                           obj.value_span("items"), "each item is an object with apiVersion, kind and metadata")
+            continue
+        pending[:0] = items
+    problems.raise_if_any()
+    return out
 
 
 def require_environments(project: Project, names) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kompile.errors import Code, Collector, Span
-from kompile.hardening import RULES
+from kompile.policy import RULES
 from kompile.source import YList, YMap, describe
 
 API_VERSION = "kompile.dev/v1alpha1"
@@ -565,6 +565,11 @@ GITOPS = Obj({
     "argocd": Field(Obj({
         "namespace": Field(NAME, "Namespace Argo CD runs in", default="argocd"),
         "applicationSet": Field(Bool(), "One ApplicationSet (list generator) instead of one Application per environment", default=False),
+        "allowKinds": Field(ListOf(Obj({
+            "group": Field(Str(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)?$", "an API group ('' for the core group)"),
+                           "API group ('' for the core group)", required=True),
+            "kind": Field(Str(r"^[A-Za-z]([-A-Za-z0-9]*[A-Za-z0-9])?$", "a kind such as ScaledObject"), "Kind", required=True),
+        })), "Kinds of extra resources the AppProject allows besides kompile's own (it never widens by itself)"),
     }), "Argo CD settings"),
     "flux": Field(Obj({
         "namespace": Field(NAME, "Namespace Flux runs in", default="flux-system"),

@@ -4,15 +4,19 @@ rendered. Every rule reports into one Collector so a run lists every problem at 
 from __future__ import annotations
 
 import difflib
+import math
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from kompile import spec
 from kompile.errors import Code, Collector, KompileError, Span
-from kompile.hardening import credential_in
-from kompile.k8s.transformers import TEMPLATES
+from kompile.k8s import kinds
+from kompile.k8s.transformers import image_name
 from kompile.merge import app_settings, effective_spec
+from kompile.policy.gate import image_problem
+from kompile.policy.plaintext import credential_in
+from kompile.policy.pods import Unclassifiable, pod_specs
+from kompile.policy.pods import containers as pod_containers
 from kompile.project import Project
 from kompile.source import YList, YMap, describe
 
@@ -142,9 +146,9 @@ def _check_plaintext(env: YMap, out: Collector) -> None:
                       "move it to secrets: (declared on the App) and seal the value with kubeseal")
 
 
-def _objects(project: Project, rel: str, span: Span, out: Collector) -> list[YMap]:
+def _objects(project: Project, rel: str, span: Span, out: Collector, expand: bool = False) -> list[YMap]:
     try:
-        return project.manifests(rel, span)
+        return project.objects(rel, span) if expand else project.manifests(rel, span)
     except KompileError as exc:
         out.add(exc.diagnostics)
         return []
@@ -152,16 +156,54 @@ def _objects(project: Project, rel: str, span: Span, out: Collector) -> list[YMa
 
 def _check_extra_resources(project: Project, settings: YMap, env: str | None, out: Collector) -> None:
     paths = settings.get("extraResources") or YList(settings.span)
+    argocd = _argocd_allowed_kinds(project)
+    app_image = (app_settings(project).get("image") or {}).get("repository")
     for index, rel in enumerate(paths):
-        for obj in _objects(project, rel, paths.item_span(index), out):
-            check_kubernetes_object(obj, out)
-            if obj.get("kind") == "Secret":
+        for obj in _objects(project, rel, paths.item_span(index), out, expand=True):
+            if not check_kubernetes_object(obj, out):
+                continue
+            kind = kinds.classify(obj["apiVersion"], obj["kind"])
+            if isinstance(kind, kinds.Unknown):
+                continue  # reported by check_kubernetes_object
+            if kind.group == "" and kind.name == "Secret":
                 out.error(Code.SECRET_OBJECT, "a Secret in extraResources would commit its value in plain text",
                           obj.value_span("kind"), "seal it with kubeseal and list it under sealedSecrets")
-            if settings.get("tier") == "production":
-                for image, where in container_images(obj):
-                    if "@" not in image:
-                        out.error(Code.PROD_DIGEST, f"image '{image}' is not pinned by digest (production)", where, IMAGE_FIELDS_HINT)
+            elif kind.group == "" and kind.name == "Namespace":
+                out.error(Code.EXTRA_RESOURCE, "an environment has one Namespace, the one kompile writes (spec.namespace)",
+                          obj.value_span("kind"), "remove it; set the environment's namespace with spec.namespace")
+            elif argocd is not None and (kind.group, kind.name) not in argocd:
+                out.error(Code.EXTRA_RESOURCE, f"the AppProject does not allow {kind.name} ({kind.group or 'core'} group): "
+                          "kompile never widens it by itself", obj.value_span("kind"),
+                          f"allow the kind in {project.app.rel}: gitops: {{argocd: {{allowKinds: [{{group: '{kind.group}', "
+                          f"kind: {kind.name}}}]}}}}")
+            production = settings.get("tier") == "production"
+            for container in _containers(obj, kind):
+                if isinstance(container.get("image"), str) and image_name(container["image"]) == app_image:
+                    continue  # the overlay retags the App's image with the environment's tag or digest
+                problem = image_problem(container.get("image"), production)
+                if problem is not None:
+                    code, message, hint = problem
+                    where = container.value_span("image") if "image" in container else container.span
+                    out.error(code, f"container '{container.get('name')}': {message}", where, hint)
+
+
+def _containers(obj: YMap, kind: kinds.Kind) -> list[YMap]:
+    try:
+        specs, _ = pod_specs(obj, kind)
+    except Unclassifiable:
+        return []  # the policy gate reports it
+    return [c for pod, _ in specs for _, c in pod_containers(pod) if isinstance(c, YMap)]
+
+
+def _argocd_allowed_kinds(project: Project) -> set[tuple[str, str]] | None:
+    """The kinds an extra resource may have when Argo CD syncs the output (None with Flux or no GitOps):
+    those kompile writes itself and those the App lists in gitops.argocd.allowKinds."""
+    gitops = project.app.spec.get("gitops")
+    if not isinstance(gitops, YMap) or gitops.get("tool") != "argocd":
+        return None
+    argocd = gitops.get("argocd") or {}
+    listed = {(str(k.get("group", "")), str(k.get("kind"))) for k in argocd.get("allowKinds") or () if isinstance(k, dict)}
+    return set(kinds.OWN_KINDS) | listed
 
 
 def check_kubernetes_object(obj: YMap, out: Collector) -> bool:
@@ -179,10 +221,35 @@ def check_kubernetes_object(obj: YMap, out: Collector) -> bool:
         out.error(Code.INVALID_NAME, f"{spec.shown(metadata['name'])} is not a valid object name", metadata.value_span("name"),
                   "object names are lower-case letters, digits, '-' and '.'")
     if len(out.items) == problems:
+        kind = kinds.classify(obj["apiVersion"], obj["kind"])
+        if isinstance(kind, kinds.Unknown):
+            what = "kind" if "kind" in kind.message else "apiVersion"
+            out.error(Code.UNCLASSIFIABLE, kind.message, obj.value_span(what), kind.hint)
+    if len(out.items) == problems:
         # What kompile (and kustomize's transformers) read or write in any object it passes on.
         explain = f"`kubectl explain {obj['kind'].lower()}` shows its fields"
-        check_fields(obj, _object_fields(obj["kind"]), Code.EXTRA_RESOURCE, out, missing_hint=explain, wrong_hint=explain)
+        check_fields(obj, _object_fields(obj["apiVersion"], obj["kind"]), Code.EXTRA_RESOURCE, out, missing_hint=explain,
+                     wrong_hint=explain)
+        _check_values(obj, out)
     return len(out.items) == problems
+
+
+def _check_values(node, out: Collector) -> None:
+    """Values no Kubernetes object can hold and kustomize stops at: infinite or not-a-number floats."""
+    if isinstance(node, YMap):
+        for key, value in node.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                out.error(Code.EXTRA_RESOURCE, f"{key}: {value} is not a number Kubernetes (or kustomize) can hold",
+                          node.value_span(key), "quote it if it is text")
+            elif isinstance(value, dict | list):
+                _check_values(value, out)
+    elif isinstance(node, YList):
+        for index, value in enumerate(node):
+            if isinstance(value, float) and not math.isfinite(value):
+                out.error(Code.EXTRA_RESOURCE, f"{value} is not a number Kubernetes (or kustomize) can hold",
+                          node.item_span(index), "quote it if it is text")
+            elif isinstance(value, dict | list):
+                _check_values(value, out)
 
 
 _METADATA_FIELDS = ((("metadata", "namespace"), str, False), (("metadata", "labels"), "strings", False),
@@ -194,40 +261,15 @@ _KIND_FIELDS = {
 }
 
 
-def _object_fields(kind) -> tuple:
+def _object_fields(api_version: str, kind: str) -> tuple:
     fields = list(_METADATA_FIELDS) + list(_KIND_FIELDS.get(kind, ()))
-    for path in TEMPLATES.get(kind, ()) if isinstance(kind, str) else ():
+    for path in kinds.template_label_paths(api_version, kind):
+        if path[-1] == []:
+            continue
         # The labels transformer writes into pod templates (includeTemplates): each step must be a mapping.
         fields += [(path[:end], dict, False) for end in range(1, len(path) + 1)]
         fields += [((*path, "metadata"), dict, False), ((*path, "metadata", "labels"), "strings", False)]
     return tuple(dict.fromkeys(fields))
-
-
-def container_images(obj: dict) -> Iterable[tuple[str, Span]]:
-    pod = _template_pod_spec(obj)
-    if not isinstance(pod, dict):
-        return
-    for key in ("initContainers", "containers"):
-        containers = pod.get(key)
-        if isinstance(containers, list):
-            for container in containers:
-                if isinstance(container, YMap) and isinstance(container.get("image"), str):
-                    yield container["image"], container.value_span("image")
-
-
-def _template_pod_spec(obj: dict):
-    """The pod spec under spec.template of any kind, custom workloads (an Argo Rollout, say) included,
-    which transformers.pod_spec, knowing only built-in kinds, leaves out; or None."""
-    body = obj.get("spec")
-    if not isinstance(body, dict):
-        return None
-    if obj.get("kind") == "Pod":
-        return body
-    if obj.get("kind") == "CronJob":
-        job = body.get("jobTemplate")
-        body = job.get("spec") if isinstance(job, dict) else None
-    template = body.get("template") if isinstance(body, dict) else None
-    return template.get("spec") if isinstance(template, dict) else None
 
 
 def _check_patches(project: Project, settings: YMap, out: Collector) -> None:

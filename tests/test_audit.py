@@ -1,38 +1,59 @@
-"""An audit of what clusters receive: every golden overlay, as `kubectl kustomize` builds it, checked
-with kompile's hardening rules (kompile/hardening.py) and the PSS "restricted" basics, object by object.
-(tests/test_checkov.py runs checkov over the same overlays.)"""
+"""An audit of what clusters receive: every golden overlay, as `kubectl kustomize` builds it (not as
+kompile models it), goes through kompile's policy gate, and keeps the PSS "restricted" basics checked
+here independently of the gate, object by object. (tests/test_checkov.py runs checkov over the same
+overlays.)"""
 
 from __future__ import annotations
+
+from functools import cache
 
 import pytest
 import yaml
 
-from kompile.hardening import check_object, plaintext_findings
-from kompile.k8s.transformers import pod_spec
+from kompile.compiler import Output, compile_project
+from kompile.k8s.kinds import classify
+from kompile.model import Tier
+from kompile.policy.gate import Scope, check_stream
+from kompile.policy.pods import pod_specs
 
 from conftest import GOLDEN, golden_overlays, kustomize_build
 
 OVERLAYS = golden_overlays()
+pytestmark = pytest.mark.kubectl
+
+
+@cache
+def output(case: str) -> Output:
+    return compile_project(GOLDEN / case / "input")
 
 
 @pytest.mark.parametrize(("case", "env"), OVERLAYS, ids=[f"{c}/{e}" for c, e in OVERLAYS])
 def test_what_kustomize_builds_keeps_the_hardening(case: str, env: str):
     objects = [o for o in yaml.safe_load_all(kustomize_build(GOLDEN / case / "expected" / "overlays" / env)) if o]
-    api_access = any(o["kind"] == "Role" for o in objects)
+    model = output(case).environments[env].env
+    scope = Scope(namespace=model.namespace, production=model.tier is Tier.PRODUCTION, api_access=bool(model.rbac_rules),
+                  default_deny=f"{model.app}-default-deny")
+    findings = [f for _, f in check_stream(objects, scope)
+                if f.rule is None or not any(a.covers(f.rule, f.object) for a in model.security.allow)]
+    assert findings == []
+    # The basics, without the gate:
     assert not [o for o in objects if o["kind"] == "Secret"]
     namespaces = [o for o in objects if o["kind"] == "Namespace"]
     assert len(namespaces) == 1
+    assert all(namespaces[0]["metadata"]["labels"][f"pod-security.kubernetes.io/{m}"] == "restricted"
+               for m in ("enforce", "audit", "warn"))
     deny = [o for o in objects if o["kind"] == "NetworkPolicy" and o["spec"].get("podSelector") == {}
             and set(o["spec"].get("policyTypes", ())) == {"Ingress", "Egress"} and not o["spec"].get("ingress")
             and not o["spec"].get("egress")]
     assert deny, "a default-deny policy for ingress and egress"
     pods = 0
     for obj in objects:
-        assert check_object(obj, api_access) == [], f"{obj['kind']}/{obj['metadata']['name']}"
-        assert plaintext_findings(obj) == []
-        pod = pod_spec(obj)
-        if pod is not None:
+        for pod, _ in pod_specs(obj, classify(obj["apiVersion"], obj["kind"]))[0]:
             pods += 1
             assert not any("hostPath" in v for v in pod.get("volumes", ()))
-            assert not any(c.get("securityContext", {}).get("privileged") for c in pod["containers"])
+            assert not any(pod.get(k) for k in ("hostNetwork", "hostPID", "hostIPC"))
+            for c in [*pod["containers"], *pod.get("initContainers", ())]:
+                context = c.get("securityContext", {})
+                assert not context.get("privileged") and context.get("allowPrivilegeEscalation") is False
+                assert context["capabilities"]["drop"] == ["ALL"] and not context["capabilities"].get("add")
     assert pods >= 1

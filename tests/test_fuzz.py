@@ -20,8 +20,10 @@ from hypothesis import strategies as st
 
 from kompile.compiler import compile_project
 from kompile.errors import KompileError
-from kompile.hardening import check_object, plaintext_findings
 from kompile.manifest import MANIFEST
+from kompile.model import Tier
+from kompile.overlay import read_overlay
+from kompile.policy.gate import Scope, check_stream
 from kompile.write import plan_write, write_tree
 
 from conftest import copy_example
@@ -57,19 +59,21 @@ HOSTILE_OPS = [
 ]
 
 
-def assert_hardened(output) -> None:
-    """What every compiled environment keeps, whatever the spec said (bar visible opt-outs)."""
+def assert_hardened(root: Path, output) -> None:
+    """What every compiled environment keeps, whatever the spec said (bar visible opt-outs), checked on the
+    overlays as written, read back by kompile's overlay reader (not the model the gate saw)."""
     for name, compiled in output.environments.items():
-        allow = compiled.env.security.allow
-        api_access = bool(compiled.env.rbac_rules)
-        kinds = [obj["kind"] for obj in compiled.objects]
+        env = compiled.env
+        objects = read_overlay(root, name)
+        allow = env.security.allow
+        kinds = [obj["kind"] for obj in objects]
         assert "Secret" not in kinds, name
         assert any(obj["kind"] == "NetworkPolicy" and obj["metadata"]["name"].endswith("-default-deny")
-                   for obj in compiled.objects), name
-        for obj in compiled.objects:
-            for finding in check_object(obj, api_access):
-                assert any(a.covers(finding.rule, finding.object) for a in allow), (name, finding)
-            assert not plaintext_findings(obj), (name, obj["kind"], obj["metadata"]["name"])
+                   for obj in objects), name
+        scope = Scope(namespace=env.namespace, production=env.tier is Tier.PRODUCTION, api_access=bool(env.rbac_rules),
+                      default_deny=f"{env.app}-default-deny")
+        for _, finding in check_stream(objects, scope):
+            assert finding.rule is not None and any(a.covers(finding.rule, finding.object) for a in allow), (name, finding)
 
 
 @FUZZ
@@ -102,7 +106,7 @@ def test_random_and_hostile_changes_build_hardened_or_fail_cleanly(data):
             assert not any((root / name).exists() for name in OUTPUTS), "nothing may be written on invalid input"
             return
         event("built")
-        assert_hardened(output)
+        assert_hardened(root, output)
         assert plan_write(root, output.files, output.owned, output.inputs).is_noop  # written whole
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -118,7 +122,9 @@ def test_the_fuzzer_reaches_both_outcomes(tmp_path: Path):
         doc["spec"]["patches"] = [{"target": {"kind": kind, "name": name}, "patch": [op]}]
         dev.write_text(yaml.safe_dump(doc, sort_keys=False))
         try:
-            assert_hardened(compile_project(root))
+            output = compile_project(root)
+            write_tree(root, output.files, output.owned, output.inputs)
+            assert_hardened(root, output)
             outcomes.add("built")
         except KompileError as exc:
             assert {d.code.value for d in exc.diagnostics} == {"K603"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from kompile.errors import Code, Diagnostic, KompileError, Span
 from kompile.k8s import meta
-from kompile.k8s.transformers import CLUSTER_SCOPED
+from kompile.k8s.kinds import KINDS
 from kompile.model import Environment
 
 API = "argoproj.io/v1alpha1"
@@ -67,10 +67,12 @@ def application_set(base: Environment, envs: list[Environment]) -> dict:
 
 
 def app_project(base: Environment, envs: list[Environment], deployed: set[tuple[str, str]]) -> dict:
-    """Least privilege: this repo, these destinations, and only the kinds kompile emits."""
+    """Least privilege: this repo, these destinations, and only the kinds deployed. Those are kompile's own
+    and, for extra resources, the ones gitops.argocd.allowKinds lists (validate refuses others), so a pull
+    request cannot widen the allow-list without saying so in the App."""
     kinds = sorted(deployed)
-    cluster = [{"group": g, "kind": k} for g, k in kinds if k in CLUSTER_SCOPED]
-    namespaced = [{"group": g, "kind": k} for g, k in kinds if k not in CLUSTER_SCOPED]
+    cluster = [{"group": g, "kind": k} for g, k in kinds if (g, k) in KINDS and not KINDS[(g, k)].namespaced]
+    namespaced = [{"group": g, "kind": k} for g, k in kinds if (g, k) not in KINDS or KINDS[(g, k)].namespaced]
     destinations = sorted((destination(e) for e in envs), key=lambda d: (d.get("server", ""), d.get("name", ""), d["namespace"]))
     return {"apiVersion": API, "kind": "AppProject",
             "metadata": {"name": base.app, "namespace": base.gitops.namespace, "labels": _labels(base.app)},

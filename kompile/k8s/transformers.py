@@ -6,36 +6,36 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-# Kinds the namespace transformer leaves alone.
-CLUSTER_SCOPED = frozenset({
-    "Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "PersistentVolume", "StorageClass",
-    "PriorityClass", "IngressClass", "RuntimeClass", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration",
-    "APIService", "CSIDriver", "VolumeSnapshotClass",
-})
-# Where the labels transformer also writes, with includeTemplates.
-TEMPLATES = {
-    "Deployment": (("spec", "template"),), "StatefulSet": (("spec", "template"),), "DaemonSet": (("spec", "template"),),
-    "ReplicaSet": (("spec", "template"),), "ReplicationController": (("spec", "template"),), "Job": (("spec", "template"),),
-    "CronJob": (("spec", "jobTemplate"), ("spec", "jobTemplate", "spec", "template")),
-}
+from kompile.k8s import kinds
+
 BINDINGS = ("RoleBinding", "ClusterRoleBinding")
-# Built-in kinds that never hold a container or a pod (nothing for the images transformer or a secret check).
-NO_PODS = frozenset({
-    "ConfigMap", "Secret", "Service", "ServiceAccount", "Namespace", "NetworkPolicy", "Role", "RoleBinding", "ClusterRole",
-    "ClusterRoleBinding", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Ingress", "LimitRange", "ResourceQuota",
-    "PersistentVolumeClaim", "SealedSecret",
-})
 
 
 def with_namespace(obj: dict, namespace: str) -> dict:
     """obj in `namespace` (the namespace transformer). Like every function here it returns a new object
-    that shares what it did not change with obj, which stays as it was."""
-    if obj["kind"] in CLUSTER_SCOPED:
-        return obj
+    that shares what it did not change with obj, which stays as it was. Kinds kustomize deems
+    cluster-scoped keep their metadata; an APIService's and a CRD conversion webhook's service follow."""
+    if not kinds.kustomize_namespaced(obj["apiVersion"], obj["kind"]):
+        return _with_service_namespace(obj, namespace)
     metadata = obj["metadata"]
     # The conventional order: name, namespace, then the rest.
     return {**obj, "metadata": {"name": metadata["name"], "namespace": namespace,
                                 **{k: v for k, v in metadata.items() if k not in ("name", "namespace")}}}
+
+
+def _with_service_namespace(obj: dict, namespace: str) -> dict:
+    group = kinds.group_of(obj["apiVersion"])
+    if obj["kind"] == "APIService" and group == "apiregistration.k8s.io":
+        return _update_in(obj, ("spec", "service"), lambda service: {**(service if isinstance(service, dict) else {}),
+                                                                     "namespace": namespace})
+    if obj["kind"] == "CustomResourceDefinition" and group == "apiextensions.k8s.io":
+        path = ("spec", "conversion", "webhook", "clientConfig", "service")
+        node = obj
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and "namespace" in node:
+            return _update_in(obj, path, lambda service: {**service, "namespace": namespace})
+    return obj
 
 
 def with_subject_namespaces(obj: dict, namespace: str, service_accounts: Mapping[str, str | None]) -> dict:
@@ -66,9 +66,22 @@ def with_labels(obj: dict, labels: dict[str, str], include_templates: bool) -> d
 
     obj = {**obj, "metadata": merged(obj["metadata"])}
     if include_templates:
-        for path in TEMPLATES.get(obj["kind"], ()):
-            obj = _update_in(obj, (*path, "metadata"), merged)
+        for path in kinds.template_label_paths(obj["apiVersion"], obj["kind"]):
+            if path[-1] == []:  # every item of a list (a StatefulSet's volumeClaimTemplates)
+                obj = _update_items(obj, path[:-1], merged)
+            else:
+                obj = _update_in(obj, (*path, "metadata"), merged)
     return obj
+
+
+def _update_items(node: dict, path: tuple[str, ...], change) -> dict:
+    items = node
+    for key in path:
+        items = items.get(key) if isinstance(items, dict) else None
+    if not isinstance(items, list):
+        return node
+    new = [{**item, "metadata": change(item.get("metadata"))} if isinstance(item, dict) else item for item in items]
+    return _update_in(node, path, lambda _: new)
 
 
 def _update_in(node: dict, path: tuple[str, ...], change) -> dict:
@@ -117,39 +130,33 @@ def with_images(node, name: str, new_name: str | None = None, new_tag: str | Non
     return node
 
 
-# Where built-in workloads keep their pod spec; the images transformer's other matches (any containers
-# list in a custom resource) are found by walking the whole object.
-POD_SPECS = {
-    "Pod": ("spec",), "Deployment": ("spec", "template", "spec"), "StatefulSet": ("spec", "template", "spec"),
-    "DaemonSet": ("spec", "template", "spec"), "ReplicaSet": ("spec", "template", "spec"),
-    "ReplicationController": ("spec", "template", "spec"), "Job": ("spec", "template", "spec"),
-    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
-}
-
-
 def pod_spec(obj: dict) -> dict | None:
-    """A built-in workload's pod spec (None for other kinds, or when it is malformed)."""
+    """A built-in workload's pod spec, where the kinds table says it is (None for other kinds, or when it
+    is malformed)."""
+    row = kinds.lookup(obj.get("apiVersion", ""), obj.get("kind")) if isinstance(obj.get("apiVersion"), str) else None
+    if row is None or not row.builtin or row.pod_spec is None:
+        return None
     node = obj
-    for key in POD_SPECS.get(obj.get("kind"), ()):
+    for key in row.pod_spec:
         node = node.get(key) if isinstance(node, dict) else None
-    return node if isinstance(node, dict) and obj.get("kind") in POD_SPECS else None
+    return node if isinstance(node, dict) else None
 
 
 def with_object_images(obj: dict, name: str, new_name: str | None, new_tag: str | None, digest: str | None) -> dict:
-    """with_images for a whole object, looking only where its kind keeps containers."""
-    if obj["kind"] in NO_PODS:
+    """with_images for a whole object: built-in kinds are looked at where they keep containers, any
+    other kind is walked whole (the images transformer retags every containers list it finds)."""
+    if kinds.holds_no_pods(obj["apiVersion"], obj["kind"]):
         return obj
-    path = POD_SPECS.get(obj["kind"])
-    if path is None or pod_spec(obj) is None:
-        return with_images(obj, name, new_name, new_tag, digest)
     spec = pod_spec(obj)
+    if spec is None:
+        return with_images(obj, name, new_name, new_tag, digest)
     new = dict(spec)
     for key in ("containers", "initContainers"):
         if isinstance(spec.get(key), list):
             new[key] = _same_or([_retag(item, name, new_name, new_tag, digest) for item in spec[key]], spec[key])
     if all(new[key] is spec[key] for key in spec):
         return obj
-    return _update_in(obj, path, lambda _: new)
+    return _update_in(obj, kinds.pod_spec_path(obj["apiVersion"], obj["kind"]), lambda _: new)
 
 
 def _same_or(new: list, old: list) -> list:

@@ -11,18 +11,11 @@ import copy
 import jsonpatch
 
 from kompile.errors import Code, Diagnostic, KompileError, Span
-from kompile.hardening import check_object, plaintext_findings
-from kompile.k8s import meta
+from kompile.k8s import kinds, meta
 from kompile.k8s.strategic import PatchError, apply_patch, as_kustomize_reads
-from kompile.k8s.transformers import (
-    NO_PODS,
-    pod_spec,
-    with_labels,
-    with_namespace,
-    with_object_images,
-    with_subject_namespaces,
-)
-from kompile.model import Environment, GitOpsTool, Patch
+from kompile.k8s.transformers import with_labels, with_namespace, with_object_images, with_subject_namespaces
+from kompile.model import Environment, GitOpsTool, Patch, Tier
+from kompile.policy.gate import Scope, check_stream
 from kompile.render.components import RENDERERS
 from kompile.render.context import build_context
 from kompile.render.shared import (
@@ -36,12 +29,7 @@ from kompile.render.shared import (
 
 # Argo CD applies a wave, waits until it is healthy, then starts the next: identity, config, secrets
 # and network policies first; then the migration Job (a Sync hook); then what runs the new release.
-ARGOCD_WAVES = {
-    "Namespace": "-1", "ServiceAccount": "-1", "Role": "-1", "RoleBinding": "-1", "ConfigMap": "-1",
-    "SealedSecret": "-1", "NetworkPolicy": "-1",
-    "Job": "0",
-    "Deployment": "1", "Service": "1", "Ingress": "1", "HorizontalPodAutoscaler": "1", "PodDisruptionBudget": "1",
-}
+# Each kind's wave is in the kinds table.
 ARGOCD_WAVE = "argocd.argoproj.io/sync-wave"
 ARGOCD_HOOK = {
     # Sync, not PreSync: on a first install a PreSync Job would run before its Secret exists.
@@ -49,6 +37,7 @@ ARGOCD_HOOK = {
     "argocd.argoproj.io/hook-delete-policy": "BeforeHookCreation",
 }
 FLUX_FORCE = {"kustomize.toolkit.fluxcd.io/force": "enabled"}  # a Job's template is immutable: recreate it
+
 
 def object_id_problem(obj) -> str | None:
     """Why obj is not an object kustomize can place (None when it is)."""
@@ -76,23 +65,32 @@ def render_stages(env: Environment) -> tuple[list[dict], list[dict]]:
 
     The first stage is what kompile builds, user patches applied: no namespace, only the App's image
     name, no instance label. The second is what the overlay's transformers (namespace, labels, images)
-    make of it. They share what the transformers leave alone, so keeping both costs little."""
+    make of it. They share what the transformers leave alone, so keeping both costs little. The second
+    stage is what the cluster receives, and every object of it goes through the policy gate."""
     ctx = build_context(env)
-    objects = [
-        *render_namespace(ctx),
-        *render_identity(ctx),
-        *render_config(ctx),
-        *render_sealed_secrets(ctx),
-        *render_default_deny(ctx),
-    ]
+    objects: list[dict] = []
+    origins: dict[tuple, Span] = {}  # object -> the setting, patch or manifest its problems point at
+
+    def add(rendered: list[dict], where: Span | None) -> None:
+        for obj in rendered:
+            is_policy = obj["kind"] == "NetworkPolicy" and "network" in env.setting_spans
+            origins[object_id(obj)] = env.span_of("network") if is_policy else where
+        objects.extend(rendered)
+
+    add(render_namespace(ctx), env.where)
+    add(render_identity(ctx), env.span_of("rbac"))
+    add(render_config(ctx), env.span_of("env"))
+    add(render_sealed_secrets(ctx), env.span_of("sealedSecrets"))
+    add(render_default_deny(ctx), env.where)
     for component in env.components:
-        objects.extend(RENDERERS[component.type](ctx, component))
-    objects.extend(render_migrate(ctx))
+        add(RENDERERS[component.type](ctx, component), env.span_of(f"components.{component.name}"))
+    add(render_migrate(ctx), env.span_of("migrate"))
     if env.gitops is not None:
         _annotate_for_gitops(objects, env.gitops.tool)
-    objects.extend(_extra_objects(env, objects))
-    touched: dict[tuple, Span] = {}
-    objects = [as_kustomize_reads(obj) for obj in _apply_patches(objects, env.patches, touched)]
+    for obj, where in _extra_objects(env, objects):
+        objects.append(obj)
+        origins[object_id(obj)] = where
+    objects = [as_kustomize_reads(obj) for obj in _apply_patches(objects, env.patches, origins)]
     if env.name is None:
         return objects, objects
     # No object has a namespace yet, as in the base's files. (An overlay's own ServiceAccount is written
@@ -100,8 +98,8 @@ def render_stages(env: Environment) -> tuple[list[dict], list[dict]]:
     # subject naming it in the wrong namespace on purpose, is not modelled.)
     accounts = {obj["metadata"]["name"]: None for obj in objects if obj["kind"] == "ServiceAccount"}
     deployed = [transform_for_environment(obj, env, accounts) for obj in objects]
-    check_secret_references(env, deployed)
-    check_what_the_spec_wrote(env, deployed, touched)
+    check_secret_references(env, deployed, origins)
+    check_deployed(env, deployed, origins)
     return objects, deployed
 
 
@@ -109,8 +107,9 @@ def _annotate_for_gitops(objects: list[dict], tool: GitOpsTool) -> None:
     for obj in objects:
         kind = obj["kind"]
         added: dict[str, str] = {}
-        if tool is GitOpsTool.ARGOCD and kind in ARGOCD_WAVES:
-            added[ARGOCD_WAVE] = ARGOCD_WAVES[kind]
+        row = kinds.lookup(obj["apiVersion"], kind)
+        if tool is GitOpsTool.ARGOCD and row is not None and row.wave is not None:
+            added[ARGOCD_WAVE] = row.wave
             if kind == "Job":
                 added.update(ARGOCD_HOOK)
         elif tool is GitOpsTool.FLUX and kind == "Job":
@@ -120,7 +119,7 @@ def _annotate_for_gitops(objects: list[dict], tool: GitOpsTool) -> None:
             metadata["annotations"] = dict(sorted({**metadata.get("annotations", {}), **added}.items()))
 
 
-def _extra_objects(env: Environment, generated: list[dict]) -> list[dict]:
+def _extra_objects(env: Environment, generated: list[dict]) -> list[tuple[dict, Span]]:
     taken = {object_id(obj) for obj in generated}
     extra = []
     for item in env.extra_objects:
@@ -131,12 +130,12 @@ def _extra_objects(env: Environment, generated: list[dict]) -> list[dict]:
             raise KompileError([Diagnostic(Code.EXTRA_RESOURCE, f"extra resource {kind}/{name} has the name of an object kompile "
                                            "generates", item.where, "change the generated object with spec.patches instead")])
         taken.add(object_id(obj))
-        extra.append(obj)
+        extra.append((obj, item.where))
     return extra
 
 
-def _apply_patches(objects: list[dict], patches: tuple[Patch, ...], touched: dict[tuple, Span]) -> list[dict]:
-    """objects with the user's patches applied; touched records, per object, the last patch that changed it."""
+def _apply_patches(objects: list[dict], patches: tuple[Patch, ...], origins: dict[tuple, Span]) -> list[dict]:
+    """objects with the user's patches applied; origins records, per object, the last patch that changed it."""
     for patch in patches:
         target = patch.target or {
             "kind": patch.body.get("kind"),
@@ -160,7 +159,7 @@ def _apply_patches(objects: list[dict], patches: tuple[Patch, ...], touched: dic
                                                f"({object_id_problem(patched) or 'its kind, API group or name'})", patch.where,
                                                "a patch changes an object's contents; add another object with extraResources")])
             objects[index] = patched
-            touched[object_id(patched)] = patch.where
+            origins[object_id(patched)] = patch.where
         if not matched:
             what = "/".join(str(target.get(k)) for k in ("kind", "name") if target.get(k))
             raise KompileError([Diagnostic(Code.PATCH, f"patch matches no object ({what})", patch.where,
@@ -208,31 +207,29 @@ def environment_labels(env: Environment) -> dict[str, str]:
     return {meta.INSTANCE: env.instance}
 
 
-def check_what_the_spec_wrote(env: Environment, objects: list[dict], touched: dict[tuple, Span]) -> None:
-    """kompile's own objects are hardened and secret-free by construction; patches and extra resources
-    are what a spec author writes, so those objects are checked against kompile/hardening.py. A finding
-    is an error unless the spec opts out of its rule (security.allow, with a reason)."""
-    written = {object_id(item.body): item.where for item in env.extra_objects if not object_id_problem(item.body)}
+def check_deployed(env: Environment, objects: list[dict], origins: dict[tuple, Span]) -> None:
+    """The policy gate on what the cluster receives. A finding is an error, at the setting, patch or
+    manifest the object came from, unless the spec opts out of its rule (security.allow, with a reason)."""
+    scope = Scope(namespace=env.namespace, production=env.tier is Tier.PRODUCTION, api_access=bool(env.rbac_rules),
+                  default_deny=f"{env.app}-default-deny")
     problems = []
-    for obj in objects:
-        where = touched.get(object_id(obj)) or written.get(object_id(obj))
-        if where is None:
+    for index, finding in check_stream(objects, scope):
+        if finding.rule is not None and any(a.covers(finding.rule, finding.object) for a in env.security.allow):
             continue
-        name = f"{obj['kind']}/{obj['metadata']['name']}"
-        for path, what in plaintext_findings(obj):
-            problems.append(Diagnostic(Code.PLAINTEXT_SECRET, f"{name}: {path} holds {what} in plain text", where,
-                                       "declare it under the App's secrets and seal its value with kubeseal"))
-        for finding in check_object(obj, api_access=bool(env.rbac_rules)):
-            if not any(allowance.covers(finding.rule, finding.object) for allowance in env.security.allow):
-                problems.append(Diagnostic(
-                    Code.HARDENING, f"{finding.object}: {finding.message} (rule {finding.rule})", where,
-                    f"keep the hardening, or opt out visibly: security: {{allow: [{{rule: {finding.rule}, "
-                    f"object: {finding.object}, reason: ...}}]}}"))
+        where = origins.get(object_id(objects[index])) if index >= 0 else None
+        where = where or env.where or Span(env.sources[-1])
+        if finding.rule is None:
+            problems.append(Diagnostic(finding.code, f"{finding.object}: {finding.message}", where, finding.hint))
+        else:
+            problems.append(Diagnostic(
+                finding.code, f"{finding.object}: {finding.message} (rule {finding.rule})", where,
+                f"keep the hardening, or opt out visibly: security: {{allow: [{{rule: {finding.rule}, "
+                f"object: {finding.object}, reason: ...}}]}}"))
     if problems:
         raise KompileError(problems)
 
 
-def check_secret_references(env: Environment, objects: list[dict]) -> None:
+def check_secret_references(env: Environment, objects: list[dict], origins: dict[tuple, Span]) -> None:
     """Every Secret a pod reads must be unsealed (or synced) by an object of the same environment."""
     provided = set()
     for obj in objects:
@@ -241,54 +238,23 @@ def check_secret_references(env: Environment, objects: list[dict]) -> None:
             provided.add(template_meta.get("name") or obj["metadata"]["name"])
         elif obj["kind"] == "ExternalSecret":
             provided.add(((obj.get("spec") or {}).get("target") or {}).get("name") or obj["metadata"]["name"])
-    # An extra resource's problem points at its manifest; a generated object's at the environment's spec.
-    written = {object_id(item.body): item.where for item in env.extra_objects if not object_id_problem(item.body)}
     problems = []
     for obj in objects:
-        if obj["kind"] in NO_PODS:
+        if kinds.holds_no_pods(obj["apiVersion"], obj["kind"]):
             continue
-        pod = pod_spec(obj)
-        for name in sorted(_pod_secret_names(pod) if pod is not None else _secret_names(obj)):
+        for name in sorted(_secret_names(obj)):
             if name not in provided:
                 problems.append(Diagnostic(
                     Code.SECRET_REFERENCE, f"{obj['kind']}/{obj['metadata']['name']} reads Secret '{name}', which nothing in "
-                    f"environment '{env.name}' provides", written.get(object_id(obj)) or env.where or Span(env.sources[-1]),
+                    f"environment '{env.name}' provides", origins.get(object_id(obj)) or env.where or Span(env.sources[-1]),
                     f"add sealedSecrets: {{{name}: ...}} to {env.sources[-1]}, or declare it under the App's secrets"))
     if problems:
         raise KompileError(problems)
 
 
-def _pod_secret_names(pod: dict) -> set[str]:
-    """The Secrets a pod spec reads: envFrom, env valueFrom, secret and projected volumes."""
-    found: set[str] = set()
-
-    def add(ref) -> None:
-        if isinstance(ref, dict) and isinstance(ref.get("name"), str):
-            found.add(ref["name"])
-
-    for key in ("initContainers", "containers", "ephemeralContainers"):
-        for container in _items(pod.get(key)):
-            for source in _items(container.get("envFrom")):
-                add(source.get("secretRef"))
-            for variable in _items(container.get("env")):
-                value_from = variable.get("valueFrom")
-                add(value_from.get("secretKeyRef") if isinstance(value_from, dict) else None)
-    for volume in _items(pod.get("volumes")):
-        secret = volume.get("secret")
-        if isinstance(secret, dict) and isinstance(secret.get("secretName"), str):
-            found.add(secret["secretName"])
-        projected = volume.get("projected")
-        for source in _items(projected.get("sources") if isinstance(projected, dict) else None):
-            add(source.get("secret"))
-    return found
-
-
-def _items(value) -> list[dict]:
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
-
-
 def _secret_names(node) -> set[str]:
-    """The same, anywhere in an object of a kind kompile does not know (a custom resource with pods)."""
+    """The Secrets an object's pods read (envFrom, env valueFrom, secret and projected volumes), wherever
+    they are in it: built-in workloads and custom resources alike."""
     found: set[str] = set()
     if isinstance(node, dict):
         for key, value in node.items():

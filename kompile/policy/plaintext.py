@@ -1,0 +1,194 @@
+"""Credentials in plain text, anywhere in an object.
+
+Every string of every object is scanned: values that are credentials whatever their key (URLs with a
+password, private keys, tokens with a known prefix), and values whose key names a credential (a
+mapping key, an env or header `name`, a `--flag=value` argument, a `KEY=value` or `key: value` line
+inside a string). Names such as `*_NAME`, `*_REF` or `*_FILE` point at a secret without holding one,
+and so do values that are plainly numbers, booleans, paths or `$(VAR)` references.
+SealedSecret ciphertext (`spec.encryptedData`) is the one place a sealed value belongs.
+
+Every pattern is linear-time, and results are remembered per (key, value), so a value repeated in a
+thousand environments is judged once.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Iterator
+
+_TOKENS = [
+    (r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----", "a private key"),
+    (r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b", "an AWS access key"),
+    (r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}|\bgithub_pat_[A-Za-z0-9_]{20,}", "a GitHub token"),
+    (r"\bglpat-[A-Za-z0-9_-]{20,}", "a GitLab token"),
+    (r"\bxox[abposr]-[A-Za-z0-9-]{10,}|\bxapp-[0-9]-[A-Za-z0-9-]{10,}|hooks\.slack\.com/services/T[A-Za-z0-9_/]{20,}",
+     "a Slack token"),
+    (r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}|\bwhsec_[A-Za-z0-9]{16,}", "a Stripe key"),
+    (r"\bAIza[0-9A-Za-z_-]{35}", "a Google API key"),
+    (r"\bGOCSPX-[A-Za-z0-9_-]{20,}", "a Google OAuth client secret"),
+    (r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{32,}", "an API key (OpenAI or Anthropic)"),
+    (r"\bnpm_[A-Za-z0-9]{36}\b", "an npm token"),
+    (r"\bpypi-AgE[A-Za-z0-9_-]{50,}", "a PyPI token"),
+    (r"\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}", "a SendGrid key"),
+    (r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}", "a JSON Web Token"),
+    (r"AccountKey=[A-Za-z0-9+/]{20,}", "an Azure storage key"),
+    (r"[?&]sig=[A-Za-z0-9%+/=]{20,}", "a signed URL's signature"),
+    (r"\bdjango-insecure-\S{20,}", "a Django secret key"),
+]
+_TOKEN = re.compile("|".join(f"(?P<t{i}>{pattern})" for i, (pattern, _) in enumerate(_TOKENS)))
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,30}://")
+_REFERENCE = re.compile(r"^(?:\$\([A-Za-z_][A-Za-z0-9_]*\)|\$\{[A-Za-z_][A-Za-z0-9_]*\})$")
+# Words of a key: FOO_BAR, foo-bar, foo.bar, fooBar and FOOBar all split into FOO and BAR.
+_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+STRONG = frozenset({"PASSWORD", "PASSWD", "PWD", "PASS", "PASSPHRASE", "SECRET", "SECRETS", "TOKEN", "TOKENS", "CREDENTIAL",
+                    "CREDENTIALS", "APIKEY", "PRIVATEKEY", "AUTHORIZATION", "BEARER"})
+# A key whose last word is one of these names a place or a property of a secret, not the secret.
+PLACE = frozenset({"NAME", "NAMES", "REF", "REFS", "SELECTOR", "PATH", "FILE", "FILES", "DIR", "DIRS", "FOLDER", "FIELD", "NAMESPACE", "KIND",
+                   "TYPE", "MOUNT", "TTL", "TIMEOUT", "LIFETIME", "EXPIRY", "EXPIRATION", "HEADER", "PREFIX", "ENABLED",
+                   "ENABLE", "REQUIRED", "LENGTH", "VERSION", "ALGORITHM", "ALG", "ROTATION", "STORE", "PROVIDER", "HASH",
+                   "CHECKSUM", "DIGEST", "ID", "URL", "URI", "ENDPOINT", "HOST", "PORT", "USER", "USERNAME", "REGION",
+                   "ENV", "VAR", "POLICY", "MODE", "SIZE", "COUNT", "INTERVAL", "SCOPE", "AUDIENCE", "ISSUER", "METHOD"})
+_HARMLESS = re.compile(r"(?:|[-+]?[0-9]{1,4}(?:\.[0-9]+)?|true|false|yes|no|on|off|null|none|/[A-Za-z0-9._/-]*(?:[:,]/[A-Za-z0-9._/-]*)*|<[^<>]*>)", re.IGNORECASE)
+_PLAIN_WORD = re.compile(r"[a-z]+(?:[_.-][a-z]+)*")  # `created_at`: a value a *_KEY setting may hold
+_KEY_NAME = re.compile(r"[A-Z][A-Z0-9_]*|[a-z][a-z._-]*")  # a camelCase field naming another key (secretKey: DB_PASSWORD)
+_LINE = re.compile(r"^[ \t]*(?:export[ \t]+)?([A-Za-z_][A-Za-z0-9_.-]{0,100})[ \t]*[:=][ \t]*(.*?)[ \t]*$", re.MULTILINE)
+_INLINE = re.compile(r"(?:^|[\s;&|])(?:--?)?([A-Za-z_][A-Za-z0-9_.-]{0,100})=([^\s;&|]+)")
+MAX_SCANNED = 1 << 16  # longer strings are scanned in their first 64 KiB (the YAML limits bound them anyway)
+
+_memo: dict[tuple[str, str], str | None] = {}
+
+
+def in_value(value: str) -> str | None:
+    """What credential a string holds whatever its key, or None."""
+    text = value[:MAX_SCANNED]
+    match = _TOKEN.search(text)
+    if match:
+        return _TOKENS[int(match.lastgroup[1:])][1]
+    if "://" in text and _url_password(text):
+        return "a URL with a password in it"
+    return None
+
+
+def _url_password(text: str) -> bool:
+    """scheme://user:password@host, whatever characters the password holds: the user information runs to
+    the last '@' before the next space. `host:8080/path@x` (a port, then a path) is not a password."""
+    for match in _SCHEME.finditer(text):
+        rest = text[match.end():]
+        end = len(rest)
+        for space in (" ", "\t", "\n", "\r"):
+            found = rest.find(space)
+            if found != -1:
+                end = min(end, found)
+        authority = rest[:end]
+        at = authority.rfind("@")
+        if at <= 0 or authority.startswith("["):
+            continue
+        user, colon, password = authority[:at].partition(":")
+        if not colon or not password or _REFERENCE.match(password):
+            continue
+        if re.match(r"[0-9]{1,5}(?:/|$)", password) and "/" in authority[:at]:
+            continue  # host:port/path@...: the '@' is in the path
+        return True
+    return False
+
+
+def words(key: str) -> list[str]:
+    return [w.upper() for w in _WORDS.findall(key)]
+
+
+def by_key(key: str, value: str) -> bool:
+    """Whether a value held under this key is a credential in plain text."""
+    names = words(key)
+    if not names or names[-1] in PLACE or _HARMLESS.fullmatch(value) or _REFERENCE.match(value):
+        return False
+    joined = "".join(names)
+    strong = any(w in STRONG for w in names) or any(s in joined for s in ("APIKEY", "PRIVATEKEY", "ACCESSKEY", "SECRETKEY"))
+    camel = "_" not in key and "-" not in key and "." not in key and key != key.upper() and key != key.lower()
+    if camel and _KEY_NAME.fullmatch(value):
+        return False  # a field naming the key of a secret, as External Secrets' secretKey: DB_PASSWORD does
+    if strong:
+        return True
+    # *_KEY (SIGNING_KEY, FERNET_KEY, STRIPE_KEY): a credential unless it is a plain word. A camelCase
+    # field (topologyKey: topology.kubernetes.io/zone) holds one only when the value has digits.
+    if camel and ("/" in value or not any(ch.isdigit() for ch in value)):
+        return False
+    return len(names) >= 2 and names[-1] == "KEY" and not _PLAIN_WORD.fullmatch(value)
+
+
+def credential_in(key: str, value: str) -> str | None:
+    """What credential a setting holds in plain text ("a private key", ...), or None."""
+    memo_key = (key, value)
+    if memo_key in _memo:
+        return _memo[memo_key]
+    what = in_value(value) or _embedded(value)
+    if what is None and by_key(key, value[:MAX_SCANNED]):
+        what = "what looks like a secret"
+    if len(_memo) > 100_000:
+        _memo.clear()
+    _memo[memo_key] = what
+    return what
+
+
+def _embedded(value: str) -> str | None:
+    """A credential in a file or command held in a string: `PASSWORD=x` or `password: x` lines, `--token=x`."""
+    if "=" not in value and ":" not in value:
+        return None
+    text = value[:MAX_SCANNED]
+    for pattern in (_LINE, _INLINE) if "\n" in text else (_INLINE, _LINE):
+        for match in pattern.finditer(text):
+            key, found = match.group(1), match.group(2).strip().strip("'\"")
+            if found and not any(ch in found for ch in "()[]{}") and by_key(key, found):
+                return f"'{key}' set in plain text"
+    return None
+
+
+def findings(obj: dict) -> list[tuple[str, str]]:
+    """(where, what) for every credential in plain text anywhere in the object."""
+    found: list[tuple[str, str]] = []
+    sealed = obj.get("kind") == "SealedSecret"
+    for path, key, value in _strings(obj, ""):
+        if sealed and path.startswith("spec.encryptedData."):
+            continue
+        what = credential_in(key, value)
+        if what:
+            found.append((path, what))
+    return found
+
+
+def _strings(node, path: str, key: str = "") -> Iterator[tuple[str, str, str]]:
+    """(path, the key naming it, string) for every string in node, keys included; binaryData decoded."""
+    if isinstance(node, dict):
+        for name, value in node.items():
+            here = f"{path}.{name}" if path else str(name)
+            if isinstance(name, str):
+                what = in_value(name)
+                if what:
+                    yield here, "", name
+            if path == "binaryData" and isinstance(value, str):
+                value = _decoded(value)
+            yield from _strings(value, here, str(name))
+    elif isinstance(node, list):
+        pairs = all(isinstance(item, dict) and isinstance(item.get("name"), str) for item in node)
+        flag = None
+        for index, item in enumerate(node):
+            here = f"{path}[{index}]"
+            if pairs and isinstance(item.get("value"), str):  # env variables, HTTP headers
+                yield f"{path}[{item['name']}]", item["name"], item["value"]
+                item = {k: v for k, v in item.items() if k not in ("name", "value")}
+            if isinstance(item, str):
+                # `--password hunter2`: the value after a flag is held under the flag's name.
+                yield here, flag or key, item
+                flag = item.lstrip("-") if item.startswith("-") and "=" not in item else None
+                continue
+            yield from _strings(item, here, key)
+    elif isinstance(node, str):
+        yield path, key, node
+
+
+def _decoded(value: str) -> str:
+    try:
+        return base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return value

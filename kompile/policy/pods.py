@@ -1,0 +1,204 @@
+"""Pod specs wherever they are, and the rules every one of them must keep.
+
+Where a kind keeps its pod spec comes from the kinds table. A custom resource kompile has no row for
+(an Argo Rollout of another version, a Knative Service, anything a CRD adds) is searched generically:
+every mapping that holds `containers`, `initContainers` or `ephemeralContainers` is a pod spec, and a
+container-like mapping (one with an `image`) outside any pod spec is a finding, because kompile cannot
+check what it will run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from kompile.k8s.kinds import Kind
+
+MIN_ID = 10000
+CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
+SAFE_SECCOMP = ("RuntimeDefault", "Localhost")
+SAFE_APPARMOR = ("RuntimeDefault", "Localhost")
+# pod-security-admission's allow-lists (policy/check_*.go). "latest" means the newest policy the cluster's
+# API server knows, so the sysctls are those the oldest Kubernetes kompile supports (1.30) deems safe.
+SAFE_SYSCTLS = frozenset({
+    "kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+})
+SELINUX_TYPES = frozenset({"", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"})
+VOLUME_TYPES = frozenset({"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "image", "persistentVolumeClaim",
+                          "projected", "secret"})
+APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
+
+Report = Callable[[str, str], None]  # (rule, message)
+
+
+class Unclassifiable(Exception):
+    """A pod spec or container list in a shape no API server accepts: kompile cannot tell what runs."""
+
+
+def _map(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value) -> list:
+    return value if isinstance(value, list) else []
+
+
+def pod_specs(obj: dict, kind: Kind) -> tuple[list[tuple[dict, dict]], list[str]]:
+    """(pod spec, its template's metadata) of every pod spec in obj, and the names of container-like
+    mappings found outside any (custom kinds only). Built-in kinds keep their pod spec where the table
+    says; custom kinds are searched. Unclassifiable when a pod spec is not a mapping."""
+    if kind.builtin:
+        if kind.pod_spec is None:
+            return [], []
+        node, parent = obj, obj
+        for key in kind.pod_spec:
+            if node is not None and not isinstance(node, dict):
+                raise Unclassifiable(f"{'.'.join(kind.pod_spec)} is not a mapping")
+            parent, node = node, (node or {}).get(key)
+        if node is None:
+            return [], []
+        if not isinstance(node, dict):
+            raise Unclassifiable(f"{'.'.join(kind.pod_spec)} is not a mapping")
+        return [(node, _map(parent.get("metadata")))], []
+    found: list[tuple[dict, dict]] = []
+    strays: list[str] = []
+    _search(obj, obj, found, strays, inside=False)
+    return found, strays
+
+
+def _search(node, parent, found: list, strays: list, inside: bool) -> None:
+    """Pod specs of a custom resource: mappings holding a container list (the mapping above one is the
+    template, whose metadata holds the pod's annotations), and container-like mappings outside them."""
+    if isinstance(node, dict):
+        holds = [key for key in CONTAINER_LISTS if key in node]
+        if holds:
+            for key in holds:
+                if not isinstance(node[key], list) or not all(isinstance(c, dict) for c in node[key]):
+                    raise Unclassifiable(f"'{key}' is not a list of containers")
+            found.append((node, _map(parent.get("metadata")) if isinstance(parent, dict) else {}))
+            inside = True
+        elif not inside and isinstance(node.get("image"), str):
+            strays.append(str(node.get("name", node["image"])))
+        for value in node.values():
+            if isinstance(value, dict | list):
+                _search(value, node, found, strays, inside)
+    elif isinstance(node, list):
+        for item in node:
+            _search(item, parent, found, strays, inside)
+
+
+def containers(pod: dict) -> Iterator[tuple[str, dict]]:
+    """(which list, container) for every container of a pod spec."""
+    for key in CONTAINER_LISTS:
+        for container in _list(pod.get(key)):
+            if isinstance(container, dict):
+                yield key, container
+
+
+def check_pod(pod: dict, template_metadata: dict, api_access: bool, report: Report) -> None:
+    """Pod Security Standards "restricted" (latest) and kompile's own rules on one pod spec."""
+    context = _map(pod.get("securityContext"))
+    if any(pod.get(key) is True for key in ("hostNetwork", "hostPID", "hostIPC")):
+        report("host-access", "the pod shares a host namespace (hostNetwork, hostPID or hostIPC)")
+    if pod.get("automountServiceAccountToken") is not False and not api_access:
+        report("service-account-token", "the pod mounts a ServiceAccount token (automountServiceAccountToken is not false)")
+    for volume in _list(pod.get("volumes")):
+        _check_volume(_map(volume), api_access, report)
+    _check_context(context, "the pod", report)
+    # Checked at the pod level on its own too: PSA refuses a pod-level false, Unconfined or 0 whatever the containers say.
+    if context.get("runAsNonRoot") is False:
+        report("non-root", "the pod allows root (securityContext.runAsNonRoot: false)")
+    user = context.get("runAsUser")
+    if user is not None and (not isinstance(user, int) or isinstance(user, bool) or user < MIN_ID):
+        report("non-root", f"the pod runs as user {user!r} (runAsUser must be at least {MIN_ID})")
+    sysctls = [_map(s).get("name") for s in _list(context.get("sysctls"))]
+    unsafe = [str(name) for name in sysctls if name not in SAFE_SYSCTLS]
+    if unsafe:
+        report("sysctls", f"the pod sets sysctls outside the safe set: {', '.join(unsafe)}")
+    annotations = _map(template_metadata.get("annotations"))
+    for key, value in annotations.items():
+        confined = value in ("", "runtime/default") or (isinstance(value, str) and value.startswith("localhost/"))
+        if isinstance(key, str) and key.startswith(APPARMOR_ANNOTATION) and not confined:
+            report("apparmor", f"annotation {key} is {value!r}; only runtime/default or localhost/<profile> keep AppArmor on")
+    for which, container in containers(pod):
+        _check_container(container, which, context, report)
+
+
+def _check_volume(volume: dict, api_access: bool, report: Report) -> None:
+    name = volume.get("name")
+    sources = [key for key in volume if key != "name"]
+    if "hostPath" in sources:
+        report("host-access", f"volume '{name}' mounts a path of the node (hostPath)")
+    others = [key for key in sources if key not in VOLUME_TYPES and key != "hostPath"]
+    if others:
+        report("volume-types", f"volume '{name}' is of type {', '.join(map(str, others))}, which \"restricted\" does not allow")
+    projected = _map(volume.get("projected"))
+    if not api_access and any("serviceAccountToken" in _map(source) for source in _list(projected.get("sources"))):
+        report("service-account-token", f"volume '{name}' projects a ServiceAccount token")
+
+
+def _handlers(container: dict) -> Iterator[tuple[str, dict]]:
+    """Probes and lifecycle hooks: the kubelet runs them, from the node."""
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        yield probe, _map(container.get(probe))
+    lifecycle = _map(container.get("lifecycle"))
+    for hook in ("postStart", "preStop"):
+        yield f"lifecycle.{hook}", _map(lifecycle.get(hook))
+
+
+def _check_context(context: dict, who: str, report: Report) -> None:
+    """The settings PSS restricts wherever a security context appears (pod or container)."""
+    windows = _map(context.get("windowsOptions"))
+    if windows.get("hostProcess") is True:
+        report("host-process", f"{who} is a Windows HostProcess (windowsOptions.hostProcess)")
+    selinux = context.get("seLinuxOptions")
+    if selinux is not None:
+        selinux = _map(selinux)
+        if selinux.get("type", "") not in SELINUX_TYPES or selinux.get("user") or selinux.get("role"):
+            report("selinux", f"{who} sets an SELinux user, role or type beyond container_t (seLinuxOptions)")
+    apparmor = context.get("appArmorProfile")
+    if apparmor is not None and _map(apparmor).get("type") not in SAFE_APPARMOR:
+        report("apparmor", f"{who} runs without an AppArmor profile (appArmorProfile.type is not RuntimeDefault or Localhost)")
+    seccomp = context.get("seccompProfile")
+    if seccomp is not None and _map(seccomp).get("type") not in SAFE_SECCOMP:
+        report("seccomp", f"{who} sets a seccomp profile other than RuntimeDefault or Localhost")
+
+
+def _check_container(container: dict, which: str, pod_context: dict, report: Report) -> None:
+    who = f"{'init container' if which == 'initContainers' else 'ephemeral container' if which == 'ephemeralContainers' else 'container'} " \
+          f"'{container.get('name')}'"
+    context = _map(container.get("securityContext"))
+
+    def effective(key):
+        return context[key] if context.get(key) is not None else pod_context.get(key)
+
+    _check_context(context, who, report)
+    user = effective("runAsUser")
+    if effective("runAsNonRoot") is not True or not isinstance(user, int) or isinstance(user, bool) or user < MIN_ID:
+        report("non-root", f"{who} may run as root or with a low user ID (runAsNonRoot true, runAsUser >= {MIN_ID})")
+    if context.get("allowPrivilegeEscalation") is not False:
+        report("privilege-escalation", f"{who} may gain privileges (allowPrivilegeEscalation is not false)")
+    capabilities = _map(context.get("capabilities"))
+    if "ALL" not in _list(capabilities.get("drop")) or capabilities.get("add"):
+        report("capabilities", f"{who} keeps or adds Linux capabilities (drop: [ALL], no add)")
+    if context.get("readOnlyRootFilesystem") is not True:
+        report("read-only-root", f"{who} can write to its root filesystem")
+    if _map(effective("seccompProfile")).get("type") not in SAFE_SECCOMP:
+        report("seccomp", f"{who} runs without the RuntimeDefault seccomp profile")
+    if context.get("privileged") is not None and context.get("privileged") is not False:
+        report("privileged", f"{who} is privileged")
+    if context.get("procMount") not in (None, "Default"):
+        report("proc-mount", f"{who} unmasks /proc (procMount: {context.get('procMount')})")
+    if any(_map(port).get("hostPort") for port in _list(container.get("ports"))):
+        report("host-access", f"{who} binds a port of the node (hostPort)")
+    for name, handler in _handlers(container):
+        if _map(handler.get("httpGet")).get("host") or _map(handler.get("tcpSocket")).get("host"):
+            report("host-access", f"{who}'s {name} reaches another host (httpGet or tcpSocket host)")
+    if which != "ephemeralContainers":  # the API gives ephemeral containers no resources
+        resources = _map(container.get("resources"))
+        for part in ("requests", "limits"):
+            missing = [r for r in ("cpu", "memory") if r not in _map(resources.get(part))]
+            if missing:
+                report("resources", f"{who} has no {part} for {' and '.join(missing)}")
