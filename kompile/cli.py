@@ -45,6 +45,13 @@ def main_options(
     """kompile: environment specs in, hardened Kustomize bases and overlays out."""
 
 
+def _warn(warnings, root: Path) -> None:
+    from kompile.report import format_diagnostic, use_colour
+
+    for warning in warnings:
+        print(format_diagnostic(warning, root, use_colour(sys.stderr)), file=sys.stderr)
+
+
 def _fail(exc, root: Path, fmt: Format = Format.text) -> None:
     from kompile.report import format_diagnostic, format_json, use_colour
 
@@ -64,22 +71,19 @@ def validate(root: Root = Path("."), format: FormatOption = Format.text) -> None
     """Check the specs and report every problem, with file, line and column. It compiles everything in
     memory (writing nothing), so whatever `build` would refuse, `validate` reports."""
     from kompile.compiler import compile_project
-    from kompile.errors import Code, Diagnostic, KompileError, Severity
-    from kompile.report import format_diagnostic, format_json, use_colour
+    from kompile.errors import KompileError
+    from kompile.report import format_json
 
     try:
         output = compile_project(root, keep_objects=False)
     except KompileError as exc:
         _fail(exc, root, format)
     # Every opt-out from the hardening is listed, every time: weakening is allowed only in plain sight.
-    opt_outs = [Diagnostic(Code.OPT_OUT, f"environment '{env}' opts out of {allowance.rule}"
-                           f"{' for ' + allowance.object if allowance.object else ' for every object'}: {allowance.reason}",
-                           allowance.where, severity=Severity.WARNING) for env, allowance in output.opt_outs]
+    opt_outs = output.warnings
     if format is Format.json:
         print(format_json(opt_outs))
         return
-    for warning in opt_outs:
-        print(format_diagnostic(warning, root, use_colour(sys.stderr)), file=sys.stderr)
+    _warn(opt_outs, root)
     count = len(output.names)
     print(f"ok: app {output.project.name}, {count} environment{'s' if count != 1 else ''} ({', '.join(output.names)})"
           + (f"; {len(opt_outs)} hardening opt-out{'s' if len(opt_outs) != 1 else ''}" if opt_outs else ""))
@@ -124,8 +128,12 @@ def schema(
     text = json.dumps(json_schema(), indent=2) + "\n"
     if output is None:
         sys.stdout.write(text)
-    else:
+        return
+    try:
         output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"kompile: cannot write {output}: {exc.strerror}", file=sys.stderr)
+        raise typer.Exit(2) from None
 
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but problems.")]
@@ -137,7 +145,7 @@ def _plan_build(root: Path, only=None, force: bool = False, progress=None):
     from kompile.write import plan_write
 
     output = compile_project(root, only, keep_objects=False, progress=progress)
-    return output, plan_write(root, output.files, output.owned, output.inputs, force)
+    return output, plan_write(root, output.files, output.owned, output.inputs, force, output.warnings)
 
 
 def _apply_build(root: Path, plan) -> None:
@@ -154,8 +162,10 @@ def _apply_build(root: Path, plan) -> None:
 
 
 def _built(output, plan) -> str:
+    opt_outs = len(output.warnings)
     return (f"built {len(output.names)} environment(s): {len(plan.added)} added, {len(plan.changed)} changed, "
-            f"{len(plan.deletes)} removed, {len(plan.unchanged)} unchanged")
+            f"{len(plan.deletes)} removed, {len(plan.unchanged)} unchanged"
+            + (f"; {opt_outs} hardening opt-out{'s' if opt_outs != 1 else ''}" if opt_outs else ""))
 
 
 def _progress(total_hint: int, quiet: bool):
@@ -183,14 +193,17 @@ def build(
     try:
         progress = _progress(len(env) if env else len(spec_paths(root)), quiet or format is Format.json)
         output, plan = _plan_build(root, env or None, force, progress)
+        _apply_build(root, plan)
     except KompileError as exc:
         _fail(exc, root, format)
-    _apply_build(root, plan)
     rows = summary_rows(output.names, output.object_counts, len(output.base.objects), plan)
     if format is Format.json:
         print(json.dumps({"environments": rows, "added": len(plan.added), "changed": len(plan.changed),
-                          "removed": len(plan.deletes), "unchanged": len(plan.unchanged)}, indent=2))
-    elif not quiet:
+                          "removed": len(plan.deletes), "unchanged": len(plan.unchanged),
+                          "warnings": [w.as_dict() for w in output.warnings]}, indent=2))
+        return
+    _warn(output.warnings, root)  # opt-outs are shown even with --quiet: weakening only in plain sight
+    if not quiet:
         print(format_summary(rows))
         print(_built(output, plan))
 
@@ -202,22 +215,24 @@ def check(
 ) -> None:
     """Exit 0 if the committed output is exactly what the specs produce, 1 if not (listing the files)."""
     from kompile.diff import unchanged_since_build
+    from kompile.errors import KompileError
+    from kompile.manifest import read_manifest, warning_diagnostics
 
     if not full and unchanged_since_build(root):
+        _warn(warning_diagnostics(read_manifest(root)), root)  # the opt-outs it was built with, listed every time
         print("ok: the output is up to date")
         return
     from kompile.compiler import compile_project
     from kompile.diff import compare_with_disk
-    from kompile.errors import KompileError
-    from kompile.manifest import read_manifest
     from kompile.write import next_manifest
 
     try:
         output = compile_project(root, keep_objects=False)
-        manifest = next_manifest(read_manifest(root), output.files, output.owned, output.inputs)
+        manifest = next_manifest(read_manifest(root), output.files, output.owned, output.inputs, output.warnings)
         changes = compare_with_disk(root, output.files, manifest, output.owned)
     except KompileError as exc:
         _fail(exc, root)
+    _warn(output.warnings, root)
     if not changes:
         print("ok: the output is up to date")
         return
@@ -254,7 +269,10 @@ def _edit_and_build(root: Path, make_edit, no_build: bool) -> None:
         write_edit(root, type(edit)(edit.path, edit.after, edit.before))
         print(f"the build refuses this change, so {edit.path} is back as it was; nothing else was written.", file=sys.stderr)
         raise typer.Exit(2) from None
-    _apply_build(root, plan)
+    try:
+        _apply_build(root, plan)
+    except KompileError as exc:
+        _fail(exc, root)
     print(f"{edit.path}: image updated; {_built(output, plan)}")
 
 
@@ -381,6 +399,10 @@ def main() -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except OSError as exc:  # the file system or the machine said no: not a bug, and not the specs
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"kompile: cannot go on:{where}: {exc.strerror or exc}", file=sys.stderr)
+        sys.exit(2)
     except Exception as exc:  # a bug: say so plainly, show the traceback only when asked
         if os.environ.get("KOMPILE_DEBUG"):
             raise

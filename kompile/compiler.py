@@ -11,12 +11,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kompile.errors import Code, Diagnostic, Severity
 from kompile.gitops import GITOPS, layout_gitops
 from kompile.layout import Compiled, base_dir, layout_base, layout_overlay, overlay_dir
-from kompile.model import Allowance, Environment
+from kompile.model import Environment
 from kompile.normalise import normalise_base, normalise_environment
 from kompile.project import Project, load_project, require_environments
 from kompile.render import render_stages
+from kompile.source import YMap
 from kompile.validate import validate_project
 
 
@@ -30,7 +32,7 @@ class Output:
     files: dict[str, bytes]
     owned: tuple[str, ...]  # folders whose generated files this output fully describes
     names: tuple[str, ...] = ()  # the environments compiled (environments holds their objects, when kept)
-    opt_outs: tuple[tuple[str, Allowance], ...] = ()  # (environment, opt-out from a hardening rule)
+    warnings: tuple[Diagnostic, ...] = ()  # every opt-out from the hardening, each time (K604)
     object_counts: dict[str, int] = field(default_factory=dict)  # environment -> objects it deploys
     partial: bool = False  # only some environments were compiled
 
@@ -69,9 +71,25 @@ def compile_project(root: Path, only: Sequence[str] | None = None, *, keep_objec
     else:
         files.update(layout_gitops(base_env, envs, kinds))
         owned = ("bases", "overlays", GITOPS)
-    opt_outs = tuple((env.name, allowance) for env in envs for allowance in env.security.allow)
     return Output(project, base, environments, dict(sorted(files.items())), owned, tuple(env.name for env in envs),
-                  opt_outs, counts, partial=bool(only))
+                  opt_out_warnings(project, envs), counts, partial=bool(only))
+
+
+def opt_out_warnings(project: Project, envs: list[Environment]) -> tuple[Diagnostic, ...]:
+    """Every way the specs weaken a promise on purpose, as warnings shown by validate, build and check:
+    security.allow entries, and the kinds gitops.argocd.allowKinds adds to the AppProject."""
+    warnings = [Diagnostic(Code.OPT_OUT, f"environment '{env.name}' opts out of {allowance.rule}"
+                           f"{' for ' + allowance.object if allowance.object else ' for every object'}: {allowance.reason}",
+                           allowance.where, severity=Severity.WARNING)
+                for env in envs for allowance in env.security.allow]
+    gitops = project.app.spec.get("gitops")
+    argocd = gitops.get("argocd") if isinstance(gitops, YMap) else None
+    kinds = argocd.get("allowKinds") if isinstance(argocd, YMap) else None
+    for index, entry in enumerate(kinds or ()):
+        warnings.append(Diagnostic(Code.OPT_OUT, f"the AppProject allows {entry.get('kind')} ({entry.get('group') or 'core'} "
+                                   "group) for extra resources: gitops.argocd.allowKinds lists it", kinds.item_span(index),
+                                   severity=Severity.WARNING))
+    return tuple(warnings)
 
 
 @dataclass(frozen=True)

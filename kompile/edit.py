@@ -20,6 +20,8 @@ import yaml
 from kompile.errors import Code, Diagnostic, KompileError, Span
 from kompile.merge import app_settings, effective_spec
 from kompile.project import Project, load_project, require_environments
+from kompile.safefs import Refused, Root
+from kompile.source import read_bytes
 from kompile.spec import IMAGE_DIGEST, IMAGE_TAG, check_no_latest
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -57,11 +59,14 @@ def promote(root: Path, source: str, target: str) -> Edit:
 
 
 def write_edit(root: Path, edit: Edit) -> None:
+    """Replace the spec file in one step (a temporary file renamed over it), never through a link."""
     if edit.changed:
-        target = root / edit.path
-        temporary = target.with_name(target.name + ".kompile-tmp")
-        temporary.write_bytes(edit.after.encode("utf-8"))
-        temporary.replace(target)
+        try:
+            with Root(root) as disk:
+                disk.write(edit.path, edit.after.encode("utf-8"))
+        except (OSError, Refused) as exc:
+            why = exc.why if isinstance(exc, Refused) else exc.strerror
+            raise KompileError([Diagnostic(Code.WRITE, f"cannot write {edit.path}: {why}", Span(edit.path))]) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -83,7 +88,7 @@ def _check_reference(tag: str | None, digest: str | None) -> None:
 
 def _pin(project: Project, environment: str, wanted: dict[str, str | None]) -> Edit:
     spec_file = project.environments[environment]
-    before = (project.root / spec_file.rel).read_bytes().decode("utf-8")
+    before = read_bytes(project.root, spec_file.rel).decode("utf-8")
     effective, _ = effective_spec(project, environment)
     current = effective.get("image") or {}
     if all(current.get(key) == value for key, value in wanted.items()):

@@ -54,6 +54,8 @@ class Code(enum.Enum):
     NO_ENVIRONMENTS = "K308"
     NAMESPACE_CLASH = "K309"
     UNKNOWN_ENVIRONMENT = "K310"
+    DUPLICATE_FILE = "K311"  # dev.yaml beside dev.yml
+    EXTENDS_DEPTH = "K312"
     # Meaning of a spec
     AUTOSCALING_BOUNDS = "K401"
     SCHEDULER_SCALING = "K402"
@@ -79,6 +81,7 @@ class Code(enum.Enum):
     HAND_EDITED = "K702"
     MANIFEST = "K703"
     GIT = "K704"
+    WRITE = "K705"  # the file system refused a write (no room, a name too long, permissions)
 
 
 @dataclass(frozen=True, slots=True)

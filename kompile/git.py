@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
+
+from kompile.safefs import Refused, Root, path_problem
 
 OUTPUT_FOLDERS = ("bases", "overlays", "gitops")
 
@@ -28,8 +31,11 @@ class GitError(Exception):
 
 
 def export_revision(root: Path, revision: str, destination: Path, skip: tuple[str, ...] = OUTPUT_FOLDERS) -> None:
-    """The files under root as they were at `revision`, written to destination (output folders left out)."""
-    import io
+    """The files under root as they were at `revision`, written to destination (output folders left out).
+
+    The archive is streamed, and written member by member under a handle on destination: files and
+    folders as they are, symbolic links as links (never followed; reading one is refused as in a
+    working tree), anything else skipped. A member that would leave destination is refused."""
     import tarfile
 
     prefix = _git(root, "rev-parse", "--show-prefix")
@@ -41,10 +47,37 @@ def export_revision(root: Path, revision: str, destination: Path, skip: tuple[st
         raise GitError(f"unknown revision '{revision}'")
     tree = f"{revision}:{prefix.stdout.strip()}"
     # From the top: in a subfolder, git archive would also filter by the working directory.
-    archive = _git(Path(top.stdout.strip()), "archive", "--format=tar", tree, text=False)
-    if archive is None or archive.returncode != 0:
-        message = archive.stderr.decode(errors="replace").strip() if archive is not None else "git not found"
-        raise GitError(f"cannot read {tree}: {message}")
-    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-        members = [m for m in tar.getmembers() if m.name.split("/", 1)[0] not in skip]
-        tar.extractall(destination, members=members, filter="data")
+    try:
+        process = subprocess.Popen(["git", "-C", top.stdout.strip(), "archive", "--format=tar", tree],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except OSError as exc:
+        raise GitError(f"cannot run git: {exc.strerror}") from None
+    try:
+        with tarfile.open(fileobj=process.stdout, mode="r|") as tar, Root(destination) as out:
+            for member in tar:
+                _extract(tar, member, out, skip)
+    except (tarfile.TarError, OSError, Refused) as exc:
+        process.kill()
+        raise GitError(f"cannot read {tree}: {exc}") from None
+    finally:
+        error = process.stderr.read().decode(errors="replace").strip() if process.stderr else ""
+        code = process.wait()
+    if code != 0:
+        raise GitError(f"cannot read {tree}: {error or 'git archive failed'}")
+
+
+MAX_EXPORTED_BYTES = 16 << 20  # larger files cannot be specs (1 MiB) or anything a spec names
+
+
+def _extract(tar, member, out: Root, skip: tuple[str, ...]) -> None:
+    name = member.name.rstrip("/")
+    if not name or name == "." or path_problem(name) or name.split("/", 1)[0] in skip:
+        return
+    if member.isdir():
+        out.folder(name, create=True)
+    elif member.isfile() and member.size <= MAX_EXPORTED_BYTES:
+        source = tar.extractfile(member)
+        out.write(name, source.read() if source is not None else b"")
+    elif member.issym():
+        folder, _, base = name.rpartition("/")
+        os.symlink(member.linkname, base, dir_fd=out.folder(folder, create=True))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from kompile.emit import emit_yaml, header
 from kompile.errors import Code, Diagnostic, KompileError, Span
+from kompile.k8s.meta import file_name
 from kompile.k8s.strategic import DIRECTIVE, PatchError, diff_patch
 from kompile.model import Environment
 from kompile.render import environment_labels, image_change, object_id
@@ -29,10 +30,6 @@ class Compiled:
     env: Environment
     objects: list[dict]
     untransformed: list[dict]
-
-
-def file_name(obj: dict) -> str:
-    return f"{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"
 
 
 def base_dir(app: str) -> str:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kompile import __version__
-from kompile.errors import Code, Diagnostic, KompileError, Span
+from kompile.errors import Code, Diagnostic, KompileError, Severity, Span
+from kompile.safefs import Refused, Root, path_problem
 
 MANIFEST = ".kompile-manifest.json"
 FORMAT = 1
@@ -31,6 +33,8 @@ class Manifest:
     # path -> the hashes of its acceptable contents: one normally; old and new while a build is writing,
     # so a build killed half way leaves a record that still owns every file it may have touched.
     files: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # The opt-outs the build listed (as Diagnostic.as_dict()), so `check` can list them without compiling.
+    warnings: tuple[dict, ...] = ()
 
     def owns(self, path: str, data: bytes) -> bool:
         return digest(data) in self.files.get(path, ())
@@ -38,24 +42,76 @@ class Manifest:
     def to_bytes(self) -> bytes:
         files = {path: hashes[0] if len(hashes) == 1 else list(hashes) for path, hashes in sorted(self.files.items())}
         body = {"format": FORMAT, "generator": self.generator, "inputs": dict(sorted(self.inputs.items())), "files": files}
+        if self.warnings:
+            body["warnings"] = list(self.warnings)
         return (json.dumps(body, indent=1) + "\n").encode()
 
 
+OUTPUT_FOLDERS = ("bases", "overlays", "gitops")
+_HASH = re.compile(r"[0-9a-f]{64}")
+MAX_MANIFEST_BYTES = 64 << 20
+
+
 def read_manifest(root: Path) -> Manifest | None:
-    path = root / MANIFEST
-    if not path.is_file():
-        return None
-    problem = None
+    """The committed manifest, or None when there is none. Every entry is checked before anything acts on
+    it: a forged manifest can make kompile refuse, never read or delete outside the output folders."""
     try:
-        body = json.loads(path.read_bytes())
-        if not isinstance(body, dict) or body.get("format") != FORMAT:
-            problem = f"unknown manifest format {body.get('format') if isinstance(body, dict) else None!r}"
-        else:
-            files = {}
-            for name, hashes in body["files"].items():
-                files[name] = (hashes,) if isinstance(hashes, str) else tuple(hashes)
-            return Manifest(generator=str(body.get("generator", "")), inputs=dict(body.get("inputs") or {}), files=files)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        problem = f"unreadable ({exc})"
-    raise KompileError([Diagnostic(Code.MANIFEST, f"{MANIFEST} is {problem}", Span(MANIFEST),
-                                   f"restore it from git (git checkout -- {MANIFEST}); kompile uses it to know which files it owns")])
+        with Root(root) as handle:
+            data = handle.read(MANIFEST, MAX_MANIFEST_BYTES)
+    except Refused as exc:
+        if exc.missing:
+            return None
+        raise _unreadable(exc.why) from None
+    except OSError as exc:
+        raise _unreadable(exc.strerror or str(exc)) from None
+    try:
+        body = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise _unreadable(f"not JSON ({exc})") from None
+    if not isinstance(body, dict) or body.get("format") != FORMAT:
+        raise _unreadable(f"of an unknown format {body.get('format') if isinstance(body, dict) else None!r}")
+    files, inputs = body.get("files"), body.get("inputs") or {}
+    if not isinstance(files, dict) or not isinstance(inputs, dict):
+        raise _unreadable("missing its files or inputs")
+    checked: dict[str, tuple[str, ...]] = {}
+    for path, hashes in files.items():
+        hashes = (hashes,) if isinstance(hashes, str) else hashes
+        problem = path_problem(path) or ("it is not under bases/, overlays/ or gitops/"
+                                         if path.split("/", 1)[0] not in OUTPUT_FOLDERS or "/" not in path else None)
+        if problem is None and not (isinstance(hashes, list | tuple) and hashes and all(isinstance(h, str) and _HASH.fullmatch(h)
+                                                                                          for h in hashes)):
+            problem = "its hashes are not SHA-256 hex digests"
+        if problem:
+            raise _unreadable(f"listing {path!r}, which kompile never writes ({problem})", _line_of(data, path))
+        checked[path] = tuple(hashes)
+    for path, recorded in inputs.items():
+        problem = path_problem(path) or (None if isinstance(recorded, str) and _HASH.fullmatch(recorded) else "not a hash")
+        if problem:
+            raise _unreadable(f"listing the input {path!r}, which kompile never reads ({problem})", _line_of(data, path))
+    warnings = body.get("warnings") or []
+    if not isinstance(warnings, list) or not all(isinstance(w, dict) and all(isinstance(v, str | int | None) for v in w.values())
+                                                 for w in warnings):
+        raise _unreadable("listing warnings that are not diagnostics")
+    return Manifest(generator=str(body.get("generator", "")), inputs=dict(inputs), files=checked, warnings=tuple(warnings))
+
+
+def warning_diagnostics(manifest: Manifest) -> list[Diagnostic]:
+    """The opt-outs a manifest recorded, as the build reported them."""
+    out = []
+    for item in manifest.warnings:
+        path, line, column = item.get("file"), item.get("line"), item.get("column")
+        span = Span(str(path), int(line or 0), int(column or 0)) if isinstance(path, str) else None
+        out.append(Diagnostic(Code.OPT_OUT, str(item.get("message", "")), span, item.get("hint"), Severity.WARNING))
+    return out
+
+
+def _line_of(data: bytes, path) -> int:
+    needle = json.dumps(path).encode()
+    index = data.find(needle)
+    return data.count(b"\n", 0, index) + 1 if index >= 0 else 0
+
+
+def _unreadable(problem: str, line: int = 0) -> KompileError:
+    return KompileError([Diagnostic(Code.MANIFEST, f"{MANIFEST} is {problem}" if not problem.startswith("listing")
+                                    else f"{MANIFEST} is refused: it is {problem}", Span(MANIFEST, line, 1 if line else 0),
+                                    f"restore it from git (git checkout -- {MANIFEST}); kompile uses it to know which files it owns")])

@@ -15,6 +15,8 @@ from kompile.source import YMap
 
 # The identity of an environment is never inherited through extends.
 NOT_INHERITED = ("namespace", "extends")
+# How many environments deep `extends` may go: enough for app -> dev -> preview -> a preview's variant.
+MAX_EXTENDS = 16
 
 
 def merge_maps(base: YMap, over: YMap) -> YMap:
@@ -71,6 +73,10 @@ def extends_chain(project: Project, name: str) -> list[str]:
                 f"did you mean '{close[0]}'?" if close else "known environments: " + ", ".join(project.environments))])
         if parent in chain:
             raise KompileError([_cycle(project, chain[chain.index(parent):])])
+        if len(chain) > MAX_EXTENDS:
+            raise KompileError([Diagnostic(
+                Code.EXTENDS_DEPTH, f"environment '{name}' extends through more than {MAX_EXTENDS} environments", where,
+                "start it from an environment nearer the App; long chains are hard to review")])
         chain.append(parent)
         current = project.environments[parent]
 
@@ -98,11 +104,22 @@ def app_settings(project: Project) -> YMap:
 
 
 def effective_spec(project: Project, name: str) -> tuple[YMap, list[str]]:
-    """The merged settings of environment `name`, and the chain of environments they came from."""
+    """The merged settings of environment `name`, and the chain of environments they came from. Each
+    environment's inheritable settings are merged once and reused by the environments that extend it,
+    so a repo's merging costs one merge per environment, however the chains run."""
     chain = extends_chain(project, name)
-    result = app_settings(project)
-    for env_name in chain:
-        skip = () if env_name == name else NOT_INHERITED
-        result = merge_maps(result, _layer(project.environments[env_name].spec, skip))
+    result = _inheritable(project, chain[:-1])
+    result = merge_maps(result, _layer(project.environments[name].spec, ()))
     result.pop("extends", None)
     return result, chain
+
+
+def _inheritable(project: Project, chain: list[str]) -> YMap:
+    """What the last environment of chain passes on (the App's settings for an empty chain)."""
+    if not chain:
+        return app_settings(project)
+    key = chain[-1]
+    if key not in project.inherited:
+        base = _inheritable(project, chain[:-1])
+        project.inherited[key] = merge_maps(base, _layer(project.environments[key].spec, NOT_INHERITED))
+    return project.inherited[key]

@@ -10,7 +10,16 @@ from pathlib import Path
 from kompile import spec
 from kompile.errors import Code, Collector, Diagnostic, KompileError, Span
 from kompile.k8s.kinds import is_list_kind
-from kompile.source import YMap, decode_utf8, describe, parse_document, parse_manifests, read_bytes
+from kompile.safefs import Refused, Root
+from kompile.source import (
+    YMap,
+    decode_utf8,
+    describe,
+    normalised,
+    parse_document,
+    parse_manifests,
+    read_bytes,
+)
 
 ENVIRONMENTS_DIR = "environments"
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -42,6 +51,7 @@ class Project:
     inputs: dict[str, str] = field(default_factory=dict)
     _manifests: dict[str, list[YMap]] = field(default_factory=dict)
     app_settings: YMap | None = None  # cached by merge.app_settings
+    inherited: dict[str, YMap] = field(default_factory=dict)  # cached by merge: what each environment passes on
 
     @property
     def name(self) -> str:
@@ -97,18 +107,45 @@ def require_environments(project: Project, names) -> None:
 def read_input(root: Path, rel: str, span: Span | None, inputs: dict[str, str]) -> str:
     data = read_bytes(root, rel, span)
     # Line endings do not change what a spec means (a Windows checkout may have CRLF).
-    inputs[rel] = hashlib.sha256(data.replace(b"\r\n", b"\n")).hexdigest()
+    inputs[normalised(rel)] = hashlib.sha256(data.replace(b"\r\n", b"\n")).hexdigest()
     return decode_utf8(data, rel)
 
 
 def spec_paths(root: Path) -> list[str]:
     """The spec files, as paths relative to root, in a stable order."""
-    folder = root / ENVIRONMENTS_DIR
-    if not folder.is_dir():
+    return spec_files(root)[0]
+
+
+def spec_files(root: Path) -> tuple[list[str], list[Diagnostic]]:
+    """The spec files, and the problems of the folder itself: two files for one name (dev.yaml and
+    dev.yml) is an error, kompile never picks one silently. Links and folders are listed: reading them
+    reports them."""
+    try:
+        with Root(root) as handle:
+            missing = handle.lstat(ENVIRONMENTS_DIR) is None
+            names = sorted(e.name for e in handle.listdir(ENVIRONMENTS_DIR))
+    except Refused as exc:
+        raise KompileError([Diagnostic(Code.PATH_OUTSIDE_ROOT, f"'{ENVIRONMENTS_DIR}/' is refused: {exc.why}", Span(ENVIRONMENTS_DIR),
+                                       "environments/ must be a folder of the repo, not a link")]) from None
+    except OSError as exc:
+        raise KompileError([Diagnostic(Code.NO_ENVIRONMENTS, f"cannot read {root}: {exc.strerror}", Span(ENVIRONMENTS_DIR),
+                                       "run kompile in the repo root, or pass --root")]) from None
+    if missing:
         raise KompileError([Diagnostic(Code.NO_ENVIRONMENTS, f"no '{ENVIRONMENTS_DIR}/' folder in {root}", Span(ENVIRONMENTS_DIR),
                                        "run kompile in the repo root, or pass --root")])
-    names = sorted(p.name for p in folder.iterdir() if p.suffix in SPEC_SUFFIXES and not p.name.startswith("."))
-    return [f"{ENVIRONMENTS_DIR}/{name}" for name in names]
+    problems: list[Diagnostic] = []
+    stems: dict[str, str] = {}
+    for name in names:
+        if not name.endswith(SPEC_SUFFIXES) or name.startswith("."):
+            continue
+        rel = f"{ENVIRONMENTS_DIR}/{name}"
+        stem = name.rsplit(".", 1)[0]
+        if stem in stems:
+            problems.append(Diagnostic(Code.DUPLICATE_FILE, f"{rel} and {stems[stem]} both define '{stem}'", Span(rel),
+                                       "keep one of them: kompile reads .yaml and .yml alike and will not choose"))
+            continue
+        stems[stem] = rel
+    return sorted(stems.values()), problems
 
 
 def load_project(root: Path) -> Project:
@@ -116,7 +153,9 @@ def load_project(root: Path) -> Project:
     out = Collector()
     inputs: dict[str, str] = {}
     files: list[SpecFile] = []
-    for rel in spec_paths(root):
+    paths, problems = spec_files(root)
+    out.add(problems)
+    for rel in paths:
         try:
             doc = parse_document(read_input(root, rel, None, inputs), rel)
         except KompileError as exc:

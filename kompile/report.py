@@ -8,6 +8,7 @@ import unicodedata
 from pathlib import Path
 
 from kompile.errors import Diagnostic
+from kompile.safefs import Refused, Root
 
 COLOURS = {"error": "\033[1;31m", "warning": "\033[1;33m", "caret": "\033[1;31m", "hint": "\033[36m", "where": "\033[1m"}
 RESET = "\033[0m"
@@ -42,11 +43,9 @@ def format_json(diagnostics) -> str:
 
 def _source_line(root: Path, path: str, line: int) -> str | None:
     try:
-        file = (root / path).resolve()
-        if not file.is_file() or root.resolve() not in file.parents or file.stat().st_size > (1 << 20):
-            return None
-        text = file.read_bytes().decode("utf-8").lstrip("\ufeff")
-    except (OSError, UnicodeDecodeError):  # not UTF-8 (K102): no line worth showing
+        with Root(root) as disk:
+            text = disk.read(path, 1 << 20).decode("utf-8").lstrip("\ufeff")
+    except (OSError, Refused, UnicodeDecodeError):  # a link, not UTF-8 (K102), gone: no line worth showing
         return None
     rows = text.splitlines()
     if not 1 <= line <= len(rows):

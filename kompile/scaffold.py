@@ -9,6 +9,7 @@ from pathlib import Path
 
 from kompile.errors import Code, Diagnostic, KompileError, Span
 from kompile.project import ENVIRONMENTS_DIR, SPEC_SUFFIXES
+from kompile.safefs import Refused, Root
 from kompile.spec import API_VERSION, DNS_LABEL, json_schema
 
 SCHEMA_FILE = "kompile.schema.json"
@@ -111,15 +112,24 @@ def scaffold(app: str, environments: list[str], gitops: str) -> dict[str, str]:
 
 
 def write_scaffold(root: Path, files: dict[str, str]) -> None:
-    """Write the scaffold, refusing (before writing anything) to overwrite any spec or schema."""
-    folder = root / ENVIRONMENTS_DIR
-    existing = sorted(p.name for p in folder.iterdir() if p.suffix in SPEC_SUFFIXES) if folder.is_dir() else []
-    taken = [path for path in files if (root / path).exists()]
-    if existing or taken:
-        where = f"{ENVIRONMENTS_DIR}/{existing[0]}" if existing else taken[0]
-        raise KompileError([Diagnostic(Code.FOREIGN_FILE, f"{where} already exists; kompile init starts a new repo", Span(where),
-                                       "run it in an empty folder (--root DIR), or edit the existing specs")])
-    for path, text in files.items():
-        target = root / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
+    """Write the scaffold, refusing (before writing anything) to overwrite any spec or schema, or to write
+    through a link. Each file is created exclusively, so one that appears meanwhile is not overwritten."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with Root(root) as disk:
+            existing = sorted(e.name for e in disk.listdir(ENVIRONMENTS_DIR) if e.name.endswith(SPEC_SUFFIXES))
+            taken = [path for path in files if disk.lstat(path) is not None]
+            if existing or taken:
+                where = f"{ENVIRONMENTS_DIR}/{existing[0]}" if existing else taken[0]
+                raise KompileError([Diagnostic(Code.FOREIGN_FILE, f"{where} already exists; kompile init starts a new repo",
+                                               Span(where), "run it in an empty folder (--root DIR), or edit the existing specs")])
+            for path, text in files.items():
+                disk.create(path, text.encode("utf-8"))
+    except Refused as exc:
+        raise KompileError([Diagnostic(Code.FOREIGN_FILE, f"{exc.rel}: {exc.why}", Span(exc.rel),
+                                       "kompile init writes only into plain folders of the repo")]) from None
+    except FileExistsError as exc:
+        raise KompileError([Diagnostic(Code.FOREIGN_FILE, f"{exc.filename or 'a file'} appeared while kompile init ran",
+                                       Span(ENVIRONMENTS_DIR), "run it again in an empty folder")]) from None
+    except OSError as exc:
+        raise KompileError([Diagnostic(Code.WRITE, f"cannot write in {root}: {exc.strerror}", Span(ENVIRONMENTS_DIR))]) from None

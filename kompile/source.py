@@ -9,8 +9,6 @@ alias expansion and nesting are bounded.
 
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path, PurePosixPath
 
 import yaml
@@ -18,6 +16,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from kompile.errors import Code, Collector, Diagnostic, KompileError, Span
+from kompile.safefs import Refused, Root
 
 MAX_FILE_BYTES = 1 << 20
 # Aliases are expanded while building; a "billion laughs" document stops here, in milliseconds.
@@ -35,8 +34,9 @@ _SCALAR_BUILDERS = {
     _STR: lambda node: node.value,
     "tag:yaml.org,2002:null": lambda node: None,
     "tag:yaml.org,2002:bool": _scalars.construct_yaml_bool,
-    "tag:yaml.org,2002:int": _scalars.construct_yaml_int,
-    "tag:yaml.org,2002:float": _scalars.construct_yaml_float,
+    # YAML 1.1's base-60 numbers (1:30 is 90) are text in YAML 1.2, which kustomize and kubectl read.
+    "tag:yaml.org,2002:int": lambda node: node.value if ":" in node.value else _scalars.construct_yaml_int(node),
+    "tag:yaml.org,2002:float": lambda node: node.value if ":" in node.value else _scalars.construct_yaml_float(node),
     # A date is kept as the text the user wrote: no field of a spec is a timestamp.
     "tag:yaml.org,2002:timestamp": lambda node: node.value,
 }
@@ -101,48 +101,40 @@ def check_relative_path(text: str) -> str | None:
 
 
 PATH_HINT = "write paths relative to the repo root (the folder that holds environments/), e.g. secrets/prod/shop-django.yaml"
+LINK_HINT = "kompile reads only files inside the repo, and never through a symbolic link; copy the file in instead"
 
 
-def resolve_inside(root: Path, rel: str, span: Span | None) -> Path:
-    """The real path of rel under root; refuses anything that leaves the root or is not a plain file."""
+def normalised(rel: str) -> str:
+    """A checked relative path without '.' components or doubled slashes (secrets/./a.yaml -> secrets/a.yaml)."""
+    return PurePosixPath(rel).as_posix()
+
+
+def read_bytes(root: Path, rel: str, span: Span | None = None) -> bytes:
+    """A regular file under root, never through a link at any component, at most 1 MiB."""
     where = span or Span(rel)
     problem = check_relative_path(rel)
     if problem:
         raise KompileError([Diagnostic(Code.PATH_OUTSIDE_ROOT, f"path '{rel}' is refused: {problem}", where, PATH_HINT)])
-    real_root = root.resolve()
     try:
-        # Not strict: a symlink out of the repo is refused whether or not its target exists.
-        real = (real_root / rel).resolve()
-    except (OSError, RuntimeError) as exc:  # symlink loops, permissions
-        raise KompileError([Diagnostic(Code.UNREADABLE, f"cannot read '{rel}': {exc}", where)]) from None
-    if real != real_root and real_root not in real.parents:
-        raise KompileError([Diagnostic(Code.PATH_OUTSIDE_ROOT,
-                                       f"path '{rel}' resolves outside the repo root (through a symlink)", where,
-                                       "kompile only reads files inside the repo; copy the file in instead of linking to it")])
-    if not real.exists():
-        raise KompileError([Diagnostic(Code.UNREADABLE, f"file '{rel}' does not exist", where, PATH_HINT)])
-    return real
-
-
-def read_bytes(root: Path, rel: str, span: Span | None = None) -> bytes:
-    """Read a file under root, refusing devices, directories and huge files."""
-    path = resolve_inside(root, rel, span)
-    where = span or Span(rel)
-    try:
-        info = os.stat(path)
-        if not stat.S_ISREG(info.st_mode):
-            raise KompileError([Diagnostic(Code.UNREADABLE, f"'{rel}' is not a regular file", where,
-                                               "point at a YAML file, not a folder or a device")])
-        if info.st_size > MAX_FILE_BYTES:
-            raise KompileError([Diagnostic(Code.UNREADABLE, f"'{rel}' is {info.st_size} bytes; the limit is 1 MiB",
-                                           where, "split it, or move what is not configuration out of the repo")])
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
+        with Root(root) as handle:
+            return handle.read(normalised(rel), MAX_FILE_BYTES)
+    except Refused as exc:
+        raise KompileError([refusal(rel, exc, where)]) from None
     except OSError as exc:
         raise KompileError([Diagnostic(Code.UNREADABLE, f"cannot read '{rel}': {exc.strerror}", where)]) from None
-    if len(data) > MAX_FILE_BYTES:
-        raise KompileError([Diagnostic(Code.UNREADABLE, f"'{rel}' is larger than 1 MiB", where)])
-    return data
+
+
+def refusal(rel: str, exc: Refused, where: Span) -> Diagnostic:
+    """What a refused read means to the person who named the path."""
+    if exc.missing:
+        return Diagnostic(Code.UNREADABLE, f"file '{rel}' does not exist", where, PATH_HINT)
+    if "symbolic link" in exc.why:
+        return Diagnostic(Code.PATH_OUTSIDE_ROOT, f"path '{rel}' is refused: {exc.rel} is a symbolic link", where, LINK_HINT)
+    if "limit" in exc.why or "larger" in exc.why:
+        return Diagnostic(Code.UNREADABLE, f"'{rel}' is larger than 1 MiB", where,
+                          "split it, or move what is not configuration out of the repo")
+    return Diagnostic(Code.UNREADABLE, f"cannot read '{rel}': {exc.why}", where,
+                      "point at a YAML file, not a folder or a device")
 
 
 def decode_utf8(data: bytes, rel: str) -> str:

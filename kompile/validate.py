@@ -500,17 +500,52 @@ def _check_production(settings: YMap, env: str, out: Collector) -> None:
                           where, "production pods state what they need and the most they may use")
 
 
+IN_CLUSTER = "in-cluster"
+# Ways of writing the cluster Argo CD and Flux run in. (Argo CD itself knows only the first two: the
+# others are not clusters it has, but they name the same one.)
+_IN_CLUSTER = {"in-cluster", "https://kubernetes.default.svc", "https://kubernetes.default.svc.cluster.local",
+               "https://kubernetes.default", "https://kubernetes"}
+
+
+def cluster_identity(cluster: str | None) -> str:
+    """One spelling per cluster: host in lower case, no default port, no trailing slash, the in-cluster
+    aliases as one. Two environments may share a namespace only on clusters that differ by this."""
+    if not cluster:
+        return IN_CLUSTER
+    text = cluster.strip()
+    if text.lower().startswith("https://"):
+        rest = text[len("https://"):]
+        host, _, path = rest.partition("/")
+        host = host.lower().removesuffix(":443").rstrip(".")
+        path = path.rstrip("/")
+        text = f"https://{host}" + (f"/{path}" if path else "")
+    return IN_CLUSTER if text.lower() in _IN_CLUSTER else text
+
+
 def _check_namespaces(project: Project, resolved: list[Resolved], out: Collector) -> None:
     seen: dict[tuple[str, str], str] = {}
+    spelled: dict[str, tuple[str, str]] = {}  # cluster identity -> (how it was first written, by which environment)
     for env in resolved:
-        key = (str(env.settings.get("cluster") or ""), env.namespace)
+        if env.name == "gitops":
+            out.error(Code.INVALID_NAME, "the environment name 'gitops' is kompile's: the GitOps root object is "
+                      f"'{project.name}-gitops'", project.environments[env.name].doc["metadata"].value_span("name"),
+                      "choose another name for this environment (rename its file too)")
+        written = str(env.settings.get("cluster") or "")
+        identity = cluster_identity(written)
+        first = spelled.setdefault(identity, (written, env.name))
+        if written and first[0] and written != first[0] and identity != IN_CLUSTER:
+            out.error(Code.NAMESPACE_CLASH, f"cluster {written} is written as {first[0]} by environment '{first[1]}'",
+                      env.settings.value_span("cluster"), "write each cluster the same way everywhere: Argo CD matches "
+                      "cluster addresses as written, so two spellings are two clusters to it")
+        key = (identity, env.namespace)
         if key in seen:
             explicit = "namespace" in env.settings.value_spans
             # A namespace nobody wrote is <app>-<environment>: point at the name it comes from.
             where = env.settings.value_span("namespace") if explicit else \
                 project.environments[env.name].doc["metadata"].value_span("name")
+            on = "" if identity == IN_CLUSTER and not written else f" on {written or identity}"
             out.error(Code.NAMESPACE_CLASH, f"environments '{seen[key]}' and '{env.name}' both deploy to namespace '{env.namespace}'"
-                      + (f" on {key[0]}" if key[0] else "") + ("" if explicit else f" ('{env.name}' by default)"), where,
+                      + on + ("" if explicit else f" ('{env.name}' by default)"), where,
                       "each environment needs a namespace of its own; one would prune the other's objects")
         else:
             seen[key] = env.name

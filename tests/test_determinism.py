@@ -17,7 +17,7 @@ import yaml
 
 from kompile import __version__
 from kompile.compiler import compile_project
-from kompile.emit import emit_yaml
+from kompile.emit import PurePythonDumper, emit_yaml
 
 from conftest import GOLDEN, REPO, copy_golden_input, golden_cases
 
@@ -25,12 +25,7 @@ CASES = golden_cases()
 TIMESTAMP = re.compile(rb"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 
 
-class PureSafeDumper(yaml.SafeDumper):
-    """PyYAML's pure-Python emitter, configured as kompile's own (no anchors or aliases)."""
-
-    def ignore_aliases(self, data) -> bool:
-        return True
-
+PureSafeDumper = PurePythonDumper  # PyYAML's pure-Python emitter, configured as kompile's own
 
 # Compiles every case given on the command line and prints {case: {path: sha256}} as JSON.
 HASH_SCRIPT = """

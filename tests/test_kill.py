@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from kompile.compiler import compile_project
+from kompile.safefs import TEMP
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from fleet import generate_fleet  # noqa: E402
@@ -79,4 +80,4 @@ def test_sigkill_at_any_moment_never_leaves_a_partial_file(tmp_path: Path):
     check = subprocess.run([sys.executable, "-m", "kompile", "check", "--root", str(root)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     assert {p: (root / p).read_bytes() for p in versions["b"]} == versions["b"]
-    assert not list(root.rglob("*.kompile-tmp")), "the last build cleans up what killed builds left"
+    assert not [p for p in root.rglob("*") if TEMP.fullmatch(p.name)], "the last build cleans up what killed builds left"

@@ -157,6 +157,7 @@ def test_symlinked_output_folder_leading_outside_is_refused(example, tmp_path):
 
 def test_interrupted_build_leftovers_are_owned_and_completed(example):
     """A build killed after recording its intent: the pending manifest owns old and new contents."""
+    from kompile.safefs import Root
     from kompile.write import plan_write, record_intent
 
     build(example)
@@ -164,7 +165,8 @@ def test_interrupted_build_leftovers_are_owned_and_completed(example):
     spec.write_text(spec.read_text().replace("--workers=3", "--workers=4"))
     output = compile_project(example)
     plan = plan_write(example, output.files, output.owned, output.project.inputs)
-    record_intent(example, plan)
+    with Root(example) as disk:
+        record_intent(disk, plan)
     first = next(iter(plan.writes))
     (example / first).write_bytes(plan.writes[first])  # as if killed right after the first rename
     # The next build, after yet another spec change, still recognises both versions as its own.

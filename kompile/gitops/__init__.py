@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from kompile.emit import emit_yaml, header
 from kompile.gitops import argocd, flux
+from kompile.k8s.meta import file_name
 from kompile.model import Environment, GitOpsTool
 
 GITOPS = "gitops"
@@ -28,12 +29,8 @@ def layout_gitops(base: Environment, envs: list[Environment], kinds: set[tuple[s
         managed, bootstrap = flux.render_flux(base, envs)
     head = header((base.sources[0], *(e.sources[-1] for e in envs)) if len(envs) < 6
                   else (base.sources[0], "environments/*.yaml"))
-    files = {f"{folder}/{_file_name(obj)}": emit_yaml(obj, head) for obj in managed}
-    files[f"{folder}/kustomization.yaml"] = emit_yaml({**KUSTOMIZATION, "resources": sorted(_file_name(o) for o in managed)}, head)
+    files = {f"{folder}/{file_name(obj)}": emit_yaml(obj, head) for obj in managed}
+    files[f"{folder}/kustomization.yaml"] = emit_yaml({**KUSTOMIZATION, "resources": sorted(file_name(o) for o in managed)}, head)
     files[f"{folder}/bootstrap.yaml"] = b"".join(
         emit_yaml(obj, head if index == 0 else "---\n") for index, obj in enumerate(bootstrap))
     return files
-
-
-def _file_name(obj: dict) -> str:
-    return f"{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"

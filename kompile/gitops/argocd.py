@@ -30,15 +30,20 @@ def destination(env: Environment) -> dict[str, str]:
     return {key: cluster, "namespace": env.namespace}
 
 
-def _spec(base: Environment, path: str, dest: dict) -> dict:
+def _spec(base: Environment, path: str, dest: dict, literal=lambda text: text) -> dict:
     gitops = base.gitops
     return {
         "destination": dest,
         "project": base.app,
         "revisionHistoryLimit": 10,
-        "source": {"path": path, "repoURL": gitops.repo_url, "targetRevision": gitops.revision},
+        "source": {"path": path, "repoURL": literal(gitops.repo_url), "targetRevision": literal(gitops.revision)},
         "syncPolicy": SYNC_POLICY,
     }
+
+
+def go_template_literal(text: str) -> str:
+    """Text an ApplicationSet's Go template prints as written: `{{` cannot start an action."""
+    return text.replace("{{", '{{ "{{" }}')
 
 
 def application(base: Environment, env: Environment) -> dict:
@@ -58,7 +63,7 @@ def application_set(base: Environment, envs: list[Environment]) -> dict:
                  key: destination(e)[key]} for e in envs]
     template = {
         "metadata": {"name": f"{base.app}-{{{{.env}}}}", "labels": _labels(base.app)},
-        "spec": _spec(base, "{{.path}}", {key: f"{{{{.{key}}}}}", "namespace": "{{.namespace}}"}),
+        "spec": _spec(base, "{{.path}}", {key: f"{{{{.{key}}}}}", "namespace": "{{.namespace}}"}, go_template_literal),
     }
     return {"apiVersion": API, "kind": "ApplicationSet",
             "metadata": {"name": base.app, "namespace": base.gitops.namespace, "labels": _labels(base.app)},

@@ -40,3 +40,9 @@ def object_meta(name: str, labels: dict[str, str], annotations: dict[str, str] |
 
 def resource(api_version: str, kind: str, metadata: dict, **body) -> dict:
     return {"apiVersion": api_version, "kind": kind, "metadata": metadata, **body}
+
+
+def file_name(obj: dict) -> str:
+    """The file an object is written to: `<kind>-<name>.yaml`, lower-case. Kinds and names are checked before
+    (one path component, no '/'); two objects with one file name are refused, never written over each other."""
+    return f"{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"

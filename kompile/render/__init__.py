@@ -12,6 +12,7 @@ import jsonpatch
 
 from kompile.errors import Code, Diagnostic, KompileError, Span
 from kompile.k8s import kinds, meta
+from kompile.k8s.meta import file_name
 from kompile.k8s.strategic import PatchError, apply_patch, as_kustomize_reads
 from kompile.k8s.transformers import with_labels, with_namespace, with_object_images, with_subject_namespaces
 from kompile.model import Environment, GitOpsTool, Patch, Tier
@@ -26,6 +27,7 @@ from kompile.render.shared import (
     render_namespace,
     render_sealed_secrets,
 )
+from kompile.safefs import MAX_NAME_BYTES
 
 # Argo CD applies a wave, waits until it is healthy, then starts the next: identity, config, secrets
 # and network policies first; then the migration Job (a Sync hook); then what runs the new release.
@@ -98,9 +100,33 @@ def render_stages(env: Environment) -> tuple[list[dict], list[dict]]:
     # subject naming it in the wrong namespace on purpose, is not modelled.)
     accounts = {obj["metadata"]["name"]: None for obj in objects if obj["kind"] == "ServiceAccount"}
     deployed = [transform_for_environment(obj, env, accounts) for obj in objects]
+    check_file_names(env, deployed, origins)
     check_secret_references(env, deployed, origins)
     check_deployed(env, deployed, origins)
     return objects, deployed
+
+
+def check_file_names(env: Environment, objects: list[dict], origins: dict[tuple, Span]) -> None:
+    """Each object gets a file of its own: a name no file system folds into another's (case, API groups) and
+    that fits in one path component."""
+    seen: dict[str, dict] = {}
+    problems = []
+    for obj in objects:
+        name = file_name(obj)
+        where = origins.get(object_id(obj)) or env.where or Span(env.sources[-1])
+        what = f"{obj['kind']}/{obj['metadata']['name']}"
+        if "/" in name or name.startswith(".") or len(name.encode()) > MAX_NAME_BYTES:
+            problems.append(Diagnostic(Code.EXTRA_RESOURCE, f"{what} cannot be written to a file of its own: '{name[:80]}' is "
+                                       f"not one file name of at most {MAX_NAME_BYTES} bytes", where, "shorten its name"))
+            continue
+        other = seen.setdefault(name.lower(), obj)
+        if other is not obj:
+            problems.append(Diagnostic(
+                Code.EXTRA_RESOURCE, f"{what} ({obj['apiVersion']}) and {other['kind']}/{other['metadata']['name']} "
+                f"({other['apiVersion']}) would be written to the same file, {name.lower()}", where,
+                "rename one of them: file names do not tell API groups or upper and lower case apart"))
+    if problems:
+        raise KompileError(problems)
 
 
 def _annotate_for_gitops(objects: list[dict], tool: GitOpsTool) -> None:

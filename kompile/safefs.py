@@ -1,0 +1,290 @@
+"""Files under the repo root, reached without ever following a symbolic link.
+
+Every path is walked one component at a time from a handle on the root (openat with O_NOFOLLOW), so a
+link anywhere on the way, planted before or during a run, is refused instead of followed. Reads take
+regular files only, bounded in size, and never block (a FIFO is refused, not opened for reading).
+Writes go to a new temporary file with an unpredictable name, created exclusively, then renamed over
+the target within the same folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import secrets
+import stat
+from collections.abc import Iterator
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+MAX_NAME_BYTES = 255  # one path component, on every file system kompile runs on
+MAX_PATH_BYTES = 4000
+TEMP = re.compile(r"\.kompile-[0-9a-f]{16}\.tmp")
+
+
+class Refused(Exception):
+    """A path kompile will not read or write; `why` says why in words a user can act on."""
+
+    def __init__(self, rel: str, why: str, missing: bool = False) -> None:
+        super().__init__(f"{rel}: {why}")
+        self.rel = rel
+        self.why = why
+        self.missing = missing
+
+
+def path_problem(rel: str) -> str | None:
+    """Why rel is not a normalised relative path under the root (None when it is). Pure."""
+    if not isinstance(rel, str) or not rel:
+        return "the path is empty"
+    if "\x00" in rel:
+        return "the path contains a NUL byte"
+    if "\\" in rel:
+        return "the path contains a backslash"
+    if rel.startswith("/"):
+        return "the path is absolute"
+    if len(rel.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
+        return f"the path is longer than {MAX_PATH_BYTES} bytes"
+    for part in rel.split("/"):
+        if part in ("", ".", ".."):
+            return "the path is not normalised (an empty, '.' or '..' component)"
+        if len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+            return f"a component of the path is longer than {MAX_NAME_BYTES} bytes"
+    return None
+
+
+def _parts(rel: str) -> list[str]:
+    problem = path_problem(rel)
+    if problem:
+        raise Refused(rel, problem)
+    return rel.split("/")
+
+
+class Root:
+    """A handle on the repo root. Use as a context manager; folder handles are cached a few at a time."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.path = os.fspath(root)
+        self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+        self._folders: dict[str, int] = {}
+
+    def __enter__(self) -> Root:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for fd in self._folders.values():
+            os.close(fd)
+        self._folders.clear()
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    # -- folders -------------------------------------------------------------------------------
+
+    def folder(self, rel: str, create: bool = False, created: list[str] | None = None) -> int:
+        """A handle on the folder rel ("" for the root), owned by this Root. Refused when a component is a
+        link or not a folder, or (without create) missing. Folders made are appended to `created`."""
+        if rel in self._folders:
+            return self._folders[rel]
+        parts = _parts(rel) if rel else []
+        fd = os.dup(self.fd)
+        for index, part in enumerate(parts):  # each step closes the handle it was given
+            fd = self._step(fd, part, "/".join(parts[:index + 1]), create, created)
+        if len(self._folders) >= 32:  # bounded: a build touches thousands of folders, one after another
+            os.close(self._folders.pop(next(iter(self._folders))))
+        self._folders[rel] = fd
+        return fd
+
+    def _step(self, fd: int, part: str, rel: str, create: bool, created: list[str] | None) -> int:
+        """The handle of `part` inside the folder fd; fd is closed, whatever happens."""
+        try:
+            child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+        except FileNotFoundError:
+            if not create:
+                os.close(fd)
+                raise Refused(rel, "no such folder", missing=True) from None
+            try:
+                os.mkdir(part, 0o777, dir_fd=fd)
+            except FileExistsError:
+                pass  # made meanwhile: opened below like any other
+            except OSError as exc:
+                os.close(fd)
+                raise Refused(rel, f"cannot create the folder: {exc.strerror}") from None
+            if created is not None:
+                created.append(rel)
+            try:
+                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                os.close(fd)
+                raise Refused(rel, _why(exc, rel, "folder")) from None
+        except OSError as exc:
+            why = _why(exc, rel, "folder")
+            try:
+                if stat.S_ISLNK(os.stat(part, dir_fd=fd, follow_symlinks=False).st_mode):
+                    why = "it is a symbolic link; kompile never follows links"
+            except OSError:
+                pass
+            os.close(fd)
+            raise Refused(rel, why) from None
+        os.close(fd)
+        return child
+
+    def forget(self, rel: str) -> None:
+        """Drop a cached folder handle (after the folder was removed)."""
+        fd = self._folders.pop(rel, None)
+        if fd is not None:
+            os.close(fd)
+
+    # -- entries --------------------------------------------------------------------------------
+
+    def lstat(self, rel: str) -> os.stat_result | None:
+        """The entry itself (a link is not followed), or None when there is none (or its folder is missing)."""
+        folder, _, name = rel.rpartition("/")
+        try:
+            return os.stat(name, dir_fd=self.folder(folder), follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        except Refused as exc:
+            if exc.missing:
+                return None
+            raise
+
+    def read(self, rel: str, limit: int) -> bytes:
+        """The bytes of a regular file, at most `limit` of them. Refused for links, folders, devices, FIFOs
+        and larger files; Refused(missing=True) when there is no such file."""
+        folder, _, name = rel.rpartition("/")
+        _parts(rel)
+        info = self.lstat(rel)
+        if info is None:
+            raise Refused(rel, "no such file", missing=True)
+        _regular(info, rel)
+        try:
+            fd = os.open(name, _READ_FLAGS, dir_fd=self.folder(folder))
+        except OSError as exc:
+            raise Refused(rel, _why(exc, rel, "file"), missing=exc.errno == errno.ENOENT) from None
+        try:
+            info = os.fstat(fd)
+            _regular(info, rel)
+            if info.st_size > limit:
+                raise Refused(rel, f"it is {info.st_size} bytes; the limit is {limit}")
+            data = b""
+            while len(data) <= limit:
+                chunk = os.read(fd, limit + 1 - len(data))
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            os.close(fd)
+        if len(data) > limit:
+            raise Refused(rel, f"it is larger than {limit} bytes")
+        return data
+
+    def listdir(self, rel: str) -> Iterator[os.DirEntry]:
+        """The entries of a folder (none when it is missing); links are listed, never followed."""
+        try:
+            fd = self.folder(rel)
+        except Refused as exc:
+            if exc.missing:
+                return iter(())
+            raise
+        return iter(list(os.scandir(fd)))
+
+    def walk_files(self, rel: str) -> Iterator[str]:
+        """Every entry under a folder that is not a folder, as paths relative to the root, sorted; links are
+        yielded (for the caller to refuse), not followed."""
+        for entry in sorted(self.listdir(rel), key=lambda e: e.name):
+            path = f"{rel}/{entry.name}" if rel else entry.name
+            if entry.is_dir(follow_symlinks=False):
+                yield from self.walk_files(path)
+            else:
+                yield path
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def stage(self, rel: str, data: bytes, created: list[str] | None = None) -> str:
+        """Write data to a new temporary file in rel's folder (made as needed); returns its name there."""
+        folder, _, _ = rel.rpartition("/")
+        fd = self.folder(folder, create=True, created=created)
+        temporary = f".kompile-{secrets.token_hex(8)}.tmp"
+        out = os.open(temporary, _CREATE_FLAGS, 0o666, dir_fd=fd)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(out, view):]
+        except BaseException:
+            os.close(out)
+            os.unlink(temporary, dir_fd=fd)
+            raise
+        os.close(out)
+        return temporary
+
+    def commit(self, rel: str, temporary: str) -> None:
+        """Rename a staged temporary file over rel, in one step: readers see the old bytes or the new."""
+        folder, _, name = rel.rpartition("/")
+        fd = self.folder(folder)
+        os.replace(temporary, name, src_dir_fd=fd, dst_dir_fd=fd)
+
+    def discard(self, rel_folder: str, temporary: str) -> None:
+        with contextlib.suppress(FileNotFoundError, Refused):
+            os.unlink(temporary, dir_fd=self.folder(rel_folder))
+
+    def write(self, rel: str, data: bytes) -> None:
+        """Stage and commit one file."""
+        self.commit(rel, self.stage(rel, data))
+
+    def create(self, rel: str, data: bytes) -> None:
+        """Write a new file; FileExistsError when there is one (or a link) already."""
+        folder, _, name = rel.rpartition("/")
+        fd = self.folder(folder, create=True)
+        out = os.open(name, _CREATE_FLAGS, 0o666, dir_fd=fd)
+        try:
+            os.write(out, data)
+        finally:
+            os.close(out)
+
+    def unlink(self, rel: str) -> None:
+        """Remove a regular file (never a link's target: a link itself is removed, as unlink does)."""
+        folder, _, name = rel.rpartition("/")
+        try:
+            os.unlink(name, dir_fd=self.folder(folder))
+        except FileNotFoundError:
+            pass
+        except Refused as exc:
+            if not exc.missing:
+                raise
+
+    def rmdir(self, rel: str) -> bool:
+        """Remove an empty folder; False when it is not empty (or not there)."""
+        parent, _, name = rel.rpartition("/")
+        self.forget(rel)
+        try:
+            os.rmdir(name, dir_fd=self.folder(parent))
+            return True
+        except (OSError, Refused):
+            return False
+
+
+def _regular(info: os.stat_result, rel: str) -> None:
+    if stat.S_ISLNK(info.st_mode):
+        raise Refused(rel, "it is a symbolic link; kompile never follows links")
+    if stat.S_ISDIR(info.st_mode):
+        raise Refused(rel, "it is a folder, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise Refused(rel, "it is not a regular file (a device, FIFO or socket)")
+
+
+def _why(exc: OSError, rel: str, what: str) -> str:
+    if exc.errno in (errno.ELOOP, errno.EMLINK):
+        return "it is a symbolic link; kompile never follows links"
+    if exc.errno == errno.ENOTDIR:
+        return f"it is a file where kompile needs a {what}" if what == "folder" else "a component of it is not a folder"
+    if exc.errno == errno.ENAMETOOLONG:
+        return "the name is too long for the file system"
+    if exc.errno == errno.ENOENT:
+        return f"no such {what}"
+    return exc.strerror or str(exc)
