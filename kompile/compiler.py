@@ -101,7 +101,7 @@ class _Result:
 
 
 def _compile_one(base: Compiled, env: Environment, keep_objects: bool) -> _Result:
-    untransformed, deployed = render_stages(env)
+    untransformed, deployed = render_stages(env, base.ids)
     compiled = Compiled(env, deployed, untransformed)
     kinds = {(obj["apiVersion"].rpartition("/")[0], obj["kind"]) for obj in deployed}
     return _Result(layout_overlay(base, compiled), kinds, len(deployed), compiled if keep_objects else None)

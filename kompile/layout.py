@@ -9,6 +9,7 @@ object of an environment shares: namespace, instance and version labels, and the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from kompile.emit import emit_yaml, header
 from kompile.errors import Code, Diagnostic, KompileError, Span
@@ -30,6 +31,11 @@ class Compiled:
     env: Environment
     objects: list[dict]
     untransformed: list[dict]
+
+    @cached_property
+    def ids(self) -> frozenset:
+        """The identities of the objects (of the base: what an overlay finds in bases/<app>/)."""
+        return frozenset(object_id(obj) for obj in self.untransformed)
 
 
 def base_dir(app: str) -> str:

@@ -69,12 +69,13 @@ class Project:
         return expand_lists(self.manifests(rel, span))
 
 
-def expand_lists(objects: list[YMap]) -> list[YMap]:
+def expand_lists(objects: list[YMap], problems: Collector | None = None) -> list[YMap]:
     """kustomize's reading of Lists: a kind ending in "List" stands for its `items`, recursively (their
-    position is kept). One without `items` would vanish from kustomize's output: that is an error here."""
+    position is kept). One without `items` would vanish from kustomize's output: that is an error here,
+    reported into problems (and the other objects returned) or raised."""
     out: list[YMap] = []
     pending = list(objects)
-    problems = Collector()
+    collector = problems if problems is not None else Collector()
     while pending:
         obj = pending.pop(0)
         if not is_list_kind(obj.get("kind")):
@@ -83,16 +84,17 @@ def expand_lists(objects: list[YMap]) -> list[YMap]:
         items = obj.get("items")
         if items is None:
             if "items" not in obj:
-                problems.error(Code.EXTRA_RESOURCE, f"kind '{obj['kind']}' ends in 'List' but has no items: kustomize reads it as a "
+                collector.error(Code.EXTRA_RESOURCE, f"kind '{obj['kind']}' ends in 'List' but has no items: kustomize reads it as a "
                                "list and would drop it", obj.value_span("kind"),
                                "kustomize expands every kind ending in 'List' into its items; give it items: [...]")
             continue
         if not isinstance(items, list) or not all(isinstance(item, YMap) for item in items):
-            problems.error(Code.EXTRA_RESOURCE, f"{obj['kind']}: items must be a list of Kubernetes objects",
+            collector.error(Code.EXTRA_RESOURCE, f"{obj['kind']}: items must be a list of Kubernetes objects",
                            obj.value_span("items"), "each item is an object with apiVersion, kind and metadata")
             continue
         pending[:0] = items
-    problems.raise_if_any()
+    if problems is None:
+        collector.raise_if_any()
     return out
 
 

@@ -17,7 +17,8 @@ from kompile.policy.gate import image_problem
 from kompile.policy.plaintext import credential_in
 from kompile.policy.pods import Unclassifiable, pod_specs
 from kompile.policy.pods import containers as pod_containers
-from kompile.project import Project
+from kompile.project import Project, expand_lists
+from kompile.safefs import MAX_NAME_BYTES
 from kompile.source import YList, YMap, describe
 
 SEALED_SECRET_API = "bitnami.com/v1alpha1"
@@ -148,10 +149,11 @@ def _check_plaintext(env: YMap, out: Collector) -> None:
 
 def _objects(project: Project, rel: str, span: Span, out: Collector, expand: bool = False) -> list[YMap]:
     try:
-        return project.objects(rel, span) if expand else project.manifests(rel, span)
+        manifests = project.manifests(rel, span)
     except KompileError as exc:
         out.add(exc.diagnostics)
         return []
+    return expand_lists(manifests, out) if expand else manifests
 
 
 def _check_extra_resources(project: Project, settings: YMap, env: str | None, out: Collector) -> None:
@@ -220,6 +222,10 @@ def check_kubernetes_object(obj: YMap, out: Collector) -> bool:
     elif not re.fullmatch(spec.DNS_SUBDOMAIN, metadata["name"]) or len(metadata["name"]) > 253:
         out.error(Code.INVALID_NAME, f"{spec.shown(metadata['name'])} is not a valid object name", metadata.value_span("name"),
                   "object names are lower-case letters, digits, '-' and '.'")
+    elif isinstance(obj.get("kind"), str) and len(f"{obj['kind']}-{metadata['name']}.yaml".encode()) > MAX_NAME_BYTES:
+        out.error(Code.INVALID_NAME, f"{spec.shown(metadata['name'])} is too long: kompile writes each object to a file "
+                  f"named <kind>-<name>.yaml, at most {MAX_NAME_BYTES} bytes", metadata.value_span("name"),
+                  f"shorten the name to at most {MAX_NAME_BYTES - len(obj['kind']) - 6} characters")
     if len(out.items) == problems:
         kind = kinds.classify(obj["apiVersion"], obj["kind"])
         if isinstance(kind, kinds.Unknown):

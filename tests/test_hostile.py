@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from kompile.compiler import compile_project
 from kompile.errors import Code, KompileError
@@ -43,3 +44,253 @@ def test_nothing_from_the_environment_reaches_the_output(tmp_path: Path):
     everything = b"".join(other.values())
     for value in ("mallory", "leak-me-if-you-can", "ghp_", str(tmp_path), "Kiritimati"):
         assert value.encode() not in everything
+
+
+# ---------------------------------------------------------------------------------------------
+# Paths: nothing read, written, renamed or deleted outside the repo or through a link, whatever the
+# manifest, the output folders or the temporary files hold.
+
+def kompile(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kompile", *args], capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): (p.read_bytes() if p.is_file() and not p.is_symlink() else b"<other>")
+            for p in sorted(root.rglob("*"))}
+
+
+def built(tmp_path: Path) -> Path:
+    from conftest import copy_example
+
+    root = copy_example(tmp_path / "repo")
+    assert kompile("build", "--root", str(root)).returncode == 0
+    return root
+
+
+@pytest.mark.parametrize("entry", ["../outside.txt", "/tmp/kompile-victim.txt", "overlays/../../outside.txt", "overlays//dev/x.yaml",
+                                   "overlays/./dev/x.yaml", "environments/app.yaml", "overlays"])
+def test_a_forged_manifest_makes_kompile_refuse_never_delete(tmp_path: Path, entry: str):
+    import hashlib
+    import json
+
+    root = built(tmp_path)
+    victim = tmp_path / "outside.txt"
+    victim.write_text("keep me\n")
+    manifest = root / ".kompile-manifest.json"
+    body = json.loads(manifest.read_text())
+    body["files"][entry] = hashlib.sha256(victim.read_bytes()).hexdigest()
+    manifest.write_text(json.dumps(body))
+    before = snapshot(root)
+    for command in (["build"], ["check"], ["check", "--full"]):  # (diff reads the overlays, not the manifest)
+        result = kompile(*command, "--root", str(root))
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert "error[K703]" in result.stderr and ".kompile-manifest.json" in result.stderr, result.stderr
+    assert victim.read_text() == "keep me\n"
+    assert snapshot(root) == before
+
+
+def test_a_symlink_in_an_output_path_is_never_written_through(tmp_path: Path):
+    root = built(tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "overlays/dev/patches").rename(root / "moved")
+    (root / "overlays/dev/patches").symlink_to(outside, target_is_directory=True)
+    spec = root / "environments/dev.yaml"
+    spec.write_text(spec.read_text().replace("replicas: 1}", "replicas: 2}", 1))
+    result = kompile("build", "--root", str(root))
+    assert result.returncode == 2 and "error[K701]" in result.stderr and "symbolic link" in result.stderr, result.stderr
+    assert list(outside.iterdir()) == []
+
+
+def test_an_obstacle_where_a_folder_belongs_stops_the_build_before_anything_changes(tmp_path: Path):
+    from conftest import copy_example
+
+    root = copy_example(tmp_path / "repo")
+    (root / "overlays").mkdir()
+    (root / "overlays/dev").write_text("not a folder\n")
+    before = snapshot(root)
+    result = kompile("build", "--root", str(root))
+    assert result.returncode == 2 and "overlays/dev" in result.stderr and "error[K701]" in result.stderr, result.stderr
+    assert snapshot(root) == before
+
+
+def test_a_planted_link_at_the_temporary_name_is_not_written_through(tmp_path: Path, monkeypatch):
+    """Temporary files are created exclusively (O_EXCL, O_NOFOLLOW): a link waiting at the name makes the
+    build refuse; the link's target is untouched and nothing visible changes."""
+    import secrets
+
+    from kompile.write import write_tree
+
+    from conftest import copy_example
+
+    root = copy_example(tmp_path / "repo")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    (root / "bases/shop").mkdir(parents=True)
+    (root / "bases/shop/.kompile-0000000000000000.tmp").symlink_to(victim)
+    monkeypatch.setattr(secrets, "token_hex", lambda n: "0" * (2 * n))
+    output = compile_project(root)
+    with pytest.raises(KompileError) as caught:
+        write_tree(root, output.files, output.owned, output.inputs)
+    assert {d.code for d in caught.value.diagnostics} == {Code.WRITE}
+    assert victim.read_text() == "keep me\n"
+    assert not (root / ".kompile-manifest.json").exists()
+    assert sorted(p.name for p in (root / "bases/shop").iterdir()) == [".kompile-0000000000000000.tmp"]
+
+
+def test_a_full_disk_while_staging_changes_nothing_visible(tmp_path: Path, monkeypatch):
+    import errno
+
+    from kompile.write import write_tree
+
+    from conftest import copy_example
+
+    root = copy_example(tmp_path / "repo")
+    output = compile_project(root)
+    write_tree(root, output.files, output.owned, output.inputs)
+    spec = root / "environments/app.yaml"
+    spec.write_text(spec.read_text().replace("--workers=3", "--workers=4"))
+    before = snapshot(root)
+    output = compile_project(root)
+    real_write, calls = os.write, []
+
+    def failing_write(fd, data):
+        calls.append(fd)
+        if len(calls) > 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", failing_write)
+    with pytest.raises(KompileError) as caught:
+        write_tree(root, output.files, output.owned, output.inputs)
+    monkeypatch.undo()
+    assert [d.code for d in caught.value.diagnostics] == [Code.WRITE]
+    assert "No space left" in caught.value.diagnostics[0].message
+    assert snapshot(root) == before  # no temporary file left, the manifest as it was
+
+
+def test_committed_output_that_is_a_link_or_damaged_is_reported_not_followed(tmp_path: Path):
+    root = built(tmp_path)
+    secret = tmp_path / "secret.yaml"
+    secret.write_text("password: hunter2\n")
+    target = root / "overlays/dev/kustomization.yaml"
+    target.unlink()
+    target.symlink_to(secret)
+    check = kompile("check", "--full", "--root", str(root))
+    assert check.returncode == 1 and "overlays/dev/kustomization.yaml" in check.stdout, check.stdout + check.stderr
+    diff = kompile("diff", "--root", str(root))
+    assert diff.returncode == 2 and "error[K703]" in diff.stderr and "hunter2" not in diff.stdout + diff.stderr
+    # Damage: not YAML, not a kustomization, an alias bomb. Each is a positioned K703.
+    for text in ("resources: [\n", "resources: 5\n", "a: &a [x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                 + "".join(f"c{i}: &c{i} [" + ", ".join([f"*{'b' if i == 0 else f'c{i - 1}'}"] * 10) + "]\n" for i in range(8))):
+        target.unlink()
+        target.write_text(text)
+        diff = kompile("diff", "--root", str(root))
+        assert diff.returncode == 2 and "error[K703]" in diff.stderr and "overlays/dev/kustomization.yaml" in diff.stderr, diff.stderr
+        assert "Traceback" not in diff.stderr
+
+
+def test_diff_base_with_links_in_the_revision(tmp_path: Path):
+    """Links in an older revision, absolute or relative, are written as links and never followed."""
+    root = built(tmp_path)
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    git = ["git", "-C", str(root)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (root / "docs").mkdir()
+    (root / "docs/passwd").symlink_to("/etc/passwd")
+    (root / "docs/up").symlink_to("../../..", target_is_directory=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "links"], check=True, env=env)
+    spec = root / "environments/dev.yaml"
+    spec.write_text(spec.read_text().replace("replicas: 1}", "replicas: 2}", 1))
+    result = kompile("diff", "--base", "HEAD", "--root", str(root))
+    assert result.returncode == 1, result.stderr
+    assert "dev" in result.stdout and "Traceback" not in result.stderr
+    # A spec that was a link in the base revision is reported, at that revision.
+    (root / "environments/evil.yaml").symlink_to("/etc/passwd")
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "evil"], check=True, env=env)
+    (root / "environments/evil.yaml").unlink()
+    result = kompile("diff", "--base", "HEAD", "--root", str(root))
+    assert result.returncode == 2 and "at HEAD" in result.stderr and "symbolic link" in result.stderr, result.stderr
+
+
+def test_init_never_writes_through_a_link(tmp_path: Path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "environments").symlink_to(outside, target_is_directory=True)
+    result = kompile("init", "--root", str(root))
+    assert result.returncode == 2 and "symbolic link" in result.stderr, result.stderr
+    assert list(outside.iterdir()) == []
+    (root / "environments").unlink()
+    (root / "kompile.schema.json").symlink_to(outside / "schema.json")
+    result = kompile("init", "--root", str(root))
+    assert result.returncode == 2 and not (outside / "schema.json").exists(), result.stderr
+
+
+def test_a_file_system_error_is_a_clear_error_not_a_bug(tmp_path: Path):
+    result = kompile("schema", "-o", str(tmp_path / "nonexistent" / "x.json"))
+    assert result.returncode == 2 and "cannot write" in result.stderr and "bug" not in result.stderr, result.stderr
+
+
+def test_kustomize_builds_exactly_what_the_gate_checked_for_hostile_kinds(tmp_path: Path):
+    """Lists, custom kinds with pod templates and cluster-scoped kinds (opted out): what kubectl kustomize
+    emits is what kompile's model holds, so the gate saw what the cluster gets."""
+    from test_kustomize import object_differences
+
+    from conftest import copy_example, kustomize_build, write_files
+
+    root = copy_example(tmp_path / "repo")
+    (root / "k8s").mkdir()
+    (root / "k8s/extras.yaml").write_text(EXTRAS)
+    app = root / "environments/app.yaml"
+    app.write_text(app.read_text() + "    argocd:\n      allowKinds:\n"
+                   + "".join(f"        - {{group: {g}, kind: {k}}}\n" for g, k in
+                             (("argoproj.io", "Rollout"), ("keda.sh", "ScaledJob"), ("scheduling.k8s.io", "PriorityClass"))))
+    dev = root / "environments/dev.yaml"
+    dev.write_text(dev.read_text() + "  extraResources: [k8s/extras.yaml]\n  security:\n    allow:\n"
+                   "      - {rule: cluster-scoped, object: PriorityClass/shop-low, reason: the platform team asked for it}\n")
+    output = compile_project(root)
+    write_files(root, output.files)
+    built_objects = [doc for doc in yaml.safe_load_all(kustomize_build(root / "overlays/dev")) if doc]
+    assert not object_differences(output.environments["dev"].objects, built_objects, "kubectl kustomize")
+
+
+HARDENED_POD = """
+        automountServiceAccountToken: false
+        securityContext: {runAsNonRoot: true, runAsUser: 10001, seccompProfile: {type: RuntimeDefault}}
+        containers:
+          - name: main
+            image: ghcr.io/acme/shop:1.0
+            securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}, readOnlyRootFilesystem: true}
+            resources: {requests: {cpu: 10m, memory: 32Mi}, limits: {cpu: 100m, memory: 64Mi}}
+"""
+EXTRAS = f"""\
+apiVersion: v1
+kind: List
+items:
+  - apiVersion: argoproj.io/v1alpha1
+    kind: Rollout
+    metadata: {{name: shop-canary}}
+    spec:
+      selector: {{matchLabels: {{app: canary}}}}
+      template:
+        metadata: {{labels: {{app: canary}}}}
+        spec:{HARDENED_POD.replace(chr(10) + "        ", chr(10) + "          ")}
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledJob
+metadata: {{name: shop-batch}}
+spec:
+  jobTargetRef:
+    template:
+      spec:{HARDENED_POD.replace(chr(10) + "        ", chr(10) + "        ")}
+  triggers: [{{type: cron, metadata: {{timezone: UTC, start: "0 1 * * *", end: "0 2 * * *", desiredReplicas: "1"}}}}]
+---
+apiVersion: scheduling.k8s.io/v1
+kind: PriorityClass
+metadata: {{name: shop-low}}
+value: 10
+"""

@@ -203,6 +203,7 @@ subjects:
   - {kind: ServiceAccount, name: docs, namespace: default}
   - {kind: ServiceAccount, name: docs, namespace: elsewhere}
   - {kind: ServiceAccount, name: docs-reporter}
+  - {kind: ServiceAccount, name: docs-reporter, namespace: default}
   - {kind: ServiceAccount, name: default}
   - {kind: ServiceAccount, name: default, namespace: kube-system}
   - {kind: ServiceAccount, name: prometheus, namespace: monitoring}

@@ -81,9 +81,9 @@ def check_policies(policies: list[tuple[str, dict]], report: Callable[[str, str,
                                 report(name, "network-policy", f"{where} is open to every address ({block['cidr']})")
     for direction, found in blocks.items():
         for everything in _EVERYWHERE:
-            mine = [net for _, net in found if net.version == everything.version and net.prefixlen > 0]
-            if mine and list(ipaddress.collapse_addresses(mine)) == [everything]:
-                name = next(n for n, net in found if net in mine)
+            mine = [(n, net) for n, net in found if net.version == everything.version and net.prefixlen > 0]
+            if mine and list(ipaddress.collapse_addresses(net for _, net in mine)) == [everything]:
+                name = min(mine, key=lambda item: item[1].prefixlen)[0]  # the policy with the widest block
                 report(name, "network-policy", f"the {direction} ipBlocks together cover every {'IPv4' if everything.version == 4 else 'IPv6'} "
                        f"address ({everything})")
     return any(policy.get("kind") == "NetworkPolicy" and is_default_deny(policy) for _, policy in policies)

@@ -140,7 +140,7 @@ def _embedded(value: str) -> str | None:
         for match in pattern.finditer(text):
             key, found = match.group(1), match.group(2).strip().strip("'\"")
             if found and not any(ch in found for ch in "()[]{}") and by_key(key, found):
-                return f"'{key}' set in plain text"
+                return f"a value for '{key}'"
     return None
 
 

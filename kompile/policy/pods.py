@@ -167,8 +167,8 @@ def _check_context(context: dict, who: str, report: Report) -> None:
 
 
 def _check_container(container: dict, which: str, pod_context: dict, report: Report) -> None:
-    who = f"{'init container' if which == 'initContainers' else 'ephemeral container' if which == 'ephemeralContainers' else 'container'} " \
-          f"'{container.get('name')}'"
+    label = {"initContainers": "init container", "ephemeralContainers": "ephemeral container"}.get(which, "container")
+    who = f"{label} '{container['name']}'" if isinstance(container.get("name"), str) else f"an unnamed {label}"
     context = _map(container.get("securityContext"))
 
     def effective(key):

@@ -57,12 +57,12 @@ def object_id(obj: dict) -> tuple[str, str, str]:
     return group, obj["kind"], obj["metadata"]["name"]
 
 
-def render_environment(env: Environment) -> list[dict]:
+def render_environment(env: Environment, base_ids: frozenset = frozenset()) -> list[dict]:
     """The objects of an environment as deployed (for the base: as bases/<app>/ holds them)."""
-    return render_stages(env)[1]
+    return render_stages(env, base_ids)[1]
 
 
-def render_stages(env: Environment) -> tuple[list[dict], list[dict]]:
+def render_stages(env: Environment, base_ids: frozenset = frozenset()) -> tuple[list[dict], list[dict]]:
     """(the objects as the overlay's patches see them, the objects as deployed).
 
     The first stage is what kompile builds, user patches applied: no namespace, only the App's image
@@ -95,10 +95,11 @@ def render_stages(env: Environment) -> tuple[list[dict], list[dict]]:
     objects = [as_kustomize_reads(obj) for obj in _apply_patches(objects, env.patches, origins)]
     if env.name is None:
         return objects, objects
-    # No object has a namespace yet, as in the base's files. (An overlay's own ServiceAccount is written
-    # with its namespace; kustomize then leaves subjects that say "default" alone. Only that case, a
-    # subject naming it in the wrong namespace on purpose, is not modelled.)
-    accounts = {obj["metadata"]["name"]: None for obj in objects if obj["kind"] == "ServiceAccount"}
+    # kustomize's name references point a binding's subjects at the ServiceAccounts of the build, matching
+    # the namespace their files state: none for the base's (base_ids), the environment's for the overlay's
+    # own, which the overlay writes as deployed.
+    accounts = {obj["metadata"]["name"]: None if object_id(obj) in base_ids else env.namespace
+                for obj in objects if obj["kind"] == "ServiceAccount"}
     deployed = [transform_for_environment(obj, env, accounts) for obj in objects]
     check_file_names(env, deployed, origins)
     check_secret_references(env, deployed, origins)
@@ -180,6 +181,10 @@ def _apply_patches(objects: list[dict], patches: tuple[Patch, ...], origins: dic
             except (PatchError, jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
                 raise KompileError([Diagnostic(Code.PATCH, f"patch does not apply to {obj['kind']}/{obj['metadata']['name']}: {exc}",
                                                patch.where)]) from None
+            if deeper_than(patched, MAX_OBJECT_DEPTH):
+                raise KompileError([Diagnostic(Code.PATCH, f"patch makes {obj['kind']}/{obj['metadata']['name']} nest deeper than "
+                                               f"{MAX_OBJECT_DEPTH} levels", patch.where,
+                                               "no Kubernetes object is that deep; write the value out flat")])
             if object_id_problem(patched) or object_id(patched) != object_id(obj):
                 raise KompileError([Diagnostic(Code.PATCH, f"patch changes what {obj['kind']}/{obj['metadata']['name']} is "
                                                f"({object_id_problem(patched) or 'its kind, API group or name'})", patch.where,
@@ -191,6 +196,21 @@ def _apply_patches(objects: list[dict], patches: tuple[Patch, ...], origins: dic
             raise KompileError([Diagnostic(Code.PATCH, f"patch matches no object ({what})", patch.where,
                                            "`kompile render ENV` lists the objects and their names")])
     return objects
+
+
+MAX_OBJECT_DEPTH = 100  # a spec nests at most 64 levels; JSON patches could stack further, one op at a time
+
+
+def deeper_than(value, limit: int) -> bool:
+    """Whether value nests deeper than limit (walked without recursion: the point is to refuse deep ones)."""
+    stack = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def _patch_body(patch: Patch) -> dict:
