@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -59,6 +60,66 @@ HOSTILE_OPS = [
 ]
 
 
+# Extra resources a hostile author might add: a pod spec, hardened or not, wrapped in a built-in workload,
+# a List, or a custom resource kompile knows (Rollout, ScaledJob) or does not (Knative, anything).
+HARDENED_POD = {
+    "automountServiceAccountToken": False,
+    "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "seccompProfile": {"type": "RuntimeDefault"}},
+    "containers": [{"name": "main", "image": "ghcr.io/acme/tool:1.0",
+                    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                                        "readOnlyRootFilesystem": True},
+                    "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}}}],
+}
+POD_CHANGES = {
+    "none": lambda pod: None,
+    "privileged": lambda pod: pod["containers"][0]["securityContext"].update(privileged=True),
+    "host pid": lambda pod: pod.update(hostPID=True),
+    "root": lambda pod: pod["securityContext"].update(runAsUser=0),
+    "sysctl": lambda pod: pod["securityContext"].update(sysctls=[{"name": "kernel.msgmax", "value": "1"}]),
+    "token": lambda pod: pod.update(volumes=[{"name": "t", "projected": {"sources": [{"serviceAccountToken": {"path": "t"}}]}}]),
+    "ephemeral root": lambda pod: pod.update(ephemeralContainers=[{"name": "debug", "image": "busybox:1.36"}]),
+    "apparmor": lambda pod: pod["containers"][0]["securityContext"].update(appArmorProfile={"type": "Unconfined"}),
+    "latest": lambda pod: pod["containers"][0].update(image="ghcr.io/acme/tool:latest"),
+}
+WRAPPERS = {  # name -> (group, kind, how the pod spec is wrapped)
+    "Deployment": ("apps", "Deployment", lambda pod: {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "shop-x"},
+                                                       "spec": {"selector": {"matchLabels": {"a": "b"}},
+                                                                "template": {"metadata": {"labels": {"a": "b"}}, "spec": pod}}}),
+    "PodTemplate": ("", "PodTemplate", lambda pod: {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "shop-x"},
+                                                    "template": {"spec": pod}}),
+    "Rollout": ("argoproj.io", "Rollout", lambda pod: {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+                                                       "metadata": {"name": "shop-x"}, "spec": {"template": {"spec": pod}}}),
+    "ScaledJob": ("keda.sh", "ScaledJob", lambda pod: {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledJob",
+                                                       "metadata": {"name": "shop-x"},
+                                                       "spec": {"jobTargetRef": {"template": {"spec": pod}}}}),
+    "Knative": ("serving.knative.dev", "Service", lambda pod: {"apiVersion": "serving.knative.dev/v1", "kind": "Service",
+                                                               "metadata": {"name": "shop-x"}, "spec": {"template": {"spec": pod}}}),
+    "anything": ("example.com", "Thing", lambda pod: {"apiVersion": "example.com/v1", "kind": "Thing", "metadata": {"name": "shop-x"},
+                                                      "spec": {"runner": {"podSpec": pod}}}),
+}
+PATHS = ["k8s/extra.yaml", "k8s/../k8s/extra.yaml", "/etc/passwd", "k8s/link.yaml", "k8s\\extra.yaml", "k8s//extra.yaml",
+         "./k8s/extra.yaml", "k8s/outside-link.yaml"]
+
+
+def add_extra_resource(root: Path, doc: dict, data) -> None:
+    """A hostile (or harmless) extra resource, possibly wrapped in Lists, named by a path that may be a trick."""
+    import copy
+
+    group, kind, wrap = WRAPPERS[data.draw(st.sampled_from(sorted(WRAPPERS)), label="wrapper")]
+    pod = copy.deepcopy(HARDENED_POD)
+    POD_CHANGES[data.draw(st.sampled_from(sorted(POD_CHANGES)), label="pod change")](pod)
+    obj = wrap(pod)
+    for _ in range(data.draw(st.integers(0, 2), label="lists around it")):
+        obj = {"apiVersion": "v1", "kind": data.draw(st.sampled_from(["List", "DeploymentList", "FooList"])), "items": [obj]}
+    (root / "k8s").mkdir(exist_ok=True)
+    (root / "k8s/extra.yaml").write_text(yaml.safe_dump(obj, sort_keys=False))
+    (root / "k8s/link.yaml").symlink_to("extra.yaml")
+    (root / "k8s/outside-link.yaml").symlink_to("/etc/hostname")
+    doc["spec"]["extraResources"] = [data.draw(st.sampled_from(PATHS), label="path")]
+    app = root / "environments/app.yaml"
+    app.write_text(app.read_text() + f"    argocd:\n      allowKinds: [{{group: '{group}', kind: {kind}}}]\n")
+
+
 def assert_hardened(root: Path, output) -> None:
     """What every compiled environment keeps, whatever the spec said (bar visible opt-outs), checked on the
     overlays as written, read back by kompile's overlay reader (not the model the gate saw)."""
@@ -85,11 +146,13 @@ def test_random_and_hostile_changes_build_hardened_or_fail_cleanly(data):
         spec = data.draw(st.sampled_from(SPECS), label="spec file")
         path = root / spec
         doc = yaml.safe_load(path.read_text())
-        how = data.draw(st.sampled_from(["mutate", "tweak", "hostile patch", "hostile patch", "both"]), label="how")
+        how = data.draw(st.sampled_from(["mutate", "tweak", "hostile patch", "hostile patch", "both", "extra", "extra"]), label="how")
         if how in ("mutate", "both"):
             doc = mutate(doc, data)
         if how == "tweak":
             doc = tweak(doc, data)
+        if how == "extra" and spec != "environments/app.yaml" and isinstance(doc, dict) and isinstance(doc.get("spec"), dict):
+            add_extra_resource(root, doc, data)
         if how in ("hostile patch", "both") and isinstance(doc, dict) and isinstance(doc.get("spec"), dict):
             kind, obj, op = data.draw(st.sampled_from(HOSTILE_OPS), label="hostile patch")
             doc["spec"].setdefault("patches", [])
@@ -130,3 +193,35 @@ def test_the_fuzzer_reaches_both_outcomes(tmp_path: Path):
             assert {d.code.value for d in exc.diagnostics} == {"K603"}
             outcomes.add("refused")
     assert outcomes == {"built", "refused"}
+
+
+class _Draws:
+    """Answers the fuzz test's draws in order (to replay one case by hand)."""
+
+    def __init__(self, *answers) -> None:
+        self.answers = list(answers)
+
+    def draw(self, strategy, label=None):
+        return self.answers.pop(0)
+
+
+@pytest.mark.parametrize("wrapper", sorted(WRAPPERS))
+def test_extra_resources_reach_both_outcomes(tmp_path: Path, wrapper: str):
+    """Through every wrapper, a hardened pod builds (and passes the gate on the overlay read back) and a
+    privileged one is refused: the extra-resource path of the fuzz test tests both outcomes."""
+    outcomes = {}
+    for change in ("none", "privileged"):
+        root = copy_example(tmp_path / f"{wrapper}-{change}")
+        dev = root / "environments/dev.yaml"
+        doc = yaml.safe_load(dev.read_text())
+        add_extra_resource(root, doc, _Draws(wrapper, change, 1, "List", "k8s/extra.yaml"))
+        dev.write_text(yaml.safe_dump(doc, sort_keys=False))
+        try:
+            output = compile_project(root)
+            write_tree(root, output.files, output.owned, output.inputs)
+            assert_hardened(root, output)
+            outcomes[change] = "built"
+        except KompileError as exc:
+            assert {d.code.value for d in exc.diagnostics} == {"K603"}, exc.diagnostics
+            outcomes[change] = "refused"
+    assert outcomes == {"none": "built", "privileged": "refused"}
