@@ -20,7 +20,26 @@ from kompile import __version__
 app = typer.Typer(add_completion=True, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="Compile environments/ into Kustomize bases/ and overlays/ for GitOps.")
 
-Root = Annotated[Path, typer.Option("--root", help="The repo root: the folder that holds environments/.", file_okay=False)]
+def _discover_root(value: Path | None) -> Path:
+    """--root as given, else the nearest folder at or above the working directory that holds environments/
+    (found as git finds .git); with none, say so and how to start one."""
+    if value is not None:
+        return value
+    from kompile.project import find_root
+
+    found = find_root(Path.cwd())
+    if found is None:
+        print(f"kompile: no environments/ folder in {Path.cwd()} or in any folder above it\n"
+              "hint: start a repo here with `kompile init`, or pass --root DIR", file=sys.stderr)
+        raise typer.Exit(2)
+    return found
+
+
+Root = Annotated[Path | None, typer.Option("--root", help="The repo root: the folder that holds environments/ "
+                                                          "(default: found from the working directory upwards).",
+                                           file_okay=False, callback=_discover_root)]
+InitRoot = Annotated[Path, typer.Option("--root", help="Where to start the repo (default: the working directory).",
+                                        file_okay=False)]
 Envs = Annotated[list[str] | None, typer.Option("--env", "-e", help="Only these environments (repeatable).")]
 
 
@@ -67,7 +86,7 @@ def _fail(exc, root: Path, fmt: Format = Format.text) -> None:
 
 
 @app.command()
-def validate(root: Root = Path("."), format: FormatOption = Format.text) -> None:
+def validate(root: Root = None, format: FormatOption = Format.text) -> None:
     """Check the specs and report every problem, with file, line and column. It compiles everything in
     memory (writing nothing), so whatever `build` would refuse, `validate` reports."""
     from kompile.compiler import compile_project
@@ -96,7 +115,7 @@ class GitOpsChoice(enum.StrEnum):
 
 @app.command()
 def init(
-    root: Root = Path("."),
+    root: InitRoot = Path("."),
     app_name: Annotated[str | None, typer.Option("--app", help="The app's name (default: the folder's name).")] = None,
     env: Annotated[str, typer.Option("--env", help="Comma-separated environments.")] = "dev,staging,prod",
     gitops: Annotated[GitOpsChoice, typer.Option("--gitops", help="argocd or flux")] = GitOpsChoice.argocd,
@@ -139,13 +158,34 @@ def schema(
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but problems.")]
 
 
-def _plan_build(root: Path, only=None, force: bool = False, progress=None):
-    """(output, plan) of a build, nothing written yet; KompileError when it cannot be done."""
+def _plan_build(root: Path, only=None, force: bool = False, progress=None, remove: tuple[str, ...] = ()):
+    """(output, plan) of a build, nothing written yet; KompileError when it cannot be done, and when it
+    would remove a production environment (or one of unknown tier) that `remove` does not name."""
     from kompile.compiler import compile_project
+    from kompile.errors import Code, Diagnostic, KompileError, Span
     from kompile.write import plan_write
 
     output = compile_project(root, only, keep_objects=False, progress=progress)
-    return output, plan_write(root, output.files, output.owned, output.inputs, force, output.warnings)
+    plan = plan_write(root, output.files, output.owned, output.inputs, force, output.warnings, output.tiers, output.partial)
+    guarded = [name for name, tier in plan.removed_environments.items() if tier in (None, "production") and name not in remove]
+    if guarded:
+        raise KompileError([Diagnostic(
+            Code.ENVIRONMENT_REMOVED, f"environment '{name}' ({'tier: production' if plan.removed_environments[name] else 'tier unknown'}) "
+            f"is no longer in environments/: this build would delete its overlay and its GitOps object, and a GitOps tool "
+            "that prunes would then remove what runs there", Span(f"environments/{name}.yaml"),
+            f"if that is meant, run `kompile build --remove {name}`; otherwise restore environments/{name}.yaml")
+            for name in guarded])
+    return output, plan
+
+
+def _removals(plan) -> list[str]:
+    """Lines naming every environment a build removes, and every file (and GitOps object) with it."""
+    lines = []
+    for name, tier in sorted(plan.removed_environments.items()):
+        gone = [path for path in plan.deletes if path.startswith(f"overlays/{name}/") or path.endswith(f"-{name}.yaml")]
+        lines.append(f"removed environment '{name}'" + (f" (tier: {tier})" if tier else "") + f": {len(gone)} files")
+        lines += [f"  removed  {path}" for path in gone]
+    return lines
 
 
 def _apply_build(root: Path, plan) -> None:
@@ -179,9 +219,11 @@ def _progress(total_hint: int, quiet: bool):
 
 @app.command()
 def build(
-    root: Root = Path("."),
+    root: Root = None,
     env: Envs = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite generated files that were edited by hand.")] = False,
+    remove: Annotated[list[str] | None, typer.Option("--remove", help="Confirm removing this production environment's "
+                                                      "output (repeatable); needed when its spec is gone.")] = None,
     format: FormatOption = Format.text,
     quiet: Quiet = False,
 ) -> None:
@@ -192,7 +234,7 @@ def build(
 
     try:
         progress = _progress(len(env) if env else len(spec_paths(root)), quiet or format is Format.json)
-        output, plan = _plan_build(root, env or None, force, progress)
+        output, plan = _plan_build(root, env or None, force, progress, tuple(remove or ()))
         _apply_build(root, plan)
     except KompileError as exc:
         _fail(exc, root, format)
@@ -200,9 +242,12 @@ def build(
     if format is Format.json:
         print(json.dumps({"environments": rows, "added": len(plan.added), "changed": len(plan.changed),
                           "removed": len(plan.deletes), "unchanged": len(plan.unchanged),
+                          "removed_environments": sorted(plan.removed_environments),
                           "warnings": [w.as_dict() for w in output.warnings]}, indent=2))
         return
     _warn(output.warnings, root)  # opt-outs are shown even with --quiet: weakening only in plain sight
+    for line in _removals(plan):  # and so is every removal: an environment never disappears silently
+        print(line, file=sys.stderr)
     if not quiet:
         print(format_summary(rows))
         print(_built(output, plan))
@@ -210,7 +255,7 @@ def build(
 
 @app.command()
 def check(
-    root: Root = Path("."),
+    root: Root = None,
     full: Annotated[bool, typer.Option("--full", help="Always recompile; never trust the manifest's record (for CI on pull requests).")] = False,
 ) -> None:
     """Exit 0 if the committed output is exactly what the specs produce, 1 if not (listing the files)."""
@@ -228,7 +273,8 @@ def check(
 
     try:
         output = compile_project(root, keep_objects=False)
-        manifest = next_manifest(read_manifest(root), output.files, output.owned, output.inputs, output.warnings)
+        old = read_manifest(root)
+        manifest = next_manifest(old, output.files, output.owned, output.inputs, output.warnings, output.tiers)
         changes = compare_with_disk(root, output.files, manifest, output.owned)
     except KompileError as exc:
         _fail(exc, root)
@@ -236,6 +282,12 @@ def check(
     if not changes:
         print("ok: the output is up to date")
         return
+    from kompile.manifest import recorded_environments
+
+    for name, tier in sorted(recorded_environments(old).items() if old else ()):
+        if name not in output.tiers:  # first, and loud: what goes is easy to miss in a list of files
+            confirm = "; `kompile build` needs --remove " + name if tier in (None, "production") else ""
+            print(f"REMOVED  environment '{name}'" + (f" (tier: {tier})" if tier else "") + f": its overlay and GitOps object go{confirm}")
     for label, paths in (("added", changes.added), ("changed", changes.changed), ("removed", changes.removed)):
         for path in paths:
             print(f"{label:8} {path}")
@@ -284,7 +336,7 @@ def set_image(
     env: Annotated[str, typer.Argument(help="The environment.")],
     tag: Annotated[str | None, typer.Option("--tag", help="Image tag, e.g. 1.4.3.")] = None,
     digest: Annotated[str | None, typer.Option("--digest", help="Image digest, sha256:...")] = None,
-    root: Root = Path("."),
+    root: Root = None,
     no_build: NoBuild = False,
 ) -> None:
     """Pin an environment's image (what is not given is removed), editing only that value, then rebuild."""
@@ -297,7 +349,7 @@ def set_image(
 def promote(
     source: Annotated[str, typer.Argument(help="The environment whose image to copy.")],
     target: Annotated[str, typer.Argument(help="The environment to give it to.")],
-    root: Root = Path("."),
+    root: Root = None,
     no_build: NoBuild = False,
 ) -> None:
     """Give one environment the image (tag and digest) another runs, editing only that value, then rebuild."""
@@ -311,7 +363,7 @@ def explain(
     first: Annotated[str, typer.Argument(metavar="ENV", help="The environment (with --matrix: the setting).")],
     path: Annotated[str | None, typer.Argument(metavar="[PATH]", help="Only settings under this path, e.g. components.web.")] = None,
     matrix: Annotated[bool, typer.Option("--matrix", help="One setting across every environment.")] = False,
-    root: Root = Path("."),
+    root: Root = None,
 ) -> None:
     """The effective value of each setting of an environment and where it came from."""
     from kompile.errors import KompileError
@@ -355,7 +407,7 @@ class DiffFormat(enum.StrEnum):
 
 @app.command()
 def diff(
-    root: Root = Path("."),
+    root: Root = None,
     base: Annotated[str | None, typer.Option("--base", help="Compare with the specs at this git revision instead of the committed output.")] = None,
     env: Envs = None,
     format: Annotated[DiffFormat, typer.Option("--format", help="text, markdown (for a pull-request comment) or json")] = DiffFormat.text,
@@ -380,7 +432,7 @@ def diff(
 
 
 @app.command()
-def render(name: Annotated[str, typer.Argument(help="The environment.")], root: Root = Path(".")) -> None:
+def render(name: Annotated[str, typer.Argument(help="The environment.")], root: Root = None) -> None:
     """Print the objects kompile intends for one environment, as a YAML stream."""
     from kompile.compiler import render_one
     from kompile.emit import emit_stream

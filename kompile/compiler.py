@@ -33,6 +33,7 @@ class Output:
     owned: tuple[str, ...]  # folders whose generated files this output fully describes
     names: tuple[str, ...] = ()  # the environments compiled (environments holds their objects, when kept)
     warnings: tuple[Diagnostic, ...] = ()  # every opt-out from the hardening, each time (K604)
+    tiers: dict[str, str] = field(default_factory=dict)  # environment -> its tier ("" for none)
     object_counts: dict[str, int] = field(default_factory=dict)  # environment -> objects it deploys
     partial: bool = False  # only some environments were compiled
 
@@ -72,7 +73,8 @@ def compile_project(root: Path, only: Sequence[str] | None = None, *, keep_objec
         files.update(layout_gitops(base_env, envs, kinds))
         owned = ("bases", "overlays", GITOPS)
     return Output(project, base, environments, dict(sorted(files.items())), owned, tuple(env.name for env in envs),
-                  opt_out_warnings(project, envs), counts, partial=bool(only))
+                  opt_out_warnings(project, envs), {env.name: env.tier.value if env.tier else "" for env in envs},
+                  counts, partial=bool(only))
 
 
 def opt_out_warnings(project: Project, envs: list[Environment]) -> tuple[Diagnostic, ...]:

@@ -215,8 +215,11 @@ def diff_project(root: Path, base: str | None = None, only: list[str] | None = N
     from kompile.compiler import compile_project
     from kompile.errors import Code, Diagnostic, KompileError, Span
     from kompile.git import GitError, export_revision
+    from kompile.project import require_environments
 
     now = compile_project(root, keep_objects=False)
+    if only and base is None:  # an environment removed from the specs still has its committed overlay
+        require_environments(now.project, only, also=tuple(sorted(_environments(_files_on_disk(root)))))
     if base is None:
         old_files = _files_on_disk(root)
         changed = _changed_environments(old_files, now.files, only)
@@ -233,13 +236,22 @@ def diff_project(root: Path, base: str | None = None, only: list[str] | None = N
                 raise KompileError([Diagnostic(d.code, f"at {base}: {d.message}", d.span, d.hint, d.severity)
                                     for d in exc.diagnostics]) from None
             old_files = then.files
+            if only:
+                require_environments(now.project, only, also=then.names)
             changed = _changed_environments(old_files, now.files, only)
             before = _objects(Path(scratch), [n for n in changed if n in then.names])
     after = _objects(root, [n for n in changed if n in now.names])
     names = sorted(_environments(now.files) | _environments(old_files))
     names = [n for n in names if not only or n in only]
-    changes = [change for name in names if name in changed
-               for change in diff_environment(name, before.get(name), after.get(name))]
+    changes = []
+    for name in names:
+        if name not in changed:
+            continue
+        if name not in now.names:  # said first, and once: every object of it goes
+            changes.append(Change(name, "(the whole environment)", ChangeKind.REMOVED))
+        elif before.get(name) is None:
+            changes.append(Change(name, "(the whole environment)", ChangeKind.ADDED))
+        changes.extend(diff_environment(name, before.get(name), after.get(name)))
     return names, changes
 
 

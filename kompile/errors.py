@@ -56,6 +56,7 @@ class Code(enum.Enum):
     UNKNOWN_ENVIRONMENT = "K310"
     DUPLICATE_FILE = "K311"  # dev.yaml beside dev.yml
     EXTENDS_DEPTH = "K312"
+    ENVIRONMENT_REMOVED = "K313"  # a production environment's spec is gone; removing its output needs --remove
     # Meaning of a spec
     AUTOSCALING_BOUNDS = "K401"
     SCHEDULER_SCALING = "K402"

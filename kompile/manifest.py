@@ -35,6 +35,8 @@ class Manifest:
     files: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # The opt-outs the build listed (as Diagnostic.as_dict()), so `check` can list them without compiling.
     warnings: tuple[dict, ...] = ()
+    # Each environment built, with its tier ("" for none): what removing one means is known from this.
+    environments: dict[str, str] = field(default_factory=dict)
 
     def owns(self, path: str, data: bytes) -> bool:
         return digest(data) in self.files.get(path, ())
@@ -44,6 +46,8 @@ class Manifest:
         body = {"format": FORMAT, "generator": self.generator, "inputs": dict(sorted(self.inputs.items())), "files": files}
         if self.warnings:
             body["warnings"] = list(self.warnings)
+        if self.environments:
+            body["environments"] = dict(sorted(self.environments.items()))
         return (json.dumps(body, indent=1) + "\n").encode()
 
 
@@ -92,7 +96,19 @@ def read_manifest(root: Path) -> Manifest | None:
     if not isinstance(warnings, list) or not all(isinstance(w, dict) and all(isinstance(v, str | int | None) for v in w.values())
                                                  for w in warnings):
         raise _unreadable("listing warnings that are not diagnostics")
-    return Manifest(generator=str(body.get("generator", "")), inputs=dict(inputs), files=checked, warnings=tuple(warnings))
+    environments = body.get("environments") or {}
+    if not isinstance(environments, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in environments.items()):
+        raise _unreadable("listing environments that are not names and tiers")
+    return Manifest(generator=str(body.get("generator", "")), inputs=dict(inputs), files=checked, warnings=tuple(warnings),
+                    environments=dict(environments))
+
+
+def recorded_environments(manifest: Manifest) -> dict[str, str | None]:
+    """The environments a manifest's build wrote, with their tiers (None when an older kompile did not record it)."""
+    found: dict[str, str | None] = {path.split("/")[1]: None for path in manifest.files
+                                    if path.startswith("overlays/") and path.count("/") >= 2}
+    found.update(manifest.environments)
+    return found
 
 
 def warning_diagnostics(manifest: Manifest) -> list[Diagnostic]:

@@ -98,12 +98,28 @@ def expand_lists(objects: list[YMap], problems: Collector | None = None) -> list
     return out
 
 
-def require_environments(project: Project, names) -> None:
-    """K310 for every name that is not an environment of the project."""
-    unknown = [name for name in names if name not in project.environments]
+def require_environments(project: Project, names, also: tuple[str, ...] = ()) -> None:
+    """K310 for every name that is not an environment of the project (or one of `also`), with the closest."""
+    known = list(dict.fromkeys([*project.environments, *also]))
+    unknown = [name for name in names if name not in known]
     if unknown:
         raise KompileError([Diagnostic(Code.UNKNOWN_ENVIRONMENT, f"no environment named '{name}'", Span(ENVIRONMENTS_DIR),
-                                       "environments: " + ", ".join(project.environments)) for name in unknown])
+                                       _closest(name, known)) for name in unknown])
+
+
+def _closest(name: str, known: list[str]) -> str:
+    close = [k for k in known if k.lower() == name.lower()] or difflib.get_close_matches(name, known, n=1)
+    listing = "environments: " + ", ".join(known)
+    return f"did you mean '{close[0]}'? ({listing})" if close else listing
+
+
+def find_root(start: Path) -> Path | None:
+    """The folder holding environments/, at start or above it (as git finds .git), or None."""
+    here = start.resolve()
+    for folder in (here, *here.parents):
+        if (folder / ENVIRONMENTS_DIR).is_dir() and not (folder / ENVIRONMENTS_DIR).is_symlink():
+            return folder
+    return None
 
 
 def read_input(root: Path, rel: str, span: Span | None, inputs: dict[str, str]) -> str:

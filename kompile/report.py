@@ -109,12 +109,19 @@ def format_changes_markdown(changes, environments: list[str]) -> str:
     for change in changes:
         by_env.setdefault(change.environment, []).append(change)
     touched = [env for env, items in by_env.items() if items]
+    whole = {c.environment: c.kind.value for c in changes if c.object == "(the whole environment)"}
     lines = [f"## kompile diff: {len(touched)} of {len(by_env)} environment{'s' if len(by_env) != 1 else ''} change", ""]
+    gone = sorted(env for env, kind in whole.items() if kind == "removed")
+    if gone:
+        lines += [f"> **Removed environment{'s' if len(gone) != 1 else ''}: {', '.join(gone)}.** Every object of "
+                  f"{'them' if len(gone) != 1 else 'it'} leaves the repo; a GitOps tool that prunes removes it from the cluster.", ""]
     lines += ["| Environment | Objects added | Objects removed | Settings changed |", "| --- | ---: | ---: | ---: |"]
     for env, items in by_env.items():
+        items = [c for c in items if c.object != "(the whole environment)"]
         added = sum(1 for c in items if not c.path and c.kind.value == "added")
         removed = sum(1 for c in items if not c.path and c.kind.value == "removed")
-        lines.append(f"| {env} | {added} | {removed} | {len(items) - added - removed} |")
+        label = f"{env} (**{whole[env]}**)" if env in whole else env
+        lines.append(f"| {label} | {added} | {removed} | {len(items) - added - removed} |")
     for env in touched:
         items = by_env[env]
         lines += ["", f"<details><summary><b>{env}</b>: {len(items)} change{'s' if len(items) != 1 else ''}</summary>", "",

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kompile.errors import Code, Diagnostic, KompileError, Span
-from kompile.manifest import MANIFEST, Manifest, digest, read_manifest
+from kompile.manifest import MANIFEST, Manifest, digest, read_manifest, recorded_environments
 from kompile.safefs import TEMP, Refused, Root, path_problem
 
 LEGACY_TEMP_SUFFIX = ".kompile-tmp"  # what builds before 0.2 left behind when interrupted
@@ -36,6 +36,7 @@ class WritePlan:
     leftovers: list[str] = field(default_factory=list)  # temporary files of an interrupted build
     manifest: Manifest = field(default_factory=Manifest)
     old_manifest: Manifest | None = None
+    removed_environments: dict[str, str | None] = field(default_factory=dict)  # name -> tier (None: unknown)
 
     @property
     def changed(self) -> list[str]:
@@ -49,7 +50,8 @@ class WritePlan:
 
 
 def plan_write(root: Path, files: dict[str, bytes], owned: tuple[str, ...], inputs: dict[str, str],
-               force: bool = False, warnings: tuple[Diagnostic, ...] = ()) -> WritePlan:
+               force: bool = False, warnings: tuple[Diagnostic, ...] = (), environments: dict[str, str] | None = None,
+               partial: bool = False) -> WritePlan:
     """Decide what a build does, refusing (KompileError) anything that could lose a file."""
     old = read_manifest(root)
     plan = WritePlan(old_manifest=old)
@@ -95,16 +97,21 @@ def plan_write(root: Path, files: dict[str, bytes], owned: tuple[str, ...], inpu
         plan.leftovers = disk.leftovers()
     if problems:
         raise KompileError(problems)
-    plan.manifest = next_manifest(old, files, owned, inputs, warnings)
+    plan.manifest = next_manifest(old, files, owned, inputs, warnings, environments or {}, partial)
+    if old is not None and not partial and environments is not None:
+        plan.removed_environments = {name: tier for name, tier in recorded_environments(old).items() if name not in environments}
     return plan
 
 
 def next_manifest(old: Manifest | None, files: dict[str, bytes], owned: tuple[str, ...], inputs: dict[str, str],
-                  warnings: tuple[Diagnostic, ...] = ()) -> Manifest:
-    """The record a build writes: these files, plus other environments' files when building only some."""
+                  warnings: tuple[Diagnostic, ...] = (), environments: dict[str, str] | None = None,
+                  partial: bool = False) -> Manifest:
+    """The record a build writes: these files, plus other environments' files (and records) when building
+    only some."""
     kept = {path: hashes for path, hashes in (old.files.items() if old else ()) if not _inside(path, owned) and path not in files}
+    records = {**(old.environments if old and partial else {}), **(environments or {})}
     return Manifest(inputs=inputs, files={**kept, **{path: (digest(data),) for path, data in files.items()}},
-                    warnings=tuple(w.as_dict() for w in warnings))
+                    warnings=tuple(w.as_dict() for w in warnings), environments=records)
 
 
 def apply_plan(root: Path, plan: WritePlan) -> None:
@@ -160,7 +167,8 @@ def record_intent(disk: Root, plan: WritePlan) -> None:
     for path in [*plan.writes, *plan.deletes]:
         pending[path] = tuple(dict.fromkeys((*old_files.get(path, ()), *plan.manifest.files.get(path, ()))))
     try:
-        disk.write(MANIFEST, Manifest(inputs=plan.manifest.inputs, files=pending, warnings=plan.manifest.warnings).to_bytes())
+        disk.write(MANIFEST, Manifest(inputs=plan.manifest.inputs, files=pending, warnings=plan.manifest.warnings,
+                                      environments=plan.manifest.environments).to_bytes())
     except (OSError, Refused) as exc:
         raise KompileError([Diagnostic(Code.WRITE, f"cannot write {MANIFEST}: {_reason(exc)}", Span(MANIFEST),
                                        "nothing was changed; free space or fix the folder, then build again")]) from None

@@ -75,7 +75,7 @@ def _url_password(text: str) -> bool:
     """scheme://user:password@host, whatever characters the password holds: the user information runs to
     the last '@' before the next space. `host:8080/path@x` (a port, then a path) is not a password."""
     for match in _SCHEME.finditer(text):
-        rest = text[match.end():]
+        rest = text[match.end():match.end() + 4096]  # user information longer than this is no password
         end = len(rest)
         for space in (" ", "\t", "\n", "\r"):
             found = rest.find(space)
