@@ -6,7 +6,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-EXAMPLE = Path(__file__).resolve().parent.parent.parent / "shared" / "examples" / "shop"
+# The canonical example is the repo's own environments/ and secrets/.
+EXAMPLE = Path(__file__).resolve().parent.parent
 
 PREVIEW = """\
 # Preview environment {index}: staging's settings, its own namespace, host and release.

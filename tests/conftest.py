@@ -12,9 +12,13 @@ import yaml
 from hypothesis import settings
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-EXAMPLE = SHARED / "examples" / "shop"
-CRD_SCHEMAS = SHARED / "schemas" / "crds"
+# The canonical example is the repo's own environments/ and secrets/ (EXAMPLE / "environments", ...).
+EXAMPLE = REPO
+EXAMPLE_FOLDERS = ("environments", "secrets")
+# Test data vendored with its licence notes (tests/vendor/README.md): a clone needs nothing beside it.
+VENDOR = REPO / "tests" / "vendor"
+CRD_SCHEMAS = VENDOR / "schemas" / "crds"
+CRDS = VENDOR / "crds"
 GOLDEN = REPO / "tests" / "golden"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -47,8 +51,8 @@ def build_file_tree(root: Path, files: dict[str, str | bytes]) -> Path:
 
 
 def copy_example(destination: Path) -> Path:
-    """The canonical example (environments/ and secrets/) in a fresh, writable folder (../shared is read-only)."""
-    for folder in ("environments", "secrets"):
+    """The canonical example (environments/ and secrets/) in a fresh, writable folder."""
+    for folder in EXAMPLE_FOLDERS:
         shutil.copytree(EXAMPLE / folder, destination / folder)
     for path in [destination, *destination.rglob("*")]:
         path.chmod(path.stat().st_mode | 0o200)
@@ -86,8 +90,23 @@ def copy_golden_input(case: str, destination: Path) -> Path:
     return destination
 
 
+_RUNNING: dict[str, pytest.Item | None] = {"item": None}
+
+
+@pytest.fixture(autouse=True)
+def _running_test(request):
+    """Which test runs now: require_kubectl holds the `kubectl` marker to the truth."""
+    _RUNNING["item"] = request.node
+    yield
+    _RUNNING["item"] = None
+
+
 def require_kubectl() -> str:
-    """kubectl's path; a missing kubectl skips locally and fails in CI (CI=true)."""
+    """kubectl's path; a missing kubectl skips locally and fails in CI (CI=true). A test that runs kubectl
+    without the `kubectl` marker fails: `-m "not kubectl"` (the fast subset) must never need it."""
+    item = _RUNNING["item"]
+    if item is not None and item.get_closest_marker("kubectl") is None:
+        pytest.fail(f"{item.nodeid} runs kubectl: mark it with @pytest.mark.kubectl")
     path = shutil.which("kubectl")
     if path is None:
         if IN_CI:

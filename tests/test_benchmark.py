@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench.py"
 
 
+@pytest.mark.slow
 def test_benchmark_runs_and_reports_its_figures():
     result = subprocess.run([sys.executable, str(BENCH), "--sizes", "10", "--kustomize-sample", "2", "--runs", "1", "--json"],
                             capture_output=True, text=True, timeout=600)

@@ -32,6 +32,7 @@ TRICKY = [
 ]
 
 
+@pytest.mark.kubectl
 def test_every_reader_keeps_the_strings_kompile_writes(tmp_path: Path):
     kubectl = require_kubectl()
     # As keys too (kustomize stops at a key it reads as a number); `<<` is no valid ConfigMap key anyway.

@@ -137,6 +137,7 @@ def assert_hardened(root: Path, output) -> None:
             assert finding.rule is not None and any(a.covers(finding.rule, finding.object) for a in allow), (name, finding)
 
 
+@pytest.mark.slow  # the long hunt is the point; the fast subset runs the two below
 @FUZZ
 @given(data=st.data())
 def test_random_and_hostile_changes_build_hardened_or_fail_cleanly(data):

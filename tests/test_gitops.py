@@ -91,6 +91,7 @@ def test_gitops_objects_validate_against_their_crds(tmp_path: Path, name: str):
     assert checked >= 3
 
 
+@pytest.mark.kubectl
 @pytest.mark.parametrize("name", VARIANTS)
 def test_every_path_exists_and_builds(tmp_path: Path, name: str):
     root = variant(tmp_path, name)

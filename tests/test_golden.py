@@ -17,7 +17,7 @@ import pytest
 
 from kompile.compiler import compile_project
 
-from conftest import EXAMPLE, GOLDEN, REPO, copy_golden_input, golden_cases, write_files
+from conftest import EXAMPLE, EXAMPLE_FOLDERS, GOLDEN, REPO, copy_golden_input, golden_cases, write_files
 
 REFRESH = "run pytest --update-golden to refresh, then review `git diff tests/golden`"
 OUTPUT_FOLDERS = ("bases", "overlays", "gitops")
@@ -82,17 +82,17 @@ def test_tree_differences_reports_paths_and_lines():
 
 
 def test_shop_case_is_the_canonical_example():
-    """The shop case is the example as it is: if the example changes, so must the golden."""
-    comparison = filecmp.dircmp(EXAMPLE, GOLDEN / "shop" / "input")
-    pending = [comparison]
-    problems = []
+    """The shop case is the repo's own example (environments/ and secrets/) as it is: if one changes, so must the other."""
+    shop = GOLDEN / "shop" / "input"
+    problems = [f"{shop}/{p.name}" for p in shop.iterdir() if p.name not in EXAMPLE_FOLDERS]
+    pending = [filecmp.dircmp(EXAMPLE / folder, shop / folder) for folder in EXAMPLE_FOLDERS]
     while pending:
         current = pending.pop()
         problems += [f"{current.left}/{name}" for name in current.left_only + current.right_only + current.diff_files]
         _, mismatch, errors = filecmp.cmpfiles(current.left, current.right, current.common_files, shallow=False)
         problems += [f"{current.left}/{name}" for name in mismatch + errors]
         pending.extend(current.subdirs.values())
-    assert not problems, "tests/golden/shop/input differs from ../shared/examples/shop: " + ", ".join(sorted(set(problems)))
+    assert not problems, "tests/golden/shop/input differs from the repo's environments/ and secrets/: " + ", ".join(sorted(set(problems)))
 
 
 def test_committed_output_is_current():

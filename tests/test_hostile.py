@@ -235,6 +235,7 @@ def test_a_file_system_error_is_a_clear_error_not_a_bug(tmp_path: Path):
     assert result.returncode == 2 and "cannot write" in result.stderr and "bug" not in result.stderr, result.stderr
 
 
+@pytest.mark.kubectl
 def test_kustomize_builds_exactly_what_the_gate_checked_for_hostile_kinds(tmp_path: Path):
     """Lists, custom kinds with pod templates and cluster-scoped kinds (opted out): what kubectl kustomize
     emits is what kompile's model holds, so the gate saw what the cluster gets."""

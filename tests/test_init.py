@@ -23,6 +23,7 @@ def kompile(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "kompile", *args], capture_output=True, text=True, cwd=cwd)
 
 
+@pytest.mark.kubectl
 @pytest.mark.parametrize("gitops", ["argocd", "flux"])
 def test_a_new_repo_validates_and_builds_as_it_is(tmp_path: Path, gitops: str):
     root = tmp_path / "orders"

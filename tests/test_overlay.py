@@ -11,6 +11,8 @@ from kompile.render import object_id
 
 from conftest import GOLDEN, golden_overlays, kustomize_build
 
+pytestmark = pytest.mark.kubectl
+
 
 @pytest.mark.parametrize(("case", "env"), golden_overlays(), ids=[f"{c}/{e}" for c, e in golden_overlays()])
 def test_reader_equals_kustomize(case: str, env: str):

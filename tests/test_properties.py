@@ -21,7 +21,7 @@ from kompile.errors import Code, KompileError
 from kompile.source import YMap, decode_utf8, parse_document
 from kompile.spec import API_VERSION
 
-from conftest import EXAMPLE
+from conftest import EXAMPLE, EXAMPLE_FOLDERS
 from strategies import SCALARS, VALUES, mutate, tweak
 
 REL = "environments/fuzz.yaml"
@@ -160,7 +160,7 @@ def test_the_example_app_with_any_environment_specs_compiles_or_raises_a_positio
 # ---------------------------------------------------------------------------------------------
 # (c) mutations of the example
 
-EXAMPLE_FILES = sorted(p.relative_to(EXAMPLE).as_posix() for p in EXAMPLE.rglob("*.yaml"))
+EXAMPLE_FILES = sorted(p.relative_to(EXAMPLE).as_posix() for folder in EXAMPLE_FOLDERS for p in (EXAMPLE / folder).rglob("*.yaml"))
 EXAMPLE_DOCS = {rel: yaml.safe_load((EXAMPLE / rel).read_text()) for rel in EXAMPLE_FILES}
 
 
