@@ -18,7 +18,6 @@ from kompile.model import Environment
 from kompile.normalise import normalise_base, normalise_environment
 from kompile.project import Project, load_project, require_environments
 from kompile.render import render_stages
-from kompile.source import YMap
 from kompile.validate import validate_project
 
 
@@ -79,17 +78,15 @@ def compile_project(root: Path, only: Sequence[str] | None = None, *, keep_objec
 
 def opt_out_warnings(project: Project, envs: list[Environment]) -> tuple[Diagnostic, ...]:
     """Every way the specs weaken a promise on purpose, as warnings shown by validate, build and check:
-    security.allow entries, and the kinds gitops.argocd.allowKinds adds to the AppProject."""
+    security.allow entries, and the kinds allowKinds lets extra resources have."""
     warnings = [Diagnostic(Code.OPT_OUT, f"environment '{env.name}' opts out of {allowance.rule}"
                            f"{' for ' + allowance.object if allowance.object else ' for every object'}: {allowance.reason}",
                            allowance.where, severity=Severity.WARNING)
                 for env in envs for allowance in env.security.allow]
-    gitops = project.app.spec.get("gitops")
-    argocd = gitops.get("argocd") if isinstance(gitops, YMap) else None
-    kinds = argocd.get("allowKinds") if isinstance(argocd, YMap) else None
+    kinds = project.app.spec.get("allowKinds")
     for index, entry in enumerate(kinds or ()):
-        warnings.append(Diagnostic(Code.OPT_OUT, f"the AppProject allows {entry.get('kind')} ({entry.get('group') or 'core'} "
-                                   "group) for extra resources: gitops.argocd.allowKinds lists it", kinds.item_span(index),
+        warnings.append(Diagnostic(Code.OPT_OUT, f"extra resources may be of kind {entry.get('kind')} "
+                                   f"({entry.get('group') or 'core'} group): allowKinds lists it", kinds.item_span(index),
                                    severity=Severity.WARNING))
     return tuple(warnings)
 

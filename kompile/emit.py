@@ -21,15 +21,21 @@ _WORDS = frozenset(["y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "
 _TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:[Tt ][0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(?:\.[0-9]*)?"
                         r"(?:Z|[-+][0-9]{2}:[0-9]{2})?)?")
 _NUMBER = re.compile(r"[-+]?(?:0[xXoObB][-+]?[0-9a-fA-F]+|(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?)")
+# Underscores around a bare sign, dot or radix prefix (`-_`, `0o__`): a string to go-yaml, but ruamel.yaml's
+# resolver takes it for a number and then fails to convert it, so readers built on it would crash.
+_UNDERSCORED_PREFIX = re.compile(r"[-+]?(?:\.|0[xXoObB])?")
 
 
 def must_quote(text: str) -> bool:
-    """Whether go-yaml (v2 or v3) would read this string, written plain, as a number, boolean, null or date."""
+    """Whether go-yaml (v2 or v3) would read this string, written plain, as a number, boolean, null or date
+    (or ruamel.yaml would fail on it)."""
     if text in _WORDS:
         return True
     if text[0] not in "+-.0123456789":
         return False
-    return bool(_TIMESTAMP.fullmatch(text) or _NUMBER.fullmatch(text.replace("_", "")))
+    digits = text.replace("_", "")
+    return bool(_TIMESTAMP.fullmatch(text) or _NUMBER.fullmatch(digits)
+                or ("_" in text and _UNDERSCORED_PREFIX.fullmatch(digits)))
 
 
 class _Dumper(_Base):

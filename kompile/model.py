@@ -225,6 +225,8 @@ class Environment:
     # Where each setting of the merged spec was written ("network", "components.web", ...): what
     # problems found in the objects a setting produced point at.
     setting_spans: dict[str, Span] = field(default_factory=dict, compare=False)
+    # The App's word on custom kinds kompile has no row for: (group, kind) -> namespaced (allowKinds).
+    declared_kinds: dict[tuple[str, str], bool] = field(default_factory=dict, compare=False)
 
     def span_of(self, setting: str) -> Span | None:
         return self.setting_spans.get(setting, self.where)

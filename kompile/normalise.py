@@ -34,7 +34,7 @@ from kompile.project import Project
 from kompile.quantity import parse_quantity
 from kompile.source import YMap, plain
 from kompile.spec import quantity_text
-from kompile.validate import SCOPE_ANNOTATIONS, Resolved
+from kompile.validate import SCOPE_ANNOTATIONS, Resolved, declared_kinds
 
 DEFAULT_REQUESTS = {"cpu": "100m", "memory": "256Mi", "ephemeral-storage": "64Mi"}
 DEFAULT_LIMITS = {"cpu": "1", "memory": "512Mi", "ephemeral-storage": "1Gi"}
@@ -89,6 +89,7 @@ def _environment(project: Project, settings: YMap, name: str | None, sources: tu
         sources=sources,
         where=settings.span,
         setting_spans=_setting_spans(settings),
+        declared_kinds=declared_kinds(project),
     )
 
 

@@ -565,12 +565,8 @@ GITOPS = Obj({
     "argocd": Field(Obj({
         "namespace": Field(NAME, "Namespace Argo CD runs in", default="argocd"),
         "applicationSet": Field(Bool(), "One ApplicationSet (list generator) instead of one Application per environment", default=False),
-        "allowKinds": Field(ListOf(Obj({
-            "group": Field(Str(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)?$", "an API group ('' for the core group)"),
-                           "API group ('' for the core group)", required=True),
-            "kind": Field(Str(r"^[A-Za-z]([-A-Za-z0-9]*[A-Za-z0-9])?$", "a kind such as ScaledObject"), "Kind", required=True),
-        })), "Kinds of extra resources the AppProject allows besides kompile's own (it never widens by itself)"),
-    }), "Argo CD settings"),
+    }, elsewhere={"allowKinds": "allowKinds moved to the App's spec (`spec.allowKinds`), where it covers Flux too; "
+                                "add `namespaced: true|false` to each kind kompile does not know"}), "Argo CD settings"),
     "flux": Field(Obj({
         "namespace": Field(NAME, "Namespace Flux runs in", default="flux-system"),
         "interval": Field(Str(r"^[0-9]+(ms|s|m|h)$", "a duration such as 5m"), "How often Flux reconciles each environment", default="10m"),
@@ -598,7 +594,18 @@ SHARED_FIELDS: dict[str, Field] = {
     "patches": Field(ListOf(PATCH), "Kustomize-style patches applied to what kompile generates"),
 }
 
-APP_ONLY = {"gitops": Field(GITOPS, "How Argo CD or Flux syncs the output")}
+ALLOW_KINDS = ListOf(Obj({
+    "group": Field(Str(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)?$", "an API group ('' for the core group)"),
+                   "API group ('' for the core group)", required=True),
+    "kind": Field(Str(r"^[A-Za-z]([-A-Za-z0-9]*[A-Za-z0-9])?$", "a kind such as ScaledObject"), "Kind", required=True),
+    "namespaced": Field(Bool(), "Whether its objects live in a namespace; required for kinds kompile does not know"),
+}))
+
+APP_ONLY = {
+    "gitops": Field(GITOPS, "How Argo CD or Flux syncs the output"),
+    "allowKinds": Field(ALLOW_KINDS, "Kinds extra resources may have besides kompile's own, each listed on every run "
+                                     "(and the only ones an Argo CD AppProject allows besides kompile's own)"),
+}
 ENVIRONMENT_ONLY = {
     "namespace": Field(NAME, "Namespace of this environment", default="<app>-<environment>"),
     "extends": Field(NAME, "Another environment whose settings this one starts from"),

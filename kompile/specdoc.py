@@ -59,7 +59,7 @@ def _children(kind: spec.Type):
 def _table(obj: spec.Obj, only: tuple[str, ...] | None = None) -> list[str]:
     lines = ["| Field | Type | Default | Meaning |", "| --- | --- | --- | --- |"]
     for path, type_name, default, doc in _rows(obj, "spec."):
-        if only is None or path.split(".")[1] in only:
+        if only is None or path.split(".")[1].split("[")[0] in only:
             lines.append(f"| `{path}` | {type_name} | {default} | {doc} |")
     return lines
 

@@ -4,16 +4,19 @@ rendered. Every rule reports into one Collector so a run lists every problem at 
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import math
 import re
 from dataclasses import dataclass
 
 from kompile import spec
 from kompile.errors import Code, Collector, KompileError, Span
+from kompile.gitops.flux import kubeconfig_secret
 from kompile.k8s import kinds
 from kompile.k8s.transformers import image_name
 from kompile.merge import app_settings, effective_spec
 from kompile.policy.gate import image_problem
+from kompile.policy.network import WIDEST, network
 from kompile.policy.plaintext import credential_in
 from kompile.policy.pods import Unclassifiable, pod_specs
 from kompile.policy.pods import containers as pod_containers
@@ -50,6 +53,7 @@ def validate_project(project: Project) -> list[Resolved]:
     # Problems of the App's own settings come back for every environment too; KompileError drops
     # the repeats (same code, place and message), so each is listed once.
     check_settings(project, app_settings(project), None, out)
+    _check_allow_kinds(project, out)
     for name, env_file in project.environments.items():
         try:
             settings, chain = effective_spec(project, name)
@@ -76,8 +80,16 @@ def validate_project(project: Project) -> list[Resolved]:
 # Rules that hold for the App's own settings and for every environment.
 
 
+MAX_COMPONENTS = 100  # more is a mistake (or an attempt at the CI machine's time), not an app
+MAX_EXTRA_OBJECTS = 1000
+
+
 def check_settings(project: Project, settings: YMap, env: str | None, out: Collector) -> None:
     components = settings.get("components") or YMap(settings.span)
+    if len(components) > MAX_COMPONENTS:
+        out.error(Code.COMPONENT_SHAPE, f"{len(components)} components; an app has at most {MAX_COMPONENTS}",
+                  settings.key_span("components"), "split the app into several apps (repos or folders)")
+        return
     for name, component in components.items():
         _check_component(project.name, name, component, components.key_span(name), out)
     _check_ingress(settings, components, out)
@@ -158,26 +170,44 @@ def _objects(project: Project, rel: str, span: Span, out: Collector, expand: boo
 
 def _check_extra_resources(project: Project, settings: YMap, env: str | None, out: Collector) -> None:
     paths = settings.get("extraResources") or YList(settings.span)
-    argocd = _argocd_allowed_kinds(project)
+    listed: dict[str, Span] = {}
+    for index, rel in enumerate(paths):
+        if isinstance(rel, str) and rel in listed:
+            first = listed[rel]
+            out.error(Code.EXTRA_RESOURCE, f"extraResources lists '{rel}' twice", paths.item_span(index),
+                      f"it is listed first at line {first.line}; list each file once")
+        listed.setdefault(rel, paths.item_span(index))
+    if len(listed) < len(paths):
+        return
+    allowed = allowed_kinds(project)
+    declared = declared_kinds(project)
+    count = 0
     app_image = (app_settings(project).get("image") or {}).get("repository")
     for index, rel in enumerate(paths):
-        for obj in _objects(project, rel, paths.item_span(index), out, expand=True):
+        objects = _objects(project, rel, paths.item_span(index), out, expand=True)
+        count += len(objects)
+        if count > MAX_EXTRA_OBJECTS:
+            out.error(Code.EXTRA_RESOURCE, f"extraResources hold more than {MAX_EXTRA_OBJECTS} objects", paths.item_span(index),
+                      "kompile writes a file per object; an environment of this size belongs in its own repo or tool")
+            return
+        for obj in objects:
             if not check_kubernetes_object(obj, out):
                 continue
-            kind = kinds.classify(obj["apiVersion"], obj["kind"])
+            kind = kinds.classify(obj["apiVersion"], obj["kind"], declared)
             if isinstance(kind, kinds.Unknown):
-                continue  # reported by check_kubernetes_object
+                out.error(Code.UNCLASSIFIABLE, kind.message, obj.value_span(kind.field), kind.hint)
+                continue
             if kind.group == "" and kind.name == "Secret":
                 out.error(Code.SECRET_OBJECT, "a Secret in extraResources would commit its value in plain text",
                           obj.value_span("kind"), "seal it with kubeseal and list it under sealedSecrets")
             elif kind.group == "" and kind.name == "Namespace":
                 out.error(Code.EXTRA_RESOURCE, "an environment has one Namespace, the one kompile writes (spec.namespace)",
                           obj.value_span("kind"), "remove it; set the environment's namespace with spec.namespace")
-            elif argocd is not None and (kind.group, kind.name) not in argocd:
-                out.error(Code.EXTRA_RESOURCE, f"the AppProject does not allow {kind.name} ({kind.group or 'core'} group): "
-                          "kompile never widens it by itself", obj.value_span("kind"),
-                          f"allow the kind in {project.app.rel}: gitops: {{argocd: {{allowKinds: [{{group: '{kind.group}', "
-                          f"kind: {kind.name}}}]}}}}")
+            elif (kind.group, kind.name) not in allowed:
+                out.error(Code.EXTRA_RESOURCE, f"{kind.name} ({kind.group or 'core'} group) is not one of kompile's own kinds "
+                          "nor one the App allows: kompile never widens what an environment may deploy by itself",
+                          obj.value_span("kind"), f"list it in {project.app.rel}: allowKinds: [{{group: '{kind.group}', "
+                          f"kind: {kind.name}}}] (every allowed kind is listed on every run)")
             production = settings.get("tier") == "production"
             for container in _containers(obj, kind):
                 if isinstance(container.get("image"), str) and image_name(container["image"]) == app_image:
@@ -197,15 +227,35 @@ def _containers(obj: YMap, kind: kinds.Kind) -> list[YMap]:
     return [c for pod, _ in specs for _, c in pod_containers(pod) if isinstance(c, YMap)]
 
 
-def _argocd_allowed_kinds(project: Project) -> set[tuple[str, str]] | None:
-    """The kinds an extra resource may have when Argo CD syncs the output (None with Flux or no GitOps):
-    those kompile writes itself and those the App lists in gitops.argocd.allowKinds."""
-    gitops = project.app.spec.get("gitops")
-    if not isinstance(gitops, YMap) or gitops.get("tool") != "argocd":
-        return None
-    argocd = gitops.get("argocd") or {}
-    listed = {(str(k.get("group", "")), str(k.get("kind"))) for k in argocd.get("allowKinds") or () if isinstance(k, dict)}
+def allowed_kinds(project: Project) -> set[tuple[str, str]]:
+    """The kinds an extra resource may have: kompile's own and those the App lists in allowKinds."""
+    listed = {(str(k.get("group", "")), str(k.get("kind"))) for k in project.app.spec.get("allowKinds") or () if isinstance(k, dict)}
     return set(kinds.OWN_KINDS) | listed
+
+
+def declared_kinds(project: Project) -> dict[tuple[str, str], bool]:
+    """The App's word on kinds kompile has no row for: (group, kind) -> namespaced."""
+    return {(str(k.get("group", "")), str(k.get("kind"))): bool(k.get("namespaced", True))
+            for k in project.app.spec.get("allowKinds") or () if isinstance(k, dict) and k.get("namespaced") is not None}
+
+
+def _check_allow_kinds(project: Project, out: Collector) -> None:
+    """Each listed kind exists (kinds are case-sensitive) and says its scope where kompile cannot know it."""
+    entries = project.app.spec.get("allowKinds") or YList(project.app.spec.span)
+    for index, entry in enumerate(entries):
+        where = entries.item_span(index)
+        group, kind = str(entry.get("group", "")), str(entry.get("kind"))
+        row = kinds.KINDS.get((group, kind))
+        if row is None and group in kinds.BUILTIN_GROUPS:
+            found = kinds.classify(f"{group}/v1" if group else "v1", kind)
+            out.error(Code.UNCLASSIFIABLE, getattr(found, "message", f"no kind {kind} in {group}"), where,
+                      getattr(found, "hint", None))
+        elif row is None and entry.get("namespaced") is None:
+            out.error(Code.MISSING_FIELD, f"allowKinds: say whether {kind} ({group}) is namespaced", where,
+                      "kompile cannot know a custom kind's scope: add namespaced: true (or false for a cluster-wide kind)")
+        elif row is not None and entry.get("namespaced") not in (None, row.namespaced):
+            out.error(Code.INVALID_VALUE, f"allowKinds: {kind} ({group or 'core'}) is {'' if row.namespaced else 'not '}namespaced",
+                      entry.value_span("namespaced"), f"remove namespaced, or write namespaced: {str(row.namespaced).lower()}")
 
 
 def check_kubernetes_object(obj: YMap, out: Collector) -> bool:
@@ -227,10 +277,9 @@ def check_kubernetes_object(obj: YMap, out: Collector) -> bool:
                   f"named <kind>-<name>.yaml, at most {MAX_NAME_BYTES} bytes", metadata.value_span("name"),
                   f"shorten the name to at most {MAX_NAME_BYTES - len(obj['kind']) - 6} characters")
     if len(out.items) == problems:
-        kind = kinds.classify(obj["apiVersion"], obj["kind"])
-        if isinstance(kind, kinds.Unknown):
-            what = "kind" if "kind" in kind.message else "apiVersion"
-            out.error(Code.UNCLASSIFIABLE, kind.message, obj.value_span(what), kind.hint)
+        kind = kinds.classify(obj["apiVersion"], obj["kind"], {})
+        if isinstance(kind, kinds.Unknown) and kind.message.startswith(("apiVersion", "kind '")):
+            out.error(Code.UNCLASSIFIABLE, kind.message, obj.value_span(kind.field), kind.hint)
     if len(out.items) == problems:
         # What kompile (and kustomize's transformers) read or write in any object it passes on.
         explain = f"`kubectl explain {obj['kind'].lower()}` shows its fields"
@@ -313,9 +362,29 @@ def _check_patches(project: Project, settings: YMap, out: Collector) -> None:
 # Rules for a concrete environment.
 
 
+# Namespaces an environment never takes: the cluster's own, and where the GitOps controller runs.
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+def _gitops_namespace(project: Project) -> str | None:
+    gitops = project.app.spec.get("gitops")
+    if not isinstance(gitops, YMap):
+        return None
+    tool = gitops.get("tool")
+    settings = gitops.get(tool) if isinstance(gitops.get(tool), YMap) else {}
+    return settings.get("namespace") or {"argocd": "argocd", "flux": "flux-system"}.get(tool)
+
+
 def _check_environment(project: Project, name: str, settings: YMap, out: Collector) -> None:
     namespace = settings["namespace"]
     env_file = project.environments[name]
+    controller = _gitops_namespace(project)
+    if namespace in SYSTEM_NAMESPACES or namespace.startswith("kube-") or namespace == controller:
+        owner = "the GitOps controller" if namespace == controller else "the cluster"
+        where = settings.value_span("namespace") if "namespace" in settings.value_spans else \
+            env_file.doc["metadata"].value_span("name")
+        out.error(Code.INVALID_NAME, f"namespace '{namespace}' belongs to {owner}: an environment takes it over (its "
+                  "Namespace labels, a default deny, pruning)", where, "give the environment a namespace of its own")
     if len(f"{project.name}-{name}") > 63:
         out.error(Code.INVALID_NAME, f"'{project.name}-{name}' (app and environment) is longer than 63 characters",
                   env_file.doc["metadata"].value_span("name"),
@@ -329,8 +398,41 @@ def _check_environment(project: Project, name: str, settings: YMap, out: Collect
         out.error(Code.LATEST_TAG, f"image: environment '{name}' sets no tag or digest, so Kubernetes would pull 'latest'",
                   where, f"pin what it runs in {env_file.rel}: image: {{tag: 1.4.3}} or image: {{digest: sha256:...}}")
     _check_secrets(project, name, settings, namespace, out)
+    _check_egress(settings, out)
     if settings.get("tier") == "production":
         _check_production(settings, name, out)
+
+
+def _check_egress(settings: YMap, out: Collector) -> None:
+    """An egress block as wide as a large part of the internet undoes the default deny for every component.
+    Said here, at the rule, rather than by the gate once per NetworkPolicy it lands in; an environment that
+    opts out of network-policy (security.allow) leaves the exact check to the gate."""
+    allows = (settings.get("security") or {}).get("allow") or ()
+    if any(isinstance(a, dict) and a.get("rule") == "network-policy" for a in allows):
+        return
+    rules = (settings.get("network") or {}).get("egress") or ()
+    narrow: dict[int, list] = {4: [], 6: []}
+    for rule in rules:
+        if not isinstance(rule, YMap) or rule.get("cidr") is None:
+            continue
+        net = network(rule["cidr"])
+        if net is not None and net.prefixlen >= WIDEST[net.version]:
+            narrow[net.version].append(net)
+        elif net is not None:
+            reaches = "" if str(net) == str(rule["cidr"]) else f", which reaches {net},"
+            share = "every address" if net.prefixlen == 0 else \
+                f"a large part of all addresses (wider than /{WIDEST[net.version]} for IPv{net.version})"
+            out.error(Code.HARDENING, f"egress to {rule['cidr']}{reaches} opens {share} to every component", rule.value_span("cidr"),
+                      "name the networks the app talks to; to reach the internet on purpose opt out visibly: "
+                      "security: {allow: [{rule: network-policy, reason: ...}]}")
+    for version, nets in narrow.items():
+        # Many narrow blocks are as wide as one wide block: the gate's rule, said once at the list.
+        if nets and 2 * sum(n.num_addresses for n in ipaddress.collapse_addresses(nets)) >= (1 << (32 if version == 4 else 128)):
+            network_settings = settings["network"]
+            out.error(Code.HARDENING, f"the egress rules together open half or more of all IPv{version} addresses to every "
+                      "component", network_settings.key_span("egress") if isinstance(network_settings, YMap) else None,
+                      "name the networks the app talks to; to reach the internet on purpose opt out visibly: "
+                      "security: {allow: [{rule: network-policy, reason: ...}]}")
 
 
 def _check_secrets(project: Project, env: str, settings: YMap, namespace: str, out: Collector) -> None:
@@ -513,11 +615,15 @@ _IN_CLUSTER = {"in-cluster", "https://kubernetes.default.svc", "https://kubernet
                "https://kubernetes.default", "https://kubernetes"}
 
 
-def cluster_identity(cluster: str | None) -> str:
+def cluster_identity(cluster: str | None, tool: str | None = None) -> str:
     """One spelling per cluster: host in lower case, no default port, no trailing slash, the in-cluster
-    aliases as one. Two environments may share a namespace only on clusters that differ by this."""
+    aliases as one. Two environments may share a namespace only on clusters that differ by this. Flux
+    reaches a remote cluster through a kubeconfig Secret named after its host: clusters that share that
+    Secret are one cluster to Flux."""
     if not cluster:
         return IN_CLUSTER
+    if tool == "flux" and cluster.strip().lower() not in _IN_CLUSTER:
+        return f"flux-kubeconfig:{kubeconfig_secret(cluster)}"
     text = cluster.strip()
     if text.lower().startswith("https://"):
         rest = text[len("https://"):]
@@ -531,18 +637,28 @@ def cluster_identity(cluster: str | None) -> str:
 def _check_namespaces(project: Project, resolved: list[Resolved], out: Collector) -> None:
     seen: dict[tuple[str, str], str] = {}
     spelled: dict[str, tuple[str, str]] = {}  # cluster identity -> (how it was first written, by which environment)
+    gitops = project.app.spec.get("gitops")
+    tool = gitops.get("tool") if isinstance(gitops, YMap) else None
     for env in resolved:
         if env.name == "gitops":
             out.error(Code.INVALID_NAME, "the environment name 'gitops' is kompile's: the GitOps root object is "
                       f"'{project.name}-gitops'", project.environments[env.name].doc["metadata"].value_span("name"),
                       "choose another name for this environment (rename its file too)")
         written = str(env.settings.get("cluster") or "")
-        identity = cluster_identity(written)
+        identity = cluster_identity(written, tool)
         first = spelled.setdefault(identity, (written, env.name))
         if written and first[0] and written != first[0] and identity != IN_CLUSTER:
-            out.error(Code.NAMESPACE_CLASH, f"cluster {written} is written as {first[0]} by environment '{first[1]}'",
-                      env.settings.value_span("cluster"), "write each cluster the same way everywhere: Argo CD matches "
-                      "cluster addresses as written, so two spellings are two clusters to it")
+            if tool == "flux" and cluster_identity(written) != cluster_identity(first[0]):
+                # Two addresses, one Secret name: Flux would deploy both environments to one cluster.
+                out.error(Code.NAMESPACE_CLASH, f"cluster {written} and {first[0]} (environment '{first[1]}') share Flux's "
+                          f"kubeconfig Secret '{kubeconfig_secret(written)}'", env.settings.value_span("cluster"),
+                          "Flux names the Secret after the host name: write one cluster the same way everywhere, and "
+                          "give different clusters host names that differ in more than punctuation or port")
+            else:
+                same = "Flux reaches both through one kubeconfig Secret" if tool == "flux" else \
+                    "Argo CD matches cluster addresses as written, so two spellings are two clusters to it"
+                out.error(Code.NAMESPACE_CLASH, f"cluster {written} is written as {first[0]} by environment '{first[1]}'",
+                          env.settings.value_span("cluster"), f"write each cluster the same way everywhere: {same}")
         key = (identity, env.namespace)
         if key in seen:
             explicit = "namespace" in env.settings.value_spans

@@ -1,6 +1,7 @@
 """Invalid inputs as files: each case under tests/errors/<case>/ is the canonical example with some
 files replaced or added (and those in `_delete.txt` removed), and `expected.txt` lists the exact
-diagnostics it must give, one per line: `<code> <file>:<line>:<col>` (or `<code> <file>` without a position).
+diagnostics it must give, one per line: `<code> <file>:<line>:<col>` (or `<code> <file>` without a position),
+optionally followed by words the message must contain (for K603, the rule it breaks).
 Every case must also leave the output folders untouched: nothing is written on invalid input."""
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ def expected(case: Path) -> list[str]:
     return [line.strip() for line in (case / "expected.txt").read_text().splitlines() if line.strip() and not line.startswith("#")]
 
 
+def matches(row: str, line: str, message: str) -> bool:
+    code, where, *words = line.split(" ", 2)
+    return row == f"{code} {where}" and (not words or words[0] in message)
+
+
 def actual(exc: KompileError) -> list[str]:
     rows = []
     for d in exc.diagnostics:
@@ -68,7 +74,10 @@ def test_error_case(name: str, tmp_path: Path):
     root = materialise(case, tmp_path / "repo")
     with pytest.raises(KompileError) as caught:
         compile_project(root)
-    assert actual(caught.value) == expected(case)
+    rows, lines = actual(caught.value), expected(case)
+    messages = [d.message for d in caught.value.diagnostics]
+    assert len(rows) == len(lines) and all(map(matches, rows, lines, messages)), \
+        "\n".join(f"{row}  {message}" for row, message in zip(rows, messages))
     for d in caught.value.diagnostics:
         assert d.message and d.span is not None, d
 

@@ -117,7 +117,7 @@ def add_extra_resource(root: Path, doc: dict, data) -> None:
     (root / "k8s/outside-link.yaml").symlink_to("/etc/hostname")
     doc["spec"]["extraResources"] = [data.draw(st.sampled_from(PATHS), label="path")]
     app = root / "environments/app.yaml"
-    app.write_text(app.read_text() + f"    argocd:\n      allowKinds: [{{group: '{group}', kind: {kind}}}]\n")
+    app.write_text(app.read_text() + f"  allowKinds: [{{group: '{group}', kind: {kind}, namespaced: true}}]\n")
 
 
 def assert_hardened(root: Path, output) -> None:
@@ -132,7 +132,7 @@ def assert_hardened(root: Path, output) -> None:
         assert any(obj["kind"] == "NetworkPolicy" and obj["metadata"]["name"].endswith("-default-deny")
                    for obj in objects), name
         scope = Scope(namespace=env.namespace, production=env.tier is Tier.PRODUCTION, api_access=bool(env.rbac_rules),
-                      default_deny=f"{env.app}-default-deny")
+                      default_deny=f"{env.app}-default-deny", declared=env.declared_kinds)
         for _, finding in check_stream(objects, scope):
             assert finding.rule is not None and any(a.covers(finding.rule, finding.object) for a in allow), (name, finding)
 

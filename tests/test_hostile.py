@@ -247,8 +247,8 @@ def test_kustomize_builds_exactly_what_the_gate_checked_for_hostile_kinds(tmp_pa
     (root / "k8s").mkdir()
     (root / "k8s/extras.yaml").write_text(EXTRAS)
     app = root / "environments/app.yaml"
-    app.write_text(app.read_text() + "    argocd:\n      allowKinds:\n"
-                   + "".join(f"        - {{group: {g}, kind: {k}}}\n" for g, k in
+    app.write_text(app.read_text() + "  allowKinds:\n"
+                   + "".join(f"    - {{group: {g}, kind: {k}}}\n" for g, k in
                              (("argoproj.io", "Rollout"), ("keda.sh", "ScaledJob"), ("scheduling.k8s.io", "PriorityClass"))))
     dev = root / "environments/dev.yaml"
     dev.write_text(dev.read_text() + "  extraResources: [k8s/extras.yaml]\n  security:\n    allow:\n"
@@ -295,3 +295,39 @@ kind: PriorityClass
 metadata: {{name: shop-low}}
 value: 10
 """
+
+
+# Inputs small on disk that would cost the CI machine minutes or gigabytes: each is refused by a limit
+# with its own message, before the expensive step.
+
+
+def _codes(root: Path) -> list[str]:
+    with pytest.raises(KompileError) as caught:
+        compile_project(root)
+    return [d.code.value for d in caught.value.diagnostics]
+
+
+def test_too_many_components_is_refused(example: Path):
+    app = example / "environments" / "app.yaml"
+    workers = "".join(f"    w{i}: {{type: worker, command: [x], probes: {{exec: {{command: [x]}}}}, resources: "
+                      f"{{requests: {{cpu: 1m, memory: 1Mi}}, limits: {{cpu: 1m, memory: 1Mi}}}}}}\n" for i in range(101))
+    app.write_text(app.read_text().replace("  components:\n", "  components:\n" + workers))
+    assert "K405" in _codes(example)
+
+
+def test_too_many_extra_objects_is_refused(example: Path):
+    (example / "k8s").mkdir()
+    (example / "k8s" / "many.yaml").write_text("".join(
+        f"---\n{{apiVersion: v1, kind: ConfigMap, metadata: {{name: c{i}}}}}\n" for i in range(1001)))
+    dev = example / "environments" / "dev.yaml"
+    dev.write_text(dev.read_text() + "  extraResources: [k8s/many.yaml]\n")
+    assert _codes(example) == ["K406"]
+
+
+def test_a_patch_that_nests_itself_is_refused_not_a_crash(example: Path):
+    ops = ["  - {op: add, path: /metadata/annotations, value: {}}", "  - {op: add, path: /metadata/annotations/x, value: {}}"]
+    ops += ["  - {op: copy, from: /metadata/annotations/x, path: /metadata/annotations/x/x}"] * 500
+    dev = example / "environments" / "dev.yaml"
+    dev.write_text(dev.read_text() + "  patches:\n    - target: {kind: ServiceAccount, name: shop}\n      patch:\n"
+                   + "".join(f"    {op}\n" for op in ops))
+    assert _codes(example) == ["K407"]

@@ -244,6 +244,9 @@ def test_kustomize_transformers_on_extra_resources(tmp_path: Path):
     root = copy_golden_input("web-only", tmp_path / "repo")
     (root / "extras").mkdir()
     (root / "extras" / "rbac-and-legacy.yaml").write_text(EXTRAS)
+    app = root / "environments" / "app.yaml"
+    app.write_text(app.read_text() + "  allowKinds: [{group: rbac.authorization.k8s.io, kind: ClusterRoleBinding},"
+                   " {group: '', kind: ReplicationController}]\n")
     spec = root / "environments" / "staging.yaml"
     # The bindings break the rbac rule on purpose (this models kustomize, not the policy): opted out.
     spec.write_text(spec.read_text() + "  extraResources: [extras/rbac-and-legacy.yaml]\n"

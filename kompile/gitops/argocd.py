@@ -73,18 +73,23 @@ def application_set(base: Environment, envs: list[Environment]) -> dict:
 
 def app_project(base: Environment, envs: list[Environment], deployed: set[tuple[str, str]]) -> dict:
     """Least privilege: this repo, these destinations, and only the kinds deployed. Those are kompile's own
-    and, for extra resources, the ones gitops.argocd.allowKinds lists (validate refuses others), so a pull
+    and, for extra resources, the ones the App's allowKinds lists (validate refuses others), so a pull
     request cannot widen the allow-list without saying so in the App."""
     kinds = sorted(deployed)
-    cluster = [{"group": g, "kind": k} for g, k in kinds if (g, k) in KINDS and not KINDS[(g, k)].namespaced]
-    namespaced = [{"group": g, "kind": k} for g, k in kinds if (g, k) not in KINDS or KINDS[(g, k)].namespaced]
+
+    def namespaced(group: str, kind: str) -> bool:
+        row = KINDS.get((group, kind))
+        return row.namespaced if row is not None else base.declared_kinds.get((group, kind), True)
+
+    cluster = [{"group": g, "kind": k} for g, k in kinds if not namespaced(g, k)]
+    namespaced_kinds = [{"group": g, "kind": k} for g, k in kinds if namespaced(g, k)]
     destinations = sorted((destination(e) for e in envs), key=lambda d: (d.get("server", ""), d.get("name", ""), d["namespace"]))
     return {"apiVersion": API, "kind": "AppProject",
             "metadata": {"name": base.app, "namespace": base.gitops.namespace, "labels": _labels(base.app)},
             "spec": {"clusterResourceWhitelist": cluster,
                      "description": f"{base.app}: compiled by kompile from environments/",
                      "destinations": destinations,
-                     "namespaceResourceWhitelist": namespaced,
+                     "namespaceResourceWhitelist": namespaced_kinds,
                      "sourceRepos": [base.gitops.repo_url]}}
 
 

@@ -31,6 +31,8 @@ class Kind:
     builtin: bool = True
     appliable: bool = True  # False for create-only kinds (reviews, Binding) that no repo should hold
     own: bool = False  # kompile renders objects of this kind itself (the AppProject always allows them)
+    delegates: bool = False  # its controller deploys or changes other objects with its own rights
+    network: bool = False  # a network policy of a CNI or of the Network Policy API, which kompile does not evaluate
 
     @property
     def holds_pods(self) -> bool:
@@ -57,7 +59,7 @@ _BUILTIN = [
            "ValidatingAdmissionPolicy ValidatingAdmissionPolicyBinding ValidatingWebhookConfiguration"),
     *_rows("apiextensions.k8s.io", "v1", False, "CustomResourceDefinition"),
     *_rows("apiregistration.k8s.io", "v1", False, "APIService"),
-    *_rows("apps", "v1", True, "ControllerRevision"),
+    *_rows("apps", "v1", True, "ControllerRevision", appliable=False),  # written by controllers (a rollback runs it)
     *_rows("apps", "v1", True, "Deployment", pod_spec=_TEMPLATE, wave="1", own=True),
     *_rows("apps", "v1", True, "DaemonSet ReplicaSet StatefulSet", pod_spec=_TEMPLATE),
     *_rows("authentication.k8s.io", "v1", False, "SelfSubjectReview TokenReview", appliable=False),
@@ -88,7 +90,7 @@ _BUILTIN = [
 
 # Custom resources kompile writes or meets, as their CustomResourceDefinitions declare them.
 _CUSTOM = [
-    *_rows("argoproj.io", "v1alpha1", True, "Application ApplicationSet AppProject", builtin=False),
+    *_rows("argoproj.io", "v1alpha1", True, "Application ApplicationSet AppProject", builtin=False, delegates=True),
     *_rows("argoproj.io", "v1alpha1", True, "Rollout", pod_spec=_TEMPLATE, builtin=False),
     *_rows("bitnami.com", "v1alpha1", True, "SealedSecret", wave="-1", own=True, builtin=False),
     *_rows("cert-manager.io", "v1", True, "Certificate Issuer", builtin=False),
@@ -100,10 +102,24 @@ _CUSTOM = [
     *_rows("keda.sh", "v1alpha1", True, "ScaledObject TriggerAuthentication", builtin=False),
     *_rows("keda.sh", "v1alpha1", True, "ScaledJob", pod_spec=("spec", "jobTargetRef", "template", "spec"), builtin=False),
     *_rows("keda.sh", "v1alpha1", False, "ClusterTriggerAuthentication", builtin=False),
-    *_rows("kustomize.toolkit.fluxcd.io", "v1", True, "Kustomization", builtin=False),
+    *_rows("kustomize.toolkit.fluxcd.io", "v1", True, "Kustomization", builtin=False, delegates=True),
+    *_rows("helm.toolkit.fluxcd.io", "v2", True, "HelmRelease", builtin=False, delegates=True),
     *_rows("monitoring.coreos.com", "v1", True, "PodMonitor PrometheusRule ServiceMonitor", builtin=False),
     *_rows("source.toolkit.fluxcd.io", "v1", True,
-           "Bucket ExternalArtifact GitRepository HelmChart HelmRepository OCIRepository", builtin=False),
+           "Bucket ExternalArtifact GitRepository HelmChart HelmRepository OCIRepository", builtin=False, delegates=True),
+    # Policy engines whose rules create or change other objects (Kyverno's generate and mutate rules).
+    *_rows("kyverno.io", "v1", True, "Policy", builtin=False, delegates=True),
+    *_rows("kyverno.io", "v1", False, "ClusterPolicy", builtin=False, delegates=True),
+    # Network policies beside the Kubernetes one: Calico, Cilium, the Network Policy API, GKE.
+    *_rows("projectcalico.org", "v3", True, "NetworkPolicy", builtin=False, network=True),
+    *_rows("projectcalico.org", "v3", False, "GlobalNetworkPolicy", builtin=False, network=True),
+    *_rows("crd.projectcalico.org", "v1", True, "NetworkPolicy", builtin=False, network=True),
+    *_rows("crd.projectcalico.org", "v1", False, "GlobalNetworkPolicy", builtin=False, network=True),
+    *_rows("cilium.io", "v2", True, "CiliumNetworkPolicy", builtin=False, network=True),
+    *_rows("cilium.io", "v2", False, "CiliumClusterwideNetworkPolicy", builtin=False, network=True),
+    *_rows("policy.networking.k8s.io", "v1alpha1 v1alpha2", False, "AdminNetworkPolicy BaselineAdminNetworkPolicy",
+           builtin=False, network=True),
+    *_rows("networking.gke.io", "v1alpha1", True, "FQDNNetworkPolicy", builtin=False, network=True),
 ]
 
 KINDS: dict[tuple[str, str], Kind] = {(k.group, k.name): k for k in (*_BUILTIN, *_CUSTOM)}
@@ -146,17 +162,19 @@ class Unknown:
 
     message: str
     hint: str
+    field: str = "kind"  # the field the problem is in (apiVersion for a version no cluster serves)
 
 
-def classify(api_version, kind) -> Kind | Unknown:
-    """The row for an object's apiVersion and kind; a custom kind kompile has no row for gets a row of
-    its own (namespaced, pods found generically). Unknown when no cluster would serve it."""
+def classify(api_version, kind, declared: dict[tuple[str, str], bool] | None = None) -> Kind | Unknown:
+    """The row for an object's apiVersion and kind. A custom kind kompile has no row for gets one from
+    `declared` ((group, kind) -> namespaced, what the App's allowKinds says), its pods found generically.
+    Unknown when no cluster would serve it, or when nobody said what it is."""
     if not isinstance(api_version, str) or not isinstance(kind, str):
         return Unknown("apiVersion and kind must be strings", "a manifest starts with apiVersion: and kind:")
     parts = split_api_version(api_version)
     if parts is None:
         return Unknown(f"apiVersion '{api_version}' is not GROUP/VERSION or VERSION",
-                       "for example apps/v1, networking.k8s.io/v1 or v1 (the core group)")
+                       "for example apps/v1, networking.k8s.io/v1 or v1 (the core group)", "apiVersion")
     if len(kind) > 63 or not KIND_NAME.fullmatch(kind):
         return Unknown(f"kind '{kind}' is not a kind name", "kinds are CamelCase names such as Deployment")
     group, version = parts
@@ -164,7 +182,7 @@ def classify(api_version, kind) -> Kind | Unknown:
     if row is not None:
         if version not in row.versions:
             served = ", ".join(f"{group + '/' if group else ''}{v}" for v in row.versions)
-            return Unknown(f"{kind} is not served as {api_version}", f"use {served}")
+            return Unknown(f"{kind} is not served as {api_version}", f"use {served}", "apiVersion")
         if not row.appliable:
             return Unknown(f"{kind} is a request to the API server, not an object a repo can hold",
                            "remove it from the manifests")
@@ -182,7 +200,11 @@ def classify(api_version, kind) -> Kind | Unknown:
         return Unknown(f"Kubernetes serves no kind '{kind}' in {where}",
                        f"kinds are case-sensitive: did you mean '{close[0]}'?" if close
                        else "kubectl api-resources lists the kinds a cluster serves")
-    return Kind(group, kind, (version,), namespaced=True, builtin=False)
+    if declared is not None and (group, kind) in declared:
+        return Kind(group, kind, (version,), namespaced=declared[(group, kind)], builtin=False)
+    return Unknown(f"kompile does not know the kind {kind} ({group}): not whether it is cluster-wide, nor what its "
+                   "controller does", f"list it in the App's allowKinds with its scope: {{group: {group}, kind: {kind}, "
+                   "namespaced: true}} (its pod specs are then found and checked)")
 
 
 def holds_no_pods(api_version: str, kind: str) -> bool:

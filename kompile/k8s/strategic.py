@@ -399,13 +399,18 @@ def _merge_keyed(target: list, patch: list, keys: MergeKey, gvk: tuple[str, str]
 def _check_ambiguous(ids: list[tuple[str, ...]], keys: MergeKey, path: tuple[str, ...]) -> None:
     """kyaml merges two identities that agree wherever both have a value (port 80, and port 80 with protocol
     TCP) and then drops one of the items; refuse instead."""
-    distinct = sorted(set(ids))
-    for i, one in enumerate(distinct):
-        for other in distinct[i + 1:]:
-            if all(a == b or not a or not b for a, b in zip(one, other, strict=True)):
-                shown = " and ".join("/".join(part for part in key_id if part) for key_id in (one, other))
-                raise PatchError(f"{_where(path)}: kustomize matches items by {'/'.join(keys)} and cannot tell {shown} "
-                                 f"apart; give every item its {', '.join(keys[1:])}")
+    groups: dict[str, list[tuple[str, ...]]] = {}
+    for key_id in sorted(set(ids)):  # the first key is always present: only items sharing it can clash
+        groups.setdefault(key_id[0], []).append(key_id)
+    # Two items with every key given differ somewhere both have a value: only one with a missing key can
+    # be taken for another, so each is compared with its group (linear for any realistic list).
+    for group in groups.values():
+        for one in (key_id for key_id in group if not all(key_id)):
+            for other in group:
+                if other != one and all(a == b or not a or not b for a, b in zip(one, other, strict=True)):
+                    shown = " and ".join("/".join(part for part in key_id if part) for key_id in sorted((one, other)))
+                    raise PatchError(f"{_where(path)}: kustomize matches items by {'/'.join(keys)} and cannot tell {shown} "
+                                     f"apart; give every item its {', '.join(keys[1:])}")
 
 
 # ---------------------------------------------------------------------------------------------

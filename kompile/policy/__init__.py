@@ -43,6 +43,10 @@ RULES = {
             "subjects outside the environment",
     "cluster-scoped": "an environment deploys only into its own namespace (no cluster-scoped object but that Namespace)",
     "unknown-workload": "every container kompile finds is in a pod spec it can check",
+    "gitops-delegation": "no object makes Argo CD, Flux or a policy engine deploy what kompile has not checked",
+    "service-exposure": "Services stay inside the cluster (no NodePort, LoadBalancer or externalIPs): public traffic comes "
+                        "through the ingress",
+    "ingress-snippets": "no ingress-nginx snippet annotation (raw nginx configuration the controller runs with its rights)",
 }
 
 

@@ -7,14 +7,16 @@ is refused, not skipped; a custom kind is searched for pod specs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kompile.errors import Code
 from kompile.k8s.kinds import Kind, Unknown, classify
 from kompile.policy import Finding
 from kompile.policy.network import check_policies
-from kompile.policy.plaintext import findings as plaintext_findings
+from kompile.policy.plaintext import SERVICE_ACCOUNT_TOKEN
+from kompile.policy.plaintext import scan as scan_values
 from kompile.policy.pods import Unclassifiable, _map, check_pod, containers, pod_specs
+from kompile.policy.pods import images as pod_images
 from kompile.policy.rbac import check_rbac
 
 PSS_MODES = ("enforce", "audit", "warn")
@@ -38,6 +40,7 @@ class Scope:
     production: bool
     api_access: bool  # the spec grants the pods Kubernetes API access (rbac)
     default_deny: str = ""  # the name of kompile's default-deny NetworkPolicy
+    declared: dict = field(default_factory=dict)  # (group, kind) -> namespaced, for custom kinds the App lists
 
 
 def check_stream(objects: list[dict], scope: Scope) -> list[tuple[int, Finding]]:
@@ -53,31 +56,49 @@ def check_stream(objects: list[dict], scope: Scope) -> list[tuple[int, Finding]]
                    index=index, name=name) -> None:
             found.append((index, Finding(code, rule, name, message, hint)))
 
-        kind = classify(obj.get("apiVersion"), obj.get("kind"))
+        kind = classify(obj.get("apiVersion"), obj.get("kind"), scope.declared)
         if isinstance(kind, Unknown):
             report(None, kind.message, Code.UNCLASSIFIABLE, kind.hint)
             continue
+        if kind.delegates:
+            report("gitops-delegation", f"{_a(kind.name)} makes its controller deploy or change other objects with its own "
+                   "rights: kompile cannot check what it brings")
+        if kind.network:
+            report("network-policy", f"kompile does not evaluate {_a(kind.name)}: it may open what the default deny closes")
         _check_metadata(obj, kind, report)
         if kind.group == "" and kind.name == "Secret":
             report(None, "a Secret would commit its values in plain text (base64 is not encryption)", Code.SECRET_OBJECT,
                    "seal it with kubeseal and list it under sealedSecrets")
-        for where, what in plaintext_findings(obj):
+        credentials, odd, tokens = scan_values(obj)
+        for where in tokens if not scope.api_access else ():
+            report("service-account-token", f"{where} asks for a Secret of type {SERVICE_ACCOUNT_TOKEN}, which the cluster fills "
+                   "with a ServiceAccount token")
+        for where, what in credentials:
             report(None, f"{where} holds {what} in plain text", Code.PLAINTEXT_SECRET,
                    "declare it under the App's secrets and seal its value with kubeseal")
+        for where, what in odd:
+            report(None, f"{where} {what}", Code.UNCLASSIFIABLE, "write the value so that it survives as it is")
         if not kind.namespaced:
             if kind.group == "" and kind.name == "Namespace" and _map(obj.get("metadata")).get("name") == scope.namespace:
                 has_namespace = True
                 _check_namespace(obj, report)
             elif kind.group != "rbac.authorization.k8s.io":
-                report("cluster-scoped", f"a {kind.name} is cluster-scoped: it reaches beyond the environment's namespace")
+                report("cluster-scoped", f"{_a(kind.name)} is cluster-scoped: it reaches beyond the environment's namespace")
         if kind.group == "networking.k8s.io" and kind.name == "NetworkPolicy":
             policies.append((name, obj))
             policy_index[name] = index
         check_rbac(obj, kind.group, scope.namespace, lambda rule, message: report(rule, message))
-        if kind.group == "bitnami.com" and kind.name == "SealedSecret":
-            template = _map(_map(obj.get("spec")).get("template"))
-            if template.get("type") == "kubernetes.io/service-account-token" and not scope.api_access:
-                report("service-account-token", "the SealedSecret unseals to a ServiceAccount token")
+        if kind.group == "" and kind.name == "Service":
+            spec = _map(obj.get("spec"))
+            if spec.get("type") in ("NodePort", "LoadBalancer") or spec.get("externalIPs"):
+                what = f"type {spec.get('type')}" if spec.get("type") in ("NodePort", "LoadBalancer") else "externalIPs"
+                report("service-exposure", f"the Service is reachable from outside the cluster ({what}), past the ingress "
+                       "and its network policies")
+        if kind.group == "networking.k8s.io" and kind.name == "Ingress":
+            for key in _map(_map(obj.get("metadata")).get("annotations")):
+                if str(key).startswith("nginx.ingress.kubernetes.io/") and str(key).endswith("-snippet"):
+                    report("ingress-snippets", f"annotation {key} hands raw nginx configuration to the ingress controller, "
+                           "which runs it with access to every Secret it can read")
         _check_pods(obj, kind, scope, report)
     if scope.namespace is not None:
 
@@ -96,16 +117,20 @@ def check_stream(objects: list[dict], scope: Scope) -> list[tuple[int, Finding]]
     return found
 
 
+def _a(kind: str) -> str:
+    return f"{'an' if kind[:1] in 'AEIOU' else 'a'} {kind}"
+
+
 def _check_metadata(obj: dict, kind: Kind, report) -> None:
     metadata = _map(obj.get("metadata"))
-    for field in ("annotations", "labels"):
-        for key in _map(metadata.get(field)):
+    for part in ("annotations", "labels"):
+        for key in _map(metadata.get(part)):
             key = str(key)
             if key.startswith(KUSTOMIZE_PREFIXES):
-                report(None, f"{field[:-1]} {key} is read by kustomize, which may drop or change the object for it",
+                report(None, f"{part[:-1]} {key} is read by kustomize, which may drop or change the object for it",
                        Code.UNCLASSIFIABLE, "remove it: kompile writes the kustomizations")
             elif key.startswith(CONTROLLER_PREFIXES) and key != ARGOCD_WAVE and kind.builtin and kind.name in GUARDS:
-                report(GUARDS[kind.name], f"{field[:-1]} {key} can make Argo CD or Flux skip, freeze or keep this "
+                report(GUARDS[kind.name], f"{part[:-1]} {key} can make Argo CD or Flux skip, freeze or keep this "
                        f"{kind.name} instead of applying it as written")
 
 
@@ -127,18 +152,20 @@ def _check_pods(obj: dict, kind: Kind, scope: Scope, report) -> None:
                "write the pod spec as the API server expects it (`kubectl explain` shows the fields)")
         return
     for stray in strays:
-        report("unknown-workload", f"container '{stray}' is not in a pod spec kompile can check")
+        who = f"'{stray['name']}'" if isinstance(stray.get("name"), str) else f"running {stray.get('image')!r}"
+        report("unknown-workload", f"a container {who} is not in a pod spec kompile can check")
+        _check_image(f"container {who}", stray.get("image"), scope, report)
     for pod, template_metadata in specs:
         check_pod(pod, template_metadata, scope.api_access, lambda rule, message: report(rule, message))
-        for _, container in containers(pod):
-            _check_image(container, scope, report)
+        for who, image in pod_images(pod):
+            _check_image(who, image, scope, report)
 
 
-def _check_image(container: dict, scope: Scope, report) -> None:
-    problem = image_problem(container.get("image"), scope.production)
+def _check_image(who: str, image, scope: Scope, report) -> None:
+    problem = image_problem(image, scope.production)
     if problem is not None:
         code, message, hint = problem
-        report(None, f"container '{container.get('name')}': {message}", code, hint)
+        report(None, f"{who}: {message}", code, hint)
 
 
 def image_problem(image, production: bool) -> tuple[Code, str, str] | None:

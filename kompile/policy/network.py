@@ -16,6 +16,11 @@ from kompile.policy.pods import _list, _map
 
 DIRECTIONS = (("ingress", "from", "Ingress"), ("egress", "to", "Egress"))
 _EVERYWHERE = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
+# A block at least this wide (or blocks that together cover half of the addresses) is the internet, not a
+# destination: 10.0.0.0/8 is a network, 0.0.0.0/1 or 2000::/3 is everything.
+WIDEST = {4: 8, 6: 16}
+# IPv6 prefixes that reach all of IPv4 through a gateway (NAT64) or embed it (IPv4-mapped, -compatible).
+_IPV4_INSIDE = [ipaddress.ip_network(n) for n in ("::ffff:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48", "::/96")]
 
 
 def selects_everything(selector) -> bool:
@@ -42,13 +47,19 @@ def is_default_deny(policy: dict) -> bool:
 
 
 def network(cidr) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
-    """An ipBlock's cidr as the API server reads it (host bits allowed); IPv4-mapped IPv6 as IPv4."""
+    """An ipBlock's cidr as the API server reads it (host bits allowed); an IPv6 block that holds IPv4
+    addresses (mapped, compatible, NAT64) as the IPv4 block it reaches."""
     try:
         net = ipaddress.ip_network(str(cidr), strict=False)
     except ValueError:
         return None
-    if isinstance(net, ipaddress.IPv6Network) and net.prefixlen >= 96 and net.network_address.ipv4_mapped is not None:
-        return ipaddress.ip_network(f"{net.network_address.ipv4_mapped}/{net.prefixlen - 96}", strict=False)
+    if isinstance(net, ipaddress.IPv6Network):
+        for inside in _IPV4_INSIDE:
+            if net.subnet_of(inside) and net.prefixlen >= 96:
+                low = int(net.network_address) & 0xFFFFFFFF
+                return ipaddress.ip_network(f"{ipaddress.IPv4Address(low)}/{net.prefixlen - 96}", strict=False)
+            if inside.subnet_of(net):  # a wider block around it reaches all of IPv4 through it
+                return ipaddress.ip_network("0.0.0.0/0")
     return net
 
 
@@ -77,13 +88,16 @@ def check_policies(policies: list[tuple[str, dict]], report: Callable[[str, str,
                                    "address block, so kompile cannot tell what it opens")
                         else:
                             blocks[direction].append((name, net))
-                            if net.prefixlen == 0:
-                                report(name, "network-policy", f"{where} is open to every address ({block['cidr']})")
+                            if net.prefixlen < WIDEST[net.version]:
+                                reaches = "" if str(net) == str(block["cidr"]) else f", which reaches {net}"
+                                report(name, "network-policy", f"{where} is open to a large part of all addresses "
+                                       f"({block['cidr']}{reaches}, wider than /{WIDEST[net.version]} for IPv{net.version})")
     for direction, found in blocks.items():
         for everything in _EVERYWHERE:
-            mine = [(n, net) for n, net in found if net.version == everything.version and net.prefixlen > 0]
-            if mine and list(ipaddress.collapse_addresses(net for _, net in mine)) == [everything]:
+            mine = [(n, net) for n, net in found if net.version == everything.version and net.prefixlen >= WIDEST[net.version]]
+            covered = sum(net.num_addresses for net in ipaddress.collapse_addresses(net for _, net in mine))
+            if mine and covered * 2 >= everything.num_addresses:
                 name = min(mine, key=lambda item: item[1].prefixlen)[0]  # the policy with the widest block
-                report(name, "network-policy", f"the {direction} ipBlocks together cover every {'IPv4' if everything.version == 4 else 'IPv6'} "
-                       f"address ({everything})")
+                report(name, "network-policy", f"the {direction} ipBlocks together cover half or more of all "
+                       f"{'IPv4' if everything.version == 4 else 'IPv6'} addresses")
     return any(policy.get("kind") == "NetworkPolicy" and is_default_deny(policy) for _, policy in policies)

@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 from collections.abc import Iterator
 
 _TOKENS = [
-    (r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----", "a private key"),
+    (r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----|PuTTY-User-Key-File-[0-9]", "a private key"),
+    (r"\b(?:Basic|Bearer)\s+[A-Za-z0-9+/._~-]{12,}=*", "an HTTP Authorization credential"),
+    (r"\"auth\"\s*:\s*\"[A-Za-z0-9+/]{12,}=*\"", "a registry credential (docker config)"),
+    (r"(?:^|\n)\s*(?:machine\s+\S+\s+)?(?:login\s+\S+\s+)?password\s+\S+", "a netrc password"),
     (r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b", "an AWS access key"),
     (r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}|\bgithub_pat_[A-Za-z0-9_]{20,}", "a GitHub token"),
     (r"\bglpat-[A-Za-z0-9_-]{20,}", "a GitLab token"),
@@ -44,17 +48,26 @@ _REFERENCE = re.compile(r"^(?:\$\([A-Za-z_][A-Za-z0-9_]*\)|\$\{[A-Za-z_][A-Za-z0
 _WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 STRONG = frozenset({"PASSWORD", "PASSWD", "PWD", "PASS", "PASSPHRASE", "SECRET", "SECRETS", "TOKEN", "TOKENS", "CREDENTIAL",
                     "CREDENTIALS", "APIKEY", "PRIVATEKEY", "AUTHORIZATION", "BEARER"})
+# Joined spellings (PGPASSWORD, dbpassword, apiKey, signing_key) that name a credential wherever they appear.
+STRONG_PARTS = ("PASSWORD", "PASSWD", "PASSPHRASE", "SECRET", "TOKEN", "CREDENTIAL", "APIKEY", "PRIVATEKEY", "ACCESSKEY",
+                "SIGNINGKEY", "ENCRYPTIONKEY", "MASTERKEY", "HMACKEY", "FERNETKEY", "LICENSEKEY", "SESSIONKEY")
 # A key whose last word is one of these names a place or a property of a secret, not the secret.
 PLACE = frozenset({"NAME", "NAMES", "REF", "REFS", "SELECTOR", "PATH", "FILE", "FILES", "DIR", "DIRS", "FOLDER", "FIELD", "NAMESPACE", "KIND",
                    "TYPE", "MOUNT", "TTL", "TIMEOUT", "LIFETIME", "EXPIRY", "EXPIRATION", "HEADER", "PREFIX", "ENABLED",
                    "ENABLE", "REQUIRED", "LENGTH", "VERSION", "ALGORITHM", "ALG", "ROTATION", "STORE", "PROVIDER", "HASH",
                    "CHECKSUM", "DIGEST", "ID", "URL", "URI", "ENDPOINT", "HOST", "PORT", "USER", "USERNAME", "REGION",
-                   "ENV", "VAR", "POLICY", "MODE", "SIZE", "COUNT", "INTERVAL", "SCOPE", "AUDIENCE", "ISSUER", "METHOD"})
-_HARMLESS = re.compile(r"(?:|[-+]?[0-9]{1,4}(?:\.[0-9]+)?|true|false|yes|no|on|off|null|none|/[A-Za-z0-9._/-]*(?:[:,]/[A-Za-z0-9._/-]*)*|<[^<>]*>)", re.IGNORECASE)
+                   "ENV", "VAR", "POLICY", "MODE", "SIZE", "COUNT", "INTERVAL", "SCOPE", "AUDIENCE", "ISSUER", "METHOD",
+                   "SECONDS", "SECS", "MINUTES", "HOURS", "DAYS", "MS", "MILLIS", "LIMIT", "MAX", "MIN", "RETRIES",
+                   "ATTEMPTS", "AGE", "PERIOD", "DELAY", "WINDOW", "RULES", "COMPLEXITY", "RESET", "CHANGE"})
+_HARMLESS = re.compile(r"(?:|true|false|yes|no|on|off|null|none|<[a-z][a-z _-]{0,40}>|\*{3,}|x{3,}|changeme|change-me)",
+                       re.IGNORECASE)
+_NUMBER_OR_PATH = re.compile(r"(?:[-+]?[0-9]{1,4}(?:\.[0-9]+)?|/[A-Za-z0-9._/-]*(?:[:,]/[A-Za-z0-9._/-]*)*)")
 _PLAIN_WORD = re.compile(r"[a-z]+(?:[_.-][a-z]+)*")  # `created_at`: a value a *_KEY setting may hold
 _KEY_NAME = re.compile(r"[A-Z][A-Z0-9_]*|[a-z][a-z._-]*")  # a camelCase field naming another key (secretKey: DB_PASSWORD)
 _LINE = re.compile(r"^[ \t]*(?:export[ \t]+)?([A-Za-z_][A-Za-z0-9_.-]{0,100})[ \t]*[:=][ \t]*(.*?)[ \t]*$", re.MULTILINE)
-_INLINE = re.compile(r"(?:^|[\s;&|])(?:--?)?([A-Za-z_][A-Za-z0-9_.-]{0,100})=([^\s;&|]+)")
+_INLINE = re.compile(r"(?:^|[\s;&|?])(?:--?)?([A-Za-z_][A-Za-z0-9_.-]{0,100})=([^\s;&|]+)")
+_QUOTED = re.compile(r"[\"']([A-Za-z_][A-Za-z0-9_.-]{0,100})[\"']\s*[:=]\s*[\"']([^\"']{1,4096})[\"']")  # JSON, Python, TOML
+_ELEMENT = re.compile(r"<([A-Za-z_][A-Za-z0-9_.-]{0,100})>([^<]{1,4096})</\1>")  # XML
 MAX_SCANNED = 1 << 16  # longer strings are scanned in their first 64 KiB (the YAML limits bound them anyway)
 
 _memo: dict[tuple[str, str], str | None] = {}
@@ -68,7 +81,13 @@ def in_value(value: str) -> str | None:
         return _TOKENS[int(match.lastgroup[1:])][1]
     if "://" in text and _url_password(text):
         return "a URL with a password in it"
+    if _PGPASS.search(text):
+        return "a .pgpass password"
     return None
+
+
+# host:port:database:user:password lines, as PostgreSQL's .pgpass holds them
+_PGPASS = re.compile(r"(?m)^[A-Za-z0-9_.*-]+:(?:[0-9]+|\*):[A-Za-z0-9_.*-]+:[A-Za-z0-9_.*@-]+:\S+$")
 
 
 def _url_password(text: str) -> bool:
@@ -104,12 +123,14 @@ def by_key(key: str, value: str) -> bool:
     if not names or names[-1] in PLACE or _HARMLESS.fullmatch(value) or _REFERENCE.match(value):
         return False
     joined = "".join(names)
-    strong = any(w in STRONG for w in names) or any(s in joined for s in ("APIKEY", "PRIVATEKEY", "ACCESSKEY", "SECRETKEY"))
+    strong = any(w in STRONG for w in names) or any(part in joined for part in STRONG_PARTS)
     camel = "_" not in key and "-" not in key and "." not in key and key != key.upper() and key != key.lower()
-    if camel and _KEY_NAME.fullmatch(value):
+    if camel and names[-1] in ("KEY", "REF", "FIELD", "PROPERTY") and _KEY_NAME.fullmatch(value):
         return False  # a field naming the key of a secret, as External Secrets' secretKey: DB_PASSWORD does
     if strong:
-        return True
+        return True  # whatever it looks like: a path or a short number is a password too
+    if _NUMBER_OR_PATH.fullmatch(value):
+        return False
     # *_KEY (SIGNING_KEY, FERNET_KEY, STRIPE_KEY): a credential unless it is a plain word. A camelCase
     # field (topologyKey: topology.kubernetes.io/zone) holds one only when the value has digits.
     if camel and ("/" in value or not any(ch.isdigit() for ch in value)):
@@ -133,10 +154,11 @@ def credential_in(key: str, value: str) -> str | None:
 
 def _embedded(value: str) -> str | None:
     """A credential in a file or command held in a string: `PASSWORD=x` or `password: x` lines, `--token=x`."""
-    if "=" not in value and ":" not in value:
+    if "=" not in value and ":" not in value and "<" not in value:
         return None
     text = value[:MAX_SCANNED]
-    for pattern in (_LINE, _INLINE) if "\n" in text else (_INLINE, _LINE):
+    patterns = (_LINE, _INLINE, _QUOTED, _ELEMENT) if "\n" in text else (_INLINE, _LINE, _QUOTED, _ELEMENT)
+    for pattern in patterns:
         for match in pattern.finditer(text):
             key, found = match.group(1), match.group(2).strip().strip("'\"")
             if found and not any(ch in found for ch in "()[]{}") and by_key(key, found):
@@ -146,29 +168,55 @@ def _embedded(value: str) -> str | None:
 
 def findings(obj: dict) -> list[tuple[str, str]]:
     """(where, what) for every credential in plain text anywhere in the object."""
-    found: list[tuple[str, str]] = []
+    return scan(obj)[0]
+
+
+# What no reader on the way keeps as written: go-yaml folds NEL and the Unicode line and paragraph
+# separators (kustomize re-emits them as spaces), and control characters have no place in a manifest.
+_ODD_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
+INT64 = 1 << 63
+
+
+SERVICE_ACCOUNT_TOKEN = "kubernetes.io/service-account-token"
+
+
+def scan(obj: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[str]]:
+    """One walk over every value of an object: (credentials in plain text, values kustomize or the API
+    server would change or refuse, each as (where, what); and where it asks for a Secret of the
+    ServiceAccount token type, which the cluster fills with a token)."""
+    credentials: list[tuple[str, str]] = []
+    odd: list[tuple[str, str]] = []
+    tokens: list[str] = []
     sealed = obj.get("kind") == "SealedSecret"
-    for path, key, value in _strings(obj, ""):
-        if sealed and path.startswith("spec.encryptedData."):
-            continue
-        what = credential_in(key, value)
-        if what:
-            found.append((path, what))
-    return found
+    for path, key, value in scalars(obj, ""):
+        if isinstance(value, str):
+            if key == "type" and value == SERVICE_ACCOUNT_TOKEN:
+                tokens.append(path)
+            if not (sealed and path.startswith("spec.encryptedData.")):
+                what = credential_in(key, value)
+                if what:
+                    credentials.append((path, what))
+            if _ODD_CHARACTERS.search(value):
+                odd.append((path, "holds a control character or a Unicode line separator, which kustomize changes"))
+        elif isinstance(value, float) and not math.isfinite(value):
+            odd.append((path, f"is {value}, which no Kubernetes field holds (kustomize stops at it)"))
+        elif isinstance(value, int) and not isinstance(value, bool) and not -INT64 <= value < INT64:
+            odd.append((path, "is a number larger than Kubernetes holds (kustomize writes it in another form)"))
+    return credentials, odd, tokens
 
 
-def _strings(node, path: str, key: str = "") -> Iterator[tuple[str, str, str]]:
-    """(path, the key naming it, string) for every string in node, keys included; binaryData decoded."""
+def scalars(node, path: str, key: str = "") -> Iterator[tuple[str, str, object]]:
+    """(path, the key naming it, value) for every scalar in node, and every mapping key as a string (with
+    no key of its own); binaryData decoded. An env variable's or header's value is named by its `name`,
+    and a command's argument by the flag before it."""
     if isinstance(node, dict):
         for name, value in node.items():
             here = f"{path}.{name}" if path else str(name)
             if isinstance(name, str):
-                what = in_value(name)
-                if what:
-                    yield here, "", name
+                yield here, "", name
             if path == "binaryData" and isinstance(value, str):
                 value = _decoded(value)
-            yield from _strings(value, here, str(name))
+            yield from scalars(value, here, str(name))
     elif isinstance(node, list):
         pairs = all(isinstance(item, dict) and isinstance(item.get("name"), str) for item in node)
         flag = None
@@ -182,8 +230,8 @@ def _strings(node, path: str, key: str = "") -> Iterator[tuple[str, str, str]]:
                 yield here, flag or key, item
                 flag = item.lstrip("-") if item.startswith("-") and "=" not in item else None
                 continue
-            yield from _strings(item, here, key)
-    elif isinstance(node, str):
+            yield from scalars(item, here, key)
+    else:
         yield path, key, node
 
 

@@ -9,9 +9,13 @@ check what it will run.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 
 from kompile.k8s.kinds import Kind
+from kompile.quantity import parse_quantity
+
+QUANTITY = re.compile(r"[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?")
 
 MIN_ID = 10000
 CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
@@ -45,9 +49,10 @@ def _list(value) -> list:
     return value if isinstance(value, list) else []
 
 
-def pod_specs(obj: dict, kind: Kind) -> tuple[list[tuple[dict, dict]], list[str]]:
-    """(pod spec, its template's metadata) of every pod spec in obj, and the names of container-like
-    mappings found outside any (custom kinds only). Built-in kinds keep their pod spec where the table
+def pod_specs(obj: dict, kind: Kind) -> tuple[list[tuple[dict, dict]], list[dict]]:
+    """(pod spec, its template's metadata) of every pod spec in obj, and the container-like mappings (ones
+    naming an image) that are in none of their container lists (custom kinds only: an operator may run
+    them, as the Prometheus Operator runs spec.image). Built-in kinds keep their pod spec where the table
     says; custom kinds are searched. Unclassifiable when a pod spec is not a mapping."""
     if kind.builtin:
         if kind.pod_spec is None:
@@ -63,30 +68,30 @@ def pod_specs(obj: dict, kind: Kind) -> tuple[list[tuple[dict, dict]], list[str]
             raise Unclassifiable(f"{'.'.join(kind.pod_spec)} is not a mapping")
         return [(node, _map(parent.get("metadata")))], []
     found: list[tuple[dict, dict]] = []
-    strays: list[str] = []
-    _search(obj, obj, found, strays, inside=False)
-    return found, strays
+    images: list[dict] = []
+    _search(obj, obj, found, images)
+    listed = {id(container) for pod, _ in found for _, container in containers(pod)}
+    return found, [node for node in images if id(node) not in listed]
 
 
-def _search(node, parent, found: list, strays: list, inside: bool) -> None:
-    """Pod specs of a custom resource: mappings holding a container list (the mapping above one is the
-    template, whose metadata holds the pod's annotations), and container-like mappings outside them."""
+def _search(node, parent, found: list, images: list) -> None:
+    """Pod specs of a custom resource (mappings holding a container list; the mapping above one is the
+    template, whose metadata holds the pod's annotations), and every mapping that names an image."""
     if isinstance(node, dict):
         holds = [key for key in CONTAINER_LISTS if key in node]
+        for key in holds:
+            if not isinstance(node[key], list) or not all(isinstance(c, dict) for c in node[key]):
+                raise Unclassifiable(f"'{key}' is not a list of containers")
         if holds:
-            for key in holds:
-                if not isinstance(node[key], list) or not all(isinstance(c, dict) for c in node[key]):
-                    raise Unclassifiable(f"'{key}' is not a list of containers")
             found.append((node, _map(parent.get("metadata")) if isinstance(parent, dict) else {}))
-            inside = True
-        elif not inside and isinstance(node.get("image"), str):
-            strays.append(str(node.get("name", node["image"])))
+        if "image" in node and not isinstance(node.get("image"), dict):
+            images.append(node)
         for value in node.values():
             if isinstance(value, dict | list):
-                _search(value, node, found, strays, inside)
+                _search(value, node, found, images)
     elif isinstance(node, list):
         for item in node:
-            _search(item, parent, found, strays, inside)
+            _search(item, parent, found, images)
 
 
 def containers(pod: dict) -> Iterator[tuple[str, dict]]:
@@ -95,6 +100,16 @@ def containers(pod: dict) -> Iterator[tuple[str, dict]]:
         for container in _list(pod.get(key)):
             if isinstance(container, dict):
                 yield key, container
+
+
+def images(pod: dict) -> Iterator[tuple[str, object]]:
+    """(who, image reference) for every image a pod runs or mounts: containers and image volumes."""
+    for _, container in containers(pod):
+        yield f"container '{container.get('name')}'", container.get("image")
+    for volume in _list(pod.get("volumes")):
+        source = _map(volume).get("image")
+        if source is not None:
+            yield f"image volume '{_map(volume).get('name')}'", _map(source).get("reference")
 
 
 def check_pod(pod: dict, template_metadata: dict, api_access: bool, report: Report) -> None:
@@ -137,6 +152,19 @@ def _check_volume(volume: dict, api_access: bool, report: Report) -> None:
     projected = _map(volume.get("projected"))
     if not api_access and any("serviceAccountToken" in _map(source) for source in _list(projected.get("sources"))):
         report("service-account-token", f"volume '{name}' projects a ServiceAccount token")
+
+
+def _positive(quantity) -> bool:
+    """A quantity above zero (null, "0" or text that is no quantity is none: no limit at all)."""
+    if isinstance(quantity, bool) or not isinstance(quantity, int | float | str):
+        return False
+    text = str(quantity)
+    if not QUANTITY.fullmatch(text):
+        return False
+    try:
+        return parse_quantity(text) > 0
+    except ArithmeticError:
+        return False
 
 
 def _handlers(container: dict) -> Iterator[tuple[str, dict]]:
@@ -199,6 +227,6 @@ def _check_container(container: dict, which: str, pod_context: dict, report: Rep
     if which != "ephemeralContainers":  # the API gives ephemeral containers no resources
         resources = _map(container.get("resources"))
         for part in ("requests", "limits"):
-            missing = [r for r in ("cpu", "memory") if r not in _map(resources.get(part))]
+            missing = [r for r in ("cpu", "memory") if not _positive(_map(resources.get(part)).get(r))]
             if missing:
-                report("resources", f"{who} has no {part} for {' and '.join(missing)}")
+                report("resources", f"{who} has no {part} for {' and '.join(missing)} (a quantity above zero)")

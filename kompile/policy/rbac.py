@@ -24,7 +24,7 @@ def check_rbac(obj: dict, group: str, namespace: str | None, report: Callable[[s
     if group != API_GROUP:
         return
     if kind in ("ClusterRole", "ClusterRoleBinding"):
-        report("rbac", f"a {kind} grants rights across the whole cluster")
+        report("rbac", f"{'an' if kind[:1] in 'AEIOU' else 'a'} {kind} grants rights across the whole cluster")
     if kind in ("Role", "ClusterRole"):
         for index, rule in enumerate(_list(obj.get("rules"))):
             rule = _map(rule)

@@ -173,18 +173,25 @@ def _apply_patches(objects: list[dict], patches: tuple[Patch, ...], origins: dic
             if not _matches(obj, target):
                 continue
             matched = True
+            name = f"{obj['kind']}/{obj['metadata']['name']}"
             try:
                 if isinstance(patch.body, list):
-                    patched = jsonpatch.apply_patch(obj, patch.body)
+                    # One operation at a time, each bounded: `copy` can double an object with every operation.
+                    patched = obj
+                    for operation in patch.body:
+                        patched = jsonpatch.apply_patch(patched, [operation])
+                        _check_size(patched, name, patch)
                 else:
                     patched = apply_patch(obj, _patch_body(patch))
             except (PatchError, jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
-                raise KompileError([Diagnostic(Code.PATCH, f"patch does not apply to {obj['kind']}/{obj['metadata']['name']}: {exc}",
-                                               patch.where)]) from None
-            if deeper_than(patched, MAX_OBJECT_DEPTH):
-                raise KompileError([Diagnostic(Code.PATCH, f"patch makes {obj['kind']}/{obj['metadata']['name']} nest deeper than "
-                                               f"{MAX_OBJECT_DEPTH} levels", patch.where,
-                                               "no Kubernetes object is that deep; write the value out flat")])
+                raise KompileError([Diagnostic(Code.PATCH, f"patch does not apply to {name}: {exc}", patch.where)]) from None
+            except RecursionError:
+                raise KompileError([Diagnostic(Code.PATCH, f"patch makes {name} too deep to handle", patch.where)]) from None
+            _check_size(patched, name, patch)
+            problem = shape_problem(patched)
+            if problem:
+                raise KompileError([Diagnostic(Code.PATCH, f"patch leaves {name} in a shape kustomize cannot read: {problem}",
+                                               patch.where, "`kubectl explain` shows the field's type")])
             if object_id_problem(patched) or object_id(patched) != object_id(obj):
                 raise KompileError([Diagnostic(Code.PATCH, f"patch changes what {obj['kind']}/{obj['metadata']['name']} is "
                                                f"({object_id_problem(patched) or 'its kind, API group or name'})", patch.where,
@@ -199,18 +206,62 @@ def _apply_patches(objects: list[dict], patches: tuple[Patch, ...], origins: dic
 
 
 MAX_OBJECT_DEPTH = 100  # a spec nests at most 64 levels; JSON patches could stack further, one op at a time
+MAX_OBJECT_VALUES = 100_000  # a spec holds at most 50,000 values; JSON `copy` could multiply them
 
 
-def deeper_than(value, limit: int) -> bool:
-    """Whether value nests deeper than limit (walked without recursion: the point is to refuse deep ones)."""
+def too_large(value, max_depth: int = MAX_OBJECT_DEPTH, max_values: int = MAX_OBJECT_VALUES) -> str | None:
+    """Why value is beyond what any Kubernetes object holds (walked without recursion, stopping early)."""
     stack = [(value, 0)]
+    count = 0
     while stack:
         node, depth = stack.pop()
-        if depth > limit:
-            return True
+        count += 1
+        if depth > max_depth:
+            return f"it nests deeper than {max_depth} levels"
+        if count > max_values:
+            return f"it holds more than {max_values} values"
         children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return False
+        stack.extend((child, depth + 1) for child in children)
+    return None
+
+
+def _check_size(obj: dict, name: str, patch: Patch) -> None:
+    problem = too_large(obj)
+    if problem:
+        raise KompileError([Diagnostic(Code.PATCH, f"patch makes {name} too large: {problem}", patch.where,
+                                       "no Kubernetes object is that large; write the value out")])
+
+
+def shape_problem(obj: dict) -> str | None:
+    """What in an object kustomize's transformers cannot read: metadata, labels and annotations that are not
+    mappings of strings, or a pod template's metadata that is not a mapping."""
+    metadata = obj.get("metadata")
+    for field in ("labels", "annotations"):
+        value = metadata.get(field) if isinstance(metadata, dict) else None
+        if value is not None and not (isinstance(value, dict) and all(isinstance(v, str) for v in value.values())):
+            return f"metadata.{field} must be a mapping of strings"
+    if isinstance(metadata, dict) and metadata.get("namespace") is not None and not isinstance(metadata["namespace"], str):
+        return "metadata.namespace must be a string"
+    for path in kinds.template_label_paths(obj["apiVersion"], obj["kind"]):
+        node = obj
+        for key in path:
+            if key == []:
+                if node is not None and not (isinstance(node, list) and all(isinstance(i, dict) for i in node)):
+                    return "spec.volumeClaimTemplates must be a list of mappings"
+                break
+            node = node.get(key) if isinstance(node, dict) else None
+            if node is None:
+                break
+            if not isinstance(node, dict):
+                return f"{'.'.join(path)} must be a mapping"
+        else:
+            template_meta = node.get("metadata") if isinstance(node, dict) else None
+            if template_meta is not None and not isinstance(template_meta, dict):
+                return f"{'.'.join(path)}.metadata must be a mapping"
+            labels = template_meta.get("labels") if isinstance(template_meta, dict) else None
+            if labels is not None and not (isinstance(labels, dict) and all(isinstance(v, str) for v in labels.values())):
+                return f"{'.'.join(path)}.metadata.labels must be a mapping of strings"
+    return None
 
 
 def _patch_body(patch: Patch) -> dict:
@@ -257,7 +308,7 @@ def check_deployed(env: Environment, objects: list[dict], origins: dict[tuple, S
     """The policy gate on what the cluster receives. A finding is an error, at the setting, patch or
     manifest the object came from, unless the spec opts out of its rule (security.allow, with a reason)."""
     scope = Scope(namespace=env.namespace, production=env.tier is Tier.PRODUCTION, api_access=bool(env.rbac_rules),
-                  default_deny=f"{env.app}-default-deny")
+                  default_deny=f"{env.app}-default-deny", declared=env.declared_kinds)
     problems = []
     for index, finding in check_stream(objects, scope):
         if finding.rule is not None and any(a.covers(finding.rule, finding.object) for a in env.security.allow):
@@ -306,6 +357,8 @@ def _secret_names(node) -> set[str]:
         for key, value in node.items():
             if key in ("secretRef", "secretKeyRef") and isinstance(value, dict) and isinstance(value.get("name"), str):
                 found.add(value["name"])
+            elif key == "imagePullSecrets" and isinstance(value, list):  # registry credentials are Secrets too
+                found |= {item["name"] for item in value if isinstance(item, dict) and isinstance(item.get("name"), str)}
             elif key == "secret" and isinstance(value, dict) and isinstance(value.get("secretName", value.get("name")), str):
                 found.add(value.get("secretName", value.get("name")))  # a volume, or a projected volume's source
             else:
