@@ -77,7 +77,7 @@ def test_error_case(name: str, tmp_path: Path):
     rows, lines = actual(caught.value), expected(case)
     messages = [d.message for d in caught.value.diagnostics]
     assert len(rows) == len(lines) and all(map(matches, rows, lines, messages)), \
-        "\n".join(f"{row}  {message}" for row, message in zip(rows, messages))
+        "\n".join(f"{row}  {message}" for row, message in zip(rows, messages, strict=True))
     for d in caught.value.diagnostics:
         assert d.message and d.span is not None, d
 
