@@ -66,6 +66,7 @@ class Code(enum.Enum):
     EXTRA_RESOURCE = "K406"
     PATCH = "K407"
     SECRET_REFERENCE = "K408"
+    REFERENCE = "K409"  # a sidecar, init container or secret named where none is declared
     # Production rules (spec.tier: production)
     PROD_DIGEST = "K501"
     PROD_REPLICAS = "K502"

@@ -59,6 +59,12 @@ def _walk(kind: spec.Type, value, path: str, origins: dict[str, str], rows: list
             elif here in ALWAYS_APPLIED:  # settings every environment has, spec or not: show their defaults
                 _walk(field.type, YMap(Span("")), here, origins, rows)
         return
+    if isinstance(kind, spec.Collection) and isinstance(value, YList):  # each entry from the file that wrote it
+        for index, item in enumerate(value):
+            named = isinstance(item, YMap) and isinstance(item.get(kind.key), str)
+            here = f"{path}.{item[kind.key]}" if named else f"{path}[{index}]"
+            _walk(kind.item, item, here, origins, rows, value.item_span(index))
+        return
     if isinstance(kind, spec.MapOf) and isinstance(value, YMap):  # components.web, env.DJANGO_..., by key
         for key, item in value.items():
             _walk(kind.value, item, f"{path}.{key}", origins, rows, value.value_span(key))

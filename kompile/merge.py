@@ -1,7 +1,10 @@
 """An environment's effective settings: the App, then each environment it extends, then its own file.
 
 Maps merge key by key, lists and scalars replace, and an explicit null removes an inherited key.
-Every merged node keeps the position of the file that set it, so later errors point at the right line.
+Collections (patches, extraResources, secrets, sidecars, network rules: spec.COLLECTIONS) are maps by
+name while they merge, whichever form a file writes them in, so entries add up and only a name removes
+one; the merged settings hold them as lists again. Every merged node keeps the position of the file
+that set it, so later errors point at the right line.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import difflib
 from kompile import spec
 from kompile.errors import Code, Diagnostic, KompileError
 from kompile.project import Project
-from kompile.source import YMap
+from kompile.source import YList, YMap
 
 # The identity of an environment is never inherited through extends.
 NOT_INHERITED = ("namespace", "extends")
@@ -43,7 +46,8 @@ def _put(out: YMap, key: str, value, source: YMap) -> None:
 
 
 def _layer(settings: YMap, skip: tuple[str, ...] | dict) -> YMap:
-    """One file's settings, ready to merge: `image: repo` becomes `image: {repository: repo}`."""
+    """One file's settings, ready to merge: `image: repo` becomes `image: {repository: repo}`, and each
+    collection a map by name."""
     layer = YMap(settings.span)
     for key, value in settings.items():
         if key in skip:
@@ -54,7 +58,70 @@ def _layer(settings: YMap, skip: tuple[str, ...] | dict) -> YMap:
             image.key_spans["repository"] = image.value_spans["repository"] = settings.value_span(key)
             value = image
         _put(layer, key, value, settings)
+    for path, collection in spec.COLLECTIONS:
+        _convert(layer, path, lambda items, c=collection: _by_name(items, c) if isinstance(items, YList) else items)
     return layer
+
+
+def _convert(settings: YMap, path: tuple[str, ...], change) -> None:
+    """Replace the value at path (copying the maps on the way, which may be a file's own)."""
+    parent = settings
+    for key in path[:-1]:
+        child = parent.get(key)
+        if not isinstance(child, YMap):
+            return
+        copy = YMap(child.span)
+        for k, v in child.items():
+            _put(copy, k, v, child)
+        parent[key] = copy
+        parent = copy
+    if path[-1] in parent:
+        parent[path[-1]] = change(parent[path[-1]])
+
+
+def _by_name(items: YList, collection: spec.Collection) -> YMap:
+    """A list of entries as a map by name. An entry without a name gets one no file can write (`#` and
+    where it was written), so it only adds."""
+    keyed = YMap(items.span)
+    for index, item in enumerate(items):
+        span = items.item_span(index)
+        if collection.key is None and isinstance(item, str):
+            name = item
+        elif isinstance(item, dict) and isinstance(item.get(collection.key), str):
+            name = item[collection.key]
+        else:
+            name = f"#{span.path}:{span.line}:{span.col}"
+        keyed[name] = item
+        keyed.key_spans[name] = keyed.value_spans[name] = span
+    return keyed
+
+
+def _as_list(keyed, collection: spec.Collection):
+    """A merged collection as the list the rest of kompile reads; a map entry's name becomes its name field."""
+    if not isinstance(keyed, YMap):
+        return keyed
+    items = YList(keyed.span)
+    for name, item in keyed.items():
+        if isinstance(item, YMap) and collection.key and collection.key not in item and not name.startswith("#"):
+            named = YMap(item.span)
+            named[collection.key] = name  # written as the map's key: that is where it points
+            named.key_spans[collection.key] = named.value_spans[collection.key] = keyed.key_span(name)
+            for k, v in item.items():
+                _put(named, k, v, item)
+            item = named
+        items.append(item)
+        items.item_spans.append(keyed.value_span(name))
+    return items
+
+
+def as_lists(settings: YMap) -> YMap:
+    """Merged settings with their collections as lists (a copy: the merged maps are reused)."""
+    out = YMap(settings.span)
+    for key, value in settings.items():
+        _put(out, key, value, settings)
+    for path, collection in spec.COLLECTIONS:
+        _convert(out, path, lambda keyed, c=collection: _as_list(keyed, c))
+    return out
 
 
 def extends_chain(project: Project, name: str) -> list[str]:
@@ -98,9 +165,16 @@ def app_settings(project: Project) -> YMap:
     """The App's own settings as the first layer (what bases/ is compiled from). Computed once per
     project: merging never changes its inputs, so every environment can start from the same layer."""
     if project.app_settings is None:
-        app = project.app.spec
-        project.app_settings = merge_maps(YMap(app.span), _layer(app, spec.APP_ONLY))
+        project.app_settings = as_lists(_app_layer(project))
     return project.app_settings
+
+
+def _app_layer(project: Project) -> YMap:
+    """The App's settings as the first layer of every merge (collections by name)."""
+    if project.app_layer is None:
+        app = project.app.spec
+        project.app_layer = merge_maps(YMap(app.span), _layer(app, spec.APP_ONLY))
+    return project.app_layer
 
 
 def effective_spec(project: Project, name: str) -> tuple[YMap, list[str]]:
@@ -109,7 +183,7 @@ def effective_spec(project: Project, name: str) -> tuple[YMap, list[str]]:
     so a repo's merging costs one merge per environment, however the chains run."""
     chain = extends_chain(project, name)
     result = _inheritable(project, chain[:-1])
-    result = merge_maps(result, _layer(project.environments[name].spec, ()))
+    result = as_lists(merge_maps(result, _layer(project.environments[name].spec, ())))
     result.pop("extends", None)
     return result, chain
 
@@ -117,7 +191,7 @@ def effective_spec(project: Project, name: str) -> tuple[YMap, list[str]]:
 def _inheritable(project: Project, chain: list[str]) -> YMap:
     """What the last environment of chain passes on (the App's settings for an empty chain)."""
     if not chain:
-        return app_settings(project)
+        return _app_layer(project)
     key = chain[-1]
     if key not in project.inherited:
         base = _inheritable(project, chain[:-1])

@@ -15,6 +15,7 @@ class ComponentType(enum.Enum):
     WEB = "web"
     WORKER = "worker"
     SCHEDULER = "scheduler"
+    CRON = "cron"
 
 
 class SecretMount(enum.Enum):
@@ -52,9 +53,33 @@ class Image:
 
 @dataclass(frozen=True)
 class Probe:
+    """One check: an HTTP GET (http_path), a command, or a TCP connection (neither); timings None for
+    kompile's defaults of that kind of probe."""
+
     http_path: str | None = None
     port: int | None = None
     command: tuple[str, ...] | None = None
+    period_seconds: int | None = None
+    failure_threshold: int | None = None
+    timeout_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class Probes:
+    startup: Probe | None = None
+    readiness: Probe | None = None
+    liveness: Probe | None = None
+
+
+@dataclass(frozen=True)
+class Queue:
+    """KEDA scales the component on a broker queue's length."""
+
+    broker: str  # redis | rabbitmq
+    name: str
+    length: int
+    secret: str | None
+    keys: dict[str, str]  # KEDA parameter -> key of the secret
 
 
 @dataclass(frozen=True)
@@ -63,6 +88,37 @@ class Autoscaling:
     max_replicas: int
     cpu: int | None
     memory: int | None
+    queue: Queue | None = None
+
+
+@dataclass(frozen=True)
+class Container:
+    """A sidecar or init container declared on the App and used by name."""
+
+    name: str
+    image: str
+    command: tuple[str, ...] | None
+    args: tuple[str, ...] | None
+    env: dict[str, str]
+    secrets: tuple[str, ...]
+    ports: tuple[int, ...]
+    resources: Resources
+    probes: Probes
+
+
+@dataclass(frozen=True)
+class Account:
+    """A ServiceAccount kompile writes: the app's own, or a component's (identity or rbac of its own)."""
+
+    name: str
+    annotations: dict[str, str]
+    rules: tuple[dict, ...] = ()  # a Role bound to it; only then do its pods get an API token
+    azure: bool = False  # AKS Workload Identity: its pods carry the webhook's label
+    component: str | None = None  # the component it is its own for (None: the app's)
+
+    @property
+    def api_access(self) -> bool:
+        return bool(self.rules)
 
 
 @dataclass(frozen=True)
@@ -80,9 +136,16 @@ class Component:
     port: int | None
     replicas: int
     autoscaling: Autoscaling | None
-    probe: Probe
+    probes: Probes
     resources: Resources
     termination_grace_seconds: int
+    account: Account  # the ServiceAccount its pods run as
+    sidecars: tuple[Container, ...] = ()
+    init_containers: tuple[Container, ...] = ()
+    schedule: str | None = None  # cron only
+    time_zone: str | None = None
+    timeout_seconds: int | None = None
+    suspend: bool = False
 
     @property
     def pods_at_least(self) -> int:
@@ -141,6 +204,8 @@ class Migrate:
     timeout_seconds: int
     backoff_limit: int
     resources: Resources
+    sidecars: tuple[Container, ...] = ()
+    init_containers: tuple[Container, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -215,7 +280,7 @@ class Environment:
     network: Network
     ingress: Ingress | None
     security: Security
-    rbac_rules: tuple[dict, ...]
+    accounts: tuple[Account, ...]  # the app's own first, then the components' own
     extra_objects: tuple[ExtraObject, ...]
     patches: tuple[Patch, ...]
     sealed_secrets: tuple[dict, ...]  # SealedSecret objects, as they will be applied

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import re
 
+from kompile.celery import celery_time_limit, through_broker
 from kompile.errors import Span
 from kompile.merge import app_settings
 from kompile.model import (
+    Account,
     Allowance,
     Autoscaling,
     Component,
     ComponentType,
+    Container,
     EgressRule,
     Environment,
     ExtraObject,
@@ -24,6 +27,8 @@ from kompile.model import (
     Peer,
     Port,
     Probe,
+    Probes,
+    Queue,
     Resources,
     Secret,
     SecretMount,
@@ -42,6 +47,17 @@ DEFAULT_AUTOSCALING_CPU = 80
 GUNICORN_GRACEFUL_TIMEOUT = 30  # gunicorn's own default
 PRE_STOP_SECONDS = 5  # time for endpoints to drop the pod before gunicorn stops accepting
 GRACE_SECONDS = {ComponentType.WORKER: 60, ComponentType.SCHEDULER: 30}
+# Celery's warm shutdown (SIGTERM) lets running tasks finish, each within the hard --time-limit; then
+# the worker closes its broker connection and puts back what it had reserved.
+CELERY_SHUTDOWN_MARGIN = 30
+SIDECAR_REQUESTS = {"cpu": "50m", "memory": "64Mi", "ephemeral-storage": "64Mi"}
+SIDECAR_LIMITS = {"cpu": "500m", "memory": "256Mi", "ephemeral-storage": "1Gi"}
+CRON_TIMEOUT = 3600
+IDENTITY_ANNOTATIONS = {
+    "gcp": "iam.gke.io/gcp-service-account",
+    "aws": "eks.amazonaws.com/role-arn",
+    "azure": "azure.workload.identity/client-id",
+}
 DEFAULT_SECURITY = Security(run_as_user=10001, run_as_group=10001, fs_group=10001, tmp_size="256Mi")
 MIGRATE_TIMEOUT = 900
 MIGRATE_BACKOFF = 1
@@ -59,10 +75,15 @@ def normalise_base(project: Project) -> Environment:
 def _environment(project: Project, settings: YMap, name: str | None, sources: tuple[str, ...]) -> Environment:
     env = {k: str(v) for k, v in sorted((settings.get("env") or {}).items())}
     gunicorn_grace = _gunicorn_graceful_timeout(env)
+    shared = _account(project.name, settings.get("identity"), None)
+    sidecars = {c["name"]: _container(c) for c in settings.get("sidecars") or ()}
+    init_containers = {c["name"]: _container(c) for c in settings.get("initContainers") or ()}
     components = tuple(
-        _component(component_name, body, gunicorn_grace)
+        _component(project.name, component_name, body, gunicorn_grace, shared, sidecars, init_containers)
         for component_name, body in sorted((settings.get("components") or {}).items())
     )
+    own = {c.account.name: c.account for c in components if c.account.name != shared.name}
+    accounts = (shared, *(own[n] for n in sorted(own)))
     image = settings.get("image") or {}
     namespace = settings.get("namespace") if name else None
     return Environment(
@@ -76,11 +97,11 @@ def _environment(project: Project, settings: YMap, name: str | None, sources: tu
         env=env,
         secrets=tuple(_secret(s) for s in settings.get("secrets") or ()),
         components=components,
-        migrate=_migrate(settings.get("migrate")),
+        migrate=_migrate(settings.get("migrate"), sidecars, init_containers),
         network=_network(settings.get("network") or {}),
         ingress=_ingress(settings.get("ingress"), components),
         security=_security(settings.get("security") or {}),
-        rbac_rules=tuple(plain(rule) for rule in ((settings.get("rbac") or {}).get("rules") or ())),
+        accounts=accounts,
         extra_objects=tuple(ExtraObject(plain(obj), obj.span)
                             for rel in settings.get("extraResources") or () for obj in project.objects(rel, None)),
         patches=tuple(_patches(project, settings)),
@@ -101,15 +122,13 @@ def _setting_spans(settings: YMap) -> dict[str, Span]:
     return spans
 
 
-def _component(name: str, body: dict, gunicorn_grace: int) -> Component:
+def _component(app: str, name: str, body: dict, gunicorn_grace: int, shared: Account,
+               sidecars: dict[str, Container], init_containers: dict[str, Container]) -> Component:
     kind = ComponentType(body["type"])
     autoscaling = body.get("autoscaling")
-    probes = body["probes"]
-    if probes.get("http") is not None:
-        probe = Probe(http_path=probes["http"]["path"], port=probes["http"].get("port", body.get("port")))
-    else:
-        probe = Probe(command=tuple(probes["exec"]["command"]))
-    grace = gunicorn_grace + PRE_STOP_SECONDS + 5 if kind is ComponentType.WEB else GRACE_SECONDS[kind]
+    own_account = body.get("identity") is not None or body.get("rbac") is not None
+    account = _account(f"{app}-{name}", body.get("identity"), body.get("rbac"), fallback=shared, component=name) \
+        if own_account else shared
     return Component(
         name=name,
         type=kind,
@@ -117,29 +136,126 @@ def _component(name: str, body: dict, gunicorn_grace: int) -> Component:
         args=tuple(body["args"]) if body.get("args") else None,
         port=body.get("port"),
         replicas=min(body.get("replicas", 1), 1) if kind is ComponentType.SCHEDULER else body.get("replicas", 1),
-        autoscaling=Autoscaling(
-            min_replicas=autoscaling["minReplicas"],
-            max_replicas=autoscaling["maxReplicas"],
-            cpu=autoscaling.get("cpu", DEFAULT_AUTOSCALING_CPU if autoscaling.get("memory") is None else None),
-            memory=autoscaling.get("memory"),
-        ) if autoscaling and kind is not ComponentType.SCHEDULER else None,
-        probe=probe,
+        autoscaling=_autoscaling(autoscaling) if autoscaling and kind in (ComponentType.WEB, ComponentType.WORKER) else None,
+        probes=_component_probes(kind, body),
         resources=resources_with_defaults(body.get("resources") or {}),
-        termination_grace_seconds=body.get("terminationGracePeriodSeconds", grace),
+        termination_grace_seconds=body.get("terminationGracePeriodSeconds", _grace(kind, body, gunicorn_grace)),
+        account=account,
+        sidecars=tuple(sidecars[n] for n in body.get("sidecars") or ()),
+        init_containers=tuple(init_containers[n] for n in body.get("initContainers") or ()),
+        schedule=body.get("schedule") if kind is ComponentType.CRON else None,
+        time_zone=body.get("timeZone") if kind is ComponentType.CRON else None,
+        timeout_seconds=body.get("timeoutSeconds", CRON_TIMEOUT) if kind is ComponentType.CRON else None,
+        suspend=bool(body.get("suspend", False)) if kind is ComponentType.CRON else False,
     )
 
 
-def resources_with_defaults(given: dict) -> Resources:
+def _autoscaling(body: dict) -> Autoscaling:
+    queue = body.get("queue")
+    scales_on_usage = body.get("memory") is None and queue is None
+    return Autoscaling(
+        min_replicas=body["minReplicas"],
+        max_replicas=body["maxReplicas"],
+        cpu=body.get("cpu", DEFAULT_AUTOSCALING_CPU if scales_on_usage else None),
+        memory=body.get("memory"),
+        queue=Queue(
+            broker=queue["broker"],
+            name=queue.get("name", "celery"),
+            length=queue.get("length", 10),
+            secret=queue.get("secret"),
+            keys={k: queue["keys"][k] for k in sorted(queue.get("keys") or {})},
+        ) if queue else None,
+    )
+
+
+def _grace(kind: ComponentType, body: dict, gunicorn_grace: int) -> int | None:
+    if kind is ComponentType.WEB:
+        return gunicorn_grace + PRE_STOP_SECONDS + 5
+    if kind is ComponentType.CRON:
+        return None
+    limit = celery_time_limit([*(body.get("command") or ()), *(body.get("args") or ())])
+    if kind is ComponentType.WORKER and limit is not None:
+        return limit + CELERY_SHUTDOWN_MARGIN
+    return GRACE_SECONDS[kind]
+
+
+def _probe(body: dict | None, default_port: int | None) -> Probe | None:
+    if not body:
+        return None
+    timing = {"period_seconds": body.get("periodSeconds"), "failure_threshold": body.get("failureThreshold"),
+              "timeout_seconds": body.get("timeoutSeconds")}
+    if body.get("http") is not None:
+        return Probe(http_path=body["http"]["path"], port=body["http"].get("port", default_port), **timing)
+    if body.get("exec") is not None:
+        return Probe(command=tuple(body["exec"]["command"]), **timing)
+    return Probe(port=(body.get("tcp") or {}).get("port", default_port), **timing)
+
+
+def _component_probes(kind: ComponentType, body: dict) -> Probes:
+    """Readiness may depend on the database or the broker; liveness must not (an outage would restart
+    every pod at once, which fixes nothing). So the health check drives readiness (and a web
+    component's startup), and liveness is only a web server's open port unless the spec says more."""
+    if kind is ComponentType.CRON:
+        return Probes()
+    probes = body.get("probes") or {}
+    port = body.get("port")
+    health = _probe({"http": probes["http"]} if probes.get("http") else {"exec": probes["exec"]} if probes.get("exec") else None, port)
+    web = kind is ComponentType.WEB
+    if web:
+        liveness = Probe(port=port) if port else None
+    else:  # a local check (beat's schedule file) may restart the process; one through the broker may not
+        liveness = health if health and health.command and not through_broker(health.command) else None
+    return Probes(
+        startup=_probe(probes.get("startup"), port) or (health if web else None),
+        readiness=_probe(probes.get("readiness"), port) or health,
+        liveness=_probe(probes.get("liveness"), port) or liveness,
+    )
+
+
+def _container(body: dict) -> Container:
+    probes = body.get("probes") or {}
+    return Container(
+        name=body["name"],
+        image=body["image"],
+        command=tuple(body["command"]) if body.get("command") else None,
+        args=tuple(body["args"]) if body.get("args") else None,
+        env={k: str(v) for k, v in sorted((body.get("env") or {}).items())},
+        secrets=tuple(body.get("secrets") or ()),
+        ports=tuple(body.get("ports") or ()),
+        resources=resources_with_defaults(body.get("resources") or {}, SIDECAR_REQUESTS, SIDECAR_LIMITS),
+        probes=Probes(startup=_probe(probes.get("startup"), None), readiness=_probe(probes.get("readiness"), None),
+                      liveness=_probe(probes.get("liveness"), None)),
+    )
+
+
+def _account(name: str, identity: dict | None, rbac: dict | None, fallback: Account | None = None,
+             component: str | None = None) -> Account:
+    """A ServiceAccount: its cloud identities (a component without its own keeps the app's), and the
+    rules of a Role bound to it."""
+    if identity is None and fallback is not None:
+        annotations, azure = fallback.annotations, fallback.azure
+    else:
+        identity = identity or {}
+        annotations = {IDENTITY_ANNOTATIONS[k]: identity[k] for k in IDENTITY_ANNOTATIONS if identity.get(k)}
+        annotations.update({k: str(v) for k, v in (identity.get("annotations") or {}).items()})
+        annotations = dict(sorted(annotations.items()))
+        azure = bool(identity.get("azure"))
+    rules = tuple(plain(rule) for rule in ((rbac or {}).get("rules") or ()))
+    return Account(name=name, annotations=annotations, rules=rules, azure=azure, component=component)
+
+
+def resources_with_defaults(given: dict, default_requests: dict = DEFAULT_REQUESTS,
+                            default_limits: dict = DEFAULT_LIMITS) -> Resources:
     """Fill what the spec leaves out, never leaving a limit below its request."""
     requests = {k: quantity_text(v) for k, v in (given.get("requests") or {}).items()}
     limits = {k: quantity_text(v) for k, v in (given.get("limits") or {}).items()}
     for resource in ("cpu", "memory", "ephemeral-storage"):
         if resource not in requests:
-            default = DEFAULT_REQUESTS[resource]
+            default = default_requests[resource]
             limit = limits.get(resource)
             requests[resource] = limit if limit and parse_quantity(limit) < parse_quantity(default) else default
         if resource not in limits:
-            default = DEFAULT_LIMITS[resource]
+            default = default_limits[resource]
             request = requests[resource]
             limits[resource] = request if parse_quantity(request) > parse_quantity(default) else default
     order = ("cpu", "memory", "ephemeral-storage")
@@ -161,7 +277,7 @@ def _secret(body: dict) -> Secret:
     )
 
 
-def _migrate(body: dict | None) -> Migrate | None:
+def _migrate(body: dict | None, sidecars: dict[str, Container], init_containers: dict[str, Container]) -> Migrate | None:
     if not body:
         return None
     return Migrate(
@@ -169,6 +285,8 @@ def _migrate(body: dict | None) -> Migrate | None:
         timeout_seconds=body.get("timeoutSeconds", MIGRATE_TIMEOUT),
         backoff_limit=body.get("backoffLimit", MIGRATE_BACKOFF),
         resources=resources_with_defaults(body.get("resources") or {}),
+        sidecars=tuple(sidecars[n] for n in body.get("sidecars") or ()),
+        init_containers=tuple(init_containers[n] for n in body.get("initContainers") or ()),
     )
 
 

@@ -51,6 +51,7 @@ class Project:
     inputs: dict[str, str] = field(default_factory=dict)
     _manifests: dict[str, list[YMap]] = field(default_factory=dict)
     app_settings: YMap | None = None  # cached by merge.app_settings
+    app_layer: YMap | None = None  # cached by merge: the App's settings as the first layer (collections by name)
     inherited: dict[str, YMap] = field(default_factory=dict)  # cached by merge: what each environment passes on
 
     @property

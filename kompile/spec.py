@@ -188,8 +188,11 @@ class Anything(Type):
 class Obj(Type):
     fields: dict[str, Field]
     one_of: tuple[str, ...] = ()  # exactly one of these keys must be set (checked on full specs)
+    one_of_optional: bool = False  # ... or none of them
     elsewhere: dict[str, str] = field(default_factory=dict)  # keys that belong to another kind: why
     label: str = "spec"  # what messages call this object when it is checked at the top (path "")
+    # Fields required for some values of another: {"type": {"cron": ("schedule",)}} (checked on full specs).
+    required_when: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
 
     def check(self, value, path, span, out, partial, key_span=None):
         if not isinstance(value, dict):
@@ -218,8 +221,13 @@ class Obj(Type):
                           f"add '{key}': {spec_field.doc}")
         if self.one_of:
             present = [k for k in self.one_of if value.get(k) is not None]
-            if len(present) != 1:
+            if len(present) > 1 or (not present and not self.one_of_optional):
                 self._one_of_error(value, present, path, key_span or span, span, out)
+        for key, needs in self.required_when.items():
+            for needed in needs.get(value.get(key), ()) if isinstance(value.get(key), str) else ():
+                if value.get(needed) is None:
+                    out.error(Code.MISSING_FIELD, f"{path or self.label}: {key} {value[key]} needs '{needed}'",
+                              key_span or span, f"add '{needed}': {self.fields[needed].doc}")
 
     def _one_of_error(self, value, present: list[str], path: str, where: Span, span: Span, out: Collector) -> None:
         names = " or ".join(f"'{k}'" for k in self.one_of)
@@ -265,6 +273,9 @@ class Obj(Type):
         required = [key for key, spec_field in self.fields.items() if spec_field.required]
         if required and not partial:
             schema["required"] = required
+        if self.required_when and not partial:
+            schema["allOf"] = [{"if": {"properties": {key: {"const": option}}, "required": [key]}, "then": {"required": list(needs)}}
+                               for key, by_value in self.required_when.items() for option, needs in by_value.items()]
         return schema
 
 
@@ -331,6 +342,54 @@ class ListOf(Type):
 
 
 @dataclass(frozen=True)
+class Collection(Type):
+    """Named entries that add up across the App, the environments it extends and the environment:
+    an entry of the same name replaces the inherited one, `name: null` removes it, and nothing is
+    dropped because a file wrote its own list. Written as a map keyed by name, or as a list whose
+    entries name themselves with `key` (list entries without one only add)."""
+
+    item: Type
+    key: str | None = "name"  # the field that names a list entry; None: a string entry is its own name
+    what: str = "entry"
+
+    def map_item(self) -> Type:
+        """An entry written in the map form: its name is the map key, so the name field is optional."""
+        if isinstance(self.item, Obj) and self.key in self.item.fields:
+            named = self.item.fields[self.key]
+            return Obj({**self.item.fields, self.key: Field(named.type, named.doc)}, self.item.one_of,
+                       self.item.one_of_optional, self.item.elsewhere)
+        return self.item
+
+    def check(self, value, path, span, out, partial, key_span=None):
+        if isinstance(value, list):
+            ListOf(self.item, unique_key=self.key).check(value, path, span, out, partial, key_span)
+            if partial and not value and isinstance(value, YList):
+                out.error(Code.INVALID_VALUE, f"{path}: an empty list adds nothing to what is inherited", span,
+                          f"to remove every inherited {self.what} write `{path.rpartition('.')[2]}: null`; "
+                          f"to remove one, `{path.rpartition('.')[2]}: {{<name>: null}}`")
+            return
+        if not isinstance(value, dict):
+            out.error(Code.WRONG_TYPE, f"{path}: expected a map of {self.what}s by name (or a list), found {describe(value)}", span)
+            return
+        item = self.map_item()
+        for name, entry in value.items():
+            entry_key_span = value.key_span(name) if isinstance(value, YMap) else span
+            entry_span = value.value_span(name) if isinstance(value, YMap) else span
+            NAME.check(name, f"{self.what} name in {path}", entry_key_span, out, partial)
+            if entry is None:
+                continue  # removes the inherited entry of that name
+            item.check(entry, f"{path}.{name}", entry_span, out, partial, entry_key_span)
+            if isinstance(entry, dict) and self.key and entry.get(self.key) not in (None, name):
+                out.error(Code.INVALID_VALUE, f"{path}.{name}: {self.key} '{entry[self.key]}' differs from its key '{name}'",
+                          entry.value_span(self.key) if isinstance(entry, YMap) else entry_span, f"leave out {self.key}: the key names it")
+
+    def json_schema(self, partial=False):
+        return {"anyOf": [ListOf(self.item).json_schema(partial),
+                          {"type": "object", "propertyNames": {"pattern": DNS_LABEL},
+                           "additionalProperties": nullable(self.map_item().json_schema(partial))}]}
+
+
+@dataclass(frozen=True)
 class Either(Type):
     """A value written in one of several shapes, told apart by its YAML type (a string or a mapping)."""
 
@@ -371,6 +430,8 @@ def _accepts(option: Type, value) -> bool:
         return isinstance(value, dict)
     if isinstance(option, ListOf):
         return isinstance(value, list)
+    if isinstance(option, Collection):
+        return isinstance(value, list | dict)
     if isinstance(option, Anything):
         return isinstance(value, option.kind)
     return False
@@ -442,33 +503,114 @@ RESOURCES = Obj({
     "limits": Field(RESOURCE_LIST, "The most each pod may use"),
 })
 
-PROBES = Obj({
-    "http": Field(Obj({
-        "path": Field(Str(URL_PATH, "a URL path starting with '/'"), "Path that answers 200 when the app is healthy", required=True),
-        "port": Field(PORT, "Port to probe; defaults to the component's port"),
-    }), "An HTTP GET probe (web components)"),
-    "exec": Field(Obj({
-        "command": Field(COMMAND, "Command that exits 0 when healthy", required=True),
-    }), "A command run in the container (workers, schedulers)"),
-}, one_of=("http", "exec"))
+HTTP_CHECK = Obj({
+    "path": Field(Str(URL_PATH, "a URL path starting with '/'"), "Path that answers 200 when the app is healthy", required=True),
+    "port": Field(PORT, "Port to probe; defaults to the component's port"),
+})
+EXEC_CHECK = Obj({
+    "command": Field(COMMAND, "Command that exits 0 when healthy", required=True),
+})
+PROBE = Obj({
+    "http": Field(HTTP_CHECK, "An HTTP GET"),
+    "exec": Field(EXEC_CHECK, "A command run in the container"),
+    "tcp": Field(Obj({"port": Field(PORT, "Port to connect to; defaults to the component's port")}),
+                 "A TCP connection (the process listens)"),
+    "periodSeconds": Field(Int(1, 3600), "Seconds between checks"),
+    "failureThreshold": Field(Int(1, 1000), "Failed checks in a row before it acts"),
+    "timeoutSeconds": Field(Int(1, 600), "Seconds one check may take"),
+}, one_of=("http", "exec", "tcp"))
 
-AUTOSCALING = Obj({
-    "minReplicas": Field(Int(1, 10000), "Fewest pods", required=True),
-    "maxReplicas": Field(Int(1, 10000), "Most pods", required=True),
-    "cpu": Field(PERCENT, "Target average CPU use, percent of requests (80 when neither cpu nor memory is set)"),
-    "memory": Field(PERCENT, "Target average memory use, percent of requests"),
+PROBES = Obj({
+    "http": Field(HTTP_CHECK, "The health check as an HTTP GET: readiness (and, for web, startup)"),
+    "exec": Field(EXEC_CHECK, "The health check as a command: readiness of workers and schedulers"),
+    "readiness": Field(PROBE, "Readiness, instead of the health check (may depend on the database)"),
+    "liveness": Field(PROBE, "Liveness: restarts the container; must not depend on the database or the broker "
+                             "(web: a TCP check of its port; workers and schedulers: none)"),
+    "startup": Field(PROBE, "Startup: holds readiness and liveness back until it passes (web: the health check)"),
+}, one_of=("http", "exec"), one_of_optional=True)
+
+QUEUE = Obj({
+    "broker": Field(Str(enum=("redis", "rabbitmq")), "The Celery broker whose queue length drives the scale", required=True),
+    "name": Field(Str(r"^\S+$", "a queue name"), "The queue (Redis list or RabbitMQ queue)", default="celery"),
+    "length": Field(Int(1, 100000), "Messages waiting per pod before KEDA adds one", default=10),
+    "secret": Field(SUBDOMAIN, "The App's secret that holds the broker's address and credentials"),
+    "keys": Field(MapOf(ENV_KEY, Str(r"^(address|host|port|username|password|tls|ca|cert|key)$",
+                                     "a KEDA parameter (address, host, port, username, password, tls, ca, cert, key)"),
+                        "parameter"),
+                  "KEDA parameter -> key of the secret (redis: address, password; rabbitmq: host)"),
 })
 
+AUTOSCALING = Obj({
+    "minReplicas": Field(Int(0, 10000), "Fewest pods (0 only with a queue, outside production)", required=True),
+    "maxReplicas": Field(Int(1, 10000), "Most pods", required=True),
+    "cpu": Field(PERCENT, "Target average CPU use, percent of requests (80 when neither cpu nor memory nor queue is set)"),
+    "memory": Field(PERCENT, "Target average memory use, percent of requests"),
+    "queue": Field(QUEUE, "Scale a Celery worker on its queue length with KEDA (a ScaledObject, no HorizontalPodAutoscaler)"),
+})
+
+IDENTITY = Obj({
+    "gcp": Field(Str(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]@[a-z][-a-z0-9.]*[a-z0-9]\.iam\.gserviceaccount\.com$",
+                     "a Google service account e-mail (name@project.iam.gserviceaccount.com)"),
+                 "GKE Workload Identity: the Google service account to act as"),
+    "aws": Field(Str(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$", "an IAM role ARN"),
+                 "EKS IAM roles for service accounts: the role to assume"),
+    "azure": Field(Str(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", "a client ID (a UUID)"),
+                   "AKS Workload Identity: the client ID of the managed identity"),
+    "annotations": Field(MapOf(Str(), Str(LABEL_KEY, "an annotation key"), "annotation"),
+                         "Other ServiceAccount annotations a cloud's identity webhook reads"),
+})
+
+RBAC = Obj({
+    "rules": Field(ListOf(Obj({
+        "apiGroups": Field(ListOf(Str()), "API groups ('' is the core group)", required=True),
+        "resources": Field(ListOf(Str(), 1), "Resources", required=True),
+        "verbs": Field(ListOf(Str(enum=("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")), 1), "Verbs", required=True),
+        "resourceNames": Field(ListOf(Str()), "Only these objects"),
+    }), 1), "Rules of a Role bound to the component's own ServiceAccount", required=True),
+})
+
+CRON_SCHEDULE = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|\S+( \S+){4})$"
+
 COMPONENT = Obj({
-    "type": Field(Str(enum=("web", "worker", "scheduler")), "web (gunicorn behind a Service), worker (celery), scheduler (celery beat)", required=True),
+    "type": Field(Str(enum=("web", "worker", "scheduler", "cron")),
+                  "web (gunicorn or an ASGI server behind a Service), worker (celery), scheduler (celery beat), "
+                  "cron (a management command on a schedule)", required=True),
     "command": Field(COMMAND, "The container's command"),
     "args": Field(ListOf(Str()), "Arguments appended to the command"),
     "port": Field(PORT, "Port the web server listens on (web only)"),
     "replicas": Field(Int(0, 10000), "Pods to run when not autoscaled", default=1),
-    "autoscaling": Field(AUTOSCALING, "A HorizontalPodAutoscaler instead of a fixed replica count"),
-    "probes": Field(PROBES, "Health checks, as http or exec; startup, readiness and liveness probes derive from it", required=True),
+    "autoscaling": Field(AUTOSCALING, "A HorizontalPodAutoscaler (or, with queue, a KEDA ScaledObject) instead of a fixed replica count"),
+    "probes": Field(PROBES, "Health checks (web, worker, scheduler; required for them)"),
     "resources": Field(RESOURCES, "Requests and limits; kompile adds defaults for what is missing"),
-    "terminationGracePeriodSeconds": Field(Int(1, 3600), "Seconds a pod gets to stop; web derives it from gunicorn's graceful timeout"),
+    "terminationGracePeriodSeconds": Field(Int(1, 86400), "Seconds a pod gets to stop; web derives it from gunicorn's "
+                                                          "graceful timeout, workers from celery's --time-limit"),
+    "schedule": Field(Str(CRON_SCHEDULE, "a cron schedule such as '0 3 * * *'"), "When a cron component runs (cron only)"),
+    "timeZone": Field(Str(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$", "an IANA time zone such as Europe/Berlin"),
+                      "Time zone of the schedule (cron only; UTC when absent)"),
+    "timeoutSeconds": Field(Int(10, 86400), "How long one run may take before it is stopped (cron only)", default=3600),
+    "suspend": Field(Bool(), "Stop scheduling new runs (cron only)", default=False),
+    "sidecars": Field(ListOf(NAME), "Sidecars (from the App's sidecars) that run beside the container"),
+    "initContainers": Field(ListOf(NAME), "Init containers (from the App's initContainers) that run to completion first"),
+    "identity": Field(IDENTITY, "A ServiceAccount of its own with these cloud identities"),
+    "rbac": Field(RBAC, "Kubernetes API access: a ServiceAccount and Role of its own, and the only pods with an API token"),
+}, required_when={"type": {"web": ("probes",), "worker": ("probes",), "scheduler": ("probes",), "cron": ("schedule",)}})
+
+SIDECAR = Obj({
+    "name": Field(NAME, "Name of the container", required=True),
+    "image": Field(Str(r"^[^\s@]+(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$",
+                       "an image reference with a tag or digest"),
+                   "Image with a tag or digest (production requires a digest)", required=True),
+    "command": Field(COMMAND, "The container's command"),
+    "args": Field(ListOf(Str()), "Arguments"),
+    "env": Field(MapOf(Str(), ENV_KEY, "variable"), "Plain settings (never secrets)"),
+    "secrets": Field(ListOf(SUBDOMAIN), "The App's secrets (mount: env) it reads as environment variables"),
+    "ports": Field(ListOf(PORT), "Ports it listens on"),
+    "resources": Field(RESOURCES, "Requests and limits; kompile adds small defaults for what is missing"),
+    "probes": Field(Obj({
+        "startup": Field(PROBE, "The app's containers start only after this passes"),
+        "readiness": Field(PROBE, "Readiness (counts for the pod's)"),
+        "liveness": Field(PROBE, "Liveness"),
+    }), "Probes (sidecars only)"),
 })
 
 SECRET = Obj({
@@ -484,18 +626,19 @@ PORT_ENTRY = Either((PORT, Obj({
 })), "a port number or {port, protocol}")
 
 NETWORK = Obj({
-    "ingressFrom": Field(ListOf(Obj({
+    "ingressFrom": Field(Collection(Obj({
+        "name": Field(NAME, "A name, by which an environment replaces or removes it"),
         "namespace": Field(NAME, "Namespace allowed to reach web components", required=True),
         "podSelector": Field(LABELS, "Only pods with these labels in that namespace"),
-    })), "Who may reach web components; everything else is denied"),
-    "egress": Field(ListOf(Obj({
-        "name": Field(NAME, "A name for the rule (shown in diffs)"),
+    }), what="peer"), "Who may reach web components; everything else is denied"),
+    "egress": Field(Collection(Obj({
+        "name": Field(NAME, "A name for the rule (shown in diffs), by which an environment replaces or removes it"),
         "cidr": Field(Str(checks=(check_cidr,)), "Destination address block"),
         "except": Field(ListOf(Str(checks=(check_cidr,))), "Blocks inside cidr that stay denied"),
         "namespace": Field(NAME, "Destination namespace (instead of cidr)"),
         "podSelector": Field(LABELS, "Only pods with these labels in that namespace"),
         "ports": Field(ListOf(PORT_ENTRY, 1), "Destination ports", required=True),
-    }, one_of=("cidr", "namespace")), unique_key="name"), "Where pods may connect; DNS is always allowed"),
+    }, one_of=("cidr", "namespace")), what="egress rule"), "Where pods may connect; DNS is always allowed"),
 })
 
 INGRESS = Obj({
@@ -527,16 +670,8 @@ SECURITY = Obj({
     })), "Visible opt-outs from the hardening rules, each with a reason (none by default)"),
 })
 
-RBAC = Obj({
-    "rules": Field(ListOf(Obj({
-        "apiGroups": Field(ListOf(Str()), "API groups ('' is the core group)", required=True),
-        "resources": Field(ListOf(Str(), 1), "Resources", required=True),
-        "verbs": Field(ListOf(Str(enum=("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")), 1), "Verbs", required=True),
-        "resourceNames": Field(ListOf(Str()), "Only these objects"),
-    }), 1), "Rules of a Role bound to the app's ServiceAccount", required=True),
-})
-
 PATCH = Obj({
+    "name": Field(NAME, "A name, by which an environment replaces or removes it"),
     "path": Field(PATH, "A patch file relative to the repo root"),
     "patch": Field(Either((Anything(dict), ListOf(Anything(dict, "a JSON patch operation"))), "a strategic merge patch (mapping) or JSON patch operations (list)"),
                    "An inline strategic merge patch (a mapping) or JSON patch (a list of operations)"),
@@ -577,22 +712,46 @@ GITOPS = Obj({
 SHARED_FIELDS: dict[str, Field] = {
     "image": Field(IMAGE, "The app's image: the App names the repository, each environment a tag or digest"),
     "env": Field(MapOf(Str(), ENV_KEY, "variable"), "Plain settings, as a ConfigMap the pods read (never secrets)"),
-    "secrets": Field(ListOf(SECRET, unique_key="name"), "Secrets the pods read; every environment provides them sealed"),
+    "secrets": Field(Collection(SECRET, what="secret"), "Secrets the pods read; every environment provides them sealed"),
     "components": Field(MapOf(COMPONENT, NAME, "component"), "The processes of the app, by name"),
+    "sidecars": Field(Collection(SIDECAR, what="sidecar"), "Containers that run beside a component's (native sidecars), "
+                                                            "used by name from components and migrate"),
+    "initContainers": Field(Collection(SIDECAR, what="init container"), "Containers that run to completion before a "
+                                                                         "component's, used by name from components and migrate"),
+    "identity": Field(IDENTITY, "Cloud identities of the app's ServiceAccount (every component without one of its own, and migrate)"),
     "migrate": Field(Obj({
         "command": Field(COMMAND, "The migration command", required=True),
         "timeoutSeconds": Field(Int(30, 86400), "Deadline of the migration Job", default=900),
         "backoffLimit": Field(Int(0, 10), "Retries before the Job fails", default=1),
         "resources": Field(RESOURCES, "Requests and limits of the Job"),
+        "sidecars": Field(ListOf(NAME), "Sidecars it needs (a database proxy); they stop when the migration ends"),
+        "initContainers": Field(ListOf(NAME), "Init containers it needs"),
     }), "A Job that runs before each release reaches the pods"),
     "network": Field(NETWORK, "Who may connect to the app and where it may connect"),
     "ingress": Field(INGRESS, "Public HTTP(S) entry to a web component"),
     "cluster": Field(Str(CLUSTER, "an API server URL (https://...) or a cluster name"), "The cluster this environment deploys to"),
     "security": Field(SECURITY, "Identity of the pods' processes"),
-    "rbac": Field(RBAC, "Kubernetes API access for the app (none by default)"),
-    "extraResources": Field(ListOf(PATH), "Extra Kubernetes manifests to include, relative to the repo root"),
-    "patches": Field(ListOf(PATCH), "Kustomize-style patches applied to what kompile generates"),
+    "extraResources": Field(Collection(PATH, key=None, what="manifest"), "Extra Kubernetes manifests to include, relative to the "
+                                                                        "repo root (a list, or a map of name: path)"),
+    "patches": Field(Collection(PATCH, what="patch"), "Kustomize-style patches applied to what kompile generates"),
 }
+
+def collection_paths(fields: dict[str, Field], prefix: tuple[str, ...] = ()):
+    """Where the Collections among these settings are ((path, collection) pairs): the lists that add up."""
+    for key, spec_field in fields.items():
+        if isinstance(spec_field.type, Collection):
+            yield (*prefix, key), spec_field.type
+        elif isinstance(spec_field.type, Obj):
+            yield from collection_paths(spec_field.type.fields, (*prefix, key))
+
+
+# Settings that moved: where they are now (a clear error instead of a silent change).
+MOVED = {
+    "rbac": "rbac moved into the components that call the Kubernetes API: `components.<name>.rbac: {rules: [...]}` "
+            "(only their pods get an API token, and migrate none)",
+}
+
+COLLECTIONS = tuple(collection_paths(SHARED_FIELDS))
 
 ALLOW_KINDS = ListOf(Obj({
     "group": Field(Str(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)?$", "an API group ('' for the core group)"),
@@ -616,9 +775,9 @@ ENVIRONMENT_ONLY = {
 APP_SPEC = Obj({**SHARED_FIELDS, "image": Field(IMAGE, SHARED_FIELDS["image"].doc, required=True),
                 "components": Field(SHARED_FIELDS["components"].type, SHARED_FIELDS["components"].doc, required=True),
                 **APP_ONLY},
-               elsewhere={k: f"'{k}' is set per environment, not on the App" for k in ENVIRONMENT_ONLY})
+               elsewhere={**{k: f"'{k}' is set per environment, not on the App" for k in ENVIRONMENT_ONLY}, **MOVED})
 ENVIRONMENT_SPEC = Obj({**SHARED_FIELDS, **ENVIRONMENT_ONLY},
-                       elsewhere={k: f"'{k}' is set on the App only" for k in APP_ONLY})
+                       elsewhere={**{k: f"'{k}' is set on the App only" for k in APP_ONLY}, **MOVED})
 # What an environment's settings must satisfy once the App and its extends chain are merged in.
 EFFECTIVE_SPEC = Obj({**SHARED_FIELDS, "image": Field(IMAGE, SHARED_FIELDS["image"].doc, required=True),
                       "components": Field(SHARED_FIELDS["components"].type, SHARED_FIELDS["components"].doc, required=True),

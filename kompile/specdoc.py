@@ -25,6 +25,8 @@ def _type_name(kind: spec.Type) -> str:
         return f"map of {_type_name(kind.value)}"
     if isinstance(kind, spec.ListOf):
         return f"list of {_type_name(kind.item)}"
+    if isinstance(kind, spec.Collection):
+        return f"{_type_name(kind.item)} by name (map or list)"
     if isinstance(kind, spec.Either):
         return " or ".join(_type_name(option) for option in kind.options)
     if isinstance(kind, spec.Anything):
@@ -51,6 +53,9 @@ def _children(kind: spec.Type):
     elif isinstance(kind, spec.ListOf):
         for child, suffix in _children(kind.item):
             yield child, f"[]{suffix}"
+    elif isinstance(kind, spec.Collection):  # documented in the map form: the key names an entry
+        for child, suffix in _children(kind.map_item()):
+            yield child, f".<{kind.what.replace(' ', '-')}>{suffix}"
     elif isinstance(kind, spec.Either):
         for option in kind.options:
             yield from _children(option)

@@ -31,7 +31,7 @@ def output(case: str) -> Output:
 def test_what_kustomize_builds_keeps_the_hardening(case: str, env: str):
     objects = [o for o in yaml.safe_load_all(kustomize_build(GOLDEN / case / "expected" / "overlays" / env)) if o]
     model = output(case).environments[env].env
-    scope = Scope(namespace=model.namespace, production=model.tier is Tier.PRODUCTION, api_access=bool(model.rbac_rules),
+    scope = Scope(namespace=model.namespace, production=model.tier is Tier.PRODUCTION, api_accounts=frozenset(a.name for a in model.accounts if a.api_access),
                   default_deny=f"{model.app}-default-deny", declared=model.declared_kinds)
     findings = [f for _, f in check_stream(objects, scope)
                 if f.rule is None or not any(a.covers(f.rule, f.object) for a in model.security.allow)]

@@ -5,9 +5,13 @@ scans what kustomize builds). What may fail, and only where the environment's sp
   when the environment runs a tag rather than a digest;
 - CKV_K8S_35 (secrets as environment variables) when a secret is mounted as env, Django's usual way;
   `secrets[].mount: files` passes it (the files-secrets-rbac case);
-- CKV_K8S_38 (service account token mounted) when the spec asks for `rbac`: the token is the point.
+- CKV_K8S_38 (service account token mounted) when a component asks for `rbac`: the token is the point;
+- CKV_K8S_8 (liveness probe) for a worker whose only health check asks the broker (`celery inspect
+  ping`) and whose spec gives no local liveness check: such a liveness probe would restart every worker
+  in a broker outage, which fixes nothing and kills their tasks. kompile leaves liveness out rather than
+  fake one; a heartbeat-file check in `probes.liveness` passes it (the django-platform case's emails).
 
-The example's prod overlay, digest-pinned, fails nothing but CKV_K8S_35. No check may be skipped (a
+The example's prod overlay, digest-pinned, fails nothing but CKV_K8S_35 and CKV_K8S_8 (its worker). No check may be skipped (a
 `checkov:skip` annotation would hide a failure). checkov takes seconds per overlay, so each overlay is
 scanned once per session, all of them in parallel.
 """
@@ -24,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from kompile.compiler import compile_project
-from kompile.model import Environment, SecretMount
+from kompile.model import ComponentType, Environment, SecretMount
 
 from conftest import IN_CI, copy_golden_input, golden_cases, golden_overlays, require_kubectl, write_files
 
@@ -32,6 +36,7 @@ OVERLAYS = golden_overlays()
 IDS = [f"{case}/{env}" for case, env in OVERLAYS]
 TAG_CHECKS = {"CKV_K8S_43", "CKV_K8S_14", "CKV_K8S_15"}
 SECRETS_AS_ENV = "CKV_K8S_35"
+NO_LIVENESS = "CKV_K8S_8"
 TOKEN_MOUNTED = "CKV_K8S_38"
 
 pytestmark = [pytest.mark.kubectl, pytest.mark.slow]
@@ -82,8 +87,10 @@ def tolerated(env: Environment) -> set[str]:
         allowed |= TAG_CHECKS
     if any(secret.mount is SecretMount.ENV for secret in env.secrets):
         allowed.add(SECRETS_AS_ENV)
-    if env.rbac_rules:
+    if any(account.api_access for account in env.accounts):
         allowed.add(TOKEN_MOUNTED)
+    if any(c.type is ComponentType.WORKER and c.probes.liveness is None for c in env.components):
+        allowed.add(NO_LIVENESS)
     return allowed
 
 
@@ -115,13 +122,15 @@ def test_no_check_is_skipped(scans, case, env):
 
 
 def test_example_figures(scans):
-    """The issue's figures for the example: prod fails only CKV_K8S_35; dev and staging nothing beyond
-    the tag checks and CKV_K8S_35."""
+    """The example's figures: prod fails only CKV_K8S_35 and, for its worker alone, CKV_K8S_8; dev and
+    staging nothing beyond those and the tag checks."""
     _, prod = scans[("shop", "prod")]
-    assert failed_ids(prod) <= {SECRETS_AS_ENV}, failures(prod)
+    assert failed_ids(prod) <= {SECRETS_AS_ENV, NO_LIVENESS}, failures(prod)
+    assert [c["resource"] for c in prod["results"]["failed_checks"] if c["check_id"] == NO_LIVENESS] == \
+        ["overlay:prod:Deployment.shop-prod.shop-worker"], failures(prod)
     for env in ("dev", "staging"):
         _, report = scans[("shop", env)]
-        assert failed_ids(report) <= TAG_CHECKS | {SECRETS_AS_ENV}, failures(report)
+        assert failed_ids(report) <= TAG_CHECKS | {SECRETS_AS_ENV, NO_LIVENESS}, failures(report)
 
 
 @pytest.mark.parametrize("env", ["staging", "prod"])

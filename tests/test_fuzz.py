@@ -131,7 +131,7 @@ def assert_hardened(root: Path, output) -> None:
         assert "Secret" not in kinds, name
         assert any(obj["kind"] == "NetworkPolicy" and obj["metadata"]["name"].endswith("-default-deny")
                    for obj in objects), name
-        scope = Scope(namespace=env.namespace, production=env.tier is Tier.PRODUCTION, api_access=bool(env.rbac_rules),
+        scope = Scope(namespace=env.namespace, production=env.tier is Tier.PRODUCTION, api_accounts=frozenset(a.name for a in env.accounts if a.api_access),
                       default_deny=f"{env.app}-default-deny", declared=env.declared_kinds)
         for _, finding in check_stream(objects, scope):
             assert finding.rule is not None and any(a.covers(finding.rule, finding.object) for a in allow), (name, finding)

@@ -25,7 +25,7 @@ import pytest
 from kompile.compiler import Output, compile_project
 from kompile.k8s import meta
 from kompile.layout import Compiled
-from kompile.model import ComponentType, GitOpsTool, SecretMount
+from kompile.model import ComponentType, GitOpsTool, Probe, SecretMount, Tier
 from kompile.normalise import GUNICORN_GRACEFUL_TIMEOUT, PRE_STOP_SECONDS
 from kompile.quantity import parse_quantity
 from kompile.render import object_id
@@ -87,7 +87,7 @@ def of_kind(objects: list[dict], kind: str) -> list[dict]:
 
 def component_workload(c: Compiled, component: str) -> dict:
     """The one Deployment (or, for "migrate", Job) labelled with this component."""
-    found = [obj for obj in generated(c) if obj["kind"] in ("Deployment", "Job")
+    found = [obj for obj in generated(c) if obj["kind"] in ("Deployment", "Job", "CronJob")
              and obj["metadata"]["labels"].get(meta.COMPONENT) == component]
     assert len(found) == 1, f"{len(found)} workloads labelled {meta.COMPONENT}={component}"
     return found[0]
@@ -172,11 +172,20 @@ def test_requests_and_limits(case, env):
 
 @parametrize_overlays
 def test_images_are_pulled_always_and_pinned(case, env):
+    """The app's containers run the environment's image; sidecars and init containers their own, pinned
+    (by digest in production)."""
     c = compiled(case, env)
+    helpers = {h.name: h.image for comp in c.env.components for h in (*comp.sidecars, *comp.init_containers)}
+    if c.env.migrate:
+        helpers |= {h.name: h.image for h in (*c.env.migrate.sidecars, *c.env.migrate.init_containers)}
     for name, template in pods(generated(c)):
         for container in containers(template):
             assert container["imagePullPolicy"] == "Always", name
-            assert container["image"] == c.env.image.ref, name
+            expected = helpers[container["name"]] if container in template["spec"].get("initContainers", ()) else c.env.image.ref
+            assert container["image"] == expected, name
+            assert ":" in expected.rpartition("/")[2] or "@" in expected, f"{name}: {expected} is not pinned"
+            if c.env.tier is Tier.PRODUCTION:
+                assert "@sha256:" in expected, f"{name}: production runs images by digest"
             assert c.env.image.tag or c.env.image.digest, "an environment always pins its image"
 
 
@@ -184,19 +193,25 @@ def test_images_are_pulled_always_and_pinned(case, env):
 def test_service_account_token_only_with_rbac(case, env):
     c = compiled(case, env)
     objects = generated(c)
-    accounts = of_kind(objects, "ServiceAccount")
-    assert [a["metadata"]["name"] for a in accounts] == [c.env.app]
-    assert accounts[0]["automountServiceAccountToken"] is False
-    api_access = bool(c.env.rbac_rules)
+    """A token only in the pods of a component whose own ServiceAccount has a Role; migrate runs as the app's."""
+    objects = generated(c)
+    accounts = {a["metadata"]["name"]: a for a in of_kind(objects, "ServiceAccount")}
+    assert sorted(accounts) == sorted(a.name for a in c.env.accounts) and c.env.accounts[0].name == c.env.app
+    assert all(a["automountServiceAccountToken"] is False for a in accounts.values())
+    by_component = {comp.name: comp.account for comp in c.env.components} | {"migrate": c.env.accounts[0]}
     for name, template in pods(objects):
-        assert template["spec"]["serviceAccountName"] == c.env.app, name
-        assert template["spec"]["automountServiceAccountToken"] is api_access, name
-    roles, bindings = of_kind(objects, "Role"), of_kind(objects, "RoleBinding")
-    assert len(roles) == len(bindings) == (1 if api_access else 0)
-    if api_access:
-        assert roles[0]["rules"] == list(c.env.rbac_rules)
-        assert bindings[0]["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": roles[0]["metadata"]["name"]}
-        assert bindings[0]["subjects"] == [{"kind": "ServiceAccount", "name": c.env.app, "namespace": c.env.namespace}]
+        account = by_component[template["metadata"]["labels"][meta.COMPONENT]]
+        assert template["spec"]["serviceAccountName"] == account.name, name
+        assert template["spec"]["automountServiceAccountToken"] is account.api_access, name
+    assert not c.env.accounts[0].api_access, "the app's own account (migrate's) never has API access"
+    roles = {r["metadata"]["name"]: r for r in of_kind(objects, "Role")}
+    bindings = {b["metadata"]["name"]: b for b in of_kind(objects, "RoleBinding")}
+    with_rules = [a for a in c.env.accounts if a.rules]
+    assert sorted(roles) == sorted(bindings) == sorted(a.name for a in with_rules)
+    for account in with_rules:
+        assert roles[account.name]["rules"] == list(account.rules)
+        assert bindings[account.name]["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account.name}
+        assert bindings[account.name]["subjects"] == [{"kind": "ServiceAccount", "name": account.name, "namespace": c.env.namespace}]
     assert not [o for o in c.objects if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
 
 
@@ -289,13 +304,22 @@ def test_hpa_managed_deployments_have_no_replicas(case, env):
     c = compiled(case, env)
     objects = generated(c)
     hpas = {h["spec"]["scaleTargetRef"]["name"]: h for h in of_kind(objects, "HorizontalPodAutoscaler")}
+    scaled = {s["spec"]["scaleTargetRef"]["name"]: s for s in of_kind(objects, "ScaledObject")}
     for hpa in hpas.values():
         assert hpa["apiVersion"] == "autoscaling/v2"
         assert hpa["spec"]["scaleTargetRef"]["kind"] == "Deployment"
+    assert not set(hpas) & set(scaled), "KEDA's webhook refuses a ScaledObject beside an HPA on one workload"
     for component in c.env.components:
+        if component.type is ComponentType.CRON:
+            continue
         deployment = component_workload(c, component.name)
         hpa = hpas.get(deployment["metadata"]["name"])
-        if component.autoscaling:
+        if component.autoscaling and component.autoscaling.queue:
+            keda = scaled[deployment["metadata"]["name"]]
+            assert hpa is None and "replicas" not in deployment["spec"], component.name
+            assert (keda["spec"]["minReplicaCount"], keda["spec"]["maxReplicaCount"]) == \
+                (component.autoscaling.min_replicas, component.autoscaling.max_replicas)
+        elif component.autoscaling:
             assert hpa is not None, component.name
             assert "replicas" not in deployment["spec"], f"{component.name}: an HPA and GitOps would fight over spec.replicas"
             assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == \
@@ -346,6 +370,8 @@ def test_web_with_two_pods_has_a_disruption_budget(case, env):
 def test_components_spread_and_web_stops_gracefully(case, env):
     c = compiled(case, env)
     for component in c.env.components:
+        if component.type is ComponentType.CRON:
+            continue
         deployment = component_workload(c, component.name)
         spec = deployment["spec"]["template"]["spec"]
         if component.type is ComponentType.SCHEDULER:
@@ -365,22 +391,31 @@ def test_components_spread_and_web_stops_gracefully(case, env):
 
 @parametrize_overlays
 def test_probes(case, env):
-    """Every component has startup, readiness and liveness probes; web's send the Host header Django allows."""
+    """Every long-running component is ready only when its health check passes; web's HTTP probes send
+    the Host header Django allows; liveness never depends on the database or the broker: a web server's
+    open port, and for workers and schedulers a local check or none."""
     c = compiled(case, env)
     # ".example.org" allows example.org and its subdomains; "*" names no host to send.
     allowed = [h.lstrip(".") for h in re.split(r"[,\s]+", c.env.env.get("DJANGO_ALLOWED_HOSTS", "")) if h.strip(" .*")]
     for component in c.env.components:
+        if component.type is ComponentType.CRON:
+            continue
         [container] = component_workload(c, component.name)["spec"]["template"]["spec"]["containers"]
-        for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
-            probe = container[kind]
-            if component.type is not ComponentType.WEB:
-                assert probe["exec"]["command"] == list(component.probe.command), kind
-                continue
+        readiness, liveness = container["readinessProbe"], container.get("livenessProbe")
+        if component.type is not ComponentType.WEB:
+            assert "exec" in readiness or "httpGet" in readiness
+            command = " ".join((liveness or {}).get("exec", {}).get("command", ()))
+            assert not re.search(r"celery.*(inspect|status|control)", command), f"{component.name}: liveness through the broker"
+            continue
+        assert liveness is not None, f"{component.name}: a web server has a liveness probe"
+        if component.probes.liveness == Probe(port=component.port):  # the default: the port is open
+            assert liveness == {"tcpSocket": {"port": "http"}, "failureThreshold": 3, "periodSeconds": 20, "timeoutSeconds": 5}
+        for probe in (container["startupProbe"], readiness):
             headers = {h["name"]: h["value"] for h in probe["httpGet"]["httpHeaders"]}
             ingress = c.env.ingress
             expected = ingress.host if ingress and ingress.component == component.name else allowed[0]
-            assert headers == {"Host": expected}, f"{component.name} {kind}: the kubelet's pod-IP Host is rejected by Django"
-            assert probe["httpGet"]["path"] == component.probe.http_path
+            assert headers == {"Host": expected}, f"{component.name}: the kubelet's pod-IP Host is rejected by Django"
+            assert probe["httpGet"]["path"] == component.probes.readiness.http_path
 
 
 # ---------------------------------------------------------------------------------------------
@@ -402,7 +437,7 @@ def test_migrate_job(case, env):
     assert spec["template"]["spec"]["restartPolicy"] == "Never"
     [container] = spec["template"]["spec"]["containers"]
     assert container["command"] == list(c.env.migrate.command)
-    web = [comp for comp in c.env.components if comp.type is not ComponentType.SCHEDULER]
+    web = [comp for comp in c.env.components if comp.type in (ComponentType.WEB, ComponentType.WORKER)]
     if web:
         deployment = component_workload(c, web[0].name)
         assert container["envFrom"] == deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"], \

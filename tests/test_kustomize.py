@@ -3,7 +3,8 @@
 - `kubectl kustomize overlays/<env>` (kustomize v5, no plugins or flags) builds it;
 - every object it emits validates strictly (unknown fields are errors) against the Kubernetes OpenAPI
   schemas of 1.30 and of the newest version kubernetes-validate ships, and every custom resource
-  against its CRD schema in tests/vendor/schemas/crds;
+  against its CRD schema in tests/vendor/schemas/crds (or, for kinds the catalog lacks, the schema of
+  the project's own CRD in tests/vendor/crds, made strict the same way);
 - what it emits equals kompile's own model of the environment (`compiled.objects`, which is what
   `kompile render ENV` prints), object for object, and so does the `kompile render` command's output.
 
@@ -29,7 +30,7 @@ from kubernetes_validate.utils import latest_version
 from kompile.compiler import compile_project
 from kompile.layout import Compiled
 
-from conftest import CRD_SCHEMAS, copy_golden_input, golden_overlays, kustomize_build, write_files
+from conftest import CRD_SCHEMAS, VENDOR, copy_golden_input, golden_overlays, kustomize_build, write_files
 
 OVERLAYS = golden_overlays()
 IDS = [f"{case}/{env}" for case, env in OVERLAYS]
@@ -111,8 +112,37 @@ def test_object_differences_can_fail():
 
 @cache
 def crd_schema(group: str, kind: str, version: str) -> dict | None:
+    """The catalog's JSON Schema for the kind, or else one made from the project's own CRD (vendored)."""
     path = CRD_SCHEMAS / group / f"{kind.lower()}_{version}.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    for crd_file in sorted((VENDOR / "crds").glob(f"{group}_*.yaml")):
+        crd = yaml.safe_load(crd_file.read_text(encoding="utf-8"))
+        if crd["spec"]["names"]["kind"] != kind:
+            continue
+        for served in crd["spec"]["versions"]:
+            if served["name"] == version:
+                return strict_schema(copy.deepcopy(served["schema"]["openAPIV3Schema"]))
+    return None
+
+
+def strict_schema(node):
+    """An OpenAPI v3 schema of a CRD as a strict JSON Schema: an object that lists its properties allows
+    no others (the API server would prune them silently), as the catalog's converter makes them."""
+    if isinstance(node, dict):
+        if node.get("type") == "object" and "properties" in node and "additionalProperties" not in node \
+                and not node.get("x-kubernetes-preserve-unknown-fields"):
+            node["additionalProperties"] = False
+        for key in ("properties", "patternProperties", "definitions"):
+            for child in (node.get(key) or {}).values():
+                strict_schema(child)
+        for key in ("items", "additionalProperties", "not"):
+            if isinstance(node.get(key), dict):
+                strict_schema(node[key])
+        for key in ("allOf", "anyOf", "oneOf"):
+            for child in node.get(key) or ():
+                strict_schema(child)
+    return node
 
 
 def schema_problems(obj: dict, kubernetes_version: str) -> list[str]:

@@ -12,9 +12,10 @@ def namespace(name: str, labels: dict[str, str]) -> dict:
     return resource("v1", "Namespace", object_meta(name, {**labels, **pss}))
 
 
-def service_account(name: str, labels: dict[str, str]) -> dict:
-    # No token in pods unless a Role asks for API access (see pod.py).
-    return resource("v1", "ServiceAccount", object_meta(name, labels), automountServiceAccountToken=False)
+def service_account(name: str, labels: dict[str, str], annotations: dict[str, str] | None = None) -> dict:
+    # No token in pods unless a Role asks for API access (see pod.py). Cloud identities are annotations
+    # their webhooks read; they inject tokens of their own, which need no automount.
+    return resource("v1", "ServiceAccount", object_meta(name, labels, annotations), automountServiceAccountToken=False)
 
 
 def config_map(name: str, labels: dict[str, str], data: dict[str, str]) -> dict:

@@ -40,21 +40,26 @@ def pod_security_context(identity: PodIdentity) -> dict:
     }
 
 
-def container(name: str, image: str, identity: PodIdentity, *, command=None, args=None, ports=None, env_from=None,
-              volume_mounts=(), resources: dict, probes: dict | None = None, lifecycle: dict | None = None) -> dict:
-    out: dict = {"name": name, "image": image, "imagePullPolicy": "Always"}
+def container(name: str, image: str, identity: PodIdentity, *, command=None, args=None, ports=None, env=None,
+              env_from=None, volume_mounts=(), resources: dict, probes: dict | None = None, lifecycle: dict | None = None,
+              restart_policy: str | None = None, pull_policy: str = "Always") -> dict:
+    out: dict = {"name": name, "image": image, "imagePullPolicy": pull_policy}
     if command:
         out["command"] = list(command)
     if args:
         out["args"] = list(args)
     if ports:
         out["ports"] = ports
+    if env:
+        out["env"] = env
     if env_from:
         out["envFrom"] = env_from
     out["resources"] = resources
     out.update(probes or {})
     if lifecycle:
         out["lifecycle"] = lifecycle
+    if restart_policy:  # Always on an init container: a native sidecar, started first and stopped last
+        out["restartPolicy"] = restart_policy
     out["securityContext"] = container_security_context(identity)
     # The root filesystem is read-only: /tmp is the one writable place, bounded in size.
     out["volumeMounts"] = [{"name": TMP_VOLUME, "mountPath": "/tmp"}, *volume_mounts]
@@ -63,7 +68,7 @@ def container(name: str, image: str, identity: PodIdentity, *, command=None, arg
 
 def pod_template(labels: dict[str, str], annotations: dict[str, str], identity: PodIdentity, containers: list[dict], *,
                  volumes=(), grace_seconds: int | None = None, restart_policy: str | None = None,
-                 spread: list[dict] | None = None) -> dict:
+                 spread: list[dict] | None = None, init_containers: list[dict] | None = None) -> dict:
     metadata: dict = {"labels": dict(labels)}
     if annotations:
         metadata["annotations"] = dict(sorted(annotations.items()))
@@ -73,6 +78,8 @@ def pod_template(labels: dict[str, str], annotations: dict[str, str], identity: 
         # Service links would put every Service of the namespace into the environment (Django reads it).
         "enableServiceLinks": False,
     }
+    if init_containers:
+        spec["initContainers"] = init_containers
     if restart_policy:
         spec["restartPolicy"] = restart_policy
     spec["securityContext"] = pod_security_context(identity)

@@ -1,4 +1,4 @@
-"""Deployment and Job."""
+"""Deployment, Job and CronJob."""
 
 from __future__ import annotations
 
@@ -25,3 +25,23 @@ def job(name: str, labels: dict[str, str], annotations: dict[str, str], template
     # No ttlSecondsAfterFinished: a Job that deletes itself shows the app as OutOfSync.
     spec = {"activeDeadlineSeconds": deadline_seconds, "backoffLimit": backoff_limit, "template": template}
     return resource("batch/v1", "Job", object_meta(name, labels, annotations), spec=spec)
+
+
+def cron_job(name: str, labels: dict[str, str], template: dict, *, schedule: str, time_zone: str | None,
+             deadline_seconds: int, suspend: bool) -> dict:
+    """A management command on a schedule: never two runs at once, no retry of a command that may not be
+    idempotent, a missed run given up after five minutes, and the last three runs of each outcome kept
+    for their logs (no ttlSecondsAfterFinished: it would race the history limits)."""
+    job_spec = {"activeDeadlineSeconds": deadline_seconds, "backoffLimit": 0, "template": template}
+    spec: dict = {
+        "concurrencyPolicy": "Forbid",
+        "failedJobsHistoryLimit": 3,
+        "jobTemplate": {"metadata": {"labels": dict(labels)}, "spec": job_spec},
+        "schedule": schedule,
+        "startingDeadlineSeconds": 300,
+        "successfulJobsHistoryLimit": 3,
+        "suspend": suspend,
+    }
+    if time_zone:
+        spec["timeZone"] = time_zone
+    return resource("batch/v1", "CronJob", object_meta(name, labels), spec=spec)

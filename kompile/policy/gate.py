@@ -38,7 +38,7 @@ class Scope:
 
     namespace: str | None  # None for the shared base
     production: bool
-    api_access: bool  # the spec grants the pods Kubernetes API access (rbac)
+    api_accounts: frozenset = frozenset()  # ServiceAccounts the spec grants Kubernetes API access (a component's rbac)
     default_deny: str = ""  # the name of kompile's default-deny NetworkPolicy
     declared: dict = field(default_factory=dict)  # (group, kind) -> namespaced, for custom kinds the App lists
 
@@ -70,7 +70,7 @@ def check_stream(objects: list[dict], scope: Scope) -> list[tuple[int, Finding]]
             report(None, "a Secret would commit its values in plain text (base64 is not encryption)", Code.SECRET_OBJECT,
                    "seal it with kubeseal and list it under sealedSecrets")
         credentials, odd, tokens = scan_values(obj)
-        for where in tokens if not scope.api_access else ():
+        for where in tokens:  # a token in a Secret never expires; pods with API access get a projected one
             report("service-account-token", f"{where} asks for a Secret of type {SERVICE_ACCOUNT_TOKEN}, which the cluster fills "
                    "with a ServiceAccount token")
         for where, what in credentials:
@@ -156,7 +156,10 @@ def _check_pods(obj: dict, kind: Kind, scope: Scope, report) -> None:
         report("unknown-workload", f"a container {who} is not in a pod spec kompile can check")
         _check_image(f"container {who}", stray.get("image"), scope, report)
     for pod, template_metadata in specs:
-        check_pod(pod, template_metadata, scope.api_access, lambda rule, message: report(rule, message))
+        # The API server reads serviceAccountName, or its deprecated alias when that is empty.
+        account = pod.get("serviceAccountName") or pod.get("serviceAccount") or "default"
+        api_access = isinstance(account, str) and account in scope.api_accounts
+        check_pod(pod, template_metadata, api_access, lambda rule, message: report(rule, message))
         for who, image in pod_images(pod):
             _check_image(who, image, scope, report)
 

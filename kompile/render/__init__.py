@@ -80,7 +80,8 @@ def render_stages(env: Environment, base_ids: frozenset = frozenset()) -> tuple[
         objects.extend(rendered)
 
     add(render_namespace(ctx), env.where)
-    add(render_identity(ctx), env.span_of("rbac"))
+    for account in env.accounts:
+        add(render_identity(ctx, account), env.span_of(f"components.{account.component}" if account.component else "identity"))
     add(render_config(ctx), env.span_of("env"))
     add(render_sealed_secrets(ctx), env.span_of("sealedSecrets"))
     add(render_default_deny(ctx), env.where)
@@ -307,7 +308,8 @@ def environment_labels(env: Environment) -> dict[str, str]:
 def check_deployed(env: Environment, objects: list[dict], origins: dict[tuple, Span]) -> None:
     """The policy gate on what the cluster receives. A finding is an error, at the setting, patch or
     manifest the object came from, unless the spec opts out of its rule (security.allow, with a reason)."""
-    scope = Scope(namespace=env.namespace, production=env.tier is Tier.PRODUCTION, api_access=bool(env.rbac_rules),
+    scope = Scope(namespace=env.namespace, production=env.tier is Tier.PRODUCTION,
+                  api_accounts=frozenset(a.name for a in env.accounts if a.api_access),
                   default_deny=f"{env.app}-default-deny", declared=env.declared_kinds)
     problems = []
     for index, finding in check_stream(objects, scope):

@@ -4,54 +4,51 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from kompile.k8s import networkpolicy, pod, scaling, service, workloads
+from kompile.k8s import keda, networkpolicy, pod, scaling, service, workloads
 from kompile.model import Component, ComponentType
+from kompile.render.containers import helper_containers
 from kompile.render.context import Context, probe_host
+from kompile.render.probes import container_probes
 from kompile.render.shared import component_policy
 
-# Probe timings. Exec probes start a process (celery inspect ping takes a second or more), so they run rarely.
-HTTP_PROBES = {
-    "startupProbe": {"failureThreshold": 60, "periodSeconds": 5, "timeoutSeconds": 5},
-    "readinessProbe": {"failureThreshold": 3, "periodSeconds": 10, "timeoutSeconds": 5},
-    "livenessProbe": {"failureThreshold": 3, "periodSeconds": 20, "timeoutSeconds": 5},
-}
-EXEC_PROBES = {
-    "startupProbe": {"failureThreshold": 30, "periodSeconds": 10, "timeoutSeconds": 30},
-    "readinessProbe": {"failureThreshold": 3, "periodSeconds": 30, "timeoutSeconds": 30},
-    "livenessProbe": {"failureThreshold": 3, "periodSeconds": 60, "timeoutSeconds": 30},
-}
 PRE_STOP = {"preStop": {"sleep": {"seconds": 5}}}
 
 
-def probes(ctx: Context, component: Component) -> dict:
-    check = component.probe
-    if check.http_path is not None:
-        http: dict = {"path": check.http_path, "port": "http" if check.port == component.port else check.port}
-        host = probe_host(ctx.env, component)
-        if host:
-            http["httpHeaders"] = [{"name": "Host", "value": host}]
-        return {kind: {"httpGet": dict(http), **timing} for kind, timing in HTTP_PROBES.items()}
-    return {kind: {"exec": {"command": list(check.command)}, **timing} for kind, timing in EXEC_PROBES.items()}
+def _template(ctx: Context, component: Component, *, spread: bool, lifecycle: dict | None,
+              restart_policy: str | None = None) -> dict:
+    identity = ctx.pod_identity(component.account)
+    volumes, mounts = ctx.secret_volumes()
+    ports = [{"containerPort": component.port, "name": "http", "protocol": "TCP"}] if component.port else None
+    probes = container_probes(component.probes, named_port=component.port, host=probe_host(ctx.env, component))
+    container = pod.container(
+        component.name, ctx.env.image_name, identity, command=component.command, args=component.args, ports=ports,
+        env_from=ctx.env_from(), volume_mounts=mounts, probes=probes, lifecycle=lifecycle,
+        resources=pod.resources(component.resources.requests, component.resources.limits))
+    return pod.pod_template(ctx.pod_labels(component.name, component.account), ctx.pod_annotations, identity, [container],
+                            volumes=volumes, grace_seconds=component.termination_grace_seconds,
+                            restart_policy=restart_policy,
+                            spread=pod.topology_spread(ctx.selector(component.name)) if spread else None,
+                            init_containers=helper_containers(identity, component.sidecars, component.init_containers))
 
 
 def _workload(ctx: Context, component: Component, *, spread: bool, recreate: bool, lifecycle: dict | None) -> list[dict]:
-    volumes, mounts = ctx.secret_volumes()
-    ports = [{"containerPort": component.port, "name": "http", "protocol": "TCP"}] if component.port else None
-    container = pod.container(
-        component.name, ctx.env.image_name, ctx.identity, command=component.command, args=component.args, ports=ports,
-        env_from=ctx.env_from(), volume_mounts=mounts, probes=probes(ctx, component), lifecycle=lifecycle,
-        resources=pod.resources(component.resources.requests, component.resources.limits))
     selector = ctx.selector(component.name)
-    template = pod.pod_template(ctx.workload_labels(component.name), ctx.pod_annotations, ctx.identity, [container],
-                                volumes=volumes, grace_seconds=component.termination_grace_seconds,
-                                spread=pod.topology_spread(selector) if spread else None)
+    template = _template(ctx, component, spread=spread, lifecycle=lifecycle)
     replicas = None if component.autoscaling else component.replicas
     name = ctx.name(component.name)
     objects = [workloads.deployment(name, ctx.workload_labels(component.name), selector, template, replicas=replicas, recreate=recreate)]
-    if component.autoscaling:
-        a = component.autoscaling
-        objects.append(scaling.horizontal_pod_autoscaler(name, ctx.labels(component.name), name, min_replicas=a.min_replicas,
-                                                         max_replicas=a.max_replicas, cpu=a.cpu, memory=a.memory))
+    scale = component.autoscaling
+    if scale and scale.queue:
+        # KEDA owns the replica count through an HPA of its own: never a second HPA beside it.
+        queue = scale.queue
+        if queue.secret:
+            objects.append(keda.trigger_authentication(name, ctx.labels(component.name), queue.secret, queue.keys))
+        objects.append(keda.scaled_object(name, ctx.labels(component.name), name, min_replicas=scale.min_replicas,
+                                          max_replicas=scale.max_replicas, broker=queue.broker, queue=queue.name,
+                                          length=queue.length, authentication=name if queue.secret else None))
+    elif scale:
+        objects.append(scaling.horizontal_pod_autoscaler(name, ctx.labels(component.name), name, min_replicas=scale.min_replicas,
+                                                         max_replicas=scale.max_replicas, cpu=scale.cpu, memory=scale.memory))
     if component.pods_at_least >= 2 and not recreate:
         objects.append(scaling.pod_disruption_budget(name, ctx.labels(component.name), selector))
     return objects
@@ -84,8 +81,17 @@ def render_scheduler(ctx: Context, component: Component) -> list[dict]:
     return objects
 
 
+def render_cron(ctx: Context, component: Component) -> list[dict]:
+    template = _template(ctx, component, spread=False, lifecycle=None, restart_policy="Never")
+    cron = workloads.cron_job(ctx.name(component.name), ctx.workload_labels(component.name), template,
+                              schedule=component.schedule, time_zone=component.time_zone,
+                              deadline_seconds=component.timeout_seconds, suspend=component.suspend)
+    return [cron, component_policy(ctx, component.name)]
+
+
 RENDERERS: dict[ComponentType, Callable[[Context, Component], list[dict]]] = {
     ComponentType.WEB: render_web,
     ComponentType.WORKER: render_worker,
     ComponentType.SCHEDULER: render_scheduler,
+    ComponentType.CRON: render_cron,
 }

@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from kompile.k8s import meta
 from kompile.k8s.pod import PodIdentity
-from kompile.model import Component, Environment, SecretMount
+from kompile.model import Account, Component, Environment, SecretMount
+
+AZURE_LABEL = "azure.workload.identity/use"  # the AKS identity webhook's object selector: a pod label
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,14 @@ class Context:
             labels = dict(sorted({**labels, meta.VERSION: tag}.items()))
         return labels
 
+    def pod_identity(self, account: Account) -> PodIdentity:
+        """Who a pod runs as: the account, and an API token only when a Role is bound to it."""
+        return replace(self.identity, service_account=account.name, api_access=account.api_access)
+
+    def pod_labels(self, component: str, account: Account) -> dict[str, str]:
+        labels = self.workload_labels(component)
+        return dict(sorted({**labels, AZURE_LABEL: "true"}.items())) if account.azure else labels
+
     def selector(self, component: str) -> dict[str, str]:
         return meta.selector_labels(self.env.app, component)
 
@@ -65,13 +75,14 @@ def build_context(env: Environment) -> Context:
     if sealed:
         # A new sealed value must restart the pods, as a new setting does.
         annotations["kompile.dev/secrets-hash"] = _digest(sealed)
+    shared = env.accounts[0]
     identity = PodIdentity(
-        service_account=env.app,
+        service_account=shared.name,
         run_as_user=env.security.run_as_user,
         run_as_group=env.security.run_as_group,
         fs_group=env.security.fs_group,
         tmp_size=env.security.tmp_size,
-        api_access=bool(env.rbac_rules),
+        api_access=shared.api_access,
     )
     return Context(env=env, identity=identity, config_name=f"{env.app}-config", pod_annotations=annotations)
 

@@ -4,6 +4,8 @@ network baseline, the migration Job and RBAC."""
 from __future__ import annotations
 
 from kompile.k8s import core, networkpolicy, pod, rbac, workloads
+from kompile.model import Account
+from kompile.render.containers import helper_containers
 from kompile.render.context import Context
 
 
@@ -13,11 +15,14 @@ def render_namespace(ctx: Context) -> list[dict]:
     return [core.namespace(ctx.env.namespace, ctx.labels())]
 
 
-def render_identity(ctx: Context) -> list[dict]:
-    objects = [core.service_account(ctx.app, ctx.labels())]
-    if ctx.env.rbac_rules:
-        objects.append(rbac.role(ctx.app, ctx.labels(), list(ctx.env.rbac_rules)))
-        objects.append(rbac.role_binding(ctx.app, ctx.labels(), ctx.identity.service_account, ctx.env.namespace))
+def render_identity(ctx: Context, account: Account) -> list[dict]:
+    """A ServiceAccount (the app's, or a component's with an identity or API access of its own) and the
+    Role its rules make."""
+    labels = ctx.labels(account.component)
+    objects = [core.service_account(account.name, labels, account.annotations)]
+    if account.rules:
+        objects.append(rbac.role(account.name, labels, list(account.rules)))
+        objects.append(rbac.role_binding(account.name, labels, account.name, ctx.env.namespace))
     return objects
 
 
@@ -62,8 +67,9 @@ def render_migrate(ctx: Context) -> list[dict]:
     container = pod.container(
         "migrate", ctx.env.image_name, ctx.identity, command=migrate.command, env_from=ctx.env_from(),
         volume_mounts=mounts, resources=pod.resources(migrate.resources.requests, migrate.resources.limits))
-    template = pod.pod_template(ctx.workload_labels("migrate"), ctx.pod_annotations, ctx.identity, [container],
-                                volumes=volumes, restart_policy="Never")
+    template = pod.pod_template(ctx.pod_labels("migrate", ctx.env.accounts[0]), ctx.pod_annotations, ctx.identity,
+                                [container], volumes=volumes, restart_policy="Never",
+                                init_containers=helper_containers(ctx.identity, migrate.sidecars, migrate.init_containers))
     job = workloads.job(ctx.name("migrate"), ctx.workload_labels("migrate"), {}, template,
                         backoff_limit=migrate.backoff_limit, deadline_seconds=migrate.timeout_seconds)
     return [job, component_policy(ctx, "migrate")]

@@ -1,0 +1,26 @@
+"""The containers a pod runs besides the app's: native sidecars and init containers from the App's
+declarations, hardened like the app's own."""
+
+from __future__ import annotations
+
+from kompile.k8s import pod
+from kompile.k8s.pod import PodIdentity
+from kompile.model import Container
+from kompile.render.probes import container_probes
+
+
+def helper_containers(identity: PodIdentity, sidecars: tuple[Container, ...],
+                      init_containers: tuple[Container, ...]) -> list[dict]:
+    """A pod's initContainers: its sidecars first (restartPolicy Always: started in order, each once its
+    startup probe passes, and stopped after the app's containers, also in a Job), then the init
+    containers that run to completion, which may already use the sidecars (a database proxy)."""
+    out = []
+    for container, restart in [*((c, "Always") for c in sidecars), *((c, None) for c in init_containers)]:
+        env = [{"name": key, "value": value} for key, value in container.env.items()]
+        env_from = [{"secretRef": {"name": name}} for name in container.secrets]
+        ports = [{"containerPort": port, "protocol": "TCP"} for port in container.ports]
+        out.append(pod.container(
+            container.name, container.image, identity, command=container.command, args=container.args, ports=ports,
+            env=env, env_from=env_from, probes=container_probes(container.probes) if restart else None,
+            resources=pod.resources(container.resources.requests, container.resources.limits), restart_policy=restart))
+    return out
