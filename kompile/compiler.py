@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kompile.errors import Code, Diagnostic, Severity
+from kompile.errors import Code, Diagnostic, KompileError, Severity, naming_environments
 from kompile.gitops import GITOPS, layout_gitops
 from kompile.layout import Compiled, base_dir, layout_base, layout_overlay, overlay_dir
 from kompile.model import Environment
@@ -38,9 +38,9 @@ class Output:
 
     @property
     def inputs(self) -> dict[str, str]:
-        """The input hashes to record. A partial build cannot vouch for the environments it skipped,
-        so it records none, and `check` recompiles until the next full build."""
-        return {} if self.partial else self.project.inputs
+        """The input hashes to record. A partial build cannot vouch for the environments it skipped
+        unless no spec changed since the last record (write.next_manifest decides)."""
+        return self.project.inputs
 
 
 def compile_project(root: Path, only: Sequence[str] | None = None, *, keep_objects: bool = True,
@@ -60,7 +60,13 @@ def compile_project(root: Path, only: Sequence[str] | None = None, *, keep_objec
     kinds: set[tuple[str, str]] = set()
     environments = {}
     counts = {}
-    for env, result in zip(envs, _compile_all(base, envs, keep_objects, progress), strict=True):
+    results = _compile_all(base, envs, keep_objects, progress)
+    problems = [(env, d) for env, result in zip(envs, results, strict=True) for d in result.problems]
+    if problems:  # a problem in the environment's own file needs no name; one in a shared file does
+        own = [d for env, d in problems if d.span is not None and d.span.path == env.sources[-1]]
+        shared = [(env.name, d) for env, d in problems if not (d.span is not None and d.span.path == env.sources[-1])]
+        raise KompileError([*own, *naming_environments(shared)])
+    for env, result in zip(envs, results, strict=True):
         files.update(result.files)
         kinds |= result.kinds
         counts[env.name] = result.count
@@ -97,10 +103,14 @@ class _Result:
     kinds: set[tuple[str, str]]  # (API group, kind) of what the environment deploys
     count: int  # how many objects
     compiled: Compiled | None
+    problems: tuple[Diagnostic, ...] = ()
 
 
 def _compile_one(base: Compiled, env: Environment, keep_objects: bool) -> _Result:
-    untransformed, deployed = render_stages(env, base.ids)
+    try:
+        untransformed, deployed = render_stages(env, base.ids)
+    except KompileError as exc:  # every environment is compiled, so one run lists every problem
+        return _Result({}, set(), 0, None, tuple(exc.diagnostics))
     compiled = Compiled(env, deployed, untransformed)
     kinds = {(obj["apiVersion"].rpartition("/")[0], obj["kind"]) for obj in deployed}
     return _Result(layout_overlay(base, compiled), kinds, len(deployed), compiled if keep_objects else None)

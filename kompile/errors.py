@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -142,3 +142,16 @@ class Collector:
     def raise_if_any(self) -> None:
         if self:
             raise KompileError(self.items)
+
+
+def naming_environments(problems: list[tuple[str, Diagnostic]]) -> list[Diagnostic]:
+    """Problems that environments have with a file not their own (the App's, or one they extend), each
+    once, saying which environments have it."""
+    grouped: dict[Diagnostic, list[str]] = {}
+    for name, diagnostic in problems:
+        grouped.setdefault(diagnostic, []).append(name)
+    named = []
+    for diagnostic, names in grouped.items():
+        which = f"environment '{names[0]}'" if len(names) == 1 else "environments " + ", ".join(f"'{n}'" for n in names)
+        named.append(replace(diagnostic, message=f"{which}: {diagnostic.message}"))
+    return named

@@ -41,6 +41,16 @@ def explain_environment(project: Project, name: str, prefix: str = "") -> list[S
     return [row for row in rows if _under(row.path, prefix)]
 
 
+def _unused_defaults(kind: spec.Obj, value: YMap) -> set[str]:
+    """Defaults a component's type never uses: a schedule's for long-running components, replicas for a
+    cron or an autoscaled component."""
+    if kind is not spec.COMPONENT:
+        return set()
+    if value.get("type") == "cron":
+        return {"replicas"}
+    return {"timeoutSeconds", "suspend"} | ({"replicas"} if value.get("autoscaling") else set())
+
+
 def _under(path: str, prefix: str) -> bool:
     return not prefix or path == prefix or path.startswith(prefix + ".") or path.startswith(prefix + "[")
 
@@ -50,11 +60,12 @@ def _walk(kind: spec.Type, value, path: str, origins: dict[str, str], rows: list
         kind = next((option for option in kind.options if isinstance(option, spec.Obj)), kind) \
             if isinstance(value, dict) else kind
     if isinstance(kind, spec.Obj) and isinstance(value, YMap):
+        unused = _unused_defaults(kind, value)
         for key, field in kind.fields.items():
             here = f"{path}.{key}" if path else key
             if key in value:
                 _walk(field.type, value[key], here, origins, rows, value.value_span(key))
-            elif field.default is not None:
+            elif field.default is not None and key not in unused:
                 rows.append(Setting(here, field.default, "kompile default", None))
             elif here in ALWAYS_APPLIED:  # settings every environment has, spec or not: show their defaults
                 _walk(field.type, YMap(Span("")), here, origins, rows)

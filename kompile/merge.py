@@ -64,19 +64,22 @@ def _layer(settings: YMap, skip: tuple[str, ...] | dict) -> YMap:
 
 
 def _convert(settings: YMap, path: tuple[str, ...], change) -> None:
-    """Replace the value at path (copying the maps on the way, which may be a file's own)."""
-    parent = settings
-    for key in path[:-1]:
-        child = parent.get(key)
+    """Replace the value at path (copying the maps on the way, which may be a file's own); "*" in the
+    path is every entry of a map (components.*.egress)."""
+    if len(path) == 1:
+        if path[0] in settings:
+            settings[path[0]] = change(settings[path[0]])
+        return
+    keys = [k for k, v in settings.items() if isinstance(v, YMap)] if path[0] == "*" else [path[0]]
+    for key in keys:
+        child = settings.get(key)
         if not isinstance(child, YMap):
-            return
+            continue
         copy = YMap(child.span)
         for k, v in child.items():
             _put(copy, k, v, child)
-        parent[key] = copy
-        parent = copy
-    if path[-1] in parent:
-        parent[path[-1]] = change(parent[path[-1]])
+        settings[key] = copy
+        _convert(copy, path[1:], change)
 
 
 def _by_name(items: YList, collection: spec.Collection) -> YMap:

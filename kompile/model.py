@@ -142,6 +142,10 @@ class Component:
     account: Account  # the ServiceAccount its pods run as
     sidecars: tuple[Container, ...] = ()
     init_containers: tuple[Container, ...] = ()
+    metrics: Metrics | None = None
+    connects_to: tuple[str, ...] = ()
+    egress: tuple[EgressRule, ...] = ()  # its own, besides the app's
+    secrets: tuple[str, ...] | None = None  # the App's secrets its pods read (None: all)
     schedule: str | None = None  # cron only
     time_zone: str | None = None
     timeout_seconds: int | None = None
@@ -180,22 +184,91 @@ class EgressRule:
     namespace: str | None
     pod_selector: dict[str, str]
     ports: tuple[Port, ...]
+    host: str | None = None  # a host name: only a CiliumNetworkPolicy can say it
+
+
+@dataclass(frozen=True)
+class DnsTarget:
+    namespace: str | None
+    pod_selector: dict[str, str]
+    cidr: str | None
+
+
+# Where pods resolve names unless the spec says: the cluster DNS pods, and NodeLocal DNSCache's link-local
+# address (its pods run on the host network, so no pod selector matches them).
+DEFAULT_DNS = (DnsTarget("kube-system", {"k8s-app": "kube-dns"}, None), DnsTarget(None, {}, "169.254.20.10/32"))
 
 
 @dataclass(frozen=True)
 class Network:
     ingress_from: tuple[Peer, ...] = ()
     egress: tuple[EgressRule, ...] = ()
+    dns: tuple[DnsTarget, ...] = DEFAULT_DNS
+    cni: str = "other"
+
+
+@dataclass(frozen=True)
+class Route:
+    path: str
+    component: str
+    timeout_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class Certificate:
+    issuer: str
+    kind: str
+    http01: bool
+
+
+@dataclass(frozen=True)
+class GatewayRef:
+    name: str
+    namespace: str | None
+    section: str | None
 
 
 @dataclass(frozen=True)
 class Ingress:
-    host: str
-    class_name: str
-    tls_secret: str
+    """Public entry: an Ingress per routed component, or one HTTPRoute on a Gateway."""
+
+    hosts: tuple[str, ...]
+    class_name: str | None
+    tls_secret: str | None
     annotations: dict[str, str]
-    component: str
+    routes: tuple[Route, ...]
+    certificate: Certificate | None = None
+    gateway: GatewayRef | None = None
+
+    @property
+    def routed(self) -> tuple[str, ...]:
+        """The components routes reach, in the order of their first route."""
+        return tuple(dict.fromkeys(route.component for route in self.routes))
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    namespace: str
+    pod_selector: dict[str, str]
+    labels: dict[str, str]
+    interval: str
+
+
+@dataclass(frozen=True)
+class Metrics:
+    port: int
     path: str
+
+
+@dataclass(frozen=True)
+class PullRequests:
+    """An environment compiled as a template: Argo CD makes one preview of it per open pull request."""
+
+    provider: str  # github | gitlab
+    settings: dict  # the provider's generator fields, as Argo CD reads them
+    host: str  # with {number}
+    image_tag: str  # with {number}, {head_sha} or {head_short_sha}
+    requeue_after_seconds: int
 
 
 @dataclass(frozen=True)
@@ -206,6 +279,7 @@ class Migrate:
     resources: Resources
     sidecars: tuple[Container, ...] = ()
     init_containers: tuple[Container, ...] = ()
+    secrets: tuple[str, ...] | None = None  # the App's secrets it reads (None: all)
 
 
 @dataclass(frozen=True)
@@ -257,6 +331,7 @@ class GitOps:
     application_set: bool = False
     interval: str = "10m"
     timeout: str = "5m"
+    sops_key_secret: str = "sops-age"  # Flux's decryption key, in its namespace
 
     def source_path(self, folder: str) -> str:
         return f"{self.path}/{folder}" if self.path else folder
@@ -285,6 +360,10 @@ class Environment:
     patches: tuple[Patch, ...]
     sealed_secrets: tuple[dict, ...]  # SealedSecret objects, as they will be applied
     gitops: GitOps | None
+    external_secrets: tuple[dict, ...] = ()  # ExternalSecret objects
+    sops_secrets: tuple[dict, ...] = ()  # sops-encrypted Secret manifests, as written (Flux decrypts them)
+    monitoring: Monitoring | None = None
+    pull_requests: PullRequests | None = None
     sources: tuple[str, ...] = field(default=())  # the spec files it was compiled from
     where: Span | None = None  # its own spec, for problems found while rendering
     # Where each setting of the merged spec was written ("network", "components.web", ...): what

@@ -2,34 +2,40 @@
 
 from __future__ import annotations
 
-import re
-
-from kompile.celery import celery_time_limit, through_broker
+from kompile.commands import celery_time_limit, graceful_timeout
 from kompile.errors import Span
 from kompile.merge import app_settings
 from kompile.model import (
+    DEFAULT_DNS,
     Account,
     Allowance,
     Autoscaling,
+    Certificate,
     Component,
     ComponentType,
     Container,
+    DnsTarget,
     EgressRule,
     Environment,
     ExtraObject,
+    GatewayRef,
     GitOps,
     GitOpsTool,
     Image,
     Ingress,
+    Metrics,
     Migrate,
+    Monitoring,
     Network,
     Patch,
     Peer,
     Port,
     Probe,
     Probes,
+    PullRequests,
     Queue,
     Resources,
+    Route,
     Secret,
     SecretMount,
     Security,
@@ -44,7 +50,7 @@ from kompile.validate import SCOPE_ANNOTATIONS, Resolved, declared_kinds
 DEFAULT_REQUESTS = {"cpu": "100m", "memory": "256Mi", "ephemeral-storage": "64Mi"}
 DEFAULT_LIMITS = {"cpu": "1", "memory": "512Mi", "ephemeral-storage": "1Gi"}
 DEFAULT_AUTOSCALING_CPU = 80
-GUNICORN_GRACEFUL_TIMEOUT = 30  # gunicorn's own default
+SERVER_GRACEFUL_TIMEOUT = 30  # gunicorn's default; uvicorn and daphne have none (they close at once)
 PRE_STOP_SECONDS = 5  # time for endpoints to drop the pod before gunicorn stops accepting
 GRACE_SECONDS = {ComponentType.WORKER: 60, ComponentType.SCHEDULER: 30}
 # Celery's warm shutdown (SIGTERM) lets running tasks finish, each within the hard --time-limit; then
@@ -74,12 +80,12 @@ def normalise_base(project: Project) -> Environment:
 
 def _environment(project: Project, settings: YMap, name: str | None, sources: tuple[str, ...]) -> Environment:
     env = {k: str(v) for k, v in sorted((settings.get("env") or {}).items())}
-    gunicorn_grace = _gunicorn_graceful_timeout(env)
+    gunicorn_cmd_args = env.get("GUNICORN_CMD_ARGS", "")
     shared = _account(project.name, settings.get("identity"), None)
     sidecars = {c["name"]: _container(c) for c in settings.get("sidecars") or ()}
     init_containers = {c["name"]: _container(c) for c in settings.get("initContainers") or ()}
     components = tuple(
-        _component(project.name, component_name, body, gunicorn_grace, shared, sidecars, init_containers)
+        _component(project.name, component_name, body, gunicorn_cmd_args, shared, sidecars, init_containers)
         for component_name, body in sorted((settings.get("components") or {}).items())
     )
     own = {c.account.name: c.account for c in components if c.account.name != shared.name}
@@ -100,6 +106,11 @@ def _environment(project: Project, settings: YMap, name: str | None, sources: tu
         migrate=_migrate(settings.get("migrate"), sidecars, init_containers),
         network=_network(settings.get("network") or {}),
         ingress=_ingress(settings.get("ingress"), components),
+        monitoring=_monitoring(settings.get("monitoring"), components),
+        external_secrets=tuple(_external_secrets(settings, namespace)) if name else (),
+        sops_secrets=tuple(plain(project.manifests(entry["file"], None)[0])
+                           for _, entry in sorted((settings.get("sopsSecrets") or {}).items())) if name else (),
+        pull_requests=_pull_requests(settings.get("pullRequests")) if name else None,
         security=_security(settings.get("security") or {}),
         accounts=accounts,
         extra_objects=tuple(ExtraObject(plain(obj), obj.span)
@@ -122,7 +133,7 @@ def _setting_spans(settings: YMap) -> dict[str, Span]:
     return spans
 
 
-def _component(app: str, name: str, body: dict, gunicorn_grace: int, shared: Account,
+def _component(app: str, name: str, body: dict, gunicorn_cmd_args: str, shared: Account,
                sidecars: dict[str, Container], init_containers: dict[str, Container]) -> Component:
     kind = ComponentType(body["type"])
     autoscaling = body.get("autoscaling")
@@ -139,10 +150,14 @@ def _component(app: str, name: str, body: dict, gunicorn_grace: int, shared: Acc
         autoscaling=_autoscaling(autoscaling) if autoscaling and kind in (ComponentType.WEB, ComponentType.WORKER) else None,
         probes=_component_probes(kind, body),
         resources=resources_with_defaults(body.get("resources") or {}),
-        termination_grace_seconds=body.get("terminationGracePeriodSeconds", _grace(kind, body, gunicorn_grace)),
+        termination_grace_seconds=body.get("terminationGracePeriodSeconds", _grace(kind, body, gunicorn_cmd_args)),
         account=account,
         sidecars=tuple(sidecars[n] for n in body.get("sidecars") or ()),
         init_containers=tuple(init_containers[n] for n in body.get("initContainers") or ()),
+        metrics=Metrics(body["metrics"]["port"], body["metrics"].get("path", "/metrics")) if body.get("metrics") else None,
+        connects_to=tuple(body.get("connectsTo") or ()),
+        egress=_egress(body.get("egress")),
+        secrets=tuple(body["secrets"]) if body.get("secrets") is not None else None,
         schedule=body.get("schedule") if kind is ComponentType.CRON else None,
         time_zone=body.get("timeZone") if kind is ComponentType.CRON else None,
         timeout_seconds=body.get("timeoutSeconds", CRON_TIMEOUT) if kind is ComponentType.CRON else None,
@@ -168,12 +183,14 @@ def _autoscaling(body: dict) -> Autoscaling:
     )
 
 
-def _grace(kind: ComponentType, body: dict, gunicorn_grace: int) -> int | None:
+def _grace(kind: ComponentType, body: dict, gunicorn_cmd_args: str) -> int | None:
+    argv = [*(body.get("command") or ()), *(body.get("args") or ())]
     if kind is ComponentType.WEB:
-        return gunicorn_grace + PRE_STOP_SECONDS + 5
+        # The endpoints drop the pod during the preStop sleep; then the server finishes what it serves.
+        return graceful_timeout(argv, gunicorn_cmd_args, SERVER_GRACEFUL_TIMEOUT) + PRE_STOP_SECONDS + 5
     if kind is ComponentType.CRON:
         return None
-    limit = celery_time_limit([*(body.get("command") or ()), *(body.get("args") or ())])
+    limit = celery_time_limit(argv)
     if kind is ComponentType.WORKER and limit is not None:
         return limit + CELERY_SHUTDOWN_MARGIN
     return GRACE_SECONDS[kind]
@@ -201,14 +218,11 @@ def _component_probes(kind: ComponentType, body: dict) -> Probes:
     port = body.get("port")
     health = _probe({"http": probes["http"]} if probes.get("http") else {"exec": probes["exec"]} if probes.get("exec") else None, port)
     web = kind is ComponentType.WEB
-    if web:
-        liveness = Probe(port=port) if port else None
-    else:  # a local check (beat's schedule file) may restart the process; one through the broker may not
-        liveness = health if health and health.command and not through_broker(health.command) else None
     return Probes(
         startup=_probe(probes.get("startup"), port) or (health if web else None),
         readiness=_probe(probes.get("readiness"), port) or health,
-        liveness=_probe(probes.get("liveness"), port) or liveness,
+        # A health check may ask the database or the broker, so it never restarts a process by itself.
+        liveness=_probe(probes.get("liveness"), port) or (Probe(port=port) if web and port else None),
     )
 
 
@@ -262,11 +276,6 @@ def resources_with_defaults(given: dict, default_requests: dict = DEFAULT_REQUES
     return Resources(requests={k: requests[k] for k in order}, limits={k: limits[k] for k in order})
 
 
-def _gunicorn_graceful_timeout(env: dict[str, str]) -> int:
-    match = re.search(r"--graceful-timeout[= ](\d+)", env.get("GUNICORN_CMD_ARGS", ""))
-    return int(match.group(1)) if match else GUNICORN_GRACEFUL_TIMEOUT
-
-
 def _secret(body: dict) -> Secret:
     mount = SecretMount(body.get("mount", "env"))
     return Secret(
@@ -287,38 +296,109 @@ def _migrate(body: dict | None, sidecars: dict[str, Container], init_containers:
         resources=resources_with_defaults(body.get("resources") or {}),
         sidecars=tuple(sidecars[n] for n in body.get("sidecars") or ()),
         init_containers=tuple(init_containers[n] for n in body.get("initContainers") or ()),
+        secrets=tuple(body["secrets"]) if body.get("secrets") is not None else None,
     )
 
 
 def _network(body: dict) -> Network:
+    dns = tuple(DnsTarget(t.get("namespace"), dict(t.get("podSelector") or {}), t.get("cidr")) for t in body.get("dns") or ())
     return Network(
         ingress_from=tuple(Peer(p["namespace"], dict(p.get("podSelector") or {})) for p in body.get("ingressFrom") or ()),
-        egress=tuple(
-            EgressRule(
-                name=rule.get("name"),
-                cidr=rule.get("cidr"),
-                excepted=tuple(rule.get("except") or ()),
-                namespace=rule.get("namespace"),
-                pod_selector=dict(rule.get("podSelector") or {}),
-                ports=tuple(Port(p) if isinstance(p, int) else Port(p["port"], p.get("protocol", "TCP")) for p in rule["ports"]),
-            )
-            for rule in body.get("egress") or ()
-        ),
+        egress=_egress(body.get("egress")),
+        dns=dns or DEFAULT_DNS,
+        cni=body.get("cni", "other"),
+    )
+
+
+def _egress(rules) -> tuple[EgressRule, ...]:
+    return tuple(
+        EgressRule(
+            name=rule.get("name"),
+            cidr=rule.get("cidr"),
+            excepted=tuple(rule.get("except") or ()),
+            namespace=rule.get("namespace"),
+            pod_selector=dict(rule.get("podSelector") or {}),
+            ports=tuple(Port(p) if isinstance(p, int) else Port(p["port"], p.get("protocol", "TCP")) for p in rule["ports"]),
+            host=rule.get("host"),
+        )
+        for rule in rules or ()
     )
 
 
 def _ingress(body: dict | None, components: tuple[Component, ...]) -> Ingress | None:
     if not body:
         return None
-    target = body.get("component") or next(c.name for c in components if c.type is ComponentType.WEB)
+    if body.get("routes"):
+        routes = tuple(Route(r["path"], r["component"], r.get("timeoutSeconds")) for r in body["routes"])
+    else:
+        target = body.get("component") or next(c.name for c in components if c.type is ComponentType.WEB)
+        routes = (Route(body.get("path", "/"), target),)
+    certificate, gateway = body.get("certificate"), body.get("gateway")
     return Ingress(
-        host=body["host"],
-        class_name=body["className"],
-        tls_secret=body["tlsSecret"],
+        hosts=tuple(dict.fromkeys([*([body["host"]] if body.get("host") else []), *(body.get("hosts") or ())])),
+        class_name=body.get("className"),
+        tls_secret=body.get("tlsSecret"),
         annotations={k: str(v) for k, v in sorted((body.get("annotations") or {}).items())},
-        component=target,
-        path=body.get("path", "/"),
+        routes=routes,
+        certificate=Certificate(certificate["issuer"], certificate.get("kind", "ClusterIssuer"),
+                                bool(certificate.get("http01", False))) if certificate else None,
+        gateway=GatewayRef(gateway["name"], gateway.get("namespace"), gateway.get("sectionName")) if gateway else None,
     )
+
+
+def _monitoring(body: dict | None, components: tuple[Component, ...]) -> Monitoring | None:
+    """Where Prometheus runs: needed once a component serves metrics (the defaults suit kube-prometheus-stack)."""
+    if not any(c.metrics for c in components):
+        return None
+    body = body or {}
+    selector = body.get("podSelector")
+    return Monitoring(
+        namespace=body.get("namespace", "monitoring"),
+        pod_selector=dict(sorted((selector if selector is not None else {"app.kubernetes.io/name": "prometheus"}).items())),
+        labels=dict(sorted((body.get("labels") or {}).items())),
+        interval=body.get("interval", "30s"),
+    )
+
+
+def _external_secrets(settings: YMap, namespace: str):
+    """An ExternalSecret per secret the store provides, every field the API server would default written
+    out (conversion, decoding and metadata strategies; creation and deletion policies), so neither Argo
+    CD nor the operator sees a difference after apply."""
+    body = settings.get("externalSecrets")
+    if not body:
+        return
+    declared = {s["name"]: s for s in settings.get("secrets") or ()}
+    store = body["store"]
+    for name, entry in sorted(body["secrets"].items()):
+        properties = entry.get("properties") or {}
+        data = [{"remoteRef": {"conversionStrategy": "Default", "decodingStrategy": "None", "key": entry["key"],
+                               "metadataPolicy": "None", "property": properties.get(key, key)}, "secretKey": key}
+                for key in declared[name]["keys"]]
+        yield {
+            "apiVersion": "external-secrets.io/v1",
+            "kind": "ExternalSecret",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "data": data,
+                "refreshInterval": body.get("refreshInterval", "1h0m0s"),
+                "secretStoreRef": {"kind": store.get("kind", "SecretStore"), "name": store["name"]},
+                "target": {"creationPolicy": "Owner", "deletionPolicy": "Retain", "name": name},
+            },
+        }
+
+
+def _pull_requests(body: dict | None) -> PullRequests | None:
+    if not body:
+        return None
+    provider = "github" if body.get("github") else "gitlab"
+    given = body[provider]
+    settings: dict = {k: given[k] for k in ("owner", "repo", "project", "api") if given.get(k)}
+    if given.get("tokenSecret"):
+        settings["tokenRef"] = {"key": "token", "secretName": given["tokenSecret"]}
+    if given.get("labels"):
+        settings["labels"] = list(given["labels"])
+    return PullRequests(provider=provider, settings=settings, host=body["host"],
+                        image_tag=body.get("imageTag", "{head_sha}"), requeue_after_seconds=body.get("requeueAfterSeconds", 300))
 
 
 def _security(body: dict) -> Security:
@@ -377,4 +457,5 @@ def _gitops(body: dict | None) -> GitOps | None:
         application_set=bool(argocd.get("applicationSet", False)),
         interval=flux.get("interval", "10m"),
         timeout=flux.get("timeout", "5m"),
+        sops_key_secret=flux.get("sopsKeySecret", "sops-age"),
     )

@@ -8,6 +8,8 @@ the position of the offending key or value. Cross-field and cross-file rules liv
 from __future__ import annotations
 
 import difflib
+import functools
+import importlib.resources
 import ipaddress
 import math
 import re
@@ -475,6 +477,20 @@ def check_cidr(value: str):
     return None
 
 
+@functools.cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(importlib.resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8").split())
+
+
+def check_time_zone(value: str):
+    """A name the API server's time zone database knows (Go's, the IANA one): not Local, not an offset."""
+    if value in _time_zones():
+        return None
+    close = difflib.get_close_matches(value, sorted(_time_zones()), n=1, cutoff=0.7)
+    return (Code.INVALID_VALUE, f"{shown(value)} is not an IANA time zone",
+            f"did you mean '{close[0]}'?" if close else "write a name such as Europe/Berlin, America/New_York or UTC")
+
+
 def check_no_latest(value: str):
     if value == "latest":
         return Code.LATEST_TAG, "the tag 'latest' is not allowed", "pin a version tag or a digest: a release must name what it runs"
@@ -569,7 +585,33 @@ RBAC = Obj({
     }), 1), "Rules of a Role bound to the component's own ServiceAccount", required=True),
 })
 
+PORT_ENTRY = Either((PORT, Obj({
+    "port": Field(PORT, "Port number", required=True),
+    "protocol": Field(Str(enum=("TCP", "UDP", "SCTP")), "Protocol", default="TCP"),
+})), "a port number or {port, protocol}")
+
+EGRESS_RULE = Obj({
+    "name": Field(NAME, "A name for the rule (shown in diffs), by which an environment replaces or removes it"),
+    "cidr": Field(Str(checks=(check_cidr,)), "Destination address block"),
+    "host": Field(Str(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$", "a host name such as api.stripe.com"),
+                  "Destination host name (needs network.cni: cilium)"),
+    "except": Field(ListOf(Str(checks=(check_cidr,))), "Blocks inside cidr that stay denied"),
+    "namespace": Field(NAME, "Destination namespace (instead of cidr)"),
+    "podSelector": Field(LABELS, "Only pods with these labels in that namespace"),
+    "ports": Field(ListOf(PORT_ENTRY, 1), "Destination ports", required=True),
+}, one_of=("cidr", "namespace", "host"))
+
 CRON_SCHEDULE = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|\S+( \S+){4})$"
+
+
+def check_schedule(value: str):
+    if re.search(r"\b(CRON_)?TZ=", value):
+        return (Code.INVALID_VALUE, f"{shown(value)} sets its time zone inside the schedule, which Kubernetes refuses",
+                "move it to timeZone: (an IANA name) and keep five fields in schedule")
+    if not re.fullmatch(CRON_SCHEDULE, value):
+        return (Code.INVALID_VALUE, f"{shown(value)} is not a cron schedule",
+                "five fields, minute hour day-of-month month day-of-week, e.g. '30 3 * * *' (or @daily, @hourly)")
+    return None
 
 COMPONENT = Obj({
     "type": Field(Str(enum=("web", "worker", "scheduler", "cron")),
@@ -584,15 +626,22 @@ COMPONENT = Obj({
     "resources": Field(RESOURCES, "Requests and limits; kompile adds defaults for what is missing"),
     "terminationGracePeriodSeconds": Field(Int(1, 86400), "Seconds a pod gets to stop; web derives it from gunicorn's "
                                                           "graceful timeout, workers from celery's --time-limit"),
-    "schedule": Field(Str(CRON_SCHEDULE, "a cron schedule such as '0 3 * * *'"), "When a cron component runs (cron only)"),
-    "timeZone": Field(Str(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$", "an IANA time zone such as Europe/Berlin"),
-                      "Time zone of the schedule (cron only; UTC when absent)"),
+    "schedule": Field(Str(checks=(check_schedule,)), "When a cron component runs (cron only)"),
+    "timeZone": Field(Str(checks=(check_time_zone,)), "IANA time zone of the schedule (cron only; the cluster's "
+                                                      "controller-manager zone, usually UTC, when absent)"),
     "timeoutSeconds": Field(Int(10, 86400), "How long one run may take before it is stopped (cron only)", default=3600),
     "suspend": Field(Bool(), "Stop scheduling new runs (cron only)", default=False),
     "sidecars": Field(ListOf(NAME), "Sidecars (from the App's sidecars) that run beside the container"),
     "initContainers": Field(ListOf(NAME), "Init containers (from the App's initContainers) that run to completion first"),
     "identity": Field(IDENTITY, "A ServiceAccount of its own with these cloud identities"),
     "rbac": Field(RBAC, "Kubernetes API access: a ServiceAccount and Role of its own, and the only pods with an API token"),
+    "metrics": Field(Obj({
+        "port": Field(PORT, "The port it serves metrics on, outside Django (django-prometheus' exporter port)", required=True),
+        "path": Field(Str(URL_PATH, "a URL path starting with '/'"), "The metrics path", default="/metrics"),
+    }), "Prometheus scrapes it (a Service and a ServiceMonitor), from the monitoring namespace only"),
+    "connectsTo": Field(ListOf(NAME), "Other web components of the app it calls (both policies allow it)"),
+    "egress": Field(Collection(EGRESS_RULE, what="egress rule"), "Where this component's pods may connect, besides network.egress"),
+    "secrets": Field(ListOf(SUBDOMAIN), "Only these of the App's secrets reach its pods (all when absent)"),
 }, required_when={"type": {"web": ("probes",), "worker": ("probes",), "scheduler": ("probes",), "cron": ("schedule",)}})
 
 SIDECAR = Obj({
@@ -620,10 +669,12 @@ SECRET = Obj({
     "mountPath": Field(Str(r"^/[^\x00]*$", "an absolute path"), "Where files are mounted (mount: files)"),
 })
 
-PORT_ENTRY = Either((PORT, Obj({
-    "port": Field(PORT, "Port number", required=True),
-    "protocol": Field(Str(enum=("TCP", "UDP", "SCTP")), "Protocol", default="TCP"),
-})), "a port number or {port, protocol}")
+DNS_TARGET = Obj({
+    "name": Field(NAME, "A name, by which an environment replaces or removes it"),
+    "namespace": Field(NAME, "Namespace of the DNS pods"),
+    "podSelector": Field(LABELS, "Their labels"),
+    "cidr": Field(Str(checks=(check_cidr,)), "An address that answers DNS (NodeLocal DNSCache, the GKE metadata server)"),
+}, one_of=("namespace", "cidr"))
 
 NETWORK = Obj({
     "ingressFrom": Field(Collection(Obj({
@@ -631,23 +682,47 @@ NETWORK = Obj({
         "namespace": Field(NAME, "Namespace allowed to reach web components", required=True),
         "podSelector": Field(LABELS, "Only pods with these labels in that namespace"),
     }), what="peer"), "Who may reach web components; everything else is denied"),
-    "egress": Field(Collection(Obj({
-        "name": Field(NAME, "A name for the rule (shown in diffs), by which an environment replaces or removes it"),
-        "cidr": Field(Str(checks=(check_cidr,)), "Destination address block"),
-        "except": Field(ListOf(Str(checks=(check_cidr,))), "Blocks inside cidr that stay denied"),
-        "namespace": Field(NAME, "Destination namespace (instead of cidr)"),
-        "podSelector": Field(LABELS, "Only pods with these labels in that namespace"),
-        "ports": Field(ListOf(PORT_ENTRY, 1), "Destination ports", required=True),
-    }, one_of=("cidr", "namespace")), what="egress rule"), "Where pods may connect; DNS is always allowed"),
+    "egress": Field(Collection(EGRESS_RULE, what="egress rule"), "Where every pod may connect; DNS is always allowed"),
+    "dns": Field(Collection(DNS_TARGET, what="DNS target"), "Where pods resolve names (default: the kube-dns pods and "
+                                                           "NodeLocal DNSCache's 169.254.20.10)"),
+    "cni": Field(Str(enum=("cilium", "other")), "The cluster's network plugin, for what plain NetworkPolicy cannot say "
+                                                "(egress to host names)", default="other"),
+})
+
+ROUTE = Obj({
+    "name": Field(NAME, "A name, by which an environment replaces or removes it"),
+    "path": Field(Str(URL_PATH, "a URL path starting with '/'"), "Path prefix (the longest matching prefix wins)", required=True),
+    "component": Field(NAME, "The web component that serves it", required=True),
+    "timeoutSeconds": Field(Int(1, 86400), "How long a request (or an idle websocket) may last, e.g. 3600 for websockets"),
 })
 
 INGRESS = Obj({
-    "host": Field(SUBDOMAIN, "Public host name; also sent as the Host header of HTTP probes", required=True),
-    "className": Field(Str(), "IngressClass to use", required=True),
-    "tlsSecret": Field(SUBDOMAIN, "Secret holding the TLS certificate (e.g. made by cert-manager)", required=True),
+    "host": Field(SUBDOMAIN, "Public host name; also sent as the Host header of HTTP probes"),
+    "hosts": Field(ListOf(SUBDOMAIN, 1), "More public host names (the first of host and hosts is the probes' Host)"),
+    "className": Field(Str(), "IngressClass to use (Ingress only)"),
+    "tlsSecret": Field(SUBDOMAIN, "Secret holding the TLS certificate of every host (Ingress only)"),
     "annotations": Field(MapOf(Str(), Str(LABEL_KEY, "an annotation key"), "annotation"), "Annotations for the ingress controller"),
-    "component": Field(NAME, "The web component to route to; needed only when there are several"),
-    "path": Field(Str(URL_PATH, "a URL path starting with '/'"), "Path prefix routed to the component", default="/"),
+    "component": Field(NAME, "The web component to route to; needed only when there are several (without routes)"),
+    "path": Field(Str(URL_PATH, "a URL path starting with '/'"), "Path prefix routed to the component (without routes)", default="/"),
+    "routes": Field(Collection(ROUTE, what="route"), "Path prefixes routed to components, e.g. /ws to an ASGI component"),
+    "certificate": Field(Obj({
+        "issuer": Field(NAME, "The cert-manager issuer", required=True),
+        "kind": Field(Str(enum=("ClusterIssuer", "Issuer")), "Its kind", default="ClusterIssuer"),
+        "http01": Field(Bool(), "The issuer solves HTTP-01 challenges: let the ingress controller reach cert-manager's "
+                                "solver pods through the default deny", default=False),
+    }), "A cert-manager Certificate for tlsSecret, covering every host"),
+    "gateway": Field(Obj({
+        "name": Field(NAME, "The Gateway", required=True),
+        "namespace": Field(NAME, "Its namespace (the platform's; it must allow routes from this one)"),
+        "sectionName": Field(NAME, "The listener to attach to"),
+    }), "Route through a Gateway API Gateway (an HTTPRoute) instead of an Ingress; TLS is the Gateway's"),
+})
+
+MONITORING = Obj({
+    "namespace": Field(NAME, "Where Prometheus runs", default="monitoring"),
+    "podSelector": Field(LABELS, "Prometheus' pod labels", default={"app.kubernetes.io/name": "prometheus"}),
+    "labels": Field(LABELS, "Labels every ServiceMonitor carries, so Prometheus selects it (e.g. release: kube-prometheus-stack)"),
+    "interval": Field(Str(r"^[0-9]+(ms|s|m|h)$", "a duration such as 30s"), "How often Prometheus scrapes", default="30s"),
 })
 
 SEALED_SECRET = Obj({
@@ -706,6 +781,8 @@ GITOPS = Obj({
         "namespace": Field(NAME, "Namespace Flux runs in", default="flux-system"),
         "interval": Field(Str(r"^[0-9]+(ms|s|m|h)$", "a duration such as 5m"), "How often Flux reconciles each environment", default="10m"),
         "timeout": Field(Str(r"^[0-9]+(ms|s|m|h)$", "a duration such as 5m"), "How long Flux waits for an environment to become ready", default="5m"),
+        "sopsKeySecret": Field(SUBDOMAIN, "Secret in Flux's namespace holding the sops key (age: a key ending in .agekey)",
+                               default="sops-age"),
     }), "Flux settings"),
 })
 
@@ -725,12 +802,14 @@ SHARED_FIELDS: dict[str, Field] = {
         "backoffLimit": Field(Int(0, 10), "Retries before the Job fails", default=1),
         "resources": Field(RESOURCES, "Requests and limits of the Job"),
         "sidecars": Field(ListOf(NAME), "Sidecars it needs (a database proxy); they stop when the migration ends"),
+        "secrets": Field(ListOf(SUBDOMAIN), "Only these of the App's secrets reach it (all when absent)"),
         "initContainers": Field(ListOf(NAME), "Init containers it needs"),
     }), "A Job that runs before each release reaches the pods"),
     "network": Field(NETWORK, "Who may connect to the app and where it may connect"),
     "ingress": Field(INGRESS, "Public HTTP(S) entry to a web component"),
     "cluster": Field(Str(CLUSTER, "an API server URL (https://...) or a cluster name"), "The cluster this environment deploys to"),
     "security": Field(SECURITY, "Identity of the pods' processes"),
+    "monitoring": Field(MONITORING, "Where Prometheus runs and how it finds the ServiceMonitors"),
     "extraResources": Field(Collection(PATH, key=None, what="manifest"), "Extra Kubernetes manifests to include, relative to the "
                                                                         "repo root (a list, or a map of name: path)"),
     "patches": Field(Collection(PATCH, what="patch"), "Kustomize-style patches applied to what kompile generates"),
@@ -743,6 +822,8 @@ def collection_paths(fields: dict[str, Field], prefix: tuple[str, ...] = ()):
             yield (*prefix, key), spec_field.type
         elif isinstance(spec_field.type, Obj):
             yield from collection_paths(spec_field.type.fields, (*prefix, key))
+        elif isinstance(spec_field.type, MapOf) and isinstance(spec_field.type.value, Obj):  # in every entry: "*"
+            yield from collection_paths(spec_field.type.value.fields, (*prefix, key, "*"))
 
 
 # Settings that moved: where they are now (a clear error instead of a silent change).
@@ -770,6 +851,42 @@ ENVIRONMENT_ONLY = {
     "extends": Field(NAME, "Another environment whose settings this one starts from"),
     "tier": Field(Str(enum=("development", "staging", "production", "preview")), "production turns on the production rules"),
     "sealedSecrets": Field(MapOf(SEALED_SECRET, SUBDOMAIN, "secret"), "The sealed value of each secret the App declares"),
+    "externalSecrets": Field(Obj({
+        "store": Field(Obj({
+            "name": Field(SUBDOMAIN, "The SecretStore or ClusterSecretStore", required=True),
+            "kind": Field(Str(enum=("SecretStore", "ClusterSecretStore")), "Its kind", default="SecretStore"),
+        }), "Where External Secrets Operator reads the values", required=True),
+        "refreshInterval": Field(Str(r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$", "a duration such as 1h0m0s"),
+                                 "How often it reads them again", default="1h0m0s"),
+        "secrets": Field(MapOf(Obj({
+            "key": Field(Str(r"^\S+$", "a key in the store"), "The entry in the store", required=True),
+            "properties": Field(MapOf(Str(r"^\S+$", "a property"), ENV_KEY, "key"),
+                                "The property of each declared key (the key's own name when absent)"),
+        }), SUBDOMAIN, "secret"), "Each secret the App declares, from the store", required=True),
+    }), "Secrets from an external store (External Secrets Operator), instead of sealed values"),
+    "sopsSecrets": Field(MapOf(Obj({
+        "file": Field(PATH, "A Secret manifest encrypted with sops (data or stringData encrypted), relative to the repo root",
+                      required=True),
+    }), SUBDOMAIN, "secret"), "Secrets encrypted with sops, which Flux decrypts (Flux only)"),
+    "pullRequests": Field(Obj({
+        "github": Field(Obj({
+            "owner": Field(Str(r"^[A-Za-z0-9][-A-Za-z0-9_.]*$", "a GitHub owner"), "Owner of the app's repository", required=True),
+            "repo": Field(Str(r"^[A-Za-z0-9][-A-Za-z0-9_.]*$", "a repository name"), "The app's repository", required=True),
+            "tokenSecret": Field(SUBDOMAIN, "Secret (in Argo CD's namespace) whose `token` key reads pull requests"),
+            "labels": Field(ListOf(Str()), "Only pull requests with these labels"),
+        }), "Pull requests of a GitHub repository"),
+        "gitlab": Field(Obj({
+            "project": Field(Str(r"^\S+$", "a project ID or path"), "The app's project", required=True),
+            "api": Field(Str(r"^https://\S+$", "an https:// URL"), "GitLab's URL, for a self-hosted GitLab"),
+            "tokenSecret": Field(SUBDOMAIN, "Secret (in Argo CD's namespace) whose `token` key reads merge requests"),
+            "labels": Field(ListOf(Str()), "Only merge requests with these labels"),
+        }), "Merge requests of a GitLab project"),
+        "host": Field(Str(r"^[a-z0-9{}.-]*\{number\}[a-z0-9{}.-]*$", "a host with {number}, e.g. pr-{number}.preview.example.com"),
+                      "Each preview's host", required=True),
+        "imageTag": Field(Str(r"^[A-Za-z0-9_.{}-]+$", "a tag such as pr-{number} or {head_sha}"),
+                          "The image tag CI pushes for a pull request ({number}, {head_sha}, {head_short_sha})", default="{head_sha}"),
+        "requeueAfterSeconds": Field(Int(30, 86400), "How often Argo CD looks for pull requests", default=300),
+    }, one_of=("github", "gitlab")), "This environment is a template: one preview per open pull request (Argo CD)"),
 }
 
 APP_SPEC = Obj({**SHARED_FIELDS, "image": Field(IMAGE, SHARED_FIELDS["image"].doc, required=True),

@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass
 
 from kompile import spec
-from kompile.celery import runs_embedded_beat, through_broker
-from kompile.errors import Code, Collector, KompileError, Span
+from kompile.commands import runs_embedded_beat, through_broker
+from kompile.errors import Code, Collector, Diagnostic, KompileError, Span, naming_environments
 from kompile.gitops.flux import kubeconfig_secret
 from kompile.k8s import kinds
 from kompile.k8s.transformers import image_name
@@ -21,6 +21,7 @@ from kompile.policy.network import WIDEST, network
 from kompile.policy.plaintext import credential_in
 from kompile.policy.pods import Unclassifiable, pod_specs
 from kompile.policy.pods import containers as pod_containers
+from kompile.policy.sops import secret_keys, sops_problem
 from kompile.project import Project, expand_lists
 from kompile.safefs import MAX_NAME_BYTES
 from kompile.source import YList, YMap, describe
@@ -54,6 +55,8 @@ def validate_project(project: Project) -> list[Resolved]:
     # Problems of the App's own settings come back for every environment too; KompileError drops
     # the repeats (same code, place and message), so each is listed once.
     check_settings(project, app_settings(project), None, out)
+    app_problems = set(out.items)
+    shared: list[tuple[str, Diagnostic]] = []  # found in a file other than the environment's own
     _check_allow_kinds(project, out)
     for name, env_file in project.environments.items():
         try:
@@ -70,8 +73,14 @@ def validate_project(project: Project) -> list[Resolved]:
         if len(out.items) == before:
             check_settings(project, settings, name, out)
             _check_environment(project, name, settings, out)
+            # A problem of the merged settings that the App alone does not have, found in another file (the
+            # App's, or one extended): say which environment has it.
+            found, out.items[before:] = out.items[before:], []
+            out.add(d for d in found if d in app_problems or (d.span and d.span.path == env_file.rel))
+            shared.extend((name, d) for d in found if not (d in app_problems or (d.span and d.span.path == env_file.rel)))
         sources = (project.app.rel, *(project.environments[n].rel for n in chain))
         resolved.append(Resolved(name, settings, tuple(chain), sources))
+    out.add(naming_environments(shared))
     _check_namespaces(project, resolved, out)
     out.raise_if_any()
     return resolved
@@ -98,6 +107,8 @@ def check_settings(project: Project, settings: YMap, env: str | None, out: Colle
         _check_references(settings, "migrate", settings["migrate"], out)
     _check_helpers(settings, out)
     _check_ingress(settings, components, out)
+    _check_allowed_hosts(settings, out)
+    _check_network(settings, components, out)
     _check_plaintext(settings.get("env") or {}, out)
     _check_extra_resources(project, settings, env, out)
     _check_patches(project, settings, out)
@@ -204,6 +215,12 @@ def _check_references(settings: YMap, where: str, body: YMap, out: Collector) ->
             elif name in seen:
                 out.error(Code.REFERENCE, f"{where}.{field_name}: '{name}' is listed twice", names.item_span(index))
             seen.add(name)
+    declared_secrets = [s.get("name") for s in settings.get("secrets") or () if isinstance(s, dict)]
+    for index, name in enumerate(body.get("secrets") or ()):
+        if name not in declared_secrets:
+            close = difflib.get_close_matches(str(name), declared_secrets, n=1)
+            out.error(Code.REFERENCE, f"{where}.secrets: the App declares no secret '{name}'", body["secrets"].item_span(index),
+                      f"did you mean '{close[0]}'?" if close else "declared: " + (", ".join(declared_secrets) or "none"))
     autoscaling = body.get("autoscaling")
     queue = autoscaling.get("queue") if isinstance(autoscaling, YMap) else None
     if isinstance(queue, YMap):
@@ -283,23 +300,138 @@ def _check_helpers(settings: YMap, out: Collector) -> None:
                               "a sidecar has no port of the component's; e.g. http: {path: /startup, port: 9090}")
 
 
+def _web_target(where: str, target, components: YMap, span: Span, out: Collector) -> bool:
+    webs = [n for n, c in components.items() if c.get("type") == "web"]
+    if target not in components:
+        close = difflib.get_close_matches(str(target), webs, n=1)
+        out.error(Code.INGRESS_TARGET, f"{where}: no component named '{target}'", span,
+                  f"did you mean '{close[0]}'?" if close else "web components: " + (", ".join(webs) or "none"))
+        return False
+    if components[target].get("type") != "web":
+        out.error(Code.INGRESS_TARGET, f"{where}: '{target}' is a {components[target].get('type')}, not a web component",
+                  span, "only a web component has a Service and a port to route to")
+        return False
+    return True
+
+
 def _check_ingress(settings: YMap, components: YMap, out: Collector) -> None:
     ingress = settings.get("ingress")
     if not isinstance(ingress, YMap):
         return
+    _check_entry(settings, ingress, out)
     webs = [n for n, c in components.items() if c.get("type") == "web"]
     target = ingress.get("component")
-    if target is not None:
-        if target not in components:
-            out.error(Code.INGRESS_TARGET, f"ingress.component: no component named '{target}'", ingress.value_span("component"),
-                      "web components: " + (", ".join(webs) or "none"))
-        elif components[target].get("type") != "web":
-            out.error(Code.INGRESS_TARGET, f"ingress.component: '{target}' is a {components[target].get('type')}, not a web component",
-                      ingress.value_span("component"), "an Ingress routes to a web component's Service")
+    routes = ingress.get("routes")
+    if routes:
+        for key in ("component", "path"):
+            if ingress.get(key) is not None:
+                out.error(Code.COMPONENT_SHAPE, f"ingress.{key} and ingress.routes: say it in routes", ingress.key_span(key),
+                          "each route names its path and component; remove this")
+        timeouts: dict[str, object] = {}
+        paths: set[str] = set()
+        for index, route in enumerate(routes):
+            if not isinstance(route, YMap):
+                continue
+            span = routes.item_span(index)
+            _web_target(f"ingress.routes.{route.get('name') or route.get('path')}", route.get("component"), components,
+                        route.value_span("component"), out)
+            if route.get("path") in paths:
+                out.error(Code.INVALID_VALUE, f"ingress.routes: the path {route.get('path')} is routed twice", span,
+                          "route each path to one component")
+            paths.add(route.get("path"))
+            component, timeout = route.get("component"), route.get("timeoutSeconds")
+            if component in timeouts and timeouts[component] != timeout:
+                out.error(Code.INVALID_VALUE, f"ingress.routes: the routes to {component} differ in timeoutSeconds", span,
+                          "the timeout is the component's Ingress's (an annotation): give its routes one timeout")
+            timeouts.setdefault(component, timeout)
+    elif target is not None:
+        _web_target("ingress.component", target, components, ingress.value_span("component"), out)
     elif len(webs) != 1:
         out.error(Code.INGRESS_TARGET, "ingress: no web component to route to" if not webs else
                   f"ingress: several web components ({', '.join(webs)}); say which one", settings.key_span("ingress"),
                   f"set ingress.component to one of: {', '.join(webs)}" if webs else "add a component with type: web")
+
+
+def _check_entry(settings: YMap, ingress: YMap, out: Collector) -> None:
+    """An Ingress needs a class and a TLS Secret; a Gateway brings both, and its own certificate."""
+    if ingress.get("host") is None and not ingress.get("hosts"):
+        out.error(Code.MISSING_FIELD, "ingress: no host", settings.key_span("ingress"), "add host: shop.example.com")
+    if ingress.get("gateway") is not None:
+        for key in ("className", "tlsSecret", "certificate", "annotations"):
+            if ingress.get(key) is not None:
+                out.error(Code.COMPONENT_SHAPE, f"ingress.{key}: a Gateway's listener has the class, TLS and settings",
+                          ingress.key_span(key), "remove it, or remove gateway to write Ingresses")
+        return
+    for key, hint in (("className", "add className: nginx (the IngressClass)"),
+                      ("tlsSecret", "add tlsSecret: <secret> (and certificate: {issuer: ...} to have cert-manager fill it)")):
+        if ingress.get(key) is None:
+            out.error(Code.MISSING_FIELD, f"ingress: '{key}' is required (or a gateway)", settings.key_span("ingress"), hint)
+    certificate = ingress.get("certificate")
+    peers = (settings.get("network") or {}).get("ingressFrom") or ()
+    if isinstance(certificate, YMap) and certificate.get("http01") and not peers:
+        out.error(Code.MISSING_FIELD, "ingress.certificate.http01: no network.ingressFrom to let the ingress controller in",
+                  certificate.key_span("http01"), "name the controller's namespace in network.ingressFrom; the default "
+                  "deny would keep it from cert-manager's solver pods")
+
+
+def allowed_host(host: str, allowed: list[str]) -> bool:
+    """Whether Django's ALLOWED_HOSTS lets host in: an exact name, '.example.com' (the domain and its
+    subdomains) or '*'."""
+    host = host.lower()
+    for pattern in (p.lower() for p in allowed):
+        if pattern == "*" or host == pattern or (pattern.startswith(".") and (host == pattern[1:] or host.endswith(pattern))):
+            return True
+    return False
+
+
+def _check_allowed_hosts(settings: YMap, out: Collector) -> None:
+    """The public hosts are in DJANGO_ALLOWED_HOSTS when the spec sets it: the probes send the first as
+    their Host header, and visitors every one."""
+    env, ingress = settings.get("env") or {}, settings.get("ingress")
+    if "DJANGO_ALLOWED_HOSTS" not in env or not isinstance(ingress, YMap):
+        return
+    allowed = [h.strip() for h in re.split(r"[,\s]+", str(env["DJANGO_ALLOWED_HOSTS"])) if h.strip()]
+    for key in ("host", "hosts"):
+        values = [ingress[key]] if key == "host" and ingress.get(key) else ingress.get(key) or [] if key == "hosts" else []
+        for host in values:
+            if not allowed_host(str(host), allowed):
+                out.error(Code.INVALID_VALUE, f"ingress.{key}: {host} is not in DJANGO_ALLOWED_HOSTS ({env['DJANGO_ALLOWED_HOSTS']})",
+                          ingress.value_span(key), "Django answers 400 to it, the probes included; add it to "
+                          "env.DJANGO_ALLOWED_HOSTS (a leading '.' allows every subdomain)")
+
+
+def _check_network(settings: YMap, components: YMap, out: Collector) -> None:
+    network = settings.get("network") or YMap(settings.span)
+    egress = [*(network.get("egress") or ()), *(rule for c in components.values() for rule in c.get("egress") or ())]
+    hosts = [rule for rule in egress if isinstance(rule, YMap) and rule.get("host")]
+    if hosts and network.get("cni", "other") != "cilium":
+        rule = hosts[0]
+        out.error(Code.COMPONENT_SHAPE, f"network.egress: {rule['host']} is a host name, which a NetworkPolicy cannot "
+                  "name (it knows addresses only)", rule.value_span("host"),
+                  "on a cluster with Cilium set network.cni: cilium (a CiliumNetworkPolicy says it); elsewhere give the "
+                  "service's address block as cidr")
+    if hosts and not any(isinstance(t, YMap) and t.get("namespace") for t in network.get("dns") or ()) and network.get("dns"):
+        out.error(Code.COMPONENT_SHAPE, "network.dns: egress to host names needs DNS pods Cilium can watch", network.key_span("dns"),
+                  "add the cluster DNS pods: {namespace: kube-system, podSelector: {k8s-app: kube-dns}}")
+    for name, component in components.items():
+        targets = component.get("connectsTo")
+        for index, target in enumerate(targets or ()):
+            span = targets.item_span(index)
+            if target == name:
+                out.error(Code.INVALID_VALUE, f"components.{name}.connectsTo: a component reaches itself anyway", span)
+            else:
+                _web_target(f"components.{name}.connectsTo", target, components, span, out)
+        metrics = component.get("metrics")
+        if isinstance(metrics, YMap) and metrics.get("port") is not None and metrics.get("port") == component.get("port"):
+            out.error(Code.INVALID_VALUE, f"components.{name}.metrics.port is the port it serves", metrics.value_span("port"),
+                      "serve metrics on a port of their own, outside Django (django-prometheus' exporter port): "
+                      "Prometheus sends the pod's address as Host, which ALLOWED_HOSTS refuses, and the public routes "
+                      "must not reach /metrics")
+    labels = (settings.get("monitoring") or {}).get("labels") or {}
+    for key in labels:
+        if str(key).startswith("app.kubernetes.io/"):
+            out.error(Code.INVALID_NAME, f"monitoring.labels: {key} is kompile's", labels.key_span(key),
+                      "use the label your Prometheus selects ServiceMonitors by, e.g. release: kube-prometheus-stack")
 
 
 def _check_plaintext(env: YMap, out: Collector) -> None:
@@ -523,6 +655,11 @@ def _check_patches(project: Project, settings: YMap, out: Collector) -> None:
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
+def _gitops_tool(project: Project) -> str | None:
+    gitops = project.app.spec.get("gitops")
+    return gitops.get("tool") if isinstance(gitops, YMap) else None
+
+
 def _gitops_namespace(project: Project) -> str | None:
     gitops = project.app.spec.get("gitops")
     if not isinstance(gitops, YMap):
@@ -555,53 +692,119 @@ def _check_environment(project: Project, name: str, settings: YMap, out: Collect
         out.error(Code.LATEST_TAG, f"image: environment '{name}' sets no tag or digest, so Kubernetes would pull 'latest'",
                   where, f"pin what it runs in {env_file.rel}: image: {{tag: 1.4.3}} or image: {{digest: sha256:...}}")
     _check_secrets(project, name, settings, namespace, out)
-    _check_egress(settings, out)
+    _check_egress(project, settings, out)
+    if isinstance(settings.get("pullRequests"), YMap):
+        _check_previews(project, settings, out)
     if settings.get("tier") == "production":
         _check_production(settings, name, out)
 
 
-def _check_egress(settings: YMap, out: Collector) -> None:
-    """An egress block as wide as a large part of the internet undoes the default deny for every component.
-    Said here, at the rule, rather than by the gate once per NetworkPolicy it lands in; an environment that
-    opts out of network-policy (security.allow) leaves the exact check to the gate."""
-    allows = (settings.get("security") or {}).get("allow") or ()
-    if any(isinstance(a, dict) and a.get("rule") == "network-policy" for a in allows):
-        return
-    rules = (settings.get("network") or {}).get("egress") or ()
-    narrow: dict[int, list] = {4: [], 6: []}
-    for rule in rules:
-        if not isinstance(rule, YMap) or rule.get("cidr") is None:
+def _check_previews(project: Project, settings: YMap, out: Collector) -> None:
+    """A preview template: what one instance per pull request needs to work in a namespace of its own."""
+    pr = settings["pullRequests"]
+    where = settings.key_span("pullRequests")
+    if _gitops_tool(project) != "argocd":
+        out.error(Code.COMPONENT_SHAPE, "pullRequests: previews per pull request need Argo CD's ApplicationSet", where,
+                  "Flux has no pull-request generator without Flux Operator (a separate controller); with Flux, let CI "
+                  "write an environment file per pull request")
+    for key, allowed in (("host", {"{number}"}), ("imageTag", {"{number}", "{head_sha}", "{head_short_sha}"})):
+        for placeholder in re.findall(r"\{[^}]*\}", str(pr.get(key, ""))):
+            if placeholder not in allowed:
+                out.error(Code.INVALID_VALUE, f"pullRequests.{key}: {placeholder} is not a pull request's parameter",
+                          pr.value_span(key), "use " + ", ".join(sorted(allowed)))
+    if (settings.get("image") or {}).get("digest"):
+        out.error(Code.INVALID_VALUE, "pullRequests: a preview template pins its image by digest", settings.value_span("image"),
+                  "a digest would win over each pull request's tag; pin a tag (any: each preview replaces it)")
+    ingress = settings.get("ingress")
+    if isinstance(ingress, YMap) and len([*([ingress["host"]] if ingress.get("host") else []), *(ingress.get("hosts") or ())]) > 1:
+        out.error(Code.INVALID_VALUE, "pullRequests: a preview answers on one host", settings.key_span("ingress"),
+                  "give the template one host; pullRequests.host is each preview's")
+    for secret_name, entry in (settings.get("sealedSecrets") or {}).items():
+        scope = entry.get("scope", "strict") if entry.get("file") is None else \
+            next((sealed_scope(obj) for obj in project.objects(entry["file"], None)[:1]), "strict")
+        if scope != "cluster-wide":
+            out.error(Code.SEALED_SECRET_MISMATCH, f"sealedSecrets.{secret_name}: sealed with scope {scope}, it cannot be "
+                      f"unsealed in a preview's namespace ({project.name}-pr-<number>)", settings["sealedSecrets"].key_span(secret_name),
+                      "seal the preview's values with --scope cluster-wide, or take them from a store with externalSecrets")
+
+
+def _check_egress(project: Project, settings: YMap, out: Collector) -> None:
+    """An egress block as wide as a large part of the internet undoes the default deny. Said here, at the
+    rule, rather than by the gate once per NetworkPolicy it lands in: network.egress for every component
+    (unless the environment opts out of network-policy for every object), a component's own egress for
+    it (unless the opt-out names its NetworkPolicy). An opt-out leaves the exact check to the gate."""
+    allows = [a for a in (settings.get("security") or {}).get("allow") or () if isinstance(a, dict) and a.get("rule") == "network-policy"]
+    opted_out = {a.get("object") for a in allows}
+    hint = ("name the networks the app talks to; to reach the internet on purpose opt out visibly: "
+            "security: {allow: [{rule: network-policy, object: NetworkPolicy/<name>, reason: ...}]}")
+    scopes = [("every component", (settings.get("network") or YMap(settings.span)), None)]
+    scopes += [(f"component {name}", component, f"NetworkPolicy/{project.name}-{name}")
+               for name, component in (settings.get("components") or {}).items() if isinstance(component, YMap)]
+    for who, holder, policy in scopes:
+        if None in opted_out or policy in opted_out:
             continue
-        net = network(rule["cidr"])
-        if net is not None and net.prefixlen >= WIDEST[net.version]:
-            narrow[net.version].append(net)
-        elif net is not None:
-            reaches = "" if str(net) == str(rule["cidr"]) else f", which reaches {net},"
-            share = "every address" if net.prefixlen == 0 else \
-                f"a large part of all addresses (wider than /{WIDEST[net.version]} for IPv{net.version})"
-            out.error(Code.HARDENING, f"egress to {rule['cidr']}{reaches} opens {share} to every component", rule.value_span("cidr"),
-                      "name the networks the app talks to; to reach the internet on purpose opt out visibly: "
-                      "security: {allow: [{rule: network-policy, reason: ...}]}")
-    for version, nets in narrow.items():
-        # Many narrow blocks are as wide as one wide block: the gate's rule, said once at the list.
-        if nets and 2 * sum(n.num_addresses for n in ipaddress.collapse_addresses(nets)) >= (1 << (32 if version == 4 else 128)):
-            network_settings = settings["network"]
-            out.error(Code.HARDENING, f"the egress rules together open half or more of all IPv{version} addresses to every "
-                      "component", network_settings.key_span("egress") if isinstance(network_settings, YMap) else None,
-                      "name the networks the app talks to; to reach the internet on purpose opt out visibly: "
-                      "security: {allow: [{rule: network-policy, reason: ...}]}")
+        rules = holder.get("egress") or ()
+        narrow: dict[int, list] = {4: [], 6: []}
+        for rule in rules:
+            if not isinstance(rule, YMap) or rule.get("cidr") is None:
+                continue
+            net = network(rule["cidr"])
+            if net is not None and net.prefixlen >= WIDEST[net.version]:
+                narrow[net.version].append(net)
+            elif net is not None:
+                reaches = "" if str(net) == str(rule["cidr"]) else f", which reaches {net},"
+                share = "every address" if net.prefixlen == 0 else \
+                    f"a large part of all addresses (wider than /{WIDEST[net.version]} for IPv{net.version})"
+                out.error(Code.HARDENING, f"egress to {rule['cidr']}{reaches} opens {share} to {who}", rule.value_span("cidr"), hint)
+        for version, nets in narrow.items():
+            # Many narrow blocks are as wide as one wide block: the gate's rule, said once at the list.
+            if nets and 2 * sum(n.num_addresses for n in ipaddress.collapse_addresses(nets)) >= (1 << (32 if version == 4 else 128)):
+                out.error(Code.HARDENING, f"the egress rules together open half or more of all IPv{version} addresses to {who}",
+                          holder.key_span("egress"), hint)
+
+
+BACKENDS = ("sealedSecrets", "externalSecrets", "sopsSecrets")
 
 
 def _check_secrets(project: Project, env: str, settings: YMap, namespace: str, out: Collector) -> None:
+    """Every secret the App declares comes from exactly one backend of the environment (sealed values,
+    an external store, or sops for Flux), with every key."""
     sealed = settings.get("sealedSecrets") or YMap(settings.span)
+    external = (settings.get("externalSecrets") or {}).get("secrets") or YMap(settings.span)
+    sops = settings.get("sopsSecrets") or YMap(settings.span)
+    declared_keys = {secret["name"]: list(secret["keys"]) for secret in settings.get("secrets") or ()}
     provided: dict[str, set[str] | None] = {}
+    backend_of: dict[str, str] = {}
+    for backend, entries in zip(BACKENDS, (sealed, external, sops), strict=True):
+        for secret_name in entries:
+            if secret_name in backend_of:
+                out.error(Code.SECRET_NOT_PROVIDED, f"{backend}.{secret_name}: the secret also comes from {backend_of[secret_name]}",
+                          entries.key_span(secret_name), "provide each secret from one backend")
+            backend_of[secret_name] = backend
     for secret_name, entry in sealed.items():
         if entry.get("file") is not None:
             keys = _check_sealed_file(project, secret_name, entry, namespace, out)
         else:
             keys = set(entry["encryptedData"])
         provided[secret_name] = keys
-    declared = {secret["name"] for secret in settings.get("secrets") or ()}
+    for secret_name, entry in external.items():
+        if secret_name not in declared_keys:
+            out.error(Code.REFERENCE, f"externalSecrets.secrets.{secret_name}: the App declares no such secret",
+                      external.key_span(secret_name), "declare it under the App's secrets, with its keys")
+            continue
+        properties = entry.get("properties") or {}
+        for key in properties:
+            if key not in declared_keys[secret_name]:
+                out.error(Code.REFERENCE, f"externalSecrets.secrets.{secret_name}.properties: '{key}' is not a key the App "
+                          "declares", properties.key_span(key), "its keys: " + ", ".join(declared_keys[secret_name]))
+        provided[secret_name] = set(declared_keys[secret_name])
+    for secret_name, entry in sops.items():
+        provided[secret_name] = _check_sops_file(project, secret_name, entry, namespace, out)
+    if sops and _gitops_tool(project) != "flux":
+        out.error(Code.SECRET_OBJECT, "sopsSecrets: only Flux decrypts sops-encrypted Secrets", settings.key_span("sopsSecrets"),
+                  "Argo CD would apply the ciphertext as the value (or refuse the file); use sealedSecrets or "
+                  "externalSecrets with Argo CD")
+    declared = set(declared_keys)
     for index, secret in enumerate(settings.get("secrets") or ()):
         where = settings["secrets"].item_span(index)
         name = secret["name"]
@@ -611,17 +814,47 @@ def _check_secrets(project: Project, env: str, settings: YMap, namespace: str, o
             span = settings.key_span("sealedSecrets") if "sealedSecrets" in settings else \
                 env_doc.key_span("spec") if "spec" in env_doc else env_doc.span
             close = difflib.get_close_matches(name, [n for n in provided if n not in declared], n=1)
-            hint = f"sealedSecrets has '{close[0]}': did you mean '{name}'?" if close else \
-                f"add sealedSecrets: {{{name}: {{file: secrets/{env}/{name}.yaml}}}} (made with kubeseal)"
+            hint = f"{backend_of[close[0]]} has '{close[0]}': did you mean '{name}'?" if close else \
+                f"add sealedSecrets: {{{name}: {{file: secrets/{env}/{name}.yaml}}}} (made with kubeseal), or take it " \
+                "from a store with externalSecrets"
             out.error(Code.SECRET_NOT_PROVIDED, f"secret '{name}' is not provided by environment '{env}'", span, hint)
             continue
         if provided[name] is None:
             continue  # the sealed file itself is broken; that is reported already
         missing = [k for k in secret["keys"] if k not in provided[name]]
         if missing:
-            span = sealed.key_span(name)
-            out.error(Code.SECRET_NOT_PROVIDED, f"sealed secret '{name}' lacks key(s) {', '.join(missing)}", span,
-                      f"the App declares these keys at {where.path}:{where.line}; seal them with kubeseal")
+            backend = backend_of[name]
+            span = (sealed if backend == "sealedSecrets" else sops).key_span(name)
+            out.error(Code.SECRET_NOT_PROVIDED, f"{'sealed' if backend == 'sealedSecrets' else 'sops'} secret '{name}' lacks "
+                      f"key(s) {', '.join(missing)}", span, f"the App declares these keys at {where.path}:{where.line}; "
+                      + ("seal them with kubeseal" if backend == "sealedSecrets" else "add them and encrypt with sops"))
+
+
+def _check_sops_file(project: Project, name: str, entry: YMap, namespace: str, out: Collector) -> set[str] | None:
+    """A sops-encrypted Secret manifest for this name and namespace, with every value encrypted."""
+    rel = entry["file"]
+    where = entry.value_span("file")
+    docs = _objects(project, rel, where, out)
+    if not docs:
+        return None
+    if len(docs) != 1 or docs[0].get("kind") != "Secret" or docs[0].get("apiVersion") != "v1":
+        out.error(Code.SEALED_SECRET_MISMATCH, f"'{rel}' is not one Secret (v1) encrypted with sops", where,
+                  f"write it with: sops --encrypt --encrypted-regex '^(data|stringData)$' secret.yaml > {rel}")
+        return None
+    obj = docs[0]
+    problem = sops_problem(obj)
+    if problem:
+        out.error(Code.PLAINTEXT_SECRET, f"'{rel}': {problem}", obj.key_span("sops") if "sops" in obj else obj.span,
+                  f"encrypt it: sops --encrypt --encrypted-regex '^(data|stringData)$' --in-place {rel}")
+        return None
+    metadata = obj.get("metadata") if isinstance(obj.get("metadata"), YMap) else YMap(obj.span)
+    if metadata.get("name") != name:
+        out.error(Code.SEALED_SECRET_MISMATCH, f"'{rel}' is the Secret '{metadata.get('name')}', not '{name}'",
+                  metadata.value_span("name") if "name" in metadata else obj.span, f"set metadata.name: {name}")
+    if metadata.get("namespace") not in (None, namespace):
+        out.error(Code.SEALED_SECRET_MISMATCH, f"'{rel}' names the namespace '{metadata['namespace']}', but this environment "
+                  f"deploys to '{namespace}'", metadata.value_span("namespace"), "remove metadata.namespace: the overlay sets it")
+    return secret_keys(obj)
 
 
 def _check_sealed_file(project: Project, name: str, entry: YMap, namespace: str, out: Collector) -> set[str] | None:
@@ -766,14 +999,23 @@ def _check_production(settings: YMap, env: str, out: Collector) -> None:
                     if "replicas" in component else components.key_span(name)
                 out.error(Code.PROD_REPLICAS, f"components.{name}: a web component runs at least 2 pods, found {count} {why}",
                           where, "one pod means downtime on every node drain and rollout; set replicas: 2 or autoscaling.minReplicas: 2")
-        resources = component.get("resources") or {}
-        for part in ("requests", "limits"):
-            given = resources.get(part) or {}
-            missing = [r for r in ("cpu", "memory") if r not in given]
-            if missing:
-                where = resources.value_span(part) if part in resources else components.key_span(name)
-                out.error(Code.PROD_RESOURCES, f"components.{name}.resources.{part}: {' and '.join(missing)} not set {why}",
-                          where, "production pods state what they need and the most they may use")
+        _check_stated_resources(f"components.{name}", component, components.key_span(name), why, out)
+    # migrate may keep kompile's defaults (a Job that ends; the canonical example relies on it).
+    for field_name in ("sidecars", "initContainers"):
+        for helper in settings.get(field_name) or ():
+            if isinstance(helper, YMap):
+                _check_stated_resources(f"{field_name}.{helper.get('name')}", helper, helper.span, why, out)
+
+
+def _check_stated_resources(where: str, body: YMap, fallback: Span, why: str, out: Collector) -> None:
+    resources = body.get("resources") or {}
+    for part in ("requests", "limits"):
+        given = resources.get(part) or {}
+        missing = [r for r in ("cpu", "memory") if r not in given]
+        if missing:
+            span = resources.value_span(part) if part in resources else fallback
+            out.error(Code.PROD_RESOURCES, f"{where}.resources.{part}: {' and '.join(missing)} not set {why}",
+                      span, "production pods state what they need and the most they may use")
 
 
 IN_CLUSTER = "in-cluster"

@@ -110,8 +110,14 @@ def next_manifest(old: Manifest | None, files: dict[str, bytes], owned: tuple[st
     only some."""
     kept = {path: hashes for path, hashes in (old.files.items() if old else ()) if not _inside(path, owned) and path not in files}
     records = {**(old.environments if old and partial else {}), **(environments or {})}
+    listed = tuple(w.as_dict() for w in warnings)
+    if partial:
+        # A partial build vouches for the environments it skipped only when no spec changed since the
+        # record was written: then its inputs and warnings still hold (and the manifest stays as it was).
+        unchanged = old is not None and old.inputs == inputs
+        inputs, listed = (old.inputs, old.warnings) if unchanged else ({}, listed)
     return Manifest(inputs=inputs, files={**kept, **{path: (digest(data),) for path, data in files.items()}},
-                    warnings=tuple(w.as_dict() for w in warnings), environments=records)
+                    warnings=listed, environments=records)
 
 
 def apply_plan(root: Path, plan: WritePlan) -> None:

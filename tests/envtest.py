@@ -136,7 +136,13 @@ class ControlPlane:
         """Every CRD in folder, server-side (the largest are too big for a client-side apply), until Established."""
         for args in (("apply", "--server-side", "-f", str(folder)),
                      ("wait", "--for", "condition=Established", "crd", "--all", "--timeout", timeout)):
-            result = self.kubectl(*args, timeout=300)
+            for attempt in range(5):
+                result = self.kubectl(*args, timeout=300)
+                # `wait` fails at once on a CRD whose status the server has not written yet
+                # (".status.conditions accessor error"): ask again.
+                if result.returncode == 0 or "accessor error" not in result.stderr:
+                    break
+                time.sleep(0.5 * (attempt + 1))
             if result.returncode != 0:
                 raise RuntimeError(f"kubectl {' '.join(args)} failed:\n{result.stderr}")
 

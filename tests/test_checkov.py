@@ -6,12 +6,13 @@ scans what kustomize builds). What may fail, and only where the environment's sp
 - CKV_K8S_35 (secrets as environment variables) when a secret is mounted as env, Django's usual way;
   `secrets[].mount: files` passes it (the files-secrets-rbac case);
 - CKV_K8S_38 (service account token mounted) when a component asks for `rbac`: the token is the point;
-- CKV_K8S_8 (liveness probe) for a worker whose only health check asks the broker (`celery inspect
-  ping`) and whose spec gives no local liveness check: such a liveness probe would restart every worker
-  in a broker outage, which fixes nothing and kills their tasks. kompile leaves liveness out rather than
-  fake one; a heartbeat-file check in `probes.liveness` passes it (the django-platform case's emails).
+- CKV_K8S_8 (liveness probe) for a worker or scheduler whose spec gives no liveness check of its own:
+  its health check may ask the broker (`celery inspect ping`) or the database, and a liveness probe that
+  does restarts every pod in an outage, which fixes nothing and kills their tasks. kompile leaves
+  liveness out rather than fake one; a heartbeat-file check in `probes.liveness` passes it (the
+  django-platform case's emails).
 
-The example's prod overlay, digest-pinned, fails nothing but CKV_K8S_35 and CKV_K8S_8 (its worker). No check may be skipped (a
+The example's prod overlay, digest-pinned, fails nothing but CKV_K8S_35 and CKV_K8S_8 (its worker and beat). No check may be skipped (a
 `checkov:skip` annotation would hide a failure). checkov takes seconds per overlay, so each overlay is
 scanned once per session, all of them in parallel.
 """
@@ -89,7 +90,7 @@ def tolerated(env: Environment) -> set[str]:
         allowed.add(SECRETS_AS_ENV)
     if any(account.api_access for account in env.accounts):
         allowed.add(TOKEN_MOUNTED)
-    if any(c.type is ComponentType.WORKER and c.probes.liveness is None for c in env.components):
+    if any(c.type in (ComponentType.WORKER, ComponentType.SCHEDULER) and c.probes.liveness is None for c in env.components):
         allowed.add(NO_LIVENESS)
     return allowed
 
@@ -122,12 +123,12 @@ def test_no_check_is_skipped(scans, case, env):
 
 
 def test_example_figures(scans):
-    """The example's figures: prod fails only CKV_K8S_35 and, for its worker alone, CKV_K8S_8; dev and
-    staging nothing beyond those and the tag checks."""
+    """The example's figures: prod fails only CKV_K8S_35 and, for its worker and beat, CKV_K8S_8; dev
+    and staging nothing beyond those and the tag checks."""
     _, prod = scans[("shop", "prod")]
     assert failed_ids(prod) <= {SECRETS_AS_ENV, NO_LIVENESS}, failures(prod)
-    assert [c["resource"] for c in prod["results"]["failed_checks"] if c["check_id"] == NO_LIVENESS] == \
-        ["overlay:prod:Deployment.shop-prod.shop-worker"], failures(prod)
+    assert sorted(c["resource"] for c in prod["results"]["failed_checks"] if c["check_id"] == NO_LIVENESS) == \
+        ["overlay:prod:Deployment.shop-prod.shop-beat", "overlay:prod:Deployment.shop-prod.shop-worker"], failures(prod)
     for env in ("dev", "staging"):
         _, report = scans[("shop", env)]
         assert failed_ids(report) <= TAG_CHECKS | {SECRETS_AS_ENV, NO_LIVENESS}, failures(report)

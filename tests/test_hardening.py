@@ -22,11 +22,12 @@ from pathlib import Path
 
 import pytest
 
+from kompile.commands import graceful_timeout
 from kompile.compiler import Output, compile_project
 from kompile.k8s import meta
 from kompile.layout import Compiled
 from kompile.model import ComponentType, GitOpsTool, Probe, SecretMount, Tier
-from kompile.normalise import GUNICORN_GRACEFUL_TIMEOUT, PRE_STOP_SECONDS
+from kompile.normalise import PRE_STOP_SECONDS, SERVER_GRACEFUL_TIMEOUT
 from kompile.quantity import parse_quantity
 from kompile.render import object_id
 
@@ -273,26 +274,39 @@ def test_every_pod_is_selected_by_a_policy_naming_both_types(case, env):
 
 @parametrize_overlays
 def test_policies_allow_dns_the_listed_egress_and_web_ingress_only(case, env):
+    """Each pod's policy allows DNS (to the configured resolvers), the spec's egress, the components it
+    connects to; and lets in only: the ingress controller to a routed web component's port, the
+    components that call it, and Prometheus to its metrics port."""
     c = compiled(case, env)
     policies = generated(c)
-    web = {comp.name: comp for comp in c.env.components if comp.type is ComponentType.WEB}
+    components = {comp.name: comp for comp in c.env.components}
+    routed = c.env.ingress.routed if c.env.ingress else tuple(n for n, comp in components.items() if comp.type is ComponentType.WEB)
+    controller = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": p.namespace}},
+                   **({"podSelector": {"matchLabels": p.pod_selector}} if p.pod_selector else {})} for p in c.env.network.ingress_from]
     for name, template in pods(policies):
         labels = template["metadata"]["labels"]
         policy = next(p for p in of_kind(policies, "NetworkPolicy") if selects(p["spec"]["podSelector"].get("matchLabels", {}), labels))
         spec = policy["spec"]
         dns = spec["egress"][0]
-        assert dns["to"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-                              "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}], name
+        assert len(dns["to"]) == len(c.env.network.dns) and dns["to"], name
         assert sorted((p["protocol"], p["port"]) for p in dns["ports"]) == [("TCP", 53), ("UDP", 53)], name
-        assert len(spec["egress"]) == 1 + len(c.env.network.egress), f"{name}: one egress rule per spec entry, after DNS"
-        component = web.get(labels[meta.COMPONENT])
-        if component is None or not c.env.network.ingress_from:
-            assert not spec.get("ingress"), f"{name} accepts connections but is not a web component with ingressFrom"
-            continue
-        [rule] = spec["ingress"]
-        assert rule["ports"] == [{"port": component.port, "protocol": "TCP"}], name
-        namespaces = [peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for peer in rule["from"]]
-        assert namespaces == [peer.namespace for peer in c.env.network.ingress_from], name
+        component = components.get(labels[meta.COMPONENT])
+        targets = component.connects_to if component else ()
+        plain_egress = [r for r in c.env.network.egress if not r.host]
+        assert len(spec["egress"]) == 1 + len(plain_egress) + len(targets), f"{name}: one egress rule per spec entry, after DNS"
+        allowed = []
+        if component is not None and component.name in routed and controller:
+            allowed.append({"from": controller, "ports": [{"port": component.port, "protocol": "TCP"}]})
+        callers = [n for n, comp in components.items() if component is not None and component.name in comp.connects_to]
+        if callers:
+            allowed.append({"from": [{"podSelector": {"matchLabels": meta.selector_labels(c.env.app, n)}} for n in callers],
+                            "ports": [{"port": component.port, "protocol": "TCP"}]})
+        if component is not None and component.metrics:
+            monitoring = c.env.monitoring
+            allowed.append({"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": monitoring.namespace}},
+                                      "podSelector": {"matchLabels": monitoring.pod_selector}}],
+                            "ports": [{"port": component.metrics.port, "protocol": "TCP"}]})
+        assert spec.get("ingress", []) == allowed, name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -383,10 +397,10 @@ def test_components_spread_and_web_stops_gracefully(case, env):
         if component.type is ComponentType.WEB:
             [container] = spec["containers"]
             assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": PRE_STOP_SECONDS}}}
-            match = re.search(r"--graceful-timeout[= ](\d+)", c.env.env.get("GUNICORN_CMD_ARGS", ""))
-            graceful = int(match.group(1)) if match else GUNICORN_GRACEFUL_TIMEOUT
+            argv = [*(component.command or ()), *(component.args or ())]
+            graceful = graceful_timeout(argv, c.env.env.get("GUNICORN_CMD_ARGS", ""), SERVER_GRACEFUL_TIMEOUT)
             assert spec["terminationGracePeriodSeconds"] > graceful + PRE_STOP_SECONDS, \
-                "the kubelet must not kill gunicorn before its graceful timeout ends"
+                "the kubelet must not kill the web server before its graceful timeout ends"
 
 
 @parametrize_overlays
@@ -413,9 +427,9 @@ def test_probes(case, env):
         for probe in (container["startupProbe"], readiness):
             headers = {h["name"]: h["value"] for h in probe["httpGet"]["httpHeaders"]}
             ingress = c.env.ingress
-            expected = ingress.host if ingress and ingress.component == component.name else allowed[0]
+            expected = ingress.hosts[0] if ingress and component.name in ingress.routed else allowed[0]
             assert headers == {"Host": expected}, f"{component.name}: the kubelet's pod-IP Host is rejected by Django"
-            assert probe["httpGet"]["path"] == component.probes.readiness.http_path
+            assert probe["httpGet"]["path"] in (component.probes.readiness.http_path, component.probes.startup.http_path)
 
 
 # ---------------------------------------------------------------------------------------------

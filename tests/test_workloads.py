@@ -280,7 +280,7 @@ def test_probes_do_not_restart_pods_for_an_outage(repo: Path):
     emails = dev[("Deployment", "market-emails")]["spec"]["template"]["spec"]["containers"][0]
     assert "celery-heartbeat" in " ".join(emails["livenessProbe"]["exec"]["command"])
     beat = dev[("Deployment", "market-beat")]["spec"]["template"]["spec"]["containers"][0]
-    assert beat["livenessProbe"]["exec"] == beat["readinessProbe"]["exec"], "a local check may restart beat"
+    assert "livenessProbe" not in beat, "a health check never becomes a liveness probe by itself"
 
 
 def test_a_liveness_through_the_broker_is_refused(repo: Path):
@@ -295,3 +295,19 @@ def test_worker_grace_follows_the_task_time_limit(repo: Path):
     dev = objects(repo, "dev")
     assert dev[("Deployment", "market-worker")]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 330
     assert dev[("Deployment", "market-emails")]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 60
+
+
+@pytest.mark.parametrize(("command", "cmd_args", "grace"), [
+    ("[gunicorn, market.wsgi:application, --bind=0.0.0.0:8000]", "--workers=4 --graceful-timeout=25", 35),
+    ("[gunicorn, market.wsgi:application, --graceful-timeout=120]", "--graceful-timeout=25", 130),  # the command line wins
+    ("[gunicorn, market.wsgi:application, --graceful-timeout, '90']", "", 100),
+    ("[uvicorn, market.asgi:application, --timeout-graceful-shutdown=50]", "--graceful-timeout=25", 60),
+    ("[daphne, --bind=0.0.0.0, --port=8001, market.asgi:application]", "--graceful-timeout=25", 40),
+])
+def test_web_grace_follows_its_own_server(repo: Path, command: str, cmd_args: str, grace: int):
+    """The preStop sleep (5 s), then the server's own graceful timeout, then 5 s: never another server's."""
+    edit(repo, "environments/app.yaml", "      command: [gunicorn, market.wsgi:application, --bind=0.0.0.0:8000]",
+         f"      command: {command}")
+    edit(repo, "environments/app.yaml", '"--workers=4 --timeout=30 --graceful-timeout=25"', f'"{cmd_args}"')
+    web = objects(repo, "dev")[("Deployment", "market-web")]
+    assert web["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == grace

@@ -12,12 +12,15 @@ import pytest
 from kompile.compiler import compile_project
 from kompile.errors import Code, KompileError
 from kompile.manifest import MANIFEST, read_manifest
-from kompile.write import write_tree
+from kompile.write import apply_plan, plan_write
 
 
 def build(root: Path, force: bool = False, only=None):
+    """What `kompile build` does (without the messages)."""
     output = compile_project(root, only)
-    return write_tree(root, output.files, output.owned, output.inputs, force)
+    plan = plan_write(root, output.files, output.owned, output.inputs, force, output.warnings, output.tiers, output.partial)
+    apply_plan(root, plan)
+    return plan
 
 
 def kompile(*args: str) -> subprocess.CompletedProcess:
@@ -142,6 +145,16 @@ def test_building_some_environments_keeps_the_others(example):
     plan = build(example, only=["staging"])
     assert plan.changed and all(p.startswith("overlays/staging/") for p in plan.changed)
     assert sorted(read_manifest(example).files) == sorted(p for p in before if p.startswith(("bases/", "overlays/", "gitops/")))
+    assert kompile("check", "--root", str(example)).returncode == 0
+
+
+def test_building_one_environment_of_an_unchanged_repo_changes_nothing(example):
+    """With no spec changed since the last full build, a partial build still vouches for every input:
+    the manifest (inputs, warnings) stays byte for byte, and the working tree stays clean."""
+    build(example)
+    before = snapshot(example)
+    plan = build(example, only=["prod"])
+    assert plan.is_noop and snapshot(example) == before
     assert kompile("check", "--root", str(example)).returncode == 0
 
 

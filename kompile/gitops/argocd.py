@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 from kompile.errors import Code, Diagnostic, KompileError, Span
 from kompile.k8s import meta
 from kompile.k8s.kinds import KINDS
@@ -71,6 +73,65 @@ def application_set(base: Environment, envs: list[Environment]) -> dict:
                      "goTemplateOptions": ["missingkey=error"], "template": template}}
 
 
+PLACEHOLDERS = {"{number}": "{{.number}}", "{head_sha}": "{{.head_sha}}", "{head_short_sha}": "{{.head_short_sha}}"}
+
+
+def preview_namespace(base: Environment, pattern: str = "{{.number}}") -> str:
+    return f"{base.app}-pr-{pattern}"
+
+
+def _filled(text: str) -> str:
+    """A spec's {number}-style placeholders as the pull-request generator's Go template parameters."""
+    text = go_template_literal(text)
+    for placeholder, parameter in PLACEHOLDERS.items():
+        text = text.replace(placeholder, parameter)
+    return text
+
+
+def _json_patch(target: dict, ops: list[dict]) -> dict:
+    # Argo CD takes a patch as text; JSON is YAML, and keeps the template's {{ }} inside strings.
+    return {"patch": json.dumps(ops, sort_keys=True), "target": target}
+
+
+def preview_application_set(base: Environment, env: Environment) -> dict:
+    """One preview of env per open pull request: its own namespace, the pull request's image and host,
+    deleted with everything in it when the pull request closes (the Application's resources finalizer;
+    the overlay's Namespace is one of its resources). The project is fixed, never taken from the pull
+    request."""
+    pr = env.pull_requests
+    host = _filled(pr.host)
+    patches = []
+    ingress = env.ingress
+    if ingress is not None and ingress.gateway is None:
+        for component in ingress.routed:
+            patches.append(_json_patch({"kind": "Ingress", "name": f"{base.app}-{component}"},
+                                       [{"op": "replace", "path": "/spec/rules/0/host", "value": host},
+                                        {"op": "replace", "path": "/spec/tls/0/hosts", "value": [host]}]))
+        if ingress.certificate is not None:
+            patches.append(_json_patch({"kind": "Certificate", "name": ingress.tls_secret},
+                                       [{"op": "replace", "path": "/spec/dnsNames", "value": [host]}]))
+    elif ingress is not None:
+        patches.append(_json_patch({"kind": "HTTPRoute", "name": base.app}, [{"op": "replace", "path": "/spec/hostnames", "value": [host]}]))
+    if ingress is not None:
+        # The template's own host stays allowed: the probes send it.
+        allowed = ",".join([host, *([env.env["DJANGO_ALLOWED_HOSTS"]] if env.env.get("DJANGO_ALLOWED_HOSTS") else [])])
+        patches.append(_json_patch({"kind": "ConfigMap", "name": f"{base.app}-config"},
+                                   [{"op": "add", "path": "/data/DJANGO_ALLOWED_HOSTS", "value": allowed}]))
+    namespace = preview_namespace(base)
+    dest = destination(env)
+    key = next(iter(dest))
+    spec = _spec(base, base.gitops.source_path(f"overlays/{env.name}"), {key: dest[key], "namespace": namespace}, go_template_literal)
+    image = f"{env.image_name}={env.image.repository}:{_filled(pr.image_tag)}"  # name=new-name:tag, as kustomize edit takes it
+    spec["source"]["kustomize"] = {"images": [image], "namespace": namespace,
+                                   "patches": patches}
+    generator = {"pullRequest": {pr.provider: pr.settings, "requeueAfterSeconds": pr.requeue_after_seconds}}
+    return {"apiVersion": API, "kind": "ApplicationSet",
+            "metadata": {"name": f"{env.instance}s", "namespace": base.gitops.namespace, "labels": _labels(base.app)},
+            "spec": {"generators": [generator], "goTemplate": True, "goTemplateOptions": ["missingkey=error"],
+                     "template": {"metadata": {"name": f"{base.app}-pr-{{{{.number}}}}", "labels": _labels(base.app)},
+                                  "spec": spec}}}
+
+
 def app_project(base: Environment, envs: list[Environment], deployed: set[tuple[str, str]]) -> dict:
     """Least privilege: this repo, these destinations, and only the kinds deployed. Those are kompile's own
     and, for extra resources, the ones the App's allowKinds lists (validate refuses others), so a pull
@@ -83,7 +144,9 @@ def app_project(base: Environment, envs: list[Environment], deployed: set[tuple[
 
     cluster = [{"group": g, "kind": k} for g, k in kinds if not namespaced(g, k)]
     namespaced_kinds = [{"group": g, "kind": k} for g, k in kinds if namespaced(g, k)]
-    destinations = sorted((destination(e) for e in envs), key=lambda d: (d.get("server", ""), d.get("name", ""), d["namespace"]))
+    # A preview template deploys to one namespace per pull request, <app>-pr-<number>.
+    destinations = sorted(({**destination(e), "namespace": preview_namespace(base, "*")} if e.pull_requests else destination(e)
+                           for e in envs), key=lambda d: (d.get("server", ""), d.get("name", ""), d["namespace"]))
     return {"apiVersion": API, "kind": "AppProject",
             "metadata": {"name": base.app, "namespace": base.gitops.namespace, "labels": _labels(base.app)},
             "spec": {"clusterResourceWhitelist": cluster,
@@ -105,8 +168,11 @@ def root_application(base: Environment) -> dict:
 
 def render_argocd(base: Environment, envs: list[Environment], kinds: set[tuple[str, str]]) -> tuple[list[dict], list[dict]]:
     managed = [app_project(base, envs, kinds)]
-    if base.gitops.application_set:
+    previews = [env for env in envs if env.pull_requests]
+    envs = [env for env in envs if not env.pull_requests]
+    if base.gitops.application_set and envs:
         managed.append(application_set(base, envs))
     else:
         managed.extend(application(base, env) for env in envs)
+    managed.extend(preview_application_set(base, env) for env in previews)
     return managed, [root_application(base)]

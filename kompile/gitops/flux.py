@@ -27,9 +27,12 @@ def git_repository(base: Environment) -> dict:
             "spec": {"interval": "1m", "ref": ref, "url": gitops.repo_url}}
 
 
-def kustomization(base: Environment, name: str, path: str, cluster: str | None) -> dict:
+def kustomization(base: Environment, name: str, path: str, cluster: str | None, decrypt: bool = False) -> dict:
     gitops = base.gitops
-    spec: dict = {"interval": gitops.interval}
+    spec: dict = {}
+    if decrypt:  # the overlay holds sops-encrypted Secrets: Flux decrypts them with this key before it applies
+        spec["decryption"] = {"provider": "sops", "secretRef": {"name": gitops.sops_key_secret}}
+    spec["interval"] = gitops.interval
     if cluster is not None and cluster not in IN_CLUSTER:
         # A remote cluster: Flux reads its kubeconfig from this Secret (create it once per cluster).
         spec["kubeConfig"] = {"secretRef": {"name": kubeconfig_secret(cluster)}}
@@ -42,6 +45,7 @@ def kustomization(base: Environment, name: str, path: str, cluster: str | None) 
 
 def render_flux(base: Environment, envs: list[Environment]) -> tuple[list[dict], list[dict]]:
     managed = [git_repository(base)]
-    managed.extend(kustomization(base, env.instance, base.gitops.source_path(f"overlays/{env.name}"), env.cluster) for env in envs)
+    managed.extend(kustomization(base, env.instance, base.gitops.source_path(f"overlays/{env.name}"), env.cluster,
+                                 decrypt=bool(env.sops_secrets)) for env in envs)
     root = kustomization(base, f"{base.app}-gitops", base.gitops.source_path("gitops/flux"), None)
     return managed, [git_repository(base), root]

@@ -6,11 +6,6 @@ from kompile.k8s.meta import object_meta, resource
 
 API = "networking.k8s.io/v1"
 NAMESPACE_LABEL = "kubernetes.io/metadata.name"
-DNS_RULE = {
-    "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
-    "to": [{"namespaceSelector": {"matchLabels": {NAMESPACE_LABEL: "kube-system"}},
-            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
-}
 
 
 def default_deny(name: str, labels: dict[str, str]) -> dict:
@@ -39,7 +34,7 @@ def ports(entries) -> list[dict]:
 def component_policy(name: str, labels: dict[str, str], selector: dict[str, str], *, ingress: list[dict],
                      egress: list[dict]) -> dict:
     """Names both policy types, so a scanner looking at one pod sees its whole policy."""
-    spec: dict = {"egress": [DNS_RULE, *egress]}  # shared: objects are never changed once built
+    spec: dict = {"egress": list(egress)}
     if ingress:
         spec["ingress"] = ingress
     spec["podSelector"] = {"matchLabels": dict(selector)}

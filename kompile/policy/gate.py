@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from kompile.errors import Code
 from kompile.k8s.kinds import Kind, Unknown, classify
 from kompile.policy import Finding
-from kompile.policy.network import check_policies
+from kompile.policy.network import check_policies, only_opens_host_names
 from kompile.policy.plaintext import SERVICE_ACCOUNT_TOKEN
 from kompile.policy.plaintext import scan as scan_values
 from kompile.policy.pods import Unclassifiable, _map, check_pod, containers, pod_specs
 from kompile.policy.pods import images as pod_images
 from kompile.policy.rbac import check_rbac
+from kompile.policy.sops import is_sops_encrypted
 
 PSS_MODES = ("enforce", "audit", "warn")
 PSS_LABEL = "pod-security.kubernetes.io/"
@@ -41,6 +42,7 @@ class Scope:
     api_accounts: frozenset = frozenset()  # ServiceAccounts the spec grants Kubernetes API access (a component's rbac)
     default_deny: str = ""  # the name of kompile's default-deny NetworkPolicy
     declared: dict = field(default_factory=dict)  # (group, kind) -> namespaced, for custom kinds the App lists
+    decrypts_sops: bool = False  # Flux decrypts sops-encrypted Secrets before it applies them; Argo CD does not
 
 
 def check_stream(objects: list[dict], scope: Scope) -> list[tuple[int, Finding]]:
@@ -63,12 +65,13 @@ def check_stream(objects: list[dict], scope: Scope) -> list[tuple[int, Finding]]
         if kind.delegates:
             report("gitops-delegation", f"{_a(kind.name)} makes its controller deploy or change other objects with its own "
                    "rights: kompile cannot check what it brings")
-        if kind.network:
+        if kind.network and not only_opens_host_names(obj):
             report("network-policy", f"kompile does not evaluate {_a(kind.name)}: it may open what the default deny closes")
         _check_metadata(obj, kind, report)
-        if kind.group == "" and kind.name == "Secret":
+        if kind.group == "" and kind.name == "Secret" and not (scope.decrypts_sops and is_sops_encrypted(obj)):
             report(None, "a Secret would commit its values in plain text (base64 is not encryption)", Code.SECRET_OBJECT,
-                   "seal it with kubeseal and list it under sealedSecrets")
+                   "seal it with kubeseal and list it under sealedSecrets" if not scope.decrypts_sops else
+                   "encrypt it with sops (data or stringData) and list it under sopsSecrets, or seal it with kubeseal")
         credentials, odd, tokens = scan_values(obj)
         for where in tokens:  # a token in a Secret never expires; pods with API access get a projected one
             report("service-account-token", f"{where} asks for a Secret of type {SERVICE_ACCOUNT_TOKEN}, which the cluster fills "

@@ -101,3 +101,39 @@ def check_policies(policies: list[tuple[str, dict]], report: Callable[[str, str,
                 report(name, "network-policy", f"the {direction} ipBlocks together cover half or more of all "
                        f"{'IPv4' if everything.version == 4 else 'IPv6'} addresses")
     return any(policy.get("kind") == "NetworkPolicy" and is_default_deny(policy) for _, policy in policies)
+
+
+def only_opens_host_names(obj: dict) -> bool:
+    """A CiliumNetworkPolicy of the one shape kompile writes, which opens nothing but egress to named
+    hosts: egress rules that either send DNS to DNS pods (`toEndpoints` in a namespace, port 53, a dns
+    rule) or reach hosts by exact name (`toFQDNs` with matchName, given ports); no ingress, no other
+    peer. Anything else is a policy kompile does not evaluate."""
+    if obj.get("apiVersion") != "cilium.io/v2" or obj.get("kind") != "CiliumNetworkPolicy":
+        return False
+    spec = _map(obj.get("spec"))
+    if set(spec) != {"endpointSelector", "egress"} or selects_everything(spec.get("endpointSelector")):
+        return False
+    for rule in _list(spec.get("egress")):
+        rule = _map(rule)
+        ports = [_map(p) for entry in _list(rule.get("toPorts")) for p in _list(_map(entry).get("ports"))]
+        if not ports:
+            return False
+        if set(rule) == {"toEndpoints", "toPorts"}:
+            endpoints = [_map(_map(e).get("matchLabels")) for e in _list(rule.get("toEndpoints"))]
+            if not endpoints or not all(e.get("k8s:io.kubernetes.pod.namespace") for e in endpoints):
+                return False
+            if any(str(p.get("port")) != "53" for p in ports):
+                return False
+            if any(set(_map(entry)) != {"ports", "rules"} or set(_map(_map(entry).get("rules"))) != {"dns"}
+                   for entry in _list(rule.get("toPorts"))):
+                return False
+        elif set(rule) == {"toFQDNs", "toPorts"}:
+            names = [_map(n) for n in _list(rule.get("toFQDNs"))]
+            if not names or any(set(n) != {"matchName"} or not isinstance(n.get("matchName"), str) or "*" in n["matchName"]
+                                for n in names):
+                return False
+            if any(set(_map(entry)) != {"ports"} for entry in _list(rule.get("toPorts"))):
+                return False
+        else:
+            return False
+    return True

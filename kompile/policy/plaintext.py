@@ -19,6 +19,8 @@ import math
 import re
 from collections.abc import Iterator
 
+from kompile.policy.sops import ENC, is_sops_encrypted
+
 _TOKENS = [
     (r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----|PuTTY-User-Key-File-[0-9]", "a private key"),
     (r"\b(?:Basic|Bearer)\s+[A-Za-z0-9+/._~-]{12,}=*", "an HTTP Authorization credential"),
@@ -188,11 +190,14 @@ def scan(obj: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[
     odd: list[tuple[str, str]] = []
     tokens: list[str] = []
     sealed = obj.get("kind") == "SealedSecret"
+    encrypted = is_sops_encrypted(obj)
     for path, key, value in scalars(obj, ""):
         if isinstance(value, str):
             if key == "type" and value == SERVICE_ACCOUNT_TOKEN:
                 tokens.append(path)
-            if not (sealed and path.startswith("spec.encryptedData.")):
+            ciphertext = (sealed and path.startswith("spec.encryptedData.")) or \
+                (encrypted and (path.startswith("sops.") or ENC.fullmatch(value) is not None))
+            if not ciphertext:
                 what = credential_in(key, value)
                 if what:
                     credentials.append((path, what))

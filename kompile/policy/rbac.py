@@ -4,7 +4,9 @@ Refused without an opt-out: ClusterRoles and ClusterRoleBindings (rights beyond 
 with `*` in its verbs, resources or API groups; the verbs escalate, bind and impersonate (they hand
 out rights the holder does not have); a RoleBinding to a ClusterRole (kompile cannot see what it
 grants; cluster-admin, admin and edit are named) or to subjects outside the environment (users,
-groups, ServiceAccounts of other namespaces).
+groups, ServiceAccounts of other namespaces); and rights that amount to every other identity's in the
+namespace: reading every Secret, running commands in other pods, minting tokens, starting pods (which
+may run as any ServiceAccount of the namespace) and changing Roles or their bindings.
 """
 
 from __future__ import annotations
@@ -16,6 +18,19 @@ from kompile.policy.pods import _list, _map
 API_GROUP = "rbac.authorization.k8s.io"
 ESCALATING_VERBS = ("escalate", "bind", "impersonate")
 POWERFUL_CLUSTER_ROLES = ("cluster-admin", "admin", "edit")
+_READ = frozenset({"get", "list", "watch"})
+_WRITE = frozenset({"create", "update", "patch"})
+# resource -> (verbs that make it powerful, what they allow)
+POWERFUL = {
+    "secrets": (_READ, "reads Secrets of the namespace, those of every other identity included"),
+    **{sub: (frozenset({"create", "get"}), "runs commands in, or reaches into, other pods")
+       for sub in ("pods/exec", "pods/attach", "pods/portforward", "pods/proxy", "services/proxy")},
+    "serviceaccounts/token": (frozenset({"create"}), "mints tokens for any ServiceAccount of the namespace"),
+    **{workload: (_WRITE, "starts or changes pods, which may run as any ServiceAccount of the namespace")
+       for workload in ("pods", "deployments", "replicasets", "statefulsets", "daemonsets", "jobs", "cronjobs",
+                        "replicationcontrollers", "podtemplates")},
+    **{grant: (_WRITE | {"delete"}, "changes who may do what in the namespace") for grant in ("roles", "rolebindings")},
+}
 
 
 def check_rbac(obj: dict, group: str, namespace: str | None, report: Callable[[str, str], None]) -> None:
@@ -35,6 +50,12 @@ def check_rbac(obj: dict, group: str, namespace: str | None, report: Callable[[s
             escalating = [v for v in _list(rule.get("verbs")) if str(v).lower() in ESCALATING_VERBS]
             if escalating:
                 report("rbac", f"rules[{index}] grants {', '.join(map(str, escalating))}, which hand out rights the holder does not have")
+            verbs = {str(v).lower() for v in _list(rule.get("verbs"))}
+            named = bool(_list(rule.get("resourceNames")))
+            for resource in (str(r).lower() for r in _list(rule.get("resources"))):
+                if resource in POWERFUL and verbs & POWERFUL[resource][0] and not (resource == "secrets" and named):
+                    report("rbac", f"rules[{index}] grants {', '.join(sorted(verbs & POWERFUL[resource][0]))} on {resource}: "
+                           f"it {POWERFUL[resource][1]}")
     if kind in ("RoleBinding", "ClusterRoleBinding"):
         ref = _map(obj.get("roleRef"))
         if ref.get("kind") == "ClusterRole":

@@ -17,8 +17,10 @@ from kompile.k8s.strategic import PatchError, apply_patch, as_kustomize_reads
 from kompile.k8s.transformers import with_labels, with_namespace, with_object_images, with_subject_namespaces
 from kompile.model import Environment, GitOpsTool, Patch, Tier
 from kompile.policy.gate import Scope, check_stream
+from kompile.policy.sops import is_sops_encrypted
 from kompile.render.components import RENDERERS
 from kompile.render.context import build_context
+from kompile.render.network import acme_solver_policy, host_policies
 from kompile.render.shared import (
     render_config,
     render_default_deny,
@@ -26,7 +28,9 @@ from kompile.render.shared import (
     render_migrate,
     render_namespace,
     render_sealed_secrets,
+    render_secrets,
 )
+from kompile.render.traffic import render_certificate, render_route
 from kompile.safefs import MAX_NAME_BYTES
 
 # Argo CD applies a wave, waits until it is healthy, then starts the next: identity, config, secrets
@@ -84,9 +88,14 @@ def render_stages(env: Environment, base_ids: frozenset = frozenset()) -> tuple[
         add(render_identity(ctx, account), env.span_of(f"components.{account.component}" if account.component else "identity"))
     add(render_config(ctx), env.span_of("env"))
     add(render_sealed_secrets(ctx), env.span_of("sealedSecrets"))
+    add(render_secrets(ctx), env.span_of("externalSecrets") if env.external_secrets else env.span_of("sopsSecrets"))
     add(render_default_deny(ctx), env.where)
+    add(host_policies(ctx), env.span_of("network"))
+    add(acme_solver_policy(ctx), env.span_of("ingress"))
     for component in env.components:
         add(RENDERERS[component.type](ctx, component), env.span_of(f"components.{component.name}"))
+    add(render_route(ctx), env.span_of("ingress"))
+    add(render_certificate(ctx), env.span_of("ingress"))
     add(render_migrate(ctx), env.span_of("migrate"))
     if env.gitops is not None:
         _annotate_for_gitops(objects, env.gitops.tool)
@@ -310,7 +319,8 @@ def check_deployed(env: Environment, objects: list[dict], origins: dict[tuple, S
     manifest the object came from, unless the spec opts out of its rule (security.allow, with a reason)."""
     scope = Scope(namespace=env.namespace, production=env.tier is Tier.PRODUCTION,
                   api_accounts=frozenset(a.name for a in env.accounts if a.api_access),
-                  default_deny=f"{env.app}-default-deny", declared=env.declared_kinds)
+                  default_deny=f"{env.app}-default-deny", declared=env.declared_kinds,
+                  decrypts_sops=env.gitops is not None and env.gitops.tool is GitOpsTool.FLUX)
     problems = []
     for index, finding in check_stream(objects, scope):
         if finding.rule is not None and any(a.covers(finding.rule, finding.object) for a in env.security.allow):
@@ -337,6 +347,8 @@ def check_secret_references(env: Environment, objects: list[dict], origins: dict
             provided.add(template_meta.get("name") or obj["metadata"]["name"])
         elif obj["kind"] == "ExternalSecret":
             provided.add(((obj.get("spec") or {}).get("target") or {}).get("name") or obj["metadata"]["name"])
+        elif obj["kind"] == "Secret" and is_sops_encrypted(obj):
+            provided.add(obj["metadata"]["name"])
     problems = []
     for obj in objects:
         if kinds.holds_no_pods(obj["apiVersion"], obj["kind"]):

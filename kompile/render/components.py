@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from kompile.k8s import keda, networkpolicy, pod, scaling, service, workloads
+from kompile.k8s import keda, pod, scaling, service, workloads
 from kompile.model import Component, ComponentType
-from kompile.render.containers import helper_containers
+from kompile.render.containers import helper_containers, pod_secrets
 from kompile.render.context import Context, probe_host
+from kompile.render.monitoring import render_metrics
+from kompile.render.network import component_policy
 from kompile.render.probes import container_probes
-from kompile.render.shared import component_policy
+from kompile.render.traffic import render_ingress
 
 PRE_STOP = {"preStop": {"sleep": {"seconds": 5}}}
 
@@ -17,14 +19,17 @@ PRE_STOP = {"preStop": {"sleep": {"seconds": 5}}}
 def _template(ctx: Context, component: Component, *, spread: bool, lifecycle: dict | None,
               restart_policy: str | None = None) -> dict:
     identity = ctx.pod_identity(component.account)
-    volumes, mounts = ctx.secret_volumes()
-    ports = [{"containerPort": component.port, "name": "http", "protocol": "TCP"}] if component.port else None
+    volumes, mounts = ctx.secret_volumes(component.secrets)
+    ports = [{"containerPort": component.port, "name": "http", "protocol": "TCP"}] if component.port else []
+    if component.metrics:
+        ports.append({"containerPort": component.metrics.port, "name": "metrics", "protocol": "TCP"})
     probes = container_probes(component.probes, named_port=component.port, host=probe_host(ctx.env, component))
     container = pod.container(
         component.name, ctx.env.image_name, identity, command=component.command, args=component.args, ports=ports,
-        env_from=ctx.env_from(), volume_mounts=mounts, probes=probes, lifecycle=lifecycle,
+        env_from=ctx.env_from(component.secrets), volume_mounts=mounts, probes=probes, lifecycle=lifecycle,
         resources=pod.resources(component.resources.requests, component.resources.limits))
-    return pod.pod_template(ctx.pod_labels(component.name, component.account), ctx.pod_annotations, identity, [container],
+    annotations = ctx.pod_annotations(pod_secrets(component.secrets, (*component.sidecars, *component.init_containers)))
+    return pod.pod_template(ctx.pod_labels(component.name, component.account), annotations, identity, [container],
                             volumes=volumes, grace_seconds=component.termination_grace_seconds,
                             restart_policy=restart_policy,
                             spread=pod.topology_spread(ctx.selector(component.name)) if spread else None,
@@ -56,28 +61,25 @@ def _workload(ctx: Context, component: Component, *, spread: bool, recreate: boo
 
 def render_web(ctx: Context, component: Component) -> list[dict]:
     objects = _workload(ctx, component, spread=True, recreate=False, lifecycle=PRE_STOP)
-    name = ctx.name(component.name)
-    objects.append(service.service(name, ctx.labels(component.name), ctx.selector(component.name), component.port))
-    ingress = ctx.env.ingress
-    if ingress and ingress.component == component.name:
-        objects.append(service.ingress(name, ctx.labels(component.name), ingress.annotations, class_name=ingress.class_name,
-                                       host=ingress.host, path=ingress.path, tls_secret=ingress.tls_secret, service=name))
-    peers = [networkpolicy.namespace_peer(p.namespace, p.pod_selector) for p in ctx.env.network.ingress_from]
-    allowed = [{"from": peers, "ports": networkpolicy.ports([(component.port, "TCP")])}] if peers else []
-    objects.append(component_policy(ctx, component.name, allowed))
+    objects.append(service.service(ctx.name(component.name), ctx.labels(component.name), ctx.selector(component.name), component.port))
+    objects += render_ingress(ctx, component.name)
+    objects += render_metrics(ctx, component)
+    objects.append(component_policy(ctx, component.name, component))
     return objects
 
 
 def render_worker(ctx: Context, component: Component) -> list[dict]:
     objects = _workload(ctx, component, spread=True, recreate=False, lifecycle=None)
-    objects.append(component_policy(ctx, component.name))
+    objects += render_metrics(ctx, component)
+    objects.append(component_policy(ctx, component.name, component))
     return objects
 
 
 def render_scheduler(ctx: Context, component: Component) -> list[dict]:
     # celery beat: one process ever, so the old pod stops before the new one starts.
     objects = _workload(ctx, component, spread=False, recreate=True, lifecycle=None)
-    objects.append(component_policy(ctx, component.name))
+    objects += render_metrics(ctx, component)
+    objects.append(component_policy(ctx, component.name, component))
     return objects
 
 
@@ -86,7 +88,7 @@ def render_cron(ctx: Context, component: Component) -> list[dict]:
     cron = workloads.cron_job(ctx.name(component.name), ctx.workload_labels(component.name), template,
                               schedule=component.schedule, time_zone=component.time_zone,
                               deadline_seconds=component.timeout_seconds, suspend=component.suspend)
-    return [cron, component_policy(ctx, component.name)]
+    return [cron, component_policy(ctx, component.name, component)]
 
 
 RENDERERS: dict[ComponentType, Callable[[Context, Component], list[dict]]] = {

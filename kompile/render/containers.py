@@ -24,3 +24,10 @@ def helper_containers(identity: PodIdentity, sidecars: tuple[Container, ...],
             env=env, env_from=env_from, probes=container_probes(container.probes) if restart else None,
             resources=pod.resources(container.resources.requests, container.resources.limits), restart_policy=restart))
     return out
+
+
+def pod_secrets(selected: tuple[str, ...] | None, helpers: tuple[Container, ...]) -> tuple[str, ...] | None:
+    """The secrets a pod reads: those its app container selects (None: all) and its helpers'."""
+    if selected is None:
+        return None
+    return tuple(sorted({*selected, *(name for helper in helpers for name in helper.secrets)}))

@@ -19,7 +19,16 @@ class Context:
     env: Environment
     identity: PodIdentity
     config_name: str
-    pod_annotations: dict[str, str]
+    secret_values: dict[str, object]  # each secret's sealed, stored or encrypted values, by name
+
+    def pod_annotations(self, secrets: tuple[str, ...] | None = None) -> dict[str, str]:
+        """Hashes of the config and of the secrets a pod reads (secrets None: all): a new value of
+        either restarts the pods that read it, and only those."""
+        annotations = {"kompile.dev/config-hash": _digest(self.env.env)}
+        values = {name: value for name, value in self.secret_values.items() if secrets is None or name in secrets}
+        if values:
+            annotations["kompile.dev/secrets-hash"] = _digest(values)
+        return annotations
 
     @property
     def app(self) -> str:
@@ -52,16 +61,18 @@ class Context:
     def selector(self, component: str) -> dict[str, str]:
         return meta.selector_labels(self.env.app, component)
 
-    def env_from(self) -> list[dict]:
-        """The ConfigMap first, then the secrets: a secret wins over a setting of the same name."""
+    def env_from(self, secrets: tuple[str, ...] | None = None) -> list[dict]:
+        """The ConfigMap first, then the secrets (secrets None: all the App declares): a secret wins over
+        a setting of the same name."""
         sources = [{"configMapRef": {"name": self.config_name}}]
-        sources += [{"secretRef": {"name": s.name}} for s in self.env.secrets if s.mount is SecretMount.ENV]
+        sources += [{"secretRef": {"name": s.name}} for s in self.env.secrets
+                    if s.mount is SecretMount.ENV and (secrets is None or s.name in secrets)]
         return sources
 
-    def secret_volumes(self) -> tuple[list[dict], list[dict]]:
+    def secret_volumes(self, secrets: tuple[str, ...] | None = None) -> tuple[list[dict], list[dict]]:
         volumes, mounts = [], []
         for secret in self.env.secrets:
-            if secret.mount is SecretMount.FILES:
+            if secret.mount is SecretMount.FILES and (secrets is None or secret.name in secrets):
                 volume = f"secret-{secret.name}"[:63].rstrip("-.")
                 # 0440 with fsGroup: readable by the app's group, never writable.
                 volumes.append({"name": volume, "secret": {"defaultMode": 0o440, "secretName": secret.name}})
@@ -70,11 +81,9 @@ class Context:
 
 
 def build_context(env: Environment) -> Context:
-    annotations = {"kompile.dev/config-hash": _digest(env.env)}
-    sealed = {s["metadata"]["name"]: s.get("spec", {}).get("encryptedData", {}) for s in env.sealed_secrets}
-    if sealed:
-        # A new sealed value must restart the pods, as a new setting does.
-        annotations["kompile.dev/secrets-hash"] = _digest(sealed)
+    values: dict[str, object] = {s["metadata"]["name"]: s.get("spec", {}).get("encryptedData", {}) for s in env.sealed_secrets}
+    values.update({s["metadata"]["name"]: s.get("spec", {}) for s in env.external_secrets})
+    values.update({s["metadata"]["name"]: {k: s.get(k) for k in ("data", "stringData") if s.get(k)} for s in env.sops_secrets})
     shared = env.accounts[0]
     identity = PodIdentity(
         service_account=shared.name,
@@ -84,13 +93,13 @@ def build_context(env: Environment) -> Context:
         tmp_size=env.security.tmp_size,
         api_access=shared.api_access,
     )
-    return Context(env=env, identity=identity, config_name=f"{env.app}-config", pod_annotations=annotations)
+    return Context(env=env, identity=identity, config_name=f"{env.app}-config", secret_values=values)
 
 
 def probe_host(env: Environment, component: Component) -> str | None:
     """The Host header for HTTP probes: Django rejects the kubelet's pod IP unless it is allowed."""
-    if env.ingress and env.ingress.component == component.name:
-        return env.ingress.host
+    if env.ingress and component.name in env.ingress.routed:
+        return env.ingress.hosts[0]
     for host in re.split(r"[,\s]+", env.env.get("DJANGO_ALLOWED_HOSTS", "")):
         host = host.strip().lstrip(".")
         if host and "*" not in host:

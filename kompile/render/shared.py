@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from kompile.k8s import core, networkpolicy, pod, rbac, workloads
 from kompile.model import Account
-from kompile.render.containers import helper_containers
+from kompile.render.containers import helper_containers, pod_secrets
 from kompile.render.context import Context
+from kompile.render.network import component_policy
 
 
 def render_namespace(ctx: Context) -> list[dict]:
@@ -43,33 +44,28 @@ def render_default_deny(ctx: Context) -> list[dict]:
     return [networkpolicy.default_deny(ctx.name("default-deny"), ctx.labels())]
 
 
-def egress_rules(ctx: Context) -> list[dict]:
-    rules = []
-    for rule in ctx.env.network.egress:
-        if rule.cidr:
-            peer = networkpolicy.cidr_peer(rule.cidr, rule.excepted)
-        else:
-            peer = networkpolicy.namespace_peer(rule.namespace, rule.pod_selector)
-        rules.append({"ports": networkpolicy.ports((p.port, p.protocol) for p in rule.ports), "to": [peer]})
-    return rules
-
-
-def component_policy(ctx: Context, component: str, ingress: list[dict] | None = None) -> dict:
-    return networkpolicy.component_policy(ctx.name(component), ctx.labels(component), ctx.selector(component),
-                                          ingress=ingress or [], egress=egress_rules(ctx))
-
-
 def render_migrate(ctx: Context) -> list[dict]:
     migrate = ctx.env.migrate
     if migrate is None:
         return []
-    volumes, mounts = ctx.secret_volumes()
+    volumes, mounts = ctx.secret_volumes(migrate.secrets)
     container = pod.container(
-        "migrate", ctx.env.image_name, ctx.identity, command=migrate.command, env_from=ctx.env_from(),
+        "migrate", ctx.env.image_name, ctx.identity, command=migrate.command, env_from=ctx.env_from(migrate.secrets),
         volume_mounts=mounts, resources=pod.resources(migrate.resources.requests, migrate.resources.limits))
-    template = pod.pod_template(ctx.pod_labels("migrate", ctx.env.accounts[0]), ctx.pod_annotations, ctx.identity,
+    template = pod.pod_template(ctx.pod_labels("migrate", ctx.env.accounts[0]),
+                                ctx.pod_annotations(pod_secrets(migrate.secrets, (*migrate.sidecars, *migrate.init_containers))), ctx.identity,
                                 [container], volumes=volumes, restart_policy="Never",
                                 init_containers=helper_containers(ctx.identity, migrate.sidecars, migrate.init_containers))
     job = workloads.job(ctx.name("migrate"), ctx.workload_labels("migrate"), {}, template,
                         backoff_limit=migrate.backoff_limit, deadline_seconds=migrate.timeout_seconds)
     return [job, component_policy(ctx, "migrate")]
+
+
+def render_secrets(ctx: Context) -> list[dict]:
+    """The secrets of the other backends: ExternalSecrets, and sops-encrypted Secrets that Flux decrypts."""
+    objects = []
+    for obj in (*ctx.env.external_secrets, *ctx.env.sops_secrets):
+        obj = {**obj, "metadata": dict(obj["metadata"])}
+        obj["metadata"]["labels"] = {**ctx.labels(), **(obj["metadata"].get("labels") or {})}
+        objects.append(obj)
+    return objects
