@@ -141,8 +141,8 @@ def measure(size: int, sample: int, runs: int) -> dict:
         names = sorted(p.stem for p in (root / "environments").glob("*.yaml") if p.stem != "app")
         build_cold, rss_cold = cold_builds(root, runs)
         build_noop, rss_noop = best_of([*KOMPILE, "build", "--root", str(root)], runs)
-        check_fast, rss_check = best_of([*KOMPILE, "check", "--root", str(root)], runs)
-        check_full, rss_full = best_of([*KOMPILE, "check", "--full", "--root", str(root)], runs)
+        check_fast, rss_check = best_of([*KOMPILE, "check", "--fast", "--root", str(root)], runs)
+        check_full, rss_full = best_of([*KOMPILE, "check", "--root", str(root)], runs)
         floor_seconds = floor(root, scratch)
         write_seconds = write_floor(root, scratch)
         kustomize = kustomize_per_overlay(root, names, sample)
@@ -174,7 +174,7 @@ def report(rows: list[dict], start: dict) -> str:
         "",
         f"{'N':>5} {'floor':>6} {'noop':>6} {'noop/':>6} {'write':>6} {'build':>6} {'cold/':>7} {'check':>6} {'check':>6} "
         f"{'diff 1':>6} {'kustomize':>9} {'kustomize/':>11} {'peak':>7}",
-        f"{'':>5} {'':>6} {'build':>6} {'floor':>6} {'floor':>6} {'cold':>6} {'floor+w':>7} {'fast':>6} {'--full':>6} "
+        f"{'':>5} {'':>6} {'build':>6} {'floor':>6} {'floor':>6} {'cold':>6} {'floor+w':>7} {'fast':>6} {'check':>6} "
         f"{'change':>6} {'/overlay':>9} {'kompile/env':>11} {'RSS MiB':>7}",
     ]
     for r in rows:

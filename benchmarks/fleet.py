@@ -30,6 +30,12 @@ spec:
     host: {name}.preview.example.com
     className: nginx
     tlsSecret: {name}-tls
+  sealedSecrets:                  # sealed for this namespace (staging's cannot be unsealed here)
+    shop-django:
+      encryptedData:
+        DJANGO_SECRET_KEY: AgA{index:05d}dj4OJSWK+PiTySYZZA9rO43cGDEq8Kx7HDNnUzFXBhhkfMtkLqZBPxa
+        DATABASE_URL: AgB{index:05d}db1YqSEwVT4o3JJoSB+Yxz5Gi5cRQD1SPWxaYTjmydGoVnT6zg+BFXKM
+        CELERY_BROKER_URL: AgC{index:05d}cbOzH3l2m6o+IC1PNmOSq1DIjvNA72SS4+1HpUt2v8VDIJuJwGoRk
 """
 
 

@@ -102,7 +102,7 @@ def validate(root: Root = None, format: FormatOption = Format.text) -> None:
     if format is Format.json:
         print(format_json(opt_outs))
         return
-    _warn(opt_outs, root)
+    _warn((*opt_outs, *output.notices), root)
     count = len(output.names)
     print(f"ok: app {output.project.name}, {count} environment{'s' if count != 1 else ''} ({', '.join(output.names)})"
           + (f"; {len(opt_outs)} hardening opt-out{'s' if len(opt_outs) != 1 else ''}" if opt_outs else ""))
@@ -245,7 +245,7 @@ def build(
                           "removed_environments": sorted(plan.removed_environments),
                           "warnings": [w.as_dict() for w in output.warnings]}, indent=2))
         return
-    _warn(output.warnings, root)  # opt-outs are shown even with --quiet: weakening only in plain sight
+    _warn((*output.warnings, *output.notices), root)  # shown even with --quiet: weakening only in plain sight
     for line in _removals(plan):  # and so is every removal: an environment never disappears silently
         print(line, file=sys.stderr)
     if not quiet:
@@ -256,14 +256,17 @@ def build(
 @app.command()
 def check(
     root: Root = None,
-    full: Annotated[bool, typer.Option("--full", help="Always recompile; never trust the manifest's record (for CI on pull requests).")] = False,
+    fast: Annotated[bool, typer.Option("--fast", help="Trust the manifest's record when no input changed (a local "
+                                       "hook on a large repo; never where a pull request could forge the record).")] = False,
+    full: Annotated[bool, typer.Option("--full", hidden=True, help="Recompile (the default; kept for old workflows).")] = False,
 ) -> None:
-    """Exit 0 if the committed output is exactly what the specs produce, 1 if not (listing the files)."""
+    """Exit 0 if the committed output is exactly what the specs produce, 1 if not (listing the files).
+    It recompiles every time: a manifest record can be forged along with the files it vouches for."""
     from kompile.diff import unchanged_since_build
     from kompile.errors import KompileError
     from kompile.manifest import read_manifest, warning_diagnostics
 
-    if not full and unchanged_since_build(root):
+    if fast and not full and unchanged_since_build(root):
         _warn(warning_diagnostics(read_manifest(root)), root)  # the opt-outs it was built with, listed every time
         print("ok: the output is up to date")
         return
@@ -278,7 +281,7 @@ def check(
         changes = compare_with_disk(root, output.files, manifest, output.owned)
     except KompileError as exc:
         _fail(exc, root)
-    _warn(output.warnings, root)
+    _warn((*output.warnings, *output.notices), root)
     if not changes:
         print("ok: the output is up to date")
         return

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kompile.errors import Code, Diagnostic, KompileError, Severity, naming_environments
+from kompile.git import folder_in_repo, remote_urls, same_repository
 from kompile.gitops import GITOPS, layout_gitops
 from kompile.layout import Compiled, base_dir, layout_base, layout_overlay, overlay_dir
 from kompile.model import Environment
@@ -35,6 +36,9 @@ class Output:
     tiers: dict[str, str] = field(default_factory=dict)  # environment -> its tier ("" for none)
     object_counts: dict[str, int] = field(default_factory=dict)  # environment -> objects it deploys
     partial: bool = False  # only some environments were compiled
+    # Warnings about this checkout (its git remotes), shown every time but never recorded in the
+    # manifest: the output is the same bytes on every machine.
+    notices: tuple[Diagnostic, ...] = ()
 
     @property
     def inputs(self) -> dict[str, str]:
@@ -79,7 +83,7 @@ def compile_project(root: Path, only: Sequence[str] | None = None, *, keep_objec
         owned = ("bases", "overlays", GITOPS)
     return Output(project, base, environments, dict(sorted(files.items())), owned, tuple(env.name for env in envs),
                   opt_out_warnings(project, envs), {env.name: env.tier.value if env.tier else "" for env in envs},
-                  counts, partial=bool(only))
+                  counts, partial=bool(only), notices=tuple(source_warnings(root, project)))
 
 
 def opt_out_warnings(project: Project, envs: list[Environment]) -> tuple[Diagnostic, ...]:
@@ -95,6 +99,28 @@ def opt_out_warnings(project: Project, envs: list[Environment]) -> tuple[Diagnos
                                    f"({entry.get('group') or 'core'} group): allowKinds lists it", kinds.item_span(index),
                                    severity=Severity.WARNING))
     return tuple(warnings)
+
+
+def source_warnings(root: Path, project: Project) -> list[Diagnostic]:
+    """Where the GitOps objects send Argo CD or Flux, when that is not plainly this repository and this
+    folder: what the controller syncs from there is not what kompile checked here."""
+    gitops = project.app.spec.get("gitops")
+    if not isinstance(gitops, dict) or not gitops.get("repoURL"):
+        return []
+    warnings = []
+    remotes = remote_urls(root)
+    if remotes and not any(same_repository(str(gitops["repoURL"]), url) for url in remotes):
+        warnings.append(Diagnostic(Code.OPT_OUT, f"gitops.repoURL {gitops['repoURL']} is not a remote of this repository: "
+                                   "the controller would sync what kompile never checked", gitops.value_span("repoURL"),
+                                   "point it at this repository (git remote -v lists its URLs)", Severity.WARNING))
+    folder = folder_in_repo(root)
+    path = str(gitops.get("path") or "").strip("/")
+    if folder is not None and path != folder:
+        warnings.append(Diagnostic(Code.OPT_OUT, f"gitops.path is '{path}', but the output is in '{folder}' of its "
+                                   "repository: the controller would sync files kompile did not write",
+                                   gitops.value_span("path") if "path" in gitops else gitops.span,
+                                   f"set gitops.path: {folder}" if folder else "remove gitops.path", Severity.WARNING))
+    return warnings
 
 
 @dataclass(frozen=True)

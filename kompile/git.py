@@ -26,6 +26,32 @@ def uncommitted_outputs(root: Path) -> list[str]:
     return [line[3:] for line in result.stdout.splitlines() if line.strip()]
 
 
+def remote_urls(root: Path) -> list[str]:
+    """The URLs of the repo's remotes (empty outside a git repo)."""
+    result = _git(root, "config", "--get-regexp", r"^remote\..*\.url$")
+    if result is None or result.returncode != 0:
+        return []
+    return [line.split(" ", 1)[1] for line in result.stdout.splitlines() if " " in line]
+
+
+def folder_in_repo(root: Path) -> str | None:
+    """root's path inside its git repository ("" at the top), or None outside one."""
+    result = _git(root, "rev-parse", "--show-prefix")
+    if result is None or result.returncode != 0:
+        return None
+    return result.stdout.strip().rstrip("/")
+
+
+def same_repository(a: str, b: str) -> bool:
+    """Two ways of writing one repository's URL: https or ssh, with or without .git, a user, a port."""
+    def key(url: str) -> str:
+        url = url.strip().lower().removesuffix("/").removesuffix(".git")
+        url = url.split("://", 1)[1] if "://" in url else url.replace(":", "/", 1)
+        host, _, path = url.rpartition("@")[2].partition("/")
+        return f"{host.split(':')[0]}/{path}"
+    return key(a) == key(b)
+
+
 class GitError(Exception):
     pass
 

@@ -104,6 +104,16 @@ class Container:
     ports: tuple[int, ...]
     resources: Resources
     probes: Probes
+    app_image: bool = False  # runs the app's image (image is then empty)
+    writable_paths: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Scheduling:
+    node_selector: dict[str, str]
+    tolerations: tuple[dict, ...]
+    priority_class: str | None
+    pod_annotations: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -144,6 +154,7 @@ class Component:
     init_containers: tuple[Container, ...] = ()
     metrics: Metrics | None = None
     connects_to: tuple[str, ...] = ()
+    scheduling: Scheduling | None = None
     egress: tuple[EgressRule, ...] = ()  # its own, besides the app's
     secrets: tuple[str, ...] | None = None  # the App's secrets its pods read (None: all)
     schedule: str | None = None  # cron only

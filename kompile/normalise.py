@@ -36,6 +36,7 @@ from kompile.model import (
     Queue,
     Resources,
     Route,
+    Scheduling,
     Secret,
     SecretMount,
     Security,
@@ -156,6 +157,7 @@ def _component(app: str, name: str, body: dict, gunicorn_cmd_args: str, shared: 
         init_containers=tuple(init_containers[n] for n in body.get("initContainers") or ()),
         metrics=Metrics(body["metrics"]["port"], body["metrics"].get("path", "/metrics")) if body.get("metrics") else None,
         connects_to=tuple(body.get("connectsTo") or ()),
+        scheduling=_scheduling(body.get("scheduling")),
         egress=_egress(body.get("egress")),
         secrets=tuple(body["secrets"]) if body.get("secrets") is not None else None,
         schedule=body.get("schedule") if kind is ComponentType.CRON else None,
@@ -226,11 +228,24 @@ def _component_probes(kind: ComponentType, body: dict) -> Probes:
     )
 
 
+def _scheduling(body: dict | None) -> Scheduling | None:
+    if not body:
+        return None
+    return Scheduling(
+        node_selector=dict(sorted((body.get("nodeSelector") or {}).items())),
+        tolerations=tuple(plain(t) for t in body.get("tolerations") or ()),
+        priority_class=body.get("priorityClassName"),
+        pod_annotations={k: str(v) for k, v in sorted((body.get("podAnnotations") or {}).items())},
+    )
+
+
 def _container(body: dict) -> Container:
     probes = body.get("probes") or {}
     return Container(
         name=body["name"],
-        image=body["image"],
+        image=body.get("image") or "",
+        app_image=bool(body.get("appImage")),
+        writable_paths=tuple(body.get("writablePaths") or ()),
         command=tuple(body["command"]) if body.get("command") else None,
         args=tuple(body["args"]) if body.get("args") else None,
         env={k: str(v) for k, v in sorted((body.get("env") or {}).items())},

@@ -601,6 +601,20 @@ EGRESS_RULE = Obj({
     "ports": Field(ListOf(PORT_ENTRY, 1), "Destination ports", required=True),
 }, one_of=("cidr", "namespace", "host"))
 
+SCHEDULING = Obj({
+    "nodeSelector": Field(LABELS, "Only nodes with these labels (a node pool)"),
+    "tolerations": Field(ListOf(Obj({
+        "key": Field(Str(LABEL_KEY, "a taint key"), "The taint's key"),
+        "operator": Field(Str(enum=("Equal", "Exists")), "Equal (the default) or Exists"),
+        "value": Field(Str(LABEL_VALUE, "a taint value"), "The taint's value"),
+        "effect": Field(Str(enum=("NoSchedule", "PreferNoSchedule", "NoExecute")), "The taint's effect (all when absent)"),
+        "tolerationSeconds": Field(Int(0, 86400), "How long a NoExecute taint is tolerated"),
+    })), "Taints its pods tolerate"),
+    "priorityClassName": Field(SUBDOMAIN, "The PriorityClass of its pods"),
+    "podAnnotations": Field(MapOf(Str(), Str(LABEL_KEY, "an annotation key"), "annotation"),
+                            "Annotations on its pods, e.g. karpenter.sh/do-not-disrupt: \"true\""),
+})
+
 CRON_SCHEDULE = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|\S+( \S+){4})$"
 
 
@@ -640,6 +654,7 @@ COMPONENT = Obj({
         "path": Field(Str(URL_PATH, "a URL path starting with '/'"), "The metrics path", default="/metrics"),
     }), "Prometheus scrapes it (a Service and a ServiceMonitor), from the monitoring namespace only"),
     "connectsTo": Field(ListOf(NAME), "Other web components of the app it calls (both policies allow it)"),
+    "scheduling": Field(SCHEDULING, "Where and how its pods are scheduled"),
     "egress": Field(Collection(EGRESS_RULE, what="egress rule"), "Where this component's pods may connect, besides network.egress"),
     "secrets": Field(ListOf(SUBDOMAIN), "Only these of the App's secrets reach its pods (all when absent)"),
 }, required_when={"type": {"web": ("probes",), "worker": ("probes",), "scheduler": ("probes",), "cron": ("schedule",)}})
@@ -648,7 +663,10 @@ SIDECAR = Obj({
     "name": Field(NAME, "Name of the container", required=True),
     "image": Field(Str(r"^[^\s@]+(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$",
                        "an image reference with a tag or digest"),
-                   "Image with a tag or digest (production requires a digest)", required=True),
+                   "Image with a tag or digest (production requires a digest)"),
+    "appImage": Field(Bool(), "Run the app's own image (the release's tag or digest), e.g. for collectstatic"),
+    "writablePaths": Field(ListOf(Str(r"^/[^\x00]*$", "an absolute path")), "Folders it may write to "
+                           "(each an emptyDir; its root filesystem is read-only)"),
     "command": Field(COMMAND, "The container's command"),
     "args": Field(ListOf(Str()), "Arguments"),
     "env": Field(MapOf(Str(), ENV_KEY, "variable"), "Plain settings (never secrets)"),
@@ -660,7 +678,7 @@ SIDECAR = Obj({
         "readiness": Field(PROBE, "Readiness (counts for the pod's)"),
         "liveness": Field(PROBE, "Liveness"),
     }), "Probes (sidecars only)"),
-})
+}, one_of=("image", "appImage"))
 
 SECRET = Obj({
     "name": Field(SUBDOMAIN, "Name of the Secret (and of the SealedSecret that unseals to it)", required=True),

@@ -4,7 +4,6 @@ rendered. Every rule reports into one Collector so a run lists every problem at 
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import math
 import re
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from kompile.k8s import kinds
 from kompile.k8s.transformers import image_name
 from kompile.merge import app_settings, effective_spec
 from kompile.policy.gate import image_problem
-from kompile.policy.network import WIDEST, network
+from kompile.policy.network import WIDEST, covers_half, network
 from kompile.policy.plaintext import credential_in
 from kompile.policy.pods import Unclassifiable, pod_specs
 from kompile.policy.pods import containers as pod_containers
@@ -268,7 +267,7 @@ def _check_helpers(settings: YMap, out: Collector) -> None:
                           helper.value_span("name"), "give it a name of its own: containers of one pod need distinct names")
             taken.add(helper.get("name"))
             image = helper.get("image")
-            if isinstance(image, str):
+            if isinstance(image, str) and not helper.get("appImage"):
                 digest = image.partition("@")[2] or None
                 tag = image.partition("@")[0].rpartition("/")[2].partition(":")[2] or None
                 problem = image_problem(image, False) if (tag or digest) else \
@@ -517,9 +516,11 @@ def _containers(obj: YMap, kind: kinds.Kind) -> list[YMap]:
 
 
 def allowed_kinds(project: Project) -> set[tuple[str, str]]:
-    """The kinds an extra resource may have: kompile's own and those the App lists in allowKinds."""
+    """The kinds an extra resource may have: kompile's own built-in kinds and those the App lists in
+    allowKinds. A custom kind kompile writes itself (a ScaledObject, an ExternalSecret) is listed too
+    when a spec author writes one: its controller acts with rights kompile cannot see."""
     listed = {(str(k.get("group", "")), str(k.get("kind"))) for k in project.app.spec.get("allowKinds") or () if isinstance(k, dict)}
-    return set(kinds.OWN_KINDS) | listed
+    return {key for key in kinds.OWN_KINDS if kinds.KINDS[key].builtin} | listed
 
 
 def declared_kinds(project: Project) -> dict[tuple[str, str], bool]:
@@ -653,6 +654,22 @@ def _check_patches(project: Project, settings: YMap, out: Collector) -> None:
 
 # Namespaces an environment never takes: the cluster's own, and where the GitOps controller runs.
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+# Where the controllers kompile's output relies on usually run: an environment there would put a
+# restricted Namespace label and a default deny on them.
+CONTROLLER_NAMESPACES = ("argocd", "flux-system", "cert-manager", "ingress-nginx", "keda", "external-secrets",
+                         "monitoring", "sealed-secrets", "gatekeeper-system", "kyverno", "envoy-gateway-system",
+                         "istio-system", "cilium", "calico-system", "tigera-operator", "gke-managed-system")
+
+
+def _peer_namespaces(settings: YMap) -> dict[str, str]:
+    """Namespaces the spec itself names as others' (the ingress controller's, Prometheus', DNS'): what names them."""
+    network = settings.get("network") or {}
+    named = {str(p.get("namespace")): "network.ingressFrom" for p in network.get("ingressFrom") or () if isinstance(p, dict)}
+    named |= {str(t.get("namespace")): "network.dns" for t in network.get("dns") or () if isinstance(t, dict) and t.get("namespace")}
+    monitoring = settings.get("monitoring")
+    if isinstance(monitoring, dict):
+        named[str(monitoring.get("namespace", "monitoring"))] = "monitoring"
+    return named
 
 
 def _gitops_tool(project: Project) -> str | None:
@@ -673,8 +690,11 @@ def _check_environment(project: Project, name: str, settings: YMap, out: Collect
     namespace = settings["namespace"]
     env_file = project.environments[name]
     controller = _gitops_namespace(project)
-    if namespace in SYSTEM_NAMESPACES or namespace.startswith("kube-") or namespace == controller:
-        owner = "the GitOps controller" if namespace == controller else "the cluster"
+    peers = _peer_namespaces(settings)
+    if namespace in SYSTEM_NAMESPACES or namespace.startswith("kube-") or namespace == controller \
+            or namespace in CONTROLLER_NAMESPACES or namespace in peers:
+        owner = "the GitOps controller" if namespace == controller else f"what {peers[namespace]} names" \
+            if namespace in peers else "a controller" if namespace in CONTROLLER_NAMESPACES else "the cluster"
         where = settings.value_span("namespace") if "namespace" in settings.value_spans else \
             env_file.doc["metadata"].value_span("name")
         out.error(Code.INVALID_NAME, f"namespace '{namespace}' belongs to {owner}: an environment takes it over (its "
@@ -758,8 +778,9 @@ def _check_egress(project: Project, settings: YMap, out: Collector) -> None:
                 out.error(Code.HARDENING, f"egress to {rule['cidr']}{reaches} opens {share} to {who}", rule.value_span("cidr"), hint)
         for version, nets in narrow.items():
             # Many narrow blocks are as wide as one wide block: the gate's rule, said once at the list.
-            if nets and 2 * sum(n.num_addresses for n in ipaddress.collapse_addresses(nets)) >= (1 << (32 if version == 4 else 128)):
-                out.error(Code.HARDENING, f"the egress rules together open half or more of all IPv{version} addresses to {who}",
+            if nets and covers_half(nets, version):
+                out.error(Code.HARDENING, f"the egress rules together open half or more of all {'IPv4' if version == 4 else 'routable IPv6'} "
+                          f"addresses to {who}",
                           holder.key_span("egress"), hint)
 
 
@@ -786,6 +807,7 @@ def _check_secrets(project: Project, env: str, settings: YMap, namespace: str, o
             keys = _check_sealed_file(project, secret_name, entry, namespace, out)
         else:
             keys = set(entry["encryptedData"])
+            _check_inherited_sealing(project, env, secret_name, entry, sealed.key_span(secret_name), namespace, out)
         provided[secret_name] = keys
     for secret_name, entry in external.items():
         if secret_name not in declared_keys:
@@ -828,6 +850,21 @@ def _check_secrets(project: Project, env: str, settings: YMap, namespace: str, o
             out.error(Code.SECRET_NOT_PROVIDED, f"{'sealed' if backend == 'sealedSecrets' else 'sops'} secret '{name}' lacks "
                       f"key(s) {', '.join(missing)}", span, f"the App declares these keys at {where.path}:{where.line}; "
                       + ("seal them with kubeseal" if backend == "sealedSecrets" else "add them and encrypt with sops"))
+
+
+def _check_inherited_sealing(project: Project, env: str, name: str, entry: YMap, where: Span, namespace: str,
+                             out: Collector) -> None:
+    """Inline ciphertext inherited through extends was sealed for the environment that wrote it: in
+    another namespace only cluster-wide sealing unseals (a preview extending dev, say)."""
+    writer = next((other for other, spec_file in project.environments.items() if spec_file.rel == where.path), None)
+    if writer is None or writer == env or entry.get("scope", "strict") == "cluster-wide":
+        return
+    theirs = project.environments[writer].spec.get("namespace") or f"{project.name}-{writer}"
+    if theirs != namespace:
+        out.error(Code.SEALED_SECRET_MISMATCH, f"sealedSecrets.{name}: inherited from environment '{writer}', sealed for its "
+                  f"namespace '{theirs}'; environment '{env}' deploys to '{namespace}', where it cannot be unsealed", where,
+                  f"seal this environment's values for '{namespace}' (kubeseal --namespace {namespace}), seal them with "
+                  f"--scope cluster-wide, or take them from a store with externalSecrets; `{name}: null` drops the inherited one")
 
 
 def _check_sops_file(project: Project, name: str, entry: YMap, namespace: str, out: Collector) -> set[str] | None:
@@ -980,7 +1017,7 @@ def _check_production(settings: YMap, env: str, out: Collector) -> None:
         out.error(Code.PROD_DIGEST, f"image is not pinned by digest {why}", settings.value_span("image"), IMAGE_FIELDS_HINT)
     for field_name in ("sidecars", "initContainers"):
         for helper in settings.get(field_name) or ():
-            if isinstance(helper, YMap) and "@" not in str(helper.get("image", "")):
+            if isinstance(helper, YMap) and not helper.get("appImage") and "@" not in str(helper.get("image", "")):
                 out.error(Code.PROD_DIGEST, f"{field_name}.{helper.get('name')}.image is not pinned by digest {why}",
                           helper.value_span("image"), "add @sha256:<digest> (an environment may set it: "
                           f"{field_name}: {{{helper.get('name')}: {{image: ...@sha256:...}}}})")

@@ -127,3 +127,17 @@ def write_files(root: Path, files: dict[str, bytes]) -> None:
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
+
+
+def as_flux_applies(objects: list[dict]) -> list[dict]:
+    """What Flux's kustomize-controller applies: sops-encrypted Secrets decrypted. The key is not in the
+    repo, so the values here are placeholders; the object's shape is what the cluster gets."""
+    applied = []
+    for obj in objects:
+        if obj.get("kind") == "Secret" and "sops" in obj:
+            obj = {key: value for key, value in obj.items() if key != "sops"}
+            for field, placeholder in (("data", "ZGVjcnlwdGVk"), ("stringData", "decrypted")):
+                if obj.get(field):
+                    obj[field] = {key: placeholder for key in obj[field]}
+        applied.append(obj)
+    return applied

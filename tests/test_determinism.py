@@ -114,5 +114,6 @@ def test_no_paths_times_or_versions_in_the_output(case: str, tmp_path: Path):
         text = data.decode("utf-8")
         found = [word for word in forbidden if word in text]
         assert not found, f"{path} contains {found}"
-        assert not TIMESTAMP.search(data), f"{path} contains a timestamp"
+        # (sops writes when it encrypted a file into the file: input kompile passes on, not a time of its own)
+        assert not TIMESTAMP.search(re.sub(rb"\n  lastmodified: .*", b"", data)), f"{path} contains a timestamp"
         assert not path.startswith("/") and ".." not in Path(path).parts, path

@@ -100,7 +100,8 @@ def test_an_environment_without_image_gets_one_line(example: Path):
 def test_an_inherited_tag_is_removed_explicitly(example: Path):
     (example / "environments/qa.yaml").write_text(
         "apiVersion: kompile.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: qa\nspec:\n  extends: staging\n"
-        "  namespace: shop-qa  # its own\n")
+        "  namespace: shop-qa  # its own, with values sealed for it\n"
+        "  sealedSecrets:\n    shop-django:\n      encryptedData: {DJANGO_SECRET_KEY: AgBq, DATABASE_URL: AgCq, CELERY_BROKER_URL: AgDq}\n")
     edit = set_image(example, "qa", None, DIGEST)
     write_edit(example, edit)
     assert changed_lines(edit.before, edit.after) == [f"+  image: {{digest: {DIGEST}, tag: null}}"]

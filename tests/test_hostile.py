@@ -252,7 +252,8 @@ def test_kustomize_builds_exactly_what_the_gate_checked_for_hostile_kinds(tmp_pa
                              (("argoproj.io", "Rollout"), ("keda.sh", "ScaledJob"), ("scheduling.k8s.io", "PriorityClass"))))
     dev = root / "environments/dev.yaml"
     dev.write_text(dev.read_text() + "  extraResources: [k8s/extras.yaml]\n  security:\n    allow:\n"
-                   "      - {rule: cluster-scoped, object: PriorityClass/shop-low, reason: the platform team asked for it}\n")
+                   "      - {rule: cluster-scoped, object: PriorityClass/shop-low, reason: the platform team asked for it}\n"
+                   "      - {rule: gitops-delegation, object: ScaledJob/shop-batch, reason: KEDA runs the batch jobs}\n")
     output = compile_project(root)
     write_files(root, output.files)
     built_objects = [doc for doc in yaml.safe_load_all(kustomize_build(root / "overlays/dev")) if doc]
@@ -331,3 +332,37 @@ def test_a_patch_that_nests_itself_is_refused_not_a_crash(example: Path):
     dev.write_text(dev.read_text() + "  patches:\n    - target: {kind: ServiceAccount, name: shop}\n      patch:\n"
                    + "".join(f"    {op}\n" for op in ops))
     assert _codes(example) == ["K407"]
+
+
+def test_check_recompiles_so_a_forged_manifest_cannot_vouch_for_hand_written_output(example: Path):
+    """A pull request that adds a privileged pod to an overlay and puts the file's hash into the manifest:
+    `kompile check` recompiles (only `--fast` trusts the record) and lists the file."""
+    import hashlib
+    import json
+
+    assert kompile("build", "--root", str(example)).returncode == 0
+    target = example / "overlays" / "dev" / "namespace-shop-dev.yaml"
+    target.write_text(target.read_text() + "---\napiVersion: v1\nkind: Pod\nmetadata: {name: pwn}\n"
+                      "spec: {hostPID: true, containers: [{name: x, image: busybox, securityContext: {privileged: true}}]}\n")
+    manifest_path = example / ".kompile-manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    entry = manifest["files"]["overlays/dev/namespace-shop-dev.yaml"]
+    digest = hashlib.sha256(target.read_bytes()).hexdigest()
+    manifest["files"]["overlays/dev/namespace-shop-dev.yaml"] = [digest] if isinstance(entry, list) else digest
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    result = kompile("check", "--root", str(example))
+    assert result.returncode == 1 and "overlays/dev/namespace-shop-dev.yaml" in result.stdout, result.stdout + result.stderr
+
+
+def test_a_gitops_source_other_than_this_repository_is_said_every_time(example: Path):
+    subprocess.run(["git", "init", "-q", str(example)], check=True)
+    subprocess.run(["git", "-C", str(example), "remote", "add", "origin", "git@github.com:acme/shop-deploy.git"], check=True)
+    quiet = kompile("validate", "--root", str(example))
+    assert quiet.returncode == 0 and "not a remote" not in quiet.stderr, quiet.stderr  # the same repo, written as ssh
+    app = example / "environments" / "app.yaml"
+    app.write_text(app.read_text().replace("https://github.com/acme/shop-deploy.git", "https://github.com/attacker/payload.git")
+                   .replace("    revision: main\n", "    revision: main\n    path: handwritten\n"))
+    result = kompile("validate", "--root", str(example))
+    assert result.returncode == 0, result.stderr
+    assert "gitops.repoURL https://github.com/attacker/payload.git is not a remote" in result.stderr, result.stderr
+    assert "gitops.path is 'handwritten'" in result.stderr, result.stderr

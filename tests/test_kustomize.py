@@ -28,9 +28,18 @@ from deepdiff import DeepDiff
 from kubernetes_validate.utils import latest_version
 
 from kompile.compiler import compile_project
+from kompile.k8s.kinds import BUILTIN_GROUPS
 from kompile.layout import Compiled
 
-from conftest import CRD_SCHEMAS, VENDOR, copy_golden_input, golden_overlays, kustomize_build, write_files
+from conftest import (
+    CRD_SCHEMAS,
+    VENDOR,
+    as_flux_applies,
+    copy_golden_input,
+    golden_overlays,
+    kustomize_build,
+    write_files,
+)
 
 OVERLAYS = golden_overlays()
 IDS = [f"{case}/{env}" for case, env in OVERLAYS]
@@ -183,16 +192,16 @@ def custom_resource_problems(obj: dict) -> list[str]:
 @pytest.mark.parametrize(("case", "env"), OVERLAYS, ids=IDS)
 def test_every_object_validates_strictly(case: str, env: str, kubernetes_version: str, tmp_path: Path):
     _, _, built = build_overlay(case, env, tmp_path)
-    problems = [problem for obj in built for problem in schema_problems(obj, kubernetes_version)]
+    problems = [problem for obj in as_flux_applies(built) for problem in schema_problems(obj, kubernetes_version)]
     assert not problems, f"{case}: overlays/{env}:\n" + "\n".join(problems)
 
 
 @pytest.mark.parametrize(("case", "env"), OVERLAYS, ids=IDS)
 def test_custom_resources_validate_against_their_crds(case: str, env: str, tmp_path: Path):
     _, compiled, built = build_overlay(case, env, tmp_path)
-    custom = [obj for obj in built if obj["kind"] == "SealedSecret"]
-    if compiled.env.secrets:
-        assert custom, f"{case}/{env} declares secrets but kustomize built no SealedSecret"
+    custom = [obj for obj in built if obj["apiVersion"].rpartition("/")[0] not in BUILTIN_GROUPS]  # every kind a CRD adds
+    providers = {o["metadata"]["name"] for o in built if o["kind"] in ("SealedSecret", "ExternalSecret", "Secret")}
+    assert providers == {s.name for s in compiled.env.secrets}, f"{case}/{env}: each declared secret, from one backend"
     problems = [problem for obj in custom for problem in custom_resource_problems(obj)]
     assert not problems, f"{case}: overlays/{env}:\n" + "\n".join(problems)
 

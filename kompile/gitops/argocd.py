@@ -118,6 +118,10 @@ def preview_application_set(base: Environment, env: Environment) -> dict:
         patches.append(_json_patch({"kind": "ConfigMap", "name": f"{base.app}-config"},
                                    [{"op": "add", "path": "/data/DJANGO_ALLOWED_HOSTS", "value": allowed}]))
     namespace = preview_namespace(base)
+    for account in env.accounts:
+        if account.rules:  # a subject's namespace is written out; kustomize's namespace does not change it
+            patches.append(_json_patch({"kind": "RoleBinding", "name": account.name},
+                                       [{"op": "replace", "path": "/subjects/0/namespace", "value": namespace}]))
     dest = destination(env)
     key = next(iter(dest))
     spec = _spec(base, base.gitops.source_path(f"overlays/{env.name}"), {key: dest[key], "namespace": namespace}, go_template_literal)

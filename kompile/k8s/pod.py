@@ -68,7 +68,9 @@ def container(name: str, image: str, identity: PodIdentity, *, command=None, arg
 
 def pod_template(labels: dict[str, str], annotations: dict[str, str], identity: PodIdentity, containers: list[dict], *,
                  volumes=(), grace_seconds: int | None = None, restart_policy: str | None = None,
-                 spread: list[dict] | None = None, init_containers: list[dict] | None = None) -> dict:
+                 spread: list[dict] | None = None, init_containers: list[dict] | None = None,
+                 node_selector: dict[str, str] | None = None, priority_class: str | None = None,
+                 tolerations: list[dict] | None = None) -> dict:
     metadata: dict = {"labels": dict(labels)}
     if annotations:
         metadata["annotations"] = dict(sorted(annotations.items()))
@@ -80,12 +82,18 @@ def pod_template(labels: dict[str, str], annotations: dict[str, str], identity: 
     }
     if init_containers:
         spec["initContainers"] = init_containers
+    if node_selector:
+        spec["nodeSelector"] = dict(node_selector)
+    if priority_class:
+        spec["priorityClassName"] = priority_class
     if restart_policy:
         spec["restartPolicy"] = restart_policy
     spec["securityContext"] = pod_security_context(identity)
     spec["serviceAccountName"] = identity.service_account
     if grace_seconds is not None:
         spec["terminationGracePeriodSeconds"] = grace_seconds
+    if tolerations:
+        spec["tolerations"] = [dict(t) for t in tolerations]
     if spread:
         spec["topologySpreadConstraints"] = spread
     spec["volumes"] = [{"name": TMP_VOLUME, "emptyDir": {"sizeLimit": identity.tmp_size}}, *volumes]

@@ -7,6 +7,7 @@ is refused, not skipped; a custom kind is searched for pod specs.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from kompile.errors import Code
@@ -15,7 +16,15 @@ from kompile.policy import Finding
 from kompile.policy.network import check_policies, only_opens_host_names
 from kompile.policy.plaintext import SERVICE_ACCOUNT_TOKEN
 from kompile.policy.plaintext import scan as scan_values
-from kompile.policy.pods import Unclassifiable, _map, check_pod, containers, pod_specs
+from kompile.policy.pods import (
+    Unclassifiable,
+    _map,
+    check_pod,
+    check_pod_settings,
+    containers,
+    pod_specs,
+    stray_pod_settings,
+)
 from kompile.policy.pods import images as pod_images
 from kompile.policy.rbac import check_rbac
 from kompile.policy.sops import is_sops_encrypted
@@ -43,6 +52,7 @@ class Scope:
     default_deny: str = ""  # the name of kompile's default-deny NetworkPolicy
     declared: dict = field(default_factory=dict)  # (group, kind) -> namespaced, for custom kinds the App lists
     decrypts_sops: bool = False  # Flux decrypts sops-encrypted Secrets before it applies them; Argo CD does not
+    own: frozenset = frozenset()  # (group, kind, name) of what kompile wrote and no patch changed
 
 
 def check_stream(objects: list[dict], scope: Scope) -> list[tuple[int, Finding]]:
@@ -62,9 +72,11 @@ def check_stream(objects: list[dict], scope: Scope) -> list[tuple[int, Finding]]
         if isinstance(kind, Unknown):
             report(None, kind.message, Code.UNCLASSIFIABLE, kind.hint)
             continue
-        if kind.delegates:
-            report("gitops-delegation", f"{_a(kind.name)} makes its controller deploy or change other objects with its own "
-                   "rights: kompile cannot check what it brings")
+        own = (kind.group, kind.name, _map(obj.get("metadata")).get("name")) in scope.own
+        if kind.delegates and not own:
+            report("gitops-delegation", f"{_a(kind.name)} has its controller act with the controller's own rights (deploy or "
+                   "change objects, read Secrets, call other endpoints, open the namespace to others): kompile cannot "
+                   "check what it brings")
         if kind.network and not only_opens_host_names(obj):
             report("network-policy", f"kompile does not evaluate {_a(kind.name)}: it may open what the default deny closes")
         _check_metadata(obj, kind, report)
@@ -97,11 +109,22 @@ def check_stream(objects: list[dict], scope: Scope) -> list[tuple[int, Finding]]
                 what = f"type {spec.get('type')}" if spec.get("type") in ("NodePort", "LoadBalancer") else "externalIPs"
                 report("service-exposure", f"the Service is reachable from outside the cluster ({what}), past the ingress "
                        "and its network policies")
-        if kind.group == "networking.k8s.io" and kind.name == "Ingress":
-            for key in _map(_map(obj.get("metadata")).get("annotations")):
-                if str(key).startswith("nginx.ingress.kubernetes.io/") and str(key).endswith("-snippet"):
-                    report("ingress-snippets", f"annotation {key} hands raw nginx configuration to the ingress controller, "
-                           "which runs it with access to every Secret it can read")
+            elif spec.get("type") == "ExternalName" or not _map(spec.get("selector")):
+                # Its traffic goes where a name or hand-written endpoints say, and an Ingress to it proxies there.
+                what = "type ExternalName" if spec.get("type") == "ExternalName" else "no selector"
+                report("service-exposure", f"the Service sends its traffic to addresses kompile cannot see ({what})")
+        if kind.name in EXPOSING.get(kind.group, ()):
+            report("service-exposure", f"{_a(kind.name)} routes traffic to or from addresses and listeners kompile cannot see, "
+                   "past the ingress and its network policies")
+        if keys_anywhere(obj, MERGE_KEY):
+            report(None, "a '<<' key, which kustomize reads as a YAML merge key and drops: the cluster would not get what the "
+                   "file says", Code.UNCLASSIFIABLE, "write the fields it holds where they belong")
+        for key in keys_anywhere(obj, TOKEN_SENDERS):
+            report("service-account-token", f"{key} has a controller mint or send a ServiceAccount token (to a store, "
+                   "a scraped endpoint or an issuer kompile cannot see)")
+        for key in snippet_keys(obj):
+            report("ingress-snippets", f"{key} hands raw proxy configuration to an ingress controller, which runs it with "
+                   "access to every Secret it can read")
         _check_pods(obj, kind, scope, report)
     if scope.namespace is not None:
 
@@ -120,12 +143,57 @@ def check_stream(objects: list[dict], scope: Scope) -> list[tuple[int, Finding]]
     return found
 
 
+# Kinds that route traffic past the ingress and the environment's policies: hand-written endpoints, and
+# Gateways with listeners of their own.
+EXPOSING = {"": ("Endpoints",), "discovery.k8s.io": ("EndpointSlice",),
+            "gateway.networking.k8s.io": ("Gateway", "ListenerSet", "TCPRoute", "UDPRoute", "TLSRoute")}
+_SNIPPET = re.compile(r"[a-z0-9.-]+/[A-Za-z0-9._-]*snippets?", re.IGNORECASE)
+
+
+# Fields by which a custom resource has its controller use a ServiceAccount's token: External Secrets'
+# and cert-manager's serviceAccountRef (they mint one and send it to a Vault or a cloud), Prometheus'
+# bearerTokenFile (it sends its own), KEDA's boundServiceAccountToken.
+TOKEN_SENDERS = frozenset({"serviceAccountRef", "bearerTokenFile", "boundServiceAccountToken"})
+MERGE_KEY = frozenset({"<<"})
+
+
+def keys_anywhere(obj, wanted: frozenset) -> list[str]:
+    found, stack = [], [obj]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            found += [key for key in node if key in wanted]
+            stack.extend(v for v in node.values() if isinstance(v, dict | list))
+        elif isinstance(node, list):
+            stack.extend(v for v in node if isinstance(v, dict | list))
+    return sorted(found)
+
+
+def snippet_keys(obj) -> list[str]:
+    """Annotation-like keys anywhere in an object that carry raw proxy configuration (ingress-nginx's
+    *-snippet, NGINX Inc.'s *-snippets, HAProxy's *-config-snippet, ...), an Ingress's or a template's."""
+    found, stack = [], [obj]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            found += [key for key in node if isinstance(key, str) and _SNIPPET.fullmatch(key)]
+            stack.extend(v for v in node.values() if isinstance(v, dict | list))
+        elif isinstance(node, list):
+            stack.extend(v for v in node if isinstance(v, dict | list))
+    return sorted(found)
+
+
 def _a(kind: str) -> str:
     return f"{'an' if kind[:1] in 'AEIOU' else 'a'} {kind}"
 
 
 def _check_metadata(obj: dict, kind: Kind, report) -> None:
     metadata = _map(obj.get("metadata"))
+    if metadata.get("ownerReferences"):
+        # The garbage collector deletes an object whose owners are gone: Git would no longer say what runs.
+        report(None, "metadata.ownerReferences hands the object's life to other objects (the garbage collector deletes it "
+               "with them)", Code.UNCLASSIFIABLE, "remove them: controllers set owners on what they create; Git-managed "
+               "objects have none")
     for part in ("annotations", "labels"):
         for key in _map(metadata.get(part)):
             key = str(key)
@@ -158,6 +226,10 @@ def _check_pods(obj: dict, kind: Kind, scope: Scope, report) -> None:
         who = f"'{stray['name']}'" if isinstance(stray.get("name"), str) else f"running {stray.get('image')!r}"
         report("unknown-workload", f"a container {who} is not in a pod spec kompile can check")
         _check_image(f"container {who}", stray.get("image"), scope, report)
+    if not kind.builtin:
+        checked = {id(pod) for pod, _ in specs} | {id(c) for pod, _ in specs for _, c in containers(pod)} | {id(s) for s in strays}
+        for fragment in stray_pod_settings(obj, checked):
+            check_pod_settings(fragment, lambda rule, message: report(rule, f"a pod template or container outside a pod spec: {message}"))
     for pod, template_metadata in specs:
         # The API server reads serviceAccountName, or its deprecated alias when that is empty.
         account = pod.get("serviceAccountName") or pod.get("serviceAccount") or "default"

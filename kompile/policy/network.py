@@ -15,7 +15,6 @@ from collections.abc import Callable
 from kompile.policy.pods import _list, _map
 
 DIRECTIONS = (("ingress", "from", "Ingress"), ("egress", "to", "Egress"))
-_EVERYWHERE = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
 # A block at least this wide (or blocks that together cover half of the addresses) is the internet, not a
 # destination: 10.0.0.0/8 is a network, 0.0.0.0/1 or 2000::/3 is everything.
 WIDEST = {4: 8, 6: 16}
@@ -63,6 +62,23 @@ def network(cidr) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
     return net
 
 
+# The addresses that reach the internet: all of IPv4, and IPv6's global unicast block (every routable
+# address is in 2000::/3, an eighth of the space).
+INTERNET = {4: ipaddress.ip_network("0.0.0.0/0"), 6: ipaddress.ip_network("2000::/3")}
+
+
+def covers_half(nets: list, version: int) -> bool:
+    """Whether these blocks together cover half or more of the internet's addresses of one IP version."""
+    internet = INTERNET[version]
+    inside = []
+    for net in ipaddress.collapse_addresses(n for n in nets if n.version == version):
+        if net.subnet_of(internet):
+            inside.append(net)
+        elif internet.subnet_of(net):
+            inside.append(internet)
+    return 2 * sum(net.num_addresses for net in inside) >= internet.num_addresses
+
+
 def check_policies(policies: list[tuple[str, dict]], report: Callable[[str, str, str], None]) -> bool:
     """Report wide rules ((object, rule, message)); True when one of the policies is a default deny."""
     blocks: dict[str, list[tuple[str, object]]] = {"ingress": [], "egress": []}
@@ -93,13 +109,12 @@ def check_policies(policies: list[tuple[str, dict]], report: Callable[[str, str,
                                 report(name, "network-policy", f"{where} is open to a large part of all addresses "
                                        f"({block['cidr']}{reaches}, wider than /{WIDEST[net.version]} for IPv{net.version})")
     for direction, found in blocks.items():
-        for everything in _EVERYWHERE:
-            mine = [(n, net) for n, net in found if net.version == everything.version and net.prefixlen >= WIDEST[net.version]]
-            covered = sum(net.num_addresses for net in ipaddress.collapse_addresses(net for _, net in mine))
-            if mine and covered * 2 >= everything.num_addresses:
+        for version in (4, 6):
+            mine = [(n, net) for n, net in found if net.version == version and net.prefixlen >= WIDEST[net.version]]
+            if mine and covers_half([net for _, net in mine], version):
                 name = min(mine, key=lambda item: item[1].prefixlen)[0]  # the policy with the widest block
                 report(name, "network-policy", f"the {direction} ipBlocks together cover half or more of all "
-                       f"{'IPv4' if everything.version == 4 else 'IPv6'} addresses")
+                       f"{'IPv4' if version == 4 else 'routable IPv6'} addresses")
     return any(policy.get("kind") == "NetworkPolicy" and is_default_deny(policy) for _, policy in policies)
 
 

@@ -15,17 +15,27 @@ from __future__ import annotations
 
 import base64
 import binascii
+import gzip
+import io
 import math
 import re
+import zlib
 from collections.abc import Iterator
 
 from kompile.policy.sops import ENC, is_sops_encrypted
 
 _TOKENS = [
     (r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----|PuTTY-User-Key-File-[0-9]", "a private key"),
-    (r"\b(?:Basic|Bearer)\s+[A-Za-z0-9+/._~-]{12,}=*", "an HTTP Authorization credential"),
+    # Credentials on command lines: curl -u user:password, mysql -pPASSWORD, redis-cli -a PASSWORD.
+    (r"\bcurl\b[^\n]{0,200}?\s(?:-u|--user)[ =]?['\"]?[^\s:'\"]+:[^\s'\"]+", "a password on a curl command line"),
+    (r"\bmysql(?:dump|admin|import|sh)?\b[^\n]{0,200}?\s-p[^\s'\"-][^\s'\"]*", "a password on a MySQL command line"),
+    (r"\bredis-cli\b[^\n]{0,200}?\s(?:-a|--pass)[ =]\S+", "a password on a redis-cli command line"),
+    # A JSON Web Key with its private part.
+    (r"\"kty\"\s*:[^{}]{0,2000}?\"d\"\s*:\s*\"[A-Za-z0-9_-]{16,}\"|\"d\"\s*:\s*\"[A-Za-z0-9_-]{16,}\"[^{}]{0,2000}?\"kty\"",
+     "a private key (JWK)"),
     (r"\"auth\"\s*:\s*\"[A-Za-z0-9+/]{12,}=*\"", "a registry credential (docker config)"),
-    (r"(?:^|\n)\s*(?:machine\s+\S+\s+)?(?:login\s+\S+\s+)?password\s+\S+", "a netrc password"),
+    # One line at a time (never \s across lines, which made runs of blank lines quadratic).
+    (r"(?m:^[ \t]*(?:machine[ \t]+\S+[ \t]+)?(?:login[ \t]+\S+[ \t]+)?password[ \t]+\S+)", "a netrc password"),
     (r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b", "an AWS access key"),
     (r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}|\bgithub_pat_[A-Za-z0-9_]{20,}", "a GitHub token"),
     (r"\bglpat-[A-Za-z0-9_-]{20,}", "a GitLab token"),
@@ -48,7 +58,7 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,30}://")
 _REFERENCE = re.compile(r"^(?:\$\([A-Za-z_][A-Za-z0-9_]*\)|\$\{[A-Za-z_][A-Za-z0-9_]*\})$")
 # Words of a key: FOO_BAR, foo-bar, foo.bar, fooBar and FOOBar all split into FOO and BAR.
 _WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
-STRONG = frozenset({"PASSWORD", "PASSWD", "PWD", "PASS", "PASSPHRASE", "SECRET", "SECRETS", "TOKEN", "TOKENS", "CREDENTIAL",
+STRONG = frozenset({"PASSWORD", "PASSWD", "PWD", "PW", "PASS", "PASSPHRASE", "SECRET", "SECRETS", "TOKEN", "TOKENS", "CREDENTIAL",
                     "CREDENTIALS", "APIKEY", "PRIVATEKEY", "AUTHORIZATION", "BEARER"})
 # Joined spellings (PGPASSWORD, dbpassword, apiKey, signing_key) that name a credential wherever they appear.
 STRONG_PARTS = ("PASSWORD", "PASSWD", "PASSPHRASE", "SECRET", "TOKEN", "CREDENTIAL", "APIKEY", "PRIVATEKEY", "ACCESSKEY",
@@ -70,22 +80,87 @@ _LINE = re.compile(r"^[ \t]*(?:export[ \t]+)?([A-Za-z_][A-Za-z0-9_.-]{0,100})[ \
 _INLINE = re.compile(r"(?:^|[\s;&|?])(?:--?)?([A-Za-z_][A-Za-z0-9_.-]{0,100})=([^\s;&|]+)")
 _QUOTED = re.compile(r"[\"']([A-Za-z_][A-Za-z0-9_.-]{0,100})[\"']\s*[:=]\s*[\"']([^\"']{1,4096})[\"']")  # JSON, Python, TOML
 _ELEMENT = re.compile(r"<([A-Za-z_][A-Za-z0-9_.-]{0,100})>([^<]{1,4096})</\1>")  # XML
-MAX_SCANNED = 1 << 16  # longer strings are scanned in their first 64 KiB (the YAML limits bound them anyway)
+MAX_SCANNED = 1 << 20  # every detector is linear, so a string is scanned whole (no input file holds more)
 
 _memo: dict[tuple[str, str], str | None] = {}
 
 
-def in_value(value: str) -> str | None:
-    """What credential a string holds whatever its key, or None."""
+def in_value(value: str, depth: int = 0) -> str | None:
+    """What credential a string holds whatever its key, or None. Base64 inside it (a kubeconfig's
+    client-key-data, an encoded PEM or gzip) is decoded and scanned too, one level deep."""
     text = value[:MAX_SCANNED]
     match = _TOKEN.search(text)
     if match:
         return _TOKENS[int(match.lastgroup[1:])][1]
+    what = _authorization(text)
+    if what:
+        return what
     if "://" in text and _url_password(text):
         return "a URL with a password in it"
     if _PGPASS.search(text):
         return "a .pgpass password"
+    if depth == 0:
+        for run in _BASE64_RUN.findall(text)[:MAX_DECODED_RUNS]:
+            found = in_bytes(_b64(run), depth + 1)
+            if found:
+                return f"{found}, base64-encoded"
     return None
+
+
+# HTTP Authorization: the scheme is case-insensitive. Basic carries user:password in base64; a Bearer
+# token is a long mix of letters and digits (not "bearer authentication").
+_AUTHORIZATION = re.compile(r"(?i:\b(basic|bearer)[ \t]+)([A-Za-z0-9+/._~-]{12,}=*)")
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
+MAX_DECODED_RUNS = 20
+MAX_INFLATED = 1 << 20
+
+
+def _authorization(text: str) -> str | None:
+    for match in _AUTHORIZATION.finditer(text):
+        token = match.group(2)
+        if match.group(1).lower() == "basic":
+            decoded = _b64(token)
+            if decoded and b":" in decoded and decoded.isascii():
+                return "an HTTP Authorization credential"
+        elif len(token) >= 16 and any(c.isdigit() for c in token) and any(c.isalpha() for c in token):
+            return "an HTTP Authorization credential"
+    return None
+
+
+def _b64(text: str) -> bytes | None:
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def in_bytes(data: bytes | None, depth: int = 1) -> str | None:
+    """What credential some bytes hold: decoded text, gzip (inflated, bounded), or a DER private key."""
+    if not data:
+        return None
+    if data[:2] == b"\x1f\x8b":
+        try:
+            with gzip.GzipFile(fileobj=io.BytesIO(data)) as inflated:
+                data = inflated.read(MAX_INFLATED)
+        except (OSError, EOFError, zlib.error):
+            return None
+    if _der_private_key(data):
+        return "a private key (DER)"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return in_value(text, depth) or _embedded(text)
+
+
+def _der_private_key(data: bytes) -> bool:
+    """A DER-encoded private key: a SEQUENCE whose first element is version 0 (PKCS#8, PKCS#1 RSA) or 1
+    (SEC 1 EC), followed by what each format holds next."""
+    if len(data) < 8 or data[0] != 0x30:
+        return False
+    offset = 2 + (data[1] & 0x7F if data[1] & 0x80 else 0)
+    body = data[offset:offset + 6]
+    return body[:3] == b"\x02\x01\x00" and body[3:4] in (b"\x30", b"\x02") or body[:4] == b"\x02\x01\x01\x04"
 
 
 # host:port:database:user:password lines, as PostgreSQL's .pgpass holds them
@@ -207,7 +282,28 @@ def scan(obj: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[
             odd.append((path, f"is {value}, which no Kubernetes field holds (kustomize stops at it)"))
         elif isinstance(value, int) and not isinstance(value, bool) and not -INT64 <= value < INT64:
             odd.append((path, "is a number larger than Kubernetes holds (kustomize writes it in another form)"))
+    credentials += _command_lines(obj)
     return credentials, odd, tokens
+
+
+_COMMAND_LINE = re.compile("|".join(pattern for pattern, what in _TOKENS if "command line" in what))
+
+
+def _command_lines(obj) -> list[tuple[str, str]]:
+    """A container's command and args read as one command line: [mysql, -u, root, -pSECRET] holds a password
+    no single argument shows."""
+    found, stack = [], [("", obj)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, dict):
+            argv = [a for key in ("command", "args") for a in (node.get(key) if isinstance(node.get(key), list) else ())]
+            if len(argv) > 1 and all(isinstance(a, str) for a in argv) and _COMMAND_LINE.search(" ".join(argv)[:MAX_SCANNED]) \
+                    and not any(_COMMAND_LINE.search(a[:MAX_SCANNED]) for a in argv):  # one argument alone is reported as itself
+                found.append((f"{path}.command" if path else "command", "a password on a command line"))
+            stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in node.items() if isinstance(v, dict | list))
+        elif isinstance(node, list):
+            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(node) if isinstance(v, dict | list))
+    return sorted(found)
 
 
 def scalars(node, path: str, key: str = "") -> Iterator[tuple[str, str, object]]:
@@ -241,7 +337,24 @@ def scalars(node, path: str, key: str = "") -> Iterator[tuple[str, str, object]]
 
 
 def _decoded(value: str) -> str:
-    try:
-        return base64.b64decode(value, validate=True).decode("utf-8")
-    except (binascii.Error, ValueError):
+    """binaryData as text for the scan: UTF-8, gzip inflated (bounded), or a private key's marker for
+    DER (which the scan then names)."""
+    data = _b64(value)
+    if data is None:
         return value
+    if data[:2] == b"\x1f\x8b":
+        try:
+            with gzip.GzipFile(fileobj=io.BytesIO(data)) as inflated:
+                data = inflated.read(MAX_INFLATED)
+        except (OSError, EOFError, zlib.error):
+            return ""
+    if _der_private_key(data):
+        return "-----BEGIN PRIVATE KEY----- (DER)"
+    return _as_text(data)
+
+
+def _as_text(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return ""

@@ -125,13 +125,7 @@ def check_pod(pod: dict, template_metadata: dict, api_access: bool, report: Repo
     # Checked at the pod level on its own too: PSA refuses a pod-level false, Unconfined or 0 whatever the containers say.
     if context.get("runAsNonRoot") is False:
         report("non-root", "the pod allows root (securityContext.runAsNonRoot: false)")
-    user = context.get("runAsUser")
-    if user is not None and (not isinstance(user, int) or isinstance(user, bool) or user < MIN_ID):
-        report("non-root", f"the pod runs as user {user!r} (runAsUser must be at least {MIN_ID})")
-    sysctls = [_map(s).get("name") for s in _list(context.get("sysctls"))]
-    unsafe = [str(name) for name in sysctls if name not in SAFE_SYSCTLS]
-    if unsafe:
-        report("sysctls", f"the pod sets sysctls outside the safe set: {', '.join(unsafe)}")
+    _check_ids(context, "the pod", report)
     annotations = _map(template_metadata.get("annotations"))
     for key, value in annotations.items():
         confined = value in ("", "runtime/default") or (isinstance(value, str) and value.startswith("localhost/"))
@@ -139,6 +133,62 @@ def check_pod(pod: dict, template_metadata: dict, api_access: bool, report: Repo
             report("apparmor", f"annotation {key} is {value!r}; only runtime/default or localhost/<profile> keep AppArmor on")
     for which, container in containers(pod):
         _check_container(container, which, context, report)
+
+
+def _check_ids(context: dict, who: str, report: Report) -> None:
+    """User and group IDs a security context sets, and its sysctls (whatever else it leaves out)."""
+    user = context.get("runAsUser")
+    if user is not None and (not isinstance(user, int) or isinstance(user, bool) or user < MIN_ID):
+        report("non-root", f"{who} runs as user {user!r} (runAsUser must be at least {MIN_ID})")
+    groups = [("runAsGroup", context.get("runAsGroup")), ("fsGroup", context.get("fsGroup")),
+              *(("supplementalGroups", g) for g in _list(context.get("supplementalGroups")))]
+    low = [f"{key} {value!r}" for key, value in groups
+           if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < MIN_ID)]
+    if low:
+        report("non-root", f"{who} runs with a low group ID ({', '.join(low)}; at least {MIN_ID}, never the root group)")
+    sysctls = [_map(s).get("name") for s in _list(context.get("sysctls"))]
+    unsafe = [str(name) for name in sysctls if name not in SAFE_SYSCTLS]
+    if unsafe:
+        report("sysctls", f"{who} sets sysctls outside the safe set: {', '.join(unsafe)}")
+
+
+def stray_pod_settings(obj: dict, checked: set[int]) -> Iterator[dict]:
+    """Mappings of a custom resource, outside the pod specs and containers already checked (ids in
+    checked), that set what a pod spec or a container sets: a securityContext, host namespaces or
+    volumes. An operator merges them into pods it starts (cert-manager's solver podTemplate has no
+    containers), so what they set is held to the same rules."""
+    stack = [obj]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if id(node) not in checked and (isinstance(node.get("securityContext"), dict) or "volumes" in node
+                                            or any(key in node for key in ("hostNetwork", "hostPID", "hostIPC"))):
+                yield node
+            if id(node) not in checked:
+                stack.extend(v for v in node.values() if isinstance(v, dict | list))
+        elif isinstance(node, list):
+            stack.extend(v for v in node if isinstance(v, dict | list))
+
+
+def check_pod_settings(node: dict, report: Report) -> None:
+    """What a pod or container fragment sets (never what it leaves out: its operator fills that in)."""
+    context = _map(node.get("securityContext"))
+    if any(node.get(key) is True for key in ("hostNetwork", "hostPID", "hostIPC")):
+        report("host-access", "it shares a host namespace (hostNetwork, hostPID or hostIPC)")
+    for volume in _list(node.get("volumes")):
+        _check_volume(_map(volume), False, report)
+    _check_context(context, "its securityContext", report)
+    if context.get("runAsNonRoot") is False:
+        report("non-root", "it allows root (securityContext.runAsNonRoot: false)")
+    _check_ids(context, "it", report)
+    if context.get("privileged") is True:
+        report("privileged", "it is privileged")
+    if context.get("allowPrivilegeEscalation") is True:
+        report("privilege-escalation", "it may gain privileges (allowPrivilegeEscalation: true)")
+    if _list(_map(context.get("capabilities")).get("add")):
+        report("capabilities", "it adds Linux capabilities")
+    if context.get("procMount") not in (None, "Default"):
+        report("proc-mount", f"it unmasks /proc (procMount: {context.get('procMount')})")
 
 
 def _check_volume(volume: dict, api_access: bool, report: Report) -> None:
@@ -203,6 +253,7 @@ def _check_container(container: dict, which: str, pod_context: dict, report: Rep
         return context[key] if context.get(key) is not None else pod_context.get(key)
 
     _check_context(context, who, report)
+    _check_ids({k: context.get(k) for k in ("runAsGroup",)}, who, report)
     user = effective("runAsUser")
     if effective("runAsNonRoot") is not True or not isinstance(user, int) or isinstance(user, bool) or user < MIN_ID:
         report("non-root", f"{who} may run as root or with a low user ID (runAsNonRoot true, runAsUser >= {MIN_ID})")

@@ -30,6 +30,12 @@ POWERFUL = {
        for workload in ("pods", "deployments", "replicasets", "statefulsets", "daemonsets", "jobs", "cronjobs",
                         "replicationcontrollers", "podtemplates")},
     **{grant: (_WRITE | {"delete"}, "changes who may do what in the namespace") for grant in ("roles", "rolebindings")},
+    # What keeps the namespace restricted: its Namespace (the Pod Security labels), the policies, the quotas.
+    "namespaces": (_WRITE | {"delete"}, "relabels or removes the Namespace (its Pod Security labels)"),
+    "networkpolicies": (_WRITE | {"delete", "deletecollection"}, "changes or removes the default deny"),
+    "pods/ephemeralcontainers": (_WRITE, "adds containers to running pods"),
+    **{limit: (_WRITE | {"delete", "deletecollection"}, "lifts the namespace's limits")
+       for limit in ("resourcequotas", "limitranges")},
 }
 
 

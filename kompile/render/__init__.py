@@ -99,10 +99,15 @@ def render_stages(env: Environment, base_ids: frozenset = frozenset()) -> tuple[
     add(render_migrate(ctx), env.span_of("migrate"))
     if env.gitops is not None:
         _annotate_for_gitops(objects, env.gitops.tool)
+    generated = {object_id(obj) for obj in objects}
     for obj, where in _extra_objects(env, objects):
         objects.append(obj)
         origins[object_id(obj)] = where
-    objects = [as_kustomize_reads(obj) for obj in _apply_patches(objects, env.patches, origins)]
+    patched: set[tuple] = set()
+    objects = [as_kustomize_reads(obj) for obj in _apply_patches(objects, env.patches, origins, patched)]
+    # What kompile wrote and no patch changed: its delegating kinds (a TriggerAuthentication, an
+    # ExternalSecret) are kompile's own shape, not a spec author's.
+    own = frozenset(generated - patched)
     if env.name is None:
         return objects, objects
     # kustomize's name references point a binding's subjects at the ServiceAccounts of the build, matching
@@ -113,7 +118,7 @@ def render_stages(env: Environment, base_ids: frozenset = frozenset()) -> tuple[
     deployed = [transform_for_environment(obj, env, accounts) for obj in objects]
     check_file_names(env, deployed, origins)
     check_secret_references(env, deployed, origins)
-    check_deployed(env, deployed, origins)
+    check_deployed(env, deployed, origins, own)
     return objects, deployed
 
 
@@ -171,8 +176,10 @@ def _extra_objects(env: Environment, generated: list[dict]) -> list[tuple[dict, 
     return extra
 
 
-def _apply_patches(objects: list[dict], patches: tuple[Patch, ...], origins: dict[tuple, Span]) -> list[dict]:
-    """objects with the user's patches applied; origins records, per object, the last patch that changed it."""
+def _apply_patches(objects: list[dict], patches: tuple[Patch, ...], origins: dict[tuple, Span],
+                   patched_ids: set[tuple]) -> list[dict]:
+    """objects with the user's patches applied; origins records, per object, the last patch that changed it,
+    and patched_ids every object a patch touched."""
     for patch in patches:
         target = patch.target or {
             "kind": patch.body.get("kind"),
@@ -198,16 +205,17 @@ def _apply_patches(objects: list[dict], patches: tuple[Patch, ...], origins: dic
             except RecursionError:
                 raise KompileError([Diagnostic(Code.PATCH, f"patch makes {name} too deep to handle", patch.where)]) from None
             _check_size(patched, name, patch)
-            problem = shape_problem(patched)
-            if problem:
-                raise KompileError([Diagnostic(Code.PATCH, f"patch leaves {name} in a shape kustomize cannot read: {problem}",
-                                               patch.where, "`kubectl explain` shows the field's type")])
             if object_id_problem(patched) or object_id(patched) != object_id(obj):
                 raise KompileError([Diagnostic(Code.PATCH, f"patch changes what {obj['kind']}/{obj['metadata']['name']} is "
                                                f"({object_id_problem(patched) or 'its kind, API group or name'})", patch.where,
                                                "a patch changes an object's contents; add another object with extraResources")])
+            problem = shape_problem(patched)
+            if problem:
+                raise KompileError([Diagnostic(Code.PATCH, f"patch leaves {name} in a shape kustomize cannot read: {problem}",
+                                               patch.where, "`kubectl explain` shows the field's type")])
             objects[index] = patched
             origins[object_id(patched)] = patch.where
+            patched_ids.add(object_id(patched))
         if not matched:
             what = "/".join(str(target.get(k)) for k in ("kind", "name") if target.get(k))
             raise KompileError([Diagnostic(Code.PATCH, f"patch matches no object ({what})", patch.where,
@@ -314,13 +322,13 @@ def environment_labels(env: Environment) -> dict[str, str]:
     return {meta.INSTANCE: env.instance}
 
 
-def check_deployed(env: Environment, objects: list[dict], origins: dict[tuple, Span]) -> None:
+def check_deployed(env: Environment, objects: list[dict], origins: dict[tuple, Span], own: frozenset = frozenset()) -> None:
     """The policy gate on what the cluster receives. A finding is an error, at the setting, patch or
     manifest the object came from, unless the spec opts out of its rule (security.allow, with a reason)."""
     scope = Scope(namespace=env.namespace, production=env.tier is Tier.PRODUCTION,
                   api_accounts=frozenset(a.name for a in env.accounts if a.api_access),
                   default_deny=f"{env.app}-default-deny", declared=env.declared_kinds,
-                  decrypts_sops=env.gitops is not None and env.gitops.tool is GitOpsTool.FLUX)
+                  decrypts_sops=env.gitops is not None and env.gitops.tool is GitOpsTool.FLUX, own=own)
     problems = []
     for index, finding in check_stream(objects, scope):
         if finding.rule is not None and any(a.covers(finding.rule, finding.object) for a in env.security.allow):
@@ -351,9 +359,12 @@ def check_secret_references(env: Environment, objects: list[dict], origins: dict
             provided.add(obj["metadata"]["name"])
     problems = []
     for obj in objects:
-        if kinds.holds_no_pods(obj["apiVersion"], obj["kind"]):
+        # A ServiceAccount's imagePullSecrets go into every pod that runs as it.
+        is_account = obj["kind"] == "ServiceAccount" and obj["apiVersion"] == "v1"
+        if kinds.holds_no_pods(obj["apiVersion"], obj["kind"]) and not is_account:
             continue
-        for name in sorted(_secret_names(obj)):
+        read = _secret_names({"imagePullSecrets": obj.get("imagePullSecrets")} if is_account else obj)
+        for name in sorted(read):
             if name not in provided:
                 problems.append(Diagnostic(
                     Code.SECRET_REFERENCE, f"{obj['kind']}/{obj['metadata']['name']} reads Secret '{name}', which nothing in "
@@ -369,7 +380,10 @@ def _secret_names(node) -> set[str]:
     found: set[str] = set()
     if isinstance(node, dict):
         for key, value in node.items():
-            if key in ("secretRef", "secretKeyRef") and isinstance(value, dict) and isinstance(value.get("name"), str):
+            # nodePublishSecretRef (and its siblings): a CSI volume's driver reads the Secret for the pod.
+            if key in ("secretRef", "secretKeyRef", "nodePublishSecretRef", "nodeStageSecretRef", "controllerPublishSecretRef",
+                       "controllerExpandSecretRef", "nodeExpandSecretRef") \
+                    and isinstance(value, dict) and isinstance(value.get("name"), str):
                 found.add(value["name"])
             elif key == "imagePullSecrets" and isinstance(value, list):  # registry credentials are Secrets too
                 found |= {item["name"] for item in value if isinstance(item, dict) and isinstance(item.get("name"), str)}

@@ -29,11 +29,18 @@ def _template(ctx: Context, component: Component, *, spread: bool, lifecycle: di
         env_from=ctx.env_from(component.secrets), volume_mounts=mounts, probes=probes, lifecycle=lifecycle,
         resources=pod.resources(component.resources.requests, component.resources.limits))
     annotations = ctx.pod_annotations(pod_secrets(component.secrets, (*component.sidecars, *component.init_containers)))
+    helpers, helper_volumes = helper_containers(identity, component.sidecars, component.init_containers, ctx.env.image_name)
+    scheduling = component.scheduling
+    if scheduling and scheduling.pod_annotations:
+        annotations = {**scheduling.pod_annotations, **annotations}  # kompile's hashes are kompile's
     return pod.pod_template(ctx.pod_labels(component.name, component.account), annotations, identity, [container],
-                            volumes=volumes, grace_seconds=component.termination_grace_seconds,
+                            volumes=[*volumes, *helper_volumes], grace_seconds=component.termination_grace_seconds,
                             restart_policy=restart_policy,
                             spread=pod.topology_spread(ctx.selector(component.name)) if spread else None,
-                            init_containers=helper_containers(identity, component.sidecars, component.init_containers))
+                            init_containers=helpers,
+                            node_selector=scheduling.node_selector if scheduling else None,
+                            priority_class=scheduling.priority_class if scheduling else None,
+                            tolerations=list(scheduling.tolerations) if scheduling else None)
 
 
 def _workload(ctx: Context, component: Component, *, spread: bool, recreate: bool, lifecycle: dict | None) -> list[dict]:
