@@ -82,6 +82,39 @@ def _convert(settings: YMap, path: tuple[str, ...], change) -> None:
         _convert(copy, path[1:], change)
 
 
+def _check_removals(base: YMap, layer: YMap) -> None:
+    """A null in a collection removes an inherited entry by name; one that removes nothing is a typo or
+    a stale line, and the entry it meant would stay without a word."""
+    problems = []
+
+    def walk(base, layer, path: tuple[str, ...], where: str) -> None:
+        if not isinstance(layer, YMap):
+            return
+        head, rest = path[0], path[1:]
+        keys = [k for k, v in layer.items() if isinstance(v, YMap)] if head == "*" else [head] if head in layer else []
+        for key in keys:
+            inherited = base.get(key) if isinstance(base, YMap) else None
+            if rest:
+                walk(inherited, layer[key], rest, f"{where}{key}.")
+                continue
+            entries = layer[key]
+            if not isinstance(entries, YMap):
+                continue
+            names = [n for n in inherited if not n.startswith("#")] if isinstance(inherited, YMap) else []
+            for name, value in entries.items():
+                if value is None and name not in names:
+                    close = difflib.get_close_matches(name, names, n=1)
+                    problems.append(Diagnostic(
+                        Code.REFERENCE, f"{where}{key}.{name}: null removes nothing: no inherited entry is named '{name}'",
+                        entries.key_span(name), f"did you mean '{close[0]}'?" if close else
+                        ("inherited: " + ", ".join(names) if names else "nothing is inherited here; remove the line")))
+
+    for path, _ in spec.COLLECTIONS:
+        walk(base, layer, path, "")
+    if problems:
+        raise KompileError(problems)
+
+
 def _by_name(items: YList, collection: spec.Collection) -> YMap:
     """A list of entries as a map by name. An entry without a name gets one no file can write (`#` and
     where it was written), so it only adds."""
@@ -176,7 +209,9 @@ def _app_layer(project: Project) -> YMap:
     """The App's settings as the first layer of every merge (collections by name)."""
     if project.app_layer is None:
         app = project.app.spec
-        project.app_layer = merge_maps(YMap(app.span), _layer(app, spec.APP_ONLY))
+        layer = _layer(app, spec.APP_ONLY)
+        _check_removals(YMap(app.span), layer)
+        project.app_layer = merge_maps(YMap(app.span), layer)
     return project.app_layer
 
 
@@ -186,7 +221,9 @@ def effective_spec(project: Project, name: str) -> tuple[YMap, list[str]]:
     so a repo's merging costs one merge per environment, however the chains run."""
     chain = extends_chain(project, name)
     result = _inheritable(project, chain[:-1])
-    result = as_lists(merge_maps(result, _layer(project.environments[name].spec, ())))
+    layer = _layer(project.environments[name].spec, ())
+    _check_removals(result, layer)
+    result = as_lists(merge_maps(result, layer))
     result.pop("extends", None)
     return result, chain
 
@@ -198,5 +235,7 @@ def _inheritable(project: Project, chain: list[str]) -> YMap:
     key = chain[-1]
     if key not in project.inherited:
         base = _inheritable(project, chain[:-1])
-        project.inherited[key] = merge_maps(base, _layer(project.environments[key].spec, NOT_INHERITED))
+        layer = _layer(project.environments[key].spec, NOT_INHERITED)
+        _check_removals(base, layer)
+        project.inherited[key] = merge_maps(base, layer)
     return project.inherited[key]

@@ -593,7 +593,8 @@ PORT_ENTRY = Either((PORT, Obj({
 EGRESS_RULE = Obj({
     "name": Field(NAME, "A name for the rule (shown in diffs), by which an environment replaces or removes it"),
     "cidr": Field(Str(checks=(check_cidr,)), "Destination address block"),
-    "host": Field(Str(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$", "a host name such as api.stripe.com"),
+    "host": Field(Str(r"^(?!.*\.[0-9]+$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$",
+                      "a host name such as api.stripe.com (an IP address goes under cidr)"),
                   "Destination host name (needs network.cni: cilium)"),
     "except": Field(ListOf(Str(checks=(check_cidr,))), "Blocks inside cidr that stay denied"),
     "namespace": Field(NAME, "Destination namespace (instead of cidr)"),
@@ -665,7 +666,8 @@ SIDECAR = Obj({
                        "an image reference with a tag or digest"),
                    "Image with a tag or digest (production requires a digest)"),
     "appImage": Field(Bool(), "Run the app's own image (the release's tag or digest), e.g. for collectstatic"),
-    "writablePaths": Field(ListOf(Str(r"^/[^\x00]*$", "an absolute path")), "Folders it may write to "
+    "writablePaths": Field(ListOf(Str(r"^(?!/(proc|sys|dev)(/|$))(?!.*/\.\.?(/|$))(/[A-Za-z0-9._@+-]+)+$",
+                                      "an absolute, normalised path below / and outside /proc, /sys and /dev, such as /var/run")), "Folders it may write to "
                            "(each an emptyDir; its root filesystem is read-only)"),
     "command": Field(COMMAND, "The container's command"),
     "args": Field(ListOf(Str()), "Arguments"),

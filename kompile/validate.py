@@ -1118,3 +1118,15 @@ def _check_namespaces(project: Project, resolved: list[Resolved], out: Collector
                       "each environment needs a namespace of its own; one would prune the other's objects")
         else:
             seen[key] = env.name
+    if any(env.settings.get("pullRequests") for env in resolved):
+        # A pull request's preview is the Application <app>-pr-<number> in the namespace of that name.
+        preview = re.compile(rf"{re.escape(project.name)}-pr-[0-9]+")
+        for env in resolved:
+            if not env.settings.get("pullRequests") and (preview.fullmatch(env.namespace) or
+                                                          preview.fullmatch(f"{project.name}-{env.name}")):
+                explicit = "namespace" in env.settings.value_spans and preview.fullmatch(env.namespace)
+                out.error(Code.NAMESPACE_CLASH, f"environment '{env.name}' takes the name of a pull request's preview "
+                          f"('{env.namespace if explicit else f'{project.name}-{env.name}'}')",
+                          env.settings.value_span("namespace") if explicit else
+                          project.environments[env.name].doc["metadata"].value_span("name"),
+                          "previews are <app>-pr-<number>, Application and namespace; name this environment otherwise")

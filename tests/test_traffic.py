@@ -9,6 +9,7 @@ a real API server); these tests pin each rule and each refusal on small changes 
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -212,18 +213,21 @@ def enc(text: str) -> str:
     return f"ENC[AES256_GCM,data:{base64.b64encode(text.encode()).decode()},iv:QUJDREVGR0hJSktMTU5PUA==,tag:QUJDREVGR0hJSktMTU5PUA==,type:str]"
 
 
-def sops_secret(name: str, keys: list[str], clear: str | None = None) -> str:
-    return yaml.safe_dump({
+def sops_secret(name: str, keys: list[str], clear: str | None = None, change=lambda doc: None) -> str:
+    doc = {
         "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "type": "Opaque",
         "stringData": {key: (clear if clear and key == keys[-1] else enc(f"value of {key}")) for key in keys},
         "sops": {"age": [{"recipient": "age1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq", "enc": "-----BEGIN AGE ENCRYPTED FILE-----"}],
                  "lastmodified": "2026-11-01T10:00:00Z", "mac": enc("mac"), "encrypted_regex": "^(data|stringData)$", "version": "3.9.0"},
-    }, sort_keys=False)
+    }
+    change(doc)
+    return yaml.safe_dump(doc, sort_keys=False)
 
 
-def use_sops(root: Path, tool: str, clear: str | None = None) -> None:
+def use_sops(root: Path, tool: str, clear: str | None = None, change=lambda doc: None) -> None:
     edit(root, "environments/app.yaml", "    tool: argocd", f"    tool: {tool}")
-    (root / "secrets" / "prod" / "market-django.sops.yaml").write_text(sops_secret("market-django", ["DJANGO_SECRET_KEY", "DATABASE_PASSWORD"], clear))
+    (root / "secrets" / "prod" / "market-django.sops.yaml").write_text(
+        sops_secret("market-django", ["DJANGO_SECRET_KEY", "DATABASE_PASSWORD"], clear, change))
     edit(root, "environments/prod.yaml", "  sealedSecrets:\n    market-django:\n      file: secrets/prod/market-django.yaml\n",
          "  sopsSecrets:\n    market-django: {file: secrets/prod/market-django.sops.yaml}\n")
 
@@ -252,6 +256,20 @@ def test_a_sops_file_with_a_value_in_clear_is_refused(repo: Path):
     assert any(code == "K601" and "not encrypted" in message for code, message in problems(repo))
 
 
+@pytest.mark.parametrize(("change", "words"), [
+    (lambda doc: doc["sops"].update(comment="postgres://market:Hunter2Hunter2@10.0.0.7/market"), "sops.comment is not sops metadata"),
+    (lambda doc: doc["sops"]["age"][0].update(recipient="postgres://market:Hunter2Hunter2@10.0.0.7/market"), "password"),
+    (lambda doc: doc.update(data="aHVudGVyMg=="), "must be maps"),
+    (lambda doc: doc.update(stringData=["hunter2"]), "must be maps"),
+])
+def test_sops_metadata_and_shapes_hide_nothing(repo: Path, change, words: str):
+    """Only ciphertext passes as ciphertext: text beside sops's own metadata, in a recipient, or data that
+    is not a map of encrypted values is refused (never an internal error)."""
+    repo.joinpath("environments/preview.yaml").unlink()
+    use_sops(repo, "flux", change=change)
+    assert any(code == "K601" and words in message for code, message in problems(repo)), problems(repo)
+
+
 # ---------------------------------------------------------------------------------------------
 # Previews
 
@@ -270,6 +288,42 @@ def test_previews_are_an_application_set_on_pull_requests(repo: Path):
     assert spec["template"]["spec"]["project"] == "market"  # fixed, never from the pull request
     project = yaml.safe_load(output.files["gitops/argocd/appproject-market.yaml"])
     assert {"server": "https://dev.gke.acme.internal", "namespace": "market-pr-*"} in project["spec"]["destinations"]
+
+
+def test_an_environment_cannot_take_a_previews_name(repo: Path):
+    """Pull request 5's preview is the Application and namespace market-pr-5: an environment of that name
+    would have two Argo CD Applications pruning each other's objects."""
+    text = repo.joinpath("environments/dev.yaml").read_text()
+    repo.joinpath("environments/pr-5.yaml").write_text(
+        "apiVersion: kompile.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: pr-5\nspec:\n  extends: dev\n")
+    assert any(code == "K309" and "pull request's preview ('market-pr-5')" in message for code, message in problems(repo))
+    repo.joinpath("environments/pr-5.yaml").unlink()
+    repo.joinpath("environments/dev.yaml").write_text(text.replace("spec:\n", "spec:\n  namespace: market-pr-12\n", 1))
+    assert any(code == "K309" and "('market-pr-12')" in message for code, message in problems(repo))
+
+
+def template_actions(node) -> list[str]:
+    if isinstance(node, str):
+        return re.findall(r"\{\{(.*?)\}\}", node)
+    items = node.values() if isinstance(node, dict) else node if isinstance(node, list) else []
+    return [action for item in items for action in template_actions(item)]
+
+
+@pytest.mark.parametrize("file", ["applicationset-market-previews.yaml", "applicationset-market.yaml"])
+def test_spec_text_is_never_a_template_action(repo: Path, file: str):
+    """Whatever part of the spec a string comes from, the ApplicationSet controller prints it as written:
+    a `{{ .branch }}` in a spec would otherwise put a pull request's branch name (anyone's) in the cluster."""
+    edit(repo, "environments/dev.yaml", "DJANGO_ALLOWED_HOSTS: market.dev.example.com,.preview.market.example.com",
+         "DJANGO_ALLOWED_HOSTS: '{{ .branch }},market.dev.example.com,.preview.market.example.com'")
+    edit(repo, "environments/dev.yaml", "cluster: https://dev.gke.acme.internal", "cluster: 'https://dev.gke.acme.internal/{{.branch}}'")
+    edit(repo, "environments/app.yaml", "    tool: argocd\n", "    tool: argocd\n    revision: '{{ .branch }}'\n"
+         "    argocd: {applicationSet: true}\n")
+    template = yaml.safe_load(compile_project(repo).files[f"gitops/argocd/{file}"])["spec"]["template"]
+    allowed = {'.number', ' "{{" '} if "previews" in file else {'.env', '.path', '.server', '.namespace', ' "{{" '}
+    assert set(template_actions(template)) <= allowed, template_actions(template)
+    printed = str(template).replace('{{ "{{" }}', "{{")
+    assert "{{ .branch }}" in printed  # the revision
+    assert ("{{.branch}}" in printed) == ("previews" in file)  # the cluster: a list element's, not the template's
 
 
 @pytest.mark.kubectl

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import re
+import secrets
 
 from kompile.errors import Code, Diagnostic, KompileError, Span
 from kompile.k8s import meta
@@ -32,13 +34,13 @@ def destination(env: Environment) -> dict[str, str]:
     return {key: cluster, "namespace": env.namespace}
 
 
-def _spec(base: Environment, path: str, dest: dict, literal=lambda text: text) -> dict:
+def _spec(base: Environment, path: str, dest: dict) -> dict:
     gitops = base.gitops
     return {
         "destination": dest,
         "project": base.app,
         "revisionHistoryLimit": 10,
-        "source": {"path": path, "repoURL": literal(gitops.repo_url), "targetRevision": literal(gitops.revision)},
+        "source": {"path": path, "repoURL": gitops.repo_url, "targetRevision": gitops.revision},
         "syncPolicy": SYNC_POLICY,
     }
 
@@ -46,6 +48,28 @@ def _spec(base: Environment, path: str, dest: dict, literal=lambda text: text) -
 def go_template_literal(text: str) -> str:
     """Text an ApplicationSet's Go template prints as written: `{{` cannot start an action."""
     return text.replace("{{", '{{ "{{" }}')
+
+
+# kompile's own template actions are marked with a token no spec can contain (it is new in every run),
+# so every other string of a template, whatever part of the spec it came from, is escaped as text.
+_TOKEN = secrets.token_hex(16)
+_MARKED = re.compile(rf"<{_TOKEN}:([a-z_]+)>")
+
+
+def action(parameter: str) -> str:
+    """A generator parameter, filled in by the ApplicationSet controller."""
+    return f"<{_TOKEN}:{parameter}>"
+
+
+def as_template(node):
+    """A template whose only actions are kompile's own."""
+    if isinstance(node, str):
+        return _MARKED.sub(lambda m: "{{." + m.group(1) + "}}", go_template_literal(node))
+    if isinstance(node, dict):
+        return {key: as_template(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [as_template(value) for value in node]
+    return node
 
 
 def application(base: Environment, env: Environment) -> dict:
@@ -64,25 +88,24 @@ def application_set(base: Environment, envs: list[Environment]) -> dict:
     elements = [{"env": e.name, "namespace": e.namespace, "path": base.gitops.source_path(f"overlays/{e.name}"),
                  key: destination(e)[key]} for e in envs]
     template = {
-        "metadata": {"name": f"{base.app}-{{{{.env}}}}", "labels": _labels(base.app)},
-        "spec": _spec(base, "{{.path}}", {key: f"{{{{.{key}}}}}", "namespace": "{{.namespace}}"}, go_template_literal),
+        "metadata": {"name": f"{base.app}-{action('env')}", "labels": _labels(base.app)},
+        "spec": _spec(base, action("path"), {key: action(key), "namespace": action("namespace")}),
     }
     return {"apiVersion": API, "kind": "ApplicationSet",
             "metadata": {"name": base.app, "namespace": base.gitops.namespace, "labels": _labels(base.app)},
             "spec": {"generators": [{"list": {"elements": elements}}], "goTemplate": True,
-                     "goTemplateOptions": ["missingkey=error"], "template": template}}
+                     "goTemplateOptions": ["missingkey=error"], "template": as_template(template)}}
 
 
-PLACEHOLDERS = {"{number}": "{{.number}}", "{head_sha}": "{{.head_sha}}", "{head_short_sha}": "{{.head_short_sha}}"}
+PLACEHOLDERS = {"{number}": action("number"), "{head_sha}": action("head_sha"), "{head_short_sha}": action("head_short_sha")}
 
 
-def preview_namespace(base: Environment, pattern: str = "{{.number}}") -> str:
-    return f"{base.app}-pr-{pattern}"
+def preview_namespace(base: Environment, pattern: str | None = None) -> str:
+    return f"{base.app}-pr-{action('number') if pattern is None else pattern}"
 
 
 def _filled(text: str) -> str:
-    """A spec's {number}-style placeholders as the pull-request generator's Go template parameters."""
-    text = go_template_literal(text)
+    """A spec's {number}-style placeholders as the pull-request generator's parameters."""
     for placeholder, parameter in PLACEHOLDERS.items():
         text = text.replace(placeholder, parameter)
     return text
@@ -124,7 +147,7 @@ def preview_application_set(base: Environment, env: Environment) -> dict:
                                        [{"op": "replace", "path": "/subjects/0/namespace", "value": namespace}]))
     dest = destination(env)
     key = next(iter(dest))
-    spec = _spec(base, base.gitops.source_path(f"overlays/{env.name}"), {key: dest[key], "namespace": namespace}, go_template_literal)
+    spec = _spec(base, base.gitops.source_path(f"overlays/{env.name}"), {key: dest[key], "namespace": namespace})
     image = f"{env.image_name}={env.image.repository}:{_filled(pr.image_tag)}"  # name=new-name:tag, as kustomize edit takes it
     spec["source"]["kustomize"] = {"images": [image], "namespace": namespace,
                                    "patches": patches}
@@ -132,8 +155,8 @@ def preview_application_set(base: Environment, env: Environment) -> dict:
     return {"apiVersion": API, "kind": "ApplicationSet",
             "metadata": {"name": f"{env.instance}s", "namespace": base.gitops.namespace, "labels": _labels(base.app)},
             "spec": {"generators": [generator], "goTemplate": True, "goTemplateOptions": ["missingkey=error"],
-                     "template": {"metadata": {"name": f"{base.app}-pr-{{{{.number}}}}", "labels": _labels(base.app)},
-                                  "spec": spec}}}
+                     "template": as_template({"metadata": {"name": f"{base.app}-pr-{action('number')}", "labels": _labels(base.app)},
+                                              "spec": spec})}}
 
 
 def app_project(base: Environment, envs: list[Environment], deployed: set[tuple[str, str]]) -> dict:

@@ -27,7 +27,8 @@ RULES = {
     "read-only-root": "every container's root filesystem is read-only",
     "seccomp": "the RuntimeDefault (or a Localhost) seccomp profile applies to every container",
     "privileged": "no container is privileged",
-    "host-access": "no host network, PID or IPC namespace, host port or hostPath volume",
+    "host-access": "no host network, PID or IPC namespace, host port or hostPath volume; no system priority class, "
+                   "nodeName or toleration of every taint or of the control plane",
     "host-process": "no Windows HostProcess container",
     "selinux": "no custom SELinux user, role or type beyond the container types",
     "apparmor": "no container runs unconfined by AppArmor",
@@ -46,6 +47,7 @@ RULES = {
     "gitops-delegation": "no object makes Argo CD, Flux or a policy engine deploy what kompile has not checked",
     "service-exposure": "Services stay inside the cluster (no NodePort, LoadBalancer or externalIPs): public traffic comes "
                         "through the ingress",
+    "scrape-targets": "a monitor has Prometheus scrape only the environment's own pods, without credentials from its Secrets",
     "ingress-snippets": "no ingress-nginx snippet annotation (raw nginx configuration the controller runs with its rights)",
 }
 

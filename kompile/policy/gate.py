@@ -18,6 +18,7 @@ from kompile.policy.plaintext import SERVICE_ACCOUNT_TOKEN
 from kompile.policy.plaintext import scan as scan_values
 from kompile.policy.pods import (
     Unclassifiable,
+    _list,
     _map,
     check_pod,
     check_pod_settings,
@@ -122,6 +123,9 @@ def check_stream(objects: list[dict], scope: Scope) -> list[tuple[int, Finding]]
         for key in keys_anywhere(obj, TOKEN_SENDERS):
             report("service-account-token", f"{key} has a controller mint or send a ServiceAccount token (to a store, "
                    "a scraped endpoint or an issuer kompile cannot see)")
+        if kind.group == MONITORING:
+            for message in scrape_problems(obj, scope.namespace):
+                report("scrape-targets", message)
         for key in snippet_keys(obj):
             report("ingress-snippets", f"{key} hands raw proxy configuration to an ingress controller, which runs it with "
                    "access to every Secret it can read")
@@ -155,6 +159,32 @@ _SNIPPET = re.compile(r"[a-z0-9.-]+/[A-Za-z0-9._-]*snippets?", re.IGNORECASE)
 # bearerTokenFile (it sends its own), KEDA's boundServiceAccountToken.
 TOKEN_SENDERS = frozenset({"serviceAccountRef", "bearerTokenFile", "boundServiceAccountToken"})
 MERGE_KEY = frozenset({"<<"})
+
+# Prometheus Operator's monitors: Prometheus reads these fields' Secrets in the monitor's namespace and sends
+# them with every scrape; relabelling these labels moves the scrape to another address; a proxy sees it all.
+MONITORING = "monitoring.coreos.com"
+SCRAPE_CREDENTIALS = frozenset({"authorization", "basicAuth", "oauth2", "bearerTokenSecret", "sigv4", "keySecret",
+                                "proxyUrl", "proxyConnectHeader", "proxyFromEnvironment"})
+_MOVES_TARGET = re.compile(r"__(address|scheme|metrics_path|param_.*)__|__param_.*")
+
+
+def scrape_problems(obj: dict, namespace: str | None) -> list[str]:
+    problems = [f"{key} has Prometheus send credentials from the namespace's Secrets, or route its scrapes, where kompile "
+                "cannot see" for key in keys_anywhere(obj, SCRAPE_CREDENTIALS)]
+    stack = [obj]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            target = node.get("targetLabel")
+            if isinstance(target, str) and _MOVES_TARGET.fullmatch(target):
+                problems.append(f"a relabeling sets {target}, which moves the scrape to another address")
+            stack.extend(v for v in node.values() if isinstance(v, dict | list))
+        elif isinstance(node, list):
+            stack.extend(v for v in node if isinstance(v, dict | list))
+    selector = _map(_map(obj.get("spec")).get("namespaceSelector"))
+    if selector.get("any") not in (None, False) or any(name != namespace for name in _list(selector.get("matchNames"))):
+        problems.append("namespaceSelector has Prometheus scrape pods of other namespaces")
+    return problems
 
 
 def keys_anywhere(obj, wanted: frozenset) -> list[str]:

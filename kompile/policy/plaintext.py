@@ -22,7 +22,7 @@ import re
 import zlib
 from collections.abc import Iterator
 
-from kompile.policy.sops import ENC, is_sops_encrypted
+from kompile.policy.sops import ENC, SOPS_KEY, is_sops_encrypted
 
 _TOKENS = [
     (r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----|PuTTY-User-Key-File-[0-9]", "a private key"),
@@ -271,7 +271,7 @@ def scan(obj: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[
             if key == "type" and value == SERVICE_ACCOUNT_TOKEN:
                 tokens.append(path)
             ciphertext = (sealed and path.startswith("spec.encryptedData.")) or \
-                (encrypted and (path.startswith("sops.") or ENC.fullmatch(value) is not None))
+                (encrypted and (ENC.fullmatch(value) is not None or SOPS_KEY.fullmatch(path) is not None))
             if not ciphertext:
                 what = credential_in(key, value)
                 if what:

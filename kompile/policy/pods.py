@@ -33,6 +33,12 @@ SELINUX_TYPES = frozenset({"", "container_t", "container_init_t", "container_kvm
 VOLUME_TYPES = frozenset({"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "image", "persistentVolumeClaim",
                           "projected", "secret"})
 APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
+# The annotations that set seccomp before the field did; a kubelet or admission plugin may still read them.
+SECCOMP_ANNOTATIONS = ("seccomp.security.alpha.kubernetes.io/pod", "container.seccomp.security.alpha.kubernetes.io/")
+# Multus attaches a pod to further networks, which no NetworkPolicy covers.
+NETWORK_ANNOTATIONS = ("k8s.v1.cni.cncf.io/networks", "v1.multus-cni.io/default-network")
+SYSTEM_PRIORITY = re.compile(r"system-.*")
+CONTROL_PLANE_TAINTS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
 
 Report = Callable[[str, str], None]  # (rule, message)
 
@@ -129,10 +135,32 @@ def check_pod(pod: dict, template_metadata: dict, api_access: bool, report: Repo
     annotations = _map(template_metadata.get("annotations"))
     for key, value in annotations.items():
         confined = value in ("", "runtime/default") or (isinstance(value, str) and value.startswith("localhost/"))
-        if isinstance(key, str) and key.startswith(APPARMOR_ANNOTATION) and not confined:
+        if not isinstance(key, str):
+            continue
+        if key.startswith(APPARMOR_ANNOTATION) and not confined:
             report("apparmor", f"annotation {key} is {value!r}; only runtime/default or localhost/<profile> keep AppArmor on")
+        if key.startswith(SECCOMP_ANNOTATIONS) and not (confined or value == "docker/default"):
+            report("seccomp", f"annotation {key} is {value!r}; only runtime/default or localhost/<profile> keep seccomp on")
+        if key.startswith(NETWORK_ANNOTATIONS):
+            report("network-policy", f"annotation {key} attaches the pod to networks its NetworkPolicies do not cover")
+    _check_placement(pod, report)
     for which, container in containers(pod):
         _check_container(container, which, context, report)
+
+
+def _check_placement(pod: dict, report: Report) -> None:
+    """An app's pods stay off the control plane and out of the way of the system's own."""
+    priority = pod.get("priorityClassName")
+    if isinstance(priority, str) and SYSTEM_PRIORITY.fullmatch(priority):
+        report("host-access", f"priorityClassName {priority} lets the pod preempt or outlast the cluster's own components")
+    if pod.get("nodeName"):
+        report("host-access", "nodeName places the pod on a node past the scheduler and its rules")
+    for toleration in _list(pod.get("tolerations")):
+        toleration = _map(toleration)
+        if toleration.get("operator") == "Exists" and not toleration.get("key"):
+            report("host-access", "a toleration with operator Exists and no key tolerates every taint, the control plane's included")
+        elif toleration.get("key") in CONTROL_PLANE_TAINTS:
+            report("host-access", f"a toleration of {toleration.get('key')} lets the pod run on control-plane nodes")
 
 
 def _check_ids(context: dict, who: str, report: Report) -> None:

@@ -14,6 +14,12 @@ import re
 ENC = re.compile(r"ENC\[AES256_GCM,data:[A-Za-z0-9+/=]+,iv:[A-Za-z0-9+/=]+,tag:[A-Za-z0-9+/=]+,"
                  r"type:(str|int|float|bytes|bool|time|comment)\]")
 RECIPIENTS = ("age", "pgp", "kms", "gcp_kms", "azure_kv", "hc_vault", "hckms", "key_groups")
+# Everything sops writes in its metadata (stores/stores.go, Metadata); anything else is someone's text.
+METADATA = frozenset({*RECIPIENTS, "lastmodified", "mac", "version", "shamir_threshold", "mac_only_encrypted",
+                      "encrypted_regex", "unencrypted_regex", "encrypted_suffix", "unencrypted_suffix",
+                      "encrypted_comment_regex", "unencrypted_comment_regex"})
+# A data key encrypted to a recipient: the only metadata a credential scan may pass over as ciphertext.
+SOPS_KEY = re.compile(r"sops\.(key_groups\[\d+\]\.)?[a-z_]+\[\d+\]\.enc")
 
 
 def sops_problem(doc: dict) -> str | None:
@@ -28,6 +34,11 @@ def sops_problem(doc: dict) -> str | None:
         return "sops.lastmodified or sops.version is missing"
     if not any(meta.get(key) for key in RECIPIENTS):
         return "sops names no key to decrypt it with (age, pgp, kms, ...)"
+    unknown = sorted(str(key) for key in meta if key not in METADATA)
+    if unknown:
+        return f"sops.{unknown[0]} is not sops metadata"
+    if any(not isinstance(doc.get(field), (dict, type(None))) for field in ("data", "stringData")):
+        return "data and stringData must be maps of names to values"
     clear = [f"{field}.{key}" for field in ("data", "stringData") for key, value in (doc.get(field) or {}).items()
              if not (value == "" or (isinstance(value, str) and ENC.fullmatch(value)))]
     if clear:
@@ -40,4 +51,4 @@ def is_sops_encrypted(doc: dict) -> bool:
 
 
 def secret_keys(doc: dict) -> set[str]:
-    return {str(k) for field in ("data", "stringData") for k in (doc.get(field) or {})}
+    return {str(k) for field in ("data", "stringData") if isinstance(doc.get(field), dict) for k in doc[field]}
