@@ -31,14 +31,18 @@ sys.path.insert(0, str(HERE))
 from fleet import EXAMPLE, environment_name, generate_fleet  # noqa: E402
 
 KOMPILE = [sys.executable, "-m", "kompile"]
-RSS_PROBE = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL); "
-             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode)")
+RSS_PROBE = (
+    "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode)"
+)
 
 
 def timed(command: list[str], expect: tuple[int, ...] = (0,)) -> tuple[float, int]:
     """(wall seconds, peak RSS in KiB) of one process."""
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", RSS_PROBE, *command], capture_output=True, text=True, env=_env())
+    result = subprocess.run(
+        [sys.executable, "-c", RSS_PROBE, *command], capture_output=True, text=True, env=_env()
+    )
     elapsed = time.perf_counter() - started
     rss, code = result.stdout.split()
     if int(code) not in expect:
@@ -84,13 +88,27 @@ def floor(root: Path, scratch: Path) -> float:
     """Interpreter start-up and `import yaml`, plus parsing the specs and emitting the same objects."""
     import yaml
 
-    objects = [doc for path in sorted(root.rglob("*.yaml")) if path.parts[len(root.parts)] in ("bases", "overlays", "gitops")
-               for doc in yaml.load_all(path.read_bytes(), Loader=yaml.CSafeLoader) if doc is not None]
+    objects = [
+        doc
+        for path in sorted(root.rglob("*.yaml"))
+        if path.parts[len(root.parts)] in ("bases", "overlays", "gitops")
+        for doc in yaml.load_all(path.read_bytes(), Loader=yaml.CSafeLoader)
+        if doc is not None
+    ]
     dump = scratch / "objects.pickle"
     dump.write_bytes(pickle.dumps(objects))
     startup = min(timed([sys.executable, "-c", "import yaml"])[0] for _ in range(3))
-    work = min(float(subprocess.run([sys.executable, "-c", FLOOR, str(root), str(dump)], capture_output=True, text=True,
-                                    check=True).stdout) for _ in range(2))
+    work = min(
+        float(
+            subprocess.run(
+                [sys.executable, "-c", FLOOR, str(root), str(dump)],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+        for _ in range(2)
+    )
     return startup + work
 
 
@@ -111,15 +129,26 @@ print(time.perf_counter() - started)
 
 def write_floor(root: Path, scratch: Path) -> float:
     """Writing the same files into an empty folder, nothing else: what a cold build cannot avoid."""
-    files = {path.relative_to(root).as_posix(): path.read_bytes() for path in sorted(root.rglob("*"))
-             if path.is_file() and path.relative_to(root).parts[0] in ("bases", "overlays", "gitops")}
+    files = {
+        path.relative_to(root).as_posix(): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and path.relative_to(root).parts[0] in ("bases", "overlays", "gitops")
+    }
     dump = scratch / "files.pickle"
     dump.write_bytes(pickle.dumps(files))
     times = []
     for attempt in range(3):
         target = scratch / f"written-{attempt}"
-        times.append(float(subprocess.run([sys.executable, "-c", WRITE, str(dump), str(target)], capture_output=True,
-                                          text=True, check=True).stdout))
+        times.append(
+            float(
+                subprocess.run(
+                    [sys.executable, "-c", WRITE, str(dump), str(target)],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
+            )
+        )
         shutil.rmtree(target)
     return min(times)
 
@@ -151,8 +180,14 @@ def measure(size: int, sample: int, runs: int) -> dict:
         diff_one, rss_diff = best_of([*KOMPILE, "diff", "--root", str(root)], runs, expect=(1,))
     return {
         "environments": size,
-        "build_cold": build_cold, "build_noop": build_noop, "check_fast": check_fast, "check_full": check_full,
-        "diff_one_change": diff_one, "floor": floor_seconds, "write_floor": write_seconds, "kustomize_per_overlay": kustomize,
+        "build_cold": build_cold,
+        "build_noop": build_noop,
+        "check_fast": check_fast,
+        "check_full": check_full,
+        "diff_one_change": diff_one,
+        "floor": floor_seconds,
+        "write_floor": write_seconds,
+        "kustomize_per_overlay": kustomize,
         "peak_rss_mib": max(rss_cold, rss_noop, rss_check, rss_full, rss_diff) / 1024,
     }
 
@@ -179,13 +214,16 @@ def report(rows: list[dict], start: dict) -> str:
     ]
     for r in rows:
         per_env = r["build_noop"] / r["environments"]
-        ratio = f"{r['kustomize_per_overlay'] / per_env:10.1f}x" if r["kustomize_per_overlay"] else f"{'n/a':>11}"
+        ratio = (
+            f"{r['kustomize_per_overlay'] / per_env:10.1f}x" if r["kustomize_per_overlay"] else f"{'n/a':>11}"
+        )
         kustomize = f"{r['kustomize_per_overlay']:10.3f}" if r["kustomize_per_overlay"] else f"{'n/a':>10}"
         lines.append(
             f"{r['environments']:>5} {r['floor']:6.2f} {r['build_noop']:6.2f} {r['build_noop'] / r['floor']:5.2f}x "
             f"{r['write_floor']:6.2f} {r['build_cold']:6.2f} {r['build_cold'] / (r['floor'] + r['write_floor']):6.2f}x "
             f"{r['check_fast']:6.2f} {r['check_full']:6.2f} {r['diff_one_change']:6.2f} "
-            f"{kustomize[1:]} {ratio} {r['peak_rss_mib']:7.1f}")
+            f"{kustomize[1:]} {ratio} {r['peak_rss_mib']:7.1f}"
+        )
     lines += [
         "",
         f"start-up: python -c pass {start['python_pass']:.3f}s; kompile --version {start['version']:.3f}s "
@@ -203,8 +241,12 @@ def report(rows: list[dict], start: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10,100,1000", help="comma-separated environment counts")
-    parser.add_argument("--kustomize-sample", type=int, default=10, help="overlays to build with kubectl kustomize")
-    parser.add_argument("--runs", type=int, default=3, help="repetitions of each warm measurement (best is kept)")
+    parser.add_argument(
+        "--kustomize-sample", type=int, default=10, help="overlays to build with kubectl kustomize"
+    )
+    parser.add_argument(
+        "--runs", type=int, default=3, help="repetitions of each warm measurement (best is kept)"
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args()
     rows = [measure(int(n), args.kustomize_sample, args.runs) for n in args.sizes.split(",")]

@@ -17,8 +17,14 @@ import typer
 
 from kompile import __version__
 
-app = typer.Typer(add_completion=True, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
-                  help="Compile environments/ into Kustomize bases/ and overlays/ for GitOps.")
+app = typer.Typer(
+    add_completion=True,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    help="Compile environments/ into Kustomize bases/ and overlays/ for GitOps.",
+)
+
 
 def _discover_root(value: Path | None) -> Path:
     """--root as given, else the nearest folder at or above the working directory that holds environments/
@@ -29,17 +35,29 @@ def _discover_root(value: Path | None) -> Path:
 
     found = find_root(Path.cwd())
     if found is None:
-        print(f"kompile: no environments/ folder in {Path.cwd()} or in any folder above it\n"
-              "hint: start a repo here with `kompile init`, or pass --root DIR", file=sys.stderr)
+        print(
+            f"kompile: no environments/ folder in {Path.cwd()} or in any folder above it\n"
+            "hint: start a repo here with `kompile init`, or pass --root DIR",
+            file=sys.stderr,
+        )
         raise typer.Exit(2)
     return found
 
 
-Root = Annotated[Path | None, typer.Option("--root", help="The repo root: the folder that holds environments/ "
-                                                          "(default: found from the working directory upwards).",
-                                           file_okay=False, callback=_discover_root)]
-InitRoot = Annotated[Path, typer.Option("--root", help="Where to start the repo (default: the working directory).",
-                                        file_okay=False)]
+Root = Annotated[
+    Path | None,
+    typer.Option(
+        "--root",
+        help="The repo root: the folder that holds environments/ "
+        "(default: found from the working directory upwards).",
+        file_okay=False,
+        callback=_discover_root,
+    ),
+]
+InitRoot = Annotated[
+    Path,
+    typer.Option("--root", help="Where to start the repo (default: the working directory).", file_okay=False),
+]
 Envs = Annotated[list[str] | None, typer.Option("--env", "-e", help="Only these environments (repeatable).")]
 
 
@@ -59,7 +77,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """kompile: environment specs in, hardened Kustomize bases and overlays out."""
 
@@ -104,8 +124,10 @@ def validate(root: Root = None, format: FormatOption = Format.text) -> None:
         return
     _warn((*opt_outs, *output.notices), root)
     count = len(output.names)
-    print(f"ok: app {output.project.name}, {count} environment{'s' if count != 1 else ''} ({', '.join(output.names)})"
-          + (f"; {len(opt_outs)} hardening opt-out{'s' if len(opt_outs) != 1 else ''}" if opt_outs else ""))
+    print(
+        f"ok: app {output.project.name}, {count} environment{'s' if count != 1 else ''} ({', '.join(output.names)})"
+        + (f"; {len(opt_outs)} hardening opt-out{'s' if len(opt_outs) != 1 else ''}" if opt_outs else "")
+    )
 
 
 class GitOpsChoice(enum.StrEnum):
@@ -116,7 +138,9 @@ class GitOpsChoice(enum.StrEnum):
 @app.command()
 def init(
     root: InitRoot = Path("."),
-    app_name: Annotated[str | None, typer.Option("--app", help="The app's name (default: the folder's name).")] = None,
+    app_name: Annotated[
+        str | None, typer.Option("--app", help="The app's name (default: the folder's name).")
+    ] = None,
     env: Annotated[str, typer.Option("--env", help="Comma-separated environments.")] = "dev,staging,prod",
     gitops: Annotated[GitOpsChoice, typer.Option("--gitops", help="argocd or flux")] = GitOpsChoice.argocd,
 ) -> None:
@@ -139,7 +163,9 @@ def init(
 
 @app.command()
 def schema(
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of standard output.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file instead of standard output.")
+    ] = None,
 ) -> None:
     """Print the JSON Schema of App and Environment files (for editors and CI)."""
     from kompile.spec import json_schema
@@ -166,15 +192,28 @@ def _plan_build(root: Path, only=None, force: bool = False, progress=None, remov
     from kompile.write import plan_write
 
     output = compile_project(root, only, keep_objects=False, progress=progress)
-    plan = plan_write(root, output.files, output.owned, output.inputs, force, output.warnings, output.tiers, output.partial)
-    guarded = [name for name, tier in plan.removed_environments.items() if tier in (None, "production") and name not in remove]
+    plan = plan_write(
+        root, output.files, output.owned, output.inputs, force, output.warnings, output.tiers, output.partial
+    )
+    guarded = [
+        name
+        for name, tier in plan.removed_environments.items()
+        if tier in (None, "production") and name not in remove
+    ]
     if guarded:
-        raise KompileError([Diagnostic(
-            Code.ENVIRONMENT_REMOVED, f"environment '{name}' ({'tier: production' if plan.removed_environments[name] else 'tier unknown'}) "
-            f"is no longer in environments/: this build would delete its overlay and its GitOps object, and a GitOps tool "
-            "that prunes would then remove what runs there", Span(f"environments/{name}.yaml"),
-            f"if that is meant, run `kompile build --remove {name}`; otherwise restore environments/{name}.yaml")
-            for name in guarded])
+        raise KompileError(
+            [
+                Diagnostic(
+                    Code.ENVIRONMENT_REMOVED,
+                    f"environment '{name}' ({'tier: production' if plan.removed_environments[name] else 'tier unknown'}) "
+                    f"is no longer in environments/: this build would delete its overlay and its GitOps object, and a GitOps tool "
+                    "that prunes would then remove what runs there",
+                    Span(f"environments/{name}.yaml"),
+                    f"if that is meant, run `kompile build --remove {name}`; otherwise restore environments/{name}.yaml",
+                )
+                for name in guarded
+            ]
+        )
     return output, plan
 
 
@@ -182,8 +221,14 @@ def _removals(plan) -> list[str]:
     """Lines naming every environment a build removes, and every file (and GitOps object) with it."""
     lines = []
     for name, tier in sorted(plan.removed_environments.items()):
-        gone = [path for path in plan.deletes if path.startswith(f"overlays/{name}/") or path.endswith(f"-{name}.yaml")]
-        lines.append(f"removed environment '{name}'" + (f" (tier: {tier})" if tier else "") + f": {len(gone)} files")
+        gone = [
+            path
+            for path in plan.deletes
+            if path.startswith(f"overlays/{name}/") or path.endswith(f"-{name}.yaml")
+        ]
+        lines.append(
+            f"removed environment '{name}'" + (f" (tier: {tier})" if tier else "") + f": {len(gone)} files"
+        )
         lines += [f"  removed  {path}" for path in gone]
     return lines
 
@@ -196,16 +241,21 @@ def _apply_build(root: Path, plan) -> None:
     if not plan.is_noop:
         dirty = uncommitted_outputs(root)
         if dirty:
-            print(f"warning: {len(dirty)} output file(s) have uncommitted changes (e.g. {dirty[0]}); "
-                  "kompile only replaces files it generated", file=sys.stderr)
+            print(
+                f"warning: {len(dirty)} output file(s) have uncommitted changes (e.g. {dirty[0]}); "
+                "kompile only replaces files it generated",
+                file=sys.stderr,
+            )
     apply_plan(root, plan)
 
 
 def _built(output, plan) -> str:
     opt_outs = len(output.warnings)
-    return (f"built {len(output.names)} environment(s): {len(plan.added)} added, {len(plan.changed)} changed, "
-            f"{len(plan.deletes)} removed, {len(plan.unchanged)} unchanged"
-            + (f"; {opt_outs} hardening opt-out{'s' if opt_outs != 1 else ''}" if opt_outs else ""))
+    return (
+        f"built {len(output.names)} environment(s): {len(plan.added)} added, {len(plan.changed)} changed, "
+        f"{len(plan.deletes)} removed, {len(plan.unchanged)} unchanged"
+        + (f"; {opt_outs} hardening opt-out{'s' if opt_outs != 1 else ''}" if opt_outs else "")
+    )
 
 
 def _progress(total_hint: int, quiet: bool):
@@ -221,9 +271,17 @@ def _progress(total_hint: int, quiet: bool):
 def build(
     root: Root = None,
     env: Envs = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite generated files that were edited by hand.")] = False,
-    remove: Annotated[list[str] | None, typer.Option("--remove", help="Confirm removing this production environment's "
-                                                      "output (repeatable); needed when its spec is gone.")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite generated files that were edited by hand.")
+    ] = False,
+    remove: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--remove",
+            help="Confirm removing this production environment's "
+            "output (repeatable); needed when its spec is gone.",
+        ),
+    ] = None,
     format: FormatOption = Format.text,
     quiet: Quiet = False,
 ) -> None:
@@ -240,10 +298,20 @@ def build(
         _fail(exc, root, format)
     rows = summary_rows(output.names, output.object_counts, len(output.base.objects), plan)
     if format is Format.json:
-        print(json.dumps({"environments": rows, "added": len(plan.added), "changed": len(plan.changed),
-                          "removed": len(plan.deletes), "unchanged": len(plan.unchanged),
-                          "removed_environments": sorted(plan.removed_environments),
-                          "warnings": [w.as_dict() for w in output.warnings]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "environments": rows,
+                    "added": len(plan.added),
+                    "changed": len(plan.changed),
+                    "removed": len(plan.deletes),
+                    "unchanged": len(plan.unchanged),
+                    "removed_environments": sorted(plan.removed_environments),
+                    "warnings": [w.as_dict() for w in output.warnings],
+                },
+                indent=2,
+            )
+        )
         return
     _warn((*output.warnings, *output.notices), root)  # shown even with --quiet: weakening only in plain sight
     for line in _removals(plan):  # and so is every removal: an environment never disappears silently
@@ -256,9 +324,17 @@ def build(
 @app.command()
 def check(
     root: Root = None,
-    fast: Annotated[bool, typer.Option("--fast", help="Trust the manifest's record when no input changed (a local "
-                                       "hook on a large repo; never where a pull request could forge the record).")] = False,
-    full: Annotated[bool, typer.Option("--full", hidden=True, help="Recompile (the default; kept for old workflows).")] = False,
+    fast: Annotated[
+        bool,
+        typer.Option(
+            "--fast",
+            help="Trust the manifest's record when no input changed (a local "
+            "hook on a large repo; never where a pull request could forge the record).",
+        ),
+    ] = False,
+    full: Annotated[
+        bool, typer.Option("--full", hidden=True, help="Recompile (the default; kept for old workflows).")
+    ] = False,
 ) -> None:
     """Exit 0 if the committed output is exactly what the specs produce, 1 if not (listing the files).
     It recompiles every time: a manifest record can be forged along with the files it vouches for."""
@@ -267,7 +343,9 @@ def check(
     from kompile.manifest import read_manifest, warning_diagnostics
 
     if fast and not full and unchanged_since_build(root):
-        _warn(warning_diagnostics(read_manifest(root)), root)  # the opt-outs it was built with, listed every time
+        _warn(
+            warning_diagnostics(read_manifest(root)), root
+        )  # the opt-outs it was built with, listed every time
         print("ok: the output is up to date")
         return
     from kompile.compiler import compile_project
@@ -277,7 +355,9 @@ def check(
     try:
         output = compile_project(root, keep_objects=False)
         old = read_manifest(root)
-        manifest = next_manifest(old, output.files, output.owned, output.inputs, output.warnings, output.tiers)
+        manifest = next_manifest(
+            old, output.files, output.owned, output.inputs, output.warnings, output.tiers
+        )
         changes = compare_with_disk(root, output.files, manifest, output.owned)
     except KompileError as exc:
         _fail(exc, root)
@@ -290,8 +370,16 @@ def check(
     for name, tier in sorted(recorded_environments(old).items() if old else ()):
         if name not in output.tiers:  # first, and loud: what goes is easy to miss in a list of files
             confirm = "; `kompile build` needs --remove " + name if tier in (None, "production") else ""
-            print(f"REMOVED  environment '{name}'" + (f" (tier: {tier})" if tier else "") + f": its overlay and GitOps object go{confirm}")
-    for label, paths in (("added", changes.added), ("changed", changes.changed), ("removed", changes.removed)):
+            print(
+                f"REMOVED  environment '{name}'"
+                + (f" (tier: {tier})" if tier else "")
+                + f": its overlay and GitOps object go{confirm}"
+            )
+    for label, paths in (
+        ("added", changes.added),
+        ("changed", changes.changed),
+        ("removed", changes.removed),
+    ):
         for path in paths:
             print(f"{label:8} {path}")
     print("the output is not up to date: run `kompile build` and commit the result", file=sys.stderr)
@@ -322,7 +410,10 @@ def _edit_and_build(root: Path, make_edit, no_build: bool) -> None:
         for diagnostic in exc.diagnostics:  # shown against the edited file, before it is put back
             print(format_diagnostic(diagnostic, root, use_colour(sys.stderr)), file=sys.stderr)
         write_edit(root, type(edit)(edit.path, edit.after, edit.before))
-        print(f"the build refuses this change, so {edit.path} is back as it was; nothing else was written.", file=sys.stderr)
+        print(
+            f"the build refuses this change, so {edit.path} is back as it was; nothing else was written.",
+            file=sys.stderr,
+        )
         raise typer.Exit(2) from None
     try:
         _apply_build(root, plan)
@@ -363,8 +454,13 @@ def promote(
 
 @app.command()
 def explain(
-    first: Annotated[str, typer.Argument(metavar="ENV", help="The environment (with --matrix: the setting).")],
-    path: Annotated[str | None, typer.Argument(metavar="[PATH]", help="Only settings under this path, e.g. components.web.")] = None,
+    first: Annotated[
+        str, typer.Argument(metavar="ENV", help="The environment (with --matrix: the setting).")
+    ],
+    path: Annotated[
+        str | None,
+        typer.Argument(metavar="[PATH]", help="Only settings under this path, e.g. components.web."),
+    ] = None,
     matrix: Annotated[bool, typer.Option("--matrix", help="One setting across every environment.")] = False,
     root: Root = None,
 ) -> None:
@@ -379,11 +475,15 @@ def explain(
         validate_project(project)
         if matrix:
             if path is not None:
-                raise typer.BadParameter("with --matrix, give only the setting: kompile explain --matrix PATH")
+                raise typer.BadParameter(
+                    "with --matrix, give only the setting: kompile explain --matrix PATH"
+                )
             rows = []
             for name in project.environments:
                 found = explain_environment(project, name, first)
-                rows += [(name, setting) for setting in found] or [(name, Setting(first, "(not set)", "", None))]
+                rows += [(name, setting) for setting in found] or [
+                    (name, Setting(first, "(not set)", "", None))
+                ]
         else:
             require_environments(project, [first])
             rows = [(first, setting) for setting in explain_environment(project, first, path or "")]
@@ -392,10 +492,14 @@ def explain(
     if not rows or all(s.value == "(not set)" for _, s in rows):
         print(f"no setting under '{first if matrix else path}'", file=sys.stderr)
         raise typer.Exit(1)
+
     def shown(text: str, limit: int = 60) -> str:
         return text if len(text) <= limit else text[: limit - 1] + "…"
 
-    table = [((env if matrix else ""), s.path, shown(s.shown), str(s.span) if s.span else "", s.origin) for env, s in rows]
+    table = [
+        ((env if matrix else ""), s.path, shown(s.shown), str(s.span) if s.span else "", s.origin)
+        for env, s in rows
+    ]
     widths = [max(len(row[i]) for row in table) for i in range(4)]
     for env, name, value, where, origin in table:
         head = f"{env:<{widths[0]}}  " if matrix else ""
@@ -411,9 +515,16 @@ class DiffFormat(enum.StrEnum):
 @app.command()
 def diff(
     root: Root = None,
-    base: Annotated[str | None, typer.Option("--base", help="Compare with the specs at this git revision instead of the committed output.")] = None,
+    base: Annotated[
+        str | None,
+        typer.Option(
+            "--base", help="Compare with the specs at this git revision instead of the committed output."
+        ),
+    ] = None,
     env: Envs = None,
-    format: Annotated[DiffFormat, typer.Option("--format", help="text, markdown (for a pull-request comment) or json")] = DiffFormat.text,
+    format: Annotated[
+        DiffFormat, typer.Option("--format", help="text, markdown (for a pull-request comment) or json")
+    ] = DiffFormat.text,
 ) -> None:
     """What a change does to each environment, object by object. Exit 1 when anything differs."""
     from kompile.diff import diff_project
@@ -461,7 +572,10 @@ def main() -> None:
     except Exception as exc:  # a bug: say so plainly, show the traceback only when asked
         if os.environ.get("KOMPILE_DEBUG"):
             raise
-        print(f"kompile: internal error: {type(exc).__name__}: {exc}\n"
-              "This is a bug in kompile, not in your specs. Please report it with the input "
-              "(KOMPILE_DEBUG=1 shows the traceback).", file=sys.stderr)
+        print(
+            f"kompile: internal error: {type(exc).__name__}: {exc}\n"
+            "This is a bug in kompile, not in your specs. Please report it with the input "
+            "(KOMPILE_DEBUG=1 shows the traceback).",
+            file=sys.stderr,
+        )
         sys.exit(70)

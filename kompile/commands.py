@@ -42,7 +42,9 @@ def celery_time_limit(argv: list[str]) -> int | None:
 def runs_embedded_beat(argv: list[str]) -> bool:
     """A celery worker started with -B/--beat (alone or among other short flags, as -BE)."""
     words = _words(argv)
-    return any(w == "celery" or w.endswith("/celery") for w in words) and any(word in ("-B", "--beat") or re.fullmatch(r"-[A-Za-z]*B[A-Za-z]*", word) for word in words)
+    return any(w == "celery" or w.endswith("/celery") for w in words) and any(
+        word in ("-B", "--beat") or re.fullmatch(r"-[A-Za-z]*B[A-Za-z]*", word) for word in words
+    )
 
 
 def _option(words: list[str], name: str) -> str | None:
@@ -68,8 +70,16 @@ def graceful_timeout(argv: list[str], gunicorn_cmd_args: str, default: int) -> i
     """How long the web server takes to stop once told to: gunicorn's --graceful-timeout (its command line
     wins over GUNICORN_CMD_ARGS), uvicorn's --timeout-graceful-shutdown, else default."""
     words = _words(argv)
-    program = next((w.rpartition("/")[2] for w in words if not w.startswith("-") and "=" not in w
-                    and w.rpartition("/")[2] in ("gunicorn", "uvicorn", "daphne", "hypercorn")), None)
+    program = next(
+        (
+            w.rpartition("/")[2]
+            for w in words
+            if not w.startswith("-")
+            and "=" not in w
+            and w.rpartition("/")[2] in ("gunicorn", "uvicorn", "daphne", "hypercorn")
+        ),
+        None,
+    )
     if program == "gunicorn":
         given = _seconds(_option(words, "--graceful-timeout"))
         if given is None:

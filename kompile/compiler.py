@@ -47,8 +47,13 @@ class Output:
         return self.project.inputs
 
 
-def compile_project(root: Path, only: Sequence[str] | None = None, *, keep_objects: bool = True,
-                    progress: Callable[[int, int], None] | None = None) -> Output:
+def compile_project(
+    root: Path,
+    only: Sequence[str] | None = None,
+    *,
+    keep_objects: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> Output:
     """Compile the repo at root (only some environments, if given). Without keep_objects the result holds
     files but no objects, and large repos are compiled on every core. progress(done, total) is called
     as environments are compiled (the CLI draws a bar with it)."""
@@ -68,7 +73,11 @@ def compile_project(root: Path, only: Sequence[str] | None = None, *, keep_objec
     problems = [(env, d) for env, result in zip(envs, results, strict=True) for d in result.problems]
     if problems:  # a problem in the environment's own file needs no name; one in a shared file does
         own = [d for env, d in problems if d.span is not None and d.span.path == env.sources[-1]]
-        shared = [(env.name, d) for env, d in problems if not (d.span is not None and d.span.path == env.sources[-1])]
+        shared = [
+            (env.name, d)
+            for env, d in problems
+            if not (d.span is not None and d.span.path == env.sources[-1])
+        ]
         raise KompileError([*own, *naming_environments(shared)])
     for env, result in zip(envs, results, strict=True):
         files.update(result.files)
@@ -81,23 +90,46 @@ def compile_project(root: Path, only: Sequence[str] | None = None, *, keep_objec
     else:
         files.update(layout_gitops(base_env, envs, kinds))
         owned = ("bases", "overlays", GITOPS)
-    return Output(project, base, environments, dict(sorted(files.items())), owned, tuple(env.name for env in envs),
-                  opt_out_warnings(project, envs), {env.name: env.tier.value if env.tier else "" for env in envs},
-                  counts, partial=bool(only), notices=tuple(source_warnings(root, project)))
+    return Output(
+        project,
+        base,
+        environments,
+        dict(sorted(files.items())),
+        owned,
+        tuple(env.name for env in envs),
+        opt_out_warnings(project, envs),
+        {env.name: env.tier.value if env.tier else "" for env in envs},
+        counts,
+        partial=bool(only),
+        notices=tuple(source_warnings(root, project)),
+    )
 
 
 def opt_out_warnings(project: Project, envs: list[Environment]) -> tuple[Diagnostic, ...]:
     """Every way the specs weaken a promise on purpose, as warnings shown by validate, build and check:
     security.allow entries, and the kinds allowKinds lets extra resources have."""
-    warnings = [Diagnostic(Code.OPT_OUT, f"environment '{env.name}' opts out of {allowance.rule}"
-                           f"{' for ' + allowance.object if allowance.object else ' for every object'}: {allowance.reason}",
-                           allowance.where, severity=Severity.WARNING)
-                for env in envs for allowance in env.security.allow]
+    warnings = [
+        Diagnostic(
+            Code.OPT_OUT,
+            f"environment '{env.name}' opts out of {allowance.rule}"
+            f"{' for ' + allowance.object if allowance.object else ' for every object'}: {allowance.reason}",
+            allowance.where,
+            severity=Severity.WARNING,
+        )
+        for env in envs
+        for allowance in env.security.allow
+    ]
     kinds = project.app.spec.get("allowKinds")
     for index, entry in enumerate(kinds or ()):
-        warnings.append(Diagnostic(Code.OPT_OUT, f"extra resources may be of kind {entry.get('kind')} "
-                                   f"({entry.get('group') or 'core'} group): allowKinds lists it", kinds.item_span(index),
-                                   severity=Severity.WARNING))
+        warnings.append(
+            Diagnostic(
+                Code.OPT_OUT,
+                f"extra resources may be of kind {entry.get('kind')} "
+                f"({entry.get('group') or 'core'} group): allowKinds lists it",
+                kinds.item_span(index),
+                severity=Severity.WARNING,
+            )
+        )
     return tuple(warnings)
 
 
@@ -110,16 +142,29 @@ def source_warnings(root: Path, project: Project) -> list[Diagnostic]:
     warnings = []
     remotes = remote_urls(root)
     if remotes and not any(same_repository(str(gitops["repoURL"]), url) for url in remotes):
-        warnings.append(Diagnostic(Code.OPT_OUT, f"gitops.repoURL {gitops['repoURL']} is not a remote of this repository: "
-                                   "the controller would sync what kompile never checked", gitops.value_span("repoURL"),
-                                   "point it at this repository (git remote -v lists its URLs)", Severity.WARNING))
+        warnings.append(
+            Diagnostic(
+                Code.OPT_OUT,
+                f"gitops.repoURL {gitops['repoURL']} is not a remote of this repository: "
+                "the controller would sync what kompile never checked",
+                gitops.value_span("repoURL"),
+                "point it at this repository (git remote -v lists its URLs)",
+                Severity.WARNING,
+            )
+        )
     folder = folder_in_repo(root)
     path = str(gitops.get("path") or "").strip("/")
     if folder is not None and path != folder:
-        warnings.append(Diagnostic(Code.OPT_OUT, f"gitops.path is '{path}', but the output is in '{folder}' of its "
-                                   "repository: the controller would sync files kompile did not write",
-                                   gitops.value_span("path") if "path" in gitops else gitops.span,
-                                   f"set gitops.path: {folder}" if folder else "remove gitops.path", Severity.WARNING))
+        warnings.append(
+            Diagnostic(
+                Code.OPT_OUT,
+                f"gitops.path is '{path}', but the output is in '{folder}' of its "
+                "repository: the controller would sync files kompile did not write",
+                gitops.value_span("path") if "path" in gitops else gitops.span,
+                f"set gitops.path: {folder}" if folder else "remove gitops.path",
+                Severity.WARNING,
+            )
+        )
     return warnings
 
 
@@ -147,8 +192,9 @@ PARALLEL_MIN = 200
 _job: tuple[Compiled, list[Environment]] | None = None  # what forked workers read (set just before forking)
 
 
-def _compile_all(base: Compiled, envs: list[Environment], keep_objects: bool,
-                 progress: Callable[[int, int], None] | None) -> list[_Result]:
+def _compile_all(
+    base: Compiled, envs: list[Environment], keep_objects: bool, progress: Callable[[int, int], None] | None
+) -> list[_Result]:
     """Each environment compiles on its own, so large repos are spread over the cores. Workers are
     forked after loading and validating, so they share the model instead of receiving it; they send
     back only file bytes. Results come back in order: the output does not depend on the schedule."""
@@ -156,7 +202,12 @@ def _compile_all(base: Compiled, envs: list[Environment], keep_objects: bool,
     workers = min(os.cpu_count() or 1, 8)
     report = progress or (lambda done, total: None)
     results: list[_Result] = []
-    if keep_objects or workers < 2 or len(envs) < PARALLEL_MIN or "fork" not in multiprocessing.get_all_start_methods():
+    if (
+        keep_objects
+        or workers < 2
+        or len(envs) < PARALLEL_MIN
+        or "fork" not in multiprocessing.get_all_start_methods()
+    ):
         for env in envs:
             results.append(_compile_one(base, env, keep_objects))
             report(len(results), len(envs))
@@ -176,7 +227,7 @@ def _compile_all(base: Compiled, envs: list[Environment], keep_objects: bool,
 
 def _compile_chunk(bounds: tuple[int, int]) -> list[_Result]:
     base, envs = _job
-    return [_compile_one(base, env, keep_objects=False) for env in envs[bounds[0]:bounds[1]]]
+    return [_compile_one(base, env, keep_objects=False) for env in envs[bounds[0] : bounds[1]]]
 
 
 def render_one(root: Path, name: str) -> list[dict]:

@@ -34,7 +34,9 @@ class TreeChanges:
         return bool(self.added or self.changed or self.removed)
 
 
-def compare_with_disk(root: Path, files: dict[str, bytes], manifest: Manifest, owned: tuple[str, ...]) -> TreeChanges:
+def compare_with_disk(
+    root: Path, files: dict[str, bytes], manifest: Manifest, owned: tuple[str, ...]
+) -> TreeChanges:
     """What `kompile build` would add, change or remove; empty when it would do nothing.
 
     `manifest` is the one the build would write; a stale record of owned files counts as a change.
@@ -49,7 +51,11 @@ def compare_with_disk(root: Path, files: dict[str, bytes], manifest: Manifest, o
             elif current != data:
                 changes.changed.append(path)  # a link, a folder or other bytes: the build would have to act
         for path in old.files if old else ():
-            if path not in files and any(path.startswith(folder + "/") for folder in owned) and disk.lstat(path) is not None:
+            if (
+                path not in files
+                and any(path.startswith(folder + "/") for folder in owned)
+                and disk.lstat(path) is not None
+            ):
                 changes.removed.append(path)
     # The record of what kompile owns must be current too (the inputs it lists are only a cache key).
     if old is None:
@@ -79,8 +85,14 @@ class Change:
     new: object = None
 
     def as_dict(self) -> dict:
-        return {"environment": self.environment, "object": self.object, "change": self.kind.value,
-                "path": self.path, "old": self.old, "new": self.new}
+        return {
+            "environment": self.environment,
+            "object": self.object,
+            "change": self.kind.value,
+            "path": self.path,
+            "old": self.old,
+            "new": self.new,
+        }
 
 
 # Lists of named things are compared by name, not position: {list field: (key, how a reader names one)}.
@@ -108,9 +120,14 @@ def _by_name(node, field_name: str | None = None):
     if isinstance(node, list):
         items = [_by_name(item) for item in node]
         key, label = NAMED_LISTS.get(field_name or "", (None, None))
-        if key and all(isinstance(item, dict) and isinstance(item.get(key), str | int) for item in items) \
-                and len({item[key] for item in items}) == len(items):
-            return {_Named(f"{label} {item[key]}"): {k: v for k, v in item.items() if k != key} for item in items}
+        if (
+            key
+            and all(isinstance(item, dict) and isinstance(item.get(key), str | int) for item in items)
+            and len({item[key] for item in items}) == len(items)
+        ):
+            return {
+                _Named(f"{label} {item[key]}"): {k: v for k, v in item.items() if k != key} for item in items
+            }
         return items
     return node
 
@@ -119,8 +136,12 @@ def _describe_path(parts: list) -> str:
     # "containers", "container web" -> "container web": the item's label already names its list.
     parts = [p for i, p in enumerate(parts) if not (i + 1 < len(parts) and isinstance(parts[i + 1], _Named))]
     for prefix in POD_TEMPLATE_PREFIXES:
-        if tuple(parts[:len(prefix)]) == prefix and len(parts) > len(prefix) and isinstance(parts[len(prefix)], _Named):
-            parts = parts[len(prefix):]
+        if (
+            tuple(parts[: len(prefix)]) == prefix
+            and len(parts) > len(prefix)
+            and isinstance(parts[len(prefix)], _Named)
+        ):
+            parts = parts[len(prefix) :]
             break
     tokens: list[str] = []
     plain: list[str] = []
@@ -147,9 +168,12 @@ def _plain_value(value):
     return value
 
 
-def diff_environment(environment: str, old_objects: list[dict] | None, new_objects: list[dict] | None) -> list[Change]:
+def diff_environment(
+    environment: str, old_objects: list[dict] | None, new_objects: list[dict] | None
+) -> list[Change]:
     """Semantic changes between two renderings of one environment. DeepDiff runs only on objects whose
     canonical form differs, so unchanged environments cost one comparison each."""
+
     def key(obj):
         return f"{obj['kind']}/{obj['metadata']['name']}"
 
@@ -172,9 +196,14 @@ def _object_changes(environment: str, name: str, old: dict, new: dict) -> list[C
     before, after = _by_name(old), _by_name(new)
     tree = DeepDiff(before, after, view="tree", verbose_level=2)
     changes = []
-    for report, kind in (("dictionary_item_added", ChangeKind.ADDED), ("iterable_item_added", ChangeKind.ADDED),
-                         ("dictionary_item_removed", ChangeKind.REMOVED), ("iterable_item_removed", ChangeKind.REMOVED),
-                         ("values_changed", ChangeKind.CHANGED), ("type_changes", ChangeKind.CHANGED)):
+    for report, kind in (
+        ("dictionary_item_added", ChangeKind.ADDED),
+        ("iterable_item_added", ChangeKind.ADDED),
+        ("dictionary_item_removed", ChangeKind.REMOVED),
+        ("iterable_item_removed", ChangeKind.REMOVED),
+        ("values_changed", ChangeKind.CHANGED),
+        ("type_changes", ChangeKind.CHANGED),
+    ):
         for level in tree.get(report, ()):
             path = _describe_path(level.path(output_format="list"))
             old_value = None if kind is ChangeKind.ADDED else _plain_value(level.t1)
@@ -190,21 +219,34 @@ def _fold_pod_metadata(changes: list[Change]) -> list[Change]:
     for change in changes:
         for prefix in ("spec.template.", "spec.jobTemplate.spec.template."):
             if change.path.startswith(prefix + "metadata."):
-                twin = index.get((change.path[len(prefix):], change.kind, repr(change.old), repr(change.new)))
+                twin = index.get(
+                    (change.path[len(prefix) :], change.kind, repr(change.old), repr(change.new))
+                )
                 if twin is not None:
                     break
         else:
             twin = None
         if twin is not None:
             continue  # reported once, on the workload
-        if any(index.get((prefix + change.path, change.kind, repr(change.old), repr(change.new)))
-               for prefix in ("spec.template.", "spec.jobTemplate.spec.template.")):
-            change = Change(change.environment, change.object, change.kind, change.path + " (and its pods)", change.old, change.new)
+        if any(
+            index.get((prefix + change.path, change.kind, repr(change.old), repr(change.new)))
+            for prefix in ("spec.template.", "spec.jobTemplate.spec.template.")
+        ):
+            change = Change(
+                change.environment,
+                change.object,
+                change.kind,
+                change.path + " (and its pods)",
+                change.old,
+                change.new,
+            )
         folded.append(change)
     return folded
 
 
-def diff_project(root: Path, base: str | None = None, only: list[str] | None = None) -> tuple[list[str], list[Change]]:
+def diff_project(
+    root: Path, base: str | None = None, only: list[str] | None = None
+) -> tuple[list[str], list[Change]]:
     """(environments compared, changes). Without `base`: the committed overlays against what the specs
     now produce. With `base`: the specs as they were at that git revision against the specs now.
 
@@ -229,12 +271,20 @@ def diff_project(root: Path, base: str | None = None, only: list[str] | None = N
             try:
                 export_revision(root, base, Path(scratch))
             except GitError as exc:
-                raise KompileError([Diagnostic(Code.GIT, str(exc), Span("."), "--base takes a branch, tag or commit")]) from None
+                raise KompileError(
+                    [Diagnostic(Code.GIT, str(exc), Span("."), "--base takes a branch, tag or commit")]
+                ) from None
             try:
                 then = compile_project(Path(scratch), keep_objects=False)
-            except KompileError as exc:  # the specs as they were: say so, so nobody looks for it in the working tree
-                raise KompileError([Diagnostic(d.code, f"at {base}: {d.message}", d.span, d.hint, d.severity)
-                                    for d in exc.diagnostics]) from None
+            except (
+                KompileError
+            ) as exc:  # the specs as they were: say so, so nobody looks for it in the working tree
+                raise KompileError(
+                    [
+                        Diagnostic(d.code, f"at {base}: {d.message}", d.span, d.hint, d.severity)
+                        for d in exc.diagnostics
+                    ]
+                ) from None
             old_files = then.files
             if only:
                 require_environments(now.project, only, also=then.names)
@@ -259,11 +309,16 @@ def _environments(files) -> set[str]:
     return {path.split("/")[1] for path in files if path.startswith("overlays/") and path.count("/") >= 2}
 
 
-def _changed_environments(before: dict[str, bytes], after: dict[str, bytes], only: list[str] | None) -> set[str]:
+def _changed_environments(
+    before: dict[str, bytes], after: dict[str, bytes], only: list[str] | None
+) -> set[str]:
     """Environments whose files differ; all of them when the shared base does."""
     names = _environments(before) | _environments(after)
-    differing = {path for path in before.keys() | after.keys()
-                 if path.startswith(("bases/", "overlays/")) and before.get(path) != after.get(path)}
+    differing = {
+        path
+        for path in before.keys() | after.keys()
+        if path.startswith(("bases/", "overlays/")) and before.get(path) != after.get(path)
+    }
     if any(path.startswith("bases/") for path in differing):
         changed = names
     else:
@@ -283,11 +338,21 @@ def _files_on_disk(root: Path) -> dict[str, bytes]:
                     if path.endswith(".yaml"):
                         files[path] = disk.read(path, MAX_OUTPUT_BYTES)
     except Refused as exc:
-        raise KompileError([Diagnostic(Code.MANIFEST, f"cannot read the committed output: {exc.rel}: {exc.why}", Span(exc.rel),
-                                       "the output folders hold only the files kompile writes; remove it and run "
-                                       "`kompile build`")]) from None
+        raise KompileError(
+            [
+                Diagnostic(
+                    Code.MANIFEST,
+                    f"cannot read the committed output: {exc.rel}: {exc.why}",
+                    Span(exc.rel),
+                    "the output folders hold only the files kompile writes; remove it and run "
+                    "`kompile build`",
+                )
+            ]
+        ) from None
     except OSError as exc:
-        raise KompileError([Diagnostic(Code.MANIFEST, f"cannot read the committed output: {exc.strerror}", Span("overlays"))]) from None
+        raise KompileError(
+            [Diagnostic(Code.MANIFEST, f"cannot read the committed output: {exc.strerror}", Span("overlays"))]
+        ) from None
     return files
 
 
@@ -306,11 +371,27 @@ def _committed_objects(root: Path, names: set[str]) -> dict[str, list[dict] | No
     try:
         return {name: read_overlay(root, name) for name in sorted(names)}
     except OverlayError as exc:
-        raise KompileError([Diagnostic(Code.MANIFEST, f"cannot read the committed output: {exc}", exc.span,
-                                       "run `kompile build` to write it again (or compare revisions with --base)")]) from None
+        raise KompileError(
+            [
+                Diagnostic(
+                    Code.MANIFEST,
+                    f"cannot read the committed output: {exc}",
+                    exc.span,
+                    "run `kompile build` to write it again (or compare revisions with --base)",
+                )
+            ]
+        ) from None
     except OSError as exc:
-        raise KompileError([Diagnostic(Code.MANIFEST, f"cannot read the committed output: {exc.strerror}", Span("overlays"),
-                                       "run `kompile build` to write it again")]) from None
+        raise KompileError(
+            [
+                Diagnostic(
+                    Code.MANIFEST,
+                    f"cannot read the committed output: {exc.strerror}",
+                    Span("overlays"),
+                    "run `kompile build` to write it again",
+                )
+            ]
+        ) from None
 
 
 def unchanged_since_build(root: Path) -> bool:

@@ -53,8 +53,16 @@ def promote(root: Path, source: str, target: str) -> Edit:
     image, _ = effective_spec(project, source)
     image = image.get("image") or {}
     if not image.get("tag") and not image.get("digest"):
-        raise KompileError([Diagnostic(Code.LATEST_TAG, f"environment '{source}' pins no tag or digest to promote",
-                                       Span(project.environments[source].rel), f"kompile set-image {source} --tag ...")])
+        raise KompileError(
+            [
+                Diagnostic(
+                    Code.LATEST_TAG,
+                    f"environment '{source}' pins no tag or digest to promote",
+                    Span(project.environments[source].rel),
+                    f"kompile set-image {source} --tag ...",
+                )
+            ]
+        )
     return _pin(project, target, {"tag": image.get("tag"), "digest": image.get("digest")})
 
 
@@ -66,7 +74,9 @@ def write_edit(root: Path, edit: Edit) -> None:
                 disk.write(edit.path, edit.after.encode("utf-8"))
         except (OSError, Refused) as exc:
             why = exc.why if isinstance(exc, Refused) else exc.strerror
-            raise KompileError([Diagnostic(Code.WRITE, f"cannot write {edit.path}: {why}", Span(edit.path))]) from None
+            raise KompileError(
+                [Diagnostic(Code.WRITE, f"cannot write {edit.path}: {why}", Span(edit.path))]
+            ) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -77,11 +87,20 @@ def _check_reference(tag: str | None, digest: str | None) -> None:
         raise KompileError([Diagnostic(Code.INVALID_VALUE, "give --tag, --digest or both", None)])
     problems = []
     if tag is not None and (not re.match(IMAGE_TAG, tag) or check_no_latest(tag)):
-        problems.append(Diagnostic(Code.INVALID_VALUE if tag != "latest" else Code.LATEST_TAG,
-                                   f"'{tag}' is not an image tag kompile accepts", None,
-                                   "letters, digits, '.', '_' and '-', not 'latest'"))
+        problems.append(
+            Diagnostic(
+                Code.INVALID_VALUE if tag != "latest" else Code.LATEST_TAG,
+                f"'{tag}' is not an image tag kompile accepts",
+                None,
+                "letters, digits, '.', '_' and '-', not 'latest'",
+            )
+        )
     if digest is not None and not re.match(IMAGE_DIGEST, digest):
-        problems.append(Diagnostic(Code.INVALID_VALUE, f"'{digest}' is not an image digest", None, "sha256:<64 hex digits>"))
+        problems.append(
+            Diagnostic(
+                Code.INVALID_VALUE, f"'{digest}' is not an image digest", None, "sha256:<64 hex digits>"
+            )
+        )
     if problems:
         raise KompileError(problems)
 
@@ -96,8 +115,12 @@ def _pin(project: Project, environment: str, wanted: dict[str, str | None]) -> E
     inherited = _inherited_image(project, environment)
     # What this file must say: each key set to the wanted value, or null where an inherited value must go.
     own: dict[str, str | None] = {key: value for key, value in wanted.items() if value is not None}
-    own.update({key: None for key, value in wanted.items() if value is None and inherited.get(key) is not None})
-    after = _splice_image(before, spec_file.rel, own, drop={k for k, v in wanted.items() if v is None} - set(own))
+    own.update(
+        {key: None for key, value in wanted.items() if value is None and inherited.get(key) is not None}
+    )
+    after = _splice_image(
+        before, spec_file.rel, own, drop={k for k, v in wanted.items() if v is None} - set(own)
+    )
     _verify(before, after, spec_file.rel, own)
     return Edit(spec_file.rel, before, after)
 
@@ -108,7 +131,7 @@ def _inherited_image(project: Project, environment: str) -> dict:
     inherited = dict(app_settings(project).get("image") or {})
     for name in chain[:-1]:
         layer = project.environments[name].spec.get("image")
-        for key, value in (layer.items() if isinstance(layer, dict) else ()):
+        for key, value in layer.items() if isinstance(layer, dict) else ():
             if value is None:
                 inherited.pop(key, None)
             else:
@@ -154,28 +177,43 @@ def _splice_image(text: str, rel: str, own: dict[str, str | None], drop: set[str
     root = _compose(text, rel)
     spec = _entry(root, "spec")
     if spec is None or not isinstance(spec[1], yaml.MappingNode) or not spec[1].value:
-        raise KompileError([Diagnostic(Code.MISSING_FIELD, f"{rel} has no spec: mapping to pin the image in", Span(rel))])
+        raise KompileError(
+            [Diagnostic(Code.MISSING_FIELD, f"{rel} has no spec: mapping to pin the image in", Span(rel))]
+        )
     image = _entry(spec[1], "image")
     if image is None:
-        return _insert_entry(text, spec[1], "image", _flow([(key, value, None) for key, value in own.items()]))
+        return _insert_entry(
+            text, spec[1], "image", _flow([(key, value, None) for key, value in own.items()])
+        )
     node = image[1]
     if not isinstance(node, yaml.MappingNode):  # `image: repo` shorthand becomes a mapping
-        items = [("repository", node.value, node.style)] if isinstance(node, yaml.ScalarNode) and node.value else []
+        items = (
+            [("repository", node.value, node.style)]
+            if isinstance(node, yaml.ScalarNode) and node.value
+            else []
+        )
         items += [(key, value, None) for key, value in own.items()]
-        return text[:node.start_mark.index] + _flow(items) + text[node.end_mark.index:]
+        return text[: node.start_mark.index] + _flow(items) + text[node.end_mark.index :]
     present = {key.value: value for key, value in node.value}
     if all(key in present for key in own) and not drop & present.keys():
         # Only values change: replace each scalar where it stands, in its own quoting.
-        edits = [(present[key].start_mark.index, present[key].end_mark.index, _scalar(value, present[key].style))
-                 for key, value in own.items()]
+        edits = [
+            (present[key].start_mark.index, present[key].end_mark.index, _scalar(value, present[key].style))
+            for key, value in own.items()
+        ]
         for start, end, replacement in sorted(edits, reverse=True):
             text = text[:start] + replacement + text[end:]
         return text
     if node.flow_style:  # {tag: "1.4.3"} -> {digest: sha256:...}: rewrite the mapping, keys in their order
-        items = [(key.value, own[key.value], value.style) if key.value in own else (key.value, value.value, value.style)
-                 for key, value in node.value if key.value not in drop]
+        items = [
+            (key.value, own[key.value], value.style)
+            if key.value in own
+            else (key.value, value.value, value.style)
+            for key, value in node.value
+            if key.value not in drop
+        ]
         items += [(key, value, None) for key, value in own.items() if key not in present]
-        return text[:node.start_mark.index] + _flow(items) + text[node.end_mark.index:]
+        return text[: node.start_mark.index] + _flow(items) + text[node.end_mark.index :]
     return _edit_block(text, node, own, drop)
 
 
@@ -214,8 +252,11 @@ def _edit_block(text: str, mapping, own: dict[str, str | None], drop: set[str]) 
     for key in drop & present.keys():
         key_node, value_node = present[key]
         edits.append((_line_start(text, key_node.start_mark.index), _entry_end(text, value_node), ""))
-    added = "".join(f"{' ' * mapping.value[0][0].start_mark.column}{key}: {_scalar(value, None)}\n"
-                    for key, value in own.items() if key not in present)
+    added = "".join(
+        f"{' ' * mapping.value[0][0].start_mark.column}{key}: {_scalar(value, None)}\n"
+        for key, value in own.items()
+        if key not in present
+    )
     if added:
         at = _entry_end(text, mapping.value[-1][1])
         edits.append((at, at, added if text[:at].endswith("\n") or not at else "\n" + added))
@@ -235,7 +276,9 @@ def _verify(before: str, after: str, rel: str, own: dict[str, str | None]) -> No
     new = yaml.load(after, Loader=_Loader)
     old_image = old["spec"].get("image")
     new_image = new["spec"].get("image")
-    expected = dict(old_image) if isinstance(old_image, dict) else ({"repository": old_image} if old_image else {})
+    expected = (
+        dict(old_image) if isinstance(old_image, dict) else ({"repository": old_image} if old_image else {})
+    )
     for key in ("tag", "digest"):
         expected.pop(key, None)
     expected.update(own)
@@ -243,5 +286,13 @@ def _verify(before: str, after: str, rel: str, own: dict[str, str | None]) -> No
     old["spec"].pop("image", None)
     new["spec"].pop("image", None)
     if old != new or new_image != expected:
-        raise KompileError([Diagnostic(Code.INVALID_VALUE, f"cannot edit the image of {rel} in place (an unusual layout?)",
-                                       Span(rel), "edit the image by hand; kompile refuses to rewrite more than the image")])
+        raise KompileError(
+            [
+                Diagnostic(
+                    Code.INVALID_VALUE,
+                    f"cannot edit the image of {rel} in place (an unusual layout?)",
+                    Span(rel),
+                    "edit the image by hand; kompile refuses to rewrite more than the image",
+                )
+            ]
+        )

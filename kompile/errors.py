@@ -56,7 +56,9 @@ class Code(enum.Enum):
     UNKNOWN_ENVIRONMENT = "K310"
     DUPLICATE_FILE = "K311"  # dev.yaml beside dev.yml
     EXTENDS_DEPTH = "K312"
-    ENVIRONMENT_REMOVED = "K313"  # a production environment's spec is gone; removing its output needs --remove
+    ENVIRONMENT_REMOVED = (
+        "K313"  # a production environment's spec is gone; removing its output needs --remove
+    )
     # Meaning of a spec
     AUTOSCALING_BOUNDS = "K401"
     SCHEDULER_SCALING = "K402"
@@ -152,6 +154,10 @@ def naming_environments(problems: list[tuple[str, Diagnostic]]) -> list[Diagnost
         grouped.setdefault(diagnostic, []).append(name)
     named = []
     for diagnostic, names in grouped.items():
-        which = f"environment '{names[0]}'" if len(names) == 1 else "environments " + ", ".join(f"'{n}'" for n in names)
+        which = (
+            f"environment '{names[0]}'"
+            if len(names) == 1
+            else "environments " + ", ".join(f"'{n}'" for n in names)
+        )
         named.append(replace(diagnostic, message=f"{which}: {diagnostic.message}"))
     return named

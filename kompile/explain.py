@@ -37,7 +37,12 @@ def explain_environment(project: Project, name: str, prefix: str = "") -> list[S
     rows: list[Setting] = []
     _walk(spec.EFFECTIVE_SPEC, settings, "", origins, rows)
     if "namespace" not in settings.value_spans:
-        rows = [r if r.path != "namespace" else Setting("namespace", settings["namespace"], "kompile default", None) for r in rows]
+        rows = [
+            r
+            if r.path != "namespace"
+            else Setting("namespace", settings["namespace"], "kompile default", None)
+            for r in rows
+        ]
     return [row for row in rows if _under(row.path, prefix)]
 
 
@@ -55,10 +60,15 @@ def _under(path: str, prefix: str) -> bool:
     return not prefix or path == prefix or path.startswith(prefix + ".") or path.startswith(prefix + "[")
 
 
-def _walk(kind: spec.Type, value, path: str, origins: dict[str, str], rows: list[Setting], span: Span | None = None) -> None:
+def _walk(
+    kind: spec.Type, value, path: str, origins: dict[str, str], rows: list[Setting], span: Span | None = None
+) -> None:
     if isinstance(kind, spec.Either):
-        kind = next((option for option in kind.options if isinstance(option, spec.Obj)), kind) \
-            if isinstance(value, dict) else kind
+        kind = (
+            next((option for option in kind.options if isinstance(option, spec.Obj)), kind)
+            if isinstance(value, dict)
+            else kind
+        )
     if isinstance(kind, spec.Obj) and isinstance(value, YMap):
         unused = _unused_defaults(kind, value)
         for key, field in kind.fields.items():
@@ -70,7 +80,9 @@ def _walk(kind: spec.Type, value, path: str, origins: dict[str, str], rows: list
             elif here in ALWAYS_APPLIED:  # settings every environment has, spec or not: show their defaults
                 _walk(field.type, YMap(Span("")), here, origins, rows)
         return
-    if isinstance(kind, spec.Collection) and isinstance(value, YList):  # each entry from the file that wrote it
+    if isinstance(kind, spec.Collection) and isinstance(
+        value, YList
+    ):  # each entry from the file that wrote it
         for index, item in enumerate(value):
             named = isinstance(item, YMap) and isinstance(item.get(kind.key), str)
             here = f"{path}.{item[kind.key]}" if named else f"{path}[{index}]"

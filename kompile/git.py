@@ -13,7 +13,9 @@ OUTPUT_FOLDERS = ("bases", "overlays", "gitops")
 
 def _git(root: Path, *args: str, text: bool = True) -> subprocess.CompletedProcess | None:
     try:
-        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=text, timeout=60, check=False)
+        return subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=text, timeout=60, check=False
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
 
@@ -44,11 +46,13 @@ def folder_in_repo(root: Path) -> str | None:
 
 def same_repository(a: str, b: str) -> bool:
     """Two ways of writing one repository's URL: https or ssh, with or without .git, a user, a port."""
+
     def key(url: str) -> str:
         url = url.strip().lower().removesuffix("/").removesuffix(".git")
         url = url.split("://", 1)[1] if "://" in url else url.replace(":", "/", 1)
         host, _, path = url.rpartition("@")[2].partition("/")
         return f"{host.split(':')[0]}/{path}"
+
     return key(a) == key(b)
 
 
@@ -56,7 +60,9 @@ class GitError(Exception):
     pass
 
 
-def export_revision(root: Path, revision: str, destination: Path, skip: tuple[str, ...] = OUTPUT_FOLDERS) -> None:
+def export_revision(
+    root: Path, revision: str, destination: Path, skip: tuple[str, ...] = OUTPUT_FOLDERS
+) -> None:
     """The files under root as they were at `revision`, written to destination (output folders left out).
 
     The archive is streamed, and written member by member under a handle on destination: files and
@@ -74,8 +80,11 @@ def export_revision(root: Path, revision: str, destination: Path, skip: tuple[st
     tree = f"{revision}:{prefix.stdout.strip()}"
     # From the top: in a subfolder, git archive would also filter by the working directory.
     try:
-        process = subprocess.Popen(["git", "-C", top.stdout.strip(), "archive", "--format=tar", tree],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        process = subprocess.Popen(
+            ["git", "-C", top.stdout.strip(), "archive", "--format=tar", tree],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
     except OSError as exc:
         raise GitError(f"cannot run git: {exc.strerror}") from None
     try:

@@ -74,28 +74,51 @@ def layout_overlay(base: Compiled, compiled: Compiled) -> dict[str, bytes]:
         try:
             change = diff_patch(base_objects[key], obj)
         except PatchError as exc:
-            raise KompileError([Diagnostic(Code.PATCH, f"{obj['kind']}/{obj['metadata']['name']} differs from the base in a way "
-                                           f"no kustomize patch can express: {exc}", env.where or Span(env.sources[-1]),
-                                           "make the App and this environment agree on that list (or move the object "
-                                           "into the environment with extraResources)")]) from None
+            raise KompileError(
+                [
+                    Diagnostic(
+                        Code.PATCH,
+                        f"{obj['kind']}/{obj['metadata']['name']} differs from the base in a way "
+                        f"no kustomize patch can express: {exc}",
+                        env.where or Span(env.sources[-1]),
+                        "make the App and this environment agree on that list (or move the object "
+                        "into the environment with extraResources)",
+                    )
+                ]
+            ) from None
         if change:
-            patch = {"apiVersion": obj["apiVersion"], "kind": obj["kind"],
-                     "metadata": {"name": obj["metadata"]["name"], **change.pop("metadata", {})}, **change}
+            patch = {
+                "apiVersion": obj["apiVersion"],
+                "kind": obj["kind"],
+                "metadata": {"name": obj["metadata"]["name"], **change.pop("metadata", {})},
+                **change,
+            }
             patches.append(f"patches/{file_name(obj)}")
             files[f"{folder}/patches/{file_name(obj)}"] = emit_yaml(patch, head)
     for key, obj in base_objects.items():
         if key not in seen:  # the App has it, this environment does not (e.g. `migrate: null`)
-            removal = {DIRECTIVE: "delete", "apiVersion": obj["apiVersion"], "kind": obj["kind"],
-                       "metadata": {"name": obj["metadata"]["name"]}}
+            removal = {
+                DIRECTIVE: "delete",
+                "apiVersion": obj["apiVersion"],
+                "kind": obj["kind"],
+                "metadata": {"name": obj["metadata"]["name"]},
+            }
             patches.append(f"patches/{file_name(obj)}")
             files[f"{folder}/patches/{file_name(obj)}"] = emit_yaml(removal, head)
-    files[f"{folder}/kustomization.yaml"] = emit_yaml(_overlay_kustomization(base, env, resources, patches), head)
+    files[f"{folder}/kustomization.yaml"] = emit_yaml(
+        _overlay_kustomization(base, env, resources, patches), head
+    )
     return files
 
 
-def _overlay_kustomization(base: Compiled, env: Environment, resources: list[str], patches: list[str]) -> dict:
-    kustomization: dict = {**KUSTOMIZATION, "namespace": env.namespace,
-                           "resources": [f"../../{base_dir(env.app)}", *sorted(resources)]}
+def _overlay_kustomization(
+    base: Compiled, env: Environment, resources: list[str], patches: list[str]
+) -> dict:
+    kustomization: dict = {
+        **KUSTOMIZATION,
+        "namespace": env.namespace,
+        "resources": [f"../../{base_dir(env.app)}", *sorted(resources)],
+    }
     if patches:
         kustomization["patches"] = [{"path": path} for path in sorted(patches)]
     kustomization["labels"] = [{"pairs": environment_labels(env), "includeTemplates": True}]

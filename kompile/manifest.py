@@ -42,8 +42,16 @@ class Manifest:
         return digest(data) in self.files.get(path, ())
 
     def to_bytes(self) -> bytes:
-        files = {path: hashes[0] if len(hashes) == 1 else list(hashes) for path, hashes in sorted(self.files.items())}
-        body = {"format": FORMAT, "generator": self.generator, "inputs": dict(sorted(self.inputs.items())), "files": files}
+        files = {
+            path: hashes[0] if len(hashes) == 1 else list(hashes)
+            for path, hashes in sorted(self.files.items())
+        }
+        body = {
+            "format": FORMAT,
+            "generator": self.generator,
+            "inputs": dict(sorted(self.inputs.items())),
+            "files": files,
+        }
         if self.warnings:
             body["warnings"] = list(self.warnings)
         if self.environments:
@@ -80,33 +88,56 @@ def read_manifest(root: Path) -> Manifest | None:
     checked: dict[str, tuple[str, ...]] = {}
     for path, hashes in files.items():
         hashes = (hashes,) if isinstance(hashes, str) else hashes
-        problem = path_problem(path) or ("it is not under bases/, overlays/ or gitops/"
-                                         if path.split("/", 1)[0] not in OUTPUT_FOLDERS or "/" not in path else None)
-        if problem is None and not (isinstance(hashes, list | tuple) and hashes and all(isinstance(h, str) and _HASH.fullmatch(h)
-                                                                                          for h in hashes)):
+        problem = path_problem(path) or (
+            "it is not under bases/, overlays/ or gitops/"
+            if path.split("/", 1)[0] not in OUTPUT_FOLDERS or "/" not in path
+            else None
+        )
+        if problem is None and not (
+            isinstance(hashes, list | tuple)
+            and hashes
+            and all(isinstance(h, str) and _HASH.fullmatch(h) for h in hashes)
+        ):
             problem = "its hashes are not SHA-256 hex digests"
         if problem:
-            raise _unreadable(f"listing {path!r}, which kompile never writes ({problem})", _line_of(data, path))
+            raise _unreadable(
+                f"listing {path!r}, which kompile never writes ({problem})", _line_of(data, path)
+            )
         checked[path] = tuple(hashes)
     for path, recorded in inputs.items():
-        problem = path_problem(path) or (None if isinstance(recorded, str) and _HASH.fullmatch(recorded) else "not a hash")
+        problem = path_problem(path) or (
+            None if isinstance(recorded, str) and _HASH.fullmatch(recorded) else "not a hash"
+        )
         if problem:
-            raise _unreadable(f"listing the input {path!r}, which kompile never reads ({problem})", _line_of(data, path))
+            raise _unreadable(
+                f"listing the input {path!r}, which kompile never reads ({problem})", _line_of(data, path)
+            )
     warnings = body.get("warnings") or []
-    if not isinstance(warnings, list) or not all(isinstance(w, dict) and all(isinstance(v, str | int | None) for v in w.values())
-                                                 for w in warnings):
+    if not isinstance(warnings, list) or not all(
+        isinstance(w, dict) and all(isinstance(v, str | int | None) for v in w.values()) for w in warnings
+    ):
         raise _unreadable("listing warnings that are not diagnostics")
     environments = body.get("environments") or {}
-    if not isinstance(environments, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in environments.items()):
+    if not isinstance(environments, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in environments.items()
+    ):
         raise _unreadable("listing environments that are not names and tiers")
-    return Manifest(generator=str(body.get("generator", "")), inputs=dict(inputs), files=checked, warnings=tuple(warnings),
-                    environments=dict(environments))
+    return Manifest(
+        generator=str(body.get("generator", "")),
+        inputs=dict(inputs),
+        files=checked,
+        warnings=tuple(warnings),
+        environments=dict(environments),
+    )
 
 
 def recorded_environments(manifest: Manifest) -> dict[str, str | None]:
     """The environments a manifest's build wrote, with their tiers (None when an older kompile did not record it)."""
-    found: dict[str, str | None] = {path.split("/")[1]: None for path in manifest.files
-                                    if path.startswith("overlays/") and path.count("/") >= 2}
+    found: dict[str, str | None] = {
+        path.split("/")[1]: None
+        for path in manifest.files
+        if path.startswith("overlays/") and path.count("/") >= 2
+    }
     found.update(manifest.environments)
     return found
 
@@ -117,7 +148,9 @@ def warning_diagnostics(manifest: Manifest) -> list[Diagnostic]:
     for item in manifest.warnings:
         path, line, column = item.get("file"), item.get("line"), item.get("column")
         span = Span(str(path), int(line or 0), int(column or 0)) if isinstance(path, str) else None
-        out.append(Diagnostic(Code.OPT_OUT, str(item.get("message", "")), span, item.get("hint"), Severity.WARNING))
+        out.append(
+            Diagnostic(Code.OPT_OUT, str(item.get("message", "")), span, item.get("hint"), Severity.WARNING)
+        )
     return out
 
 
@@ -128,6 +161,15 @@ def _line_of(data: bytes, path) -> int:
 
 
 def _unreadable(problem: str, line: int = 0) -> KompileError:
-    return KompileError([Diagnostic(Code.MANIFEST, f"{MANIFEST} is {problem}" if not problem.startswith("listing")
-                                    else f"{MANIFEST} is refused: it is {problem}", Span(MANIFEST, line, 1 if line else 0),
-                                    f"restore it from git (git checkout -- {MANIFEST}); kompile uses it to know which files it owns")])
+    return KompileError(
+        [
+            Diagnostic(
+                Code.MANIFEST,
+                f"{MANIFEST} is {problem}"
+                if not problem.startswith("listing")
+                else f"{MANIFEST} is refused: it is {problem}",
+                Span(MANIFEST, line, 1 if line else 0),
+                f"restore it from git (git checkout -- {MANIFEST}); kompile uses it to know which files it owns",
+            )
+        ]
+    )

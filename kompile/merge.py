@@ -59,7 +59,9 @@ def _layer(settings: YMap, skip: tuple[str, ...] | dict) -> YMap:
             value = image
         _put(layer, key, value, settings)
     for path, collection in spec.COLLECTIONS:
-        _convert(layer, path, lambda items, c=collection: _by_name(items, c) if isinstance(items, YList) else items)
+        _convert(
+            layer, path, lambda items, c=collection: _by_name(items, c) if isinstance(items, YList) else items
+        )
     return layer
 
 
@@ -91,7 +93,13 @@ def _check_removals(base: YMap, layer: YMap) -> None:
         if not isinstance(layer, YMap):
             return
         head, rest = path[0], path[1:]
-        keys = [k for k, v in layer.items() if isinstance(v, YMap)] if head == "*" else [head] if head in layer else []
+        keys = (
+            [k for k, v in layer.items() if isinstance(v, YMap)]
+            if head == "*"
+            else [head]
+            if head in layer
+            else []
+        )
         for key in keys:
             inherited = base.get(key) if isinstance(base, YMap) else None
             if rest:
@@ -104,10 +112,20 @@ def _check_removals(base: YMap, layer: YMap) -> None:
             for name, value in entries.items():
                 if value is None and name not in names:
                     close = difflib.get_close_matches(name, names, n=1)
-                    problems.append(Diagnostic(
-                        Code.REFERENCE, f"{where}{key}.{name}: null removes nothing: no inherited entry is named '{name}'",
-                        entries.key_span(name), f"did you mean '{close[0]}'?" if close else
-                        ("inherited: " + ", ".join(names) if names else "nothing is inherited here; remove the line")))
+                    problems.append(
+                        Diagnostic(
+                            Code.REFERENCE,
+                            f"{where}{key}.{name}: null removes nothing: no inherited entry is named '{name}'",
+                            entries.key_span(name),
+                            f"did you mean '{close[0]}'?"
+                            if close
+                            else (
+                                "inherited: " + ", ".join(names)
+                                if names
+                                else "nothing is inherited here; remove the line"
+                            ),
+                        )
+                    )
 
     for path, _ in spec.COLLECTIONS:
         walk(base, layer, path, "")
@@ -138,7 +156,12 @@ def _as_list(keyed, collection: spec.Collection):
         return keyed
     items = YList(keyed.span)
     for name, item in keyed.items():
-        if isinstance(item, YMap) and collection.key and collection.key not in item and not name.startswith("#"):
+        if (
+            isinstance(item, YMap)
+            and collection.key
+            and collection.key not in item
+            and not name.startswith("#")
+        ):
             named = YMap(item.span)
             named[collection.key] = name  # written as the map's key: that is where it points
             named.key_spans[collection.key] = named.value_spans[collection.key] = keyed.key_span(name)
@@ -171,15 +194,31 @@ def extends_chain(project: Project, name: str) -> list[str]:
         where = current.spec.value_span("extends")
         if parent not in project.environments:
             close = difflib.get_close_matches(parent, list(project.environments), n=1)
-            raise KompileError([Diagnostic(
-                Code.UNKNOWN_EXTENDS, f"environment '{current.name}' extends unknown environment '{parent}'", where,
-                f"did you mean '{close[0]}'?" if close else "known environments: " + ", ".join(project.environments))])
+            raise KompileError(
+                [
+                    Diagnostic(
+                        Code.UNKNOWN_EXTENDS,
+                        f"environment '{current.name}' extends unknown environment '{parent}'",
+                        where,
+                        f"did you mean '{close[0]}'?"
+                        if close
+                        else "known environments: " + ", ".join(project.environments),
+                    )
+                ]
+            )
         if parent in chain:
-            raise KompileError([_cycle(project, chain[chain.index(parent):])])
+            raise KompileError([_cycle(project, chain[chain.index(parent) :])])
         if len(chain) > MAX_EXTENDS:
-            raise KompileError([Diagnostic(
-                Code.EXTENDS_DEPTH, f"environment '{name}' extends through more than {MAX_EXTENDS} environments", where,
-                "start it from an environment nearer the App; long chains are hard to review")])
+            raise KompileError(
+                [
+                    Diagnostic(
+                        Code.EXTENDS_DEPTH,
+                        f"environment '{name}' extends through more than {MAX_EXTENDS} environments",
+                        where,
+                        "start it from an environment nearer the App; long chains are hard to review",
+                    )
+                ]
+            )
         chain.append(parent)
         current = project.environments[parent]
 
@@ -191,10 +230,18 @@ def _cycle(project: Project, members: list[str]) -> Diagnostic:
     members = members[first:] + members[:first]
     start = project.environments[members[0]]
     if len(members) == 1:
-        return Diagnostic(Code.EXTENDS_CYCLE, f"environment '{start.name}' extends itself", start.spec.value_span("extends"),
-                          "remove extends, or name the environment this one starts from")
-    return Diagnostic(Code.EXTENDS_CYCLE, f"extends forms a cycle: {' -> '.join([*members, members[0]])}",
-                      start.spec.value_span("extends"), f"remove extends from {start.rel} (or from another environment of the cycle)")
+        return Diagnostic(
+            Code.EXTENDS_CYCLE,
+            f"environment '{start.name}' extends itself",
+            start.spec.value_span("extends"),
+            "remove extends, or name the environment this one starts from",
+        )
+    return Diagnostic(
+        Code.EXTENDS_CYCLE,
+        f"extends forms a cycle: {' -> '.join([*members, members[0]])}",
+        start.spec.value_span("extends"),
+        f"remove extends from {start.rel} (or from another environment of the cycle)",
+    )
 
 
 def app_settings(project: Project) -> YMap:

@@ -207,7 +207,10 @@ class DnsTarget:
 
 # Where pods resolve names unless the spec says: the cluster DNS pods, and NodeLocal DNSCache's link-local
 # address (its pods run on the host network, so no pod selector matches them).
-DEFAULT_DNS = (DnsTarget("kube-system", {"k8s-app": "kube-dns"}, None), DnsTarget(None, {}, "169.254.20.10/32"))
+DEFAULT_DNS = (
+    DnsTarget("kube-system", {"k8s-app": "kube-dns"}, None),
+    DnsTarget(None, {}, "169.254.20.10/32"),
+)
 
 
 @dataclass(frozen=True)
@@ -358,7 +361,9 @@ class Environment:
     cluster: str | None
     tier: Tier | None
     image: Image
-    image_name: str  # the App's image repository: what the base's files name, and the overlay's images entry retags
+    image_name: (
+        str  # the App's image repository: what the base's files name, and the overlay's images entry retags
+    )
     env: dict[str, str]
     secrets: tuple[Secret, ...]
     components: tuple[Component, ...]

@@ -100,7 +100,9 @@ def _environment(project: Project, settings: YMap, name: str | None, sources: tu
         cluster=settings.get("cluster"),
         tier=Tier(settings["tier"]) if settings.get("tier") else None,
         image=Image(image.get("repository", ""), image.get("tag"), image.get("digest")),
-        image_name=(app_settings(project).get("image") or {}).get("repository", "") if name else image.get("repository", ""),
+        image_name=(app_settings(project).get("image") or {}).get("repository", "")
+        if name
+        else image.get("repository", ""),
         env=env,
         secrets=tuple(_secret(s) for s in settings.get("secrets") or ()),
         components=components,
@@ -109,13 +111,20 @@ def _environment(project: Project, settings: YMap, name: str | None, sources: tu
         ingress=_ingress(settings.get("ingress"), components),
         monitoring=_monitoring(settings.get("monitoring"), components),
         external_secrets=tuple(_external_secrets(settings, namespace)) if name else (),
-        sops_secrets=tuple(plain(project.manifests(entry["file"], None)[0])
-                           for _, entry in sorted((settings.get("sopsSecrets") or {}).items())) if name else (),
+        sops_secrets=tuple(
+            plain(project.manifests(entry["file"], None)[0])
+            for _, entry in sorted((settings.get("sopsSecrets") or {}).items())
+        )
+        if name
+        else (),
         pull_requests=_pull_requests(settings.get("pullRequests")) if name else None,
         security=_security(settings.get("security") or {}),
         accounts=accounts,
-        extra_objects=tuple(ExtraObject(plain(obj), obj.span)
-                            for rel in settings.get("extraResources") or () for obj in project.objects(rel, None)),
+        extra_objects=tuple(
+            ExtraObject(plain(obj), obj.span)
+            for rel in settings.get("extraResources") or ()
+            for obj in project.objects(rel, None)
+        ),
         patches=tuple(_patches(project, settings)),
         sealed_secrets=tuple(_sealed_secrets(project, settings, namespace)) if name else (),
         gitops=_gitops(project.app.spec.get("gitops")),
@@ -134,28 +143,46 @@ def _setting_spans(settings: YMap) -> dict[str, Span]:
     return spans
 
 
-def _component(app: str, name: str, body: dict, gunicorn_cmd_args: str, shared: Account,
-               sidecars: dict[str, Container], init_containers: dict[str, Container]) -> Component:
+def _component(
+    app: str,
+    name: str,
+    body: dict,
+    gunicorn_cmd_args: str,
+    shared: Account,
+    sidecars: dict[str, Container],
+    init_containers: dict[str, Container],
+) -> Component:
     kind = ComponentType(body["type"])
     autoscaling = body.get("autoscaling")
     own_account = body.get("identity") is not None or body.get("rbac") is not None
-    account = _account(f"{app}-{name}", body.get("identity"), body.get("rbac"), fallback=shared, component=name) \
-        if own_account else shared
+    account = (
+        _account(f"{app}-{name}", body.get("identity"), body.get("rbac"), fallback=shared, component=name)
+        if own_account
+        else shared
+    )
     return Component(
         name=name,
         type=kind,
         command=tuple(body["command"]) if body.get("command") else None,
         args=tuple(body["args"]) if body.get("args") else None,
         port=body.get("port"),
-        replicas=min(body.get("replicas", 1), 1) if kind is ComponentType.SCHEDULER else body.get("replicas", 1),
-        autoscaling=_autoscaling(autoscaling) if autoscaling and kind in (ComponentType.WEB, ComponentType.WORKER) else None,
+        replicas=min(body.get("replicas", 1), 1)
+        if kind is ComponentType.SCHEDULER
+        else body.get("replicas", 1),
+        autoscaling=_autoscaling(autoscaling)
+        if autoscaling and kind in (ComponentType.WEB, ComponentType.WORKER)
+        else None,
         probes=_component_probes(kind, body),
         resources=resources_with_defaults(body.get("resources") or {}),
-        termination_grace_seconds=body.get("terminationGracePeriodSeconds", _grace(kind, body, gunicorn_cmd_args)),
+        termination_grace_seconds=body.get(
+            "terminationGracePeriodSeconds", _grace(kind, body, gunicorn_cmd_args)
+        ),
         account=account,
         sidecars=tuple(sidecars[n] for n in body.get("sidecars") or ()),
         init_containers=tuple(init_containers[n] for n in body.get("initContainers") or ()),
-        metrics=Metrics(body["metrics"]["port"], body["metrics"].get("path", "/metrics")) if body.get("metrics") else None,
+        metrics=Metrics(body["metrics"]["port"], body["metrics"].get("path", "/metrics"))
+        if body.get("metrics")
+        else None,
         connects_to=tuple(body.get("connectsTo") or ()),
         scheduling=_scheduling(body.get("scheduling")),
         egress=_egress(body.get("egress")),
@@ -181,7 +208,9 @@ def _autoscaling(body: dict) -> Autoscaling:
             length=queue.get("length", 10),
             secret=queue.get("secret"),
             keys={k: queue["keys"][k] for k in sorted(queue.get("keys") or {})},
-        ) if queue else None,
+        )
+        if queue
+        else None,
     )
 
 
@@ -201,8 +230,11 @@ def _grace(kind: ComponentType, body: dict, gunicorn_cmd_args: str) -> int | Non
 def _probe(body: dict | None, default_port: int | None) -> Probe | None:
     if not body:
         return None
-    timing = {"period_seconds": body.get("periodSeconds"), "failure_threshold": body.get("failureThreshold"),
-              "timeout_seconds": body.get("timeoutSeconds")}
+    timing = {
+        "period_seconds": body.get("periodSeconds"),
+        "failure_threshold": body.get("failureThreshold"),
+        "timeout_seconds": body.get("timeoutSeconds"),
+    }
     if body.get("http") is not None:
         return Probe(http_path=body["http"]["path"], port=body["http"].get("port", default_port), **timing)
     if body.get("exec") is not None:
@@ -218,7 +250,14 @@ def _component_probes(kind: ComponentType, body: dict) -> Probes:
         return Probes()
     probes = body.get("probes") or {}
     port = body.get("port")
-    health = _probe({"http": probes["http"]} if probes.get("http") else {"exec": probes["exec"]} if probes.get("exec") else None, port)
+    health = _probe(
+        {"http": probes["http"]}
+        if probes.get("http")
+        else {"exec": probes["exec"]}
+        if probes.get("exec")
+        else None,
+        port,
+    )
     web = kind is ComponentType.WEB
     return Probes(
         startup=_probe(probes.get("startup"), port) or (health if web else None),
@@ -252,13 +291,21 @@ def _container(body: dict) -> Container:
         secrets=tuple(body.get("secrets") or ()),
         ports=tuple(body.get("ports") or ()),
         resources=resources_with_defaults(body.get("resources") or {}, SIDECAR_REQUESTS, SIDECAR_LIMITS),
-        probes=Probes(startup=_probe(probes.get("startup"), None), readiness=_probe(probes.get("readiness"), None),
-                      liveness=_probe(probes.get("liveness"), None)),
+        probes=Probes(
+            startup=_probe(probes.get("startup"), None),
+            readiness=_probe(probes.get("readiness"), None),
+            liveness=_probe(probes.get("liveness"), None),
+        ),
     )
 
 
-def _account(name: str, identity: dict | None, rbac: dict | None, fallback: Account | None = None,
-             component: str | None = None) -> Account:
+def _account(
+    name: str,
+    identity: dict | None,
+    rbac: dict | None,
+    fallback: Account | None = None,
+    component: str | None = None,
+) -> Account:
     """A ServiceAccount: its cloud identities (a component without its own keeps the app's), and the
     rules of a Role bound to it."""
     if identity is None and fallback is not None:
@@ -273,8 +320,9 @@ def _account(name: str, identity: dict | None, rbac: dict | None, fallback: Acco
     return Account(name=name, annotations=annotations, rules=rules, azure=azure, component=component)
 
 
-def resources_with_defaults(given: dict, default_requests: dict = DEFAULT_REQUESTS,
-                            default_limits: dict = DEFAULT_LIMITS) -> Resources:
+def resources_with_defaults(
+    given: dict, default_requests: dict = DEFAULT_REQUESTS, default_limits: dict = DEFAULT_LIMITS
+) -> Resources:
     """Fill what the spec leaves out, never leaving a limit below its request."""
     requests = {k: quantity_text(v) for k, v in (given.get("requests") or {}).items()}
     limits = {k: quantity_text(v) for k, v in (given.get("limits") or {}).items()}
@@ -282,7 +330,9 @@ def resources_with_defaults(given: dict, default_requests: dict = DEFAULT_REQUES
         if resource not in requests:
             default = default_requests[resource]
             limit = limits.get(resource)
-            requests[resource] = limit if limit and parse_quantity(limit) < parse_quantity(default) else default
+            requests[resource] = (
+                limit if limit and parse_quantity(limit) < parse_quantity(default) else default
+            )
         if resource not in limits:
             default = default_limits[resource]
             request = requests[resource]
@@ -301,7 +351,9 @@ def _secret(body: dict) -> Secret:
     )
 
 
-def _migrate(body: dict | None, sidecars: dict[str, Container], init_containers: dict[str, Container]) -> Migrate | None:
+def _migrate(
+    body: dict | None, sidecars: dict[str, Container], init_containers: dict[str, Container]
+) -> Migrate | None:
     if not body:
         return None
     return Migrate(
@@ -316,9 +368,14 @@ def _migrate(body: dict | None, sidecars: dict[str, Container], init_containers:
 
 
 def _network(body: dict) -> Network:
-    dns = tuple(DnsTarget(t.get("namespace"), dict(t.get("podSelector") or {}), t.get("cidr")) for t in body.get("dns") or ())
+    dns = tuple(
+        DnsTarget(t.get("namespace"), dict(t.get("podSelector") or {}), t.get("cidr"))
+        for t in body.get("dns") or ()
+    )
     return Network(
-        ingress_from=tuple(Peer(p["namespace"], dict(p.get("podSelector") or {})) for p in body.get("ingressFrom") or ()),
+        ingress_from=tuple(
+            Peer(p["namespace"], dict(p.get("podSelector") or {})) for p in body.get("ingressFrom") or ()
+        ),
         egress=_egress(body.get("egress")),
         dns=dns or DEFAULT_DNS,
         cni=body.get("cni", "other"),
@@ -333,7 +390,10 @@ def _egress(rules) -> tuple[EgressRule, ...]:
             excepted=tuple(rule.get("except") or ()),
             namespace=rule.get("namespace"),
             pod_selector=dict(rule.get("podSelector") or {}),
-            ports=tuple(Port(p) if isinstance(p, int) else Port(p["port"], p.get("protocol", "TCP")) for p in rule["ports"]),
+            ports=tuple(
+                Port(p) if isinstance(p, int) else Port(p["port"], p.get("protocol", "TCP"))
+                for p in rule["ports"]
+            ),
             host=rule.get("host"),
         )
         for rule in rules or ()
@@ -350,14 +410,23 @@ def _ingress(body: dict | None, components: tuple[Component, ...]) -> Ingress | 
         routes = (Route(body.get("path", "/"), target),)
     certificate, gateway = body.get("certificate"), body.get("gateway")
     return Ingress(
-        hosts=tuple(dict.fromkeys([*([body["host"]] if body.get("host") else []), *(body.get("hosts") or ())])),
+        hosts=tuple(
+            dict.fromkeys([*([body["host"]] if body.get("host") else []), *(body.get("hosts") or ())])
+        ),
         class_name=body.get("className"),
         tls_secret=body.get("tlsSecret"),
         annotations={k: str(v) for k, v in sorted((body.get("annotations") or {}).items())},
         routes=routes,
-        certificate=Certificate(certificate["issuer"], certificate.get("kind", "ClusterIssuer"),
-                                bool(certificate.get("http01", False))) if certificate else None,
-        gateway=GatewayRef(gateway["name"], gateway.get("namespace"), gateway.get("sectionName")) if gateway else None,
+        certificate=Certificate(
+            certificate["issuer"],
+            certificate.get("kind", "ClusterIssuer"),
+            bool(certificate.get("http01", False)),
+        )
+        if certificate
+        else None,
+        gateway=GatewayRef(gateway["name"], gateway.get("namespace"), gateway.get("sectionName"))
+        if gateway
+        else None,
     )
 
 
@@ -369,7 +438,9 @@ def _monitoring(body: dict | None, components: tuple[Component, ...]) -> Monitor
     selector = body.get("podSelector")
     return Monitoring(
         namespace=body.get("namespace", "monitoring"),
-        pod_selector=dict(sorted((selector if selector is not None else {"app.kubernetes.io/name": "prometheus"}).items())),
+        pod_selector=dict(
+            sorted((selector if selector is not None else {"app.kubernetes.io/name": "prometheus"}).items())
+        ),
         labels=dict(sorted((body.get("labels") or {}).items())),
         interval=body.get("interval", "30s"),
     )
@@ -386,9 +457,19 @@ def _external_secrets(settings: YMap, namespace: str):
     store = body["store"]
     for name, entry in sorted(body["secrets"].items()):
         properties = entry.get("properties") or {}
-        data = [{"remoteRef": {"conversionStrategy": "Default", "decodingStrategy": "None", "key": entry["key"],
-                               "metadataPolicy": "None", "property": properties.get(key, key)}, "secretKey": key}
-                for key in declared[name]["keys"]]
+        data = [
+            {
+                "remoteRef": {
+                    "conversionStrategy": "Default",
+                    "decodingStrategy": "None",
+                    "key": entry["key"],
+                    "metadataPolicy": "None",
+                    "property": properties.get(key, key),
+                },
+                "secretKey": key,
+            }
+            for key in declared[name]["keys"]
+        ]
         yield {
             "apiVersion": "external-secrets.io/v1",
             "kind": "ExternalSecret",
@@ -412,8 +493,13 @@ def _pull_requests(body: dict | None) -> PullRequests | None:
         settings["tokenRef"] = {"key": "token", "secretName": given["tokenSecret"]}
     if given.get("labels"):
         settings["labels"] = list(given["labels"])
-    return PullRequests(provider=provider, settings=settings, host=body["host"],
-                        image_tag=body.get("imageTag", "{head_sha}"), requeue_after_seconds=body.get("requeueAfterSeconds", 300))
+    return PullRequests(
+        provider=provider,
+        settings=settings,
+        host=body["host"],
+        image_tag=body.get("imageTag", "{head_sha}"),
+        requeue_after_seconds=body.get("requeueAfterSeconds", 300),
+    )
 
 
 def _security(body: dict) -> Security:
@@ -423,8 +509,10 @@ def _security(body: dict) -> Security:
         run_as_group=body.get("runAsGroup", DEFAULT_SECURITY.run_as_group),
         fs_group=body.get("fsGroup", DEFAULT_SECURITY.fs_group),
         tmp_size=quantity_text(body.get("tmpSize", DEFAULT_SECURITY.tmp_size)),
-        allow=tuple(Allowance(item["rule"], item.get("object"), item["reason"].strip(), allow.item_span(index))
-                    for index, item in enumerate(allow)),
+        allow=tuple(
+            Allowance(item["rule"], item.get("object"), item["reason"].strip(), allow.item_span(index))
+            for index, item in enumerate(allow)
+        ),
     )
 
 
@@ -468,7 +556,11 @@ def _gitops(body: dict | None) -> GitOps | None:
         repo_url=body["repoURL"],
         revision=body.get("revision", "main"),
         path=(body.get("path") or "").strip("/"),
-        namespace=(argocd.get("namespace", "argocd") if tool is GitOpsTool.ARGOCD else flux.get("namespace", "flux-system")),
+        namespace=(
+            argocd.get("namespace", "argocd")
+            if tool is GitOpsTool.ARGOCD
+            else flux.get("namespace", "flux-system")
+        ),
         application_set=bool(argocd.get("applicationSet", False)),
         interval=flux.get("interval", "10m"),
         timeout=flux.get("timeout", "5m"),

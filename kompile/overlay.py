@@ -59,7 +59,9 @@ def _kustomization(disk: Root, folder: PurePosixPath) -> YMap:
     body = docs[0]
     for key, shape in (("resources", str), ("patches", dict), ("labels", dict), ("images", dict)):
         value = body.get(key)
-        if value is not None and not (isinstance(value, YList) and all(isinstance(item, shape) for item in value)):
+        if value is not None and not (
+            isinstance(value, YList) and all(isinstance(item, shape) for item in value)
+        ):
             raise OverlayError(f"{rel}: {key} is not a list kompile writes", body.value_span(key))
     namespace = body.get("namespace")
     if namespace is not None and not isinstance(namespace, str):
@@ -69,19 +71,29 @@ def _kustomization(disk: Root, folder: PurePosixPath) -> YMap:
             raise OverlayError(f"{rel}: patches[{index}] names no path", body["patches"].item_span(index))
     for index, labels in enumerate(body.get("labels") or ()):
         pairs = labels.get("pairs")
-        if pairs is not None and not (isinstance(pairs, dict) and all(isinstance(v, str) for v in pairs.values())):
-            raise OverlayError(f"{rel}: labels[{index}].pairs is not a mapping of strings", body["labels"].item_span(index))
+        if pairs is not None and not (
+            isinstance(pairs, dict) and all(isinstance(v, str) for v in pairs.values())
+        ):
+            raise OverlayError(
+                f"{rel}: labels[{index}].pairs is not a mapping of strings", body["labels"].item_span(index)
+            )
     for index, image in enumerate(body.get("images") or ()):
         fields = [image.get(k) for k in ("name", "newName", "newTag", "digest")]
         if not isinstance(fields[0], str) or not all(f is None or isinstance(f, str) for f in fields[1:]):
-            raise OverlayError(f"{rel}: images[{index}] is not an image kompile writes", body["images"].item_span(index))
+            raise OverlayError(
+                f"{rel}: images[{index}] is not an image kompile writes", body["images"].item_span(index)
+            )
     return body
 
 
 def _object(doc, rel: PurePosixPath) -> dict:
     metadata = doc.get("metadata")
-    if not (isinstance(doc.get("apiVersion"), str) and isinstance(doc.get("kind"), str) and isinstance(metadata, dict)
-            and isinstance(metadata.get("name"), str)):
+    if not (
+        isinstance(doc.get("apiVersion"), str)
+        and isinstance(doc.get("kind"), str)
+        and isinstance(metadata, dict)
+        and isinstance(metadata.get("name"), str)
+    ):
         raise OverlayError(f"{rel}: an object without apiVersion, kind or metadata.name", doc.span)
     return plain(doc)
 
@@ -104,7 +116,11 @@ def _build(disk: Root, folder: PurePosixPath, depth: int) -> list[dict]:
             objects = _patch(objects, plain(patch), rel)
     namespace = kustomization.get("namespace")
     # Service accounts of the build, with the namespace their files state (kustomize's name references).
-    accounts = {o["metadata"]["name"]: o["metadata"].get("namespace") for o in objects if o.get("kind") == "ServiceAccount"}
+    accounts = {
+        o["metadata"]["name"]: o["metadata"].get("namespace")
+        for o in objects
+        if o.get("kind") == "ServiceAccount"
+    }
     labels = [plain(item.get("pairs") or {}) for item in kustomization.get("labels") or ()]
     templates = [bool(item.get("includeTemplates")) for item in kustomization.get("labels") or ()]
     images = [plain(item) for item in kustomization.get("images") or ()]
@@ -115,7 +131,9 @@ def _build(disk: Root, folder: PurePosixPath, depth: int) -> list[dict]:
         for pairs, include in zip(labels, templates, strict=True):
             obj = with_labels(obj, pairs, include)
         for image in images:
-            obj = with_object_images(obj, image["name"], image.get("newName"), image.get("newTag"), image.get("digest"))
+            obj = with_object_images(
+                obj, image["name"], image.get("newName"), image.get("newTag"), image.get("digest")
+            )
         built.append(as_kustomize_reads(obj))
     return built
 
@@ -125,7 +143,9 @@ def _join(folder: PurePosixPath, entry: str) -> PurePosixPath:
     for part in (folder / entry).parts:
         if part == "..":
             if not parts:
-                raise OverlayError(f"{entry} leaves the repo", Span((folder / "kustomization.yaml").as_posix()))
+                raise OverlayError(
+                    f"{entry} leaves the repo", Span((folder / "kustomization.yaml").as_posix())
+                )
             parts.pop()
         elif part not in (".", "/"):
             parts.append(part)
@@ -135,13 +155,18 @@ def _join(folder: PurePosixPath, entry: str) -> PurePosixPath:
 
 
 def _patch(objects: list[dict], patch: dict, rel: PurePosixPath) -> list[dict]:
-    kind, name = patch.get("kind"), (patch.get("metadata") or {}).get("name") if isinstance(patch.get("metadata"), dict) else None
-    matches = [i for i, obj in enumerate(objects) if obj.get("kind") == kind and obj["metadata"].get("name") == name]
+    kind, name = (
+        patch.get("kind"),
+        (patch.get("metadata") or {}).get("name") if isinstance(patch.get("metadata"), dict) else None,
+    )
+    matches = [
+        i for i, obj in enumerate(objects) if obj.get("kind") == kind and obj["metadata"].get("name") == name
+    ]
     if len(matches) != 1:
         raise OverlayError(f"{rel}: patch {kind}/{name} matches {len(matches)} objects", Span(rel.as_posix()))
     index = matches[0]
     if patch.get(DIRECTIVE) == "delete":
-        return objects[:index] + objects[index + 1:]
+        return objects[:index] + objects[index + 1 :]
     try:
         objects[index] = apply_patch(objects[index], patch)
     except PatchError as exc:

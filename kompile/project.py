@@ -51,8 +51,12 @@ class Project:
     inputs: dict[str, str] = field(default_factory=dict)
     _manifests: dict[str, list[YMap]] = field(default_factory=dict)
     app_settings: YMap | None = None  # cached by merge.app_settings
-    app_layer: YMap | None = None  # cached by merge: the App's settings as the first layer (collections by name)
-    inherited: dict[str, YMap] = field(default_factory=dict)  # cached by merge: what each environment passes on
+    app_layer: YMap | None = (
+        None  # cached by merge: the App's settings as the first layer (collections by name)
+    )
+    inherited: dict[str, YMap] = field(
+        default_factory=dict
+    )  # cached by merge: what each environment passes on
 
     @property
     def name(self) -> str:
@@ -85,13 +89,21 @@ def expand_lists(objects: list[YMap], problems: Collector | None = None) -> list
         items = obj.get("items")
         if items is None:
             if "items" not in obj:
-                collector.error(Code.EXTRA_RESOURCE, f"kind '{obj['kind']}' ends in 'List' but has no items: kustomize reads it as a "
-                               "list and would drop it", obj.value_span("kind"),
-                               "kustomize expands every kind ending in 'List' into its items; give it items: [...]")
+                collector.error(
+                    Code.EXTRA_RESOURCE,
+                    f"kind '{obj['kind']}' ends in 'List' but has no items: kustomize reads it as a "
+                    "list and would drop it",
+                    obj.value_span("kind"),
+                    "kustomize expands every kind ending in 'List' into its items; give it items: [...]",
+                )
             continue
         if not isinstance(items, list) or not all(isinstance(item, YMap) for item in items):
-            collector.error(Code.EXTRA_RESOURCE, f"{obj['kind']}: items must be a list of Kubernetes objects",
-                           obj.value_span("items"), "each item is an object with apiVersion, kind and metadata")
+            collector.error(
+                Code.EXTRA_RESOURCE,
+                f"{obj['kind']}: items must be a list of Kubernetes objects",
+                obj.value_span("items"),
+                "each item is an object with apiVersion, kind and metadata",
+            )
             continue
         pending[:0] = items
     if problems is None:
@@ -104,8 +116,17 @@ def require_environments(project: Project, names, also: tuple[str, ...] = ()) ->
     known = list(dict.fromkeys([*project.environments, *also]))
     unknown = [name for name in names if name not in known]
     if unknown:
-        raise KompileError([Diagnostic(Code.UNKNOWN_ENVIRONMENT, f"no environment named '{name}'", Span(ENVIRONMENTS_DIR),
-                                       _closest(name, known)) for name in unknown])
+        raise KompileError(
+            [
+                Diagnostic(
+                    Code.UNKNOWN_ENVIRONMENT,
+                    f"no environment named '{name}'",
+                    Span(ENVIRONMENTS_DIR),
+                    _closest(name, known),
+                )
+                for name in unknown
+            ]
+        )
 
 
 def _closest(name: str, known: list[str]) -> str:
@@ -144,14 +165,38 @@ def spec_files(root: Path) -> tuple[list[str], list[Diagnostic]]:
             missing = handle.lstat(ENVIRONMENTS_DIR) is None
             names = sorted(e.name for e in handle.listdir(ENVIRONMENTS_DIR))
     except Refused as exc:
-        raise KompileError([Diagnostic(Code.PATH_OUTSIDE_ROOT, f"'{ENVIRONMENTS_DIR}/' is refused: {exc.why}", Span(ENVIRONMENTS_DIR),
-                                       "environments/ must be a folder of the repo, not a link")]) from None
+        raise KompileError(
+            [
+                Diagnostic(
+                    Code.PATH_OUTSIDE_ROOT,
+                    f"'{ENVIRONMENTS_DIR}/' is refused: {exc.why}",
+                    Span(ENVIRONMENTS_DIR),
+                    "environments/ must be a folder of the repo, not a link",
+                )
+            ]
+        ) from None
     except OSError as exc:
-        raise KompileError([Diagnostic(Code.NO_ENVIRONMENTS, f"cannot read {root}: {exc.strerror}", Span(ENVIRONMENTS_DIR),
-                                       "run kompile in the repo root, or pass --root")]) from None
+        raise KompileError(
+            [
+                Diagnostic(
+                    Code.NO_ENVIRONMENTS,
+                    f"cannot read {root}: {exc.strerror}",
+                    Span(ENVIRONMENTS_DIR),
+                    "run kompile in the repo root, or pass --root",
+                )
+            ]
+        ) from None
     if missing:
-        raise KompileError([Diagnostic(Code.NO_ENVIRONMENTS, f"no '{ENVIRONMENTS_DIR}/' folder in {root}", Span(ENVIRONMENTS_DIR),
-                                       "run kompile in the repo root, or pass --root")])
+        raise KompileError(
+            [
+                Diagnostic(
+                    Code.NO_ENVIRONMENTS,
+                    f"no '{ENVIRONMENTS_DIR}/' folder in {root}",
+                    Span(ENVIRONMENTS_DIR),
+                    "run kompile in the repo root, or pass --root",
+                )
+            ]
+        )
     problems: list[Diagnostic] = []
     stems: dict[str, str] = {}
     for name in names:
@@ -160,8 +205,14 @@ def spec_files(root: Path) -> tuple[list[str], list[Diagnostic]]:
         rel = f"{ENVIRONMENTS_DIR}/{name}"
         stem = name.rsplit(".", 1)[0]
         if stem in stems:
-            problems.append(Diagnostic(Code.DUPLICATE_FILE, f"{rel} and {stems[stem]} both define '{stem}'", Span(rel),
-                                       "keep one of them: kompile reads .yaml and .yml alike and will not choose"))
+            problems.append(
+                Diagnostic(
+                    Code.DUPLICATE_FILE,
+                    f"{rel} and {stems[stem]} both define '{stem}'",
+                    Span(rel),
+                    "keep one of them: kompile reads .yaml and .yml alike and will not choose",
+                )
+            )
             continue
         stems[stem] = rel
     return sorted(stems.values()), problems
@@ -186,15 +237,27 @@ def load_project(root: Path) -> Project:
 
     apps = [f for f in files if f.kind == "App"]
     if not apps and not out:
-        out.error(Code.APP_COUNT, f"no App found in {ENVIRONMENTS_DIR}/", Span(ENVIRONMENTS_DIR),
-                  "add environments/app.yaml with apiVersion: kompile.dev/v1alpha1 and kind: App (the settings every environment shares)")
+        out.error(
+            Code.APP_COUNT,
+            f"no App found in {ENVIRONMENTS_DIR}/",
+            Span(ENVIRONMENTS_DIR),
+            "add environments/app.yaml with apiVersion: kompile.dev/v1alpha1 and kind: App (the settings every environment shares)",
+        )
     for extra in apps[1:]:
-        out.error(Code.APP_COUNT, f"a second App '{extra.name}' (the first is in {apps[0].rel})",
-                  extra.doc.value_span("kind"), "a repo holds exactly one App; move the other app to its own repo or folder")
+        out.error(
+            Code.APP_COUNT,
+            f"a second App '{extra.name}' (the first is in {apps[0].rel})",
+            extra.doc.value_span("kind"),
+            "a repo holds exactly one App; move the other app to its own repo or folder",
+        )
     environments = {f.name: f for f in files if f.kind == "Environment"}
     if apps and not environments and not out:
-        out.error(Code.NO_ENVIRONMENTS, f"no Environment found in {ENVIRONMENTS_DIR}/", Span(ENVIRONMENTS_DIR),
-                  "add environments/dev.yaml with kind: Environment")
+        out.error(
+            Code.NO_ENVIRONMENTS,
+            f"no Environment found in {ENVIRONMENTS_DIR}/",
+            Span(ENVIRONMENTS_DIR),
+            "add environments/dev.yaml with kind: Environment",
+        )
     out.raise_if_any()
     return Project(root=root, app=apps[0], environments=dict(sorted(environments.items())), inputs=inputs)
 
@@ -206,14 +269,24 @@ def _classify(doc: YMap, rel: str, out: Collector) -> SpecFile | None:
     if api_version != spec.API_VERSION:
         where = doc.value_span("apiVersion") if "apiVersion" in doc else doc.span
         found = f"'{api_version}'" if isinstance(api_version, str) else describe(api_version)
-        out.error(Code.WRONG_KIND, f"apiVersion must be {spec.API_VERSION}, found {found}", where,
-                  f"start the file with apiVersion: {spec.API_VERSION}; Kubernetes manifests go in spec.extraResources")
+        out.error(
+            Code.WRONG_KIND,
+            f"apiVersion must be {spec.API_VERSION}, found {found}",
+            where,
+            f"start the file with apiVersion: {spec.API_VERSION}; Kubernetes manifests go in spec.extraResources",
+        )
     if not isinstance(kind, str) or kind not in spec.KINDS:
         where = doc.value_span("kind") if "kind" in doc else doc.span
         close = difflib.get_close_matches(kind, list(spec.KINDS), n=1) if isinstance(kind, str) else []
         found = f"'{kind}'" if isinstance(kind, str) else describe(kind)
-        out.error(Code.WRONG_KIND, f"kind must be App or Environment, found {found}", where,
-                  f"did you mean '{close[0]}'?" if close else "set kind: App (shared settings) or kind: Environment")
+        out.error(
+            Code.WRONG_KIND,
+            f"kind must be App or Environment, found {found}",
+            where,
+            f"did you mean '{close[0]}'?"
+            if close
+            else "set kind: App (shared settings) or kind: Environment",
+        )
     if len(out.items) > problems:
         return None
     spec.check_document(doc, kind, out)
@@ -222,7 +295,11 @@ def _classify(doc: YMap, rel: str, out: Collector) -> SpecFile | None:
     name = doc["metadata"]["name"]
     stem = rel.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     if kind == "Environment" and name != stem:
-        out.error(Code.NAME_MISMATCH, f"environment '{name}' is in {rel}; its name must equal the file name",
-                  doc["metadata"].value_span("name"), f"rename the file to {name}.yaml or set metadata.name: {stem}")
+        out.error(
+            Code.NAME_MISMATCH,
+            f"environment '{name}' is in {rel}; its name must equal the file name",
+            doc["metadata"].value_span("name"),
+            f"rename the file to {name}.yaml or set metadata.name: {stem}",
+        )
         return None
     return SpecFile(rel=rel, kind=kind, name=name, doc=doc)

@@ -10,13 +10,24 @@ from pathlib import Path
 from kompile.errors import Diagnostic
 from kompile.safefs import Refused, Root
 
-COLOURS = {"error": "\033[1;31m", "warning": "\033[1;33m", "caret": "\033[1;31m", "hint": "\033[36m", "where": "\033[1m"}
+COLOURS = {
+    "error": "\033[1;31m",
+    "warning": "\033[1;33m",
+    "caret": "\033[1;31m",
+    "hint": "\033[36m",
+    "where": "\033[1m",
+}
 RESET = "\033[0m"
 
 
 def use_colour(stream) -> bool:
     """Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
-    return hasattr(stream, "isatty") and stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+    return (
+        hasattr(stream, "isatty")
+        and stream.isatty()
+        and "NO_COLOR" not in os.environ
+        and os.environ.get("TERM") != "dumb"
+    )
 
 
 def format_diagnostic(diagnostic: Diagnostic, root: Path, colour: bool = False) -> str:
@@ -95,9 +106,18 @@ def format_changes_text(changes) -> str:
             rows.append((change.environment, change.object, change.path, f"{old} -> {new}"))
         else:
             old, new = _pair(change)
-            rows.append((change.environment, change.object, change.path, f"{change.kind.value} {new if change.new is not None else old}"))
+            rows.append(
+                (
+                    change.environment,
+                    change.object,
+                    change.path,
+                    f"{change.kind.value} {new if change.new is not None else old}",
+                )
+            )
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    return "\n".join(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}".rstrip() for r in rows)
+    return "\n".join(
+        f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}".rstrip() for r in rows
+    )
 
 
 def _cell(text: str) -> str:
@@ -110,12 +130,21 @@ def format_changes_markdown(changes, environments: list[str]) -> str:
         by_env.setdefault(change.environment, []).append(change)
     touched = [env for env, items in by_env.items() if items]
     whole = {c.environment: c.kind.value for c in changes if c.object == "(the whole environment)"}
-    lines = [f"## kompile diff: {len(touched)} of {len(by_env)} environment{'s' if len(by_env) != 1 else ''} change", ""]
+    lines = [
+        f"## kompile diff: {len(touched)} of {len(by_env)} environment{'s' if len(by_env) != 1 else ''} change",
+        "",
+    ]
     gone = sorted(env for env, kind in whole.items() if kind == "removed")
     if gone:
-        lines += [f"> **Removed environment{'s' if len(gone) != 1 else ''}: {', '.join(gone)}.** Every object of "
-                  f"{'them' if len(gone) != 1 else 'it'} leaves the repo; a GitOps tool that prunes removes it from the cluster.", ""]
-    lines += ["| Environment | Objects added | Objects removed | Settings changed |", "| --- | ---: | ---: | ---: |"]
+        lines += [
+            f"> **Removed environment{'s' if len(gone) != 1 else ''}: {', '.join(gone)}.** Every object of "
+            f"{'them' if len(gone) != 1 else 'it'} leaves the repo; a GitOps tool that prunes removes it from the cluster.",
+            "",
+        ]
+    lines += [
+        "| Environment | Objects added | Objects removed | Settings changed |",
+        "| --- | ---: | ---: | ---: |",
+    ]
     for env, items in by_env.items():
         items = [c for c in items if c.object != "(the whole environment)"]
         added = sum(1 for c in items if not c.path and c.kind.value == "added")
@@ -124,14 +153,21 @@ def format_changes_markdown(changes, environments: list[str]) -> str:
         lines.append(f"| {label} | {added} | {removed} | {len(items) - added - removed} |")
     for env in touched:
         items = by_env[env]
-        lines += ["", f"<details><summary><b>{env}</b>: {len(items)} change{'s' if len(items) != 1 else ''}</summary>", "",
-                  "| Object | Setting | Before | After |", "| --- | --- | --- | --- |"]
+        lines += [
+            "",
+            f"<details><summary><b>{env}</b>: {len(items)} change{'s' if len(items) != 1 else ''}</summary>",
+            "",
+            "| Object | Setting | Before | After |",
+            "| --- | --- | --- | --- |",
+        ]
         for change in items:
             if change.path:
                 old, new = _pair(change)
             else:
                 old, new = ("absent", "present") if change.kind.value == "added" else ("present", "absent")
-            lines.append(f"| {_cell(change.object)} | {_cell(change.path or '(whole object)')} | {_cell(old)} | {_cell(new)} |")
+            lines.append(
+                f"| {_cell(change.object)} | {_cell(change.path or '(whole object)')} | {_cell(old)} | {_cell(new)} |"
+            )
         lines += ["", "</details>"]
     return "\n".join(lines) + "\n"
 
@@ -153,27 +189,59 @@ def summary_rows(names: tuple[str, ...], object_counts: dict[str, int], base_cou
     for row in groups.values():
         row.update(added=0, changed=0, unchanged=0, removed=0)
     changed = set(plan.changed)
-    for fate, paths in (("added", plan.added), ("changed", changed), ("unchanged", plan.unchanged), ("removed", plan.deletes)):
+    for fate, paths in (
+        ("added", plan.added),
+        ("changed", changed),
+        ("unchanged", plan.unchanged),
+        ("removed", plan.deletes),
+    ):
         for path in paths:
             parts = path.split("/")
-            key = {"bases": "(base)", "gitops": "(gitops)"}.get(parts[0], parts[1] if len(parts) > 2 else None)
+            key = {"bases": "(base)", "gitops": "(gitops)"}.get(
+                parts[0], parts[1] if len(parts) > 2 else None
+            )
             if key not in groups:  # an environment removed from the specs
-                groups[key] = {"environment": key, "objects": 0, "added": 0, "changed": 0, "unchanged": 0, "removed": 0}
+                groups[key] = {
+                    "environment": key,
+                    "objects": 0,
+                    "added": 0,
+                    "changed": 0,
+                    "unchanged": 0,
+                    "removed": 0,
+                }
             groups[key][fate] += 1
-    return [row for row in groups.values() if row["environment"] != "(gitops)" or any(row[k] for k in ("added", "changed", "unchanged", "removed"))]
+    return [
+        row
+        for row in groups.values()
+        if row["environment"] != "(gitops)"
+        or any(row[k] for k in ("added", "changed", "unchanged", "removed"))
+    ]
 
 
 def format_summary(rows: list[dict], limit: int = 30) -> str:
     columns = ("environment", "objects", "added", "changed", "unchanged", "removed")
-    shown = rows if len(rows) <= limit else [r for r in rows if r["added"] or r["changed"] or r["removed"]][:limit]
+    shown = (
+        rows
+        if len(rows) <= limit
+        else [r for r in rows if r["added"] or r["changed"] or r["removed"]][:limit]
+    )
     total = {"environment": "total", **{c: sum(r[c] or 0 for r in rows) for c in columns[1:]}}
-    total["objects"] = sum(r["objects"] or 0 for r in rows if not r["environment"].startswith("("))  # base objects are in each
+    total["objects"] = sum(
+        r["objects"] or 0 for r in rows if not r["environment"].startswith("(")
+    )  # base objects are in each
     table = [columns, *([str(r[c]) if r[c] is not None else "-" for c in columns] for r in [*shown, total])]
     widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
-    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True)))
-             for row in table]
+    lines = [
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in table
+    ]
     if len(rows) > limit:
-        lines.insert(-1, f"... {len(rows) - len(shown)} more without changes (--format json lists every environment)")
+        lines.insert(
+            -1, f"... {len(rows) - len(shown)} more without changes (--format json lists every environment)"
+        )
     return "\n".join(lines)
 
 

@@ -94,7 +94,7 @@ class Root:
         parts = _parts(rel) if rel else []
         fd = os.dup(self.fd)
         for index, part in enumerate(parts):  # each step closes the handle it was given
-            fd = self._step(fd, part, "/".join(parts[:index + 1]), create, created)
+            fd = self._step(fd, part, "/".join(parts[: index + 1]), create, created)
         if len(self._folders) >= 32:  # bounded: a build touches thousands of folders, one after another
             os.close(self._folders.pop(next(iter(self._folders))))
         self._folders[rel] = fd
@@ -215,7 +215,7 @@ class Root:
         try:
             view = memoryview(data)
             while view:
-                view = view[os.write(out, view):]
+                view = view[os.write(out, view) :]
         except BaseException:
             os.close(out)
             os.unlink(temporary, dir_fd=fd)
@@ -282,7 +282,11 @@ def _why(exc: OSError, rel: str, what: str) -> str:
     if exc.errno in (errno.ELOOP, errno.EMLINK):
         return "it is a symbolic link; kompile never follows links"
     if exc.errno == errno.ENOTDIR:
-        return f"it is a file where kompile needs a {what}" if what == "folder" else "a component of it is not a folder"
+        return (
+            f"it is a file where kompile needs a {what}"
+            if what == "folder"
+            else "a component of it is not a folder"
+        )
     if exc.errno == errno.ENAMETOOLONG:
         return "the name is too long for the file system"
     if exc.errno == errno.ENOENT:

@@ -85,29 +85,52 @@ spec:
 
 def scaffold(app: str, environments: list[str], gitops: str) -> dict[str, str]:
     """{relative path: text} of a new repo's specs and schema."""
-    problems = [Diagnostic(Code.INVALID_NAME, f"'{name}' is not a DNS-1123 label", None,
-                           "lower-case letters, digits and '-', e.g. shop or prod")
-                for name in [app, *environments] if not re.match(DNS_LABEL, name) or len(f"{app}-{name}") > 63]
+    problems = [
+        Diagnostic(
+            Code.INVALID_NAME,
+            f"'{name}' is not a DNS-1123 label",
+            None,
+            "lower-case letters, digits and '-', e.g. shop or prod",
+        )
+        for name in [app, *environments]
+        if not re.match(DNS_LABEL, name) or len(f"{app}-{name}") > 63
+    ]
     if not environments:
-        problems.append(Diagnostic(Code.NO_ENVIRONMENTS, "give at least one environment", None, "--env dev,staging,prod"))
+        problems.append(
+            Diagnostic(Code.NO_ENVIRONMENTS, "give at least one environment", None, "--env dev,staging,prod")
+        )
     if len(set(environments)) != len(environments):
         problems.append(Diagnostic(Code.INVALID_VALUE, "an environment is listed twice", None))
     if problems:
         raise KompileError(problems)
     module = app.replace("-", "_")
-    files = {SCHEMA_FILE: json.dumps(json_schema(), indent=2) + "\n",
-             f"{ENVIRONMENTS_DIR}/app.yaml": APP.format(modeline=MODELINE, api=API_VERSION, app=app, module=module,
-                                                        gitops=gitops, other="flux" if gitops == "argocd" else "argocd")}
+    files = {
+        SCHEMA_FILE: json.dumps(json_schema(), indent=2) + "\n",
+        f"{ENVIRONMENTS_DIR}/app.yaml": APP.format(
+            modeline=MODELINE,
+            api=API_VERSION,
+            app=app,
+            module=module,
+            gitops=gitops,
+            other="flux" if gitops == "argocd" else "argocd",
+        ),
+    }
     for env in environments:
         production = env in ("prod", "production")
         files[f"{ENVIRONMENTS_DIR}/{env}.yaml"] = ENVIRONMENT.format(
-            modeline=MODELINE, api=API_VERSION, app=app, env=env,
+            modeline=MODELINE,
+            api=API_VERSION,
+            app=app,
+            env=env,
             host=f"{app}.example.com" if production else f"{app}.{env}.example.com",
             tier="  tier: production                  # digest-pinned image, 2+ web pods: see `kompile validate`\n"
-            if production else "",
+            if production
+            else "",
             image=f"{{digest: {PLACEHOLDER_DIGEST}}}   # your release: kompile set-image {env} --digest ..."
-            if production else '{tag: "0.1.0"}                # kompile set-image ' + env + " --tag ...",
-            web="{replicas: 2}" if production else "{replicas: 1}")
+            if production
+            else '{tag: "0.1.0"}                # kompile set-image ' + env + " --tag ...",
+            web="{replicas: 2}" if production else "{replicas: 1}",
+        )
     return files
 
 
@@ -117,19 +140,47 @@ def write_scaffold(root: Path, files: dict[str, str]) -> None:
     try:
         root.mkdir(parents=True, exist_ok=True)
         with Root(root) as disk:
-            existing = sorted(e.name for e in disk.listdir(ENVIRONMENTS_DIR) if e.name.endswith(SPEC_SUFFIXES))
+            existing = sorted(
+                e.name for e in disk.listdir(ENVIRONMENTS_DIR) if e.name.endswith(SPEC_SUFFIXES)
+            )
             taken = [path for path in files if disk.lstat(path) is not None]
             if existing or taken:
                 where = f"{ENVIRONMENTS_DIR}/{existing[0]}" if existing else taken[0]
-                raise KompileError([Diagnostic(Code.FOREIGN_FILE, f"{where} already exists; kompile init starts a new repo",
-                                               Span(where), "run it in an empty folder (--root DIR), or edit the existing specs")])
+                raise KompileError(
+                    [
+                        Diagnostic(
+                            Code.FOREIGN_FILE,
+                            f"{where} already exists; kompile init starts a new repo",
+                            Span(where),
+                            "run it in an empty folder (--root DIR), or edit the existing specs",
+                        )
+                    ]
+                )
             for path, text in files.items():
                 disk.create(path, text.encode("utf-8"))
     except Refused as exc:
-        raise KompileError([Diagnostic(Code.FOREIGN_FILE, f"{exc.rel}: {exc.why}", Span(exc.rel),
-                                       "kompile init writes only into plain folders of the repo")]) from None
+        raise KompileError(
+            [
+                Diagnostic(
+                    Code.FOREIGN_FILE,
+                    f"{exc.rel}: {exc.why}",
+                    Span(exc.rel),
+                    "kompile init writes only into plain folders of the repo",
+                )
+            ]
+        ) from None
     except FileExistsError as exc:
-        raise KompileError([Diagnostic(Code.FOREIGN_FILE, f"{exc.filename or 'a file'} appeared while kompile init ran",
-                                       Span(ENVIRONMENTS_DIR), "run it again in an empty folder")]) from None
+        raise KompileError(
+            [
+                Diagnostic(
+                    Code.FOREIGN_FILE,
+                    f"{exc.filename or 'a file'} appeared while kompile init ran",
+                    Span(ENVIRONMENTS_DIR),
+                    "run it again in an empty folder",
+                )
+            ]
+        ) from None
     except OSError as exc:
-        raise KompileError([Diagnostic(Code.WRITE, f"cannot write in {root}: {exc.strerror}", Span(ENVIRONMENTS_DIR))]) from None
+        raise KompileError(
+            [Diagnostic(Code.WRITE, f"cannot write in {root}: {exc.strerror}", Span(ENVIRONMENTS_DIR))]
+        ) from None

@@ -35,8 +35,12 @@ _SCALAR_BUILDERS = {
     "tag:yaml.org,2002:null": lambda node: None,
     "tag:yaml.org,2002:bool": _scalars.construct_yaml_bool,
     # YAML 1.1's base-60 numbers (1:30 is 90) are text in YAML 1.2, which kustomize and kubectl read.
-    "tag:yaml.org,2002:int": lambda node: node.value if ":" in node.value else _scalars.construct_yaml_int(node),
-    "tag:yaml.org,2002:float": lambda node: node.value if ":" in node.value else _scalars.construct_yaml_float(node),
+    "tag:yaml.org,2002:int": lambda node: (
+        node.value if ":" in node.value else _scalars.construct_yaml_int(node)
+    ),
+    "tag:yaml.org,2002:float": lambda node: (
+        node.value if ":" in node.value else _scalars.construct_yaml_float(node)
+    ),
     # A date is kept as the text the user wrote: no field of a spec is a timestamp.
     "tag:yaml.org,2002:timestamp": lambda node: node.value,
 }
@@ -101,7 +105,9 @@ def check_relative_path(text: str) -> str | None:
 
 
 PATH_HINT = "write paths relative to the repo root (the folder that holds environments/), e.g. secrets/prod/shop-django.yaml"
-LINK_HINT = "kompile reads only files inside the repo, and never through a symbolic link; copy the file in instead"
+LINK_HINT = (
+    "kompile reads only files inside the repo, and never through a symbolic link; copy the file in instead"
+)
 
 
 def normalised(rel: str) -> str:
@@ -114,14 +120,18 @@ def read_bytes(root: Path, rel: str, span: Span | None = None) -> bytes:
     where = span or Span(rel)
     problem = check_relative_path(rel)
     if problem:
-        raise KompileError([Diagnostic(Code.PATH_OUTSIDE_ROOT, f"path '{rel}' is refused: {problem}", where, PATH_HINT)])
+        raise KompileError(
+            [Diagnostic(Code.PATH_OUTSIDE_ROOT, f"path '{rel}' is refused: {problem}", where, PATH_HINT)]
+        )
     try:
         with Root(root) as handle:
             return handle.read(normalised(rel), MAX_FILE_BYTES)
     except Refused as exc:
         raise KompileError([refusal(rel, exc, where)]) from None
     except OSError as exc:
-        raise KompileError([Diagnostic(Code.UNREADABLE, f"cannot read '{rel}': {exc.strerror}", where)]) from None
+        raise KompileError(
+            [Diagnostic(Code.UNREADABLE, f"cannot read '{rel}': {exc.strerror}", where)]
+        ) from None
 
 
 def refusal(rel: str, exc: Refused, where: Span) -> Diagnostic:
@@ -129,27 +139,53 @@ def refusal(rel: str, exc: Refused, where: Span) -> Diagnostic:
     if exc.missing:
         return Diagnostic(Code.UNREADABLE, f"file '{rel}' does not exist", where, PATH_HINT)
     if "symbolic link" in exc.why:
-        return Diagnostic(Code.PATH_OUTSIDE_ROOT, f"path '{rel}' is refused: {exc.rel} is a symbolic link", where, LINK_HINT)
+        return Diagnostic(
+            Code.PATH_OUTSIDE_ROOT, f"path '{rel}' is refused: {exc.rel} is a symbolic link", where, LINK_HINT
+        )
     if "limit" in exc.why or "larger" in exc.why:
-        return Diagnostic(Code.UNREADABLE, f"'{rel}' is larger than 1 MiB", where,
-                          "split it, or move what is not configuration out of the repo")
-    return Diagnostic(Code.UNREADABLE, f"cannot read '{rel}': {exc.why}", where,
-                      "point at a YAML file, not a folder or a device")
+        return Diagnostic(
+            Code.UNREADABLE,
+            f"'{rel}' is larger than 1 MiB",
+            where,
+            "split it, or move what is not configuration out of the repo",
+        )
+    return Diagnostic(
+        Code.UNREADABLE,
+        f"cannot read '{rel}': {exc.why}",
+        where,
+        "point at a YAML file, not a folder or a device",
+    )
 
 
 def decode_utf8(data: bytes, rel: str) -> str:
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise KompileError([Diagnostic(Code.NOT_UTF8, f"'{rel}' is UTF-16; kompile reads UTF-8 only", Span(rel, 1, 1),
-                                       "save the file as UTF-8")])
+        raise KompileError(
+            [
+                Diagnostic(
+                    Code.NOT_UTF8,
+                    f"'{rel}' is UTF-16; kompile reads UTF-8 only",
+                    Span(rel, 1, 1),
+                    "save the file as UTF-8",
+                )
+            ]
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         line_start = data.rfind(b"\n", 0, exc.start) + 1
         # Columns count characters, as YAML positions do; what precedes the bad byte on its line may be UTF-8.
-        col = len(data[line_start:exc.start].decode("utf-8", "replace")) + 1
-        raise KompileError([Diagnostic(Code.NOT_UTF8, f"'{rel}' is not valid UTF-8 (byte 0x{data[exc.start]:02x})",
-                                       Span(rel, line, col), "save the file as UTF-8")]) from None
+        col = len(data[line_start : exc.start].decode("utf-8", "replace")) + 1
+        raise KompileError(
+            [
+                Diagnostic(
+                    Code.NOT_UTF8,
+                    f"'{rel}' is not valid UTF-8 (byte 0x{data[exc.start]:02x})",
+                    Span(rel, line, col),
+                    "save the file as UTF-8",
+                )
+            ]
+        ) from None
     return text[1:] if text.startswith("\ufeff") else text
 
 
@@ -177,17 +213,36 @@ def _compose(text: str, rel: str) -> list:
             hint = "YAML indents with spaces; replace the tabs"
         elif exc.context and exc.context_mark is not None and exc.context_mark is not mark:
             what = exc.context.removeprefix("while ").removeprefix("parsing ").removeprefix("scanning ")
-            hint = f"in {what} that starts at line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1}: " \
-                   "check its brackets, quotes and indentation"
-        raise KompileError([Diagnostic(Code.YAML_SYNTAX, f"YAML syntax error: {problem}", span, hint)]) from None
+            hint = (
+                f"in {what} that starts at line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1}: "
+                "check its brackets, quotes and indentation"
+            )
+        raise KompileError(
+            [Diagnostic(Code.YAML_SYNTAX, f"YAML syntax error: {problem}", span, hint)]
+        ) from None
     except yaml.reader.ReaderError as exc:
         character = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
-        raise KompileError([Diagnostic(Code.YAML_SYNTAX, f"YAML syntax error: unacceptable character {character}",
-                                       _reader_span(text, exc.position, rel),
-                                       "remove control characters (NUL, escape codes) from the file")]) from None
+        raise KompileError(
+            [
+                Diagnostic(
+                    Code.YAML_SYNTAX,
+                    f"YAML syntax error: unacceptable character {character}",
+                    _reader_span(text, exc.position, rel),
+                    "remove control characters (NUL, escape codes) from the file",
+                )
+            ]
+        ) from None
     except UnicodeEncodeError as exc:  # a lone surrogate: text that came from bytes that were not UTF-8
-        raise KompileError([Diagnostic(Code.NOT_UTF8, f"'{rel}' is not valid UTF-8 (character U+{ord(text[exc.start]):04X})",
-                                       _char_span(text, exc.start, rel), "save the file as UTF-8")]) from None
+        raise KompileError(
+            [
+                Diagnostic(
+                    Code.NOT_UTF8,
+                    f"'{rel}' is not valid UTF-8 (character U+{ord(text[exc.start]):04X})",
+                    _char_span(text, exc.start, rel),
+                    "save the file as UTF-8",
+                )
+            ]
+        ) from None
     except yaml.YAMLError as exc:  # anything libyaml reports without a mark
         raise KompileError([Diagnostic(Code.YAML_SYNTAX, f"YAML error: {exc}", Span(rel))]) from None
 
@@ -227,16 +282,40 @@ def parse_document(text: str, rel: str) -> YMap:
     """Exactly one YAML document whose top level is a mapping."""
     nodes = _compose(text, rel)
     if len(nodes) > 1:
-        raise KompileError([Diagnostic(Code.DOCUMENT_COUNT, "the file holds more than one YAML document",
-                                       _node_span(nodes[1], text, rel), "put each App or Environment in a file of its own")])
+        raise KompileError(
+            [
+                Diagnostic(
+                    Code.DOCUMENT_COUNT,
+                    "the file holds more than one YAML document",
+                    _node_span(nodes[1], text, rel),
+                    "put each App or Environment in a file of its own",
+                )
+            ]
+        )
     if not nodes or _is_null(nodes[0]):
-        raise KompileError([Diagnostic(Code.DOCUMENT_COUNT, "the file holds no YAML document", Span(rel, 1, 1),
-                                       "an environment file holds one App or one Environment")])
+        raise KompileError(
+            [
+                Diagnostic(
+                    Code.DOCUMENT_COUNT,
+                    "the file holds no YAML document",
+                    Span(rel, 1, 1),
+                    "an environment file holds one App or one Environment",
+                )
+            ]
+        )
     node = nodes[0]
     if not isinstance(node, MappingNode):
         kind = "a list" if isinstance(node, SequenceNode) else "a single value"
-        raise KompileError([Diagnostic(Code.WRONG_TYPE, f"expected a mapping at the top level, found {kind}",
-                                       _node_span(node, text, rel), "a spec starts with apiVersion:, kind:, metadata: and spec:")])
+        raise KompileError(
+            [
+                Diagnostic(
+                    Code.WRONG_TYPE,
+                    f"expected a mapping at the top level, found {kind}",
+                    _node_span(node, text, rel),
+                    "a spec starts with apiVersion:, kind:, metadata: and spec:",
+                )
+            ]
+        )
     return _build_all(nodes, rel)[0]
 
 
@@ -246,8 +325,15 @@ def parse_manifests(text: str, rel: str) -> list[YMap]:
     for node in nodes:
         if not isinstance(node, MappingNode):
             kind = "a list" if isinstance(node, SequenceNode) else "a single value"
-            raise KompileError([Diagnostic(Code.WRONG_TYPE, f"expected a Kubernetes object (a mapping), found {kind}",
-                                           _node_span(node, text, rel))])
+            raise KompileError(
+                [
+                    Diagnostic(
+                        Code.WRONG_TYPE,
+                        f"expected a Kubernetes object (a mapping), found {kind}",
+                        _node_span(node, text, rel),
+                    )
+                ]
+            )
     return _build_all(nodes, rel)
 
 
@@ -287,7 +373,13 @@ class _TooComplex(Exception):
     pass
 
 
-_TYPE_NAMES = {"bool": "a boolean", "int": "an integer", "float": "a number", "null": "null", "timestamp": "a date"}
+_TYPE_NAMES = {
+    "bool": "a boolean",
+    "int": "an integer",
+    "float": "a number",
+    "null": "null",
+    "timestamp": "a date",
+}
 
 
 def _tag_text(tag: str) -> str:
@@ -337,14 +429,24 @@ class _Builder:
         self.count += 1
         if self.count > MAX_NODES:
             if via is not None:
-                raise _TooComplex(via, f"aliases here expand to more than {MAX_NODES} values",
-                                  "each *alias repeats its anchored value in full; write the values out")
-            raise _TooComplex(node, f"the document holds more than {MAX_NODES} values", "specs are small; split the file")
+                raise _TooComplex(
+                    via,
+                    f"aliases here expand to more than {MAX_NODES} values",
+                    "each *alias repeats its anchored value in full; write the values out",
+                )
+            raise _TooComplex(
+                node, f"the document holds more than {MAX_NODES} values", "specs are small; split the file"
+            )
         if depth > MAX_DEPTH:
             if via is not None:
-                raise _TooComplex(via, f"aliases here nest deeper than {MAX_DEPTH} levels",
-                                  "an alias inside the value it refers to repeats forever; write the values out")
-            raise _TooComplex(node, f"the document nests deeper than {MAX_DEPTH} levels", "specs are shallow; flatten it")
+                raise _TooComplex(
+                    via,
+                    f"aliases here nest deeper than {MAX_DEPTH} levels",
+                    "an alias inside the value it refers to repeats forever; write the values out",
+                )
+            raise _TooComplex(
+                node, f"the document nests deeper than {MAX_DEPTH} levels", "specs are shallow; flatten it"
+            )
         if isinstance(node, ScalarNode):
             builder = _SCALAR_BUILDERS.get(node.tag)
             if builder is None:
@@ -353,8 +455,12 @@ class _Builder:
             try:
                 return builder(node)
             except (ValueError, OverflowError):
-                self.collector.error(Code.WRONG_TYPE, f"'{_short(node.value)}' is not {_type_name(node.tag)}",
-                                     self.span(node), "remove the tag, or quote the value to make it a string")
+                self.collector.error(
+                    Code.WRONG_TYPE,
+                    f"'{_short(node.value)}' is not {_type_name(node.tag)}",
+                    self.span(node),
+                    "remove the tag, or quote the value to make it a string",
+                )
                 return None
         self.seen.add(id(node))
         if isinstance(node, SequenceNode):
@@ -375,34 +481,56 @@ class _Builder:
                     continue
                 if key in out:
                     first = out.key_spans[key]
-                    self.collector.error(Code.DUPLICATE_KEY, f"duplicate key '{_short(key)}'", self.span(key_node),
-                                         f"'{_short(key)}' is first set at line {first.line}; keep one of them")
+                    self.collector.error(
+                        Code.DUPLICATE_KEY,
+                        f"duplicate key '{_short(key)}'",
+                        self.span(key_node),
+                        f"'{_short(key)}' is first set at line {first.line}; keep one of them",
+                    )
                     continue
                 out.key_spans[key] = self.span(key_node)
                 out.value_spans[key] = self.span(value_node)
                 out[key] = self._child(node, value_node, depth, via)
             return out
-        raise _TooComplex(node, "unsupported YAML node", None)  # pragma: no cover - libyaml has no other kinds
+        raise _TooComplex(
+            node, "unsupported YAML node", None
+        )  # pragma: no cover - libyaml has no other kinds
 
     def _key(self, node) -> str | None:
         if node.tag == _MERGE:
-            self.collector.error(Code.TAG_NOT_ALLOWED, "YAML merge keys ('<<') are not supported", self.span(node),
-                                 "write the keys out, or share them through the App or spec.extends")
+            self.collector.error(
+                Code.TAG_NOT_ALLOWED,
+                "YAML merge keys ('<<') are not supported",
+                self.span(node),
+                "write the keys out, or share them through the App or spec.extends",
+            )
             return None
         if not isinstance(node, ScalarNode):
-            self.collector.error(Code.WRONG_TYPE, "a mapping key must be a plain string, not a list or a mapping", self.span(node),
-                                 "remove the '?' or the brackets around the key")
+            self.collector.error(
+                Code.WRONG_TYPE,
+                "a mapping key must be a plain string, not a list or a mapping",
+                self.span(node),
+                "remove the '?' or the brackets around the key",
+            )
             return None
         if node.tag not in _SCALAR_BUILDERS:
             self._bad_tag(node)
             return None
         if node.tag != _STR:
             # `on:` or `8000:` would silently become a boolean or an integer key.
-            self.collector.error(Code.WRONG_TYPE, f"key '{_short(node.value)}' is read as {_type_name(node.tag)}, not a string",
-                                 self.span(node), f"quote it: '{_short(node.value)}':")
+            self.collector.error(
+                Code.WRONG_TYPE,
+                f"key '{_short(node.value)}' is read as {_type_name(node.tag)}, not a string",
+                self.span(node),
+                f"quote it: '{_short(node.value)}':",
+            )
             return None
         return node.value
 
     def _bad_tag(self, node) -> None:
-        self.collector.error(Code.TAG_NOT_ALLOWED, f"YAML tag '{_tag_text(node.tag)}' is not allowed", self.span(node),
-                             "specs use plain YAML: strings, numbers, booleans, lists and mappings; remove the tag")
+        self.collector.error(
+            Code.TAG_NOT_ALLOWED,
+            f"YAML tag '{_tag_text(node.tag)}' is not allowed",
+            self.span(node),
+            "specs use plain YAML: strings, numbers, booleans, lists and mappings; remove the tag",
+        )

@@ -37,7 +37,11 @@ def _type_name(kind: spec.Type) -> str:
 def _rows(obj: spec.Obj, prefix: str):
     for key, field in obj.fields.items():
         path = f"{prefix}{key}"
-        default = "" if field.default is None else f"`{str(field.default).lower() if isinstance(field.default, bool) else field.default}`"
+        default = (
+            ""
+            if field.default is None
+            else f"`{str(field.default).lower() if isinstance(field.default, bool) else field.default}`"
+        )
         required = " (required)" if field.required else ""
         yield path, _type_name(field.type), default, field.doc + required
         for child, suffix in _children(field.type):
@@ -71,8 +75,12 @@ def _table(obj: spec.Obj, only: tuple[str, ...] | None = None) -> list[str]:
 
 def reference_markdown() -> str:
     shared = tuple(spec.SHARED_FIELDS)
-    lines = ["#### Settings of the App and of every Environment", "",
-             "An Environment may set any of these to override the App (see the merge rules).", ""]
+    lines = [
+        "#### Settings of the App and of every Environment",
+        "",
+        "An Environment may set any of these to override the App (see the merge rules).",
+        "",
+    ]
     lines += _table(spec.APP_SPEC, shared)
     lines += ["", "#### On the App only", ""]
     lines += _table(spec.APP_SPEC, tuple(spec.APP_ONLY))

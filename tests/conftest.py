@@ -29,8 +29,12 @@ settings.load_profile("ci" if IN_CI else "dev")
 
 
 def pytest_addoption(parser):
-    parser.addoption("--update-golden", action="store_true", default=False,
-                     help="Rewrite tests/golden/*/expected from the current compiler (the run still fails; review the diff).")
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="Rewrite tests/golden/*/expected from the current compiler (the run still fails; review the diff).",
+    )
 
 
 @pytest.fixture

@@ -38,7 +38,10 @@ def find_assets() -> tuple[Path | None, str]:
         return None, f"KUBEBUILDER_ASSETS is not set; {HOW_TO_GET_ASSETS}"
     missing = [name for name in BINARIES if not os.access(Path(folder) / name, os.X_OK)]
     if missing:
-        return None, f"KUBEBUILDER_ASSETS={folder} has no executable {' or '.join(missing)}; {HOW_TO_GET_ASSETS}"
+        return (
+            None,
+            f"KUBEBUILDER_ASSETS={folder} has no executable {' or '.join(missing)}; {HOW_TO_GET_ASSETS}",
+        )
     return Path(folder), ""
 
 
@@ -55,13 +58,25 @@ def write_service_account_key(private: Path, public: Path) -> None:
         from cryptography.hazmat.primitives.asymmetric import rsa
     except ImportError:
         subprocess.run(["openssl", "genrsa", "-out", str(private), "2048"], check=True, capture_output=True)
-        subprocess.run(["openssl", "rsa", "-in", str(private), "-pubout", "-out", str(public)], check=True, capture_output=True)
+        subprocess.run(
+            ["openssl", "rsa", "-in", str(private), "-pubout", "-out", str(public)],
+            check=True,
+            capture_output=True,
+        )
         return
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                          serialization.NoEncryption()))
-    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                     serialization.PublicFormat.SubjectPublicKeyInfo))
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
 
 
 def _die_with_parent() -> None:
@@ -88,31 +103,76 @@ class ControlPlane:
         write_service_account_key(self.workdir / "sa.key", self.workdir / "sa.pub")
         client, peer, secure = free_port(), free_port(), free_port()
         etcd = f"http://127.0.0.1:{client}"
-        self._spawn("etcd", "--name", "default", "--data-dir", self.workdir / "etcd",
-                    "--listen-client-urls", etcd, "--advertise-client-urls", etcd,
-                    "--listen-peer-urls", f"http://127.0.0.1:{peer}", "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
-                    "--initial-cluster", f"default=http://127.0.0.1:{peer}")
+        self._spawn(
+            "etcd",
+            "--name",
+            "default",
+            "--data-dir",
+            self.workdir / "etcd",
+            "--listen-client-urls",
+            etcd,
+            "--advertise-client-urls",
+            etcd,
+            "--listen-peer-urls",
+            f"http://127.0.0.1:{peer}",
+            "--initial-advertise-peer-urls",
+            f"http://127.0.0.1:{peer}",
+            "--initial-cluster",
+            f"default=http://127.0.0.1:{peer}",
+        )
         self._wait(f"{etcd}/health", deadline)
-        self._spawn("kube-apiserver", "--etcd-servers", etcd, "--bind-address", "127.0.0.1", "--secure-port", secure,
-                    "--cert-dir", self.workdir / "certs", "--token-auth-file", self.workdir / "tokens.csv",
-                    "--anonymous-auth=false", "--authorization-mode", "RBAC",
-                    "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
-                    "--service-account-key-file", self.workdir / "sa.pub",
-                    "--service-account-signing-key-file", self.workdir / "sa.key",
-                    "--service-cluster-ip-range", "10.96.0.0/16", "--endpoint-reconciler-type", "none",
-                    # As real clusters do: then PodSecurity admission, not this flag, is what refuses a privileged Pod.
-                    "--allow-privileged=true")
+        self._spawn(
+            "kube-apiserver",
+            "--etcd-servers",
+            etcd,
+            "--bind-address",
+            "127.0.0.1",
+            "--secure-port",
+            secure,
+            "--cert-dir",
+            self.workdir / "certs",
+            "--token-auth-file",
+            self.workdir / "tokens.csv",
+            "--anonymous-auth=false",
+            "--authorization-mode",
+            "RBAC",
+            "--service-account-issuer",
+            "https://kubernetes.default.svc.cluster.local",
+            "--service-account-key-file",
+            self.workdir / "sa.pub",
+            "--service-account-signing-key-file",
+            self.workdir / "sa.key",
+            "--service-cluster-ip-range",
+            "10.96.0.0/16",
+            "--endpoint-reconciler-type",
+            "none",
+            # As real clusters do: then PodSecurity admission, not this flag, is what refuses a privileged Pod.
+            "--allow-privileged=true",
+        )
         self.url = f"https://127.0.0.1:{secure}"
         # kubectl needs both OpenAPI documents (apply's schema, diff, validation), which come after /readyz.
         for path in ("/readyz", "/openapi/v2", "/openapi/v3"):
             self._wait(self.url + path, deadline)
-        self.kubeconfig.write_text(json.dumps({
-            "apiVersion": "v1", "kind": "Config", "current-context": "envtest",
-            "clusters": [{"name": "envtest", "cluster": {"server": self.url,
-                                                          "certificate-authority": str(self.workdir / "certs" / "apiserver.crt")}}],
-            "users": [{"name": "admin", "user": {"token": self.token}}],
-            "contexts": [{"name": "envtest", "context": {"cluster": "envtest", "user": "admin"}}],
-        }))
+        self.kubeconfig.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "current-context": "envtest",
+                    "clusters": [
+                        {
+                            "name": "envtest",
+                            "cluster": {
+                                "server": self.url,
+                                "certificate-authority": str(self.workdir / "certs" / "apiserver.crt"),
+                            },
+                        }
+                    ],
+                    "users": [{"name": "admin", "user": {"token": self.token}}],
+                    "contexts": [{"name": "envtest", "context": {"cluster": "envtest", "user": "admin"}}],
+                }
+            )
+        )
 
     def stop(self) -> None:
         """Ends what start() started, newest first, by PID; idempotent."""
@@ -121,21 +181,39 @@ class ControlPlane:
             if process.poll() is None:
                 process.terminate()
                 try:
-                    process.wait(timeout=3)  # the API server's graceful shutdown takes ~10 s; its data is thrown away
+                    process.wait(
+                        timeout=3
+                    )  # the API server's graceful shutdown takes ~10 s; its data is thrown away
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
         atexit.unregister(self.stop)
         shutil.rmtree(self.workdir / "etcd", ignore_errors=True)  # etcd preallocates tens of MB
 
-    def kubectl(self, *args: str, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), "--cache-dir", str(self.workdir / "cache"), *args],
-                              input=input, capture_output=True, text=True, timeout=timeout)
+    def kubectl(
+        self, *args: str, input: str | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [
+                "kubectl",
+                "--kubeconfig",
+                str(self.kubeconfig),
+                "--cache-dir",
+                str(self.workdir / "cache"),
+                *args,
+            ],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def install_crds(self, folder: Path, timeout: str = "120s") -> None:
         """Every CRD in folder, server-side (the largest are too big for a client-side apply), until Established."""
-        for args in (("apply", "--server-side", "-f", str(folder)),
-                     ("wait", "--for", "condition=Established", "crd", "--all", "--timeout", timeout)):
+        for args in (
+            ("apply", "--server-side", "-f", str(folder)),
+            ("wait", "--for", "condition=Established", "crd", "--all", "--timeout", timeout),
+        ):
             for attempt in range(5):
                 result = self.kubectl(*args, timeout=300)
                 # `wait` fails at once on a CRD whose status the server has not written yet
@@ -148,8 +226,15 @@ class ControlPlane:
 
     def _spawn(self, binary: str, *args: object) -> None:
         log = (self.workdir / f"{binary}.log").open("wb")
-        self.processes.append(subprocess.Popen([str(self.assets / binary), *map(str, args)], stdin=subprocess.DEVNULL,
-                                               stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent))
+        self.processes.append(
+            subprocess.Popen(
+                [str(self.assets / binary), *map(str, args)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
+        )
         log.close()
 
     def _wait(self, url: str, deadline: float) -> None:
@@ -162,9 +247,13 @@ class ControlPlane:
                 if process.poll() is not None:
                     name = Path(process.args[0]).name
                     tail = (self.workdir / f"{name}.log").read_text(errors="replace")[-3000:]
-                    raise RuntimeError(f"{name} exited with {process.returncode} while waiting for {url}:\n{tail}")
+                    raise RuntimeError(
+                        f"{name} exited with {process.returncode} while waiting for {url}:\n{tail}"
+                    )
             try:
-                with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5, context=context) as answer:
+                with urllib.request.urlopen(
+                    urllib.request.Request(url, headers=headers), timeout=5, context=context
+                ) as answer:
                     if answer.status == 200:
                         answer.read()
                         return

@@ -66,7 +66,11 @@ class Target:
         full = self.root / self.path
         if full.is_dir() and any("\nsops:" in p.read_text() for p in full.rglob("*.yaml")):
             # Flux decrypts sops Secrets before it applies; the API server gets them decrypted.
-            decrypted = Path(tempfile.gettempdir()) / "kompile-apiserver" / f"{self.id.replace('/', '_').replace(':', '_')}.json"
+            decrypted = (
+                Path(tempfile.gettempdir())
+                / "kompile-apiserver"
+                / f"{self.id.replace('/', '_').replace(':', '_')}.json"
+            )
             decrypted.parent.mkdir(exist_ok=True)
             decrypted.write_text(as_list(built(self)))
             return ["-f", str(decrypted)]
@@ -88,8 +92,10 @@ def targets_of(source: str, root: Path) -> list[Target]:
 
 def claims(root: Path) -> set[tuple[str, str, str]]:
     """What a source's output takes on a cluster: its overlays' namespaces and its GitOps objects."""
-    found = {("Namespace", "", yaml.safe_load(k.read_text()).get("namespace") or "")
-             for k in root.glob("overlays/*/kustomization.yaml")}
+    found = {
+        ("Namespace", "", yaml.safe_load(k.read_text()).get("namespace") or "")
+        for k in root.glob("overlays/*/kustomization.yaml")
+    }
     for path in root.glob("gitops/*/*.yaml"):
         for doc in yaml.safe_load_all(path.read_text()):
             if doc and doc.get("apiVersion") != KUSTOMIZATION_API:
@@ -196,10 +202,24 @@ def prepare(cluster: Cluster, target: Target) -> None:
     else:
         names = sorted({obj["metadata"]["namespace"] for obj in objects if obj["metadata"].get("namespace")})
         namespaces = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}} for name in names]
-    accounts = [{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns["metadata"]["name"]}}
-                for ns in namespaces]
+    accounts = [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": "default", "namespace": ns["metadata"]["name"]},
+        }
+        for ns in namespaces
+    ]
     if namespaces:
-        run(cluster, "apply", "--server-side", f"--field-manager={SETUP_MANAGER}", "-f", "-", input=as_list(namespaces + accounts))
+        run(
+            cluster,
+            "apply",
+            "--server-side",
+            f"--field-manager={SETUP_MANAGER}",
+            "-f",
+            "-",
+            input=as_list(namespaces + accounts),
+        )
     cluster.prepared.add(target)
 
 
@@ -218,7 +238,9 @@ def live_objects(cluster: Cluster, target: Target) -> dict[str, dict]:
 
 def object_name(obj: dict) -> str:
     metadata = obj["metadata"]
-    return f"{obj['kind']} {metadata['namespace'] + '/' if metadata.get('namespace') else ''}{metadata['name']}"
+    return (
+        f"{obj['kind']} {metadata['namespace'] + '/' if metadata.get('namespace') else ''}{metadata['name']}"
+    )
 
 
 NOTHING_ELSE = "nothing else changed"
@@ -243,7 +265,9 @@ def resource_version_changes(before: dict[str, dict], after: dict[str, dict]) ->
         if old_version == new_version:
             continue
         diff = DeepDiff(without_bookkeeping(old), without_bookkeeping(new), verbose_level=2)
-        fields = DeepDiff(old["metadata"].get("managedFields"), new["metadata"].get("managedFields"), verbose_level=2)
+        fields = DeepDiff(
+            old["metadata"].get("managedFields"), new["metadata"].get("managedFields"), verbose_level=2
+        )
         if diff:
             what = diff.pretty()
         elif fields:
@@ -278,10 +302,20 @@ def pods_of(objects) -> list[dict]:
     pods = []
     for obj in objects:
         for _, template in pod_templates(obj):
-            metadata = {key: value for key, value in (template.get("metadata") or {}).items() if key in ("labels", "annotations")}
+            metadata = {
+                key: value
+                for key, value in (template.get("metadata") or {}).items()
+                if key in ("labels", "annotations")
+            }
             name = f"{obj['kind'].lower()}-{obj['metadata']['name']}"[:63].rstrip("-")
-            pods.append({"apiVersion": "v1", "kind": "Pod", "spec": template["spec"],
-                         "metadata": {**metadata, "name": name, "namespace": obj["metadata"]["namespace"]}})
+            pods.append(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "spec": template["spec"],
+                    "metadata": {**metadata, "name": name, "namespace": obj["metadata"]["namespace"]},
+                }
+            )
     return pods
 
 
@@ -306,7 +340,8 @@ class ServerChecks:
         diff = cluster.kubectl("diff", "--server-side", *target.args())
         assert diff.returncode == 0 and not diff.stdout, (
             f"{target.id}: `kubectl diff --server-side` right after an apply is not empty (exit {diff.returncode}):\n"
-            f"{diff.stdout}{diff.stderr}")
+            f"{diff.stdout}{diff.stderr}"
+        )
         changes = apply_again(cluster, target)
         if changes and all(change.endswith(NOTHING_ELSE) for change in changes):
             # The first update after a create stores what the server defaults on read: Flux's CRDs default
@@ -320,49 +355,91 @@ class ServerChecks:
         pods = pods_of(built(overlay))
         assert pods, f"{overlay.id} has no pod template"
         result = cluster.kubectl("create", "--dry-run=server", "-f", "-", input=as_list(pods))
-        assert result.returncode == 0, f"{overlay.id}: pods from its templates are not admitted:\n{result.stderr}"
+        assert result.returncode == 0, (
+            f"{overlay.id}: pods from its templates are not admitted:\n{result.stderr}"
+        )
         warnings = warning_lines(result.stderr)
         assert not warnings, f"{overlay.id}: pods from its templates draw warnings:\n" + "\n".join(warnings)
 
-    def test_a_privileged_pod_is_rejected_in_a_kompile_namespace(self, cluster: Cluster, first_overlay: Target):
+    def test_a_privileged_pod_is_rejected_in_a_kompile_namespace(
+        self, cluster: Cluster, first_overlay: Target
+    ):
         """The admission check can fail: kompile's Namespace enforces restricted."""
         prepare(cluster, first_overlay)
         [namespace] = [obj["metadata"]["name"] for obj in built(first_overlay) if obj["kind"] == "Namespace"]
-        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "privileged", "namespace": namespace},
-               "spec": {"containers": [{"name": "root", "image": "busybox", "securityContext": {"privileged": True}}]}}
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "privileged", "namespace": namespace},
+            "spec": {
+                "containers": [{"name": "root", "image": "busybox", "securityContext": {"privileged": True}}]
+            },
+        }
         result = cluster.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(pod))
         assert result.returncode != 0, f"a privileged Pod was admitted in {namespace}"
         assert 'violates PodSecurity "restricted' in result.stderr, result.stderr
 
     def test_warnings_and_drift_are_seen(self, cluster: Cluster):
         """The other two checks can fail too: a template PodSecurity warns about, a field someone else changed."""
-        namespace = {"apiVersion": "v1", "kind": "Namespace",
-                     "metadata": {"name": "e2e-probe", "labels": {"pod-security.kubernetes.io/warn": "restricted"}}}
+        namespace = {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": "e2e-probe", "labels": {"pod-security.kubernetes.io/warn": "restricted"}},
+        }
         run(cluster, "apply", "--server-side", "-f", "-", input=json.dumps(namespace))
-        deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "loose", "namespace": "e2e-probe"},
-                      "spec": {"selector": {"matchLabels": {"app": "loose"}},
-                               "template": {"metadata": {"labels": {"app": "loose"}},
-                                            "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}
-        result = cluster.kubectl("apply", "--server-side", "--dry-run=server", "-f", "-", input=json.dumps(deployment))
+        deployment = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "loose", "namespace": "e2e-probe"},
+            "spec": {
+                "selector": {"matchLabels": {"app": "loose"}},
+                "template": {
+                    "metadata": {"labels": {"app": "loose"}},
+                    "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+                },
+            },
+        }
+        result = cluster.kubectl(
+            "apply", "--server-side", "--dry-run=server", "-f", "-", input=json.dumps(deployment)
+        )
         assert result.returncode == 0, result.stderr
         assert any("restricted" in line for line in warning_lines(result.stderr)), result.stderr
 
-        config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "drift", "namespace": "e2e-probe"},
-                  "data": {"k": "1"}}
+        config = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "drift", "namespace": "e2e-probe"},
+            "data": {"k": "1"},
+        }
         run(cluster, "apply", "--server-side", "-f", "-", input=json.dumps(config))
-        before = {object_name(config): json.loads(run(cluster, "get", "-o", "json", "-n", "e2e-probe", "configmap", "drift"))}
+        before = {
+            object_name(config): json.loads(
+                run(cluster, "get", "-o", "json", "-n", "e2e-probe", "configmap", "drift")
+            )
+        }
         run(cluster, "patch", "-n", "e2e-probe", "configmap", "drift", "-p", '{"data": {"k": "2"}}')
-        diff = cluster.kubectl("diff", "--server-side", "--force-conflicts", "-f", "-", input=json.dumps(config))
+        diff = cluster.kubectl(
+            "diff", "--server-side", "--force-conflicts", "-f", "-", input=json.dumps(config)
+        )
         assert diff.returncode == 1 and "ConfigMap.e2e-probe.drift" in diff.stdout, diff
-        after = {object_name(config): json.loads(run(cluster, "get", "-o", "json", "-n", "e2e-probe", "configmap", "drift"))}
+        after = {
+            object_name(config): json.loads(
+                run(cluster, "get", "-o", "json", "-n", "e2e-probe", "configmap", "drift")
+            )
+        }
         [change] = resource_version_changes(before, after)
-        assert change.startswith("ConfigMap e2e-probe/drift: resourceVersion") and "root['data']['k']" in change, change
+        assert (
+            change.startswith("ConfigMap e2e-probe/drift: resourceVersion") and "root['data']['k']" in change
+        ), change
 
 
 # One class per group, so one API server per group (the class-scoped `cluster`), one after another.
 for _index, _members in enumerate(GROUPS):
-    globals()[f"TestServer{_index}"] = type(f"TestServer{_index}", (ServerChecks,),
-                                            {"group": _index, "__doc__": f"On one API server: {', '.join(_members)}."})
+    globals()[f"TestServer{_index}"] = type(
+        f"TestServer{_index}",
+        (ServerChecks,),
+        {"group": _index, "__doc__": f"On one API server: {', '.join(_members)}."},
+    )
 
 
 def test_sources_are_grouped_so_nothing_clashes():
@@ -376,25 +453,43 @@ def test_sources_are_grouped_so_nothing_clashes():
 
 
 def test_resource_version_changes_name_the_object_and_field():
-    old = {"kind": "Deployment", "metadata": {"name": "web", "namespace": "n", "resourceVersion": "1",
-                                              "managedFields": [{"manager": "kubectl"}]}, "spec": {"replicas": 1}}
+    old = {
+        "kind": "Deployment",
+        "metadata": {
+            "name": "web",
+            "namespace": "n",
+            "resourceVersion": "1",
+            "managedFields": [{"manager": "kubectl"}],
+        },
+        "spec": {"replicas": 1},
+    }
     new = {**old, "metadata": {**old["metadata"], "resourceVersion": "2"}, "spec": {"replicas": 2}}
-    touched = {**old, "metadata": {**old["metadata"], "resourceVersion": "2", "managedFields": [{"manager": "other"}]}}
+    touched = {
+        **old,
+        "metadata": {**old["metadata"], "resourceVersion": "2", "managedFields": [{"manager": "other"}]},
+    }
     name = object_name(old)
     assert resource_version_changes({name: old}, {name: old}) == []
     [change] = resource_version_changes({name: old}, {name: new})
-    assert change.startswith("Deployment n/web: resourceVersion 1 -> 2") and "root['spec']['replicas']" in change
+    assert (
+        change.startswith("Deployment n/web: resourceVersion 1 -> 2") and "root['spec']['replicas']" in change
+    )
     [change] = resource_version_changes({name: old}, {name: touched})
     assert "only metadata.managedFields changed" in change
-    [change] = resource_version_changes({name: old}, {name: {**old, "metadata": {**old["metadata"], "resourceVersion": "2"}}})
+    [change] = resource_version_changes(
+        {name: old}, {name: {**old, "metadata": {**old["metadata"], "resourceVersion": "2"}}}
+    )
     assert change == f"Deployment n/web: resourceVersion 1 -> 2: {NOTHING_ELSE}"
     assert resource_version_changes({name: old}, {}) == ["Deployment n/web: disappeared"]
 
 
 def test_pod_templates_are_found_at_any_depth():
     template = {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
-    cron = {"kind": "CronJob", "metadata": {"name": "c", "namespace": "n"},
-            "spec": {"jobTemplate": {"spec": {"template": template}}}}
+    cron = {
+        "kind": "CronJob",
+        "metadata": {"name": "c", "namespace": "n"},
+        "spec": {"jobTemplate": {"spec": {"template": template}}},
+    }
     assert pod_templates(cron) == [(".spec.jobTemplate.spec.template", template)]
     [pod] = pods_of([cron])
     assert pod["metadata"] == {"labels": {"app": "x"}, "name": "cronjob-c", "namespace": "n"}

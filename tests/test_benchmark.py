@@ -14,14 +14,27 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench.py"
 
 @pytest.mark.slow
 def test_benchmark_runs_and_reports_its_figures():
-    result = subprocess.run([sys.executable, str(BENCH), "--sizes", "10", "--kustomize-sample", "2", "--runs", "1", "--json"],
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, str(BENCH), "--sizes", "10", "--kustomize-sample", "2", "--runs", "1", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     table, _, raw = result.stdout.partition("\n{")
     figures = json.loads("{" + raw)
     (row,) = figures["sizes"]
     assert row["environments"] == 10
-    for key in ("build_cold", "build_noop", "check_fast", "check_full", "diff_one_change", "floor", "write_floor", "peak_rss_mib"):
+    for key in (
+        "build_cold",
+        "build_noop",
+        "check_fast",
+        "check_full",
+        "diff_one_change",
+        "floor",
+        "write_floor",
+        "peak_rss_mib",
+    ):
         assert row[key] > 0, key
     assert set(figures["startup"]) == {"python_pass", "version", "validate_example"}
     assert "noop/" in table and "kustomize" in table and "start-up:" in table

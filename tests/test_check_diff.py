@@ -70,15 +70,42 @@ def changes_after(root: Path, *edits: tuple[str, str, str], env: str | None = No
 
 
 def test_diff_image(built: Path):
-    changes = changes_after(built, ("environments/staging.yaml", 'tag: "1.4.3"', 'tag: "1.4.4"'), env="staging")
-    assert Change("staging", "Deployment/shop-worker", ChangeKind.CHANGED, "container worker image",
-                  "ghcr.io/acme/shop:1.4.3", "ghcr.io/acme/shop:1.4.4") in changes
-    assert Change("staging", "Job/shop-migrate", ChangeKind.CHANGED, "container migrate image",
-                  "ghcr.io/acme/shop:1.4.3", "ghcr.io/acme/shop:1.4.4") in changes
-    assert {c.object for c in changes} == {"Deployment/shop-web", "Deployment/shop-worker", "Deployment/shop-beat", "Job/shop-migrate"}
+    changes = changes_after(
+        built, ("environments/staging.yaml", 'tag: "1.4.3"', 'tag: "1.4.4"'), env="staging"
+    )
+    assert (
+        Change(
+            "staging",
+            "Deployment/shop-worker",
+            ChangeKind.CHANGED,
+            "container worker image",
+            "ghcr.io/acme/shop:1.4.3",
+            "ghcr.io/acme/shop:1.4.4",
+        )
+        in changes
+    )
+    assert (
+        Change(
+            "staging",
+            "Job/shop-migrate",
+            ChangeKind.CHANGED,
+            "container migrate image",
+            "ghcr.io/acme/shop:1.4.3",
+            "ghcr.io/acme/shop:1.4.4",
+        )
+        in changes
+    )
+    assert {c.object for c in changes} == {
+        "Deployment/shop-web",
+        "Deployment/shop-worker",
+        "Deployment/shop-beat",
+        "Job/shop-migrate",
+    }
     text = kompile("diff", "--root", str(built), "--env", "staging")
     assert text.returncode == 1
-    assert re.search(r"^staging +Deployment/shop-worker +container worker image +1\.4\.3 -> 1\.4\.4$", text.stdout, re.M)
+    assert re.search(
+        r"^staging +Deployment/shop-worker +container worker image +1\.4\.3 -> 1\.4\.4$", text.stdout, re.M
+    )
 
 
 def test_diff_replicas(built: Path):
@@ -91,7 +118,9 @@ def test_diff_replicas(built: Path):
 
 def test_diff_hpa_bounds(built: Path):
     changes = changes_after(built, ("environments/prod.yaml", "maxReplicas: 12", "maxReplicas: 20"))
-    assert changes == [Change("prod", "HorizontalPodAutoscaler/shop-web", ChangeKind.CHANGED, "spec.maxReplicas", 12, 20)]
+    assert changes == [
+        Change("prod", "HorizontalPodAutoscaler/shop-web", ChangeKind.CHANGED, "spec.maxReplicas", 12, 20)
+    ]
     text = kompile("diff", "--root", str(built)).stdout
     assert re.search(r"^prod +HorizontalPodAutoscaler/shop-web +spec\.maxReplicas +12 -> 20$", text, re.M)
 
@@ -100,39 +129,80 @@ def test_diff_egress_rule(built: Path):
     rule = "      - name: mail\n        cidr: 10.40.0.0/24\n        ports: [587]\n  gitops:"
     changes = changes_after(built, ("environments/app.yaml", "  gitops:", rule), env="dev")
     added = {"ports": [{"port": 587, "protocol": "TCP"}], "to": [{"ipBlock": {"cidr": "10.40.0.0/24"}}]}
-    assert changes == [Change("dev", f"NetworkPolicy/shop-{c}", ChangeKind.ADDED, "spec.egress[3]", None, added)
-                       for c in ("beat", "migrate", "web", "worker")]
+    assert changes == [
+        Change("dev", f"NetworkPolicy/shop-{c}", ChangeKind.ADDED, "spec.egress[3]", None, added)
+        for c in ("beat", "migrate", "web", "worker")
+    ]
 
 
 def test_diff_env_var(built: Path):
-    changes = changes_after(built, ("environments/prod.yaml", "    DJANGO_ALLOWED_HOSTS: shop.example.com\n",
-                                    "    DJANGO_ALLOWED_HOSTS: shop.example.com\n    FEATURE_X: \"on\"\n"))
+    changes = changes_after(
+        built,
+        (
+            "environments/prod.yaml",
+            "    DJANGO_ALLOWED_HOSTS: shop.example.com\n",
+            '    DJANGO_ALLOWED_HOSTS: shop.example.com\n    FEATURE_X: "on"\n',
+        ),
+    )
     assert Change("prod", "ConfigMap/shop-config", ChangeKind.ADDED, "data.FEATURE_X", None, "on") in changes
     # New settings restart the pods: the config hash of every pod template changes.
-    restarted = {c.object for c in changes if c.path == "spec.template.metadata.annotations.kompile.dev/config-hash"}
-    assert restarted == {"Deployment/shop-web", "Deployment/shop-worker", "Deployment/shop-beat", "Job/shop-migrate"}
+    restarted = {
+        c.object for c in changes if c.path == "spec.template.metadata.annotations.kompile.dev/config-hash"
+    }
+    assert restarted == {
+        "Deployment/shop-web",
+        "Deployment/shop-worker",
+        "Deployment/shop-beat",
+        "Job/shop-migrate",
+    }
     assert len(changes) == 5
 
 
 def test_diff_secret_key(built: Path):
     changes = changes_after(
         built,
-        ("environments/staging.yaml", "        CELERY_BROKER_URL: Ag", "        SENTRY_DSN: AgNEWciphertext\n        CELERY_BROKER_URL: Ag"),
+        (
+            "environments/staging.yaml",
+            "        CELERY_BROKER_URL: Ag",
+            "        SENTRY_DSN: AgNEWciphertext\n        CELERY_BROKER_URL: Ag",
+        ),
         ("environments/staging.yaml", "DATABASE_URL: AgCo1Yq", "DATABASE_URL: AgResealed"),
         env="staging",
     )
-    assert Change("staging", "SealedSecret/shop-django", ChangeKind.ADDED, "spec.encryptedData.SENTRY_DSN", None,
-                  "AgNEWciphertext") in changes
+    assert (
+        Change(
+            "staging",
+            "SealedSecret/shop-django",
+            ChangeKind.ADDED,
+            "spec.encryptedData.SENTRY_DSN",
+            None,
+            "AgNEWciphertext",
+        )
+        in changes
+    )
     resealed = [c for c in changes if c.path == "spec.encryptedData.DATABASE_URL"]
-    assert [(c.kind, c.old[:10], c.new[:10]) for c in resealed] == [(ChangeKind.CHANGED, "AgCo1YqSEw", "AgResealed")]
+    assert [(c.kind, c.old[:10], c.new[:10]) for c in resealed] == [
+        (ChangeKind.CHANGED, "AgCo1YqSEw", "AgResealed")
+    ]
     assert {c.object for c in changes if c.path.endswith("secrets-hash")} == {
-        "Deployment/shop-web", "Deployment/shop-worker", "Deployment/shop-beat", "Job/shop-migrate"}
+        "Deployment/shop-web",
+        "Deployment/shop-worker",
+        "Deployment/shop-beat",
+        "Job/shop-migrate",
+    }
 
 
 def test_diff_named_lists_match_by_name_not_position(built: Path):
     # Reordering the App's secrets reorders nothing in the output; adding a second secret adds an envFrom.
-    changes = changes_after(built, ("environments/dev.yaml", "shop.dev.example.com\n  components:",
-                                    "shop.dev.example.com\n    EXTRA: x\n  components:"), env="dev")
+    changes = changes_after(
+        built,
+        (
+            "environments/dev.yaml",
+            "shop.dev.example.com\n  components:",
+            "shop.dev.example.com\n    EXTRA: x\n  components:",
+        ),
+        env="dev",
+    )
     assert not [c for c in changes if "[0]" in c.path and "container" in c.path]
 
 
@@ -142,8 +212,16 @@ def test_diff_formats_and_exit_codes(built: Path):
     edit(built, "environments/prod.yaml", "maxReplicas: 12", "maxReplicas: 20")
     as_json = kompile("diff", "--root", str(built), "--format", "json")
     assert as_json.returncode == 1
-    assert json.loads(as_json.stdout) == [{"environment": "prod", "object": "HorizontalPodAutoscaler/shop-web",
-                                           "change": "changed", "path": "spec.maxReplicas", "old": 12, "new": 20}]
+    assert json.loads(as_json.stdout) == [
+        {
+            "environment": "prod",
+            "object": "HorizontalPodAutoscaler/shop-web",
+            "change": "changed",
+            "path": "spec.maxReplicas",
+            "old": 12,
+            "new": 20,
+        }
+    ]
     markdown = kompile("diff", "--root", str(built), "--format", "markdown")
     assert markdown.returncode == 1
     body = markdown.stdout
@@ -155,7 +233,13 @@ def test_diff_formats_and_exit_codes(built: Path):
 
 
 def _git(root: Path, *args: str) -> None:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
     subprocess.run(["git", "-C", str(root), *args], check=True, env=env, capture_output=True)
 
 
@@ -171,7 +255,14 @@ def test_diff_against_a_git_revision(built: Path):
     assert kompile("diff", "--root", str(built)).returncode == 0
     result = kompile("diff", "--root", str(built), "--base", "HEAD~1", "--env", "prod")
     assert result.returncode == 1
-    assert result.stdout.split() == ["prod", "HorizontalPodAutoscaler/shop-web", "spec.maxReplicas", "12", "->", "20"]
+    assert result.stdout.split() == [
+        "prod",
+        "HorizontalPodAutoscaler/shop-web",
+        "spec.maxReplicas",
+        "12",
+        "->",
+        "20",
+    ]
 
 
 def test_diff_in_a_subfolder_of_a_monorepo(tmp_path: Path):
@@ -208,6 +299,8 @@ def test_fast_check_trusts_only_what_it_can_prove(built: Path):
     assert kompile("check", "--root", str(built)).returncode == 1
     edit(built, "secrets/prod/shop-django.yaml", "-Qw3", "-Qw2")
     manifest = built / ".kompile-manifest.json"
-    manifest.write_text(manifest.read_text().replace('"generator": "kompile ', '"generator": "kompile 0.0.0-old-'))
+    manifest.write_text(
+        manifest.read_text().replace('"generator": "kompile ', '"generator": "kompile 0.0.0-old-')
+    )
     assert not unchanged_since_build(built)  # another kompile built it
     assert kompile("check", "--root", str(built)).returncode == 0  # recompiled: the files are current

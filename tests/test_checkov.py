@@ -53,15 +53,33 @@ def checkov_path() -> Path:
 
 
 def run_checkov(checkov: Path, folder: Path) -> dict:
-    result = subprocess.run([str(checkov), "-d", str(folder), "--framework", "kustomize", "--output", "json",
-                             "--skip-download", "--quiet"], capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            str(checkov),
+            "-d",
+            str(folder),
+            "--framework",
+            "kustomize",
+            "--output",
+            "json",
+            "--skip-download",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     try:
         report = json.loads(result.stdout)
     except json.JSONDecodeError:
-        return {"error": f"checkov exited {result.returncode} without a JSON report:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"}
+        return {
+            "error": f"checkov exited {result.returncode} without a JSON report:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+        }
     reports = report if isinstance(report, list) else [report]
     found = [r for r in reports if r.get("check_type") == "kustomize"]
-    return found[0] if found else {"error": f"no kustomize report in checkov's output: {result.stdout[:2000]}"}
+    return (
+        found[0] if found else {"error": f"no kustomize report in checkov's output: {result.stdout[:2000]}"}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +95,9 @@ def scans(tmp_path_factory) -> dict[tuple[str, str], tuple[Environment, dict]]:
         for env, compiled in output.environments.items():
             jobs[(case, env)] = (compiled.env, root / "overlays" / env)
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        reports = dict(zip(jobs, pool.map(lambda job: run_checkov(checkov, job[1]), jobs.values()), strict=True))
+        reports = dict(
+            zip(jobs, pool.map(lambda job: run_checkov(checkov, job[1]), jobs.values()), strict=True)
+        )
     return {key: (jobs[key][0], reports[key]) for key in jobs}
 
 
@@ -90,13 +110,19 @@ def tolerated(env: Environment) -> set[str]:
         allowed.add(SECRETS_AS_ENV)
     if any(account.api_access for account in env.accounts):
         allowed.add(TOKEN_MOUNTED)
-    if any(c.type in (ComponentType.WORKER, ComponentType.SCHEDULER) and c.probes.liveness is None for c in env.components):
+    if any(
+        c.type in (ComponentType.WORKER, ComponentType.SCHEDULER) and c.probes.liveness is None
+        for c in env.components
+    ):
         allowed.add(NO_LIVENESS)
     return allowed
 
 
 def failures(report: dict) -> list[str]:
-    return sorted(f"{c['check_id']} {c['resource']} ({c['check_name']})" for c in report["results"].get("failed_checks", ()))
+    return sorted(
+        f"{c['check_id']} {c['resource']} ({c['check_name']})"
+        for c in report["results"].get("failed_checks", ())
+    )
 
 
 def failed_ids(report: dict) -> set[str]:
@@ -111,7 +137,9 @@ def test_checkov_finds_nothing_the_spec_does_not_explain(scans, case, env):
     assert summary["parsing_errors"] == 0, report
     assert summary["resource_count"] > 0 and summary["passed"] > 0, f"checkov scanned nothing: {summary}"
     unexplained = [line for line in failures(report) if line.split()[0] not in tolerated(model)]
-    assert not unexplained, f"{case}/{env}: checkov failures beyond {sorted(tolerated(model))}:\n" + "\n".join(unexplained)
+    assert not unexplained, (
+        f"{case}/{env}: checkov failures beyond {sorted(tolerated(model))}:\n" + "\n".join(unexplained)
+    )
 
 
 @pytest.mark.parametrize(("case", "env"), OVERLAYS, ids=IDS)
@@ -119,7 +147,9 @@ def test_no_check_is_skipped(scans, case, env):
     _, report = scans[(case, env)]
     assert "error" not in report, report.get("error")
     skipped = report["results"].get("skipped_checks", ())
-    assert report["summary"]["skipped"] == 0 and not skipped, [(c["check_id"], c["resource"]) for c in skipped]
+    assert report["summary"]["skipped"] == 0 and not skipped, [
+        (c["check_id"], c["resource"]) for c in skipped
+    ]
 
 
 def test_example_figures(scans):
@@ -127,8 +157,11 @@ def test_example_figures(scans):
     and staging nothing beyond those and the tag checks."""
     _, prod = scans[("shop", "prod")]
     assert failed_ids(prod) <= {SECRETS_AS_ENV, NO_LIVENESS}, failures(prod)
-    assert sorted(c["resource"] for c in prod["results"]["failed_checks"] if c["check_id"] == NO_LIVENESS) == \
-        ["overlay:prod:Deployment.shop-prod.shop-beat", "overlay:prod:Deployment.shop-prod.shop-worker"], failures(prod)
+    assert sorted(
+        c["resource"] for c in prod["results"]["failed_checks"] if c["check_id"] == NO_LIVENESS
+    ) == ["overlay:prod:Deployment.shop-prod.shop-beat", "overlay:prod:Deployment.shop-prod.shop-worker"], (
+        failures(prod)
+    )
     for env in ("dev", "staging"):
         _, report = scans[("shop", env)]
         assert failed_ids(report) <= TAG_CHECKS | {SECRETS_AS_ENV, NO_LIVENESS}, failures(report)

@@ -18,8 +18,16 @@ BIN = Path(sys.executable).parent
 def test_github_workflow_matches_the_schema():
     tool = BIN / "check-jsonschema"
     assert tool.exists(), "check-jsonschema is part of the test extra"
-    result = subprocess.run([str(tool), "--builtin-schema", "vendor.github-workflows", str(REPO / "examples/ci/github-actions.yml")],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            str(tool),
+            "--builtin-schema",
+            "vendor.github-workflows",
+            str(REPO / "examples/ci/github-actions.yml"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -14,7 +14,9 @@ from conftest import copy_example
 
 
 def kompile(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kompile", *args], capture_output=True, text=True, timeout=300, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "kompile", *args], capture_output=True, text=True, timeout=300, cwd=cwd
+    )
 
 
 @pytest.fixture
@@ -40,10 +42,18 @@ def test_with_no_spec_anywhere_above_it_says_so_and_suggests_init(tmp_path: Path
     assert list(empty.iterdir()) == []
 
 
-@pytest.mark.parametrize("command", [
-    ["build", "--env", "Dev"], ["diff", "--env", "Dev"], ["render", "Dev"], ["explain", "Dev"],
-    ["set-image", "Dev", "--tag", "1.0.0"], ["promote", "dev", "Prod"], ["diff", "--env", "qa"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["build", "--env", "Dev"],
+        ["diff", "--env", "Dev"],
+        ["render", "Dev"],
+        ["explain", "Dev"],
+        ["set-image", "Dev", "--tag", "1.0.0"],
+        ["promote", "dev", "Prod"],
+        ["diff", "--env", "qa"],
+    ],
+)
 def test_an_unknown_environment_is_an_error_with_a_suggestion(repo: Path, command: list[str]):
     before = {p: p.read_bytes() for p in repo.rglob("*") if p.is_file()}
     result = kompile(*command, "--root", str(repo))
@@ -61,7 +71,9 @@ def test_removing_an_environment_names_everything_it_removes(repo: Path):
     check = kompile("check", "--root", str(repo))
     assert check.returncode == 1 and check.stdout.startswith("REMOVED  environment 'staging'"), check.stdout
     diff = kompile("diff", "--root", str(repo))
-    assert diff.returncode == 1 and diff.stdout.split()[:4] == ["staging", "(the", "whole", "environment)"], diff.stdout
+    assert diff.returncode == 1 and diff.stdout.split()[:4] == ["staging", "(the", "whole", "environment)"], (
+        diff.stdout
+    )
     markdown = kompile("diff", "--root", str(repo), "--format", "markdown")
     assert "**Removed environment: staging.**" in markdown.stdout
     build = kompile("build", "--root", str(repo))
@@ -79,7 +91,9 @@ def test_removing_a_production_environment_needs_an_explicit_flag(repo: Path):
     assert refused.returncode == 2 and "error[K313]" in refused.stderr and "--remove prod" in refused.stderr
     assert {p: p.read_bytes() for p in repo.rglob("*") if p.is_file()} == before
     check = kompile("check", "--root", str(repo))
-    assert "REMOVED  environment 'prod' (tier: production)" in check.stdout and "--remove prod" in check.stdout
+    assert (
+        "REMOVED  environment 'prod' (tier: production)" in check.stdout and "--remove prod" in check.stdout
+    )
     done = kompile("build", "--root", str(repo), "--remove", "prod", "--format", "json")
     assert done.returncode == 0 and json.loads(done.stdout)["removed_environments"] == ["prod"]
     assert not (repo / "overlays/prod").exists()

@@ -56,8 +56,14 @@ def test_hash_seed_does_not_change_the_output(tmp_path: Path):
     runs = {}
     for seed in ("0", "1"):
         environment = {**os.environ, "PYTHONHASHSEED": seed}
-        result = subprocess.run([sys.executable, "-c", HASH_SCRIPT, *roots], capture_output=True, text=True,
-                                env=environment, cwd=tmp_path, timeout=300)
+        result = subprocess.run(
+            [sys.executable, "-c", HASH_SCRIPT, *roots],
+            capture_output=True,
+            text=True,
+            env=environment,
+            cwd=tmp_path,
+            timeout=300,
+        )
         assert result.returncode == 0, result.stderr
         runs[seed] = json.loads(result.stdout)
     assert set(runs["0"]) == set(CASES)
@@ -80,7 +86,9 @@ def split_header(data: bytes) -> tuple[str, list]:
 def emit_file(head: str, documents: list, dumper: type | None = None) -> bytes:
     """As kompile writes a file: the header, then each document (after the first, behind `---`)."""
     options = {"dumper": dumper} if dumper else {}
-    return b"".join(emit_yaml(doc, head if index == 0 else "---\n", **options) for index, doc in enumerate(documents))
+    return b"".join(
+        emit_yaml(doc, head if index == 0 else "---\n", **options) for index, doc in enumerate(documents)
+    )
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -91,7 +99,9 @@ def test_pure_python_emitter_gives_the_same_bytes(case: str):
     files = compile_project(GOLDEN / case / "input").files
     for path, data in files.items():
         head, documents = split_header(data)
-        assert emit_file(head, documents, PureSafeDumper) == data, f"{path}: the pure-Python emitter writes other bytes"
+        assert emit_file(head, documents, PureSafeDumper) == data, (
+            f"{path}: the pure-Python emitter writes other bytes"
+        )
         assert emit_file(head, documents) == data, f"{path}: does not survive a read and a write"
 
 
@@ -106,7 +116,9 @@ def test_kompile_emits_with_libyaml_when_it_is_there():
 def test_no_paths_times_or_versions_in_the_output(case: str, tmp_path: Path):
     root = copy_golden_input(case, tmp_path / "repo")
     inputs = b"".join(path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file())
-    assert __version__.encode() not in inputs, f"the case's input mentions {__version__}; this test needs it not to"
+    assert __version__.encode() not in inputs, (
+        f"the case's input mentions {__version__}; this test needs it not to"
+    )
     files = compile_project(root).files
     # (/tmp itself is fine: the pods mount their scratch space there.)
     forbidden = {str(tmp_path), str(root.resolve()), str(REPO), f"kompile {__version__}", __version__}
@@ -115,5 +127,7 @@ def test_no_paths_times_or_versions_in_the_output(case: str, tmp_path: Path):
         found = [word for word in forbidden if word in text]
         assert not found, f"{path} contains {found}"
         # (sops writes when it encrypted a file into the file: input kompile passes on, not a time of its own)
-        assert not TIMESTAMP.search(re.sub(rb"\n  lastmodified: .*", b"", data)), f"{path} contains a timestamp"
+        assert not TIMESTAMP.search(re.sub(rb"\n  lastmodified: .*", b"", data)), (
+            f"{path} contains a timestamp"
+        )
         assert not path.startswith("/") and ".." not in Path(path).parts, path

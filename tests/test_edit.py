@@ -43,8 +43,11 @@ spec:
 
 
 def changed_lines(before: str, after: str) -> list[str]:
-    return [line for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
-            if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    return [
+        line
+        for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
 
 
 def kompile(*args: str) -> subprocess.CompletedProcess:
@@ -101,13 +104,18 @@ def test_an_inherited_tag_is_removed_explicitly(example: Path):
     (example / "environments/qa.yaml").write_text(
         "apiVersion: kompile.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: qa\nspec:\n  extends: staging\n"
         "  namespace: shop-qa  # its own, with values sealed for it\n"
-        "  sealedSecrets:\n    shop-django:\n      encryptedData: {DJANGO_SECRET_KEY: AgBq, DATABASE_URL: AgCq, CELERY_BROKER_URL: AgDq}\n")
+        "  sealedSecrets:\n    shop-django:\n      encryptedData: {DJANGO_SECRET_KEY: AgBq, DATABASE_URL: AgCq, CELERY_BROKER_URL: AgDq}\n"
+    )
     edit = set_image(example, "qa", None, DIGEST)
     write_edit(example, edit)
     assert changed_lines(edit.before, edit.after) == [f"+  image: {{digest: {DIGEST}, tag: null}}"]
     qa = compile_project(example).environments["qa"]
-    assert {c["image"] for o in qa.objects if o["kind"] == "Deployment"
-            for c in o["spec"]["template"]["spec"]["containers"]} == {f"ghcr.io/acme/shop@{DIGEST}"}
+    assert {
+        c["image"]
+        for o in qa.objects
+        if o["kind"] == "Deployment"
+        for c in o["spec"]["template"]["spec"]["containers"]
+    } == {f"ghcr.io/acme/shop@{DIGEST}"}
 
 
 def test_promote_copies_tag_and_digest(example: Path):
@@ -116,7 +124,9 @@ def test_promote_copies_tag_and_digest(example: Path):
         '-  image: {tag: "1.4.3"}',
         "+  image: {digest: sha256:4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945}",
     ]
-    assert yaml.safe_load(edit.after)["spec"]["image"] == {"digest": "sha256:4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945"}
+    assert yaml.safe_load(edit.after)["spec"]["image"] == {
+        "digest": "sha256:4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945"
+    }
 
 
 def test_cli_rebuilds_and_a_refused_change_is_put_back(example: Path):
@@ -127,15 +137,21 @@ def test_cli_rebuilds_and_a_refused_change_is_put_back(example: Path):
     twice = kompile("set-image", "staging", "--tag", "1.4.4", "--root", str(example))
     assert twice.returncode == 0 and "nothing changed" in twice.stdout
     prod = (example / "environments/prod.yaml").read_bytes()
-    refused = kompile("promote", "staging", "prod", "--root", str(example))  # a tag is not enough for production
+    refused = kompile(
+        "promote", "staging", "prod", "--root", str(example)
+    )  # a tag is not enough for production
     assert refused.returncode == 2 and "K501" in refused.stderr and "back as it was" in refused.stderr
     assert (example / "environments/prod.yaml").read_bytes() == prod
     assert kompile("check", "--root", str(example)).returncode == 0
 
 
 def test_bad_references_and_names(example: Path):
-    for tag, digest, code in (("latest", None, Code.LATEST_TAG), ("1.0 beta", None, Code.INVALID_VALUE),
-                              (None, "sha256:xyz", Code.INVALID_VALUE), (None, None, Code.INVALID_VALUE)):
+    for tag, digest, code in (
+        ("latest", None, Code.LATEST_TAG),
+        ("1.0 beta", None, Code.INVALID_VALUE),
+        (None, "sha256:xyz", Code.INVALID_VALUE),
+        (None, None, Code.INVALID_VALUE),
+    ):
         with pytest.raises(KompileError) as caught:
             set_image(example, "dev", tag, digest)
         assert caught.value.diagnostics[0].code is code
@@ -149,9 +165,17 @@ def test_promote_into_an_odd_file_changes_only_the_image_line_and_twice_nothing(
     edit = promote(odd, "prod", "staging")
     write_edit(odd, edit)
     after = (odd / "environments/staging.yaml").read_bytes()
-    diff = [(a, b) for a, b in zip(before.splitlines(keepends=True), after.splitlines(keepends=True), strict=True) if a != b]
-    assert diff == [(b"    image: { tag: '1.4.3' }   # bumped by the release pipeline\n",
-                     b"    image: {digest: sha256:4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945}"
-                     b"   # bumped by the release pipeline\n")]
+    diff = [
+        (a, b)
+        for a, b in zip(before.splitlines(keepends=True), after.splitlines(keepends=True), strict=True)
+        if a != b
+    ]
+    assert diff == [
+        (
+            b"    image: { tag: '1.4.3' }   # bumped by the release pipeline\n",
+            b"    image: {digest: sha256:4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945}"
+            b"   # bumped by the release pipeline\n",
+        )
+    ]
     assert not promote(odd, "prod", "staging").changed
     assert (odd / "environments/staging.yaml").read_bytes() == after

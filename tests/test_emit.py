@@ -26,9 +26,48 @@ from conftest import kustomize_build, require_kubectl
 # Each of these is read as something other than a string by at least one of go-yaml v2, go-yaml v3 or
 # PyYAML when written plain; and a few that are strings everywhere, so the test shows both sides.
 TRICKY = [
-    "0o644", "08", "09", "1e3", "1E3", "1e+3", "1_000", "0x1F", "0X1F", "+12", "-0", ".5", "+.5", "-.5e-3", "1.", "0.",
-    "0b101", "0644", "2001-12-14", "2001-1-2", "2001-12-14 21:59:43.10", "y", "Y", "n", "N", "yes", "No", "on", "OFF",
-    "true", "False", "~", "null", "NULL", "", "1:30", "12e", "1.4.3", "v1.0", "10001", "0.0.0.0/0", "<<",
+    "0o644",
+    "08",
+    "09",
+    "1e3",
+    "1E3",
+    "1e+3",
+    "1_000",
+    "0x1F",
+    "0X1F",
+    "+12",
+    "-0",
+    ".5",
+    "+.5",
+    "-.5e-3",
+    "1.",
+    "0.",
+    "0b101",
+    "0644",
+    "2001-12-14",
+    "2001-1-2",
+    "2001-12-14 21:59:43.10",
+    "y",
+    "Y",
+    "n",
+    "N",
+    "yes",
+    "No",
+    "on",
+    "OFF",
+    "true",
+    "False",
+    "~",
+    "null",
+    "NULL",
+    "",
+    "1:30",
+    "12e",
+    "1.4.3",
+    "v1.0",
+    "10001",
+    "0.0.0.0/0",
+    "<<",
 ]
 
 
@@ -36,7 +75,9 @@ TRICKY = [
 def test_every_reader_keeps_the_strings_kompile_writes(tmp_path: Path):
     kubectl = require_kubectl()
     # As keys too (kustomize stops at a key it reads as a number); `<<` is no valid ConfigMap key anyway.
-    data = {f"k{index}": text for index, text in enumerate(TRICKY)} | {text: "as a key" for text in TRICKY if text not in ("", "<<")}
+    data = {f"k{index}": text for index, text in enumerate(TRICKY)} | {
+        text: "as a key" for text in TRICKY if text not in ("", "<<")
+    }
     configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "tricky"}, "data": data}
     (tmp_path / "configmap.yaml").write_bytes(emit_yaml(configmap))
     (tmp_path / "kustomization.yaml").write_text("resources: [configmap.yaml]\n")
@@ -44,8 +85,12 @@ def test_every_reader_keeps_the_strings_kompile_writes(tmp_path: Path):
     built.write_text(kustomize_build(tmp_path))
     # kubectl's decoder, as `kubectl apply -f` uses it, on kustomize's output and on kompile's own file.
     for source in (built, tmp_path / "configmap.yaml"):
-        result = subprocess.run([kubectl, "label", "--local", "-f", str(source), "checked=yes", "-o", "json"],
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [kubectl, "label", "--local", "-f", str(source), "checked=yes", "-o", "json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout)["data"] == data, f"{source.name}: a string changed on the way"
 

@@ -48,7 +48,11 @@ def materialise(case: Path, destination: Path) -> Path:
 
 
 def expected(case: Path) -> list[str]:
-    return [line.strip() for line in (case / "expected.txt").read_text().splitlines() if line.strip() and not line.startswith("#")]
+    return [
+        line.strip()
+        for line in (case / "expected.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
 
 
 def matches(row: str, line: str, message: str) -> bool:
@@ -59,7 +63,11 @@ def matches(row: str, line: str, message: str) -> bool:
 def actual(exc: KompileError) -> list[str]:
     rows = []
     for d in exc.diagnostics:
-        where = f"{d.span.path}:{d.span.line}:{d.span.col}" if d.span and d.span.line else (d.span.path if d.span else "-")
+        where = (
+            f"{d.span.path}:{d.span.line}:{d.span.col}"
+            if d.span and d.span.line
+            else (d.span.path if d.span else "-")
+        )
         rows.append(f"{d.code.value} {where}")
     return rows
 
@@ -76,8 +84,9 @@ def test_error_case(name: str, tmp_path: Path):
         compile_project(root)
     rows, lines = actual(caught.value), expected(case)
     messages = [d.message for d in caught.value.diagnostics]
-    assert len(rows) == len(lines) and all(map(matches, rows, lines, messages)), \
-        "\n".join(f"{row}  {message}" for row, message in zip(rows, messages, strict=True))
+    assert len(rows) == len(lines) and all(map(matches, rows, lines, messages)), "\n".join(
+        f"{row}  {message}" for row, message in zip(rows, messages, strict=True)
+    )
     for d in caught.value.diagnostics:
         assert d.message and d.span is not None, d
 
@@ -86,7 +95,9 @@ def test_error_case(name: str, tmp_path: Path):
 def test_cli_exits_2_and_writes_nothing(name: str, tmp_path: Path):
     root = materialise(CASES / name, tmp_path / "repo")
     before = sorted(p.relative_to(root).as_posix() for p in root.rglob("*"))
-    result = subprocess.run([sys.executable, "-m", "kompile", "build", "--root", str(root)], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "kompile", "build", "--root", str(root)], capture_output=True, text=True
+    )
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*")) == before

@@ -22,7 +22,11 @@ def settings(root: Path, env: str, prefix: str = "") -> dict[str, tuple[object, 
 
 def test_each_value_says_where_it_came_from(example: Path):
     prod = settings(example, "prod")
-    assert prod["components.web.autoscaling.maxReplicas"] == (12, "environment", "environments/prod.yaml:15:50")
+    assert prod["components.web.autoscaling.maxReplicas"] == (
+        12,
+        "environment",
+        "environments/prod.yaml:15:50",
+    )
     assert prod["components.web.port"] == (8000, "App", "environments/app.yaml:18:13")
     assert prod["env.DJANGO_SETTINGS_MODULE"][1:] == ("App", "environments/app.yaml:9:29")
     assert prod["env.DJANGO_ALLOWED_HOSTS"][1] == "environment"
@@ -33,7 +37,8 @@ def test_each_value_says_where_it_came_from(example: Path):
 def test_values_from_an_extended_environment(example: Path):
     (example / "environments/qa.yaml").write_text(
         "apiVersion: kompile.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: qa\nspec:\n  extends: staging\n"
-        "  components:\n    worker: {replicas: 3}\n")
+        "  components:\n    worker: {replicas: 3}\n"
+    )
     qa = settings(example, "qa", "components.worker")
     assert qa["components.worker.replicas"] == (3, "environment", "environments/qa.yaml:8:24")
     assert settings(example, "qa", "image")["image.tag"][1] == "extends staging"
@@ -43,7 +48,13 @@ def test_values_from_an_extended_environment(example: Path):
 def test_cli_filters_and_matrix(example: Path):
     one = kompile("explain", "prod", "components.web.autoscaling.maxReplicas", "--root", str(example))
     assert one.returncode == 0
-    assert one.stdout.split() == ["components.web.autoscaling.maxReplicas", "=", "12", "environments/prod.yaml:15:50", "environment"]
+    assert one.stdout.split() == [
+        "components.web.autoscaling.maxReplicas",
+        "=",
+        "12",
+        "environments/prod.yaml:15:50",
+        "environment",
+    ]
     matrix = kompile("explain", "--matrix", "components.web.autoscaling.maxReplicas", "--root", str(example))
     assert [line.split()[:4] for line in matrix.stdout.splitlines()] == [
         ["dev", "components.web.autoscaling.maxReplicas", "=", "(not"],

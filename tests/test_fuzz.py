@@ -32,29 +32,83 @@ from conftest import copy_example
 from strategies import mutate, tweak
 
 EXAMPLES = int(os.environ.get("KOMPILE_FUZZ_EXAMPLES", "250"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-SPECS = ["environments/app.yaml", "environments/dev.yaml", "environments/staging.yaml", "environments/prod.yaml"]
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+SPECS = [
+    "environments/app.yaml",
+    "environments/dev.yaml",
+    "environments/staging.yaml",
+    "environments/prod.yaml",
+]
 OUTPUTS = ("bases", "overlays", "gitops", MANIFEST)
 
 # What a hostile spec author might try to slip in through the escape hatches.
 CONTAINER = "/spec/template/spec/containers/0"
 HOSTILE_OPS = [
     ("Deployment", "shop-web", {"op": "remove", "path": f"{CONTAINER}/securityContext"}),
-    ("Deployment", "shop-web", {"op": "replace", "path": f"{CONTAINER}/securityContext/privileged", "value": True}),
-    ("Deployment", "shop-worker", {"op": "replace", "path": f"{CONTAINER}/securityContext/runAsUser", "value": 0}),
-    ("Deployment", "shop-worker", {"op": "add", "path": f"{CONTAINER}/securityContext/capabilities/add", "value": ["SYS_ADMIN"]}),
+    (
+        "Deployment",
+        "shop-web",
+        {"op": "replace", "path": f"{CONTAINER}/securityContext/privileged", "value": True},
+    ),
+    (
+        "Deployment",
+        "shop-worker",
+        {"op": "replace", "path": f"{CONTAINER}/securityContext/runAsUser", "value": 0},
+    ),
+    (
+        "Deployment",
+        "shop-worker",
+        {"op": "add", "path": f"{CONTAINER}/securityContext/capabilities/add", "value": ["SYS_ADMIN"]},
+    ),
     ("Deployment", "shop-beat", {"op": "add", "path": "/spec/template/spec/hostNetwork", "value": True}),
-    ("Deployment", "shop-beat", {"op": "add", "path": "/spec/template/spec/volumes/-",
-                                 "value": {"name": "node", "hostPath": {"path": "/"}}}),
-    ("Job", "shop-migrate", {"op": "replace", "path": "/spec/template/spec/automountServiceAccountToken", "value": True}),
+    (
+        "Deployment",
+        "shop-beat",
+        {
+            "op": "add",
+            "path": "/spec/template/spec/volumes/-",
+            "value": {"name": "node", "hostPath": {"path": "/"}},
+        },
+    ),
+    (
+        "Job",
+        "shop-migrate",
+        {"op": "replace", "path": "/spec/template/spec/automountServiceAccountToken", "value": True},
+    ),
     ("Job", "shop-migrate", {"op": "remove", "path": f"{CONTAINER}/resources/limits"}),
     ("NetworkPolicy", "shop-web", {"op": "add", "path": "/spec/egress/-", "value": {}}),
-    ("NetworkPolicy", "shop-default-deny", {"op": "replace", "path": "/spec/policyTypes", "value": ["Ingress"]}),
-    ("Namespace", "shop-dev", {"op": "replace", "path": "/metadata/labels/pod-security.kubernetes.io~1enforce",
-                               "value": "baseline"}),
-    ("ConfigMap", "shop-config", {"op": "add", "path": "/data/DATABASE_URL", "value": "postgres://u:hunter2@db/shop"}),
-    ("Deployment", "shop-web", {"op": "add", "path": f"{CONTAINER}/env",
-                                "value": [{"name": "API_TOKEN", "value": "not-a-placeholder-0123"}]}),
+    (
+        "NetworkPolicy",
+        "shop-default-deny",
+        {"op": "replace", "path": "/spec/policyTypes", "value": ["Ingress"]},
+    ),
+    (
+        "Namespace",
+        "shop-dev",
+        {
+            "op": "replace",
+            "path": "/metadata/labels/pod-security.kubernetes.io~1enforce",
+            "value": "baseline",
+        },
+    ),
+    (
+        "ConfigMap",
+        "shop-config",
+        {"op": "add", "path": "/data/DATABASE_URL", "value": "postgres://u:hunter2@db/shop"},
+    ),
+    (
+        "Deployment",
+        "shop-web",
+        {
+            "op": "add",
+            "path": f"{CONTAINER}/env",
+            "value": [{"name": "API_TOKEN", "value": "not-a-placeholder-0123"}],
+        },
+    ),
     # Harmless ones, so that the patched path also succeeds.
     ("Deployment", "shop-web", {"op": "replace", "path": "/spec/revisionHistoryLimit", "value": 3}),
     ("ConfigMap", "shop-config", {"op": "add", "path": "/data/FEATURE_FLAGS", "value": "search,checkout"}),
@@ -65,11 +119,26 @@ HOSTILE_OPS = [
 # a List, or a custom resource kompile knows (Rollout, ScaledJob) or does not (Knative, anything).
 HARDENED_POD = {
     "automountServiceAccountToken": False,
-    "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "seccompProfile": {"type": "RuntimeDefault"}},
-    "containers": [{"name": "main", "image": "ghcr.io/acme/tool:1.0",
-                    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
-                                        "readOnlyRootFilesystem": True},
-                    "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}}}],
+    "securityContext": {
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    },
+    "containers": [
+        {
+            "name": "main",
+            "image": "ghcr.io/acme/tool:1.0",
+            "securityContext": {
+                "allowPrivilegeEscalation": False,
+                "capabilities": {"drop": ["ALL"]},
+                "readOnlyRootFilesystem": True,
+            },
+            "resources": {
+                "requests": {"cpu": "10m", "memory": "32Mi"},
+                "limits": {"cpu": "100m", "memory": "64Mi"},
+            },
+        }
+    ],
 }
 POD_CHANGES = {
     "none": lambda pod: None,
@@ -77,29 +146,92 @@ POD_CHANGES = {
     "host pid": lambda pod: pod.update(hostPID=True),
     "root": lambda pod: pod["securityContext"].update(runAsUser=0),
     "sysctl": lambda pod: pod["securityContext"].update(sysctls=[{"name": "kernel.msgmax", "value": "1"}]),
-    "token": lambda pod: pod.update(volumes=[{"name": "t", "projected": {"sources": [{"serviceAccountToken": {"path": "t"}}]}}]),
-    "ephemeral root": lambda pod: pod.update(ephemeralContainers=[{"name": "debug", "image": "busybox:1.36"}]),
-    "apparmor": lambda pod: pod["containers"][0]["securityContext"].update(appArmorProfile={"type": "Unconfined"}),
+    "token": lambda pod: pod.update(
+        volumes=[{"name": "t", "projected": {"sources": [{"serviceAccountToken": {"path": "t"}}]}}]
+    ),
+    "ephemeral root": lambda pod: pod.update(
+        ephemeralContainers=[{"name": "debug", "image": "busybox:1.36"}]
+    ),
+    "apparmor": lambda pod: pod["containers"][0]["securityContext"].update(
+        appArmorProfile={"type": "Unconfined"}
+    ),
     "latest": lambda pod: pod["containers"][0].update(image="ghcr.io/acme/tool:latest"),
 }
 WRAPPERS = {  # name -> (group, kind, how the pod spec is wrapped)
-    "Deployment": ("apps", "Deployment", lambda pod: {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "shop-x"},
-                                                       "spec": {"selector": {"matchLabels": {"a": "b"}},
-                                                                "template": {"metadata": {"labels": {"a": "b"}}, "spec": pod}}}),
-    "PodTemplate": ("", "PodTemplate", lambda pod: {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "shop-x"},
-                                                    "template": {"spec": pod}}),
-    "Rollout": ("argoproj.io", "Rollout", lambda pod: {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
-                                                       "metadata": {"name": "shop-x"}, "spec": {"template": {"spec": pod}}}),
-    "ScaledJob": ("keda.sh", "ScaledJob", lambda pod: {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledJob",
-                                                       "metadata": {"name": "shop-x"},
-                                                       "spec": {"jobTargetRef": {"template": {"spec": pod}}}}),
-    "Knative": ("serving.knative.dev", "Service", lambda pod: {"apiVersion": "serving.knative.dev/v1", "kind": "Service",
-                                                               "metadata": {"name": "shop-x"}, "spec": {"template": {"spec": pod}}}),
-    "anything": ("example.com", "Thing", lambda pod: {"apiVersion": "example.com/v1", "kind": "Thing", "metadata": {"name": "shop-x"},
-                                                      "spec": {"runner": {"podSpec": pod}}}),
+    "Deployment": (
+        "apps",
+        "Deployment",
+        lambda pod: {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "shop-x"},
+            "spec": {
+                "selector": {"matchLabels": {"a": "b"}},
+                "template": {"metadata": {"labels": {"a": "b"}}, "spec": pod},
+            },
+        },
+    ),
+    "PodTemplate": (
+        "",
+        "PodTemplate",
+        lambda pod: {
+            "apiVersion": "v1",
+            "kind": "PodTemplate",
+            "metadata": {"name": "shop-x"},
+            "template": {"spec": pod},
+        },
+    ),
+    "Rollout": (
+        "argoproj.io",
+        "Rollout",
+        lambda pod: {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Rollout",
+            "metadata": {"name": "shop-x"},
+            "spec": {"template": {"spec": pod}},
+        },
+    ),
+    "ScaledJob": (
+        "keda.sh",
+        "ScaledJob",
+        lambda pod: {
+            "apiVersion": "keda.sh/v1alpha1",
+            "kind": "ScaledJob",
+            "metadata": {"name": "shop-x"},
+            "spec": {"jobTargetRef": {"template": {"spec": pod}}},
+        },
+    ),
+    "Knative": (
+        "serving.knative.dev",
+        "Service",
+        lambda pod: {
+            "apiVersion": "serving.knative.dev/v1",
+            "kind": "Service",
+            "metadata": {"name": "shop-x"},
+            "spec": {"template": {"spec": pod}},
+        },
+    ),
+    "anything": (
+        "example.com",
+        "Thing",
+        lambda pod: {
+            "apiVersion": "example.com/v1",
+            "kind": "Thing",
+            "metadata": {"name": "shop-x"},
+            "spec": {"runner": {"podSpec": pod}},
+        },
+    ),
 }
-PATHS = ["k8s/extra.yaml", "k8s/../k8s/extra.yaml", "/etc/passwd", "k8s/link.yaml", "k8s\\extra.yaml", "k8s//extra.yaml",
-         "./k8s/extra.yaml", "k8s/outside-link.yaml"]
+PATHS = [
+    "k8s/extra.yaml",
+    "k8s/../k8s/extra.yaml",
+    "/etc/passwd",
+    "k8s/link.yaml",
+    "k8s\\extra.yaml",
+    "k8s//extra.yaml",
+    "./k8s/extra.yaml",
+    "k8s/outside-link.yaml",
+]
 
 
 def add_extra_resource(root: Path, doc: dict, data) -> None:
@@ -111,17 +243,25 @@ def add_extra_resource(root: Path, doc: dict, data) -> None:
     POD_CHANGES[data.draw(st.sampled_from(sorted(POD_CHANGES)), label="pod change")](pod)
     obj = wrap(pod)
     for _ in range(data.draw(st.integers(0, 2), label="lists around it")):
-        obj = {"apiVersion": "v1", "kind": data.draw(st.sampled_from(["List", "DeploymentList", "FooList"])), "items": [obj]}
+        obj = {
+            "apiVersion": "v1",
+            "kind": data.draw(st.sampled_from(["List", "DeploymentList", "FooList"])),
+            "items": [obj],
+        }
     (root / "k8s").mkdir(exist_ok=True)
     (root / "k8s/extra.yaml").write_text(yaml.safe_dump(obj, sort_keys=False))
     (root / "k8s/link.yaml").symlink_to("extra.yaml")
     (root / "k8s/outside-link.yaml").symlink_to("/etc/hostname")
     doc["spec"]["extraResources"] = [data.draw(st.sampled_from(PATHS), label="path")]
     app = root / "environments/app.yaml"
-    app.write_text(app.read_text() + f"  allowKinds: [{{group: '{group}', kind: {kind}, namespaced: true}}]\n")
+    app.write_text(
+        app.read_text() + f"  allowKinds: [{{group: '{group}', kind: {kind}, namespaced: true}}]\n"
+    )
     if KINDS.get((group, kind)) is not None and KINDS[(group, kind)].delegates:
         # KEDA's controller acts with its own rights (gitops-delegation): opted out, so the pod rules are what decides.
-        doc["spec"].setdefault("security", {})["allow"] = [{"rule": "gitops-delegation", "reason": "the fuzz test's own ScaledJob"}]
+        doc["spec"].setdefault("security", {})["allow"] = [
+            {"rule": "gitops-delegation", "reason": "the fuzz test's own ScaledJob"}
+        ]
 
 
 def assert_hardened(root: Path, output) -> None:
@@ -133,12 +273,22 @@ def assert_hardened(root: Path, output) -> None:
         allow = env.security.allow
         kinds = [obj["kind"] for obj in objects]
         assert "Secret" not in kinds, name
-        assert any(obj["kind"] == "NetworkPolicy" and obj["metadata"]["name"].endswith("-default-deny")
-                   for obj in objects), name
-        scope = Scope(namespace=env.namespace, production=env.tier is Tier.PRODUCTION, api_accounts=frozenset(a.name for a in env.accounts if a.api_access),
-                      default_deny=f"{env.app}-default-deny", declared=env.declared_kinds)
+        assert any(
+            obj["kind"] == "NetworkPolicy" and obj["metadata"]["name"].endswith("-default-deny")
+            for obj in objects
+        ), name
+        scope = Scope(
+            namespace=env.namespace,
+            production=env.tier is Tier.PRODUCTION,
+            api_accounts=frozenset(a.name for a in env.accounts if a.api_access),
+            default_deny=f"{env.app}-default-deny",
+            declared=env.declared_kinds,
+        )
         for _, finding in check_stream(objects, scope):
-            assert finding.rule is not None and any(a.covers(finding.rule, finding.object) for a in allow), (name, finding)
+            assert finding.rule is not None and any(a.covers(finding.rule, finding.object) for a in allow), (
+                name,
+                finding,
+            )
 
 
 @pytest.mark.slow  # the long hunt is the point; the fast subset runs the two below
@@ -151,12 +301,20 @@ def test_random_and_hostile_changes_build_hardened_or_fail_cleanly(data):
         spec = data.draw(st.sampled_from(SPECS), label="spec file")
         path = root / spec
         doc = yaml.safe_load(path.read_text())
-        how = data.draw(st.sampled_from(["mutate", "tweak", "hostile patch", "hostile patch", "both", "extra", "extra"]), label="how")
+        how = data.draw(
+            st.sampled_from(["mutate", "tweak", "hostile patch", "hostile patch", "both", "extra", "extra"]),
+            label="how",
+        )
         if how in ("mutate", "both"):
             doc = mutate(doc, data)
         if how == "tweak":
             doc = tweak(doc, data)
-        if how == "extra" and spec != "environments/app.yaml" and isinstance(doc, dict) and isinstance(doc.get("spec"), dict):
+        if (
+            how == "extra"
+            and spec != "environments/app.yaml"
+            and isinstance(doc, dict)
+            and isinstance(doc.get("spec"), dict)
+        ):
             add_extra_resource(root, doc, data)
         if how in ("hostile patch", "both") and isinstance(doc, dict) and isinstance(doc.get("spec"), dict):
             kind, obj, op = data.draw(st.sampled_from(HOSTILE_OPS), label="hostile patch")
@@ -171,7 +329,9 @@ def test_random_and_hostile_changes_build_hardened_or_fail_cleanly(data):
             event("refused with a positioned diagnostic")
             for diagnostic in exc.diagnostics:
                 assert diagnostic.span is not None and diagnostic.span.path, diagnostic
-            assert not any((root / name).exists() for name in OUTPUTS), "nothing may be written on invalid input"
+            assert not any((root / name).exists() for name in OUTPUTS), (
+                "nothing may be written on invalid input"
+            )
             return
         event("built")
         assert_hardened(root, output)

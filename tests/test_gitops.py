@@ -111,8 +111,10 @@ def test_every_path_exists_and_builds(tmp_path: Path, name: str):
                 elif obj["kind"] == "Kustomization" and "sourceRef" in spec:
                     assert spec["path"].startswith("./")
                     paths.append(spec["path"][2:])
-    assert sorted(set(paths)) == sorted({f"{prefix}overlays/{e}" for e in ("dev", "staging", "prod")} | {
-        f"{prefix}gitops/{'flux' if name == 'flux' else 'argocd'}"})
+    assert sorted(set(paths)) == sorted(
+        {f"{prefix}overlays/{e}" for e in ("dev", "staging", "prod")}
+        | {f"{prefix}gitops/{'flux' if name == 'flux' else 'argocd'}"}
+    )
     for path in set(paths):
         built = list(yaml.safe_load_all(kustomize_build(out / path)))
         assert built
@@ -123,12 +125,20 @@ def test_every_path_exists_and_builds(tmp_path: Path, name: str):
 
 def test_argocd_applications_point_each_environment_at_its_cluster(tmp_path: Path):
     output = compile_project(variant(tmp_path, "argocd"))
-    apps = {obj["metadata"]["name"]: obj for path, data in output.files.items() if "/application-" in path
-            for obj in [yaml.safe_load(data)]}
+    apps = {
+        obj["metadata"]["name"]: obj
+        for path, data in output.files.items()
+        if "/application-" in path
+        for obj in [yaml.safe_load(data)]
+    }
     assert sorted(apps) == ["shop-dev", "shop-prod", "shop-staging"]
     prod = apps["shop-prod"]["spec"]
     assert prod["destination"] == {"server": "https://prod.k8s.acme.internal", "namespace": "shop-prod"}
-    assert prod["source"] == {"path": "overlays/prod", "repoURL": "https://github.com/acme/shop-deploy.git", "targetRevision": "main"}
+    assert prod["source"] == {
+        "path": "overlays/prod",
+        "repoURL": "https://github.com/acme/shop-deploy.git",
+        "targetRevision": "main",
+    }
     assert prod["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
     assert "ServerSideApply=true" in prod["syncPolicy"]["syncOptions"]
     assert not any(o.startswith("CreateNamespace") for o in prod["syncPolicy"]["syncOptions"])
@@ -139,21 +149,34 @@ def test_argocd_applications_point_each_environment_at_its_cluster(tmp_path: Pat
 def test_appproject_is_least_privilege(tmp_path: Path):
     output = compile_project(variant(tmp_path, "argocd"))
     project = yaml.safe_load(output.files["gitops/argocd/appproject-shop.yaml"])["spec"]
-    deployed = {(o["apiVersion"].rpartition("/")[0], o["kind"]) for c in output.environments.values() for o in c.objects}
-    allowed = {(k["group"], k["kind"]) for k in project["namespaceResourceWhitelist"] + project["clusterResourceWhitelist"]}
+    deployed = {
+        (o["apiVersion"].rpartition("/")[0], o["kind"])
+        for c in output.environments.values()
+        for o in c.objects
+    }
+    allowed = {
+        (k["group"], k["kind"])
+        for k in project["namespaceResourceWhitelist"] + project["clusterResourceWhitelist"]
+    }
     assert allowed == deployed
     assert project["clusterResourceWhitelist"] == [{"group": "", "kind": "Namespace"}]
     assert project["sourceRepos"] == ["https://github.com/acme/shop-deploy.git"]
     assert {(d.get("server"), d["namespace"]) for d in project["destinations"]} == {
-        ("https://kubernetes.default.svc", "shop-dev"), ("https://staging.k8s.acme.internal", "shop-staging"),
-        ("https://prod.k8s.acme.internal", "shop-prod")}
+        ("https://kubernetes.default.svc", "shop-dev"),
+        ("https://staging.k8s.acme.internal", "shop-staging"),
+        ("https://prod.k8s.acme.internal", "shop-prod"),
+    }
     assert not any("*" in json.dumps(v) for v in project.values())
 
 
 def test_flux_kustomizations(tmp_path: Path):
     output = compile_project(variant(tmp_path, "flux"))
-    docs = {obj["metadata"]["name"]: obj for path, data in output.files.items()
-            if path.startswith("gitops/flux/kustomization-") for obj in [yaml.safe_load(data)]}
+    docs = {
+        obj["metadata"]["name"]: obj
+        for path, data in output.files.items()
+        if path.startswith("gitops/flux/kustomization-")
+        for obj in [yaml.safe_load(data)]
+    }
     assert sorted(docs) == ["shop-dev", "shop-prod", "shop-staging"]
     for doc in docs.values():
         spec = doc["spec"]
@@ -161,12 +184,18 @@ def test_flux_kustomizations(tmp_path: Path):
         assert "targetNamespace" not in spec
         assert spec["sourceRef"] == {"kind": "GitRepository", "name": "shop"}
     assert "kubeConfig" not in docs["shop-dev"]["spec"]  # in-cluster
-    assert docs["shop-prod"]["spec"]["kubeConfig"] == {"secretRef": {"name": "prod-k8s-acme-internal-kubeconfig"}}
+    assert docs["shop-prod"]["spec"]["kubeConfig"] == {
+        "secretRef": {"name": "prod-k8s-acme-internal-kubeconfig"}
+    }
     repo = yaml.safe_load(output.files["gitops/flux/gitrepository-shop.yaml"])
-    assert repo["spec"]["url"] == "ssh://git@github.com/acme/shop-deploy.git" and repo["spec"]["ref"] == {"branch": "main"}
+    assert repo["spec"]["url"] == "ssh://git@github.com/acme/shop-deploy.git" and repo["spec"]["ref"] == {
+        "branch": "main"
+    }
     job = next(o for o in output.environments["prod"].objects if o["kind"] == "Job")
     assert job["metadata"]["annotations"]["kustomize.toolkit.fluxcd.io/force"] == "enabled"
-    assert not any("argocd.argoproj.io" in json.dumps(o) for c in output.environments.values() for o in c.objects)
+    assert not any(
+        "argocd.argoproj.io" in json.dumps(o) for c in output.environments.values() for o in c.objects
+    )
 
 
 def test_applicationset_with_cluster_names(tmp_path: Path):
@@ -174,8 +203,15 @@ def test_applicationset_with_cluster_names(tmp_path: Path):
     appset = yaml.safe_load(output.files["gitops/argocd/applicationset-shop.yaml"])
     assert appset["metadata"]["namespace"] == "gitops"
     elements = appset["spec"]["generators"][0]["list"]["elements"]
-    assert {e["env"]: e["name"] for e in elements} == {"dev": "in-cluster", "prod": "eu-prod", "staging": "eu-staging"}
-    assert appset["spec"]["template"]["spec"]["destination"] == {"name": "{{.name}}", "namespace": "{{.namespace}}"}
+    assert {e["env"]: e["name"] for e in elements} == {
+        "dev": "in-cluster",
+        "prod": "eu-prod",
+        "staging": "eu-staging",
+    }
+    assert appset["spec"]["template"]["spec"]["destination"] == {
+        "name": "{{.name}}",
+        "namespace": "{{.namespace}}",
+    }
     assert not any(p.startswith("gitops/argocd/application-") for p in output.files)
 
 

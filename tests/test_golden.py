@@ -44,15 +44,20 @@ def tree_differences(actual: dict[str, bytes], expected: dict[str, bytes]) -> st
         report.append("generated but not expected:\n" + "".join(f"  {p}\n" for p in extra))
     for path in sorted(actual.keys() & expected.keys()):
         if actual[path] != expected[path]:
-            diff = difflib.unified_diff(expected[path].decode("utf-8", "replace").splitlines(keepends=True),
-                                        actual[path].decode("utf-8", "replace").splitlines(keepends=True),
-                                        fromfile=f"expected/{path}", tofile=f"generated/{path}")
+            diff = difflib.unified_diff(
+                expected[path].decode("utf-8", "replace").splitlines(keepends=True),
+                actual[path].decode("utf-8", "replace").splitlines(keepends=True),
+                fromfile=f"expected/{path}",
+                tofile=f"generated/{path}",
+            )
             report.append("".join(diff))
     return "\n".join(report)
 
 
 def test_there_are_golden_cases():
-    assert {"shop", "web-only", "extends-and-escape-hatches", "files-secrets-rbac", "flux"} <= set(golden_cases())
+    assert {"shop", "web-only", "extends-and-escape-hatches", "files-secrets-rbac", "flux"} <= set(
+        golden_cases()
+    )
 
 
 @pytest.mark.parametrize("case", golden_cases())
@@ -63,11 +68,15 @@ def test_golden(case: str, tmp_path: Path, update_golden: bool):
     if update_golden:
         shutil.rmtree(expected_dir, ignore_errors=True)
         write_files(expected_dir, generated)
-        pytest.fail(f"rewrote {expected_dir.relative_to(REPO)}; review `git diff tests/golden`, then run without --update-golden")
+        pytest.fail(
+            f"rewrote {expected_dir.relative_to(REPO)}; review `git diff tests/golden`, then run without --update-golden"
+        )
     assert expected_dir.is_dir(), f"tests/golden/{case}/expected does not exist: {REFRESH}"
     expected = read_tree(expected_dir)
     differences = tree_differences(generated, expected)
-    assert not differences, f"golden case '{case}' differs from tests/golden/{case}/expected ({REFRESH}):\n{differences}"
+    assert not differences, (
+        f"golden case '{case}' differs from tests/golden/{case}/expected ({REFRESH}):\n{differences}"
+    )
 
 
 def test_tree_differences_reports_paths_and_lines():
@@ -88,15 +97,26 @@ def test_shop_case_is_the_canonical_example():
     pending = [filecmp.dircmp(EXAMPLE / folder, shop / folder) for folder in EXAMPLE_FOLDERS]
     while pending:
         current = pending.pop()
-        problems += [f"{current.left}/{name}" for name in current.left_only + current.right_only + current.diff_files]
-        _, mismatch, errors = filecmp.cmpfiles(current.left, current.right, current.common_files, shallow=False)
+        problems += [
+            f"{current.left}/{name}" for name in current.left_only + current.right_only + current.diff_files
+        ]
+        _, mismatch, errors = filecmp.cmpfiles(
+            current.left, current.right, current.common_files, shallow=False
+        )
         problems += [f"{current.left}/{name}" for name in mismatch + errors]
         pending.extend(current.subdirs.values())
-    assert not problems, "tests/golden/shop/input differs from the repo's environments/ and secrets/: " + ", ".join(sorted(set(problems)))
+    assert not problems, (
+        "tests/golden/shop/input differs from the repo's environments/ and secrets/: "
+        + ", ".join(sorted(set(problems)))
+    )
 
 
 def test_committed_output_is_current():
     """The repo's own output (compiled from environments/, the example) is what kompile builds now."""
     generated = compile_project(REPO).files
-    differences = tree_differences(generated, read_tree(REPO, tuple(f for f in OUTPUT_FOLDERS if (REPO / f).is_dir())))
-    assert not differences, f"the committed output is stale: run `kompile build --root .` and commit:\n{differences}"
+    differences = tree_differences(
+        generated, read_tree(REPO, tuple(f for f in OUTPUT_FOLDERS if (REPO / f).is_dir()))
+    )
+    assert not differences, (
+        f"the committed output is stale: run `kompile build --root .` and commit:\n{differences}"
+    )

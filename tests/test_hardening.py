@@ -43,7 +43,9 @@ BOTH_TYPES = {"Ingress", "Egress"}
 ARGOCD_WAVE = "argocd.argoproj.io/sync-wave"
 POD_OWNERS = ("Deployment", "Job", "StatefulSet", "DaemonSet", "CronJob")
 # What the API server accepts (apimachinery's validation); kubernetes-validate's schemas do not check it.
-LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
@@ -89,8 +91,12 @@ def of_kind(objects: list[dict], kind: str) -> list[dict]:
 
 def component_workload(c: Compiled, component: str) -> dict:
     """The one Deployment (or, for "migrate", Job) labelled with this component."""
-    found = [obj for obj in generated(c) if obj["kind"] in ("Deployment", "Job", "CronJob")
-             and obj["metadata"]["labels"].get(meta.COMPONENT) == component]
+    found = [
+        obj
+        for obj in generated(c)
+        if obj["kind"] in ("Deployment", "Job", "CronJob")
+        and obj["metadata"]["labels"].get(meta.COMPONENT) == component
+    ]
     assert len(found) == 1, f"{len(found)} workloads labelled {meta.COMPONENT}={component}"
     return found[0]
 
@@ -122,8 +128,11 @@ def test_pod_security_context(case, env):
     for name, template in pods(generated(c)):
         context = template["spec"]["securityContext"]
         assert context["runAsNonRoot"] is True, name
-        for key, configured in (("runAsUser", security.run_as_user), ("runAsGroup", security.run_as_group),
-                                ("fsGroup", security.fs_group)):
+        for key, configured in (
+            ("runAsUser", security.run_as_user),
+            ("runAsGroup", security.run_as_group),
+            ("fsGroup", security.fs_group),
+        ):
             value = context[key]
             assert type(value) is int and value >= MIN_ID, f"{name}: {key} {value!r}"
             assert value == configured, f"{name}: {key} {value} is not the spec's {configured}"
@@ -144,7 +153,9 @@ def test_container_security_context(case, env):
             assert context.get("privileged") is not True, where
             assert context.get("runAsNonRoot", pod_context["runAsNonRoot"]) is True, where
             assert context.get("runAsUser", pod_context["runAsUser"]) >= MIN_ID, where
-            assert context.get("seccompProfile", pod_context["seccompProfile"]) == {"type": "RuntimeDefault"}, where
+            assert context.get("seccompProfile", pod_context["seccompProfile"]) == {
+                "type": "RuntimeDefault"
+            }, where
 
 
 @parametrize_overlays
@@ -169,7 +180,9 @@ def test_requests_and_limits(case, env):
             for resource in RESOURCES:
                 request = resources["requests"][resource]
                 limit = resources["limits"][resource]
-                assert parse_quantity(request) <= parse_quantity(limit), f"{name}: {resource} request {request} > limit {limit}"
+                assert parse_quantity(request) <= parse_quantity(limit), (
+                    f"{name}: {resource} request {request} > limit {limit}"
+                )
 
 
 @parametrize_overlays
@@ -183,7 +196,11 @@ def test_images_are_pulled_always_and_pinned(case, env):
     for name, template in pods(generated(c)):
         for container in containers(template):
             assert container["imagePullPolicy"] == "Always", name
-            expected = helpers[container["name"]] if container in template["spec"].get("initContainers", ()) else c.env.image.ref
+            expected = (
+                helpers[container["name"]]
+                if container in template["spec"].get("initContainers", ())
+                else c.env.image.ref
+            )
             assert container["image"] == expected, name
             assert ":" in expected.rpartition("/")[2] or "@" in expected, f"{name}: {expected} is not pinned"
             if c.env.tier is Tier.PRODUCTION:
@@ -212,8 +229,14 @@ def test_service_account_token_only_with_rbac(case, env):
     assert sorted(roles) == sorted(bindings) == sorted(a.name for a in with_rules)
     for account in with_rules:
         assert roles[account.name]["rules"] == list(account.rules)
-        assert bindings[account.name]["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account.name}
-        assert bindings[account.name]["subjects"] == [{"kind": "ServiceAccount", "name": account.name, "namespace": c.env.namespace}]
+        assert bindings[account.name]["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": account.name,
+        }
+        assert bindings[account.name]["subjects"] == [
+            {"kind": "ServiceAccount", "name": account.name, "namespace": c.env.namespace}
+        ]
     assert not [o for o in c.objects if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
 
 
@@ -250,7 +273,9 @@ def test_namespace_enforces_restricted(case, env):
     for mode in PSS:
         assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted", mode
     others = [o for o in c.objects if o["kind"] != "Namespace"]
-    assert all(o["metadata"]["namespace"] == c.env.namespace for o in others), "every object lands in the environment's namespace"
+    assert all(o["metadata"]["namespace"] == c.env.namespace for o in others), (
+        "every object lands in the environment's namespace"
+    )
 
 
 @parametrize_overlays
@@ -282,12 +307,25 @@ def test_policies_allow_dns_the_listed_egress_and_web_ingress_only(case, env):
     c = compiled(case, env)
     policies = generated(c)
     components = {comp.name: comp for comp in c.env.components}
-    routed = c.env.ingress.routed if c.env.ingress else tuple(n for n, comp in components.items() if comp.type is ComponentType.WEB)
-    controller = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": p.namespace}},
-                   **({"podSelector": {"matchLabels": p.pod_selector}} if p.pod_selector else {})} for p in c.env.network.ingress_from]
+    routed = (
+        c.env.ingress.routed
+        if c.env.ingress
+        else tuple(n for n, comp in components.items() if comp.type is ComponentType.WEB)
+    )
+    controller = [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": p.namespace}},
+            **({"podSelector": {"matchLabels": p.pod_selector}} if p.pod_selector else {}),
+        }
+        for p in c.env.network.ingress_from
+    ]
     for name, template in pods(policies):
         labels = template["metadata"]["labels"]
-        policy = next(p for p in of_kind(policies, "NetworkPolicy") if selects(p["spec"]["podSelector"].get("matchLabels", {}), labels))
+        policy = next(
+            p
+            for p in of_kind(policies, "NetworkPolicy")
+            if selects(p["spec"]["podSelector"].get("matchLabels", {}), labels)
+        )
         spec = policy["spec"]
         dns = spec["egress"][0]
         assert len(dns["to"]) == len(c.env.network.dns) and dns["to"], name
@@ -295,19 +333,41 @@ def test_policies_allow_dns_the_listed_egress_and_web_ingress_only(case, env):
         component = components.get(labels[meta.COMPONENT])
         targets = component.connects_to if component else ()
         plain_egress = [r for r in c.env.network.egress if not r.host]
-        assert len(spec["egress"]) == 1 + len(plain_egress) + len(targets), f"{name}: one egress rule per spec entry, after DNS"
+        assert len(spec["egress"]) == 1 + len(plain_egress) + len(targets), (
+            f"{name}: one egress rule per spec entry, after DNS"
+        )
         allowed = []
         if component is not None and component.name in routed and controller:
             allowed.append({"from": controller, "ports": [{"port": component.port, "protocol": "TCP"}]})
-        callers = [n for n, comp in components.items() if component is not None and component.name in comp.connects_to]
+        callers = [
+            n
+            for n, comp in components.items()
+            if component is not None and component.name in comp.connects_to
+        ]
         if callers:
-            allowed.append({"from": [{"podSelector": {"matchLabels": meta.selector_labels(c.env.app, n)}} for n in callers],
-                            "ports": [{"port": component.port, "protocol": "TCP"}]})
+            allowed.append(
+                {
+                    "from": [
+                        {"podSelector": {"matchLabels": meta.selector_labels(c.env.app, n)}} for n in callers
+                    ],
+                    "ports": [{"port": component.port, "protocol": "TCP"}],
+                }
+            )
         if component is not None and component.metrics:
             monitoring = c.env.monitoring
-            allowed.append({"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": monitoring.namespace}},
-                                      "podSelector": {"matchLabels": monitoring.pod_selector}}],
-                            "ports": [{"port": component.metrics.port, "protocol": "TCP"}]})
+            allowed.append(
+                {
+                    "from": [
+                        {
+                            "namespaceSelector": {
+                                "matchLabels": {"kubernetes.io/metadata.name": monitoring.namespace}
+                            },
+                            "podSelector": {"matchLabels": monitoring.pod_selector},
+                        }
+                    ],
+                    "ports": [{"port": component.metrics.port, "protocol": "TCP"}],
+                }
+            )
         assert spec.get("ingress", []) == allowed, name
 
 
@@ -333,15 +393,28 @@ def test_hpa_managed_deployments_have_no_replicas(case, env):
         if component.autoscaling and component.autoscaling.queue:
             keda = scaled[deployment["metadata"]["name"]]
             assert hpa is None and "replicas" not in deployment["spec"], component.name
-            assert (keda["spec"]["minReplicaCount"], keda["spec"]["maxReplicaCount"]) == \
-                (component.autoscaling.min_replicas, component.autoscaling.max_replicas)
+            assert (keda["spec"]["minReplicaCount"], keda["spec"]["maxReplicaCount"]) == (
+                component.autoscaling.min_replicas,
+                component.autoscaling.max_replicas,
+            )
         elif component.autoscaling:
             assert hpa is not None, component.name
-            assert "replicas" not in deployment["spec"], f"{component.name}: an HPA and GitOps would fight over spec.replicas"
-            assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == \
-                (component.autoscaling.min_replicas, component.autoscaling.max_replicas)
-            metrics = {m["resource"]["name"]: m["resource"]["target"]["averageUtilization"] for m in hpa["spec"]["metrics"]}
-            expected = {k: v for k, v in (("cpu", component.autoscaling.cpu), ("memory", component.autoscaling.memory)) if v}
+            assert "replicas" not in deployment["spec"], (
+                f"{component.name}: an HPA and GitOps would fight over spec.replicas"
+            )
+            assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (
+                component.autoscaling.min_replicas,
+                component.autoscaling.max_replicas,
+            )
+            metrics = {
+                m["resource"]["name"]: m["resource"]["target"]["averageUtilization"]
+                for m in hpa["spec"]["metrics"]
+            }
+            expected = {
+                k: v
+                for k, v in (("cpu", component.autoscaling.cpu), ("memory", component.autoscaling.memory))
+                if v
+            }
             assert metrics == expected, component.name
         else:
             assert hpa is None, component.name
@@ -357,11 +430,20 @@ def test_scheduler_runs_once(case, env):
             continue
         deployment = component_workload(c, component.name)
         assert deployment["spec"]["replicas"] == 1
-        assert deployment["spec"]["strategy"] == {"type": "Recreate"}, "two celery beats would run every task twice"
+        assert deployment["spec"]["strategy"] == {"type": "Recreate"}, (
+            "two celery beats would run every task twice"
+        )
         labels = deployment["spec"]["template"]["metadata"]["labels"]
-        assert not [h for h in of_kind(objects, "HorizontalPodAutoscaler")
-                    if h["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]]
-        assert not [p for p in of_kind(objects, "PodDisruptionBudget") if selects(p["spec"]["selector"]["matchLabels"], labels)]
+        assert not [
+            h
+            for h in of_kind(objects, "HorizontalPodAutoscaler")
+            if h["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+        ]
+        assert not [
+            p
+            for p in of_kind(objects, "PodDisruptionBudget")
+            if selects(p["spec"]["selector"]["matchLabels"], labels)
+        ]
 
 
 @parametrize_overlays
@@ -395,14 +477,17 @@ def test_components_spread_and_web_stops_gracefully(case, env):
             continue
         spread = spec["topologySpreadConstraints"]
         assert {s["topologyKey"] for s in spread} == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
-        assert all(s["labelSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"] for s in spread)
+        assert all(
+            s["labelSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"] for s in spread
+        )
         if component.type is ComponentType.WEB:
             [container] = spec["containers"]
             assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": PRE_STOP_SECONDS}}}
             argv = [*(component.command or ()), *(component.args or ())]
             graceful = graceful_timeout(argv, c.env.env.get("GUNICORN_CMD_ARGS", ""), SERVER_GRACEFUL_TIMEOUT)
-            assert spec["terminationGracePeriodSeconds"] > graceful + PRE_STOP_SECONDS, \
+            assert spec["terminationGracePeriodSeconds"] > graceful + PRE_STOP_SECONDS, (
                 "the kubelet must not kill the web server before its graceful timeout ends"
+            )
 
 
 @parametrize_overlays
@@ -412,7 +497,11 @@ def test_probes(case, env):
     open port, and for workers and schedulers a local check or none."""
     c = compiled(case, env)
     # ".example.org" allows example.org and its subdomains; "*" names no host to send.
-    allowed = [h.lstrip(".") for h in re.split(r"[,\s]+", c.env.env.get("DJANGO_ALLOWED_HOSTS", "")) if h.strip(" .*")]
+    allowed = [
+        h.lstrip(".")
+        for h in re.split(r"[,\s]+", c.env.env.get("DJANGO_ALLOWED_HOSTS", ""))
+        if h.strip(" .*")
+    ]
     for component in c.env.components:
         if component.type is ComponentType.CRON:
             continue
@@ -421,17 +510,29 @@ def test_probes(case, env):
         if component.type is not ComponentType.WEB:
             assert "exec" in readiness or "httpGet" in readiness
             command = " ".join((liveness or {}).get("exec", {}).get("command", ()))
-            assert not re.search(r"celery.*(inspect|status|control)", command), f"{component.name}: liveness through the broker"
+            assert not re.search(r"celery.*(inspect|status|control)", command), (
+                f"{component.name}: liveness through the broker"
+            )
             continue
         assert liveness is not None, f"{component.name}: a web server has a liveness probe"
         if component.probes.liveness == Probe(port=component.port):  # the default: the port is open
-            assert liveness == {"tcpSocket": {"port": "http"}, "failureThreshold": 3, "periodSeconds": 20, "timeoutSeconds": 5}
+            assert liveness == {
+                "tcpSocket": {"port": "http"},
+                "failureThreshold": 3,
+                "periodSeconds": 20,
+                "timeoutSeconds": 5,
+            }
         for probe in (container["startupProbe"], readiness):
             headers = {h["name"]: h["value"] for h in probe["httpGet"]["httpHeaders"]}
             ingress = c.env.ingress
             expected = ingress.hosts[0] if ingress and component.name in ingress.routed else allowed[0]
-            assert headers == {"Host": expected}, f"{component.name}: the kubelet's pod-IP Host is rejected by Django"
-            assert probe["httpGet"]["path"] in (component.probes.readiness.http_path, component.probes.startup.http_path)
+            assert headers == {"Host": expected}, (
+                f"{component.name}: the kubelet's pod-IP Host is rejected by Django"
+            )
+            assert probe["httpGet"]["path"] in (
+                component.probes.readiness.http_path,
+                component.probes.startup.http_path,
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -453,12 +554,18 @@ def test_migrate_job(case, env):
     assert spec["template"]["spec"]["restartPolicy"] == "Never"
     [container] = spec["template"]["spec"]["containers"]
     assert container["command"] == list(c.env.migrate.command)
-    web = [comp for comp in c.env.components
-           if comp.type in (ComponentType.WEB, ComponentType.WORKER) and comp.secrets is None and c.env.migrate.secrets is None]
+    web = [
+        comp
+        for comp in c.env.components
+        if comp.type in (ComponentType.WEB, ComponentType.WORKER)
+        and comp.secrets is None
+        and c.env.migrate.secrets is None
+    ]
     if web:
         deployment = component_workload(c, web[0].name)
-        assert container["envFrom"] == deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"], \
+        assert container["envFrom"] == deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"], (
             "the migration reads the settings and secrets of the release it migrates for"
+        )
 
 
 @parametrize_overlays
@@ -469,25 +576,34 @@ def test_gitops_annotations(case, env):
     job = of_kind(objects, "Job")
     annotations = {object_id(o): (o["metadata"].get("annotations") or {}) for o in objects}
     argocd = {k: a for k, a in annotations.items() if any(key.startswith("argocd.argoproj.io/") for key in a)}
-    flux = {k: a for k, a in annotations.items() if any(key.startswith("kustomize.toolkit.fluxcd.io/") for key in a)}
+    flux = {
+        k: a
+        for k, a in annotations.items()
+        if any(key.startswith("kustomize.toolkit.fluxcd.io/") for key in a)
+    }
     if tool is not GitOpsTool.ARGOCD:
         assert not argocd
     if tool is not GitOpsTool.FLUX:
         assert not flux
     if tool is GitOpsTool.FLUX and job:
-        assert job[0]["metadata"]["annotations"]["kustomize.toolkit.fluxcd.io/force"] == "enabled", \
+        assert job[0]["metadata"]["annotations"]["kustomize.toolkit.fluxcd.io/force"] == "enabled", (
             "a Job's template is immutable: Flux must re-create it on each release"
+        )
         assert list(flux) == [object_id(job[0])]
     if tool is not GitOpsTool.ARGOCD:
         return
-    waves = {kind: {a[ARGOCD_WAVE] for (_, k, _), a in annotations.items() if k == kind}
-             for kind in ("ServiceAccount", "ConfigMap", "SealedSecret", "Job", "Deployment")}
+    waves = {
+        kind: {a[ARGOCD_WAVE] for (_, k, _), a in annotations.items() if k == kind}
+        for kind in ("ServiceAccount", "ConfigMap", "SealedSecret", "Job", "Deployment")
+    }
     for kind in ("ServiceAccount", "ConfigMap", "SealedSecret"):
         assert waves[kind] <= {"-1"}, f"{kind} first: the Job reads it"
     assert waves["Deployment"] == {"1"}, "the new pods start after the migration"
     if job:
         hook = job[0]["metadata"]["annotations"]
-        assert hook["argocd.argoproj.io/hook"] == "Sync", "not PreSync: on a first install its Secret would not exist yet"
+        assert hook["argocd.argoproj.io/hook"] == "Sync", (
+            "not PreSync: on a first install its Secret would not exist yet"
+        )
         assert hook["argocd.argoproj.io/hook-delete-policy"] == "BeforeHookCreation"
         assert hook[ARGOCD_WAVE] == "0"
 
@@ -504,15 +620,23 @@ def test_config_and_secrets_reach_the_pods(case, env):
     assert config["data"] == c.env.env
     env_secrets = [s.name for s in c.env.secrets if s.mount is SecretMount.ENV]
     file_secrets = {s.name: s for s in c.env.secrets if s.mount is SecretMount.FILES}
-    selected = {comp.name: comp.secrets for comp in c.env.components} | {"migrate": c.env.migrate.secrets if c.env.migrate else None}
+    selected = {comp.name: comp.secrets for comp in c.env.components} | {
+        "migrate": c.env.migrate.secrets if c.env.migrate else None
+    }
     for name, template in pods(objects):
         [container] = template["spec"]["containers"]
         chosen = selected[template["metadata"]["labels"][meta.COMPONENT]]
-        assert container["envFrom"] == [{"configMapRef": {"name": config["metadata"]["name"]}},
-                                        *({"secretRef": {"name": s}} for s in env_secrets if chosen is None or s in chosen)], name
+        assert container["envFrom"] == [
+            {"configMapRef": {"name": config["metadata"]["name"]}},
+            *({"secretRef": {"name": s}} for s in env_secrets if chosen is None or s in chosen),
+        ], name
         assert "env" not in container, f"{name}: settings come from the ConfigMap, secrets from their Secret"
         volumes = {v["name"]: v for v in template["spec"]["volumes"]}
-        mounted = {volumes[m["name"]]["secret"]["secretName"]: m for m in container["volumeMounts"] if "secret" in volumes[m["name"]]}
+        mounted = {
+            volumes[m["name"]]["secret"]["secretName"]: m
+            for m in container["volumeMounts"]
+            if "secret" in volumes[m["name"]]
+        }
         assert set(mounted) == {s for s in file_secrets if chosen is None or s in chosen}, name
         for secret, mount in mounted.items():
             assert mount["readOnly"] is True and mount["mountPath"] == file_secrets[secret].mount_path, name
@@ -523,13 +647,18 @@ def test_sealed_secrets_keep_their_sealed_name_and_namespace(case, env):
     c = compiled(case, env)
     sealed = {s["metadata"]["name"]: s for s in of_kind(c.objects, "SealedSecret")}
     assert set(sealed) == {s["metadata"]["name"] for s in c.env.sealed_secrets}
-    others = {s["metadata"]["name"] for s in of_kind(c.objects, "ExternalSecret") + of_kind(c.objects, "Secret")}
+    others = {
+        s["metadata"]["name"] for s in of_kind(c.objects, "ExternalSecret") + of_kind(c.objects, "Secret")
+    }
     assert not set(sealed) & others, "one backend per secret"
     assert set(sealed) | others == {s.name for s in c.env.secrets}, "exactly the secrets the App declares"
     for name, obj in sealed.items():
         assert obj["metadata"]["namespace"] == c.env.namespace, name
         template = obj["spec"].get("template", {}).get("metadata", {})
-        assert template.get("name", name) == name and template.get("namespace", c.env.namespace) == c.env.namespace, name
+        assert (
+            template.get("name", name) == name
+            and template.get("namespace", c.env.namespace) == c.env.namespace
+        ), name
 
 
 @pytest.mark.parametrize("case", golden_cases())
@@ -563,7 +692,9 @@ def test_recommended_labels(case, env):
             assert pod_labels.get(key) == labels.get(key), f"{where}: pods lack {key}"
         assert pod_labels[meta.COMPONENT], where
         for carrier in (labels, pod_labels):
-            assert carrier.get(meta.VERSION) == c.env.image.tag, f"{where}: {meta.VERSION} is the release's tag"
+            assert carrier.get(meta.VERSION) == c.env.image.tag, (
+                f"{where}: {meta.VERSION} is the release's tag"
+            )
 
 
 @parametrize_overlays
@@ -578,13 +709,20 @@ def test_selectors_never_change_across_releases(case, env):
         if kind == "Deployment":
             selectors.append((kind, spec["selector"]["matchLabels"]))
             labels = spec["template"]["metadata"]["labels"]
-            assert selects(spec["selector"]["matchLabels"], labels), f"Deployment/{obj['metadata']['name']} does not select its pods"
-            selectors += [("topologySpread", s["labelSelector"]["matchLabels"]) for s in spec["template"]["spec"].get("topologySpreadConstraints", ())]
+            assert selects(spec["selector"]["matchLabels"], labels), (
+                f"Deployment/{obj['metadata']['name']} does not select its pods"
+            )
+            selectors += [
+                ("topologySpread", s["labelSelector"]["matchLabels"])
+                for s in spec["template"]["spec"].get("topologySpreadConstraints", ())
+            ]
         elif kind == "Service":
             selectors.append((kind, spec["selector"]))
         elif kind == "PodDisruptionBudget":
             selectors.append((kind, spec["selector"]["matchLabels"]))
-        elif kind == "NetworkPolicy" and obj["metadata"]["name"] != f"{c.env.app}-acme-http01-solver":  # cert-manager's pods
+        elif (
+            kind == "NetworkPolicy" and obj["metadata"]["name"] != f"{c.env.app}-acme-http01-solver"
+        ):  # cert-manager's pods
             selectors.append((kind, spec["podSelector"].get("matchLabels", {})))
     assert selectors
     for kind, selector in selectors:
@@ -595,9 +733,15 @@ def test_selectors_never_change_across_releases(case, env):
 def test_every_generated_file_says_so(case):
     """Each file opens by saying kompile generated it, from which spec files, and not to edit it."""
     out = output(case)
-    sources = {f"bases/{out.base.env.app}/": out.base.env.sources,
-               **{f"overlays/{name}/": c.env.sources for name, c in out.environments.items()}}
-    assert all(s[0] == "environments/app.yaml" and len(s) >= 2 for p, s in sources.items() if p.startswith("overlays/"))
+    sources = {
+        f"bases/{out.base.env.app}/": out.base.env.sources,
+        **{f"overlays/{name}/": c.env.sources for name, c in out.environments.items()},
+    }
+    assert all(
+        s[0] == "environments/app.yaml" and len(s) >= 2
+        for p, s in sources.items()
+        if p.startswith("overlays/")
+    )
     for path, data in out.files.items():
         first, second = data.decode().splitlines()[:2]
         assert first.startswith("# Generated by kompile from environments/app.yaml"), path
@@ -613,7 +757,11 @@ def label_maps(node, path: str = "") -> Iterator[tuple[str, dict]]:
         for key, value in node.items():
             here = f"{path}.{key}" if path else key
             # A Service's selector is a plain map of labels; a Deployment's holds matchLabels.
-            plain_selector = key == "selector" and isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+            plain_selector = (
+                key == "selector"
+                and isinstance(value, dict)
+                and all(isinstance(v, str) for v in value.values())
+            )
             if (key in ("labels", "matchLabels") and isinstance(value, dict)) or plain_selector:
                 yield here, value
             else:
@@ -632,9 +780,13 @@ def label_problems(objects: list[dict]) -> list[str]:
             for key, value in labels.items():
                 name = key.rpartition("/")[2]
                 if not LABEL_KEY.match(key) or len(name) > 63:
-                    problems.append(f"{obj['kind']}/{obj['metadata']['name']} {where}: invalid label key {key!r}")
+                    problems.append(
+                        f"{obj['kind']}/{obj['metadata']['name']} {where}: invalid label key {key!r}"
+                    )
                 if not isinstance(value, str) or len(value) > 63 or not LABEL_VALUE.match(value):
-                    problems.append(f"{obj['kind']}/{obj['metadata']['name']} {where}: invalid value {value!r} for {key}")
+                    problems.append(
+                        f"{obj['kind']}/{obj['metadata']['name']} {where}: invalid value {value!r} for {key}"
+                    )
     return problems
 
 

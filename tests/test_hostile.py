@@ -21,11 +21,18 @@ def test_a_fifo_is_refused_without_blocking(example: Path):
     dev.write_text(dev.read_text().replace("secrets/dev/shop-django.yaml", "secrets/dev/pipe.yaml"))
     with pytest.raises(KompileError) as caught:
         compile_project(example)  # opening a FIFO for reading would wait forever
-    assert [(d.code, d.span.path, d.span.line) for d in caught.value.diagnostics] == [(Code.UNREADABLE, "environments/dev.yaml", 20)]
+    assert [(d.code, d.span.path, d.span.line) for d in caught.value.diagnostics] == [
+        (Code.UNREADABLE, "environments/dev.yaml", 20)
+    ]
 
 
 def build_in(root: Path, env: dict[str, str]) -> dict[str, bytes]:
-    result = subprocess.run([sys.executable, "-m", "kompile", "build", "--root", str(root)], env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "kompile", "build", "--root", str(root)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
@@ -35,9 +42,17 @@ def test_nothing_from_the_environment_reaches_the_output(tmp_path: Path):
 
     plain = build_in(copy_example(tmp_path / "a"), {"PATH": os.environ["PATH"]})
     noisy = {
-        "PATH": os.environ["PATH"], "HOME": str(tmp_path / "elsewhere"), "USER": "mallory", "LANG": "tr_TR.UTF-8",
-        "LC_ALL": "tr_TR.UTF-8", "TZ": "Pacific/Kiritimati", "PYTHONHASHSEED": "12345", "KUBECONFIG": "/etc/shadow",
-        "DJANGO_SECRET_KEY": "leak-me-if-you-can", "GITHUB_TOKEN": "ghp_" + "x" * 36, "KOMPILE_DEBUG": "1",
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path / "elsewhere"),
+        "USER": "mallory",
+        "LANG": "tr_TR.UTF-8",
+        "LC_ALL": "tr_TR.UTF-8",
+        "TZ": "Pacific/Kiritimati",
+        "PYTHONHASHSEED": "12345",
+        "KUBECONFIG": "/etc/shadow",
+        "DJANGO_SECRET_KEY": "leak-me-if-you-can",
+        "GITHUB_TOKEN": "ghp_" + "x" * 36,
+        "KOMPILE_DEBUG": "1",
     }
     other = build_in(copy_example(tmp_path / "b"), noisy)
     assert other == plain
@@ -50,13 +65,18 @@ def test_nothing_from_the_environment_reaches_the_output(tmp_path: Path):
 # Paths: nothing read, written, renamed or deleted outside the repo or through a link, whatever the
 # manifest, the output folders or the temporary files hold.
 
+
 def kompile(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kompile", *args], capture_output=True, text=True, timeout=300, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "kompile", *args], capture_output=True, text=True, timeout=300, cwd=cwd
+    )
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): (p.read_bytes() if p.is_file() and not p.is_symlink() else b"<other>")
-            for p in sorted(root.rglob("*"))}
+    return {
+        p.relative_to(root).as_posix(): (p.read_bytes() if p.is_file() and not p.is_symlink() else b"<other>")
+        for p in sorted(root.rglob("*"))
+    }
 
 
 def built(tmp_path: Path) -> Path:
@@ -67,8 +87,18 @@ def built(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.mark.parametrize("entry", ["../outside.txt", "/tmp/kompile-victim.txt", "overlays/../../outside.txt", "overlays//dev/x.yaml",
-                                   "overlays/./dev/x.yaml", "environments/app.yaml", "overlays"])
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "../outside.txt",
+        "/tmp/kompile-victim.txt",
+        "overlays/../../outside.txt",
+        "overlays//dev/x.yaml",
+        "overlays/./dev/x.yaml",
+        "environments/app.yaml",
+        "overlays",
+    ],
+)
 def test_a_forged_manifest_makes_kompile_refuse_never_delete(tmp_path: Path, entry: str):
     import hashlib
     import json
@@ -98,7 +128,9 @@ def test_a_symlink_in_an_output_path_is_never_written_through(tmp_path: Path):
     spec = root / "environments/dev.yaml"
     spec.write_text(spec.read_text().replace("replicas: 1}", "replicas: 2}", 1))
     result = kompile("build", "--root", str(root))
-    assert result.returncode == 2 and "error[K701]" in result.stderr and "symbolic link" in result.stderr, result.stderr
+    assert result.returncode == 2 and "error[K701]" in result.stderr and "symbolic link" in result.stderr, (
+        result.stderr
+    )
     assert list(outside.iterdir()) == []
 
 
@@ -110,7 +142,9 @@ def test_an_obstacle_where_a_folder_belongs_stops_the_build_before_anything_chan
     (root / "overlays/dev").write_text("not a folder\n")
     before = snapshot(root)
     result = kompile("build", "--root", str(root))
-    assert result.returncode == 2 and "overlays/dev" in result.stderr and "error[K701]" in result.stderr, result.stderr
+    assert result.returncode == 2 and "overlays/dev" in result.stderr and "error[K701]" in result.stderr, (
+        result.stderr
+    )
     assert snapshot(root) == before
 
 
@@ -177,23 +211,44 @@ def test_committed_output_that_is_a_link_or_damaged_is_reported_not_followed(tmp
     target.unlink()
     target.symlink_to(secret)
     check = kompile("check", "--full", "--root", str(root))
-    assert check.returncode == 1 and "overlays/dev/kustomization.yaml" in check.stdout, check.stdout + check.stderr
+    assert check.returncode == 1 and "overlays/dev/kustomization.yaml" in check.stdout, (
+        check.stdout + check.stderr
+    )
     diff = kompile("diff", "--root", str(root))
-    assert diff.returncode == 2 and "error[K703]" in diff.stderr and "hunter2" not in diff.stdout + diff.stderr
+    assert (
+        diff.returncode == 2 and "error[K703]" in diff.stderr and "hunter2" not in diff.stdout + diff.stderr
+    )
     # Damage: not YAML, not a kustomization, an alias bomb. Each is a positioned K703.
-    for text in ("resources: [\n", "resources: 5\n", "a: &a [x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
-                 + "".join(f"c{i}: &c{i} [" + ", ".join([f"*{'b' if i == 0 else f'c{i - 1}'}"] * 10) + "]\n" for i in range(8))):
+    for text in (
+        "resources: [\n",
+        "resources: 5\n",
+        "a: &a [x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+        + "".join(
+            f"c{i}: &c{i} [" + ", ".join([f"*{'b' if i == 0 else f'c{i - 1}'}"] * 10) + "]\n"
+            for i in range(8)
+        ),
+    ):
         target.unlink()
         target.write_text(text)
         diff = kompile("diff", "--root", str(root))
-        assert diff.returncode == 2 and "error[K703]" in diff.stderr and "overlays/dev/kustomization.yaml" in diff.stderr, diff.stderr
+        assert (
+            diff.returncode == 2
+            and "error[K703]" in diff.stderr
+            and "overlays/dev/kustomization.yaml" in diff.stderr
+        ), diff.stderr
         assert "Traceback" not in diff.stderr
 
 
 def test_diff_base_with_links_in_the_revision(tmp_path: Path):
     """Links in an older revision, absolute or relative, are written as links and never followed."""
     root = built(tmp_path)
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
     git = ["git", "-C", str(root)]
     subprocess.run([*git, "init", "-q"], check=True)
     (root / "docs").mkdir()
@@ -212,7 +267,9 @@ def test_diff_base_with_links_in_the_revision(tmp_path: Path):
     subprocess.run([*git, "commit", "-qm", "evil"], check=True, env=env)
     (root / "environments/evil.yaml").unlink()
     result = kompile("diff", "--base", "HEAD", "--root", str(root))
-    assert result.returncode == 2 and "at HEAD" in result.stderr and "symbolic link" in result.stderr, result.stderr
+    assert result.returncode == 2 and "at HEAD" in result.stderr and "symbolic link" in result.stderr, (
+        result.stderr
+    )
 
 
 def test_init_never_writes_through_a_link(tmp_path: Path):
@@ -232,7 +289,9 @@ def test_init_never_writes_through_a_link(tmp_path: Path):
 
 def test_a_file_system_error_is_a_clear_error_not_a_bug(tmp_path: Path):
     result = kompile("schema", "-o", str(tmp_path / "nonexistent" / "x.json"))
-    assert result.returncode == 2 and "cannot write" in result.stderr and "bug" not in result.stderr, result.stderr
+    assert result.returncode == 2 and "cannot write" in result.stderr and "bug" not in result.stderr, (
+        result.stderr
+    )
 
 
 @pytest.mark.kubectl
@@ -247,13 +306,24 @@ def test_kustomize_builds_exactly_what_the_gate_checked_for_hostile_kinds(tmp_pa
     (root / "k8s").mkdir()
     (root / "k8s/extras.yaml").write_text(EXTRAS)
     app = root / "environments/app.yaml"
-    app.write_text(app.read_text() + "  allowKinds:\n"
-                   + "".join(f"    - {{group: {g}, kind: {k}}}\n" for g, k in
-                             (("argoproj.io", "Rollout"), ("keda.sh", "ScaledJob"), ("scheduling.k8s.io", "PriorityClass"))))
+    app.write_text(
+        app.read_text()
+        + "  allowKinds:\n"
+        + "".join(
+            f"    - {{group: {g}, kind: {k}}}\n"
+            for g, k in (
+                ("argoproj.io", "Rollout"),
+                ("keda.sh", "ScaledJob"),
+                ("scheduling.k8s.io", "PriorityClass"),
+            )
+        )
+    )
     dev = root / "environments/dev.yaml"
-    dev.write_text(dev.read_text() + "  extraResources: [k8s/extras.yaml]\n  security:\n    allow:\n"
-                   "      - {rule: cluster-scoped, object: PriorityClass/shop-low, reason: the platform team asked for it}\n"
-                   "      - {rule: gitops-delegation, object: ScaledJob/shop-batch, reason: KEDA runs the batch jobs}\n")
+    dev.write_text(
+        dev.read_text() + "  extraResources: [k8s/extras.yaml]\n  security:\n    allow:\n"
+        "      - {rule: cluster-scoped, object: PriorityClass/shop-low, reason: the platform team asked for it}\n"
+        "      - {rule: gitops-delegation, object: ScaledJob/shop-batch, reason: KEDA runs the batch jobs}\n"
+    )
     output = compile_project(root)
     write_files(root, output.files)
     built_objects = [doc for doc in yaml.safe_load_all(kustomize_build(root / "overlays/dev")) if doc]
@@ -310,27 +380,37 @@ def _codes(root: Path) -> list[str]:
 
 def test_too_many_components_is_refused(example: Path):
     app = example / "environments" / "app.yaml"
-    workers = "".join(f"    w{i}: {{type: worker, command: [x], probes: {{exec: {{command: [x]}}}}, resources: "
-                      f"{{requests: {{cpu: 1m, memory: 1Mi}}, limits: {{cpu: 1m, memory: 1Mi}}}}}}\n" for i in range(101))
+    workers = "".join(
+        f"    w{i}: {{type: worker, command: [x], probes: {{exec: {{command: [x]}}}}, resources: "
+        f"{{requests: {{cpu: 1m, memory: 1Mi}}, limits: {{cpu: 1m, memory: 1Mi}}}}}}\n"
+        for i in range(101)
+    )
     app.write_text(app.read_text().replace("  components:\n", "  components:\n" + workers))
     assert "K405" in _codes(example)
 
 
 def test_too_many_extra_objects_is_refused(example: Path):
     (example / "k8s").mkdir()
-    (example / "k8s" / "many.yaml").write_text("".join(
-        f"---\n{{apiVersion: v1, kind: ConfigMap, metadata: {{name: c{i}}}}}\n" for i in range(1001)))
+    (example / "k8s" / "many.yaml").write_text(
+        "".join(f"---\n{{apiVersion: v1, kind: ConfigMap, metadata: {{name: c{i}}}}}\n" for i in range(1001))
+    )
     dev = example / "environments" / "dev.yaml"
     dev.write_text(dev.read_text() + "  extraResources: [k8s/many.yaml]\n")
     assert _codes(example) == ["K406"]
 
 
 def test_a_patch_that_nests_itself_is_refused_not_a_crash(example: Path):
-    ops = ["  - {op: add, path: /metadata/annotations, value: {}}", "  - {op: add, path: /metadata/annotations/x, value: {}}"]
+    ops = [
+        "  - {op: add, path: /metadata/annotations, value: {}}",
+        "  - {op: add, path: /metadata/annotations/x, value: {}}",
+    ]
     ops += ["  - {op: copy, from: /metadata/annotations/x, path: /metadata/annotations/x/x}"] * 500
     dev = example / "environments" / "dev.yaml"
-    dev.write_text(dev.read_text() + "  patches:\n    - target: {kind: ServiceAccount, name: shop}\n      patch:\n"
-                   + "".join(f"    {op}\n" for op in ops))
+    dev.write_text(
+        dev.read_text()
+        + "  patches:\n    - target: {kind: ServiceAccount, name: shop}\n      patch:\n"
+        + "".join(f"    {op}\n" for op in ops)
+    )
     assert _codes(example) == ["K407"]
 
 
@@ -342,27 +422,43 @@ def test_check_recompiles_so_a_forged_manifest_cannot_vouch_for_hand_written_out
 
     assert kompile("build", "--root", str(example)).returncode == 0
     target = example / "overlays" / "dev" / "namespace-shop-dev.yaml"
-    target.write_text(target.read_text() + "---\napiVersion: v1\nkind: Pod\nmetadata: {name: pwn}\n"
-                      "spec: {hostPID: true, containers: [{name: x, image: busybox, securityContext: {privileged: true}}]}\n")
+    target.write_text(
+        target.read_text() + "---\napiVersion: v1\nkind: Pod\nmetadata: {name: pwn}\n"
+        "spec: {hostPID: true, containers: [{name: x, image: busybox, securityContext: {privileged: true}}]}\n"
+    )
     manifest_path = example / ".kompile-manifest.json"
     manifest = json.loads(manifest_path.read_text())
     entry = manifest["files"]["overlays/dev/namespace-shop-dev.yaml"]
     digest = hashlib.sha256(target.read_bytes()).hexdigest()
-    manifest["files"]["overlays/dev/namespace-shop-dev.yaml"] = [digest] if isinstance(entry, list) else digest
+    manifest["files"]["overlays/dev/namespace-shop-dev.yaml"] = (
+        [digest] if isinstance(entry, list) else digest
+    )
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
     result = kompile("check", "--root", str(example))
-    assert result.returncode == 1 and "overlays/dev/namespace-shop-dev.yaml" in result.stdout, result.stdout + result.stderr
+    assert result.returncode == 1 and "overlays/dev/namespace-shop-dev.yaml" in result.stdout, (
+        result.stdout + result.stderr
+    )
 
 
 def test_a_gitops_source_other_than_this_repository_is_said_every_time(example: Path):
     subprocess.run(["git", "init", "-q", str(example)], check=True)
-    subprocess.run(["git", "-C", str(example), "remote", "add", "origin", "git@github.com:acme/shop-deploy.git"], check=True)
+    subprocess.run(
+        ["git", "-C", str(example), "remote", "add", "origin", "git@github.com:acme/shop-deploy.git"],
+        check=True,
+    )
     quiet = kompile("validate", "--root", str(example))
-    assert quiet.returncode == 0 and "not a remote" not in quiet.stderr, quiet.stderr  # the same repo, written as ssh
+    assert quiet.returncode == 0 and "not a remote" not in quiet.stderr, (
+        quiet.stderr
+    )  # the same repo, written as ssh
     app = example / "environments" / "app.yaml"
-    app.write_text(app.read_text().replace("https://github.com/acme/shop-deploy.git", "https://github.com/attacker/payload.git")
-                   .replace("    revision: main\n", "    revision: main\n    path: handwritten\n"))
+    app.write_text(
+        app.read_text()
+        .replace("https://github.com/acme/shop-deploy.git", "https://github.com/attacker/payload.git")
+        .replace("    revision: main\n", "    revision: main\n    path: handwritten\n")
+    )
     result = kompile("validate", "--root", str(example))
     assert result.returncode == 0, result.stderr
-    assert "gitops.repoURL https://github.com/attacker/payload.git is not a remote" in result.stderr, result.stderr
+    assert "gitops.repoURL https://github.com/attacker/payload.git is not a remote" in result.stderr, (
+        result.stderr
+    )
     assert "gitops.path is 'handwritten'" in result.stderr, result.stderr

@@ -30,8 +30,12 @@ def test_a_new_repo_validates_and_builds_as_it_is(tmp_path: Path, gitops: str):
     root.mkdir()
     assert kompile("init", "--root", str(root), "--gitops", gitops).returncode == 0
     assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) == [
-        "environments/app.yaml", "environments/dev.yaml", "environments/prod.yaml", "environments/staging.yaml",
-        "kompile.schema.json"]
+        "environments/app.yaml",
+        "environments/dev.yaml",
+        "environments/prod.yaml",
+        "environments/staging.yaml",
+        "kompile.schema.json",
+    ]
     assert yaml.safe_load((root / "environments/app.yaml").read_text())["metadata"]["name"] == "orders"
     validate = kompile("validate", "--root", str(root))
     assert validate.returncode == 0, validate.stderr

@@ -18,11 +18,21 @@ from conftest import REPO, copy_example
 
 pytestmark = pytest.mark.slow
 TAG = f"v{__version__}"
-GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+GIT_ENV = {
+    **os.environ,
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@t",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@t",
+}
 
 
-def run(*args, cwd: Path | None = None, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    result = subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+def run(
+    *args, cwd: Path | None = None, env: dict | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
     assert result.returncode == 0, f"{' '.join(map(str, args))}\n{result.stdout}\n{result.stderr}"
     return result
 
@@ -31,8 +41,12 @@ def run(*args, cwd: Path | None = None, env: dict | None = None, timeout: int = 
 def kompile_repo(tmp_path_factory) -> Path:
     """kompile's sources as a Git repository with the release tag (a stand-in for its public repository)."""
     clone = tmp_path_factory.mktemp("kompile-src") / "kompile"
-    ignore = shutil.ignore_patterns(".venv", ".git", "__pycache__", "*.egg-info", ".pytest_cache", ".hypothesis", "build", "dist")
-    shutil.copytree(REPO, clone, ignore=ignore, symlinks=True)  # links as links: tests/errors holds one to /dev/zero
+    ignore = shutil.ignore_patterns(
+        ".venv", ".git", "__pycache__", "*.egg-info", ".pytest_cache", ".hypothesis", "build", "dist"
+    )
+    shutil.copytree(
+        REPO, clone, ignore=ignore, symlinks=True
+    )  # links as links: tests/errors holds one to /dev/zero
     run("git", "init", "-q", cwd=clone)
     run("git", "add", "-A", cwd=clone)
     run("git", "commit", "-qm", "release", cwd=clone, env=GIT_ENV)
@@ -54,7 +68,17 @@ def builds_the_example(bin_dir: Path, tmp_path: Path) -> None:
 
 
 def test_a_wheel_built_with_pip_installs_and_builds(kompile_repo: Path, tmp_path: Path):
-    run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", tmp_path / "dist", kompile_repo)
+    run(
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--quiet",
+        "--no-deps",
+        "--wheel-dir",
+        tmp_path / "dist",
+        kompile_repo,
+    )
     [wheel] = (tmp_path / "dist").glob("kompile-*.whl")
     bin_dir = fresh_venv(tmp_path / "venv")
     run(bin_dir / "pip", "install", "--quiet", wheel)
@@ -73,11 +97,14 @@ def test_the_pre_commit_hooks_run_from_a_pinned_tag(kompile_repo: Path, tmp_path
     assert pre_commit, "pre-commit is part of the test extra"
     root = copy_example(tmp_path / "config-repo")
     (root / ".pre-commit-config.yaml").write_text(
-        f"repos:\n  - repo: file://{kompile_repo}\n    rev: {TAG}\n    hooks:\n      - id: kompile-build\n      - id: kompile-check\n")
+        f"repos:\n  - repo: file://{kompile_repo}\n    rev: {TAG}\n    hooks:\n      - id: kompile-build\n      - id: kompile-check\n"
+    )
     run("git", "init", "-q", cwd=root)
     run("git", "add", "-A", cwd=root)
     env = {**GIT_ENV, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-cache")}
-    first = subprocess.run([pre_commit, "run", "--all-files"], cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    first = subprocess.run(
+        [pre_commit, "run", "--all-files"], cwd=root, env=env, capture_output=True, text=True, timeout=600
+    )
     # kompile-build writes the output (pre-commit reports files changed by a hook as a failure), then
     # kompile-check passes; a second run changes nothing and passes.
     assert (root / "overlays/dev/kustomization.yaml").is_file(), first.stdout + first.stderr

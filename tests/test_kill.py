@@ -31,7 +31,7 @@ def _set_version(root: Path, version: str) -> None:
     lines = tail.split("\n", 1)
     if lines[0].startswith("    RELEASE_TRAIN:"):
         tail = lines[1]
-    app.write_text(f"{head}{marker}    RELEASE_TRAIN: \"{version}\"\n{tail}")
+    app.write_text(f'{head}{marker}    RELEASE_TRAIN: "{version}"\n{tail}')
 
 
 def _expected(root: Path, version: str) -> dict[str, bytes]:
@@ -42,8 +42,11 @@ def _expected(root: Path, version: str) -> dict[str, bytes]:
 def _build(root: Path) -> subprocess.Popen:
     # stderr to a file, never an unread pipe: a build with much to say would block on a full pipe.
     with (root.parent / "build.err").open("wb") as errors:
-        return subprocess.Popen([sys.executable, "-m", "kompile", "build", "--root", str(root)],
-                                stdout=subprocess.DEVNULL, stderr=errors)
+        return subprocess.Popen(
+            [sys.executable, "-m", "kompile", "build", "--root", str(root)],
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+        )
 
 
 @pytest.mark.slow
@@ -74,12 +77,18 @@ def test_sigkill_at_any_moment_never_leaves_a_partial_file(tmp_path: Path):
             target = root / path
             if target.exists():
                 data = target.read_bytes()
-                assert data in (versions["a"].get(path), versions["b"].get(path)), f"{path} is neither old nor new"
+                assert data in (versions["a"].get(path), versions["b"].get(path)), (
+                    f"{path} is neither old nor new"
+                )
 
     _set_version(root, "b")
     finish = _build(root)
     assert finish.wait() == 0, (root.parent / "build.err").read_text()
-    check = subprocess.run([sys.executable, "-m", "kompile", "check", "--root", str(root)], capture_output=True, text=True)
+    check = subprocess.run(
+        [sys.executable, "-m", "kompile", "check", "--root", str(root)], capture_output=True, text=True
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     assert {p: (root / p).read_bytes() for p in versions["b"]} == versions["b"]
-    assert not [p for p in root.rglob("*") if TEMP.fullmatch(p.name)], "the last build cleans up what killed builds left"
+    assert not [p for p in root.rglob("*") if TEMP.fullmatch(p.name)], (
+        "the last build cleans up what killed builds left"
+    )

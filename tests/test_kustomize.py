@@ -60,7 +60,12 @@ def build_overlay(case: str, env: str, tmp_path: Path) -> tuple[Path, Compiled, 
 
 def object_key(obj: dict) -> tuple[str, str, str, str]:
     metadata = obj.get("metadata") or {}
-    return obj.get("apiVersion", ""), obj.get("kind", ""), metadata.get("namespace", ""), metadata.get("name", "")
+    return (
+        obj.get("apiVersion", ""),
+        obj.get("kind", ""),
+        metadata.get("namespace", ""),
+        metadata.get("name", ""),
+    )
 
 
 def object_differences(expected: list[dict], actual: list[dict], what: str) -> str:
@@ -95,8 +100,11 @@ def test_kustomize_builds_what_kompile_renders(case: str, env: str, tmp_path: Pa
 @pytest.mark.parametrize(("case", "env"), OVERLAYS, ids=IDS)
 def test_render_command_prints_what_kustomize_builds(case: str, env: str, tmp_path: Path):
     root, _, built = build_overlay(case, env, tmp_path)
-    result = subprocess.run([sys.executable, "-m", "kompile", "render", env, "--root", str(root)],
-                            capture_output=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "kompile", "render", env, "--root", str(root)],
+        capture_output=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr.decode()
     rendered = [doc for doc in yaml.safe_load_all(result.stdout) if doc is not None]
     differences = object_differences(rendered, built, "kubectl kustomize")
@@ -105,7 +113,12 @@ def test_render_command_prints_what_kustomize_builds(case: str, env: str, tmp_pa
 
 def test_object_differences_can_fail():
     """The comparison sees a changed field, a missing object and a duplicate."""
-    a = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "n"}, "data": {"k": "1"}}
+    a = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "a", "namespace": "n"},
+        "data": {"k": "1"},
+    }
     b = copy.deepcopy(a)
     b["data"]["k"] = "2"
     c = {**copy.deepcopy(a), "metadata": {"name": "c", "namespace": "n"}}
@@ -139,8 +152,12 @@ def strict_schema(node):
     """An OpenAPI v3 schema of a CRD as a strict JSON Schema: an object that lists its properties allows
     no others (the API server would prune them silently), as the catalog's converter makes them."""
     if isinstance(node, dict):
-        if node.get("type") == "object" and "properties" in node and "additionalProperties" not in node \
-                and not node.get("x-kubernetes-preserve-unknown-fields"):
+        if (
+            node.get("type") == "object"
+            and "properties" in node
+            and "additionalProperties" not in node
+            and not node.get("x-kubernetes-preserve-unknown-fields")
+        ):
             node["additionalProperties"] = False
         for key in ("properties", "patternProperties", "definitions"):
             for child in (node.get(key) or {}).values():
@@ -174,12 +191,18 @@ def custom_resource_problems(obj: dict) -> list[str]:
     group, _, version = obj["apiVersion"].rpartition("/")
     schema = crd_schema(group, obj["kind"], version)
     if schema is None:
-        return [f"{name}: no Kubernetes schema and no CRD schema at {group}/{obj['kind'].lower()}_{version}.json"]
-    problems = [f"{name}: {'.'.join(str(p) for p in error.absolute_path) or '(top)'}: {error.message}"
-                for error in jsonschema.Draft202012Validator(schema).iter_errors(obj)]
+        return [
+            f"{name}: no Kubernetes schema and no CRD schema at {group}/{obj['kind'].lower()}_{version}.json"
+        ]
+    problems = [
+        f"{name}: {'.'.join(str(p) for p in error.absolute_path) or '(top)'}: {error.message}"
+        for error in jsonschema.Draft202012Validator(schema).iter_errors(obj)
+    ]
     # CRD schemas say only `metadata: {type: object}`, and the API server prunes unknown top-level
     # fields silently; hold both to the standard of the built-in kinds.
-    problems += [f"{name}: unknown top-level field '{key}'" for key in obj if key not in schema.get("properties", {})]
+    problems += [
+        f"{name}: unknown top-level field '{key}'" for key in obj if key not in schema.get("properties", {})
+    ]
     probe = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": obj.get("metadata")}
     try:
         kubernetes_validate.validate(probe, latest_version(), strict=True)
@@ -192,16 +215,24 @@ def custom_resource_problems(obj: dict) -> list[str]:
 @pytest.mark.parametrize(("case", "env"), OVERLAYS, ids=IDS)
 def test_every_object_validates_strictly(case: str, env: str, kubernetes_version: str, tmp_path: Path):
     _, _, built = build_overlay(case, env, tmp_path)
-    problems = [problem for obj in as_flux_applies(built) for problem in schema_problems(obj, kubernetes_version)]
+    problems = [
+        problem for obj in as_flux_applies(built) for problem in schema_problems(obj, kubernetes_version)
+    ]
     assert not problems, f"{case}: overlays/{env}:\n" + "\n".join(problems)
 
 
 @pytest.mark.parametrize(("case", "env"), OVERLAYS, ids=IDS)
 def test_custom_resources_validate_against_their_crds(case: str, env: str, tmp_path: Path):
     _, compiled, built = build_overlay(case, env, tmp_path)
-    custom = [obj for obj in built if obj["apiVersion"].rpartition("/")[0] not in BUILTIN_GROUPS]  # every kind a CRD adds
-    providers = {o["metadata"]["name"] for o in built if o["kind"] in ("SealedSecret", "ExternalSecret", "Secret")}
-    assert providers == {s.name for s in compiled.env.secrets}, f"{case}/{env}: each declared secret, from one backend"
+    custom = [
+        obj for obj in built if obj["apiVersion"].rpartition("/")[0] not in BUILTIN_GROUPS
+    ]  # every kind a CRD adds
+    providers = {
+        o["metadata"]["name"] for o in built if o["kind"] in ("SealedSecret", "ExternalSecret", "Secret")
+    }
+    assert providers == {s.name for s in compiled.env.secrets}, (
+        f"{case}/{env}: each declared secret, from one backend"
+    )
     problems = [problem for obj in custom for problem in custom_resource_problems(obj)]
     assert not problems, f"{case}: overlays/{env}:\n" + "\n".join(problems)
 
@@ -212,13 +243,19 @@ def test_schema_checks_can_fail():
     assert schema_problems(config, "1.30.0") == []
     assert schema_problems({**config, "spec": {}}, "1.30.0")
     assert schema_problems({**config, "data": {"k": 1}}, "1.30.0")
-    sealed = {"apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret", "metadata": {"name": "s", "namespace": "n"},
-              "spec": {"encryptedData": {"K": "AgB"}, "template": {"metadata": {"name": "s", "namespace": "n"}}}}
+    sealed = {
+        "apiVersion": "bitnami.com/v1alpha1",
+        "kind": "SealedSecret",
+        "metadata": {"name": "s", "namespace": "n"},
+        "spec": {"encryptedData": {"K": "AgB"}, "template": {"metadata": {"name": "s", "namespace": "n"}}},
+    }
     assert custom_resource_problems(sealed) == []
     assert custom_resource_problems({**sealed, "spec": {**sealed["spec"], "encrypted": {}}})
     assert custom_resource_problems({**sealed, "status2": {}})
     assert custom_resource_problems({**sealed, "metadata": {"name": "s", "labels": {"a": 1}}})
-    assert schema_problems({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}, "1.30.0")
+    assert schema_problems(
+        {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}, "1.30.0"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,16 +321,22 @@ def test_kustomize_transformers_on_extra_resources(tmp_path: Path):
     (root / "extras").mkdir()
     (root / "extras" / "rbac-and-legacy.yaml").write_text(EXTRAS)
     app = root / "environments" / "app.yaml"
-    app.write_text(app.read_text() + "  allowKinds: [{group: rbac.authorization.k8s.io, kind: ClusterRoleBinding},"
-                   " {group: '', kind: ReplicationController}]\n")
+    app.write_text(
+        app.read_text() + "  allowKinds: [{group: rbac.authorization.k8s.io, kind: ClusterRoleBinding},"
+        " {group: '', kind: ReplicationController}]\n"
+    )
     spec = root / "environments" / "staging.yaml"
     # The bindings break the rbac rule on purpose (this models kustomize, not the policy): opted out.
-    spec.write_text(spec.read_text() + "  extraResources: [extras/rbac-and-legacy.yaml]\n"
-                    "  security: {allow: [{rule: rbac, reason: these bindings exercise kustomize's subject rules},"
-                    " {rule: cluster-scoped, reason: so does the ClusterRoleBinding}]}\n")
+    spec.write_text(
+        spec.read_text() + "  extraResources: [extras/rbac-and-legacy.yaml]\n"
+        "  security: {allow: [{rule: rbac, reason: these bindings exercise kustomize's subject rules},"
+        " {rule: cluster-scoped, reason: so does the ClusterRoleBinding}]}\n"
+    )
     output = compile_project(root)
     write_files(root, output.files)
-    built = [doc for doc in yaml.safe_load_all(kustomize_build(root / "overlays" / "staging")) if doc is not None]
+    built = [
+        doc for doc in yaml.safe_load_all(kustomize_build(root / "overlays" / "staging")) if doc is not None
+    ]
     differences = object_differences(output.environments["staging"].objects, built, "kubectl kustomize")
     assert not differences, differences
 
@@ -303,13 +346,20 @@ def test_a_cluster_wide_sealed_secret_lands_in_the_environment_namespace(tmp_pat
     namespace transformer moves it, and kompile's model must say so too."""
     root = copy_golden_input("flux", tmp_path / "repo")
     sealed = root / "secrets" / "prod" / "billing-django.yaml"
-    sealed.write_text(sealed.read_text()
-                      .replace("  namespace: billing\n", "  namespace: billing-old\n"
-                               "  annotations:\n    sealedsecrets.bitnami.com/cluster-wide: \"true\"\n", 1)
-                      .replace("      namespace: billing\n", ""))
+    sealed.write_text(
+        sealed.read_text()
+        .replace(
+            "  namespace: billing\n",
+            '  namespace: billing-old\n  annotations:\n    sealedsecrets.bitnami.com/cluster-wide: "true"\n',
+            1,
+        )
+        .replace("      namespace: billing\n", "")
+    )
     output = compile_project(root)
     write_files(root, output.files)
-    built = [doc for doc in yaml.safe_load_all(kustomize_build(root / "overlays" / "prod")) if doc is not None]
+    built = [
+        doc for doc in yaml.safe_load_all(kustomize_build(root / "overlays" / "prod")) if doc is not None
+    ]
     [secret] = [obj for obj in output.environments["prod"].objects if obj["kind"] == "SealedSecret"]
     assert secret["metadata"]["namespace"] == "billing"
     differences = object_differences(output.environments["prod"].objects, built, "kubectl kustomize")
@@ -320,9 +370,15 @@ def test_an_extra_resource_follows_an_environment_that_changes_the_image_reposit
     """The preview's CronJob names the App's image; kustomize gives it the preview's repository and tag."""
     root = copy_golden_input("extends-and-escape-hatches", tmp_path / "repo")
     spec = root / "environments" / "preview.yaml"
-    spec.write_text(spec.read_text().replace("image: {tag: pr-481}", "image: {repository: ghcr.io/acme/forum-previews, tag: pr-481}"))
+    spec.write_text(
+        spec.read_text().replace(
+            "image: {tag: pr-481}", "image: {repository: ghcr.io/acme/forum-previews, tag: pr-481}"
+        )
+    )
     output = compile_project(root)
     write_files(root, output.files)
-    built = [doc for doc in yaml.safe_load_all(kustomize_build(root / "overlays" / "preview")) if doc is not None]
+    built = [
+        doc for doc in yaml.safe_load_all(kustomize_build(root / "overlays" / "preview")) if doc is not None
+    ]
     differences = object_differences(output.environments["preview"].objects, built, "kubectl kustomize")
     assert not differences, differences

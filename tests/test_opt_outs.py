@@ -33,8 +33,13 @@ def patched(root: Path, allow: str = "") -> Path:
 def test_a_weakening_patch_is_refused(example: Path):
     with pytest.raises(KompileError) as caught:
         compile_project(patched(example))
-    assert [(d.code, d.span.path, d.span.line) for d in caught.value.diagnostics] == [(Code.HARDENING, "environments/dev.yaml", 22)]
-    assert "security: {allow: [{rule: read-only-root, object: Deployment/shop-web" in caught.value.diagnostics[0].hint
+    assert [(d.code, d.span.path, d.span.line) for d in caught.value.diagnostics] == [
+        (Code.HARDENING, "environments/dev.yaml", 22)
+    ]
+    assert (
+        "security: {allow: [{rule: read-only-root, object: Deployment/shop-web"
+        in caught.value.diagnostics[0].hint
+    )
 
 
 def test_an_opt_out_for_another_object_does_not_cover_it(example: Path):
@@ -44,18 +49,30 @@ def test_an_opt_out_for_another_object_does_not_cover_it(example: Path):
 
 
 def test_an_opt_out_with_a_reason_builds_and_is_listed_every_time(example: Path):
-    allow = ("  security:\n    allow:\n      - rule: read-only-root\n        object: Deployment/shop-web\n"
-             "        reason: the legacy image writes its bytecode cache next to the code\n")
+    allow = (
+        "  security:\n    allow:\n      - rule: read-only-root\n        object: Deployment/shop-web\n"
+        "        reason: the legacy image writes its bytecode cache next to the code\n"
+    )
     output = compile_project(patched(example, allow))
-    web = next(o for o in output.environments["dev"].objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "shop-web")
-    assert web["spec"]["template"]["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is False
+    web = next(
+        o
+        for o in output.environments["dev"].objects
+        if o["kind"] == "Deployment" and o["metadata"]["name"] == "shop-web"
+    )
+    assert (
+        web["spec"]["template"]["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is False
+    )
     text = kompile("validate", "--root", str(example))
     assert text.returncode == 0
-    assert "warning[K604]: environment 'dev' opts out of read-only-root for Deployment/shop-web" in text.stderr
+    assert (
+        "warning[K604]: environment 'dev' opts out of read-only-root for Deployment/shop-web" in text.stderr
+    )
     assert "the legacy image writes its bytecode cache" in text.stderr
     assert "1 hardening opt-out" in text.stdout
     listed = json.loads(kompile("validate", "--root", str(example), "--format", "json").stdout)
-    assert [(w["code"], w["severity"], w["file"], w["line"]) for w in listed] == [("K604", "warning", "environments/dev.yaml", 27)]
+    assert [(w["code"], w["severity"], w["file"], w["line"]) for w in listed] == [
+        ("K604", "warning", "environments/dev.yaml", 27)
+    ]
 
 
 def test_an_opt_out_needs_a_known_rule_and_a_real_reason(example: Path):

@@ -39,7 +39,12 @@ def test_quiet_and_json(example: Path):
     assert quiet.returncode == 0 and quiet.stdout == ""
     data = json.loads(kompile("build", "--root", str(example), "--format", "json").stdout)
     assert data["unchanged"] == 53 and {row["environment"] for row in data["environments"]} == {
-        "(base)", "dev", "staging", "prod", "(gitops)"}
+        "(base)",
+        "dev",
+        "staging",
+        "prod",
+        "(gitops)",
+    }
 
 
 def test_version():
@@ -48,7 +53,9 @@ def test_version():
 
 
 def test_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch):
-    diagnostic = Diagnostic(Code.UNKNOWN_KEY, "unknown key 'x'", Span("environments/dev.yaml", 3, 1), "did you mean 'y'?")
+    diagnostic = Diagnostic(
+        Code.UNKNOWN_KEY, "unknown key 'x'", Span("environments/dev.yaml", 3, 1), "did you mean 'y'?"
+    )
     plain = format_diagnostic(diagnostic, Path("."), colour=False)
     assert "\033[" not in plain
     assert "\033[1;31merror[K201]\033[0m" in format_diagnostic(diagnostic, Path("."), colour=True)
@@ -60,7 +67,9 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch):
 
 
 def test_errors_through_a_pipe_have_no_colour(example: Path):
-    (example / "environments/dev.yaml").write_text((example / "environments/dev.yaml").read_text() + "  replcias: 2\n")
+    (example / "environments/dev.yaml").write_text(
+        (example / "environments/dev.yaml").read_text() + "  replcias: 2\n"
+    )
     result = kompile("validate", "--root", str(example))
     assert result.returncode == 2 and "\033[" not in result.stderr and "error[K201]" in result.stderr
 

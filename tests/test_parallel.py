@@ -32,7 +32,9 @@ def test_parallel_and_sequential_compilation_give_the_same_bytes(fleet: Path):
 def test_an_error_in_a_worker_is_reported(tmp_path: Path):
     root = generate_fleet(tmp_path / "fleet", COUNT)
     broken = root / "environments" / f"{environment_name(COUNT - 10)}.yaml"
-    broken.write_text(broken.read_text() + "  patches:\n    - patch: {kind: Deployment, metadata: {name: no-such-thing}}\n")
+    broken.write_text(
+        broken.read_text() + "  patches:\n    - patch: {kind: Deployment, metadata: {name: no-such-thing}}\n"
+    )
     with pytest.raises(KompileError) as caught:
         compile_project(root, keep_objects=False)
     (diagnostic,) = caught.value.diagnostics

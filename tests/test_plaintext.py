@@ -18,21 +18,30 @@ def with_env(root: Path, key: str, value: str) -> Path:
     return root
 
 
-@pytest.mark.parametrize(("key", "value"), [
-    ("DJANGO_SECRET_KEY_FILE", "/etc/secrets/shop-django/DJANGO_SECRET_KEY"),  # a path to the secret, not the secret
-    ("TOKEN_TTL_SECONDS", "3600"),
-    ("SESSION_COOKIE_SECURE", "true"),
-    ("REDIS_URL", "redis://redis.cache.svc:6379/0"),
-])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        (
+            "DJANGO_SECRET_KEY_FILE",
+            "/etc/secrets/shop-django/DJANGO_SECRET_KEY",
+        ),  # a path to the secret, not the secret
+        ("TOKEN_TTL_SECONDS", "3600"),
+        ("SESSION_COOKIE_SECURE", "true"),
+        ("REDIS_URL", "redis://redis.cache.svc:6379/0"),
+    ],
+)
 def test_harmless_values_pass(example: Path, key: str, value: str):
     compile_project(with_env(example, key, value))
 
 
-@pytest.mark.parametrize(("key", "value"), [
-    ("DJANGO_SECRET_KEY", "x8#k2!verylongsecret"),
-    ("SENTRY_DSN", "https://user:hunter2@sentry.example.com/1"),
-    ("NOTES", "ghp_abcdefghijklmnopqrstuvwxyz0123456789"),
-])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("DJANGO_SECRET_KEY", "x8#k2!verylongsecret"),
+        ("SENTRY_DSN", "https://user:hunter2@sentry.example.com/1"),
+        ("NOTES", "ghp_abcdefghijklmnopqrstuvwxyz0123456789"),
+    ],
+)
 def test_credentials_are_errors(example: Path, key: str, value: str):
     with pytest.raises(KompileError) as caught:
         compile_project(with_env(example, key, value))

@@ -30,7 +30,10 @@ REL = "environments/fuzz.yaml"
 WHOLE_FILE = {Code.UNREADABLE, Code.PATH_OUTSIDE_ROOT, Code.APP_COUNT, Code.NO_ENVIRONMENTS, Code.YAML_SYNTAX}
 
 # Modest by default so the suite stays fast; KOMPILE_FUZZ_EXAMPLES=5000 for a longer hunt.
-PROPERTY = settings(max_examples=int(os.environ.get("KOMPILE_FUZZ_EXAMPLES", "150")), suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(
+    max_examples=int(os.environ.get("KOMPILE_FUZZ_EXAMPLES", "150")),
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 def assert_positioned(exc: KompileError, root: Path | None = None) -> None:
@@ -53,11 +56,42 @@ def assert_positioned(exc: KompileError, root: Path | None = None) -> None:
 # ---------------------------------------------------------------------------------------------
 # (a) the loader, on any text
 
-YAML_ALPHABET = st.sampled_from(list("abc:-?[]{},&*!|>'\"#%@`~ \n\t\r.0123456789\\") + ["\x00", "\ufeff", "é", "\u2028", "\x85"])
-YAMLISH = st.lists(st.one_of(YAML_ALPHABET, st.sampled_from([
-    "key: ", "- ", "  ", "&a ", "*a", "!!str ", "!!python/object ", "<<: ", "---\n", "...\n", "{", "}", "[", "]",
-    "'", '"', "\n  ", "? ", "!tag ", "%YAML 1.1\n", "%TAG ! tag:x,2000:\n", "|\n", ">-\n",
-])), max_size=60).map("".join)
+YAML_ALPHABET = st.sampled_from(
+    list("abc:-?[]{},&*!|>'\"#%@`~ \n\t\r.0123456789\\") + ["\x00", "\ufeff", "é", "\u2028", "\x85"]
+)
+YAMLISH = st.lists(
+    st.one_of(
+        YAML_ALPHABET,
+        st.sampled_from(
+            [
+                "key: ",
+                "- ",
+                "  ",
+                "&a ",
+                "*a",
+                "!!str ",
+                "!!python/object ",
+                "<<: ",
+                "---\n",
+                "...\n",
+                "{",
+                "}",
+                "[",
+                "]",
+                "'",
+                '"',
+                "\n  ",
+                "? ",
+                "!tag ",
+                "%YAML 1.1\n",
+                "%TAG ! tag:x,2000:\n",
+                "|\n",
+                ">-\n",
+            ]
+        ),
+    ),
+    max_size=60,
+).map("".join)
 
 
 def check_loader(text: str) -> None:
@@ -109,12 +143,14 @@ def test_any_bytes_through_the_strict_decoder_load_or_raise_a_positioned_error(d
 NAMES = st.sampled_from(["dev", "prod", "app", "shop", "x"]) | st.text(max_size=8)
 DOCUMENTS = st.one_of(
     VALUES,
-    st.fixed_dictionaries({
-        "apiVersion": st.just(API_VERSION) | SCALARS,
-        "kind": st.sampled_from(["App", "Environment"]) | SCALARS,
-        "metadata": st.fixed_dictionaries({"name": NAMES}) | VALUES,
-        "spec": VALUES,
-    }),
+    st.fixed_dictionaries(
+        {
+            "apiVersion": st.just(API_VERSION) | SCALARS,
+            "kind": st.sampled_from(["App", "Environment"]) | SCALARS,
+            "metadata": st.fixed_dictionaries({"name": NAMES}) | VALUES,
+            "spec": VALUES,
+        }
+    ),
 )
 
 
@@ -133,7 +169,11 @@ def compile_checked(root: Path) -> None:
 
 
 @PROPERTY
-@given(st.dictionaries(NAMES.filter(lambda n: "/" not in n and "\x00" not in n), DOCUMENTS, min_size=1, max_size=3))
+@given(
+    st.dictionaries(
+        NAMES.filter(lambda n: "/" not in n and "\x00" not in n), DOCUMENTS, min_size=1, max_size=3
+    )
+)
 def test_any_yaml_as_environments_compiles_or_raises_a_positioned_error(files: dict):
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -160,7 +200,11 @@ def test_the_example_app_with_any_environment_specs_compiles_or_raises_a_positio
 # ---------------------------------------------------------------------------------------------
 # (c) mutations of the example
 
-EXAMPLE_FILES = sorted(p.relative_to(EXAMPLE).as_posix() for folder in EXAMPLE_FOLDERS for p in (EXAMPLE / folder).rglob("*.yaml"))
+EXAMPLE_FILES = sorted(
+    p.relative_to(EXAMPLE).as_posix()
+    for folder in EXAMPLE_FOLDERS
+    for p in (EXAMPLE / folder).rglob("*.yaml")
+)
 EXAMPLE_DOCS = {rel: yaml.safe_load((EXAMPLE / rel).read_text()) for rel in EXAMPLE_FILES}
 
 
@@ -200,7 +244,9 @@ def test_any_change_of_a_value_to_one_of_its_type_compiles_or_raises_a_positione
 
 def test_the_mutation_machinery_reaches_the_example():
     # A guard for the property above: it must be mutating real specs, not nothing.
-    assert {"environments/app.yaml", "environments/prod.yaml", "secrets/prod/shop-django.yaml"} <= set(EXAMPLE_FILES)
+    assert {"environments/app.yaml", "environments/prod.yaml", "secrets/prod/shop-django.yaml"} <= set(
+        EXAMPLE_FILES
+    )
     assert EXAMPLE_DOCS["environments/app.yaml"]["kind"] == "App"
     with tempfile.TemporaryDirectory() as tmp:
         root = copy_example(Path(tmp))

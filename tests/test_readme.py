@@ -37,5 +37,7 @@ def test_spec_reference_is_current(update_golden: bool):
         if update_golden:
             README.write_text(head + START + expected + END + tail)
             pytest.fail("README spec reference rewritten: review `git diff README.md`, then commit")
-        pytest.fail("README's spec reference is out of date with kompile/spec.py; "
-                    "run `python -m pytest tests/test_readme.py --update-golden` and review the diff")
+        pytest.fail(
+            "README's spec reference is out of date with kompile/spec.py; "
+            "run `python -m pytest tests/test_readme.py --update-golden` and review the diff"
+        )

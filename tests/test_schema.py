@@ -29,7 +29,9 @@ EXAMPLE_SPECS = sorted(p.relative_to(EXAMPLE).as_posix() for p in (EXAMPLE / "en
 
 @pytest.fixture(scope="module")
 def schema() -> dict:
-    result = subprocess.run([sys.executable, "-m", "kompile", "schema"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "kompile", "schema"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -78,13 +80,16 @@ def prod_doc() -> dict:
     return load("environments/prod.yaml")
 
 
-@pytest.mark.parametrize("edit", [
-    lambda d: d["spec"]["components"]["web"].update(replcias=2),          # typo'd key in a component
-    lambda d: d["spec"].update(componets=d["spec"]["components"]),        # typo'd key in spec
-    lambda d: d["metadata"].update(nmae="x"),                              # typo'd key in metadata
-    lambda d: d.update(specs={}),                                           # typo'd key at the top
-    lambda d: d["spec"]["network"]["egress"][0].update(prot=5432),        # typo'd key in a list item
-])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda d: d["spec"]["components"]["web"].update(replcias=2),  # typo'd key in a component
+        lambda d: d["spec"].update(componets=d["spec"]["components"]),  # typo'd key in spec
+        lambda d: d["metadata"].update(nmae="x"),  # typo'd key in metadata
+        lambda d: d.update(specs={}),  # typo'd key at the top
+        lambda d: d["spec"]["network"]["egress"][0].update(prot=5432),  # typo'd key in a list item
+    ],
+)
 def test_a_typo_in_a_key_is_rejected(validator, edit):
     doc = app_doc()
     edit(doc)
@@ -98,19 +103,24 @@ def test_a_typo_in_an_environment_is_rejected(validator):
     assert messages(validator, doc)
 
 
-@pytest.mark.parametrize("edit", [
-    lambda d: d["spec"]["components"]["web"].update(port="8000"),          # string where an integer goes
-    lambda d: d["spec"]["components"]["web"].update(port=70000),           # out of range
-    lambda d: d["spec"].update(env=["A=1"]),                                # list where a mapping goes
-    lambda d: d["spec"]["components"]["web"].update(type="cron"),          # not one of the types
-    lambda d: d["spec"]["components"]["web"]["probes"]["http"].update(path=3),
-    lambda d: d["spec"]["secrets"][0].update(name="Shop_Django"),          # not a DNS name
-    lambda d: d["spec"]["components"]["worker"].pop("type"),               # missing required field
-    lambda d: d["spec"]["components"]["web"]["probes"]["http"].pop("path"),  # missing nested required field
-    lambda d: d.update(kind="Application"),
-    lambda d: d.update(apiVersion="kompile.dev/v1"),
-    lambda d: d["spec"].pop("image"),
-])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda d: d["spec"]["components"]["web"].update(port="8000"),  # string where an integer goes
+        lambda d: d["spec"]["components"]["web"].update(port=70000),  # out of range
+        lambda d: d["spec"].update(env=["A=1"]),  # list where a mapping goes
+        lambda d: d["spec"]["components"]["web"].update(type="cron"),  # not one of the types
+        lambda d: d["spec"]["components"]["web"]["probes"]["http"].update(path=3),
+        lambda d: d["spec"]["secrets"][0].update(name="Shop_Django"),  # not a DNS name
+        lambda d: d["spec"]["components"]["worker"].pop("type"),  # missing required field
+        lambda d: d["spec"]["components"]["web"]["probes"]["http"].pop(
+            "path"
+        ),  # missing nested required field
+        lambda d: d.update(kind="Application"),
+        lambda d: d.update(apiVersion="kompile.dev/v1"),
+        lambda d: d["spec"].pop("image"),
+    ],
+)
 def test_wrong_types_and_values_in_the_app_are_rejected(validator, edit):
     doc = app_doc()
     edit(doc)
@@ -118,10 +128,17 @@ def test_wrong_types_and_values_in_the_app_are_rejected(validator, edit):
 
 
 def test_an_environment_may_leave_out_what_the_app_sets_and_null_what_it_inherits(validator):
-    doc = {"apiVersion": API_VERSION, "kind": "Environment", "metadata": {"name": "preview"},
-           "spec": {"extends": "dev", "components": {"web": {"probes": {"http": None, "exec": {"command": ["true"]}}},
-                                                      "beat": None},
-                    "env": {"DJANGO_ALLOWED_HOSTS": None}, "ingress": None}}
+    doc = {
+        "apiVersion": API_VERSION,
+        "kind": "Environment",
+        "metadata": {"name": "preview"},
+        "spec": {
+            "extends": "dev",
+            "components": {"web": {"probes": {"http": None, "exec": {"command": ["true"]}}}, "beat": None},
+            "env": {"DJANGO_ALLOWED_HOSTS": None},
+            "ingress": None,
+        },
+    }
     assert messages(validator, doc) == []
 
 
@@ -160,8 +177,10 @@ def kompile_accepts(doc: dict) -> tuple[bool | None, dict]:
     return not out.items, plain(loaded)
 
 
-PROPERTY = settings(max_examples=int(os.environ.get("KOMPILE_FUZZ_EXAMPLES", "150")),
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+PROPERTY = settings(
+    max_examples=int(os.environ.get("KOMPILE_FUZZ_EXAMPLES", "150")),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 
 
 @pytest.mark.parametrize("rel", EXAMPLE_SPECS)
@@ -174,7 +193,9 @@ def test_what_kompile_accepts_the_schema_accepts(validator, rel: str, data):
     accepted, loaded = kompile_accepts(doc)
     assume(accepted is not None)
     if accepted:
-        assert messages(validator, loaded) == [], f"kompile accepts this {loaded.get('kind')} but the schema does not"
+        assert messages(validator, loaded) == [], (
+            f"kompile accepts this {loaded.get('kind')} but the schema does not"
+        )
 
 
 def test_the_agreement_property_can_fail():

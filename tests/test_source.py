@@ -74,8 +74,16 @@ def test_block_list_items_point_at_their_value():
 
 def test_values_are_plain_python_values():
     doc = parse_document("a: 1\nb: 1.5\nc: true\nd: ~\ne: text\nf: '1'\ng: 2024-01-01\nh: [1, {x: y}]\n", REL)
-    assert plain(doc) == {"a": 1, "b": 1.5, "c": True, "d": None, "e": "text", "f": "1", "g": "2024-01-01",
-                          "h": [1, {"x": "y"}]}
+    assert plain(doc) == {
+        "a": 1,
+        "b": 1.5,
+        "c": True,
+        "d": None,
+        "e": "text",
+        "f": "1",
+        "g": "2024-01-01",
+        "h": [1, {"x": "y"}],
+    }
     assert type(plain(doc)) is dict
 
 
@@ -140,16 +148,19 @@ def test_every_duplicate_is_reported():
     assert problems(parse_document, text, REL) == [("K104", 2, 1), ("K104", 5, 3), ("K104", 6, 11)]
 
 
-@pytest.mark.parametrize("text, col", [
-    ("a: !!python/object/apply:os.system [id]\n", 4),
-    ("a: !!python/name:os.system\n", 4),
-    ("a: !Ref other\n", 4),
-    ("a: !!binary aGVsbG8=\n", 4),
-    ("a: !!set {x, y}\n", 4),
-    ("a: !!omap [{x: 1}]\n", 4),
-    ("a: !custom {x: 1}\n", 4),
-    ("!!python/name:os.system a: 1\n", 1),
-])
+@pytest.mark.parametrize(
+    "text, col",
+    [
+        ("a: !!python/object/apply:os.system [id]\n", 4),
+        ("a: !!python/name:os.system\n", 4),
+        ("a: !Ref other\n", 4),
+        ("a: !!binary aGVsbG8=\n", 4),
+        ("a: !!set {x, y}\n", 4),
+        ("a: !!omap [{x: 1}]\n", 4),
+        ("a: !custom {x: 1}\n", 4),
+        ("!!python/name:os.system a: 1\n", 1),
+    ],
+)
 def test_only_core_tags_are_allowed(text: str, col: int):
     d = only(parse_document, text, REL)
     assert (d.code, d.span) == (Code.TAG_NOT_ALLOWED, Span(REL, 1, col))
@@ -161,8 +172,12 @@ def test_the_tag_is_shown_as_written():
 
 
 def test_explicit_core_tags_are_fine():
-    assert parse_document("a: !!str 5\nb: !!int '12'\nc: !!map {x: 1}\nd: !!seq [1]\n", REL) == \
-        {"a": "5", "b": 12, "c": {"x": 1}, "d": [1]}
+    assert parse_document("a: !!str 5\nb: !!int '12'\nc: !!map {x: 1}\nd: !!seq [1]\n", REL) == {
+        "a": "5",
+        "b": 12,
+        "c": {"x": 1},
+        "d": [1],
+    }
 
 
 def test_a_core_tag_that_does_not_fit_the_value_is_a_type_error():
@@ -175,12 +190,15 @@ def test_merge_keys_are_refused():
     assert (d.code, d.span) == (Code.TAG_NOT_ALLOWED, Span(REL, 3, 3))
 
 
-@pytest.mark.parametrize("text, what", [
-    ("on: 1\n", "a boolean"),
-    ("8000: http\n", "an integer"),
-    ("~: x\n", "null"),
-    ("1.5: x\n", "a number"),
-])
+@pytest.mark.parametrize(
+    "text, what",
+    [
+        ("on: 1\n", "a boolean"),
+        ("8000: http\n", "an integer"),
+        ("~: x\n", "null"),
+        ("1.5: x\n", "a number"),
+    ],
+)
 def test_keys_that_yaml_reads_as_other_types_are_errors(text: str, what: str):
     d = only(parse_document, text, REL)
     assert (d.code, d.span) == (Code.WRONG_TYPE, Span(REL, 1, 1))
@@ -299,7 +317,9 @@ def test_a_leading_document_marker_is_fine():
     assert parse_document("---\na: 1\n", REL) == {"a": 1}
 
 
-@pytest.mark.parametrize("text, position", [("- a\n- b\n", (1, 1)), ("# note\njust text\n", (2, 1)), ("\n  42\n", (2, 3))])
+@pytest.mark.parametrize(
+    "text, position", [("- a\n- b\n", (1, 1)), ("# note\njust text\n", (2, 1)), ("\n  42\n", (2, 3))]
+)
 def test_the_top_level_must_be_a_mapping(text: str, position: tuple[int, int]):
     d = only(parse_document, text, REL)
     assert (d.code, (d.span.line, d.span.col)) == (Code.WRONG_TYPE, position)
@@ -373,15 +393,18 @@ def test_a_referenced_file_over_1_mib_is_reported_where_it_is_referenced(tmp_pat
     assert only(read_bytes, tmp_path, "big.yaml", where).span == where
 
 
-@pytest.mark.parametrize("path, words", [
-    ("", "empty"),
-    ("/etc/passwd", "absolute"),
-    ("C:/secrets/x.yaml", "absolute"),
-    ("secrets/../../x.yaml", ".."),
-    ("..", ".."),
-    ("secrets\\prod\\x.yaml", "'/'"),
-    ("a\x00b", "NUL"),
-])
+@pytest.mark.parametrize(
+    "path, words",
+    [
+        ("", "empty"),
+        ("/etc/passwd", "absolute"),
+        ("C:/secrets/x.yaml", "absolute"),
+        ("secrets/../../x.yaml", ".."),
+        ("..", ".."),
+        ("secrets\\prod\\x.yaml", "'/'"),
+        ("a\x00b", "NUL"),
+    ],
+)
 def test_paths_that_leave_the_repo_are_refused_without_touching_the_disk(path: str, words: str):
     problem = check_relative_path(path)
     assert problem is not None and words in problem

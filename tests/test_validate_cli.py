@@ -17,12 +17,16 @@ from kompile.cli import app
 from conftest import copy_example
 from test_error_cases import CASES, case_names, materialise
 
-HEADLINE = re.compile(r"^(?P<file>[^\s:]+):(?P<line>\d+):(?P<col>\d+): error\[(?P<code>K\d{3})\]: (?P<message>.+)$")
+HEADLINE = re.compile(
+    r"^(?P<file>[^\s:]+):(?P<line>\d+):(?P<col>\d+): error\[(?P<code>K\d{3})\]: (?P<message>.+)$"
+)
 JSON_KEYS = {"file", "line", "column", "code", "message", "hint"}
 
 
 def kompile(*args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "kompile", *args], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "kompile", *args], capture_output=True, text=True, timeout=120
+    )
     assert "Traceback" not in result.stdout + result.stderr, result.stderr
     assert "internal error" not in result.stderr, result.stderr
     return result
@@ -64,7 +68,12 @@ def test_validate_writes_nothing(repo: Path):
 
 
 def test_an_invalid_spec_exits_2_with_position_source_caret_and_hint(repo: Path):
-    edit(repo, "environments/prod.yaml", "      autoscaling: {minReplicas: 3", "      replcias: 3\n      autoscaling: {minReplicas: 3")
+    edit(
+        repo,
+        "environments/prod.yaml",
+        "      autoscaling: {minReplicas: 3",
+        "      replcias: 3\n      autoscaling: {minReplicas: 3",
+    )
     result = kompile("validate", "--root", str(repo))
     assert result.returncode == 2
     assert result.stdout == ""
@@ -79,21 +88,31 @@ def test_an_invalid_spec_exits_2_with_position_source_caret_and_hint(repo: Path)
 
 
 def test_the_caret_points_at_a_value_in_a_flow_mapping(repo: Path):
-    edit(repo, "environments/staging.yaml", "{minReplicas: 2, maxReplicas: 4", "{minReplicas: 6, maxReplicas: 4")
+    edit(
+        repo,
+        "environments/staging.yaml",
+        "{minReplicas: 2, maxReplicas: 4",
+        "{minReplicas: 6, maxReplicas: 4",
+    )
     result = kompile("validate", "--root", str(repo))
     assert result.returncode == 2
     head, source, caret = result.stderr.splitlines()[:3]
     match = HEADLINE.match(head)
     assert match and match["code"] == "K401" and match["file"] == "environments/staging.yaml"
     col = int(match["col"])
-    assert source.split("| ", 1)[1][col - 1:].startswith("6, maxReplicas")
+    assert source.split("| ", 1)[1][col - 1 :].startswith("6, maxReplicas")
     assert caret.index("^") == source.index("| ") + 2 + col - 1
 
 
 def test_every_problem_is_listed_with_its_own_position(repo: Path):
     edit(repo, "environments/app.yaml", "      port: 8000\n", "      port: 80000\n")
     edit(repo, "environments/dev.yaml", "  namespace: shop-dev", "  namespace: Shop_Dev")
-    edit(repo, "environments/staging.yaml", "    className: nginx", "    className: nginx\n    className: traefik")
+    edit(
+        repo,
+        "environments/staging.yaml",
+        "    className: nginx",
+        "    className: nginx\n    className: traefik",
+    )
     result = kompile("validate", "--root", str(repo))
     assert result.returncode == 2
     heads = [HEADLINE.match(line) for line in result.stderr.splitlines() if HEADLINE.match(line)]
@@ -108,7 +127,12 @@ def test_every_problem_is_listed_with_its_own_position(repo: Path):
 
 def test_json_gives_the_same_diagnostics_as_objects(repo: Path):
     edit(repo, "environments/app.yaml", "      port: 8000\n", "      port: 80000\n")
-    edit(repo, "environments/prod.yaml", "      autoscaling: {minReplicas: 3", "      replcias: 3\n      autoscaling: {minReplicas: 3")
+    edit(
+        repo,
+        "environments/prod.yaml",
+        "      autoscaling: {minReplicas: 3",
+        "      replcias: 3\n      autoscaling: {minReplicas: 3",
+    )
     text = kompile("validate", "--root", str(repo))
     result = kompile("validate", "--root", str(repo), "--format", "json")
     assert result.returncode == 2
@@ -125,7 +149,10 @@ def test_json_gives_the_same_diagnostics_as_objects(repo: Path):
     assert items[1]["hint"] == "did you mean 'replicas'?"
     # the text report says the same things
     for item in items:
-        assert f"{item['file']}:{item['line']}:{item['column']}: error[{item['code']}]: {item['message']}" in text.stderr
+        assert (
+            f"{item['file']}:{item['line']}:{item['column']}: error[{item['code']}]: {item['message']}"
+            in text.stderr
+        )
 
 
 def test_a_whole_file_problem_has_no_position_in_json(repo: Path):
@@ -133,7 +160,12 @@ def test_a_whole_file_problem_has_no_position_in_json(repo: Path):
     result = kompile("validate", "--root", str(repo), "--format", "json")
     assert result.returncode == 2
     [item] = json.loads(result.stdout)
-    assert (item["file"], item["code"], item["line"], item["column"]) == ("environments/qa.yaml", "K101", 0, 0)
+    assert (item["file"], item["code"], item["line"], item["column"]) == (
+        "environments/qa.yaml",
+        "K101",
+        0,
+        0,
+    )
 
 
 def test_a_missing_environments_folder_exits_2(tmp_path: Path):
@@ -173,7 +205,9 @@ def test_an_unknown_environment_for_build_is_k310_and_nothing_is_written(repo: P
 
 def test_building_one_environment_still_validates_them_all(repo: Path):
     # A broken prod must not slip through a `--env dev` build: validation does not depend on --env.
-    edit(repo, "environments/prod.yaml", "minReplicas: 3, maxReplicas: 12", "minReplicas: 30, maxReplicas: 12")
+    edit(
+        repo, "environments/prod.yaml", "minReplicas: 3, maxReplicas: 12", "minReplicas: 30, maxReplicas: 12"
+    )
     before = sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*"))
     result = kompile("build", "--root", str(repo), "--env", "dev")
     assert result.returncode == 2
@@ -184,13 +218,24 @@ def test_building_one_environment_still_validates_them_all(repo: Path):
 @pytest.mark.parametrize("name", case_names())
 def test_every_error_case_exits_2_through_the_cli(name: str, tmp_path: Path):
     root = materialise(CASES / name, tmp_path / "repo")
-    before = {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()}
+    before = {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.is_symlink()
+    }
     result = CliRunner().invoke(app, ["build", "--root", str(root), "--format", "json"])
     assert result.exit_code == 2, (result.output, result.exception)
-    after = {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()}
+    after = {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.is_symlink()
+    }
     assert after == before, "nothing may be written on invalid input"
     items = json.loads(result.stdout)
     assert items and all(set(item) >= JSON_KEYS for item in items)
-    expected = [line.split()[0] for line in (CASES / name / "expected.txt").read_text().splitlines()
-                if line.strip() and not line.startswith("#")]
+    expected = [
+        line.split()[0]
+        for line in (CASES / name / "expected.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert [item["code"] for item in items] == expected

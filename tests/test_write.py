@@ -18,7 +18,9 @@ from kompile.write import apply_plan, plan_write
 def build(root: Path, force: bool = False, only=None):
     """What `kompile build` does (without the messages)."""
     output = compile_project(root, only)
-    plan = plan_write(root, output.files, output.owned, output.inputs, force, output.warnings, output.tiers, output.partial)
+    plan = plan_write(
+        root, output.files, output.owned, output.inputs, force, output.warnings, output.tiers, output.partial
+    )
     apply_plan(root, plan)
     return plan
 
@@ -36,8 +38,14 @@ def test_first_build_writes_every_file_and_a_manifest(example):
     manifest = read_manifest(example)
     assert plan.added and not plan.changed and not plan.deletes
     assert sorted(manifest.files) == sorted(plan.added)
-    assert set(manifest.inputs) == {"environments/app.yaml", "environments/dev.yaml", "environments/prod.yaml",
-                                    "environments/staging.yaml", "secrets/dev/shop-django.yaml", "secrets/prod/shop-django.yaml"}
+    assert set(manifest.inputs) == {
+        "environments/app.yaml",
+        "environments/dev.yaml",
+        "environments/prod.yaml",
+        "environments/staging.yaml",
+        "secrets/dev/shop-django.yaml",
+        "secrets/prod/shop-django.yaml",
+    }
 
 
 def test_second_build_touches_nothing(example):
@@ -74,7 +82,11 @@ def test_foreign_file_in_the_way_is_an_error_not_an_overwrite(example):
 
 def test_foreign_files_beside_the_output_are_left_alone(example):
     build(example)
-    notes = {"overlays/prod/NOTES.md": b"runbook\n", "bases/shop/extra/mine.yaml": b"kind: Mine\n", "gitops/custom.yaml": b"x: 1\n"}
+    notes = {
+        "overlays/prod/NOTES.md": b"runbook\n",
+        "bases/shop/extra/mine.yaml": b"kind: Mine\n",
+        "gitops/custom.yaml": b"x: 1\n",
+    }
     for rel, data in notes.items():
         (example / rel).parent.mkdir(parents=True, exist_ok=True)
         (example / rel).write_bytes(data)
@@ -144,7 +156,9 @@ def test_building_some_environments_keeps_the_others(example):
     assert kompile("check", "--root", str(example)).returncode == 1  # staging is stale
     plan = build(example, only=["staging"])
     assert plan.changed and all(p.startswith("overlays/staging/") for p in plan.changed)
-    assert sorted(read_manifest(example).files) == sorted(p for p in before if p.startswith(("bases/", "overlays/", "gitops/")))
+    assert sorted(read_manifest(example).files) == sorted(
+        p for p in before if p.startswith(("bases/", "overlays/", "gitops/"))
+    )
     assert kompile("check", "--root", str(example)).returncode == 0
 
 
@@ -191,7 +205,13 @@ def test_interrupted_build_leftovers_are_owned_and_completed(example):
 def test_build_warns_about_uncommitted_output(example):
     subprocess.run(["git", "init", "-q", str(example)], check=True)
     assert kompile("build", "--root", str(example)).returncode == 0
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
     subprocess.run(["git", "-C", str(example), "add", "-A"], check=True)
     subprocess.run(["git", "-C", str(example), "commit", "-qm", "x"], check=True, env=env)
     (example / "overlays/dev/NOTES.md").write_text("wip\n")

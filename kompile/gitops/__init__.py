@@ -16,7 +16,9 @@ GITOPS = "gitops"
 KUSTOMIZATION = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"}
 
 
-def layout_gitops(base: Environment, envs: list[Environment], kinds: set[tuple[str, str]]) -> dict[str, bytes]:
+def layout_gitops(
+    base: Environment, envs: list[Environment], kinds: set[tuple[str, str]]
+) -> dict[str, bytes]:
     """The GitOps files for these environments; kinds are the (API group, kind) pairs they deploy."""
     gitops = base.gitops
     if gitops is None:
@@ -27,10 +29,16 @@ def layout_gitops(base: Environment, envs: list[Environment], kinds: set[tuple[s
     else:
         folder = f"{GITOPS}/flux"
         managed, bootstrap = flux.render_flux(base, envs)
-    head = header((base.sources[0], *(e.sources[-1] for e in envs)) if len(envs) < 6
-                  else (base.sources[0], "environments/*.yaml"))
+    head = header(
+        (base.sources[0], *(e.sources[-1] for e in envs))
+        if len(envs) < 6
+        else (base.sources[0], "environments/*.yaml")
+    )
     files = {f"{folder}/{file_name(obj)}": emit_yaml(obj, head) for obj in managed}
-    files[f"{folder}/kustomization.yaml"] = emit_yaml({**KUSTOMIZATION, "resources": sorted(file_name(o) for o in managed)}, head)
+    files[f"{folder}/kustomization.yaml"] = emit_yaml(
+        {**KUSTOMIZATION, "resources": sorted(file_name(o) for o in managed)}, head
+    )
     files[f"{folder}/bootstrap.yaml"] = b"".join(
-        emit_yaml(obj, head if index == 0 else "---\n") for index, obj in enumerate(bootstrap))
+        emit_yaml(obj, head if index == 0 else "---\n") for index, obj in enumerate(bootstrap)
+    )
     return files

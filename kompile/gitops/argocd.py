@@ -74,30 +74,60 @@ def as_template(node):
 
 def application(base: Environment, env: Environment) -> dict:
     metadata = {"name": env.instance, "namespace": base.gitops.namespace, "labels": _labels(base.app)}
-    return {"apiVersion": API, "kind": "Application", "metadata": metadata,
-            "spec": _spec(base, base.gitops.source_path(f"overlays/{env.name}"), destination(env))}
+    return {
+        "apiVersion": API,
+        "kind": "Application",
+        "metadata": metadata,
+        "spec": _spec(base, base.gitops.source_path(f"overlays/{env.name}"), destination(env)),
+    }
 
 
 def application_set(base: Environment, envs: list[Environment]) -> dict:
     keys = {next(iter(destination(e))) for e in envs}
     if len(keys) > 1:
-        raise KompileError([Diagnostic(Code.INVALID_VALUE, "gitops.argocd.applicationSet: every environment's cluster must be "
-                                       "given the same way, all as API server URLs or all as cluster names", Span(base.sources[0]),
-                                       "write each spec.cluster as https://... or each as a cluster name")])
+        raise KompileError(
+            [
+                Diagnostic(
+                    Code.INVALID_VALUE,
+                    "gitops.argocd.applicationSet: every environment's cluster must be "
+                    "given the same way, all as API server URLs or all as cluster names",
+                    Span(base.sources[0]),
+                    "write each spec.cluster as https://... or each as a cluster name",
+                )
+            ]
+        )
     key = keys.pop() if keys else "server"
-    elements = [{"env": e.name, "namespace": e.namespace, "path": base.gitops.source_path(f"overlays/{e.name}"),
-                 key: destination(e)[key]} for e in envs]
+    elements = [
+        {
+            "env": e.name,
+            "namespace": e.namespace,
+            "path": base.gitops.source_path(f"overlays/{e.name}"),
+            key: destination(e)[key],
+        }
+        for e in envs
+    ]
     template = {
         "metadata": {"name": f"{base.app}-{action('env')}", "labels": _labels(base.app)},
         "spec": _spec(base, action("path"), {key: action(key), "namespace": action("namespace")}),
     }
-    return {"apiVersion": API, "kind": "ApplicationSet",
-            "metadata": {"name": base.app, "namespace": base.gitops.namespace, "labels": _labels(base.app)},
-            "spec": {"generators": [{"list": {"elements": elements}}], "goTemplate": True,
-                     "goTemplateOptions": ["missingkey=error"], "template": as_template(template)}}
+    return {
+        "apiVersion": API,
+        "kind": "ApplicationSet",
+        "metadata": {"name": base.app, "namespace": base.gitops.namespace, "labels": _labels(base.app)},
+        "spec": {
+            "generators": [{"list": {"elements": elements}}],
+            "goTemplate": True,
+            "goTemplateOptions": ["missingkey=error"],
+            "template": as_template(template),
+        },
+    }
 
 
-PLACEHOLDERS = {"{number}": action("number"), "{head_sha}": action("head_sha"), "{head_short_sha}": action("head_short_sha")}
+PLACEHOLDERS = {
+    "{number}": action("number"),
+    "{head_sha}": action("head_sha"),
+    "{head_short_sha}": action("head_short_sha"),
+}
 
 
 def preview_namespace(base: Environment, pattern: str | None = None) -> str:
@@ -127,36 +157,77 @@ def preview_application_set(base: Environment, env: Environment) -> dict:
     ingress = env.ingress
     if ingress is not None and ingress.gateway is None:
         for component in ingress.routed:
-            patches.append(_json_patch({"kind": "Ingress", "name": f"{base.app}-{component}"},
-                                       [{"op": "replace", "path": "/spec/rules/0/host", "value": host},
-                                        {"op": "replace", "path": "/spec/tls/0/hosts", "value": [host]}]))
+            patches.append(
+                _json_patch(
+                    {"kind": "Ingress", "name": f"{base.app}-{component}"},
+                    [
+                        {"op": "replace", "path": "/spec/rules/0/host", "value": host},
+                        {"op": "replace", "path": "/spec/tls/0/hosts", "value": [host]},
+                    ],
+                )
+            )
         if ingress.certificate is not None:
-            patches.append(_json_patch({"kind": "Certificate", "name": ingress.tls_secret},
-                                       [{"op": "replace", "path": "/spec/dnsNames", "value": [host]}]))
+            patches.append(
+                _json_patch(
+                    {"kind": "Certificate", "name": ingress.tls_secret},
+                    [{"op": "replace", "path": "/spec/dnsNames", "value": [host]}],
+                )
+            )
     elif ingress is not None:
-        patches.append(_json_patch({"kind": "HTTPRoute", "name": base.app}, [{"op": "replace", "path": "/spec/hostnames", "value": [host]}]))
+        patches.append(
+            _json_patch(
+                {"kind": "HTTPRoute", "name": base.app},
+                [{"op": "replace", "path": "/spec/hostnames", "value": [host]}],
+            )
+        )
     if ingress is not None:
         # The template's own host stays allowed: the probes send it.
-        allowed = ",".join([host, *([env.env["DJANGO_ALLOWED_HOSTS"]] if env.env.get("DJANGO_ALLOWED_HOSTS") else [])])
-        patches.append(_json_patch({"kind": "ConfigMap", "name": f"{base.app}-config"},
-                                   [{"op": "add", "path": "/data/DJANGO_ALLOWED_HOSTS", "value": allowed}]))
+        allowed = ",".join(
+            [host, *([env.env["DJANGO_ALLOWED_HOSTS"]] if env.env.get("DJANGO_ALLOWED_HOSTS") else [])]
+        )
+        patches.append(
+            _json_patch(
+                {"kind": "ConfigMap", "name": f"{base.app}-config"},
+                [{"op": "add", "path": "/data/DJANGO_ALLOWED_HOSTS", "value": allowed}],
+            )
+        )
     namespace = preview_namespace(base)
     for account in env.accounts:
         if account.rules:  # a subject's namespace is written out; kustomize's namespace does not change it
-            patches.append(_json_patch({"kind": "RoleBinding", "name": account.name},
-                                       [{"op": "replace", "path": "/subjects/0/namespace", "value": namespace}]))
+            patches.append(
+                _json_patch(
+                    {"kind": "RoleBinding", "name": account.name},
+                    [{"op": "replace", "path": "/subjects/0/namespace", "value": namespace}],
+                )
+            )
     dest = destination(env)
     key = next(iter(dest))
-    spec = _spec(base, base.gitops.source_path(f"overlays/{env.name}"), {key: dest[key], "namespace": namespace})
+    spec = _spec(
+        base, base.gitops.source_path(f"overlays/{env.name}"), {key: dest[key], "namespace": namespace}
+    )
     image = f"{env.image_name}={env.image.repository}:{_filled(pr.image_tag)}"  # name=new-name:tag, as kustomize edit takes it
-    spec["source"]["kustomize"] = {"images": [image], "namespace": namespace,
-                                   "patches": patches}
+    spec["source"]["kustomize"] = {"images": [image], "namespace": namespace, "patches": patches}
     generator = {"pullRequest": {pr.provider: pr.settings, "requeueAfterSeconds": pr.requeue_after_seconds}}
-    return {"apiVersion": API, "kind": "ApplicationSet",
-            "metadata": {"name": f"{env.instance}s", "namespace": base.gitops.namespace, "labels": _labels(base.app)},
-            "spec": {"generators": [generator], "goTemplate": True, "goTemplateOptions": ["missingkey=error"],
-                     "template": as_template({"metadata": {"name": f"{base.app}-pr-{action('number')}", "labels": _labels(base.app)},
-                                              "spec": spec})}}
+    return {
+        "apiVersion": API,
+        "kind": "ApplicationSet",
+        "metadata": {
+            "name": f"{env.instance}s",
+            "namespace": base.gitops.namespace,
+            "labels": _labels(base.app),
+        },
+        "spec": {
+            "generators": [generator],
+            "goTemplate": True,
+            "goTemplateOptions": ["missingkey=error"],
+            "template": as_template(
+                {
+                    "metadata": {"name": f"{base.app}-pr-{action('number')}", "labels": _labels(base.app)},
+                    "spec": spec,
+                }
+            ),
+        },
+    }
 
 
 def app_project(base: Environment, envs: list[Environment], deployed: set[tuple[str, str]]) -> dict:
@@ -172,28 +243,51 @@ def app_project(base: Environment, envs: list[Environment], deployed: set[tuple[
     cluster = [{"group": g, "kind": k} for g, k in kinds if not namespaced(g, k)]
     namespaced_kinds = [{"group": g, "kind": k} for g, k in kinds if namespaced(g, k)]
     # A preview template deploys to one namespace per pull request, <app>-pr-<number>.
-    destinations = sorted(({**destination(e), "namespace": preview_namespace(base, "*")} if e.pull_requests else destination(e)
-                           for e in envs), key=lambda d: (d.get("server", ""), d.get("name", ""), d["namespace"]))
-    return {"apiVersion": API, "kind": "AppProject",
-            "metadata": {"name": base.app, "namespace": base.gitops.namespace, "labels": _labels(base.app)},
-            "spec": {"clusterResourceWhitelist": cluster,
-                     "description": f"{base.app}: compiled by kompile from environments/",
-                     "destinations": destinations,
-                     "namespaceResourceWhitelist": namespaced_kinds,
-                     "sourceRepos": [base.gitops.repo_url]}}
+    destinations = sorted(
+        (
+            {**destination(e), "namespace": preview_namespace(base, "*")}
+            if e.pull_requests
+            else destination(e)
+            for e in envs
+        ),
+        key=lambda d: (d.get("server", ""), d.get("name", ""), d["namespace"]),
+    )
+    return {
+        "apiVersion": API,
+        "kind": "AppProject",
+        "metadata": {"name": base.app, "namespace": base.gitops.namespace, "labels": _labels(base.app)},
+        "spec": {
+            "clusterResourceWhitelist": cluster,
+            "description": f"{base.app}: compiled by kompile from environments/",
+            "destinations": destinations,
+            "namespaceResourceWhitelist": namespaced_kinds,
+            "sourceRepos": [base.gitops.repo_url],
+        },
+    }
 
 
 def root_application(base: Environment) -> dict:
     """What `kubectl apply -f gitops/argocd/bootstrap.yaml` creates: it syncs gitops/argocd/."""
     gitops = base.gitops
-    spec = _spec(base, gitops.source_path("gitops/argocd"), {"server": IN_CLUSTER, "namespace": gitops.namespace})
+    spec = _spec(
+        base, gitops.source_path("gitops/argocd"), {"server": IN_CLUSTER, "namespace": gitops.namespace}
+    )
     spec["project"] = "default"  # the app's own AppProject is one of the objects it creates
-    return {"apiVersion": API, "kind": "Application",
-            "metadata": {"name": f"{base.app}-gitops", "namespace": gitops.namespace, "labels": _labels(base.app)},
-            "spec": spec}
+    return {
+        "apiVersion": API,
+        "kind": "Application",
+        "metadata": {
+            "name": f"{base.app}-gitops",
+            "namespace": gitops.namespace,
+            "labels": _labels(base.app),
+        },
+        "spec": spec,
+    }
 
 
-def render_argocd(base: Environment, envs: list[Environment], kinds: set[tuple[str, str]]) -> tuple[list[dict], list[dict]]:
+def render_argocd(
+    base: Environment, envs: list[Environment], kinds: set[tuple[str, str]]
+) -> tuple[list[dict], list[dict]]:
     managed = [app_project(base, envs, kinds)]
     previews = [env for env in envs if env.pull_requests]
     envs = [env for env in envs if not env.pull_requests]

@@ -21,31 +21,62 @@ def kubeconfig_secret(cluster: str) -> str:
 
 def git_repository(base: Environment) -> dict:
     gitops = base.gitops
-    ref = {"commit": gitops.revision} if re.fullmatch(r"[0-9a-f]{40}", gitops.revision) else {"branch": gitops.revision}
-    return {"apiVersion": SOURCE_API, "kind": "GitRepository",
-            "metadata": {"name": base.app, "namespace": gitops.namespace, "labels": meta.labels(base.app)},
-            "spec": {"interval": "1m", "ref": ref, "url": gitops.repo_url}}
+    ref = (
+        {"commit": gitops.revision}
+        if re.fullmatch(r"[0-9a-f]{40}", gitops.revision)
+        else {"branch": gitops.revision}
+    )
+    return {
+        "apiVersion": SOURCE_API,
+        "kind": "GitRepository",
+        "metadata": {"name": base.app, "namespace": gitops.namespace, "labels": meta.labels(base.app)},
+        "spec": {"interval": "1m", "ref": ref, "url": gitops.repo_url},
+    }
 
 
-def kustomization(base: Environment, name: str, path: str, cluster: str | None, decrypt: bool = False) -> dict:
+def kustomization(
+    base: Environment, name: str, path: str, cluster: str | None, decrypt: bool = False
+) -> dict:
     gitops = base.gitops
     spec: dict = {}
-    if decrypt:  # the overlay holds sops-encrypted Secrets: Flux decrypts them with this key before it applies
+    if (
+        decrypt
+    ):  # the overlay holds sops-encrypted Secrets: Flux decrypts them with this key before it applies
         spec["decryption"] = {"provider": "sops", "secretRef": {"name": gitops.sops_key_secret}}
     spec["interval"] = gitops.interval
     if cluster is not None and cluster not in IN_CLUSTER:
         # A remote cluster: Flux reads its kubeconfig from this Secret (create it once per cluster).
         spec["kubeConfig"] = {"secretRef": {"name": kubeconfig_secret(cluster)}}
     # No targetNamespace: the overlay sets every object's namespace itself.
-    spec.update({"path": f"./{path}", "prune": True, "retryInterval": "1m",
-                 "sourceRef": {"kind": "GitRepository", "name": base.app}, "timeout": gitops.timeout, "wait": True})
-    return {"apiVersion": KUSTOMIZE_API, "kind": "Kustomization",
-            "metadata": {"name": name, "namespace": gitops.namespace, "labels": meta.labels(base.app)}, "spec": spec}
+    spec.update(
+        {
+            "path": f"./{path}",
+            "prune": True,
+            "retryInterval": "1m",
+            "sourceRef": {"kind": "GitRepository", "name": base.app},
+            "timeout": gitops.timeout,
+            "wait": True,
+        }
+    )
+    return {
+        "apiVersion": KUSTOMIZE_API,
+        "kind": "Kustomization",
+        "metadata": {"name": name, "namespace": gitops.namespace, "labels": meta.labels(base.app)},
+        "spec": spec,
+    }
 
 
 def render_flux(base: Environment, envs: list[Environment]) -> tuple[list[dict], list[dict]]:
     managed = [git_repository(base)]
-    managed.extend(kustomization(base, env.instance, base.gitops.source_path(f"overlays/{env.name}"), env.cluster,
-                                 decrypt=bool(env.sops_secrets)) for env in envs)
+    managed.extend(
+        kustomization(
+            base,
+            env.instance,
+            base.gitops.source_path(f"overlays/{env.name}"),
+            env.cluster,
+            decrypt=bool(env.sops_secrets),
+        )
+        for env in envs
+    )
     root = kustomization(base, f"{base.app}-gitops", base.gitops.source_path("gitops/flux"), None)
     return managed, [git_repository(base), root]

@@ -15,7 +15,9 @@ def namespace(name: str, labels: dict[str, str]) -> dict:
 def service_account(name: str, labels: dict[str, str], annotations: dict[str, str] | None = None) -> dict:
     # No token in pods unless a Role asks for API access (see pod.py). Cloud identities are annotations
     # their webhooks read; they inject tokens of their own, which need no automount.
-    return resource("v1", "ServiceAccount", object_meta(name, labels, annotations), automountServiceAccountToken=False)
+    return resource(
+        "v1", "ServiceAccount", object_meta(name, labels, annotations), automountServiceAccountToken=False
+    )
 
 
 def config_map(name: str, labels: dict[str, str], data: dict[str, str]) -> dict:

@@ -32,7 +32,9 @@ class Kind:
     appliable: bool = True  # False for create-only kinds (reviews, Binding) that no repo should hold
     own: bool = False  # kompile renders objects of this kind itself (the AppProject always allows them)
     delegates: bool = False  # its controller deploys or changes other objects with its own rights
-    network: bool = False  # a network policy of a CNI or of the Network Policy API, which kompile does not evaluate
+    network: bool = (
+        False  # a network policy of a CNI or of the Network Policy API, which kompile does not evaluate
+    )
 
     @property
     def holds_pods(self) -> bool:
@@ -55,18 +57,29 @@ _BUILTIN = [
     *_rows("", "v1", True, "Binding", appliable=False),
     *_rows("", "v1", False, "Namespace", wave="-1", own=True),
     *_rows("", "v1", False, "ComponentStatus Node PersistentVolume"),
-    *_rows("admissionregistration.k8s.io", "v1", False,
-           "MutatingAdmissionPolicy MutatingAdmissionPolicyBinding MutatingWebhookConfiguration "
-           "ValidatingAdmissionPolicy ValidatingAdmissionPolicyBinding ValidatingWebhookConfiguration"),
+    *_rows(
+        "admissionregistration.k8s.io",
+        "v1",
+        False,
+        "MutatingAdmissionPolicy MutatingAdmissionPolicyBinding MutatingWebhookConfiguration "
+        "ValidatingAdmissionPolicy ValidatingAdmissionPolicyBinding ValidatingWebhookConfiguration",
+    ),
     *_rows("apiextensions.k8s.io", "v1", False, "CustomResourceDefinition"),
     *_rows("apiregistration.k8s.io", "v1", False, "APIService"),
-    *_rows("apps", "v1", True, "ControllerRevision", appliable=False),  # written by controllers (a rollback runs it)
+    *_rows(
+        "apps", "v1", True, "ControllerRevision", appliable=False
+    ),  # written by controllers (a rollback runs it)
     *_rows("apps", "v1", True, "Deployment", pod_spec=_TEMPLATE, wave="1", own=True),
     *_rows("apps", "v1", True, "DaemonSet ReplicaSet StatefulSet", pod_spec=_TEMPLATE),
     *_rows("authentication.k8s.io", "v1", False, "SelfSubjectReview TokenReview", appliable=False),
     *_rows("authorization.k8s.io", "v1", True, "LocalSubjectAccessReview", appliable=False),
-    *_rows("authorization.k8s.io", "v1", False, "SelfSubjectAccessReview SelfSubjectRulesReview SubjectAccessReview",
-           appliable=False),
+    *_rows(
+        "authorization.k8s.io",
+        "v1",
+        False,
+        "SelfSubjectAccessReview SelfSubjectRulesReview SubjectAccessReview",
+        appliable=False,
+    ),
     *_rows("autoscaling", "v2 v1", True, "HorizontalPodAutoscaler", wave="1", own=True),
     *_rows("batch", "v1", True, "Job", pod_spec=_TEMPLATE, wave="0", own=True),
     *_rows("batch", "v1", True, "CronJob", pod_spec=("spec", "jobTemplate", *_TEMPLATE), wave="1", own=True),
@@ -85,13 +98,22 @@ _BUILTIN = [
     *_rows("resource.k8s.io", "v1", False, "DeviceClass ResourceSlice"),
     *_rows("resource.k8s.io", "v1", True, "ResourceClaim ResourceClaimTemplate"),
     *_rows("scheduling.k8s.io", "v1", False, "PriorityClass"),
-    *_rows("storage.k8s.io", "v1", False, "CSIDriver CSINode StorageClass VolumeAttachment VolumeAttributesClass"),
+    *_rows(
+        "storage.k8s.io", "v1", False, "CSIDriver CSINode StorageClass VolumeAttachment VolumeAttributesClass"
+    ),
     *_rows("storage.k8s.io", "v1", True, "CSIStorageCapacity"),
 ]
 
 # Custom resources kompile writes or meets, as their CustomResourceDefinitions declare them.
 _CUSTOM = [
-    *_rows("argoproj.io", "v1alpha1", True, "Application ApplicationSet AppProject", builtin=False, delegates=True),
+    *_rows(
+        "argoproj.io",
+        "v1alpha1",
+        True,
+        "Application ApplicationSet AppProject",
+        builtin=False,
+        delegates=True,
+    ),
     *_rows("argoproj.io", "v1alpha1", True, "Rollout", pod_spec=_TEMPLATE, builtin=False),
     *_rows("bitnami.com", "v1alpha1", True, "SealedSecret", wave="-1", own=True, builtin=False),
     *_rows("cert-manager.io", "v1", True, "Issuer", builtin=False),
@@ -101,23 +123,54 @@ _CUSTOM = [
     # External Secrets, KEDA and the Gateway API's grants act with their controller's rights: they read
     # Secrets (of a cluster-wide store too), send them to scaler endpoints, or open this namespace to others.
     *_rows("external-secrets.io", "v1", True, "SecretStore", builtin=False, delegates=True),
-    *_rows("external-secrets.io", "v1", True, "ExternalSecret", wave="-1", own=True, builtin=False, delegates=True),
+    *_rows(
+        "external-secrets.io",
+        "v1",
+        True,
+        "ExternalSecret",
+        wave="-1",
+        own=True,
+        builtin=False,
+        delegates=True,
+    ),
     *_rows("external-secrets.io", "v1", False, "ClusterSecretStore", builtin=False),
     *_rows("gateway.networking.k8s.io", "v1 v1beta1", True, "Gateway", builtin=False),
     *_rows("gateway.networking.k8s.io", "v1 v1beta1", True, "ReferenceGrant", builtin=False, delegates=True),
     *_rows("gateway.networking.k8s.io", "v1 v1beta1", True, "HTTPRoute", wave="1", own=True, builtin=False),
     *_rows("gateway.networking.k8s.io", "v1 v1beta1", False, "GatewayClass", builtin=False),
-    *_rows("keda.sh", "v1alpha1", True, "TriggerAuthentication", wave="-1", own=True, builtin=False, delegates=True),
+    *_rows(
+        "keda.sh",
+        "v1alpha1",
+        True,
+        "TriggerAuthentication",
+        wave="-1",
+        own=True,
+        builtin=False,
+        delegates=True,
+    ),
     *_rows("keda.sh", "v1alpha1", True, "ScaledObject", wave="1", own=True, builtin=False, delegates=True),
-    *_rows("keda.sh", "v1alpha1", True, "ScaledJob", pod_spec=("spec", "jobTargetRef", "template", "spec"), builtin=False,
-           delegates=True),
+    *_rows(
+        "keda.sh",
+        "v1alpha1",
+        True,
+        "ScaledJob",
+        pod_spec=("spec", "jobTargetRef", "template", "spec"),
+        builtin=False,
+        delegates=True,
+    ),
     *_rows("keda.sh", "v1alpha1", False, "ClusterTriggerAuthentication", builtin=False, delegates=True),
     *_rows("kustomize.toolkit.fluxcd.io", "v1", True, "Kustomization", builtin=False, delegates=True),
     *_rows("helm.toolkit.fluxcd.io", "v2", True, "HelmRelease", builtin=False, delegates=True),
     *_rows("monitoring.coreos.com", "v1", True, "PodMonitor PrometheusRule", builtin=False),
     *_rows("monitoring.coreos.com", "v1", True, "ServiceMonitor", wave="1", own=True, builtin=False),
-    *_rows("source.toolkit.fluxcd.io", "v1", True,
-           "Bucket ExternalArtifact GitRepository HelmChart HelmRepository OCIRepository", builtin=False, delegates=True),
+    *_rows(
+        "source.toolkit.fluxcd.io",
+        "v1",
+        True,
+        "Bucket ExternalArtifact GitRepository HelmChart HelmRepository OCIRepository",
+        builtin=False,
+        delegates=True,
+    ),
     # Policy engines whose rules create or change other objects (Kyverno's generate and mutate rules).
     *_rows("kyverno.io", "v1", True, "Policy", builtin=False, delegates=True),
     *_rows("kyverno.io", "v1", False, "ClusterPolicy", builtin=False, delegates=True),
@@ -128,8 +181,14 @@ _CUSTOM = [
     *_rows("crd.projectcalico.org", "v1", False, "GlobalNetworkPolicy", builtin=False, network=True),
     *_rows("cilium.io", "v2", True, "CiliumNetworkPolicy", builtin=False, network=True, wave="-1", own=True),
     *_rows("cilium.io", "v2", False, "CiliumClusterwideNetworkPolicy", builtin=False, network=True),
-    *_rows("policy.networking.k8s.io", "v1alpha1 v1alpha2", False, "AdminNetworkPolicy BaselineAdminNetworkPolicy",
-           builtin=False, network=True),
+    *_rows(
+        "policy.networking.k8s.io",
+        "v1alpha1 v1alpha2",
+        False,
+        "AdminNetworkPolicy BaselineAdminNetworkPolicy",
+        builtin=False,
+        network=True,
+    ),
     *_rows("networking.gke.io", "v1alpha1", True, "FQDNNetworkPolicy", builtin=False, network=True),
 ]
 
@@ -141,7 +200,9 @@ BUILTIN_GROUPS = frozenset(k.group for k in _BUILTIN) | {"extensions"}
 # What the API server accepts: a group is a DNS subdomain, a version a DNS label, a kind a DNS label when
 # lower-cased (CustomResourceDefinition names are validated so).
 _LABEL = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
-_API_VERSION = re.compile(rf"(?:(?P<group>{_LABEL}(?:\.{_LABEL})*)/)?(?P<version>[a-z](?:[-a-z0-9]*[a-z0-9])?)")
+_API_VERSION = re.compile(
+    rf"(?:(?P<group>{_LABEL}(?:\.{_LABEL})*)/)?(?P<version>[a-z](?:[-a-z0-9]*[a-z0-9])?)"
+)
 KIND_NAME = re.compile(r"[A-Za-z](?:[-A-Za-z0-9]*[A-Za-z0-9])?")
 
 
@@ -184,8 +245,11 @@ def classify(api_version, kind, declared: dict[tuple[str, str], bool] | None = N
         return Unknown("apiVersion and kind must be strings", "a manifest starts with apiVersion: and kind:")
     parts = split_api_version(api_version)
     if parts is None:
-        return Unknown(f"apiVersion '{api_version}' is not GROUP/VERSION or VERSION",
-                       "for example apps/v1, networking.k8s.io/v1 or v1 (the core group)", "apiVersion")
+        return Unknown(
+            f"apiVersion '{api_version}' is not GROUP/VERSION or VERSION",
+            "for example apps/v1, networking.k8s.io/v1 or v1 (the core group)",
+            "apiVersion",
+        )
     if len(kind) > 63 or not KIND_NAME.fullmatch(kind):
         return Unknown(f"kind '{kind}' is not a kind name", "kinds are CamelCase names such as Deployment")
     group, version = parts
@@ -195,27 +259,37 @@ def classify(api_version, kind, declared: dict[tuple[str, str], bool] | None = N
             served = ", ".join(f"{group + '/' if group else ''}{v}" for v in row.versions)
             return Unknown(f"{kind} is not served as {api_version}", f"use {served}", "apiVersion")
         if not row.appliable:
-            return Unknown(f"{kind} is a request to the API server, not an object a repo can hold",
-                           "remove it from the manifests")
+            return Unknown(
+                f"{kind} is a request to the API server, not an object a repo can hold",
+                "remove it from the manifests",
+            )
         return row
     if group in BUILTIN_GROUPS:
         where = f"group '{group}'" if group else "the core group (apiVersion: v1)"
         elsewhere = [k for k in KINDS.values() if k.builtin and k.name == kind]
         if elsewhere:
             row = elsewhere[0]
-            return Unknown(f"Kubernetes serves no kind '{kind}' in {where}",
-                           f"{kind} is served as {row.group + '/' if row.group else ''}{row.versions[0]}")
+            return Unknown(
+                f"Kubernetes serves no kind '{kind}' in {where}",
+                f"{kind} is served as {row.group + '/' if row.group else ''}{row.versions[0]}",
+            )
         names = [k.name for k in KINDS.values() if k.group == group]
         same = [name for name in names if name.lower() == kind.lower()]
         close = same or difflib.get_close_matches(kind, names, n=1)
-        return Unknown(f"Kubernetes serves no kind '{kind}' in {where}",
-                       f"kinds are case-sensitive: did you mean '{close[0]}'?" if close
-                       else "kubectl api-resources lists the kinds a cluster serves")
+        return Unknown(
+            f"Kubernetes serves no kind '{kind}' in {where}",
+            f"kinds are case-sensitive: did you mean '{close[0]}'?"
+            if close
+            else "kubectl api-resources lists the kinds a cluster serves",
+        )
     if declared is not None and (group, kind) in declared:
         return Kind(group, kind, (version,), namespaced=declared[(group, kind)], builtin=False)
-    return Unknown(f"kompile does not know the kind {kind} ({group}): not whether it is cluster-wide, nor what its "
-                   "controller does", f"list it in the App's allowKinds with its scope: {{group: {group}, kind: {kind}, "
-                   "namespaced: true}} (its pod specs are then found and checked)")
+    return Unknown(
+        f"kompile does not know the kind {kind} ({group}): not whether it is cluster-wide, nor what its "
+        "controller does",
+        f"list it in the App's allowKinds with its scope: {{group: {group}, kind: {kind}, "
+        "namespaced: true}} (its pod specs are then found and checked)",
+    )
 
 
 def holds_no_pods(api_version: str, kind: str) -> bool:
@@ -244,8 +318,10 @@ def is_cluster_scoped(api_version: str, kind: str) -> bool:
 KUSTOMIZE_CLUSTER_SCOPED = frozenset(
     (api_version, kind)
     for api_versions, kinds in (
-        ("admissionregistration.k8s.io/v1 admissionregistration.k8s.io/v1beta1",
-         "MutatingWebhookConfiguration ValidatingWebhookConfiguration"),
+        (
+            "admissionregistration.k8s.io/v1 admissionregistration.k8s.io/v1beta1",
+            "MutatingWebhookConfiguration ValidatingWebhookConfiguration",
+        ),
         ("apiextensions.k8s.io/v1 apiextensions.k8s.io/v1beta1", "CustomResourceDefinition"),
         ("apiregistration.k8s.io/v1 apiregistration.k8s.io/v1beta1", "APIService"),
         ("certificates.k8s.io/v1 certificates.k8s.io/v1beta1", "CertificateSigningRequest"),

@@ -9,8 +9,12 @@ NAMESPACE_LABEL = "kubernetes.io/metadata.name"
 
 
 def default_deny(name: str, labels: dict[str, str]) -> dict:
-    return resource(API, "NetworkPolicy", object_meta(name, labels),
-                    spec={"podSelector": {}, "policyTypes": ["Ingress", "Egress"]})
+    return resource(
+        API,
+        "NetworkPolicy",
+        object_meta(name, labels),
+        spec={"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+    )
 
 
 def namespace_peer(namespace: str, pod_selector: dict[str, str]) -> dict:
@@ -31,8 +35,9 @@ def ports(entries) -> list[dict]:
     return [{"port": port, "protocol": protocol} for port, protocol in entries]
 
 
-def component_policy(name: str, labels: dict[str, str], selector: dict[str, str], *, ingress: list[dict],
-                     egress: list[dict]) -> dict:
+def component_policy(
+    name: str, labels: dict[str, str], selector: dict[str, str], *, ingress: list[dict], egress: list[dict]
+) -> dict:
     """Names both policy types, so a scanner looking at one pod sees its whole policy."""
     spec: dict = {"egress": list(egress)}
     if ingress:

@@ -40,9 +40,23 @@ def pod_security_context(identity: PodIdentity) -> dict:
     }
 
 
-def container(name: str, image: str, identity: PodIdentity, *, command=None, args=None, ports=None, env=None,
-              env_from=None, volume_mounts=(), resources: dict, probes: dict | None = None, lifecycle: dict | None = None,
-              restart_policy: str | None = None, pull_policy: str = "Always") -> dict:
+def container(
+    name: str,
+    image: str,
+    identity: PodIdentity,
+    *,
+    command=None,
+    args=None,
+    ports=None,
+    env=None,
+    env_from=None,
+    volume_mounts=(),
+    resources: dict,
+    probes: dict | None = None,
+    lifecycle: dict | None = None,
+    restart_policy: str | None = None,
+    pull_policy: str = "Always",
+) -> dict:
     out: dict = {"name": name, "image": image, "imagePullPolicy": pull_policy}
     if command:
         out["command"] = list(command)
@@ -66,11 +80,21 @@ def container(name: str, image: str, identity: PodIdentity, *, command=None, arg
     return out
 
 
-def pod_template(labels: dict[str, str], annotations: dict[str, str], identity: PodIdentity, containers: list[dict], *,
-                 volumes=(), grace_seconds: int | None = None, restart_policy: str | None = None,
-                 spread: list[dict] | None = None, init_containers: list[dict] | None = None,
-                 node_selector: dict[str, str] | None = None, priority_class: str | None = None,
-                 tolerations: list[dict] | None = None) -> dict:
+def pod_template(
+    labels: dict[str, str],
+    annotations: dict[str, str],
+    identity: PodIdentity,
+    containers: list[dict],
+    *,
+    volumes=(),
+    grace_seconds: int | None = None,
+    restart_policy: str | None = None,
+    spread: list[dict] | None = None,
+    init_containers: list[dict] | None = None,
+    node_selector: dict[str, str] | None = None,
+    priority_class: str | None = None,
+    tolerations: list[dict] | None = None,
+) -> dict:
     metadata: dict = {"labels": dict(labels)}
     if annotations:
         metadata["annotations"] = dict(sorted(annotations.items()))

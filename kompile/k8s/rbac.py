@@ -15,6 +15,10 @@ def role_binding(name: str, labels: dict[str, str], service_account: str, namesp
     subject = {"kind": "ServiceAccount", "name": service_account}
     if namespace:
         subject["namespace"] = namespace
-    return resource(API, "RoleBinding", object_meta(name, labels),
-                    roleRef={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-                    subjects=[subject])
+    return resource(
+        API,
+        "RoleBinding",
+        object_meta(name, labels),
+        roleRef={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        subjects=[subject],
+    )

@@ -53,49 +53,52 @@ DIRECTIVE = "$patch"
 _UNSUPPORTED_DIRECTIVES = ("$setElementOrder/", "$retainKeys", "$deleteFromPrimitiveList/")
 
 # Every apiVersion and kind in kustomize's built-in schema (Kubernetes v1.21.2).
-_KNOWN: dict[str, frozenset[str]] = {api: frozenset(kinds.split()) for api, kinds in {
-    "v1": "Binding ComponentStatus ConfigMap Endpoints Event LimitRange Namespace Node PersistentVolume "
-          "PersistentVolumeClaim Pod PodTemplate ReplicationController ResourceQuota Secret Service ServiceAccount",
-    "admissionregistration.k8s.io/v1": "MutatingWebhookConfiguration ValidatingWebhookConfiguration",
-    "admissionregistration.k8s.io/v1beta1": "MutatingWebhookConfiguration ValidatingWebhookConfiguration",
-    "apiextensions.k8s.io/v1": "CustomResourceDefinition",
-    "apiextensions.k8s.io/v1beta1": "CustomResourceDefinition",
-    "apiregistration.k8s.io/v1": "APIService",
-    "apiregistration.k8s.io/v1beta1": "APIService",
-    "apps/v1": "ControllerRevision DaemonSet Deployment ReplicaSet StatefulSet",
-    "authentication.k8s.io/v1": "TokenRequest TokenReview",
-    "authentication.k8s.io/v1beta1": "TokenReview",
-    "authorization.k8s.io/v1": "LocalSubjectAccessReview SelfSubjectAccessReview SelfSubjectRulesReview SubjectAccessReview",
-    "authorization.k8s.io/v1beta1": "LocalSubjectAccessReview SelfSubjectAccessReview SelfSubjectRulesReview "
-                                    "SubjectAccessReview",
-    "autoscaling/v1": "HorizontalPodAutoscaler Scale",
-    "autoscaling/v2beta1": "HorizontalPodAutoscaler",
-    "autoscaling/v2beta2": "HorizontalPodAutoscaler",
-    "batch/v1": "CronJob Job",
-    "batch/v1beta1": "CronJob",
-    "certificates.k8s.io/v1": "CertificateSigningRequest",
-    "certificates.k8s.io/v1beta1": "CertificateSigningRequest",
-    "coordination.k8s.io/v1": "Lease",
-    "coordination.k8s.io/v1beta1": "Lease",
-    "discovery.k8s.io/v1": "EndpointSlice",
-    "discovery.k8s.io/v1beta1": "EndpointSlice",
-    "events.k8s.io/v1": "Event",
-    "events.k8s.io/v1beta1": "Event",
-    "extensions/v1beta1": "Ingress",
-    "flowcontrol.apiserver.k8s.io/v1beta1": "FlowSchema PriorityLevelConfiguration",
-    "networking.k8s.io/v1": "Ingress IngressClass NetworkPolicy",
-    "networking.k8s.io/v1beta1": "Ingress IngressClass",
-    "node.k8s.io/v1": "RuntimeClass",
-    "node.k8s.io/v1beta1": "RuntimeClass",
-    "policy/v1": "PodDisruptionBudget",
-    "policy/v1beta1": "Eviction PodDisruptionBudget PodSecurityPolicy",
-    "rbac.authorization.k8s.io/v1": "ClusterRole ClusterRoleBinding Role RoleBinding",
-    "rbac.authorization.k8s.io/v1beta1": "ClusterRole ClusterRoleBinding Role RoleBinding",
-    "scheduling.k8s.io/v1": "PriorityClass",
-    "scheduling.k8s.io/v1beta1": "PriorityClass",
-    "storage.k8s.io/v1": "CSIDriver CSINode StorageClass VolumeAttachment",
-    "storage.k8s.io/v1beta1": "CSIDriver CSINode CSIStorageCapacity StorageClass VolumeAttachment",
-}.items()}
+_KNOWN: dict[str, frozenset[str]] = {
+    api: frozenset(kinds.split())
+    for api, kinds in {
+        "v1": "Binding ComponentStatus ConfigMap Endpoints Event LimitRange Namespace Node PersistentVolume "
+        "PersistentVolumeClaim Pod PodTemplate ReplicationController ResourceQuota Secret Service ServiceAccount",
+        "admissionregistration.k8s.io/v1": "MutatingWebhookConfiguration ValidatingWebhookConfiguration",
+        "admissionregistration.k8s.io/v1beta1": "MutatingWebhookConfiguration ValidatingWebhookConfiguration",
+        "apiextensions.k8s.io/v1": "CustomResourceDefinition",
+        "apiextensions.k8s.io/v1beta1": "CustomResourceDefinition",
+        "apiregistration.k8s.io/v1": "APIService",
+        "apiregistration.k8s.io/v1beta1": "APIService",
+        "apps/v1": "ControllerRevision DaemonSet Deployment ReplicaSet StatefulSet",
+        "authentication.k8s.io/v1": "TokenRequest TokenReview",
+        "authentication.k8s.io/v1beta1": "TokenReview",
+        "authorization.k8s.io/v1": "LocalSubjectAccessReview SelfSubjectAccessReview SelfSubjectRulesReview SubjectAccessReview",
+        "authorization.k8s.io/v1beta1": "LocalSubjectAccessReview SelfSubjectAccessReview SelfSubjectRulesReview "
+        "SubjectAccessReview",
+        "autoscaling/v1": "HorizontalPodAutoscaler Scale",
+        "autoscaling/v2beta1": "HorizontalPodAutoscaler",
+        "autoscaling/v2beta2": "HorizontalPodAutoscaler",
+        "batch/v1": "CronJob Job",
+        "batch/v1beta1": "CronJob",
+        "certificates.k8s.io/v1": "CertificateSigningRequest",
+        "certificates.k8s.io/v1beta1": "CertificateSigningRequest",
+        "coordination.k8s.io/v1": "Lease",
+        "coordination.k8s.io/v1beta1": "Lease",
+        "discovery.k8s.io/v1": "EndpointSlice",
+        "discovery.k8s.io/v1beta1": "EndpointSlice",
+        "events.k8s.io/v1": "Event",
+        "events.k8s.io/v1beta1": "Event",
+        "extensions/v1beta1": "Ingress",
+        "flowcontrol.apiserver.k8s.io/v1beta1": "FlowSchema PriorityLevelConfiguration",
+        "networking.k8s.io/v1": "Ingress IngressClass NetworkPolicy",
+        "networking.k8s.io/v1beta1": "Ingress IngressClass",
+        "node.k8s.io/v1": "RuntimeClass",
+        "node.k8s.io/v1beta1": "RuntimeClass",
+        "policy/v1": "PodDisruptionBudget",
+        "policy/v1beta1": "Eviction PodDisruptionBudget PodSecurityPolicy",
+        "rbac.authorization.k8s.io/v1": "ClusterRole ClusterRoleBinding Role RoleBinding",
+        "rbac.authorization.k8s.io/v1beta1": "ClusterRole ClusterRoleBinding Role RoleBinding",
+        "scheduling.k8s.io/v1": "PriorityClass",
+        "scheduling.k8s.io/v1beta1": "PriorityClass",
+        "storage.k8s.io/v1": "CSIDriver CSINode StorageClass VolumeAttachment",
+        "storage.k8s.io/v1beta1": "CSIDriver CSINode CSIStorageCapacity StorageClass VolumeAttachment",
+    }.items()
+}
 
 # Where the pod spec sits in the built-in kinds that hold one.
 _TEMPLATE = ("spec", "template", "spec")
@@ -110,28 +113,46 @@ _POD_SPEC: dict[tuple[str, str], tuple[str, ...]] = {
 }
 # Built-in kinds whose every list this module knows; the lists of other built-in kinds (outside their
 # metadata) raise PatchError rather than guess.
-_MODELLED: frozenset[tuple[str, str]] = frozenset({
-    *_POD_SPEC,
-    ("v1", "Service"), ("v1", "ServiceAccount"), ("v1", "ConfigMap"), ("v1", "Secret"), ("v1", "Namespace"),
-    ("networking.k8s.io/v1", "NetworkPolicy"), ("networking.k8s.io/v1", "Ingress"),
-    ("networking.k8s.io/v1beta1", "Ingress"), ("extensions/v1beta1", "Ingress"),
-    ("policy/v1", "PodDisruptionBudget"), ("policy/v1beta1", "PodDisruptionBudget"),
-    *(("autoscaling/" + version, "HorizontalPodAutoscaler") for version in ("v1", "v2beta1", "v2beta2")),
-    *((f"rbac.authorization.k8s.io/{version}", kind) for version in ("v1", "v1beta1")
-      for kind in ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")),
-})
+_MODELLED: frozenset[tuple[str, str]] = frozenset(
+    {
+        *_POD_SPEC,
+        ("v1", "Service"),
+        ("v1", "ServiceAccount"),
+        ("v1", "ConfigMap"),
+        ("v1", "Secret"),
+        ("v1", "Namespace"),
+        ("networking.k8s.io/v1", "NetworkPolicy"),
+        ("networking.k8s.io/v1", "Ingress"),
+        ("networking.k8s.io/v1beta1", "Ingress"),
+        ("extensions/v1beta1", "Ingress"),
+        ("policy/v1", "PodDisruptionBudget"),
+        ("policy/v1beta1", "PodDisruptionBudget"),
+        *(("autoscaling/" + version, "HorizontalPodAutoscaler") for version in ("v1", "v2beta1", "v2beta2")),
+        *(
+            (f"rbac.authorization.k8s.io/{version}", kind)
+            for version in ("v1", "v1beta1")
+            for kind in ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
+        ),
+    }
+)
 
 MergeKey = tuple[str, ...]
 SET: MergeKey = ()  # a list of strings merged as a set (metadata.finalizers)
 
 _META_KEYS: dict[str, MergeKey] = {"finalizers": SET, "ownerReferences": ("uid",)}
 _POD_KEYS: dict[str, MergeKey] = {
-    "containers": ("name",), "initContainers": ("name",), "ephemeralContainers": ("name",),
-    "volumes": ("name",), "imagePullSecrets": ("name",), "hostAliases": ("ip",),
+    "containers": ("name",),
+    "initContainers": ("name",),
+    "ephemeralContainers": ("name",),
+    "volumes": ("name",),
+    "imagePullSecrets": ("name",),
+    "hostAliases": ("ip",),
     "topologySpreadConstraints": ("topologyKey", "whenUnsatisfiable"),
 }
 _CONTAINER_KEYS: dict[str, MergeKey] = {
-    "env": ("name",), "volumeMounts": ("mountPath",), "volumeDevices": ("devicePath",),
+    "env": ("name",),
+    "volumeMounts": ("mountPath",),
+    "volumeDevices": ("devicePath",),
     "ports": ("containerPort", "protocol"),
 }
 _EPHEMERAL_KEYS: dict[str, MergeKey] = {k: v for k, v in _CONTAINER_KEYS.items() if k != "ports"}
@@ -161,8 +182,10 @@ def merge_key(api_version: str, kind: str, path: tuple[str, ...]) -> MergeKey | 
     if parent and parent[-1] == "metadata" and tuple(parent) in _object_metas(gvk):
         return _META_KEYS.get(field_name)
     if gvk not in _MODELLED:
-        raise PatchError(f"kompile does not model how kustomize merges {'.'.join(path)} of a {kind} ({api_version}); "
-                         "use a JSON patch (a list of operations) for it")
+        raise PatchError(
+            f"kompile does not model how kustomize merges {'.'.join(path)} of a {kind} ({api_version}); "
+            "use a JSON patch (a list of operations) for it"
+        )
     pod = _POD_SPEC.get(gvk)
     if pod and tuple(parent) == pod:
         return _POD_KEYS.get(field_name)
@@ -231,21 +254,27 @@ def _node_kind(value) -> str:
 
 def _check_key(key, path: tuple[str, ...]) -> None:
     if isinstance(key, str) and key.startswith(_UNSUPPORTED_DIRECTIVES):
-        raise PatchError(f"{key} at {_where(path)}: kustomize does not support this directive and would copy it "
-                         "into the object; list the items in the wanted order, or use $patch: replace")
+        raise PatchError(
+            f"{key} at {_where(path)}: kustomize does not support this directive and would copy it "
+            "into the object; list the items in the wanted order, or use $patch: replace"
+        )
 
 
 def _map_directive(patch: dict, path: tuple[str, ...]) -> str:
     directive = patch.get(DIRECTIVE, "merge")
     if directive not in ("merge", "replace", "delete"):
-        raise PatchError(f"unknown directive {DIRECTIVE}: {directive} at {_where(path)} (merge, replace or delete)")
+        raise PatchError(
+            f"unknown directive {DIRECTIVE}: {directive} at {_where(path)} (merge, replace or delete)"
+        )
     return directive
 
 
 def _merge_map(target: dict, patch: dict, gvk: tuple[str, str], path: tuple[str, ...]) -> dict:
     if _map_directive(patch, path) == "replace":
         target = {}
-    out = dict(target)  # what the patch leaves alone is shared, never changed: objects are not mutated once built
+    out = dict(
+        target
+    )  # what the patch leaves alone is shared, never changed: objects are not mutated once built
     for key, value in patch.items():
         if key == DIRECTIVE:
             continue
@@ -256,8 +285,10 @@ def _merge_map(target: dict, patch: dict, gvk: tuple[str, str], path: tuple[str,
             out.pop(key, None)
             continue
         if old is not None and _node_kind(old) != _node_kind(value):
-            raise PatchError(f"{_where(here)}: a {_node_kind(value)} cannot patch a {_node_kind(old)} "
-                             "(kustomize stops with 'wrong node kind')")
+            raise PatchError(
+                f"{_where(here)}: a {_node_kind(value)} cannot patch a {_node_kind(old)} "
+                "(kustomize stops with 'wrong node kind')"
+            )
         if isinstance(value, dict):
             if _map_directive(value, here) == "delete":
                 out.pop(key, None)
@@ -290,8 +321,10 @@ def _merge_list(target: list | None, patch: list, gvk: tuple[str, str], path: tu
         return list(patch)
     directive, items = _list_directive(patch, path)
     if target is None and len(items) != len(patch):
-        raise PatchError(f"{_where(path)}: the target has no such list, and there kustomize writes the "
-                         f"{{{DIRECTIVE}: {directive}}} item alone into the object; leave the directive out")
+        raise PatchError(
+            f"{_where(path)}: the target has no such list, and there kustomize writes the "
+            f"{{{DIRECTIVE}: {directive}}} item alone into the object; leave the directive out"
+        )
     if directive == "delete":
         return _DELETED
     if directive == "replace":
@@ -307,8 +340,10 @@ def _reject_directives(value, path: tuple[str, ...]) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
             if key == DIRECTIVE:
-                raise PatchError(f"{DIRECTIVE} inside {_where(path)}: kustomize replaces this list whole (it has no "
-                                 "merge key) and would keep the directive as data; write the whole list")
+                raise PatchError(
+                    f"{DIRECTIVE} inside {_where(path)}: kustomize replaces this list whole (it has no "
+                    "merge key) and would keep the directive as data; write the whole list"
+                )
             _check_key(key, path)
             _reject_directives(item, path)
     elif isinstance(value, list):
@@ -327,14 +362,20 @@ def _list_directive(patch: list, path: tuple[str, ...]) -> tuple[str, list]:
     if not lone:
         return "merge", patch
     if len(lone) > 1 or lone[0] != marked[0]:
-        raise PatchError(f"{_where(path)}: a list directive ({{{DIRECTIVE}: ...}} alone) must come once, before any "
-                         f"item with {DIRECTIVE}")
+        raise PatchError(
+            f"{_where(path)}: a list directive ({{{DIRECTIVE}: ...}} alone) must come once, before any "
+            f"item with {DIRECTIVE}"
+        )
     directive = patch[lone[0]][DIRECTIVE]
     if directive not in ("merge", "replace", "delete"):
-        raise PatchError(f"unknown directive {DIRECTIVE}: {directive} in {_where(path)} (merge, replace or delete)")
+        raise PatchError(
+            f"unknown directive {DIRECTIVE}: {directive} in {_where(path)} (merge, replace or delete)"
+        )
     if directive == "merge" and len(marked) > 1:
-        raise PatchError(f"{_where(path)}: next to a list's {{{DIRECTIVE}: merge}}, kustomize loses the changes of items "
-                         f"that hold {DIRECTIVE} themselves; drop the {{{DIRECTIVE}: merge}} item")
+        raise PatchError(
+            f"{_where(path)}: next to a list's {{{DIRECTIVE}: merge}}, kustomize loses the changes of items "
+            f"that hold {DIRECTIVE} themselves; drop the {{{DIRECTIVE}: merge}} item"
+        )
     return directive, [item for i, item in enumerate(patch) if i != lone[0]]
 
 
@@ -355,21 +396,27 @@ def _merge_set(target: list, patch: list, path: tuple[str, ...]) -> list:
 
 def _identity(item, keys: MergeKey, side: str, path: tuple[str, ...]) -> tuple[str, ...]:
     if not isinstance(item, dict) or item.get(keys[0]) is None:
-        raise PatchError(f"every item of {_where(path)} needs '{keys[0]}' to be merged (an item of the {side} has "
-                         f"none: {item!r})")
+        raise PatchError(
+            f"every item of {_where(path)} needs '{keys[0]}' to be merged (an item of the {side} has "
+            f"none: {item!r})"
+        )
     for key in keys:
         if isinstance(item.get(key), (dict, list)):
             raise PatchError(f"{_where(path)}: '{key}' of an item of the {side} is not a scalar")
     return tuple(_text(item.get(key)) for key in keys)
 
 
-def _merge_keyed(target: list, patch: list, keys: MergeKey, gvk: tuple[str, str], path: tuple[str, ...]) -> list:
+def _merge_keyed(
+    target: list, patch: list, keys: MergeKey, gvk: tuple[str, str], path: tuple[str, ...]
+) -> list:
     old_ids = [_identity(item, keys, "target", path) for item in target]
     new_ids = [_identity(item, keys, "patch", path) for item in patch]
     for ids, side in ((old_ids, "target"), (new_ids, "patch")):
         if len(set(ids)) != len(ids):
-            raise PatchError(f"{_where(path)}: the {side} has two items with the same {'/'.join(keys)}; kustomize "
-                             "collapses them into one")
+            raise PatchError(
+                f"{_where(path)}: the {side} has two items with the same {'/'.join(keys)}; kustomize "
+                "collapses them into one"
+            )
     effective = [i for i, key in enumerate(keys) if any(key_id[i] for key_id in (*old_ids, *new_ids))]
     if len(effective) > 1:
         _check_ambiguous([*old_ids, *new_ids], keys, path)
@@ -380,20 +427,26 @@ def _merge_keyed(target: list, patch: list, keys: MergeKey, gvk: tuple[str, str]
         directive = _map_directive(item, path)
         if directive == "delete":
             if len(effective) > 1 and not all(key_id[i] for i in effective):
-                raise PatchError(f"{_where(path)}: kustomize does not delete an item without "
-                                 f"{'/'.join(keys[i] for i in effective if not key_id[i])} while other items have it; "
-                                 f"replace the list instead ([{{{DIRECTIVE}: replace}}, ...])")
+                raise PatchError(
+                    f"{_where(path)}: kustomize does not delete an item without "
+                    f"{'/'.join(keys[i] for i in effective if not key_id[i])} while other items have it; "
+                    f"replace the list instead ([{{{DIRECTIVE}: replace}}, ...])"
+                )
             deleted.add(key_id)
         elif directive == "replace" and key_id in old_by_id:
-            raise PatchError(f"{DIRECTIVE}: replace on an item of {_where(path)}: kustomize ignores it and keeps the "
-                             "item as it was; set the fields to drop to null instead")
+            raise PatchError(
+                f"{DIRECTIVE}: replace on an item of {_where(path)}: kustomize ignores it and keeps the "
+                "item as it was; set the fields to drop to null instead"
+            )
         else:  # (a new item marked replace is just added)
             merged[key_id] = _merge_map(old_by_id.get(key_id, {}), item, gvk, path)
     if len(effective) > 1:  # new items first, then the target's items where they were
         order = [key_id for key_id in new_ids if key_id not in old_by_id] + old_ids
     else:  # the patch's items first, then the target's others
         order = new_ids + [key_id for key_id in old_ids if key_id not in merged]
-    return [merged[key_id] if key_id in merged else old_by_id[key_id] for key_id in order if key_id not in deleted]
+    return [
+        merged[key_id] if key_id in merged else old_by_id[key_id] for key_id in order if key_id not in deleted
+    ]
 
 
 def _check_ambiguous(ids: list[tuple[str, ...]], keys: MergeKey, path: tuple[str, ...]) -> None:
@@ -408,9 +461,13 @@ def _check_ambiguous(ids: list[tuple[str, ...]], keys: MergeKey, path: tuple[str
         for one in (key_id for key_id in group if not all(key_id)):
             for other in group:
                 if other != one and all(a == b or not a or not b for a, b in zip(one, other, strict=True)):
-                    shown = " and ".join("/".join(part for part in key_id if part) for key_id in sorted((one, other)))
-                    raise PatchError(f"{_where(path)}: kustomize matches items by {'/'.join(keys)} and cannot tell {shown} "
-                                     f"apart; give every item its {', '.join(keys[1:])}")
+                    shown = " and ".join(
+                        "/".join(part for part in key_id if part) for key_id in sorted((one, other))
+                    )
+                    raise PatchError(
+                        f"{_where(path)}: kustomize matches items by {'/'.join(keys)} and cannot tell {shown} "
+                        f"apart; give every item its {', '.join(keys[1:])}"
+                    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -432,7 +489,9 @@ def diff_patch(base: dict, target: dict) -> dict:
     try:
         patch = _diff_map(base, target, gvk, ())
     except _NeedsReplace as exc:
-        raise PatchError(f"{name}: {exc} changes node kind at the top level, which no patch can say") from None
+        raise PatchError(
+            f"{name}: {exc} changes node kind at the top level, which no patch can say"
+        ) from None
     try:
         result = apply_patch(base, patch)
     except PatchError as exc:
@@ -441,8 +500,10 @@ def diff_patch(base: dict, target: dict) -> dict:
     # Plain ==: every value in the patch is copied from target, so only structure can differ here
     # (the typed comparison, which tells 1 from true, already decided what the patch holds).
     if result != expected:
-        raise PatchError(f"{name}: no strategic merge patch kustomize applies faithfully gives "
-                         f"{_first_difference(result, expected, ())} (a list with duplicate keys, or an explicit null?)")
+        raise PatchError(
+            f"{name}: no strategic merge patch kustomize applies faithfully gives "
+            f"{_first_difference(result, expected, ())} (a list with duplicate keys, or an explicit null?)"
+        )
     return patch
 
 
@@ -513,15 +574,19 @@ def _diff_list(old: list, new: list, gvk: tuple[str, str], path: tuple[str, ...]
                 return patch
         except (PatchError, _NeedsReplace):
             continue
-    raise PatchError(f"{_where(path)}: kustomize cannot be given this list faithfully (duplicate merge keys "
-                     f"{'/'.join(keys) or 'values'}, items without them, or explicit nulls)")
+    raise PatchError(
+        f"{_where(path)}: kustomize cannot be given this list faithfully (duplicate merge keys "
+        f"{'/'.join(keys) or 'values'}, items without them, or explicit nulls)"
+    )
 
 
-def _keyed_patch(old: list, new: list, keys: MergeKey, gvk: tuple[str, str], path: tuple[str, ...],
-                 compact: bool) -> list:
+def _keyed_patch(
+    old: list, new: list, keys: MergeKey, gvk: tuple[str, str], path: tuple[str, ...], compact: bool
+) -> list:
     """Either every new item in order (the key alone when unchanged) and deletions, which gives the new order
     under one-key merging; or (compact) only the added, changed and deleted items, which gives it under
     two-key merging when the added items come first and the kept ones keep their order."""
+
     def ident(item) -> tuple[str, ...]:
         return _identity(item, keys, "list", path)
 

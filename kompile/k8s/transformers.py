@@ -19,15 +19,24 @@ def with_namespace(obj: dict, namespace: str) -> dict:
         return _with_service_namespace(obj, namespace)
     metadata = obj["metadata"]
     # The conventional order: name, namespace, then the rest.
-    return {**obj, "metadata": {"name": metadata["name"], "namespace": namespace,
-                                **{k: v for k, v in metadata.items() if k not in ("name", "namespace")}}}
+    return {
+        **obj,
+        "metadata": {
+            "name": metadata["name"],
+            "namespace": namespace,
+            **{k: v for k, v in metadata.items() if k not in ("name", "namespace")},
+        },
+    }
 
 
 def _with_service_namespace(obj: dict, namespace: str) -> dict:
     group = kinds.group_of(obj["apiVersion"])
     if obj["kind"] == "APIService" and group == "apiregistration.k8s.io":
-        return _update_in(obj, ("spec", "service"), lambda service: {**(service if isinstance(service, dict) else {}),
-                                                                     "namespace": namespace})
+        return _update_in(
+            obj,
+            ("spec", "service"),
+            lambda service: {**(service if isinstance(service, dict) else {}), "namespace": namespace},
+        )
     if obj["kind"] == "CustomResourceDefinition" and group == "apiextensions.k8s.io":
         path = ("spec", "conversion", "webhook", "clientConfig", "service")
         node = obj
@@ -52,7 +61,8 @@ def with_subject_namespaces(obj: dict, namespace: str, service_accounts: Mapping
         if isinstance(subject, dict):
             name, current = subject.get("name"), subject.get("namespace")
             account = name in service_accounts and (
-                current is None or (current == "default" and service_accounts[name] in (None, "default")))
+                current is None or (current == "default" and service_accounts[name] in (None, "default"))
+            )
             if name == "default" or account:
                 subject = {**subject, "namespace": namespace}
         subjects.append(subject)
@@ -80,7 +90,10 @@ def _update_items(node: dict, path: tuple[str, ...], change) -> dict:
         items = items.get(key) if isinstance(items, dict) else None
     if not isinstance(items, list):
         return node
-    new = [{**item, "metadata": change(item.get("metadata"))} if isinstance(item, dict) else item for item in items]
+    new = [
+        {**item, "metadata": change(item.get("metadata"))} if isinstance(item, dict) else item
+        for item in items
+    ]
     return _update_in(node, path, lambda _: new)
 
 
@@ -105,10 +118,12 @@ def _image_tag(ref: str) -> str | None:
     ref = ref.split("@", 1)[0]
     slash = ref.rfind("/")
     colon = ref.rfind(":")
-    return ref[colon + 1:] if colon > slash else None
+    return ref[colon + 1 :] if colon > slash else None
 
 
-def with_images(node, name: str, new_name: str | None = None, new_tag: str | None = None, digest: str | None = None):
+def with_images(
+    node, name: str, new_name: str | None = None, new_tag: str | None = None, digest: str | None = None
+):
     """Every container running image `name` (any tag) pointed at the new name, tag and digest (the
     images transformer, which looks at every containers and initContainers list, in any kind)."""
     if isinstance(node, dict):
@@ -117,8 +132,15 @@ def with_images(node, name: str, new_name: str | None = None, new_tag: str | Non
             if not isinstance(value, dict | list):
                 continue
             if key in ("containers", "initContainers") and isinstance(value, list):
-                new = _same_or([with_images(_retag(item, name, new_name, new_tag, digest), name, new_name, new_tag, digest)
-                                for item in value], value)
+                new = _same_or(
+                    [
+                        with_images(
+                            _retag(item, name, new_name, new_tag, digest), name, new_name, new_tag, digest
+                        )
+                        for item in value
+                    ],
+                    value,
+                )
             else:
                 new = with_images(value, name, new_name, new_tag, digest)
             if new is not value:
@@ -133,7 +155,11 @@ def with_images(node, name: str, new_name: str | None = None, new_tag: str | Non
 def pod_spec(obj: dict) -> dict | None:
     """A built-in workload's pod spec, where the kinds table says it is (None for other kinds, or when it
     is malformed)."""
-    row = kinds.lookup(obj.get("apiVersion", ""), obj.get("kind")) if isinstance(obj.get("apiVersion"), str) else None
+    row = (
+        kinds.lookup(obj.get("apiVersion", ""), obj.get("kind"))
+        if isinstance(obj.get("apiVersion"), str)
+        else None
+    )
     if row is None or not row.builtin or row.pod_spec is None:
         return None
     node = obj
@@ -142,7 +168,9 @@ def pod_spec(obj: dict) -> dict | None:
     return node if isinstance(node, dict) else None
 
 
-def with_object_images(obj: dict, name: str, new_name: str | None, new_tag: str | None, digest: str | None) -> dict:
+def with_object_images(
+    obj: dict, name: str, new_name: str | None, new_tag: str | None, digest: str | None
+) -> dict:
     """with_images for a whole object: built-in kinds are looked at where they keep containers, any
     other kind is walked whole (the images transformer retags every containers list it finds)."""
     if kinds.holds_no_pods(obj["apiVersion"], obj["kind"]):
@@ -153,7 +181,9 @@ def with_object_images(obj: dict, name: str, new_name: str | None, new_tag: str 
     new = dict(spec)
     for key in ("containers", "initContainers"):
         if isinstance(spec.get(key), list):
-            new[key] = _same_or([_retag(item, name, new_name, new_tag, digest) for item in spec[key]], spec[key])
+            new[key] = _same_or(
+                [_retag(item, name, new_name, new_tag, digest) for item in spec[key]], spec[key]
+            )
     if all(new[key] is spec[key] for key in spec):
         return obj
     return _update_in(obj, kinds.pod_spec_path(obj["apiVersion"], obj["kind"]), lambda _: new)
@@ -164,7 +194,11 @@ def _same_or(new: list, old: list) -> list:
 
 
 def _retag(container, name: str, new_name: str | None, new_tag: str | None, digest: str | None):
-    if not (isinstance(container, dict) and isinstance(container.get("image"), str) and image_name(container["image"]) == name):
+    if not (
+        isinstance(container, dict)
+        and isinstance(container.get("image"), str)
+        and image_name(container["image"]) == name
+    ):
         return container
     tag = new_tag if new_tag is not None else (None if digest else _image_tag(container["image"]))
     ref = new_name or name

@@ -28,25 +28,25 @@ RULES = {
     "seccomp": "the RuntimeDefault (or a Localhost) seccomp profile applies to every container",
     "privileged": "no container is privileged",
     "host-access": "no host network, PID or IPC namespace, host port or hostPath volume; no system priority class, "
-                   "nodeName or toleration of every taint or of the control plane",
+    "nodeName or toleration of every taint or of the control plane",
     "host-process": "no Windows HostProcess container",
     "selinux": "no custom SELinux user, role or type beyond the container types",
     "apparmor": "no container runs unconfined by AppArmor",
     "proc-mount": "every container keeps the default /proc mount",
     "sysctls": "pods set only the sysctls Kubernetes deems safe",
     "volume-types": "pods mount only configMap, csi, downwardAPI, emptyDir, ephemeral, image, persistentVolumeClaim, "
-                    "projected and secret volumes",
+    "projected and secret volumes",
     "resources": "every container states cpu and memory requests and limits",
     "service-account-token": "pods get no API token unless the spec grants API access (rbac)",
     "network-policy": "the namespace denies all traffic by default and no policy opens to every namespace or address",
-    "pod-security": "the namespace enforces, audits and warns at Pod Security Standards \"restricted\", latest version",
+    "pod-security": 'the namespace enforces, audits and warns at Pod Security Standards "restricted", latest version',
     "rbac": "no cluster-wide RBAC, no wildcard, escalate, bind or impersonate, no binding to a ClusterRole or to "
-            "subjects outside the environment",
+    "subjects outside the environment",
     "cluster-scoped": "an environment deploys only into its own namespace (no cluster-scoped object but that Namespace)",
     "unknown-workload": "every container kompile finds is in a pod spec it can check",
     "gitops-delegation": "no object makes Argo CD, Flux or a policy engine deploy what kompile has not checked",
     "service-exposure": "Services stay inside the cluster (no NodePort, LoadBalancer or externalIPs): public traffic comes "
-                        "through the ingress",
+    "through the ingress",
     "scrape-targets": "a monitor has Prometheus scrape only the environment's own pods, without credentials from its Secrets",
     "ingress-snippets": "no ingress-nginx snippet annotation (raw nginx configuration the controller runs with its rights)",
 }

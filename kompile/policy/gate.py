@@ -34,12 +34,24 @@ PSS_MODES = ("enforce", "audit", "warn")
 PSS_LABEL = "pod-security.kubernetes.io/"
 # Annotations kustomize itself acts on: an object carrying one may be dropped or changed by the build
 # in ways kompile's model of it does not follow.
-KUSTOMIZE_PREFIXES = ("config.kubernetes.io/", "internal.config.kubernetes.io/", "kustomize.config.k8s.io/", "config.k8s.io/")
+KUSTOMIZE_PREFIXES = (
+    "config.kubernetes.io/",
+    "internal.config.kubernetes.io/",
+    "kustomize.config.k8s.io/",
+    "config.k8s.io/",
+)
 # Keys that make Argo CD or Flux skip, delay, freeze or keep an object instead of applying it as written.
 CONTROLLER_PREFIXES = ("argocd.argoproj.io/", "helm.sh/", "kustomize.toolkit.fluxcd.io/")
 # Objects that carry the environment's security: none may carry a controller key (the sync wave excepted).
-GUARDS = {"Namespace": "pod-security", "NetworkPolicy": "network-policy", "Role": "rbac", "RoleBinding": "rbac",
-          "ServiceAccount": "service-account-token", "ResourceQuota": "resources", "LimitRange": "resources"}
+GUARDS = {
+    "Namespace": "pod-security",
+    "NetworkPolicy": "network-policy",
+    "Role": "rbac",
+    "RoleBinding": "rbac",
+    "ServiceAccount": "service-account-token",
+    "ResourceQuota": "resources",
+    "LimitRange": "resources",
+}
 ARGOCD_WAVE = "argocd.argoproj.io/sync-wave"
 
 
@@ -49,10 +61,16 @@ class Scope:
 
     namespace: str | None  # None for the shared base
     production: bool
-    api_accounts: frozenset = frozenset()  # ServiceAccounts the spec grants Kubernetes API access (a component's rbac)
+    api_accounts: frozenset = (
+        frozenset()
+    )  # ServiceAccounts the spec grants Kubernetes API access (a component's rbac)
     default_deny: str = ""  # the name of kompile's default-deny NetworkPolicy
-    declared: dict = field(default_factory=dict)  # (group, kind) -> namespaced, for custom kinds the App lists
-    decrypts_sops: bool = False  # Flux decrypts sops-encrypted Secrets before it applies them; Argo CD does not
+    declared: dict = field(
+        default_factory=dict
+    )  # (group, kind) -> namespaced, for custom kinds the App lists
+    decrypts_sops: bool = (
+        False  # Flux decrypts sops-encrypted Secrets before it applies them; Argo CD does not
+    )
     own: frozenset = frozenset()  # (group, kind, name) of what kompile wrote and no patch changed
 
 
@@ -65,8 +83,14 @@ def check_stream(objects: list[dict], scope: Scope) -> list[tuple[int, Finding]]
     for index, obj in enumerate(objects):
         name = f"{obj.get('kind')}/{_map(obj.get('metadata')).get('name')}"
 
-        def report(rule: str | None, message: str, code: Code = Code.HARDENING, hint: str | None = None,
-                   index=index, name=name) -> None:
+        def report(
+            rule: str | None,
+            message: str,
+            code: Code = Code.HARDENING,
+            hint: str | None = None,
+            index=index,
+            name=name,
+        ) -> None:
             found.append((index, Finding(code, rule, name, message, hint)))
 
         kind = classify(obj.get("apiVersion"), obj.get("kind"), scope.declared)
@@ -75,31 +99,62 @@ def check_stream(objects: list[dict], scope: Scope) -> list[tuple[int, Finding]]
             continue
         own = (kind.group, kind.name, _map(obj.get("metadata")).get("name")) in scope.own
         if kind.delegates and not own:
-            report("gitops-delegation", f"{_a(kind.name)} has its controller act with the controller's own rights (deploy or "
-                   "change objects, read Secrets, call other endpoints, open the namespace to others): kompile cannot "
-                   "check what it brings")
+            report(
+                "gitops-delegation",
+                f"{_a(kind.name)} has its controller act with the controller's own rights (deploy or "
+                "change objects, read Secrets, call other endpoints, open the namespace to others): kompile cannot "
+                "check what it brings",
+            )
         if kind.network and not only_opens_host_names(obj):
-            report("network-policy", f"kompile does not evaluate {_a(kind.name)}: it may open what the default deny closes")
+            report(
+                "network-policy",
+                f"kompile does not evaluate {_a(kind.name)}: it may open what the default deny closes",
+            )
         _check_metadata(obj, kind, report)
-        if kind.group == "" and kind.name == "Secret" and not (scope.decrypts_sops and is_sops_encrypted(obj)):
-            report(None, "a Secret would commit its values in plain text (base64 is not encryption)", Code.SECRET_OBJECT,
-                   "seal it with kubeseal and list it under sealedSecrets" if not scope.decrypts_sops else
-                   "encrypt it with sops (data or stringData) and list it under sopsSecrets, or seal it with kubeseal")
+        if (
+            kind.group == ""
+            and kind.name == "Secret"
+            and not (scope.decrypts_sops and is_sops_encrypted(obj))
+        ):
+            report(
+                None,
+                "a Secret would commit its values in plain text (base64 is not encryption)",
+                Code.SECRET_OBJECT,
+                "seal it with kubeseal and list it under sealedSecrets"
+                if not scope.decrypts_sops
+                else "encrypt it with sops (data or stringData) and list it under sopsSecrets, or seal it with kubeseal",
+            )
         credentials, odd, tokens = scan_values(obj)
         for where in tokens:  # a token in a Secret never expires; pods with API access get a projected one
-            report("service-account-token", f"{where} asks for a Secret of type {SERVICE_ACCOUNT_TOKEN}, which the cluster fills "
-                   "with a ServiceAccount token")
+            report(
+                "service-account-token",
+                f"{where} asks for a Secret of type {SERVICE_ACCOUNT_TOKEN}, which the cluster fills "
+                "with a ServiceAccount token",
+            )
         for where, what in credentials:
-            report(None, f"{where} holds {what} in plain text", Code.PLAINTEXT_SECRET,
-                   "declare it under the App's secrets and seal its value with kubeseal")
+            report(
+                None,
+                f"{where} holds {what} in plain text",
+                Code.PLAINTEXT_SECRET,
+                "declare it under the App's secrets and seal its value with kubeseal",
+            )
         for where, what in odd:
-            report(None, f"{where} {what}", Code.UNCLASSIFIABLE, "write the value so that it survives as it is")
+            report(
+                None, f"{where} {what}", Code.UNCLASSIFIABLE, "write the value so that it survives as it is"
+            )
         if not kind.namespaced:
-            if kind.group == "" and kind.name == "Namespace" and _map(obj.get("metadata")).get("name") == scope.namespace:
+            if (
+                kind.group == ""
+                and kind.name == "Namespace"
+                and _map(obj.get("metadata")).get("name") == scope.namespace
+            ):
                 has_namespace = True
                 _check_namespace(obj, report)
             elif kind.group != "rbac.authorization.k8s.io":
-                report("cluster-scoped", f"{_a(kind.name)} is cluster-scoped: it reaches beyond the environment's namespace")
+                report(
+                    "cluster-scoped",
+                    f"{_a(kind.name)} is cluster-scoped: it reaches beyond the environment's namespace",
+                )
         if kind.group == "networking.k8s.io" and kind.name == "NetworkPolicy":
             policies.append((name, obj))
             policy_index[name] = index
@@ -107,28 +162,52 @@ def check_stream(objects: list[dict], scope: Scope) -> list[tuple[int, Finding]]
         if kind.group == "" and kind.name == "Service":
             spec = _map(obj.get("spec"))
             if spec.get("type") in ("NodePort", "LoadBalancer") or spec.get("externalIPs"):
-                what = f"type {spec.get('type')}" if spec.get("type") in ("NodePort", "LoadBalancer") else "externalIPs"
-                report("service-exposure", f"the Service is reachable from outside the cluster ({what}), past the ingress "
-                       "and its network policies")
+                what = (
+                    f"type {spec.get('type')}"
+                    if spec.get("type") in ("NodePort", "LoadBalancer")
+                    else "externalIPs"
+                )
+                report(
+                    "service-exposure",
+                    f"the Service is reachable from outside the cluster ({what}), past the ingress "
+                    "and its network policies",
+                )
             elif spec.get("type") == "ExternalName" or not _map(spec.get("selector")):
                 # Its traffic goes where a name or hand-written endpoints say, and an Ingress to it proxies there.
                 what = "type ExternalName" if spec.get("type") == "ExternalName" else "no selector"
-                report("service-exposure", f"the Service sends its traffic to addresses kompile cannot see ({what})")
+                report(
+                    "service-exposure",
+                    f"the Service sends its traffic to addresses kompile cannot see ({what})",
+                )
         if kind.name in EXPOSING.get(kind.group, ()):
-            report("service-exposure", f"{_a(kind.name)} routes traffic to or from addresses and listeners kompile cannot see, "
-                   "past the ingress and its network policies")
+            report(
+                "service-exposure",
+                f"{_a(kind.name)} routes traffic to or from addresses and listeners kompile cannot see, "
+                "past the ingress and its network policies",
+            )
         if keys_anywhere(obj, MERGE_KEY):
-            report(None, "a '<<' key, which kustomize reads as a YAML merge key and drops: the cluster would not get what the "
-                   "file says", Code.UNCLASSIFIABLE, "write the fields it holds where they belong")
+            report(
+                None,
+                "a '<<' key, which kustomize reads as a YAML merge key and drops: the cluster would not get what the "
+                "file says",
+                Code.UNCLASSIFIABLE,
+                "write the fields it holds where they belong",
+            )
         for key in keys_anywhere(obj, TOKEN_SENDERS):
-            report("service-account-token", f"{key} has a controller mint or send a ServiceAccount token (to a store, "
-                   "a scraped endpoint or an issuer kompile cannot see)")
+            report(
+                "service-account-token",
+                f"{key} has a controller mint or send a ServiceAccount token (to a store, "
+                "a scraped endpoint or an issuer kompile cannot see)",
+            )
         if kind.group == MONITORING:
             for message in scrape_problems(obj, scope.namespace):
                 report("scrape-targets", message)
         for key in snippet_keys(obj):
-            report("ingress-snippets", f"{key} hands raw proxy configuration to an ingress controller, which runs it with "
-                   "access to every Secret it can read")
+            report(
+                "ingress-snippets",
+                f"{key} hands raw proxy configuration to an ingress controller, which runs it with "
+                "access to every Secret it can read",
+            )
         _check_pods(obj, kind, scope, report)
     if scope.namespace is not None:
 
@@ -138,19 +217,39 @@ def check_stream(objects: list[dict], scope: Scope) -> list[tuple[int, Finding]]
         if not check_policies(policies, network_report):
             # Reported at kompile's own default deny when it is there (a patch changed it), else at the environment.
             name = f"NetworkPolicy/{scope.default_deny}"
-            found.append((policy_index.get(name, -1), Finding(
-                Code.HARDENING, "network-policy", name,
-                "no NetworkPolicy denies all ingress and egress of every pod (the default deny is gone)")))
+            found.append(
+                (
+                    policy_index.get(name, -1),
+                    Finding(
+                        Code.HARDENING,
+                        "network-policy",
+                        name,
+                        "no NetworkPolicy denies all ingress and egress of every pod (the default deny is gone)",
+                    ),
+                )
+            )
         if not has_namespace:
-            found.append((-1, Finding(Code.HARDENING, "pod-security", f"Namespace/{scope.namespace}",
-                                      "the environment's Namespace is not deployed with it")))
+            found.append(
+                (
+                    -1,
+                    Finding(
+                        Code.HARDENING,
+                        "pod-security",
+                        f"Namespace/{scope.namespace}",
+                        "the environment's Namespace is not deployed with it",
+                    ),
+                )
+            )
     return found
 
 
 # Kinds that route traffic past the ingress and the environment's policies: hand-written endpoints, and
 # Gateways with listeners of their own.
-EXPOSING = {"": ("Endpoints",), "discovery.k8s.io": ("EndpointSlice",),
-            "gateway.networking.k8s.io": ("Gateway", "ListenerSet", "TCPRoute", "UDPRoute", "TLSRoute")}
+EXPOSING = {
+    "": ("Endpoints",),
+    "discovery.k8s.io": ("EndpointSlice",),
+    "gateway.networking.k8s.io": ("Gateway", "ListenerSet", "TCPRoute", "UDPRoute", "TLSRoute"),
+}
 _SNIPPET = re.compile(r"[a-z0-9.-]+/[A-Za-z0-9._-]*snippets?", re.IGNORECASE)
 
 
@@ -163,14 +262,28 @@ MERGE_KEY = frozenset({"<<"})
 # Prometheus Operator's monitors: Prometheus reads these fields' Secrets in the monitor's namespace and sends
 # them with every scrape; relabelling these labels moves the scrape to another address; a proxy sees it all.
 MONITORING = "monitoring.coreos.com"
-SCRAPE_CREDENTIALS = frozenset({"authorization", "basicAuth", "oauth2", "bearerTokenSecret", "sigv4", "keySecret",
-                                "proxyUrl", "proxyConnectHeader", "proxyFromEnvironment"})
+SCRAPE_CREDENTIALS = frozenset(
+    {
+        "authorization",
+        "basicAuth",
+        "oauth2",
+        "bearerTokenSecret",
+        "sigv4",
+        "keySecret",
+        "proxyUrl",
+        "proxyConnectHeader",
+        "proxyFromEnvironment",
+    }
+)
 _MOVES_TARGET = re.compile(r"__(address|scheme|metrics_path|param_.*)__|__param_.*")
 
 
 def scrape_problems(obj: dict, namespace: str | None) -> list[str]:
-    problems = [f"{key} has Prometheus send credentials from the namespace's Secrets, or route its scrapes, where kompile "
-                "cannot see" for key in keys_anywhere(obj, SCRAPE_CREDENTIALS)]
+    problems = [
+        f"{key} has Prometheus send credentials from the namespace's Secrets, or route its scrapes, where kompile "
+        "cannot see"
+        for key in keys_anywhere(obj, SCRAPE_CREDENTIALS)
+    ]
     stack = [obj]
     while stack:
         node = stack.pop()
@@ -182,7 +295,9 @@ def scrape_problems(obj: dict, namespace: str | None) -> list[str]:
         elif isinstance(node, list):
             stack.extend(v for v in node if isinstance(v, dict | list))
     selector = _map(_map(obj.get("spec")).get("namespaceSelector"))
-    if selector.get("any") not in (None, False) or any(name != namespace for name in _list(selector.get("matchNames"))):
+    if selector.get("any") not in (None, False) or any(
+        name != namespace for name in _list(selector.get("matchNames"))
+    ):
         problems.append("namespaceSelector has Prometheus scrape pods of other namespaces")
     return problems
 
@@ -221,18 +336,34 @@ def _check_metadata(obj: dict, kind: Kind, report) -> None:
     metadata = _map(obj.get("metadata"))
     if metadata.get("ownerReferences"):
         # The garbage collector deletes an object whose owners are gone: Git would no longer say what runs.
-        report(None, "metadata.ownerReferences hands the object's life to other objects (the garbage collector deletes it "
-               "with them)", Code.UNCLASSIFIABLE, "remove them: controllers set owners on what they create; Git-managed "
-               "objects have none")
+        report(
+            None,
+            "metadata.ownerReferences hands the object's life to other objects (the garbage collector deletes it "
+            "with them)",
+            Code.UNCLASSIFIABLE,
+            "remove them: controllers set owners on what they create; Git-managed objects have none",
+        )
     for part in ("annotations", "labels"):
         for key in _map(metadata.get(part)):
             key = str(key)
             if key.startswith(KUSTOMIZE_PREFIXES):
-                report(None, f"{part[:-1]} {key} is read by kustomize, which may drop or change the object for it",
-                       Code.UNCLASSIFIABLE, "remove it: kompile writes the kustomizations")
-            elif key.startswith(CONTROLLER_PREFIXES) and key != ARGOCD_WAVE and kind.builtin and kind.name in GUARDS:
-                report(GUARDS[kind.name], f"{part[:-1]} {key} can make Argo CD or Flux skip, freeze or keep this "
-                       f"{kind.name} instead of applying it as written")
+                report(
+                    None,
+                    f"{part[:-1]} {key} is read by kustomize, which may drop or change the object for it",
+                    Code.UNCLASSIFIABLE,
+                    "remove it: kompile writes the kustomizations",
+                )
+            elif (
+                key.startswith(CONTROLLER_PREFIXES)
+                and key != ARGOCD_WAVE
+                and kind.builtin
+                and kind.name in GUARDS
+            ):
+                report(
+                    GUARDS[kind.name],
+                    f"{part[:-1]} {key} can make Argo CD or Flux skip, freeze or keep this "
+                    f"{kind.name} instead of applying it as written",
+                )
 
 
 def _check_namespace(obj: dict, report) -> None:
@@ -242,24 +373,42 @@ def _check_namespace(obj: dict, report) -> None:
             report("pod-security", f"the Namespace does not set {PSS_LABEL}{mode}: restricted")
         version = labels.get(f"{PSS_LABEL}{mode}-version")
         if version not in (None, "latest"):
-            report("pod-security", f"the Namespace pins {PSS_LABEL}{mode}-version to {version!r}; only latest keeps every check")
+            report(
+                "pod-security",
+                f"the Namespace pins {PSS_LABEL}{mode}-version to {version!r}; only latest keeps every check",
+            )
 
 
 def _check_pods(obj: dict, kind: Kind, scope: Scope, report) -> None:
     try:
         specs, strays = pod_specs(obj, kind)
     except Unclassifiable as exc:
-        report(None, f"kompile cannot tell what this {kind.name} runs: {exc}", Code.UNCLASSIFIABLE,
-               "write the pod spec as the API server expects it (`kubectl explain` shows the fields)")
+        report(
+            None,
+            f"kompile cannot tell what this {kind.name} runs: {exc}",
+            Code.UNCLASSIFIABLE,
+            "write the pod spec as the API server expects it (`kubectl explain` shows the fields)",
+        )
         return
     for stray in strays:
-        who = f"'{stray['name']}'" if isinstance(stray.get("name"), str) else f"running {stray.get('image')!r}"
+        who = (
+            f"'{stray['name']}'" if isinstance(stray.get("name"), str) else f"running {stray.get('image')!r}"
+        )
         report("unknown-workload", f"a container {who} is not in a pod spec kompile can check")
         _check_image(f"container {who}", stray.get("image"), scope, report)
     if not kind.builtin:
-        checked = {id(pod) for pod, _ in specs} | {id(c) for pod, _ in specs for _, c in containers(pod)} | {id(s) for s in strays}
+        checked = (
+            {id(pod) for pod, _ in specs}
+            | {id(c) for pod, _ in specs for _, c in containers(pod)}
+            | {id(s) for s in strays}
+        )
         for fragment in stray_pod_settings(obj, checked):
-            check_pod_settings(fragment, lambda rule, message: report(rule, f"a pod template or container outside a pod spec: {message}"))
+            check_pod_settings(
+                fragment,
+                lambda rule, message: report(
+                    rule, f"a pod template or container outside a pod spec: {message}"
+                ),
+            )
     for pod, template_metadata in specs:
         # The API server reads serviceAccountName, or its deprecated alias when that is empty.
         account = pod.get("serviceAccountName") or pod.get("serviceAccount") or "default"
@@ -282,15 +431,25 @@ def image_problem(image, production: bool) -> tuple[Code, str, str] | None:
         return Code.UNCLASSIFIABLE, "names no image", "set image: to a repository with a tag or digest"
     name, _, digest = image.partition("@")
     slash, colon = name.rfind("/"), name.rfind(":")
-    tag = name[colon + 1:] if colon > slash else None
+    tag = name[colon + 1 :] if colon > slash else None
     if not digest and not tag:
-        return Code.LATEST_TAG, f"runs '{image}' with no tag or digest, so Kubernetes would pull 'latest'", \
-            "pin a version tag or a digest"
+        return (
+            Code.LATEST_TAG,
+            f"runs '{image}' with no tag or digest, so Kubernetes would pull 'latest'",
+            "pin a version tag or a digest",
+        )
     if not digest and tag == "latest":
-        return Code.LATEST_TAG, f"runs '{image}': the tag 'latest' names no release", "pin a version tag or a digest"
+        return (
+            Code.LATEST_TAG,
+            f"runs '{image}': the tag 'latest' names no release",
+            "pin a version tag or a digest",
+        )
     if production and not digest:
-        return Code.PROD_DIGEST, f"runs '{image}', not pinned by digest (production)", \
-            "pin the image by digest: <repository>@sha256:..."
+        return (
+            Code.PROD_DIGEST,
+            f"runs '{image}', not pinned by digest (production)",
+            "pin the image by digest: <repository>@sha256:...",
+        )
     return None
 
 
@@ -304,4 +463,3 @@ def images_of(obj: dict) -> list[str]:
     except Unclassifiable:
         return []
     return [str(c.get("image")) for pod, _ in specs for _, c in containers(pod)]
-

@@ -34,15 +34,24 @@ def is_narrow(selector) -> bool:
     selector = _map(selector)
     if _map(selector.get("matchLabels")):
         return True
-    return any(_map(e).get("operator") == "In" and _list(_map(e).get("values")) for e in _list(selector.get("matchExpressions")))
+    return any(
+        _map(e).get("operator") == "In" and _list(_map(e).get("values"))
+        for e in _list(selector.get("matchExpressions"))
+    )
 
 
 def is_default_deny(policy: dict) -> bool:
     """Selects every pod, names both policy types, and allows nothing."""
     spec = _map(policy.get("spec"))
     types = _list(spec.get("policyTypes"))
-    return ("podSelector" in spec and selects_everything(spec.get("podSelector")) and "Ingress" in types and "Egress" in types
-            and not spec.get("ingress") and not spec.get("egress"))
+    return (
+        "podSelector" in spec
+        and selects_everything(spec.get("podSelector"))
+        and "Ingress" in types
+        and "Egress" in types
+        and not spec.get("ingress")
+        and not spec.get("egress")
+    )
 
 
 def network(cidr) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
@@ -56,7 +65,9 @@ def network(cidr) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
         for inside in _IPV4_INSIDE:
             if net.subnet_of(inside) and net.prefixlen >= 96:
                 low = int(net.network_address) & 0xFFFFFFFF
-                return ipaddress.ip_network(f"{ipaddress.IPv4Address(low)}/{net.prefixlen - 96}", strict=False)
+                return ipaddress.ip_network(
+                    f"{ipaddress.IPv4Address(low)}/{net.prefixlen - 96}", strict=False
+                )
             if inside.subnet_of(net):  # a wider block around it reaches all of IPv4 through it
                 return ipaddress.ip_network("0.0.0.0/0")
     return net
@@ -94,27 +105,46 @@ def check_policies(policies: list[tuple[str, dict]], report: Callable[[str, str,
                 for peer in peers:
                     peer = _map(peer)
                     if "namespaceSelector" in peer and not is_narrow(peer["namespaceSelector"]):
-                        report(name, "network-policy", f"{where} is open to every namespace (its namespaceSelector "
-                               "selects all of them)")
+                        report(
+                            name,
+                            "network-policy",
+                            f"{where} is open to every namespace (its namespaceSelector selects all of them)",
+                        )
                     block = _map(peer.get("ipBlock"))
                     if "cidr" in block:
                         net = network(block["cidr"])
                         if net is None:
-                            report(name, "network-policy", f"{where}: ipBlock cidr {block['cidr']!r} cannot be read as an "
-                                   "address block, so kompile cannot tell what it opens")
+                            report(
+                                name,
+                                "network-policy",
+                                f"{where}: ipBlock cidr {block['cidr']!r} cannot be read as an "
+                                "address block, so kompile cannot tell what it opens",
+                            )
                         else:
                             blocks[direction].append((name, net))
                             if net.prefixlen < WIDEST[net.version]:
                                 reaches = "" if str(net) == str(block["cidr"]) else f", which reaches {net}"
-                                report(name, "network-policy", f"{where} is open to a large part of all addresses "
-                                       f"({block['cidr']}{reaches}, wider than /{WIDEST[net.version]} for IPv{net.version})")
+                                report(
+                                    name,
+                                    "network-policy",
+                                    f"{where} is open to a large part of all addresses "
+                                    f"({block['cidr']}{reaches}, wider than /{WIDEST[net.version]} for IPv{net.version})",
+                                )
     for direction, found in blocks.items():
         for version in (4, 6):
-            mine = [(n, net) for n, net in found if net.version == version and net.prefixlen >= WIDEST[net.version]]
+            mine = [
+                (n, net)
+                for n, net in found
+                if net.version == version and net.prefixlen >= WIDEST[net.version]
+            ]
             if mine and covers_half([net for _, net in mine], version):
                 name = min(mine, key=lambda item: item[1].prefixlen)[0]  # the policy with the widest block
-                report(name, "network-policy", f"the {direction} ipBlocks together cover half or more of all "
-                       f"{'IPv4' if version == 4 else 'routable IPv6'} addresses")
+                report(
+                    name,
+                    "network-policy",
+                    f"the {direction} ipBlocks together cover half or more of all "
+                    f"{'IPv4' if version == 4 else 'routable IPv6'} addresses",
+                )
     return any(policy.get("kind") == "NetworkPolicy" and is_default_deny(policy) for _, policy in policies)
 
 
@@ -139,13 +169,17 @@ def only_opens_host_names(obj: dict) -> bool:
                 return False
             if any(str(p.get("port")) != "53" for p in ports):
                 return False
-            if any(set(_map(entry)) != {"ports", "rules"} or set(_map(_map(entry).get("rules"))) != {"dns"}
-                   for entry in _list(rule.get("toPorts"))):
+            if any(
+                set(_map(entry)) != {"ports", "rules"} or set(_map(_map(entry).get("rules"))) != {"dns"}
+                for entry in _list(rule.get("toPorts"))
+            ):
                 return False
         elif set(rule) == {"toFQDNs", "toPorts"}:
             names = [_map(n) for n in _list(rule.get("toFQDNs"))]
-            if not names or any(set(n) != {"matchName"} or not isinstance(n.get("matchName"), str) or "*" in n["matchName"]
-                                for n in names):
+            if not names or any(
+                set(n) != {"matchName"} or not isinstance(n.get("matchName"), str) or "*" in n["matchName"]
+                for n in names
+            ):
                 return False
             if any(set(_map(entry)) != {"ports"} for entry in _list(rule.get("toPorts"))):
                 return False

@@ -27,20 +27,33 @@ from kompile.policy.sops import ENC, SOPS_KEY, is_sops_encrypted
 _TOKENS = [
     (r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----|PuTTY-User-Key-File-[0-9]", "a private key"),
     # Credentials on command lines: curl -u user:password, mysql -pPASSWORD, redis-cli -a PASSWORD.
-    (r"\bcurl\b[^\n]{0,200}?\s(?:-u|--user)[ =]?['\"]?[^\s:'\"]+:[^\s'\"]+", "a password on a curl command line"),
-    (r"\bmysql(?:dump|admin|import|sh)?\b[^\n]{0,200}?\s-p[^\s'\"-][^\s'\"]*", "a password on a MySQL command line"),
+    (
+        r"\bcurl\b[^\n]{0,200}?\s(?:-u|--user)[ =]?['\"]?[^\s:'\"]+:[^\s'\"]+",
+        "a password on a curl command line",
+    ),
+    (
+        r"\bmysql(?:dump|admin|import|sh)?\b[^\n]{0,200}?\s-p[^\s'\"-][^\s'\"]*",
+        "a password on a MySQL command line",
+    ),
     (r"\bredis-cli\b[^\n]{0,200}?\s(?:-a|--pass)[ =]\S+", "a password on a redis-cli command line"),
     # A JSON Web Key with its private part.
-    (r"\"kty\"\s*:[^{}]{0,2000}?\"d\"\s*:\s*\"[A-Za-z0-9_-]{16,}\"|\"d\"\s*:\s*\"[A-Za-z0-9_-]{16,}\"[^{}]{0,2000}?\"kty\"",
-     "a private key (JWK)"),
+    (
+        r"\"kty\"\s*:[^{}]{0,2000}?\"d\"\s*:\s*\"[A-Za-z0-9_-]{16,}\"|\"d\"\s*:\s*\"[A-Za-z0-9_-]{16,}\"[^{}]{0,2000}?\"kty\"",
+        "a private key (JWK)",
+    ),
     (r"\"auth\"\s*:\s*\"[A-Za-z0-9+/]{12,}=*\"", "a registry credential (docker config)"),
     # One line at a time (never \s across lines, which made runs of blank lines quadratic).
-    (r"(?m:^[ \t]*(?:machine[ \t]+\S+[ \t]+)?(?:login[ \t]+\S+[ \t]+)?password[ \t]+\S+)", "a netrc password"),
+    (
+        r"(?m:^[ \t]*(?:machine[ \t]+\S+[ \t]+)?(?:login[ \t]+\S+[ \t]+)?password[ \t]+\S+)",
+        "a netrc password",
+    ),
     (r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b", "an AWS access key"),
     (r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}|\bgithub_pat_[A-Za-z0-9_]{20,}", "a GitHub token"),
     (r"\bglpat-[A-Za-z0-9_-]{20,}", "a GitLab token"),
-    (r"\bxox[abposr]-[A-Za-z0-9-]{10,}|\bxapp-[0-9]-[A-Za-z0-9-]{10,}|hooks\.slack\.com/services/T[A-Za-z0-9_/]{20,}",
-     "a Slack token"),
+    (
+        r"\bxox[abposr]-[A-Za-z0-9-]{10,}|\bxapp-[0-9]-[A-Za-z0-9-]{10,}|hooks\.slack\.com/services/T[A-Za-z0-9_/]{20,}",
+        "a Slack token",
+    ),
     (r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}|\bwhsec_[A-Za-z0-9]{16,}", "a Stripe key"),
     (r"\bAIza[0-9A-Za-z_-]{35}", "a Google API key"),
     (r"\bGOCSPX-[A-Za-z0-9_-]{20,}", "a Google OAuth client secret"),
@@ -58,27 +71,142 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,30}://")
 _REFERENCE = re.compile(r"^(?:\$\([A-Za-z_][A-Za-z0-9_]*\)|\$\{[A-Za-z_][A-Za-z0-9_]*\})$")
 # Words of a key: FOO_BAR, foo-bar, foo.bar, fooBar and FOOBar all split into FOO and BAR.
 _WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
-STRONG = frozenset({"PASSWORD", "PASSWD", "PWD", "PW", "PASS", "PASSPHRASE", "SECRET", "SECRETS", "TOKEN", "TOKENS", "CREDENTIAL",
-                    "CREDENTIALS", "APIKEY", "PRIVATEKEY", "AUTHORIZATION", "BEARER"})
+STRONG = frozenset(
+    {
+        "PASSWORD",
+        "PASSWD",
+        "PWD",
+        "PW",
+        "PASS",
+        "PASSPHRASE",
+        "SECRET",
+        "SECRETS",
+        "TOKEN",
+        "TOKENS",
+        "CREDENTIAL",
+        "CREDENTIALS",
+        "APIKEY",
+        "PRIVATEKEY",
+        "AUTHORIZATION",
+        "BEARER",
+    }
+)
 # Joined spellings (PGPASSWORD, dbpassword, apiKey, signing_key) that name a credential wherever they appear.
-STRONG_PARTS = ("PASSWORD", "PASSWD", "PASSPHRASE", "SECRET", "TOKEN", "CREDENTIAL", "APIKEY", "PRIVATEKEY", "ACCESSKEY",
-                "SIGNINGKEY", "ENCRYPTIONKEY", "MASTERKEY", "HMACKEY", "FERNETKEY", "LICENSEKEY", "SESSIONKEY")
+STRONG_PARTS = (
+    "PASSWORD",
+    "PASSWD",
+    "PASSPHRASE",
+    "SECRET",
+    "TOKEN",
+    "CREDENTIAL",
+    "APIKEY",
+    "PRIVATEKEY",
+    "ACCESSKEY",
+    "SIGNINGKEY",
+    "ENCRYPTIONKEY",
+    "MASTERKEY",
+    "HMACKEY",
+    "FERNETKEY",
+    "LICENSEKEY",
+    "SESSIONKEY",
+)
 # A key whose last word is one of these names a place or a property of a secret, not the secret.
-PLACE = frozenset({"NAME", "NAMES", "REF", "REFS", "SELECTOR", "PATH", "FILE", "FILES", "DIR", "DIRS", "FOLDER", "FIELD", "NAMESPACE", "KIND",
-                   "TYPE", "MOUNT", "TTL", "TIMEOUT", "LIFETIME", "EXPIRY", "EXPIRATION", "HEADER", "PREFIX", "ENABLED",
-                   "ENABLE", "REQUIRED", "LENGTH", "VERSION", "ALGORITHM", "ALG", "ROTATION", "STORE", "PROVIDER", "HASH",
-                   "CHECKSUM", "DIGEST", "ID", "URL", "URI", "ENDPOINT", "HOST", "PORT", "USER", "USERNAME", "REGION",
-                   "ENV", "VAR", "POLICY", "MODE", "SIZE", "COUNT", "INTERVAL", "SCOPE", "AUDIENCE", "ISSUER", "METHOD",
-                   "SECONDS", "SECS", "MINUTES", "HOURS", "DAYS", "MS", "MILLIS", "LIMIT", "MAX", "MIN", "RETRIES",
-                   "ATTEMPTS", "AGE", "PERIOD", "DELAY", "WINDOW", "RULES", "COMPLEXITY", "RESET", "CHANGE"})
-_HARMLESS = re.compile(r"(?:|true|false|yes|no|on|off|null|none|<[a-z][a-z _-]{0,40}>|\*{3,}|x{3,}|changeme|change-me)",
-                       re.IGNORECASE)
+PLACE = frozenset(
+    {
+        "NAME",
+        "NAMES",
+        "REF",
+        "REFS",
+        "SELECTOR",
+        "PATH",
+        "FILE",
+        "FILES",
+        "DIR",
+        "DIRS",
+        "FOLDER",
+        "FIELD",
+        "NAMESPACE",
+        "KIND",
+        "TYPE",
+        "MOUNT",
+        "TTL",
+        "TIMEOUT",
+        "LIFETIME",
+        "EXPIRY",
+        "EXPIRATION",
+        "HEADER",
+        "PREFIX",
+        "ENABLED",
+        "ENABLE",
+        "REQUIRED",
+        "LENGTH",
+        "VERSION",
+        "ALGORITHM",
+        "ALG",
+        "ROTATION",
+        "STORE",
+        "PROVIDER",
+        "HASH",
+        "CHECKSUM",
+        "DIGEST",
+        "ID",
+        "URL",
+        "URI",
+        "ENDPOINT",
+        "HOST",
+        "PORT",
+        "USER",
+        "USERNAME",
+        "REGION",
+        "ENV",
+        "VAR",
+        "POLICY",
+        "MODE",
+        "SIZE",
+        "COUNT",
+        "INTERVAL",
+        "SCOPE",
+        "AUDIENCE",
+        "ISSUER",
+        "METHOD",
+        "SECONDS",
+        "SECS",
+        "MINUTES",
+        "HOURS",
+        "DAYS",
+        "MS",
+        "MILLIS",
+        "LIMIT",
+        "MAX",
+        "MIN",
+        "RETRIES",
+        "ATTEMPTS",
+        "AGE",
+        "PERIOD",
+        "DELAY",
+        "WINDOW",
+        "RULES",
+        "COMPLEXITY",
+        "RESET",
+        "CHANGE",
+    }
+)
+_HARMLESS = re.compile(
+    r"(?:|true|false|yes|no|on|off|null|none|<[a-z][a-z _-]{0,40}>|\*{3,}|x{3,}|changeme|change-me)",
+    re.IGNORECASE,
+)
 _NUMBER_OR_PATH = re.compile(r"(?:[-+]?[0-9]{1,4}(?:\.[0-9]+)?|/[A-Za-z0-9._/-]*(?:[:,]/[A-Za-z0-9._/-]*)*)")
 _PLAIN_WORD = re.compile(r"[a-z]+(?:[_.-][a-z]+)*")  # `created_at`: a value a *_KEY setting may hold
-_KEY_NAME = re.compile(r"[A-Z][A-Z0-9_]*|[a-z][a-z._-]*")  # a camelCase field naming another key (secretKey: DB_PASSWORD)
-_LINE = re.compile(r"^[ \t]*(?:export[ \t]+)?([A-Za-z_][A-Za-z0-9_.-]{0,100})[ \t]*[:=][ \t]*(.*?)[ \t]*$", re.MULTILINE)
+_KEY_NAME = re.compile(
+    r"[A-Z][A-Z0-9_]*|[a-z][a-z._-]*"
+)  # a camelCase field naming another key (secretKey: DB_PASSWORD)
+_LINE = re.compile(
+    r"^[ \t]*(?:export[ \t]+)?([A-Za-z_][A-Za-z0-9_.-]{0,100})[ \t]*[:=][ \t]*(.*?)[ \t]*$", re.MULTILINE
+)
 _INLINE = re.compile(r"(?:^|[\s;&|?])(?:--?)?([A-Za-z_][A-Za-z0-9_.-]{0,100})=([^\s;&|]+)")
-_QUOTED = re.compile(r"[\"']([A-Za-z_][A-Za-z0-9_.-]{0,100})[\"']\s*[:=]\s*[\"']([^\"']{1,4096})[\"']")  # JSON, Python, TOML
+_QUOTED = re.compile(
+    r"[\"']([A-Za-z_][A-Za-z0-9_.-]{0,100})[\"']\s*[:=]\s*[\"']([^\"']{1,4096})[\"']"
+)  # JSON, Python, TOML
 _ELEMENT = re.compile(r"<([A-Za-z_][A-Za-z0-9_.-]{0,100})>([^<]{1,4096})</\1>")  # XML
 MAX_SCANNED = 1 << 20  # every detector is linear, so a string is scanned whole (no input file holds more)
 
@@ -159,7 +287,7 @@ def _der_private_key(data: bytes) -> bool:
     if len(data) < 8 or data[0] != 0x30:
         return False
     offset = 2 + (data[1] & 0x7F if data[1] & 0x80 else 0)
-    body = data[offset:offset + 6]
+    body = data[offset : offset + 6]
     return body[:3] == b"\x02\x01\x00" and body[3:4] in (b"\x30", b"\x02") or body[:4] == b"\x02\x01\x01\x04"
 
 
@@ -171,7 +299,7 @@ def _url_password(text: str) -> bool:
     """scheme://user:password@host, whatever characters the password holds: the user information runs to
     the last '@' before the next space. `host:8080/path@x` (a port, then a path) is not a password."""
     for match in _SCHEME.finditer(text):
-        rest = text[match.end():match.end() + 4096]  # user information longer than this is no password
+        rest = text[match.end() : match.end() + 4096]  # user information longer than this is no password
         end = len(rest)
         for space in (" ", "\t", "\n", "\r"):
             found = rest.find(space)
@@ -270,18 +398,23 @@ def scan(obj: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[
         if isinstance(value, str):
             if key == "type" and value == SERVICE_ACCOUNT_TOKEN:
                 tokens.append(path)
-            ciphertext = (sealed and path.startswith("spec.encryptedData.")) or \
-                (encrypted and (ENC.fullmatch(value) is not None or SOPS_KEY.fullmatch(path) is not None))
+            ciphertext = (sealed and path.startswith("spec.encryptedData.")) or (
+                encrypted and (ENC.fullmatch(value) is not None or SOPS_KEY.fullmatch(path) is not None)
+            )
             if not ciphertext:
                 what = credential_in(key, value)
                 if what:
                     credentials.append((path, what))
             if _ODD_CHARACTERS.search(value):
-                odd.append((path, "holds a control character or a Unicode line separator, which kustomize changes"))
+                odd.append(
+                    (path, "holds a control character or a Unicode line separator, which kustomize changes")
+                )
         elif isinstance(value, float) and not math.isfinite(value):
             odd.append((path, f"is {value}, which no Kubernetes field holds (kustomize stops at it)"))
         elif isinstance(value, int) and not isinstance(value, bool) and not -INT64 <= value < INT64:
-            odd.append((path, "is a number larger than Kubernetes holds (kustomize writes it in another form)"))
+            odd.append(
+                (path, "is a number larger than Kubernetes holds (kustomize writes it in another form)")
+            )
     credentials += _command_lines(obj)
     return credentials, odd, tokens
 
@@ -296,11 +429,21 @@ def _command_lines(obj) -> list[tuple[str, str]]:
     while stack:
         path, node = stack.pop()
         if isinstance(node, dict):
-            argv = [a for key in ("command", "args") for a in (node.get(key) if isinstance(node.get(key), list) else ())]
-            if len(argv) > 1 and all(isinstance(a, str) for a in argv) and _COMMAND_LINE.search(" ".join(argv)[:MAX_SCANNED]) \
-                    and not any(_COMMAND_LINE.search(a[:MAX_SCANNED]) for a in argv):  # one argument alone is reported as itself
+            argv = [
+                a
+                for key in ("command", "args")
+                for a in (node.get(key) if isinstance(node.get(key), list) else ())
+            ]
+            if (
+                len(argv) > 1
+                and all(isinstance(a, str) for a in argv)
+                and _COMMAND_LINE.search(" ".join(argv)[:MAX_SCANNED])
+                and not any(_COMMAND_LINE.search(a[:MAX_SCANNED]) for a in argv)
+            ):  # one argument alone is reported as itself
                 found.append((f"{path}.command" if path else "command", "a password on a command line"))
-            stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in node.items() if isinstance(v, dict | list))
+            stack.extend(
+                (f"{path}.{k}" if path else str(k), v) for k, v in node.items() if isinstance(v, dict | list)
+            )
         elif isinstance(node, list):
             stack.extend((f"{path}[{i}]", v) for i, v in enumerate(node) if isinstance(v, dict | list))
     return sorted(found)

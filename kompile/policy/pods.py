@@ -23,18 +23,40 @@ SAFE_SECCOMP = ("RuntimeDefault", "Localhost")
 SAFE_APPARMOR = ("RuntimeDefault", "Localhost")
 # pod-security-admission's allow-lists (policy/check_*.go). "latest" means the newest policy the cluster's
 # API server knows, so the sysctls are those the oldest Kubernetes kompile supports (1.30) deems safe.
-SAFE_SYSCTLS = frozenset({
-    "kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start",
-    "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports",
-    "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
-    "net.ipv4.tcp_keepalive_probes",
-})
+SAFE_SYSCTLS = frozenset(
+    {
+        "kernel.shm_rmid_forced",
+        "net.ipv4.ip_local_port_range",
+        "net.ipv4.ip_unprivileged_port_start",
+        "net.ipv4.tcp_syncookies",
+        "net.ipv4.ping_group_range",
+        "net.ipv4.ip_local_reserved_ports",
+        "net.ipv4.tcp_keepalive_time",
+        "net.ipv4.tcp_fin_timeout",
+        "net.ipv4.tcp_keepalive_intvl",
+        "net.ipv4.tcp_keepalive_probes",
+    }
+)
 SELINUX_TYPES = frozenset({"", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"})
-VOLUME_TYPES = frozenset({"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "image", "persistentVolumeClaim",
-                          "projected", "secret"})
+VOLUME_TYPES = frozenset(
+    {
+        "configMap",
+        "csi",
+        "downwardAPI",
+        "emptyDir",
+        "ephemeral",
+        "image",
+        "persistentVolumeClaim",
+        "projected",
+        "secret",
+    }
+)
 APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
 # The annotations that set seccomp before the field did; a kubelet or admission plugin may still read them.
-SECCOMP_ANNOTATIONS = ("seccomp.security.alpha.kubernetes.io/pod", "container.seccomp.security.alpha.kubernetes.io/")
+SECCOMP_ANNOTATIONS = (
+    "seccomp.security.alpha.kubernetes.io/pod",
+    "container.seccomp.security.alpha.kubernetes.io/",
+)
 # Multus attaches a pod to further networks, which no NetworkPolicy covers.
 NETWORK_ANNOTATIONS = ("k8s.v1.cni.cncf.io/networks", "v1.multus-cni.io/default-network")
 SYSTEM_PRIORITY = re.compile(r"system-.*")
@@ -124,7 +146,10 @@ def check_pod(pod: dict, template_metadata: dict, api_access: bool, report: Repo
     if any(pod.get(key) is True for key in ("hostNetwork", "hostPID", "hostIPC")):
         report("host-access", "the pod shares a host namespace (hostNetwork, hostPID or hostIPC)")
     if pod.get("automountServiceAccountToken") is not False and not api_access:
-        report("service-account-token", "the pod mounts a ServiceAccount token (automountServiceAccountToken is not false)")
+        report(
+            "service-account-token",
+            "the pod mounts a ServiceAccount token (automountServiceAccountToken is not false)",
+        )
     for volume in _list(pod.get("volumes")):
         _check_volume(_map(volume), api_access, report)
     _check_context(context, "the pod", report)
@@ -134,15 +159,26 @@ def check_pod(pod: dict, template_metadata: dict, api_access: bool, report: Repo
     _check_ids(context, "the pod", report)
     annotations = _map(template_metadata.get("annotations"))
     for key, value in annotations.items():
-        confined = value in ("", "runtime/default") or (isinstance(value, str) and value.startswith("localhost/"))
+        confined = value in ("", "runtime/default") or (
+            isinstance(value, str) and value.startswith("localhost/")
+        )
         if not isinstance(key, str):
             continue
         if key.startswith(APPARMOR_ANNOTATION) and not confined:
-            report("apparmor", f"annotation {key} is {value!r}; only runtime/default or localhost/<profile> keep AppArmor on")
+            report(
+                "apparmor",
+                f"annotation {key} is {value!r}; only runtime/default or localhost/<profile> keep AppArmor on",
+            )
         if key.startswith(SECCOMP_ANNOTATIONS) and not (confined or value == "docker/default"):
-            report("seccomp", f"annotation {key} is {value!r}; only runtime/default or localhost/<profile> keep seccomp on")
+            report(
+                "seccomp",
+                f"annotation {key} is {value!r}; only runtime/default or localhost/<profile> keep seccomp on",
+            )
         if key.startswith(NETWORK_ANNOTATIONS):
-            report("network-policy", f"annotation {key} attaches the pod to networks its NetworkPolicies do not cover")
+            report(
+                "network-policy",
+                f"annotation {key} attaches the pod to networks its NetworkPolicies do not cover",
+            )
     _check_placement(pod, report)
     for which, container in containers(pod):
         _check_container(container, which, context, report)
@@ -152,15 +188,24 @@ def _check_placement(pod: dict, report: Report) -> None:
     """An app's pods stay off the control plane and out of the way of the system's own."""
     priority = pod.get("priorityClassName")
     if isinstance(priority, str) and SYSTEM_PRIORITY.fullmatch(priority):
-        report("host-access", f"priorityClassName {priority} lets the pod preempt or outlast the cluster's own components")
+        report(
+            "host-access",
+            f"priorityClassName {priority} lets the pod preempt or outlast the cluster's own components",
+        )
     if pod.get("nodeName"):
         report("host-access", "nodeName places the pod on a node past the scheduler and its rules")
     for toleration in _list(pod.get("tolerations")):
         toleration = _map(toleration)
         if toleration.get("operator") == "Exists" and not toleration.get("key"):
-            report("host-access", "a toleration with operator Exists and no key tolerates every taint, the control plane's included")
+            report(
+                "host-access",
+                "a toleration with operator Exists and no key tolerates every taint, the control plane's included",
+            )
         elif toleration.get("key") in CONTROL_PLANE_TAINTS:
-            report("host-access", f"a toleration of {toleration.get('key')} lets the pod run on control-plane nodes")
+            report(
+                "host-access",
+                f"a toleration of {toleration.get('key')} lets the pod run on control-plane nodes",
+            )
 
 
 def _check_ids(context: dict, who: str, report: Report) -> None:
@@ -168,12 +213,21 @@ def _check_ids(context: dict, who: str, report: Report) -> None:
     user = context.get("runAsUser")
     if user is not None and (not isinstance(user, int) or isinstance(user, bool) or user < MIN_ID):
         report("non-root", f"{who} runs as user {user!r} (runAsUser must be at least {MIN_ID})")
-    groups = [("runAsGroup", context.get("runAsGroup")), ("fsGroup", context.get("fsGroup")),
-              *(("supplementalGroups", g) for g in _list(context.get("supplementalGroups")))]
-    low = [f"{key} {value!r}" for key, value in groups
-           if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < MIN_ID)]
+    groups = [
+        ("runAsGroup", context.get("runAsGroup")),
+        ("fsGroup", context.get("fsGroup")),
+        *(("supplementalGroups", g) for g in _list(context.get("supplementalGroups"))),
+    ]
+    low = [
+        f"{key} {value!r}"
+        for key, value in groups
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < MIN_ID)
+    ]
     if low:
-        report("non-root", f"{who} runs with a low group ID ({', '.join(low)}; at least {MIN_ID}, never the root group)")
+        report(
+            "non-root",
+            f"{who} runs with a low group ID ({', '.join(low)}; at least {MIN_ID}, never the root group)",
+        )
     sysctls = [_map(s).get("name") for s in _list(context.get("sysctls"))]
     unsafe = [str(name) for name in sysctls if name not in SAFE_SYSCTLS]
     if unsafe:
@@ -189,8 +243,11 @@ def stray_pod_settings(obj: dict, checked: set[int]) -> Iterator[dict]:
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
-            if id(node) not in checked and (isinstance(node.get("securityContext"), dict) or "volumes" in node
-                                            or any(key in node for key in ("hostNetwork", "hostPID", "hostIPC"))):
+            if id(node) not in checked and (
+                isinstance(node.get("securityContext"), dict)
+                or "volumes" in node
+                or any(key in node for key in ("hostNetwork", "hostPID", "hostIPC"))
+            ):
                 yield node
             if id(node) not in checked:
                 stack.extend(v for v in node.values() if isinstance(v, dict | list))
@@ -226,9 +283,14 @@ def _check_volume(volume: dict, api_access: bool, report: Report) -> None:
         report("host-access", f"volume '{name}' mounts a path of the node (hostPath)")
     others = [key for key in sources if key not in VOLUME_TYPES and key != "hostPath"]
     if others:
-        report("volume-types", f"volume '{name}' is of type {', '.join(map(str, others))}, which \"restricted\" does not allow")
+        report(
+            "volume-types",
+            f"volume '{name}' is of type {', '.join(map(str, others))}, which \"restricted\" does not allow",
+        )
     projected = _map(volume.get("projected"))
-    if not api_access and any("serviceAccountToken" in _map(source) for source in _list(projected.get("sources"))):
+    if not api_access and any(
+        "serviceAccountToken" in _map(source) for source in _list(projected.get("sources"))
+    ):
         report("service-account-token", f"volume '{name}' projects a ServiceAccount token")
 
 
@@ -266,15 +328,22 @@ def _check_context(context: dict, who: str, report: Report) -> None:
             report("selinux", f"{who} sets an SELinux user, role or type beyond container_t (seLinuxOptions)")
     apparmor = context.get("appArmorProfile")
     if apparmor is not None and _map(apparmor).get("type") not in SAFE_APPARMOR:
-        report("apparmor", f"{who} runs without an AppArmor profile (appArmorProfile.type is not RuntimeDefault or Localhost)")
+        report(
+            "apparmor",
+            f"{who} runs without an AppArmor profile (appArmorProfile.type is not RuntimeDefault or Localhost)",
+        )
     seccomp = context.get("seccompProfile")
     if seccomp is not None and _map(seccomp).get("type") not in SAFE_SECCOMP:
         report("seccomp", f"{who} sets a seccomp profile other than RuntimeDefault or Localhost")
 
 
 def _check_container(container: dict, which: str, pod_context: dict, report: Report) -> None:
-    label = {"initContainers": "init container", "ephemeralContainers": "ephemeral container"}.get(which, "container")
-    who = f"{label} '{container['name']}'" if isinstance(container.get("name"), str) else f"an unnamed {label}"
+    label = {"initContainers": "init container", "ephemeralContainers": "ephemeral container"}.get(
+        which, "container"
+    )
+    who = (
+        f"{label} '{container['name']}'" if isinstance(container.get("name"), str) else f"an unnamed {label}"
+    )
     context = _map(container.get("securityContext"))
 
     def effective(key):
@@ -283,8 +352,16 @@ def _check_container(container: dict, which: str, pod_context: dict, report: Rep
     _check_context(context, who, report)
     _check_ids({k: context.get(k) for k in ("runAsGroup",)}, who, report)
     user = effective("runAsUser")
-    if effective("runAsNonRoot") is not True or not isinstance(user, int) or isinstance(user, bool) or user < MIN_ID:
-        report("non-root", f"{who} may run as root or with a low user ID (runAsNonRoot true, runAsUser >= {MIN_ID})")
+    if (
+        effective("runAsNonRoot") is not True
+        or not isinstance(user, int)
+        or isinstance(user, bool)
+        or user < MIN_ID
+    ):
+        report(
+            "non-root",
+            f"{who} may run as root or with a low user ID (runAsNonRoot true, runAsUser >= {MIN_ID})",
+        )
     if context.get("allowPrivilegeEscalation") is not False:
         report("privilege-escalation", f"{who} may gain privileges (allowPrivilegeEscalation is not false)")
     capabilities = _map(context.get("capabilities"))
@@ -308,4 +385,6 @@ def _check_container(container: dict, which: str, pod_context: dict, report: Rep
         for part in ("requests", "limits"):
             missing = [r for r in ("cpu", "memory") if not _positive(_map(resources.get(part)).get(r))]
             if missing:
-                report("resources", f"{who} has no {part} for {' and '.join(missing)} (a quantity above zero)")
+                report(
+                    "resources", f"{who} has no {part} for {' and '.join(missing)} (a quantity above zero)"
+                )

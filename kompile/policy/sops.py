@@ -11,13 +11,28 @@ from __future__ import annotations
 
 import re
 
-ENC = re.compile(r"ENC\[AES256_GCM,data:[A-Za-z0-9+/=]+,iv:[A-Za-z0-9+/=]+,tag:[A-Za-z0-9+/=]+,"
-                 r"type:(str|int|float|bytes|bool|time|comment)\]")
+ENC = re.compile(
+    r"ENC\[AES256_GCM,data:[A-Za-z0-9+/=]+,iv:[A-Za-z0-9+/=]+,tag:[A-Za-z0-9+/=]+,"
+    r"type:(str|int|float|bytes|bool|time|comment)\]"
+)
 RECIPIENTS = ("age", "pgp", "kms", "gcp_kms", "azure_kv", "hc_vault", "hckms", "key_groups")
 # Everything sops writes in its metadata (stores/stores.go, Metadata); anything else is someone's text.
-METADATA = frozenset({*RECIPIENTS, "lastmodified", "mac", "version", "shamir_threshold", "mac_only_encrypted",
-                      "encrypted_regex", "unencrypted_regex", "encrypted_suffix", "unencrypted_suffix",
-                      "encrypted_comment_regex", "unencrypted_comment_regex"})
+METADATA = frozenset(
+    {
+        *RECIPIENTS,
+        "lastmodified",
+        "mac",
+        "version",
+        "shamir_threshold",
+        "mac_only_encrypted",
+        "encrypted_regex",
+        "unencrypted_regex",
+        "encrypted_suffix",
+        "unencrypted_suffix",
+        "encrypted_comment_regex",
+        "unencrypted_comment_regex",
+    }
+)
 # A data key encrypted to a recipient: the only metadata a credential scan may pass over as ciphertext.
 SOPS_KEY = re.compile(r"sops\.(key_groups\[\d+\]\.)?[a-z_]+\[\d+\]\.enc")
 
@@ -39,8 +54,12 @@ def sops_problem(doc: dict) -> str | None:
         return f"sops.{unknown[0]} is not sops metadata"
     if any(not isinstance(doc.get(field), (dict, type(None))) for field in ("data", "stringData")):
         return "data and stringData must be maps of names to values"
-    clear = [f"{field}.{key}" for field in ("data", "stringData") for key, value in (doc.get(field) or {}).items()
-             if not (value == "" or (isinstance(value, str) and ENC.fullmatch(value)))]
+    clear = [
+        f"{field}.{key}"
+        for field in ("data", "stringData")
+        for key, value in (doc.get(field) or {}).items()
+        if not (value == "" or (isinstance(value, str) and ENC.fullmatch(value)))
+    ]
     if clear:
         return f"{', '.join(clear[:3])} {'is' if len(clear) == 1 else 'are'} not encrypted"
     return None
@@ -51,4 +70,6 @@ def is_sops_encrypted(doc: dict) -> bool:
 
 
 def secret_keys(doc: dict) -> set[str]:
-    return {str(k) for field in ("data", "stringData") if isinstance(doc.get(field), dict) for k in doc[field]}
+    return {
+        str(k) for field in ("data", "stringData") if isinstance(doc.get(field), dict) for k in doc[field]
+    }

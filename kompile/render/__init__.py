@@ -47,7 +47,11 @@ FLUX_FORCE = {"kustomize.toolkit.fluxcd.io/force": "enabled"}  # a Job's templat
 
 def object_id_problem(obj) -> str | None:
     """Why obj is not an object kustomize can place (None when it is)."""
-    if not isinstance(obj, dict) or not isinstance(obj.get("apiVersion"), str) or not isinstance(obj.get("kind"), str):
+    if (
+        not isinstance(obj, dict)
+        or not isinstance(obj.get("apiVersion"), str)
+        or not isinstance(obj.get("kind"), str)
+    ):
         return "no apiVersion or kind"
     metadata = obj.get("metadata")
     if not isinstance(metadata, dict) or not isinstance(metadata.get("name"), str) or not metadata["name"]:
@@ -85,10 +89,16 @@ def render_stages(env: Environment, base_ids: frozenset = frozenset()) -> tuple[
 
     add(render_namespace(ctx), env.where)
     for account in env.accounts:
-        add(render_identity(ctx, account), env.span_of(f"components.{account.component}" if account.component else "identity"))
+        add(
+            render_identity(ctx, account),
+            env.span_of(f"components.{account.component}" if account.component else "identity"),
+        )
     add(render_config(ctx), env.span_of("env"))
     add(render_sealed_secrets(ctx), env.span_of("sealedSecrets"))
-    add(render_secrets(ctx), env.span_of("externalSecrets") if env.external_secrets else env.span_of("sopsSecrets"))
+    add(
+        render_secrets(ctx),
+        env.span_of("externalSecrets") if env.external_secrets else env.span_of("sopsSecrets"),
+    )
     add(render_default_deny(ctx), env.where)
     add(host_policies(ctx), env.span_of("network"))
     add(acme_solver_policy(ctx), env.span_of("ingress"))
@@ -113,8 +123,11 @@ def render_stages(env: Environment, base_ids: frozenset = frozenset()) -> tuple[
     # kustomize's name references point a binding's subjects at the ServiceAccounts of the build, matching
     # the namespace their files state: none for the base's (base_ids), the environment's for the overlay's
     # own, which the overlay writes as deployed.
-    accounts = {obj["metadata"]["name"]: None if object_id(obj) in base_ids else env.namespace
-                for obj in objects if obj["kind"] == "ServiceAccount"}
+    accounts = {
+        obj["metadata"]["name"]: None if object_id(obj) in base_ids else env.namespace
+        for obj in objects
+        if obj["kind"] == "ServiceAccount"
+    }
     deployed = [transform_for_environment(obj, env, accounts) for obj in objects]
     check_file_names(env, deployed, origins)
     check_secret_references(env, deployed, origins)
@@ -132,15 +145,27 @@ def check_file_names(env: Environment, objects: list[dict], origins: dict[tuple,
         where = origins.get(object_id(obj)) or env.where or Span(env.sources[-1])
         what = f"{obj['kind']}/{obj['metadata']['name']}"
         if "/" in name or name.startswith(".") or len(name.encode()) > MAX_NAME_BYTES:
-            problems.append(Diagnostic(Code.EXTRA_RESOURCE, f"{what} cannot be written to a file of its own: '{name[:80]}' is "
-                                       f"not one file name of at most {MAX_NAME_BYTES} bytes", where, "shorten its name"))
+            problems.append(
+                Diagnostic(
+                    Code.EXTRA_RESOURCE,
+                    f"{what} cannot be written to a file of its own: '{name[:80]}' is "
+                    f"not one file name of at most {MAX_NAME_BYTES} bytes",
+                    where,
+                    "shorten its name",
+                )
+            )
             continue
         other = seen.setdefault(name.lower(), obj)
         if other is not obj:
-            problems.append(Diagnostic(
-                Code.EXTRA_RESOURCE, f"{what} ({obj['apiVersion']}) and {other['kind']}/{other['metadata']['name']} "
-                f"({other['apiVersion']}) would be written to the same file, {name.lower()}", where,
-                "rename one of them: file names do not tell API groups or upper and lower case apart"))
+            problems.append(
+                Diagnostic(
+                    Code.EXTRA_RESOURCE,
+                    f"{what} ({obj['apiVersion']}) and {other['kind']}/{other['metadata']['name']} "
+                    f"({other['apiVersion']}) would be written to the same file, {name.lower()}",
+                    where,
+                    "rename one of them: file names do not tell API groups or upper and lower case apart",
+                )
+            )
     if problems:
         raise KompileError(problems)
 
@@ -166,18 +191,29 @@ def _extra_objects(env: Environment, generated: list[dict]) -> list[tuple[dict, 
     extra = []
     for item in env.extra_objects:
         obj = copy.deepcopy(item.body)
-        obj["metadata"].pop("namespace", None)  # it lands in the environment's namespace, as kustomize would put it
+        obj["metadata"].pop(
+            "namespace", None
+        )  # it lands in the environment's namespace, as kustomize would put it
         if object_id(obj) in taken:
             _, kind, name = object_id(obj)
-            raise KompileError([Diagnostic(Code.EXTRA_RESOURCE, f"extra resource {kind}/{name} has the name of an object kompile "
-                                           "generates", item.where, "change the generated object with spec.patches instead")])
+            raise KompileError(
+                [
+                    Diagnostic(
+                        Code.EXTRA_RESOURCE,
+                        f"extra resource {kind}/{name} has the name of an object kompile generates",
+                        item.where,
+                        "change the generated object with spec.patches instead",
+                    )
+                ]
+            )
         taken.add(object_id(obj))
         extra.append((obj, item.where))
     return extra
 
 
-def _apply_patches(objects: list[dict], patches: tuple[Patch, ...], origins: dict[tuple, Span],
-                   patched_ids: set[tuple]) -> list[dict]:
+def _apply_patches(
+    objects: list[dict], patches: tuple[Patch, ...], origins: dict[tuple, Span], patched_ids: set[tuple]
+) -> list[dict]:
     """objects with the user's patches applied; origins records, per object, the last patch that changed it,
     and patched_ids every object a patch touched."""
     for patch in patches:
@@ -201,25 +237,53 @@ def _apply_patches(objects: list[dict], patches: tuple[Patch, ...], origins: dic
                 else:
                     patched = apply_patch(obj, _patch_body(patch))
             except (PatchError, jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
-                raise KompileError([Diagnostic(Code.PATCH, f"patch does not apply to {name}: {exc}", patch.where)]) from None
+                raise KompileError(
+                    [Diagnostic(Code.PATCH, f"patch does not apply to {name}: {exc}", patch.where)]
+                ) from None
             except RecursionError:
-                raise KompileError([Diagnostic(Code.PATCH, f"patch makes {name} too deep to handle", patch.where)]) from None
+                raise KompileError(
+                    [Diagnostic(Code.PATCH, f"patch makes {name} too deep to handle", patch.where)]
+                ) from None
             _check_size(patched, name, patch)
             if object_id_problem(patched) or object_id(patched) != object_id(obj):
-                raise KompileError([Diagnostic(Code.PATCH, f"patch changes what {obj['kind']}/{obj['metadata']['name']} is "
-                                               f"({object_id_problem(patched) or 'its kind, API group or name'})", patch.where,
-                                               "a patch changes an object's contents; add another object with extraResources")])
+                raise KompileError(
+                    [
+                        Diagnostic(
+                            Code.PATCH,
+                            f"patch changes what {obj['kind']}/{obj['metadata']['name']} is "
+                            f"({object_id_problem(patched) or 'its kind, API group or name'})",
+                            patch.where,
+                            "a patch changes an object's contents; add another object with extraResources",
+                        )
+                    ]
+                )
             problem = shape_problem(patched)
             if problem:
-                raise KompileError([Diagnostic(Code.PATCH, f"patch leaves {name} in a shape kustomize cannot read: {problem}",
-                                               patch.where, "`kubectl explain` shows the field's type")])
+                raise KompileError(
+                    [
+                        Diagnostic(
+                            Code.PATCH,
+                            f"patch leaves {name} in a shape kustomize cannot read: {problem}",
+                            patch.where,
+                            "`kubectl explain` shows the field's type",
+                        )
+                    ]
+                )
             objects[index] = patched
             origins[object_id(patched)] = patch.where
             patched_ids.add(object_id(patched))
         if not matched:
             what = "/".join(str(target.get(k)) for k in ("kind", "name") if target.get(k))
-            raise KompileError([Diagnostic(Code.PATCH, f"patch matches no object ({what})", patch.where,
-                                           "`kompile render ENV` lists the objects and their names")])
+            raise KompileError(
+                [
+                    Diagnostic(
+                        Code.PATCH,
+                        f"patch matches no object ({what})",
+                        patch.where,
+                        "`kompile render ENV` lists the objects and their names",
+                    )
+                ]
+            )
     return objects
 
 
@@ -246,8 +310,16 @@ def too_large(value, max_depth: int = MAX_OBJECT_DEPTH, max_values: int = MAX_OB
 def _check_size(obj: dict, name: str, patch: Patch) -> None:
     problem = too_large(obj)
     if problem:
-        raise KompileError([Diagnostic(Code.PATCH, f"patch makes {name} too large: {problem}", patch.where,
-                                       "no Kubernetes object is that large; write the value out")])
+        raise KompileError(
+            [
+                Diagnostic(
+                    Code.PATCH,
+                    f"patch makes {name} too large: {problem}",
+                    patch.where,
+                    "no Kubernetes object is that large; write the value out",
+                )
+            ]
+        )
 
 
 def shape_problem(obj: dict) -> str | None:
@@ -256,15 +328,23 @@ def shape_problem(obj: dict) -> str | None:
     metadata = obj.get("metadata")
     for field in ("labels", "annotations"):
         value = metadata.get(field) if isinstance(metadata, dict) else None
-        if value is not None and not (isinstance(value, dict) and all(isinstance(v, str) for v in value.values())):
+        if value is not None and not (
+            isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+        ):
             return f"metadata.{field} must be a mapping of strings"
-    if isinstance(metadata, dict) and metadata.get("namespace") is not None and not isinstance(metadata["namespace"], str):
+    if (
+        isinstance(metadata, dict)
+        and metadata.get("namespace") is not None
+        and not isinstance(metadata["namespace"], str)
+    ):
         return "metadata.namespace must be a string"
     for path in kinds.template_label_paths(obj["apiVersion"], obj["kind"]):
         node = obj
         for key in path:
             if key == []:
-                if node is not None and not (isinstance(node, list) and all(isinstance(i, dict) for i in node)):
+                if node is not None and not (
+                    isinstance(node, list) and all(isinstance(i, dict) for i in node)
+                ):
                     return "spec.volumeClaimTemplates must be a list of mappings"
                 break
             node = node.get(key) if isinstance(node, dict) else None
@@ -277,7 +357,9 @@ def shape_problem(obj: dict) -> str | None:
             if template_meta is not None and not isinstance(template_meta, dict):
                 return f"{'.'.join(path)}.metadata must be a mapping"
             labels = template_meta.get("labels") if isinstance(template_meta, dict) else None
-            if labels is not None and not (isinstance(labels, dict) and all(isinstance(v, str) for v in labels.values())):
+            if labels is not None and not (
+                isinstance(labels, dict) and all(isinstance(v, str) for v in labels.values())
+            ):
                 return f"{'.'.join(path)}.metadata.labels must be a mapping of strings"
     return None
 
@@ -322,26 +404,42 @@ def environment_labels(env: Environment) -> dict[str, str]:
     return {meta.INSTANCE: env.instance}
 
 
-def check_deployed(env: Environment, objects: list[dict], origins: dict[tuple, Span], own: frozenset = frozenset()) -> None:
+def check_deployed(
+    env: Environment, objects: list[dict], origins: dict[tuple, Span], own: frozenset = frozenset()
+) -> None:
     """The policy gate on what the cluster receives. A finding is an error, at the setting, patch or
     manifest the object came from, unless the spec opts out of its rule (security.allow, with a reason)."""
-    scope = Scope(namespace=env.namespace, production=env.tier is Tier.PRODUCTION,
-                  api_accounts=frozenset(a.name for a in env.accounts if a.api_access),
-                  default_deny=f"{env.app}-default-deny", declared=env.declared_kinds,
-                  decrypts_sops=env.gitops is not None and env.gitops.tool is GitOpsTool.FLUX, own=own)
+    scope = Scope(
+        namespace=env.namespace,
+        production=env.tier is Tier.PRODUCTION,
+        api_accounts=frozenset(a.name for a in env.accounts if a.api_access),
+        default_deny=f"{env.app}-default-deny",
+        declared=env.declared_kinds,
+        decrypts_sops=env.gitops is not None and env.gitops.tool is GitOpsTool.FLUX,
+        own=own,
+    )
     problems = []
     for index, finding in check_stream(objects, scope):
-        if finding.rule is not None and any(a.covers(finding.rule, finding.object) for a in env.security.allow):
+        if finding.rule is not None and any(
+            a.covers(finding.rule, finding.object) for a in env.security.allow
+        ):
             continue
         where = origins.get(object_id(objects[index])) if index >= 0 else None
         where = where or env.where or Span(env.sources[-1])
         if finding.rule is None:
-            problems.append(Diagnostic(finding.code, f"{finding.object}: {finding.message}", where, finding.hint))
+            problems.append(
+                Diagnostic(finding.code, f"{finding.object}: {finding.message}", where, finding.hint)
+            )
         else:
-            problems.append(Diagnostic(
-                finding.code, f"{finding.object}: {finding.message} (rule {finding.rule})", where,
-                f"keep the hardening, or opt out visibly: security: {{allow: [{{rule: {finding.rule}, "
-                f"object: {finding.object}, reason: ...}}]}}"))
+            problems.append(
+                Diagnostic(
+                    finding.code,
+                    f"{finding.object}: {finding.message} (rule {finding.rule})",
+                    where,
+                    f"keep the hardening, or opt out visibly: security: {{allow: [{{rule: {finding.rule}, "
+                    f"object: {finding.object}, reason: ...}}]}}",
+                )
+            )
     if problems:
         raise KompileError(problems)
 
@@ -366,10 +464,15 @@ def check_secret_references(env: Environment, objects: list[dict], origins: dict
         read = _secret_names({"imagePullSecrets": obj.get("imagePullSecrets")} if is_account else obj)
         for name in sorted(read):
             if name not in provided:
-                problems.append(Diagnostic(
-                    Code.SECRET_REFERENCE, f"{obj['kind']}/{obj['metadata']['name']} reads Secret '{name}', which nothing in "
-                    f"environment '{env.name}' provides", origins.get(object_id(obj)) or env.where or Span(env.sources[-1]),
-                    f"add sealedSecrets: {{{name}: ...}} to {env.sources[-1]}, or declare it under the App's secrets"))
+                problems.append(
+                    Diagnostic(
+                        Code.SECRET_REFERENCE,
+                        f"{obj['kind']}/{obj['metadata']['name']} reads Secret '{name}', which nothing in "
+                        f"environment '{env.name}' provides",
+                        origins.get(object_id(obj)) or env.where or Span(env.sources[-1]),
+                        f"add sealedSecrets: {{{name}: ...}} to {env.sources[-1]}, or declare it under the App's secrets",
+                    )
+                )
     if problems:
         raise KompileError(problems)
 
@@ -381,14 +484,37 @@ def _secret_names(node) -> set[str]:
     if isinstance(node, dict):
         for key, value in node.items():
             # nodePublishSecretRef (and its siblings): a CSI volume's driver reads the Secret for the pod.
-            if key in ("secretRef", "secretKeyRef", "nodePublishSecretRef", "nodeStageSecretRef", "controllerPublishSecretRef",
-                       "controllerExpandSecretRef", "nodeExpandSecretRef") \
-                    and isinstance(value, dict) and isinstance(value.get("name"), str):
+            if (
+                key
+                in (
+                    "secretRef",
+                    "secretKeyRef",
+                    "nodePublishSecretRef",
+                    "nodeStageSecretRef",
+                    "controllerPublishSecretRef",
+                    "controllerExpandSecretRef",
+                    "nodeExpandSecretRef",
+                )
+                and isinstance(value, dict)
+                and isinstance(value.get("name"), str)
+            ):
                 found.add(value["name"])
-            elif key == "imagePullSecrets" and isinstance(value, list):  # registry credentials are Secrets too
-                found |= {item["name"] for item in value if isinstance(item, dict) and isinstance(item.get("name"), str)}
-            elif key == "secret" and isinstance(value, dict) and isinstance(value.get("secretName", value.get("name")), str):
-                found.add(value.get("secretName", value.get("name")))  # a volume, or a projected volume's source
+            elif key == "imagePullSecrets" and isinstance(
+                value, list
+            ):  # registry credentials are Secrets too
+                found |= {
+                    item["name"]
+                    for item in value
+                    if isinstance(item, dict) and isinstance(item.get("name"), str)
+                }
+            elif (
+                key == "secret"
+                and isinstance(value, dict)
+                and isinstance(value.get("secretName", value.get("name")), str)
+            ):
+                found.add(
+                    value.get("secretName", value.get("name"))
+                )  # a volume, or a projected volume's source
             else:
                 found |= _secret_names(value)
     elif isinstance(node, list):

@@ -9,8 +9,12 @@ from kompile.model import Container
 from kompile.render.probes import container_probes
 
 
-def helper_containers(identity: PodIdentity, sidecars: tuple[Container, ...], init_containers: tuple[Container, ...],
-                      app_image: str) -> tuple[list[dict], list[dict]]:
+def helper_containers(
+    identity: PodIdentity,
+    sidecars: tuple[Container, ...],
+    init_containers: tuple[Container, ...],
+    app_image: str,
+) -> tuple[list[dict], list[dict]]:
     """A pod's initContainers, and the volumes they write to. Its sidecars come first (restartPolicy
     Always: started in order, each once its startup probe passes, and stopped after the app's containers,
     also in a Job), then the init containers that run to completion, which may already use the sidecars
@@ -25,11 +29,22 @@ def helper_containers(identity: PodIdentity, sidecars: tuple[Container, ...], in
             volume = f"{container.name}-{index}"[:63].rstrip("-")
             volumes.append({"name": volume, "emptyDir": {"sizeLimit": identity.tmp_size}})
             mounts.append({"mountPath": path, "name": volume})
-        out.append(pod.container(
-            container.name, app_image if container.app_image else container.image, identity, command=container.command,
-            args=container.args, ports=ports, env=env, env_from=env_from, volume_mounts=mounts,
-            probes=container_probes(container.probes) if restart else None,
-            resources=pod.resources(container.resources.requests, container.resources.limits), restart_policy=restart))
+        out.append(
+            pod.container(
+                container.name,
+                app_image if container.app_image else container.image,
+                identity,
+                command=container.command,
+                args=container.args,
+                ports=ports,
+                env=env,
+                env_from=env_from,
+                volume_mounts=mounts,
+                probes=container_probes(container.probes) if restart else None,
+                resources=pod.resources(container.resources.requests, container.resources.limits),
+                restart_policy=restart,
+            )
+        )
     return out, volumes
 
 

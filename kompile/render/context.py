@@ -25,7 +25,9 @@ class Context:
         """Hashes of the config and of the secrets a pod reads (secrets None: all): a new value of
         either restarts the pods that read it, and only those."""
         annotations = {"kompile.dev/config-hash": _digest(self.env.env)}
-        values = {name: value for name, value in self.secret_values.items() if secrets is None or name in secrets}
+        values = {
+            name: value for name, value in self.secret_values.items() if secrets is None or name in secrets
+        }
         if values:
             annotations["kompile.dev/secrets-hash"] = _digest(values)
         return annotations
@@ -65,8 +67,11 @@ class Context:
         """The ConfigMap first, then the secrets (secrets None: all the App declares): a secret wins over
         a setting of the same name."""
         sources = [{"configMapRef": {"name": self.config_name}}]
-        sources += [{"secretRef": {"name": s.name}} for s in self.env.secrets
-                    if s.mount is SecretMount.ENV and (secrets is None or s.name in secrets)]
+        sources += [
+            {"secretRef": {"name": s.name}}
+            for s in self.env.secrets
+            if s.mount is SecretMount.ENV and (secrets is None or s.name in secrets)
+        ]
         return sources
 
     def secret_volumes(self, secrets: tuple[str, ...] | None = None) -> tuple[list[dict], list[dict]]:
@@ -81,9 +86,16 @@ class Context:
 
 
 def build_context(env: Environment) -> Context:
-    values: dict[str, object] = {s["metadata"]["name"]: s.get("spec", {}).get("encryptedData", {}) for s in env.sealed_secrets}
+    values: dict[str, object] = {
+        s["metadata"]["name"]: s.get("spec", {}).get("encryptedData", {}) for s in env.sealed_secrets
+    }
     values.update({s["metadata"]["name"]: s.get("spec", {}) for s in env.external_secrets})
-    values.update({s["metadata"]["name"]: {k: s.get(k) for k in ("data", "stringData") if s.get(k)} for s in env.sops_secrets})
+    values.update(
+        {
+            s["metadata"]["name"]: {k: s.get(k) for k in ("data", "stringData") if s.get(k)}
+            for s in env.sops_secrets
+        }
+    )
     shared = env.accounts[0]
     identity = PodIdentity(
         service_account=shared.name,

@@ -17,14 +17,25 @@ def render_metrics(ctx: Context, component: Component) -> list[dict]:
         return []
     name = f"{ctx.name(component.name)}-metrics"
     labels = ctx.labels(component.name)
-    service = resource("v1", "Service", object_meta(name, labels), spec={
-        "ports": [{"name": "metrics", "port": metrics.port, "protocol": "TCP", "targetPort": "metrics"}],
-        "selector": ctx.selector(component.name),
-        "type": "ClusterIP",
-    })
-    monitor = resource("monitoring.coreos.com/v1", "ServiceMonitor", object_meta(ctx.name(component.name), dict(sorted({**labels, **monitoring.labels}.items()))),
-                       spec={
-                           "endpoints": [{"interval": monitoring.interval, "path": metrics.path, "port": "metrics", "scheme": "http"}],
-                           "selector": {"matchLabels": ctx.selector(component.name)},
-                       })
+    service = resource(
+        "v1",
+        "Service",
+        object_meta(name, labels),
+        spec={
+            "ports": [{"name": "metrics", "port": metrics.port, "protocol": "TCP", "targetPort": "metrics"}],
+            "selector": ctx.selector(component.name),
+            "type": "ClusterIP",
+        },
+    )
+    monitor = resource(
+        "monitoring.coreos.com/v1",
+        "ServiceMonitor",
+        object_meta(ctx.name(component.name), dict(sorted({**labels, **monitoring.labels}.items()))),
+        spec={
+            "endpoints": [
+                {"interval": monitoring.interval, "path": metrics.path, "port": "metrics", "scheme": "http"}
+            ],
+            "selector": {"matchLabels": ctx.selector(component.name)},
+        },
+    )
     return [service, monitor]

@@ -21,8 +21,11 @@ def container_probes(probes: Probes, *, named_port: int | None = None, host: str
     """named_port is the port the container names `http` (probes on it use the name); host is the Host
     header HTTP probes send on that port (Django refuses the kubelet's pod IP unless it is allowed)."""
     out = {}
-    for key, probe in (("startupProbe", probes.startup), ("readinessProbe", probes.readiness),
-                       ("livenessProbe", probes.liveness)):
+    for key, probe in (
+        ("startupProbe", probes.startup),
+        ("readinessProbe", probes.readiness),
+        ("livenessProbe", probes.liveness),
+    ):
         if probe is not None:
             out[key] = _probe(key, probe, named_port, host)
     return out
@@ -39,6 +42,9 @@ def _probe(key: str, probe: Probe, named_port: int | None, host: str | None) -> 
         check, timing = {"httpGet": http}, HTTP_TIMING[key]
     else:
         check, timing = {"tcpSocket": {"port": port}}, HTTP_TIMING[key]
-    given = {"failureThreshold": probe.failure_threshold, "periodSeconds": probe.period_seconds,
-             "timeoutSeconds": probe.timeout_seconds}
+    given = {
+        "failureThreshold": probe.failure_threshold,
+        "periodSeconds": probe.period_seconds,
+        "timeoutSeconds": probe.timeout_seconds,
+    }
     return {**check, **{k: given[k] if given[k] is not None else v for k, v in timing.items()}}

@@ -50,14 +50,34 @@ def render_migrate(ctx: Context) -> list[dict]:
         return []
     volumes, mounts = ctx.secret_volumes(migrate.secrets)
     container = pod.container(
-        "migrate", ctx.env.image_name, ctx.identity, command=migrate.command, env_from=ctx.env_from(migrate.secrets),
-        volume_mounts=mounts, resources=pod.resources(migrate.resources.requests, migrate.resources.limits))
-    helpers, helper_volumes = helper_containers(ctx.identity, migrate.sidecars, migrate.init_containers, ctx.env.image_name)
-    template = pod.pod_template(ctx.pod_labels("migrate", ctx.env.accounts[0]),
-                                ctx.pod_annotations(pod_secrets(migrate.secrets, (*migrate.sidecars, *migrate.init_containers))), ctx.identity,
-                                [container], volumes=[*volumes, *helper_volumes], restart_policy="Never", init_containers=helpers)
-    job = workloads.job(ctx.name("migrate"), ctx.workload_labels("migrate"), {}, template,
-                        backoff_limit=migrate.backoff_limit, deadline_seconds=migrate.timeout_seconds)
+        "migrate",
+        ctx.env.image_name,
+        ctx.identity,
+        command=migrate.command,
+        env_from=ctx.env_from(migrate.secrets),
+        volume_mounts=mounts,
+        resources=pod.resources(migrate.resources.requests, migrate.resources.limits),
+    )
+    helpers, helper_volumes = helper_containers(
+        ctx.identity, migrate.sidecars, migrate.init_containers, ctx.env.image_name
+    )
+    template = pod.pod_template(
+        ctx.pod_labels("migrate", ctx.env.accounts[0]),
+        ctx.pod_annotations(pod_secrets(migrate.secrets, (*migrate.sidecars, *migrate.init_containers))),
+        ctx.identity,
+        [container],
+        volumes=[*volumes, *helper_volumes],
+        restart_policy="Never",
+        init_containers=helpers,
+    )
+    job = workloads.job(
+        ctx.name("migrate"),
+        ctx.workload_labels("migrate"),
+        {},
+        template,
+        backoff_limit=migrate.backoff_limit,
+        deadline_seconds=migrate.timeout_seconds,
+    )
     return [job, component_policy(ctx, "migrate")]
 
 

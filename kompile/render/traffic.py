@@ -8,7 +8,10 @@ from kompile.model import Route
 from kompile.render.context import Context
 
 # ingress-nginx closes a proxied connection idle for 60 s unless told otherwise: websockets need more.
-NGINX_TIMEOUTS = ("nginx.ingress.kubernetes.io/proxy-read-timeout", "nginx.ingress.kubernetes.io/proxy-send-timeout")
+NGINX_TIMEOUTS = (
+    "nginx.ingress.kubernetes.io/proxy-read-timeout",
+    "nginx.ingress.kubernetes.io/proxy-send-timeout",
+)
 
 
 def render_ingress(ctx: Context, component: str) -> list[dict]:
@@ -26,18 +29,34 @@ def render_ingress(ctx: Context, component: str) -> list[dict]:
     name = ctx.name(component)
     backend = {"service": {"name": name, "port": {"name": "http"}}}
     paths = [{"backend": backend, "path": r.path, "pathType": "Prefix"} for r in routes]
-    return [resource("networking.k8s.io/v1", "Ingress", object_meta(name, ctx.labels(component), annotations), spec={
-        "ingressClassName": ingress.class_name,
-        "rules": [{"host": host, "http": {"paths": [dict(p) for p in paths]}} for host in ingress.hosts],
-        "tls": [{"hosts": list(ingress.hosts), "secretName": ingress.tls_secret}],
-    })]
+    return [
+        resource(
+            "networking.k8s.io/v1",
+            "Ingress",
+            object_meta(name, ctx.labels(component), annotations),
+            spec={
+                "ingressClassName": ingress.class_name,
+                "rules": [
+                    {"host": host, "http": {"paths": [dict(p) for p in paths]}} for host in ingress.hosts
+                ],
+                "tls": [{"hosts": list(ingress.hosts), "secretName": ingress.tls_secret}],
+            },
+        )
+    ]
 
 
 def _rule(ctx: Context, route: Route) -> dict:
     # Every field the API server would default is written out, so Argo CD sees no difference after apply.
     rule: dict = {
-        "backendRefs": [{"group": "", "kind": "Service", "name": ctx.name(route.component),
-                         "port": ctx.env.component(route.component).port, "weight": 1}],
+        "backendRefs": [
+            {
+                "group": "",
+                "kind": "Service",
+                "name": ctx.name(route.component),
+                "port": ctx.env.component(route.component).port,
+                "weight": 1,
+            }
+        ],
         "matches": [{"path": {"type": "PathPrefix", "value": route.path}}],
     }
     if route.timeout_seconds:
@@ -56,11 +75,18 @@ def render_route(ctx: Context) -> list[dict]:
         parent["namespace"] = gateway.namespace
     if gateway.section:
         parent["sectionName"] = gateway.section
-    return [resource("gateway.networking.k8s.io/v1", "HTTPRoute", object_meta(ctx.app, ctx.labels()), spec={
-        "hostnames": list(ingress.hosts),
-        "parentRefs": [parent],
-        "rules": [_rule(ctx, route) for route in ingress.routes],
-    })]
+    return [
+        resource(
+            "gateway.networking.k8s.io/v1",
+            "HTTPRoute",
+            object_meta(ctx.app, ctx.labels()),
+            spec={
+                "hostnames": list(ingress.hosts),
+                "parentRefs": [parent],
+                "rules": [_rule(ctx, route) for route in ingress.routes],
+            },
+        )
+    ]
 
 
 def render_certificate(ctx: Context) -> list[dict]:
@@ -70,8 +96,15 @@ def render_certificate(ctx: Context) -> list[dict]:
     if ingress is None or ingress.certificate is None:
         return []
     cert = ingress.certificate
-    return [resource("cert-manager.io/v1", "Certificate", object_meta(ingress.tls_secret, ctx.labels()), spec={
-        "dnsNames": list(ingress.hosts),
-        "issuerRef": {"group": "cert-manager.io", "kind": cert.kind, "name": cert.issuer},
-        "secretName": ingress.tls_secret,
-    })]
+    return [
+        resource(
+            "cert-manager.io/v1",
+            "Certificate",
+            object_meta(ingress.tls_secret, ctx.labels()),
+            spec={
+                "dnsNames": list(ingress.hosts),
+                "issuerRef": {"group": "cert-manager.io", "kind": cert.kind, "name": cert.issuer},
+                "secretName": ingress.tls_secret,
+            },
+        )
+    ]
