@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kompile.errors import Code, Diagnostic, KompileError, Severity, naming_environments
-from kompile.git import folder_in_repo, remote_urls, same_repository
-from kompile.gitops import GITOPS, layout_gitops
 from kompile.layout import Compiled, base_dir, layout_base, layout_overlay, overlay_dir
+from kompile.layout.gitops import GITOPS, layout_gitops
+from kompile.load.git import folder_in_repo, remote_urls, same_repository
+from kompile.load.project import Project, load_project, require_environments
 from kompile.model import Environment
 from kompile.normalise import normalise_base, normalise_environment
-from kompile.project import Project, load_project, require_environments
 from kompile.render import render_stages
 from kompile.validate import validate_project
 

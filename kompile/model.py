@@ -8,6 +8,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from kompile import names
 from kompile.errors import Span
 
 
@@ -393,7 +394,7 @@ class Environment:
 
     @property
     def instance(self) -> str | None:
-        return f"{self.app}-{self.name}" if self.name else None
+        return names.instance(self.app, self.name) if self.name else None
 
     def component(self, name: str) -> Component:
         return next(c for c in self.components if c.name == name)

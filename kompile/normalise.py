@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from kompile.commands import celery_time_limit, graceful_timeout
+from kompile import names
 from kompile.errors import Span
-from kompile.merge import app_settings
+from kompile.k8s.quantity import parse_quantity
+from kompile.load.merge import app_settings
+from kompile.load.project import Project
 from kompile.model import (
     DEFAULT_DNS,
     Account,
@@ -42,10 +44,9 @@ from kompile.model import (
     Security,
     Tier,
 )
-from kompile.project import Project
-from kompile.quantity import parse_quantity
 from kompile.source import YMap, plain
 from kompile.spec import quantity_text
+from kompile.spec.commands import celery_time_limit, graceful_timeout
 from kompile.validate import SCOPE_ANNOTATIONS, Resolved, declared_kinds
 
 DEFAULT_REQUESTS = {"cpu": "100m", "memory": "256Mi", "ephemeral-storage": "64Mi"}
@@ -156,7 +157,13 @@ def _component(
     autoscaling = body.get("autoscaling")
     own_account = body.get("identity") is not None or body.get("rbac") is not None
     account = (
-        _account(f"{app}-{name}", body.get("identity"), body.get("rbac"), fallback=shared, component=name)
+        _account(
+            names.component(app, name),
+            body.get("identity"),
+            body.get("rbac"),
+            fallback=shared,
+            component=name,
+        )
         if own_account
         else shared
     )

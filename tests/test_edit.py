@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from kompile.compiler import compile_project
-from kompile.edit import promote, set_image, write_edit
+from kompile.tools.edit import promote, set_image, write_edit
 from kompile.errors import Code, KompileError
 
 DIGEST = "sha256:" + "ab" * 32

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kompile.explain import explain_environment
-from kompile.project import load_project
+from kompile.tools.explain import explain_environment
+from kompile.load.project import load_project
 
 
 def kompile(*args: str) -> subprocess.CompletedProcess:

@@ -216,7 +216,7 @@ def test_applicationset_with_cluster_names(tmp_path: Path):
 
 
 def test_switching_tools_replaces_the_gitops_folder(tmp_path: Path):
-    from kompile.write import write_tree
+    from kompile.output.write import write_tree
 
     root = variant(tmp_path, "argocd")
     output = compile_project(root)

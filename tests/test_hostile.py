@@ -153,7 +153,7 @@ def test_a_planted_link_at_the_temporary_name_is_not_written_through(tmp_path: P
     build refuse; the link's target is untouched and nothing visible changes."""
     import secrets
 
-    from kompile.write import write_tree
+    from kompile.output.write import write_tree
 
     from conftest import copy_example
 
@@ -175,7 +175,7 @@ def test_a_planted_link_at_the_temporary_name_is_not_written_through(tmp_path: P
 def test_a_full_disk_while_staging_changes_nothing_visible(tmp_path: Path, monkeypatch):
     import errno
 
-    from kompile.write import write_tree
+    from kompile.output.write import write_tree
 
     from conftest import copy_example
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from kompile import __version__
 from kompile.errors import Code, Diagnostic, Span
-from kompile.report import ProgressBar, format_diagnostic, use_colour
+from kompile.cli.report import ProgressBar, format_diagnostic, use_colour
 
 
 def kompile(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from kompile.overlay import read_overlay
+from kompile.output.overlay import read_overlay
 from kompile.render import object_id
 
 from conftest import GOLDEN, golden_overlays, kustomize_build

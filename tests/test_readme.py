@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kompile.specdoc import reference_markdown
+from kompile.spec.doc import reference_markdown
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"

@@ -11,8 +11,8 @@ import pytest
 
 from kompile.compiler import compile_project
 from kompile.errors import Code, KompileError
-from kompile.manifest import MANIFEST, read_manifest
-from kompile.write import apply_plan, plan_write
+from kompile.output.manifest import MANIFEST, read_manifest
+from kompile.output.write import apply_plan, plan_write
 
 
 def build(root: Path, force: bool = False, only=None):
@@ -185,7 +185,7 @@ def test_symlinked_output_folder_leading_outside_is_refused(example, tmp_path):
 def test_interrupted_build_leftovers_are_owned_and_completed(example):
     """A build killed after recording its intent: the pending manifest owns old and new contents."""
     from kompile.safefs import Root
-    from kompile.write import plan_write, record_intent
+    from kompile.output.write import plan_write, record_intent
 
     build(example)
     spec = example / "environments/app.yaml"

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterator
 
 from kompile.k8s.kinds import Kind
-from kompile.quantity import parse_quantity
+from kompile.k8s.quantity import parse_quantity
 
 QUANTITY = re.compile(r"[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?")
 

@@ -10,6 +10,7 @@ import copy
 
 import jsonpatch
 
+from kompile import names
 from kompile.errors import Code, Diagnostic, KompileError, Span
 from kompile.k8s import kinds, meta
 from kompile.k8s.meta import file_name
@@ -413,7 +414,7 @@ def check_deployed(
         namespace=env.namespace,
         production=env.tier is Tier.PRODUCTION,
         api_accounts=frozenset(a.name for a in env.accounts if a.api_access),
-        default_deny=f"{env.app}-default-deny",
+        default_deny=names.default_deny(env.app),
         declared=env.declared_kinds,
         decrypts_sops=env.gitops is not None and env.gitops.tool is GitOpsTool.FLUX,
         own=own,

@@ -7,6 +7,7 @@ import json
 import re
 from dataclasses import dataclass, replace
 
+from kompile import names
 from kompile.k8s import meta
 from kompile.k8s.pod import PodIdentity
 from kompile.model import Account, Component, Environment, SecretMount
@@ -37,7 +38,7 @@ class Context:
         return self.env.app
 
     def name(self, component: str) -> str:
-        return f"{self.env.app}-{component}"
+        return names.component(self.env.app, component)
 
     def labels(self, component: str | None = None) -> dict[str, str]:
         return meta.labels(self.env.app, component)
@@ -105,7 +106,7 @@ def build_context(env: Environment) -> Context:
         tmp_size=env.security.tmp_size,
         api_access=shared.api_access,
     )
-    return Context(env=env, identity=identity, config_name=f"{env.app}-config", secret_values=values)
+    return Context(env=env, identity=identity, config_name=names.config_map(env.app), secret_values=values)
 
 
 def probe_host(env: Environment, component: Component) -> str | None:

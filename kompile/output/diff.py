@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kompile.errors import Span
-from kompile.manifest import MANIFEST, Manifest, read_manifest
+from kompile.output.manifest import MANIFEST, Manifest, read_manifest
 from kompile.safefs import Refused, Root
 
 MAX_OUTPUT_BYTES = 16 << 20  # committed output files larger than this are not kompile's
@@ -256,8 +256,8 @@ def diff_project(
 
     from kompile.compiler import compile_project
     from kompile.errors import Code, Diagnostic, KompileError, Span
-    from kompile.git import GitError, export_revision
-    from kompile.project import require_environments
+    from kompile.load.git import GitError, export_revision
+    from kompile.load.project import require_environments
 
     now = compile_project(root, keep_objects=False)
     if only and base is None:  # an environment removed from the specs still has its committed overlay
@@ -366,7 +366,7 @@ def _objects(root: Path, names: list[str]) -> dict[str, list[dict]]:
 
 def _committed_objects(root: Path, names: set[str]) -> dict[str, list[dict] | None]:
     from kompile.errors import Code, Diagnostic, KompileError
-    from kompile.overlay import OverlayError, read_overlay
+    from kompile.output.overlay import OverlayError, read_overlay
 
     try:
         return {name: read_overlay(root, name) for name in sorted(names)}
@@ -400,8 +400,8 @@ def unchanged_since_build(root: Path) -> bool:
     (It trusts the manifest; where a pull request could forge it, run `kompile check --full`.)"""
     from kompile import __version__
     from kompile.errors import KompileError
-    from kompile.manifest import digest
-    from kompile.project import spec_paths
+    from kompile.load.project import spec_paths
+    from kompile.output.manifest import digest
     from kompile.source import MAX_FILE_BYTES
 
     try:

@@ -8,9 +8,9 @@ file a person applies by hand to hand the repo to the controller.
 from __future__ import annotations
 
 from kompile.emit import emit_yaml, header
-from kompile.gitops import argocd, flux
 from kompile.k8s.meta import file_name
 from kompile.model import Environment, GitOpsTool
+from kompile.render.gitops import argocd, flux
 
 GITOPS = "gitops"
 KUSTOMIZATION = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"}

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from kompile import spec
+from kompile import names, spec
 from kompile.errors import Span
-from kompile.merge import effective_spec
-from kompile.project import Project
+from kompile.load.merge import effective_spec
+from kompile.load.project import Project
 from kompile.source import YList, YMap, plain
 
 # Settings that apply whether or not a spec mentions them (so their defaults are worth showing).
@@ -31,7 +31,7 @@ class Setting:
 def explain_environment(project: Project, name: str, prefix: str = "") -> list[Setting]:
     settings, chain = effective_spec(project, name)
     if "namespace" not in settings:
-        settings["namespace"] = f"{project.name}-{name}"
+        settings["namespace"] = names.instance(project.name, name)
     origins = {project.app.rel: "App", project.environments[name].rel: "environment"}
     origins.update({project.environments[other].rel: f"extends {other}" for other in chain[:-1]})
     rows: list[Setting] = []

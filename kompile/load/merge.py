@@ -13,7 +13,7 @@ import difflib
 
 from kompile import spec
 from kompile.errors import Code, Diagnostic, KompileError
-from kompile.project import Project
+from kompile.load.project import Project
 from kompile.source import YList, YMap
 
 # The identity of an environment is never inherited through extends.

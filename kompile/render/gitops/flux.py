@@ -5,18 +5,13 @@ from __future__ import annotations
 
 import re
 
+from kompile import names
 from kompile.k8s import meta
 from kompile.model import Environment
 
 SOURCE_API = "source.toolkit.fluxcd.io/v1"
 KUSTOMIZE_API = "kustomize.toolkit.fluxcd.io/v1"
 IN_CLUSTER = ("https://kubernetes.default.svc", "in-cluster")
-
-
-def kubeconfig_secret(cluster: str) -> str:
-    host = re.sub(r"^https://", "", cluster).split("/", 1)[0].split(":", 1)[0]
-    slug = re.sub(r"[^a-z0-9]+", "-", host.lower()).strip("-")[:50] or "cluster"
-    return f"{slug}-kubeconfig"
 
 
 def git_repository(base: Environment) -> dict:
@@ -46,7 +41,7 @@ def kustomization(
     spec["interval"] = gitops.interval
     if cluster is not None and cluster not in IN_CLUSTER:
         # A remote cluster: Flux reads its kubeconfig from this Secret (create it once per cluster).
-        spec["kubeConfig"] = {"secretRef": {"name": kubeconfig_secret(cluster)}}
+        spec["kubeConfig"] = {"secretRef": {"name": names.kubeconfig_secret(cluster)}}
     # No targetNamespace: the overlay sets every object's namespace itself.
     spec.update(
         {
@@ -78,5 +73,5 @@ def render_flux(base: Environment, envs: list[Environment]) -> tuple[list[dict],
         )
         for env in envs
     )
-    root = kustomization(base, f"{base.app}-gitops", base.gitops.source_path("gitops/flux"), None)
+    root = kustomization(base, names.gitops_root(base.app), base.gitops.source_path("gitops/flux"), None)
     return managed, [git_repository(base), root]

@@ -31,7 +31,7 @@ def _discover_root(value: Path | None) -> Path:
     (found as git finds .git); with none, say so and how to start one."""
     if value is not None:
         return value
-    from kompile.project import find_root
+    from kompile.load.project import find_root
 
     found = find_root(Path.cwd())
     if found is None:
@@ -85,14 +85,14 @@ def main_options(
 
 
 def _warn(warnings, root: Path) -> None:
-    from kompile.report import format_diagnostic, use_colour
+    from kompile.cli.report import format_diagnostic, use_colour
 
     for warning in warnings:
         print(format_diagnostic(warning, root, use_colour(sys.stderr)), file=sys.stderr)
 
 
 def _fail(exc, root: Path, fmt: Format = Format.text) -> None:
-    from kompile.report import format_diagnostic, format_json, use_colour
+    from kompile.cli.report import format_diagnostic, format_json, use_colour
 
     if fmt is Format.json:
         print(format_json(exc.diagnostics))
@@ -109,9 +109,9 @@ def _fail(exc, root: Path, fmt: Format = Format.text) -> None:
 def validate(root: Root = None, format: FormatOption = Format.text) -> None:
     """Check the specs and report every problem, with file, line and column. It compiles everything in
     memory (writing nothing), so whatever `build` would refuse, `validate` reports."""
+    from kompile.cli.report import format_json
     from kompile.compiler import compile_project
     from kompile.errors import KompileError
-    from kompile.report import format_json
 
     try:
         output = compile_project(root, keep_objects=False)
@@ -148,7 +148,7 @@ def init(
     import re
 
     from kompile.errors import KompileError
-    from kompile.scaffold import scaffold, write_scaffold
+    from kompile.tools.scaffold import scaffold, write_scaffold
 
     name = app_name or re.sub(r"[^a-z0-9-]+", "-", root.resolve().name.lower()).strip("-") or "app"
     try:
@@ -189,7 +189,7 @@ def _plan_build(root: Path, only=None, force: bool = False, progress=None, remov
     would remove a production environment (or one of unknown tier) that `remove` does not name."""
     from kompile.compiler import compile_project
     from kompile.errors import Code, Diagnostic, KompileError, Span
-    from kompile.write import plan_write
+    from kompile.output.write import plan_write
 
     output = compile_project(root, only, keep_objects=False, progress=progress)
     plan = plan_write(
@@ -235,8 +235,8 @@ def _removals(plan) -> list[str]:
 
 def _apply_build(root: Path, plan) -> None:
     """Write a planned build, warning first when the output folders hold uncommitted changes."""
-    from kompile.git import uncommitted_outputs
-    from kompile.write import apply_plan
+    from kompile.load.git import uncommitted_outputs
+    from kompile.output.write import apply_plan
 
     if not plan.is_noop:
         dirty = uncommitted_outputs(root)
@@ -260,7 +260,7 @@ def _built(output, plan) -> str:
 
 def _progress(total_hint: int, quiet: bool):
     """A bar on a terminal when there are more than a few dozen environments to compile."""
-    from kompile.report import ProgressBar
+    from kompile.cli.report import ProgressBar
 
     if quiet or total_hint <= 24 or not sys.stderr.isatty():
         return None
@@ -286,9 +286,9 @@ def build(
     quiet: Quiet = False,
 ) -> None:
     """Compile environments/ and write bases/, overlays/ and gitops/ (only files that changed)."""
+    from kompile.cli.report import format_summary, summary_rows
     from kompile.errors import KompileError
-    from kompile.project import spec_paths
-    from kompile.report import format_summary, summary_rows
+    from kompile.load.project import spec_paths
 
     try:
         progress = _progress(len(env) if env else len(spec_paths(root)), quiet or format is Format.json)
@@ -338,9 +338,9 @@ def check(
 ) -> None:
     """Exit 0 if the committed output is exactly what the specs produce, 1 if not (listing the files).
     It recompiles every time: a manifest record can be forged along with the files it vouches for."""
-    from kompile.diff import unchanged_since_build
     from kompile.errors import KompileError
-    from kompile.manifest import read_manifest, warning_diagnostics
+    from kompile.output.diff import unchanged_since_build
+    from kompile.output.manifest import read_manifest, warning_diagnostics
 
     if fast and not full and unchanged_since_build(root):
         _warn(
@@ -349,8 +349,8 @@ def check(
         print("ok: the output is up to date")
         return
     from kompile.compiler import compile_project
-    from kompile.diff import compare_with_disk
-    from kompile.write import next_manifest
+    from kompile.output.diff import compare_with_disk
+    from kompile.output.write import next_manifest
 
     try:
         output = compile_project(root, keep_objects=False)
@@ -365,7 +365,7 @@ def check(
     if not changes:
         print("ok: the output is up to date")
         return
-    from kompile.manifest import recorded_environments
+    from kompile.output.manifest import recorded_environments
 
     for name, tier in sorted(recorded_environments(old).items() if old else ()):
         if name not in output.tiers:  # first, and loud: what goes is easy to miss in a list of files
@@ -388,8 +388,8 @@ def check(
 
 def _edit_and_build(root: Path, make_edit, no_build: bool) -> None:
     """Write a spec edit, then rebuild; when the build refuses the result, the spec is put back."""
-    from kompile.edit import write_edit
     from kompile.errors import KompileError
+    from kompile.tools.edit import write_edit
 
     try:
         edit = make_edit()
@@ -405,7 +405,7 @@ def _edit_and_build(root: Path, make_edit, no_build: bool) -> None:
     try:
         output, plan = _plan_build(root)
     except KompileError as exc:
-        from kompile.report import format_diagnostic, use_colour
+        from kompile.cli.report import format_diagnostic, use_colour
 
         for diagnostic in exc.diagnostics:  # shown against the edited file, before it is put back
             print(format_diagnostic(diagnostic, root, use_colour(sys.stderr)), file=sys.stderr)
@@ -434,7 +434,7 @@ def set_image(
     no_build: NoBuild = False,
 ) -> None:
     """Pin an environment's image (what is not given is removed), editing only that value, then rebuild."""
-    from kompile.edit import set_image as pin
+    from kompile.tools.edit import set_image as pin
 
     _edit_and_build(root, lambda: pin(root, env, tag, digest), no_build)
 
@@ -447,7 +447,7 @@ def promote(
     no_build: NoBuild = False,
 ) -> None:
     """Give one environment the image (tag and digest) another runs, editing only that value, then rebuild."""
-    from kompile.edit import promote as copy_image
+    from kompile.tools.edit import promote as copy_image
 
     _edit_and_build(root, lambda: copy_image(root, source, target), no_build)
 
@@ -466,8 +466,8 @@ def explain(
 ) -> None:
     """The effective value of each setting of an environment and where it came from."""
     from kompile.errors import KompileError
-    from kompile.explain import Setting, explain_environment
-    from kompile.project import load_project, require_environments
+    from kompile.load.project import load_project, require_environments
+    from kompile.tools.explain import Setting, explain_environment
     from kompile.validate import validate_project
 
     try:
@@ -527,9 +527,9 @@ def diff(
     ] = DiffFormat.text,
 ) -> None:
     """What a change does to each environment, object by object. Exit 1 when anything differs."""
-    from kompile.diff import diff_project
+    from kompile.cli.report import format_changes_json, format_changes_markdown, format_changes_text
     from kompile.errors import KompileError
-    from kompile.report import format_changes_json, format_changes_markdown, format_changes_text
+    from kompile.output.diff import diff_project
 
     try:
         names, changes = diff_project(root, base, env or None)

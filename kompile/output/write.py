@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kompile.errors import Code, Diagnostic, KompileError, Span
-from kompile.manifest import MANIFEST, Manifest, digest, read_manifest, recorded_environments
+from kompile.output.manifest import MANIFEST, Manifest, digest, read_manifest, recorded_environments
 from kompile.safefs import TEMP, Refused, Root, path_problem
 
 LEGACY_TEMP_SUFFIX = ".kompile-tmp"  # what builds before 0.2 left behind when interrupted

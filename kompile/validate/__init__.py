@@ -8,22 +8,21 @@ import math
 import re
 from dataclasses import dataclass
 
-from kompile import spec
-from kompile.commands import runs_embedded_beat, through_broker
+from kompile import names, spec
 from kompile.errors import Code, Collector, Diagnostic, KompileError, Span, naming_environments
-from kompile.gitops.flux import kubeconfig_secret
 from kompile.k8s import kinds
 from kompile.k8s.transformers import image_name
-from kompile.merge import app_settings, effective_spec
+from kompile.load.merge import app_settings, effective_spec
+from kompile.load.project import Project, expand_lists
 from kompile.policy.gate import image_problem
 from kompile.policy.network import WIDEST, covers_half, network
 from kompile.policy.plaintext import credential_in
 from kompile.policy.pods import Unclassifiable, pod_specs
 from kompile.policy.pods import containers as pod_containers
 from kompile.policy.sops import secret_keys, sops_problem
-from kompile.project import Project, expand_lists
 from kompile.safefs import MAX_NAME_BYTES
 from kompile.source import YList, YMap, describe
+from kompile.spec.commands import runs_embedded_beat, through_broker
 
 SEALED_SECRET_API = "bitnami.com/v1alpha1"
 SCOPE_ANNOTATIONS = {
@@ -70,7 +69,7 @@ def validate_project(project: Project) -> list[Resolved]:
         )
         if "namespace" not in settings:
             # After the check: <app>-<environment> gets its own message (_check_environment) when too long.
-            settings["namespace"] = f"{project.name}-{name}"
+            settings["namespace"] = names.instance(project.name, name)
         if len(out.items) == before:
             check_settings(project, settings, name, out)
             _check_environment(project, name, settings, out)
@@ -124,7 +123,7 @@ def check_settings(project: Project, settings: YMap, env: str | None, out: Colle
 
 
 def _check_component(app: str, name: str, component: YMap, key_span: Span, out: Collector) -> None:
-    if len(f"{app}-{name}") > 63:
+    if len(names.component(app, name)) > 63:
         out.error(
             Code.INVALID_NAME,
             f"'{app}-{name}' (app and component) is longer than 63 characters",
@@ -133,7 +132,7 @@ def _check_component(app: str, name: str, component: YMap, key_span: Span, out: 
         )
     kind = component.get("type")
     _check_workload_shape(name, kind, component, key_span, out)
-    if kind == "cron" and len(f"{app}-{name}") > 52:
+    if kind == "cron" and len(names.component(app, name)) > 52:
         out.error(
             Code.INVALID_NAME,
             f"'{app}-{name}' (app and cron component) is longer than 52 characters",
@@ -1083,7 +1082,7 @@ def _check_environment(project: Project, name: str, settings: YMap, out: Collect
             where,
             "give the environment a namespace of its own",
         )
-    if len(f"{project.name}-{name}") > 63:
+    if len(names.instance(project.name, name)) > 63:
         out.error(
             Code.INVALID_NAME,
             f"'{project.name}-{name}' (app and environment) is longer than 63 characters",
@@ -1167,7 +1166,7 @@ def _check_previews(project: Project, settings: YMap, out: Collector) -> None:
             out.error(
                 Code.SEALED_SECRET_MISMATCH,
                 f"sealedSecrets.{secret_name}: sealed with scope {scope}, it cannot be "
-                f"unsealed in a preview's namespace ({project.name}-pr-<number>)",
+                f"unsealed in a preview's namespace ({names.preview(project.name, '<number>')})",
                 settings["sealedSecrets"].key_span(secret_name),
                 "seal the preview's values with --scope cluster-wide, or take them from a store with externalSecrets",
             )
@@ -1349,7 +1348,7 @@ def _check_inherited_sealing(
     )
     if writer is None or writer == env or entry.get("scope", "strict") == "cluster-wide":
         return
-    theirs = project.environments[writer].spec.get("namespace") or f"{project.name}-{writer}"
+    theirs = project.environments[writer].spec.get("namespace") or names.instance(project.name, writer)
     if theirs != namespace:
         out.error(
             Code.SEALED_SECRET_MISMATCH,
@@ -1670,7 +1669,7 @@ def cluster_identity(cluster: str | None, tool: str | None = None) -> str:
     if not cluster:
         return IN_CLUSTER
     if tool == "flux" and cluster.strip().lower() not in _IN_CLUSTER:
-        return f"flux-kubeconfig:{kubeconfig_secret(cluster)}"
+        return f"flux-kubeconfig:{names.kubeconfig_secret(cluster)}"
     text = cluster.strip()
     if text.lower().startswith("https://"):
         rest = text[len("https://") :]
@@ -1706,7 +1705,7 @@ def _check_namespaces(project: Project, resolved: list[Resolved], out: Collector
                 out.error(
                     Code.NAMESPACE_CLASH,
                     f"cluster {written} and {first[0]} (environment '{first[1]}') share Flux's "
-                    f"kubeconfig Secret '{kubeconfig_secret(written)}'",
+                    f"kubeconfig Secret '{names.kubeconfig_secret(written)}'",
                     env.settings.value_span("cluster"),
                     "Flux names the Secret after the host name: write one cluster the same way everywhere, and "
                     "give different clusters host names that differ in more than punctuation or port",
@@ -1745,16 +1744,18 @@ def _check_namespaces(project: Project, resolved: list[Resolved], out: Collector
             seen[key] = env.name
     if any(env.settings.get("pullRequests") for env in resolved):
         # A pull request's preview is the Application <app>-pr-<number> in the namespace of that name.
-        preview = re.compile(rf"{re.escape(project.name)}-pr-[0-9]+")
         for env in resolved:
             if not env.settings.get("pullRequests") and (
-                preview.fullmatch(env.namespace) or preview.fullmatch(f"{project.name}-{env.name}")
+                names.is_preview(project.name, env.namespace)
+                or names.is_preview(project.name, names.instance(project.name, env.name))
             ):
-                explicit = "namespace" in env.settings.value_spans and preview.fullmatch(env.namespace)
+                explicit = "namespace" in env.settings.value_spans and names.is_preview(
+                    project.name, env.namespace
+                )
                 out.error(
                     Code.NAMESPACE_CLASH,
                     f"environment '{env.name}' takes the name of a pull request's preview "
-                    f"('{env.namespace if explicit else f'{project.name}-{env.name}'}')",
+                    f"('{env.namespace if explicit else names.instance(project.name, env.name)}')",
                     env.settings.value_span("namespace")
                     if explicit
                     else project.environments[env.name].doc["metadata"].value_span("name"),

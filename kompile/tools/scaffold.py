@@ -7,8 +7,9 @@ import json
 import re
 from pathlib import Path
 
+from kompile import names
 from kompile.errors import Code, Diagnostic, KompileError, Span
-from kompile.project import ENVIRONMENTS_DIR, SPEC_SUFFIXES
+from kompile.load.project import ENVIRONMENTS_DIR, SPEC_SUFFIXES
 from kompile.safefs import Refused, Root
 from kompile.spec import API_VERSION, DNS_LABEL, json_schema
 
@@ -93,7 +94,7 @@ def scaffold(app: str, environments: list[str], gitops: str) -> dict[str, str]:
             "lower-case letters, digits and '-', e.g. shop or prod",
         )
         for name in [app, *environments]
-        if not re.match(DNS_LABEL, name) or len(f"{app}-{name}") > 63
+        if not re.match(DNS_LABEL, name) or len(names.instance(app, name)) > 63
     ]
     if not environments:
         problems.append(

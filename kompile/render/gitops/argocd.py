@@ -7,6 +7,7 @@ import json
 import re
 import secrets
 
+from kompile import names
 from kompile.errors import Code, Diagnostic, KompileError, Span
 from kompile.k8s import meta
 from kompile.k8s.kinds import KINDS
@@ -107,7 +108,7 @@ def application_set(base: Environment, envs: list[Environment]) -> dict:
         for e in envs
     ]
     template = {
-        "metadata": {"name": f"{base.app}-{action('env')}", "labels": _labels(base.app)},
+        "metadata": {"name": names.instance(base.app, action("env")), "labels": _labels(base.app)},
         "spec": _spec(base, action("path"), {key: action(key), "namespace": action("namespace")}),
     }
     return {
@@ -131,7 +132,7 @@ PLACEHOLDERS = {
 
 
 def preview_namespace(base: Environment, pattern: str | None = None) -> str:
-    return f"{base.app}-pr-{action('number') if pattern is None else pattern}"
+    return names.preview(base.app, action("number") if pattern is None else pattern)
 
 
 def _filled(text: str) -> str:
@@ -159,7 +160,7 @@ def preview_application_set(base: Environment, env: Environment) -> dict:
         for component in ingress.routed:
             patches.append(
                 _json_patch(
-                    {"kind": "Ingress", "name": f"{base.app}-{component}"},
+                    {"kind": "Ingress", "name": names.component(base.app, component)},
                     [
                         {"op": "replace", "path": "/spec/rules/0/host", "value": host},
                         {"op": "replace", "path": "/spec/tls/0/hosts", "value": [host]},
@@ -187,7 +188,7 @@ def preview_application_set(base: Environment, env: Environment) -> dict:
         )
         patches.append(
             _json_patch(
-                {"kind": "ConfigMap", "name": f"{base.app}-config"},
+                {"kind": "ConfigMap", "name": names.config_map(base.app)},
                 [{"op": "add", "path": "/data/DJANGO_ALLOWED_HOSTS", "value": allowed}],
             )
         )
@@ -222,7 +223,10 @@ def preview_application_set(base: Environment, env: Environment) -> dict:
             "goTemplateOptions": ["missingkey=error"],
             "template": as_template(
                 {
-                    "metadata": {"name": f"{base.app}-pr-{action('number')}", "labels": _labels(base.app)},
+                    "metadata": {
+                        "name": names.preview(base.app, action("number")),
+                        "labels": _labels(base.app),
+                    },
                     "spec": spec,
                 }
             ),
@@ -277,7 +281,7 @@ def root_application(base: Environment) -> dict:
         "apiVersion": API,
         "kind": "Application",
         "metadata": {
-            "name": f"{base.app}-gitops",
+            "name": names.gitops_root(base.app),
             "namespace": gitops.namespace,
             "labels": _labels(base.app),
         },

@@ -1,0 +1,50 @@
+"""Every name kompile derives from an app's and an environment's names, defined once.
+
+The cluster, Argo CD and Flux see these names; validate checks their lengths, render writes them, and
+the GitOps objects refer to them, so each is spelled in exactly one place.
+"""
+
+from __future__ import annotations
+
+import re
+
+
+def instance(app: str, env: str) -> str:
+    """An environment's Application or Kustomization, and its namespace unless the spec names one."""
+    return f"{app}-{env}"
+
+
+def component(app: str, name: str) -> str:
+    """A component's Deployment, CronJob, Service, ServiceAccount, Ingress, ..."""
+    return f"{app}-{name}"
+
+
+def config_map(app: str) -> str:
+    """The ConfigMap of the App's plain settings."""
+    return f"{app}-config"
+
+
+def default_deny(app: str) -> str:
+    """The NetworkPolicy that denies all ingress and egress of every pod."""
+    return f"{app}-default-deny"
+
+
+def gitops_root(app: str) -> str:
+    """The root Application or Kustomization that syncs gitops/<tool>/ (so no environment is named gitops)."""
+    return f"{app}-gitops"
+
+
+def preview(app: str, number: str) -> str:
+    """A pull request's preview: its Application and its namespace (number may be a template action)."""
+    return f"{app}-pr-{number}"
+
+
+def is_preview(app: str, name: str) -> bool:
+    return re.fullmatch(rf"{re.escape(app)}-pr-[0-9]+", name) is not None
+
+
+def kubeconfig_secret(cluster: str) -> str:
+    """The Secret Flux reads a remote cluster's kubeconfig from, named after its host."""
+    host = re.sub(r"^https://", "", cluster).split("/", 1)[0].split(":", 1)[0]
+    slug = re.sub(r"[^a-z0-9]+", "-", host.lower()).strip("-")[:50] or "cluster"
+    return f"{slug}-kubeconfig"

@@ -1,0 +1,1 @@
+"""Tools over the specs: edit (set-image, promote), explain, init."""
