@@ -1,7 +1,8 @@
-"""The command line: parse options, call the core, print, choose the exit code. Nothing else.
+"""The command line: parse options, call kompile.api, print, choose the exit code. Nothing else.
 
 Exit codes follow `git diff --exit-code`: 0 all good, 1 differences found, 2 invalid input.
-Heavy imports (the compiler, deepdiff) happen inside the commands that need them.
+The API (and with it the compiler and deepdiff) is imported inside the commands, so `--version`
+and `--help` stay quick.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def _discover_root(value: Path | None) -> Path:
     (found as git finds .git); with none, say so and how to start one."""
     if value is not None:
         return value
-    from kompile.load.project import find_root
+    from kompile.api import find_root
 
     found = find_root(Path.cwd())
     if found is None:
@@ -91,15 +92,21 @@ def _warn(warnings, root: Path) -> None:
         print(format_diagnostic(warning, root, use_colour(sys.stderr)), file=sys.stderr)
 
 
+def _show(diagnostics, root: Path) -> None:
+    from kompile.cli.report import format_diagnostic, use_colour
+
+    colour = use_colour(sys.stderr)
+    for diagnostic in diagnostics:
+        print(format_diagnostic(diagnostic, root, colour), file=sys.stderr)
+
+
 def _fail(exc, root: Path, fmt: Format = Format.text) -> None:
-    from kompile.cli.report import format_diagnostic, format_json, use_colour
+    from kompile.cli.report import format_json
 
     if fmt is Format.json:
         print(format_json(exc.diagnostics))
     else:
-        colour = use_colour(sys.stderr)
-        for diagnostic in exc.diagnostics:
-            print(format_diagnostic(diagnostic, root, colour), file=sys.stderr)
+        _show(exc.diagnostics, root)
         count = len(exc.diagnostics)
         print(f"{count} problem{'s' if count != 1 else ''} found; nothing was written.", file=sys.stderr)
     raise typer.Exit(2)
@@ -109,24 +116,22 @@ def _fail(exc, root: Path, fmt: Format = Format.text) -> None:
 def validate(root: Root = None, format: FormatOption = Format.text) -> None:
     """Check the specs and report every problem, with file, line and column. It compiles everything in
     memory (writing nothing), so whatever `build` would refuse, `validate` reports."""
+    from kompile import api
     from kompile.cli.report import format_json
-    from kompile.compiler import compile_project
-    from kompile.errors import KompileError
 
     try:
-        output = compile_project(root, keep_objects=False)
-    except KompileError as exc:
+        result = api.validate(root)
+    except api.KompileError as exc:
         _fail(exc, root, format)
     # Every opt-out from the hardening is listed, every time: weakening is allowed only in plain sight.
-    opt_outs = output.warnings
     if format is Format.json:
-        print(format_json(opt_outs))
+        print(format_json(result.opt_outs))
         return
-    _warn((*opt_outs, *output.notices), root)
-    count = len(output.names)
+    _warn(result.warnings, root)
+    count, opt_outs = len(result.environments), len(result.opt_outs)
     print(
-        f"ok: app {output.project.name}, {count} environment{'s' if count != 1 else ''} ({', '.join(output.names)})"
-        + (f"; {len(opt_outs)} hardening opt-out{'s' if len(opt_outs) != 1 else ''}" if opt_outs else "")
+        f"ok: app {result.app}, {count} environment{'s' if count != 1 else ''} ({', '.join(result.environments)})"
+        + (f"; {opt_outs} hardening opt-out{'s' if opt_outs != 1 else ''}" if opt_outs else "")
     )
 
 
@@ -147,14 +152,12 @@ def init(
     """Start a repo: a commented environments/ (App and environments) and kompile.schema.json for editors."""
     import re
 
-    from kompile.errors import KompileError
-    from kompile.tools.scaffold import scaffold, write_scaffold
+    from kompile import api
 
     name = app_name or re.sub(r"[^a-z0-9-]+", "-", root.resolve().name.lower()).strip("-") or "app"
     try:
-        files = scaffold(name, [e.strip() for e in env.split(",") if e.strip()], gitops.value)
-        write_scaffold(root, files)
-    except KompileError as exc:
+        files = api.init(root, name, [e.strip() for e in env.split(",") if e.strip()], gitops.value)
+    except api.KompileError as exc:
         _fail(exc, root)
     for path in files:
         print(f"wrote {path}")
@@ -168,9 +171,9 @@ def schema(
     ] = None,
 ) -> None:
     """Print the JSON Schema of App and Environment files (for editors and CI)."""
-    from kompile.spec import json_schema
+    from kompile import api
 
-    text = json.dumps(json_schema(), indent=2) + "\n"
+    text = json.dumps(api.schema(), indent=2) + "\n"
     if output is None:
         sys.stdout.write(text)
         return
@@ -184,78 +187,14 @@ def schema(
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but problems.")]
 
 
-def _plan_build(root: Path, only=None, force: bool = False, progress=None, remove: tuple[str, ...] = ()):
-    """(output, plan) of a build, nothing written yet; KompileError when it cannot be done, and when it
-    would remove a production environment (or one of unknown tier) that `remove` does not name."""
-    from kompile.compiler import compile_project
-    from kompile.errors import Code, Diagnostic, KompileError, Span
-    from kompile.output.write import plan_write
-
-    output = compile_project(root, only, keep_objects=False, progress=progress)
-    plan = plan_write(
-        root, output.files, output.owned, output.inputs, force, output.warnings, output.tiers, output.partial
-    )
-    guarded = [
-        name
-        for name, tier in plan.removed_environments.items()
-        if tier in (None, "production") and name not in remove
-    ]
-    if guarded:
-        raise KompileError(
-            [
-                Diagnostic(
-                    Code.ENVIRONMENT_REMOVED,
-                    f"environment '{name}' ({'tier: production' if plan.removed_environments[name] else 'tier unknown'}) "
-                    f"is no longer in environments/: this build would delete its overlay and its GitOps object, and a GitOps tool "
-                    "that prunes would then remove what runs there",
-                    Span(f"environments/{name}.yaml"),
-                    f"if that is meant, run `kompile build --remove {name}`; otherwise restore environments/{name}.yaml",
-                )
-                for name in guarded
-            ]
-        )
-    return output, plan
-
-
-def _removals(plan) -> list[str]:
+def _removals(removals) -> list[str]:
     """Lines naming every environment a build removes, and every file (and GitOps object) with it."""
     lines = []
-    for name, tier in sorted(plan.removed_environments.items()):
-        gone = [
-            path
-            for path in plan.deletes
-            if path.startswith(f"overlays/{name}/") or path.endswith(f"-{name}.yaml")
-        ]
-        lines.append(
-            f"removed environment '{name}'" + (f" (tier: {tier})" if tier else "") + f": {len(gone)} files"
-        )
-        lines += [f"  removed  {path}" for path in gone]
+    for removal in removals:
+        tier = f" (tier: {removal.tier})" if removal.tier else ""
+        lines.append(f"removed environment '{removal.environment}'{tier}: {len(removal.files)} files")
+        lines += [f"  removed  {path}" for path in removal.files]
     return lines
-
-
-def _apply_build(root: Path, plan) -> None:
-    """Write a planned build, warning first when the output folders hold uncommitted changes."""
-    from kompile.load.git import uncommitted_outputs
-    from kompile.output.write import apply_plan
-
-    if not plan.is_noop:
-        dirty = uncommitted_outputs(root)
-        if dirty:
-            print(
-                f"warning: {len(dirty)} output file(s) have uncommitted changes (e.g. {dirty[0]}); "
-                "kompile only replaces files it generated",
-                file=sys.stderr,
-            )
-    apply_plan(root, plan)
-
-
-def _built(output, plan) -> str:
-    opt_outs = len(output.warnings)
-    return (
-        f"built {len(output.names)} environment(s): {len(plan.added)} added, {len(plan.changed)} changed, "
-        f"{len(plan.deletes)} removed, {len(plan.unchanged)} unchanged"
-        + (f"; {opt_outs} hardening opt-out{'s' if opt_outs != 1 else ''}" if opt_outs else "")
-    )
 
 
 def _progress(total_hint: int, quiet: bool):
@@ -278,24 +217,22 @@ def build(
         list[str] | None,
         typer.Option(
             "--remove",
-            help="Confirm removing this production environment's "
-            "output (repeatable); needed when its spec is gone.",
+            help="Confirm removing this production environment's output (repeatable); needed when its spec is gone.",
         ),
     ] = None,
     format: FormatOption = Format.text,
     quiet: Quiet = False,
 ) -> None:
     """Compile environments/ and write bases/, overlays/ and gitops/ (only files that changed)."""
+    from kompile import api
     from kompile.cli.report import format_summary, summary_rows
-    from kompile.errors import KompileError
-    from kompile.load.project import spec_paths
 
     try:
-        progress = _progress(len(env) if env else len(spec_paths(root)), quiet or format is Format.json)
-        output, plan = _plan_build(root, env or None, force, progress, tuple(remove or ()))
-        _apply_build(root, plan)
-    except KompileError as exc:
+        progress = _progress(len(env) if env else len(api.spec_paths(root)), quiet or format is Format.json)
+        result = api.build(root, env or None, force, tuple(remove or ()), progress)
+    except api.KompileError as exc:
         _fail(exc, root, format)
+    output, plan = result.output, result.plan
     rows = summary_rows(output.names, output.object_counts, len(output.base.objects), plan)
     if format is Format.json:
         print(
@@ -313,12 +250,14 @@ def build(
             )
         )
         return
-    _warn((*output.warnings, *output.notices), root)  # shown even with --quiet: weakening only in plain sight
-    for line in _removals(plan):  # and so is every removal: an environment never disappears silently
+    _warn(result.warnings, root)  # shown even with --quiet: weakening only in plain sight
+    for line in _removals(
+        result.removals
+    ):  # and so is every removal: an environment never disappears silently
         print(line, file=sys.stderr)
     if not quiet:
         print(format_summary(rows))
-        print(_built(output, plan))
+        print(result.summary)
 
 
 @app.command()
@@ -338,43 +277,25 @@ def check(
 ) -> None:
     """Exit 0 if the committed output is exactly what the specs produce, 1 if not (listing the files).
     It recompiles every time: a manifest record can be forged along with the files it vouches for."""
-    from kompile.errors import KompileError
-    from kompile.output.diff import unchanged_since_build
-    from kompile.output.manifest import read_manifest, warning_diagnostics
-
-    if fast and not full and unchanged_since_build(root):
-        _warn(
-            warning_diagnostics(read_manifest(root)), root
-        )  # the opt-outs it was built with, listed every time
-        print("ok: the output is up to date")
-        return
-    from kompile.compiler import compile_project
-    from kompile.output.diff import compare_with_disk
-    from kompile.output.write import next_manifest
+    from kompile import api
 
     try:
-        output = compile_project(root, keep_objects=False)
-        old = read_manifest(root)
-        manifest = next_manifest(
-            old, output.files, output.owned, output.inputs, output.warnings, output.tiers
-        )
-        changes = compare_with_disk(root, output.files, manifest, output.owned)
-    except KompileError as exc:
+        result = api.check(root, fast=fast and not full)
+    except api.KompileError as exc:
         _fail(exc, root)
-    _warn((*output.warnings, *output.notices), root)
-    if not changes:
+    _warn(result.warnings, root)
+    if result.up_to_date:
         print("ok: the output is up to date")
         return
-    from kompile.output.manifest import recorded_environments
-
-    for name, tier in sorted(recorded_environments(old).items() if old else ()):
-        if name not in output.tiers:  # first, and loud: what goes is easy to miss in a list of files
-            confirm = "; `kompile build` needs --remove " + name if tier in (None, "production") else ""
-            print(
-                f"REMOVED  environment '{name}'"
-                + (f" (tier: {tier})" if tier else "")
-                + f": its overlay and GitOps object go{confirm}"
-            )
+    for (
+        name,
+        tier,
+        needs_remove,
+    ) in result.removed:  # first, and loud: what goes is easy to miss in a list of files
+        confirm = f"; `kompile build` needs --remove {name}" if needs_remove else ""
+        tier_text = f" (tier: {tier})" if tier else ""
+        print(f"REMOVED  environment '{name}'{tier_text}: its overlay and GitOps object go{confirm}")
+    changes = result.changes
     for label, paths in (
         ("added", changes.added),
         ("changed", changes.changed),
@@ -386,40 +307,28 @@ def check(
     raise typer.Exit(1)
 
 
-def _edit_and_build(root: Path, make_edit, no_build: bool) -> None:
-    """Write a spec edit, then rebuild; when the build refuses the result, the spec is put back."""
-    from kompile.errors import KompileError
-    from kompile.tools.edit import write_edit
+def _edit(root: Path, run, no_build: bool) -> None:
+    """Report a spec edit and its rebuild; when the build refused it, the spec is already back."""
+    from kompile import api
 
     try:
-        edit = make_edit()
-    except KompileError as exc:
-        _fail(exc, root)
-    if not edit.changed:
-        print(f"{edit.path}: already so; nothing changed")
-        return
-    write_edit(root, edit)
-    if no_build:
-        print(f"{edit.path}: image updated (not built)")
-        return
-    try:
-        output, plan = _plan_build(root)
-    except KompileError as exc:
-        from kompile.cli.report import format_diagnostic, use_colour
-
-        for diagnostic in exc.diagnostics:  # shown against the edited file, before it is put back
-            print(format_diagnostic(diagnostic, root, use_colour(sys.stderr)), file=sys.stderr)
-        write_edit(root, type(edit)(edit.path, edit.after, edit.before))
+        edited = run(not no_build)
+    except api.EditRefused as exc:
+        _show(exc.diagnostics, root)  # shown against the edited file, before it was put back
         print(
-            f"the build refuses this change, so {edit.path} is back as it was; nothing else was written.",
+            f"the build refuses this change, so {exc.path} is back as it was; nothing else was written.",
             file=sys.stderr,
         )
         raise typer.Exit(2) from None
-    try:
-        _apply_build(root, plan)
-    except KompileError as exc:
+    except api.KompileError as exc:
         _fail(exc, root)
-    print(f"{edit.path}: image updated; {_built(output, plan)}")
+    if not edited.changed:
+        print(f"{edited.path}: already so; nothing changed")
+    elif edited.build is None:
+        print(f"{edited.path}: image updated (not built)")
+    else:
+        _warn(edited.build.warnings, root)
+        print(f"{edited.path}: image updated; {edited.build.summary}")
 
 
 NoBuild = Annotated[bool, typer.Option("--no-build", help="Only edit the spec; do not rebuild the output.")]
@@ -434,9 +343,9 @@ def set_image(
     no_build: NoBuild = False,
 ) -> None:
     """Pin an environment's image (what is not given is removed), editing only that value, then rebuild."""
-    from kompile.tools.edit import set_image as pin
+    from kompile import api
 
-    _edit_and_build(root, lambda: pin(root, env, tag, digest), no_build)
+    _edit(root, lambda build_after: api.set_image(root, env, tag, digest, build_after), no_build)
 
 
 @app.command()
@@ -447,9 +356,9 @@ def promote(
     no_build: NoBuild = False,
 ) -> None:
     """Give one environment the image (tag and digest) another runs, editing only that value, then rebuild."""
-    from kompile.tools.edit import promote as copy_image
+    from kompile import api
 
-    _edit_and_build(root, lambda: copy_image(root, source, target), no_build)
+    _edit(root, lambda build_after: api.promote(root, source, target, build_after), no_build)
 
 
 @app.command()
@@ -465,29 +374,13 @@ def explain(
     root: Root = None,
 ) -> None:
     """The effective value of each setting of an environment and where it came from."""
-    from kompile.errors import KompileError
-    from kompile.load.project import load_project, require_environments
-    from kompile.tools.explain import Setting, explain_environment
-    from kompile.validate import validate_project
+    from kompile import api
 
+    if matrix and path is not None:
+        raise typer.BadParameter("with --matrix, give only the setting: kompile explain --matrix PATH")
     try:
-        project = load_project(root)
-        validate_project(project)
-        if matrix:
-            if path is not None:
-                raise typer.BadParameter(
-                    "with --matrix, give only the setting: kompile explain --matrix PATH"
-                )
-            rows = []
-            for name in project.environments:
-                found = explain_environment(project, name, first)
-                rows += [(name, setting) for setting in found] or [
-                    (name, Setting(first, "(not set)", "", None))
-                ]
-        else:
-            require_environments(project, [first])
-            rows = [(first, setting) for setting in explain_environment(project, first, path or "")]
-    except KompileError as exc:
+        rows = api.explain(root, first, path or "", matrix)
+    except api.KompileError as exc:
         _fail(exc, root)
     if not rows or all(s.value == "(not set)" for _, s in rows):
         print(f"no setting under '{first if matrix else path}'", file=sys.stderr)
@@ -527,13 +420,12 @@ def diff(
     ] = DiffFormat.text,
 ) -> None:
     """What a change does to each environment, object by object. Exit 1 when anything differs."""
+    from kompile import api
     from kompile.cli.report import format_changes_json, format_changes_markdown, format_changes_text
-    from kompile.errors import KompileError
-    from kompile.output.diff import diff_project
 
     try:
-        names, changes = diff_project(root, base, env or None)
-    except KompileError as exc:
+        names, changes = api.diff(root, base, env or None)
+    except api.KompileError as exc:
         _fail(exc, root)
     if format is DiffFormat.json:
         print(format_changes_json(changes))
@@ -548,15 +440,14 @@ def diff(
 @app.command()
 def render(name: Annotated[str, typer.Argument(help="The environment.")], root: Root = None) -> None:
     """Print the objects kompile intends for one environment, as a YAML stream."""
-    from kompile.compiler import render_one
-    from kompile.emit import emit_stream
-    from kompile.errors import KompileError
+    from kompile import api
+    from kompile.cli.report import format_stream
 
     try:
-        objects = render_one(root, name)
-    except KompileError as exc:
+        objects = api.render(root, name)
+    except api.KompileError as exc:
         _fail(exc, root)
-    sys.stdout.buffer.write(emit_stream(objects))
+    sys.stdout.buffer.write(format_stream(objects))
 
 
 def main() -> None:

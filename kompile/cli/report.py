@@ -260,3 +260,10 @@ class ProgressBar:
         if done == total:
             self.stream.write("\r" + " " * (len(self.label) + self.width + 24) + "\r")
         self.stream.flush()
+
+
+def format_stream(objects: list[dict]) -> bytes:
+    """Objects as one YAML stream, written as the output files are."""
+    from kompile.emit import emit_stream
+
+    return emit_stream(objects)

@@ -1,0 +1,288 @@
+"""kompile's public API: what the command line does, as functions that return results and never print.
+
+Every function takes the repo root (the folder that holds environments/), raises KompileError with
+every problem found (nothing written), and returns a result whose `warnings` are diagnostics: the
+opt-outs from the hardening, notices about the GitOps source, uncommitted output. The CLI is a thin
+shell over this module; scripts and other tools can use it the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kompile.compiler import Output, compile_project, render_one
+from kompile.errors import Code, Diagnostic, KompileError, Severity, Span
+from kompile.load.git import uncommitted_outputs
+from kompile.load.project import find_root, load_project, require_environments, spec_paths
+from kompile.output.diff import Change, TreeChanges, compare_with_disk, diff_project, unchanged_since_build
+from kompile.output.manifest import read_manifest, recorded_environments, warning_diagnostics
+from kompile.output.write import WritePlan, apply_plan, next_manifest, plan_write
+from kompile.spec import json_schema
+from kompile.tools import edit as edits
+from kompile.tools.explain import Setting, explain_environment
+from kompile.tools.scaffold import scaffold, write_scaffold
+
+__all__ = [
+    "Build",
+    "Change",
+    "Check",
+    "EditRefused",
+    "Edited",
+    "Output",
+    "KompileError",
+    "Removal",
+    "Setting",
+    "Validated",
+    "build",
+    "check",
+    "compile",
+    "diff",
+    "explain",
+    "find_root",
+    "init",
+    "promote",
+    "render",
+    "schema",
+    "set_image",
+    "spec_paths",
+    "validate",
+]
+
+
+def compile(root: Path, envs: list[str] | None = None) -> Output:  # noqa: A001 - the stage's name
+    """The whole pipeline in memory: every output file as bytes, every environment's objects."""
+    return compile_project(root, envs)
+
+
+@dataclass(frozen=True)
+class Validated:
+    app: str
+    environments: tuple[str, ...]
+    opt_outs: tuple[Diagnostic, ...]  # every opt-out from the hardening, listed every time
+    warnings: tuple[Diagnostic, ...]  # the opt-outs and the notices
+
+
+def validate(root: Path) -> Validated:
+    """Compile everything in memory, writing nothing: whatever `build` would refuse is raised here."""
+    output = compile_project(root, keep_objects=False)
+    return Validated(
+        output.project.name, tuple(output.names), output.warnings, (*output.warnings, *output.notices)
+    )
+
+
+@dataclass(frozen=True)
+class Removal:
+    """An environment whose spec is gone, and the output files that go with it."""
+
+    environment: str
+    tier: str | None
+    files: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Build:
+    output: Output
+    plan: WritePlan
+    removals: tuple[Removal, ...]
+    warnings: tuple[Diagnostic, ...]
+
+    @property
+    def summary(self) -> str:
+        plan, opt_outs = self.plan, len(self.output.warnings)
+        return (
+            f"built {len(self.output.names)} environment(s): {len(plan.added)} added, {len(plan.changed)} changed, "
+            f"{len(plan.deletes)} removed, {len(plan.unchanged)} unchanged"
+            + (f"; {opt_outs} hardening opt-out{'s' if opt_outs != 1 else ''}" if opt_outs else "")
+        )
+
+
+def plan_build(
+    root: Path,
+    envs: list[str] | None = None,
+    force: bool = False,
+    remove: tuple[str, ...] = (),
+    progress: Callable[[int, int], None] | None = None,
+) -> Build:
+    """What a build would write, nothing written yet. Removing a production environment (or one of
+    unknown tier) needs its name in `remove`."""
+    output = compile_project(root, envs, keep_objects=False, progress=progress)
+    plan = plan_write(
+        root, output.files, output.owned, output.inputs, force, output.warnings, output.tiers, output.partial
+    )
+    guarded = [
+        name
+        for name, tier in plan.removed_environments.items()
+        if tier in (None, "production") and name not in remove
+    ]
+    if guarded:
+        raise KompileError([_removal_refused(name, plan.removed_environments[name]) for name in guarded])
+    removals = tuple(
+        Removal(
+            name,
+            tier,
+            tuple(
+                p for p in plan.deletes if p.startswith(f"overlays/{name}/") or p.endswith(f"-{name}.yaml")
+            ),
+        )
+        for name, tier in sorted(plan.removed_environments.items())
+    )
+    return Build(output, plan, removals, (*output.warnings, *output.notices))
+
+
+def write(root: Path, planned: Build) -> Build:
+    """Write a planned build (staged: every file old or new), warning when the output folders hold
+    uncommitted changes (kompile replaces only files it generated)."""
+    warnings = planned.warnings
+    if not planned.plan.is_noop:
+        dirty = uncommitted_outputs(root)
+        if dirty:
+            warnings = (
+                *warnings,
+                Diagnostic(
+                    Code.GIT,
+                    f"{len(dirty)} output file(s) have uncommitted changes (e.g. {dirty[0]}); kompile only replaces "
+                    "files it generated",
+                    Span(dirty[0]),
+                    severity=Severity.WARNING,
+                ),
+            )
+    apply_plan(root, planned.plan)
+    return Build(planned.output, planned.plan, planned.removals, warnings)
+
+
+def build(
+    root: Path,
+    envs: list[str] | None = None,
+    force: bool = False,
+    remove: tuple[str, ...] = (),
+    progress: Callable[[int, int], None] | None = None,
+) -> Build:
+    """Compile environments/ and write bases/, overlays/ and gitops/ (only the files that changed)."""
+    return write(root, plan_build(root, envs, force, remove, progress))
+
+
+def _removal_refused(name: str, tier: str | None) -> Diagnostic:
+    return Diagnostic(
+        Code.ENVIRONMENT_REMOVED,
+        f"environment '{name}' ({'tier: production' if tier else 'tier unknown'}) is no longer in environments/: this "
+        "build would delete its overlay and its GitOps object, and a GitOps tool that prunes would then remove what "
+        "runs there",
+        Span(f"environments/{name}.yaml"),
+        f"if that is meant, run `kompile build --remove {name}`; otherwise restore environments/{name}.yaml",
+    )
+
+
+@dataclass(frozen=True)
+class Check:
+    changes: TreeChanges | None  # None: up to date
+    removed: tuple[tuple[str, str | None, bool], ...] = ()  # (environment, tier, needs --remove to build)
+    warnings: tuple[Diagnostic, ...] = ()
+
+    @property
+    def up_to_date(self) -> bool:
+        return not self.changes
+
+
+def check(root: Path, fast: bool = False) -> Check:
+    """Is the committed output exactly what the specs produce? It recompiles every time, since a manifest
+    record can be forged along with the files it vouches for; `fast` trusts the record when no input
+    changed (for a local hook, never where a pull request could forge it)."""
+    if fast and unchanged_since_build(root):
+        return Check(None, warnings=tuple(warning_diagnostics(read_manifest(root))))
+    output = compile_project(root, keep_objects=False)
+    old = read_manifest(root)
+    manifest = next_manifest(old, output.files, output.owned, output.inputs, output.warnings, output.tiers)
+    changes = compare_with_disk(root, output.files, manifest, output.owned)
+    warnings = (*output.warnings, *output.notices)
+    if not changes:
+        return Check(None, warnings=warnings)
+    removed = tuple(
+        (name, tier, tier in (None, "production"))
+        for name, tier in sorted(recorded_environments(old).items() if old else ())
+        if name not in output.tiers
+    )
+    return Check(changes, removed, warnings)
+
+
+def diff(
+    root: Path, base: str | None = None, envs: list[str] | None = None
+) -> tuple[list[str], list[Change]]:
+    """What a change does to each environment, object by object: against the committed output, or
+    against the specs at git revision `base`."""
+    return diff_project(root, base, envs)
+
+
+@dataclass(frozen=True)
+class Edited:
+    path: str
+    changed: bool
+    build: Build | None = None  # None when not built (no change, or asked not to)
+
+
+class EditRefused(KompileError):
+    """The build refused an edited spec, so the spec was put back as it was."""
+
+    def __init__(self, diagnostics, path: str):
+        super().__init__(diagnostics)
+        self.path = path
+
+
+def _edit_and_build(root: Path, edit: edits.Edit, build_after: bool) -> Edited:
+    if not edit.changed:
+        return Edited(edit.path, False)
+    edits.write_edit(root, edit)
+    if not build_after:
+        return Edited(edit.path, True)
+    try:
+        planned = plan_build(root)
+    except KompileError as exc:
+        edits.write_edit(root, type(edit)(edit.path, edit.after, edit.before))
+        raise EditRefused(exc.diagnostics, edit.path) from None
+    return Edited(edit.path, True, write(root, planned))
+
+
+def set_image(root: Path, env: str, tag: str | None, digest: str | None, build_after: bool = True) -> Edited:
+    """Pin an environment's image (what is not given is removed), editing only that value, then rebuild;
+    when the build refuses the result, the spec is put back (EditRefused)."""
+    return _edit_and_build(root, edits.set_image(root, env, tag, digest), build_after)
+
+
+def promote(root: Path, source: str, target: str, build_after: bool = True) -> Edited:
+    """Give `target` the image (tag and digest) `source` runs, editing only that value, then rebuild."""
+    return _edit_and_build(root, edits.promote(root, source, target), build_after)
+
+
+def explain(root: Path, env: str, path: str = "", matrix: bool = False) -> list[tuple[str, Setting]]:
+    """(environment, setting) rows: each setting's effective value and where it came from; with `matrix`,
+    `env` is a setting's path and the rows are that setting across every environment."""
+    from kompile.validate import validate_project
+
+    project = load_project(root)
+    validate_project(project)
+    if not matrix:
+        require_environments(project, [env])
+        return [(env, setting) for setting in explain_environment(project, env, path)]
+    rows = []
+    for name in project.environments:
+        found = explain_environment(project, name, env)
+        rows += [(name, setting) for setting in found] or [(name, Setting(env, "(not set)", "", None))]
+    return rows
+
+
+def init(root: Path, app: str, envs: list[str], gitops: str) -> list[str]:
+    """Start a repo: a commented environments/ and kompile.schema.json; never writes over a file."""
+    files = scaffold(app, envs, gitops)
+    write_scaffold(root, files)
+    return list(files)
+
+
+def schema() -> dict:
+    """The JSON Schema of App and Environment files."""
+    return json_schema()
+
+
+def render(root: Path, env: str) -> list[dict]:
+    """The objects kompile intends for one environment."""
+    return render_one(root, env)
