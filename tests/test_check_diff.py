@@ -6,16 +6,13 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from kompile.output.diff import Change, ChangeKind, diff_project
 
-
-def kompile(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kompile", *args], capture_output=True, text=True)
+from conftest import run_kompile
 
 
 def edit(root: Path, rel: str, old: str, new: str) -> None:
@@ -27,17 +24,17 @@ def edit(root: Path, rel: str, old: str, new: str) -> None:
 
 @pytest.fixture
 def built(example: Path) -> Path:
-    assert kompile("build", "--root", str(example)).returncode == 0
+    assert run_kompile("build", "--root", str(example)).returncode == 0
     return example
 
 
 def test_check_exit_codes_and_listing(built: Path):
-    ok = kompile("check", "--root", str(built))
+    ok = run_kompile("check", "--root", str(built))
     assert ok.returncode == 0 and "up to date" in ok.stdout
     edit(built, "environments/staging.yaml", 'tag: "1.4.3"', 'tag: "1.4.4"')
     (built / "environments/dev.yaml").unlink()
     before = {p: p.read_bytes() for p in built.rglob("*") if p.is_file()}
-    stale = kompile("check", "--root", str(built))
+    stale = run_kompile("check", "--root", str(built))
     assert stale.returncode == 1
     lines = stale.stdout.splitlines()
     assert "changed  overlays/staging/kustomization.yaml" in lines
@@ -45,20 +42,20 @@ def test_check_exit_codes_and_listing(built: Path):
     assert "changed  .kompile-manifest.json" in lines
     assert {p: p.read_bytes() for p in built.rglob("*") if p.is_file()} == before  # check writes nothing
     edit(built, "environments/staging.yaml", "namespace: shop-staging", "namespace: Shop_Staging")
-    invalid = kompile("check", "--root", str(built))
+    invalid = run_kompile("check", "--root", str(built))
     assert invalid.returncode == 2 and "K205" in invalid.stderr
 
 
 def test_check_catches_a_hand_edit(built: Path):
     target = built / "overlays/prod/kustomization.yaml"
     target.write_text(target.read_text() + "# tweak\n")
-    result = kompile("check", "--root", str(built))
+    result = run_kompile("check", "--root", str(built))
     assert result.returncode == 1
     assert "changed  overlays/prod/kustomization.yaml" in result.stdout.splitlines()
 
 
 def test_check_reports_a_new_repo_as_all_added(example: Path):
-    result = kompile("check", "--root", str(example))
+    result = run_kompile("check", "--root", str(example))
     assert result.returncode == 1
     assert "added    bases/shop/kustomization.yaml" in result.stdout.splitlines()
 
@@ -101,7 +98,7 @@ def test_diff_image(built: Path):
         "Deployment/shop-beat",
         "Job/shop-migrate",
     }
-    text = kompile("diff", "--root", str(built), "--env", "staging")
+    text = run_kompile("diff", "--root", str(built), "--env", "staging")
     assert text.returncode == 1
     assert re.search(
         r"^staging +Deployment/shop-worker +container worker image +1\.4\.3 -> 1\.4\.4$", text.stdout, re.M
@@ -121,7 +118,7 @@ def test_diff_hpa_bounds(built: Path):
     assert changes == [
         Change("prod", "HorizontalPodAutoscaler/shop-web", ChangeKind.CHANGED, "spec.maxReplicas", 12, 20)
     ]
-    text = kompile("diff", "--root", str(built)).stdout
+    text = run_kompile("diff", "--root", str(built)).stdout
     assert re.search(r"^prod +HorizontalPodAutoscaler/shop-web +spec\.maxReplicas +12 -> 20$", text, re.M)
 
 
@@ -207,10 +204,10 @@ def test_diff_named_lists_match_by_name_not_position(built: Path):
 
 
 def test_diff_formats_and_exit_codes(built: Path):
-    unchanged = kompile("diff", "--root", str(built))
+    unchanged = run_kompile("diff", "--root", str(built))
     assert unchanged.returncode == 0 and unchanged.stdout.strip() == "no changes"
     edit(built, "environments/prod.yaml", "maxReplicas: 12", "maxReplicas: 20")
-    as_json = kompile("diff", "--root", str(built), "--format", "json")
+    as_json = run_kompile("diff", "--root", str(built), "--format", "json")
     assert as_json.returncode == 1
     assert json.loads(as_json.stdout) == [
         {
@@ -222,13 +219,13 @@ def test_diff_formats_and_exit_codes(built: Path):
             "new": 20,
         }
     ]
-    markdown = kompile("diff", "--root", str(built), "--format", "markdown")
+    markdown = run_kompile("diff", "--root", str(built), "--format", "markdown")
     assert markdown.returncode == 1
     body = markdown.stdout
     assert "| prod | 0 | 0 | 1 |" in body and "| dev | 0 | 0 | 0 |" in body
     assert "<details><summary><b>prod</b>: 1 change</summary>" in body
     assert "| `HorizontalPodAutoscaler/shop-web` | `spec.maxReplicas` | `12` | `20` |" in body
-    broken = kompile("diff", "--root", str(built), "--base", "no-such-revision")
+    broken = run_kompile("diff", "--root", str(built), "--base", "no-such-revision")
     assert broken.returncode == 2 and "K704" in broken.stderr
 
 
@@ -249,11 +246,11 @@ def test_diff_against_a_git_revision(built: Path):
     _git(built, "commit", "-qm", "base")
     edit(built, "environments/prod.yaml", "maxReplicas: 12", "maxReplicas: 20")
     edit(built, "environments/staging.yaml", 'tag: "1.4.3"', 'tag: "1.4.4"')
-    assert kompile("build", "--root", str(built)).returncode == 0
+    assert run_kompile("build", "--root", str(built)).returncode == 0
     _git(built, "commit", "-qam", "change")
     # The committed output is current now, so only --base shows what the commit did.
-    assert kompile("diff", "--root", str(built)).returncode == 0
-    result = kompile("diff", "--root", str(built), "--base", "HEAD~1", "--env", "prod")
+    assert run_kompile("diff", "--root", str(built)).returncode == 0
+    result = run_kompile("diff", "--root", str(built), "--base", "HEAD~1", "--env", "prod")
     assert result.returncode == 1
     assert result.stdout.split() == [
         "prod",
@@ -288,7 +285,7 @@ def test_fast_check_trusts_only_what_it_can_prove(built: Path):
     original = target.read_bytes()
     target.write_bytes(original + b"# tweak\n")
     assert not unchanged_since_build(built)  # a hand edit of an output file
-    assert kompile("check", "--root", str(built)).returncode == 1
+    assert run_kompile("check", "--root", str(built)).returncode == 1
     target.write_bytes(original)
     assert unchanged_since_build(built)
     (built / "environments/qa.yaml").write_text((built / "environments/dev.yaml").read_text())
@@ -296,11 +293,11 @@ def test_fast_check_trusts_only_what_it_can_prove(built: Path):
     (built / "environments/qa.yaml").unlink()
     edit(built, "secrets/prod/shop-django.yaml", "-Qw2", "-Qw3")
     assert not unchanged_since_build(built)  # a file a spec refers to
-    assert kompile("check", "--root", str(built)).returncode == 1
+    assert run_kompile("check", "--root", str(built)).returncode == 1
     edit(built, "secrets/prod/shop-django.yaml", "-Qw3", "-Qw2")
     manifest = built / ".kompile-manifest.json"
     manifest.write_text(
         manifest.read_text().replace('"generator": "kompile ', '"generator": "kompile 0.0.0-old-')
     )
     assert not unchanged_since_build(built)  # another kompile built it
-    assert kompile("check", "--root", str(built)).returncode == 0  # recompiled: the files are current
+    assert run_kompile("check", "--root", str(built)).returncode == 0  # recompiled: the files are current

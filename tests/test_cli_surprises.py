@@ -4,39 +4,31 @@ subfolder, and never lets an environment disappear silently."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import copy_example
-
-
-def kompile(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "kompile", *args], capture_output=True, text=True, timeout=300, cwd=cwd
-    )
+from conftest import copy_example, run_kompile
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     root = copy_example(tmp_path / "repo")
-    assert kompile("build", "--root", str(root)).returncode == 0
+    assert run_kompile("build", "--root", str(root)).returncode == 0
     return root
 
 
 def test_kompile_finds_the_repo_from_any_subfolder(repo: Path):
     deep = repo / "secrets" / "dev"
-    result = kompile("validate", cwd=deep)
+    result = run_kompile("validate", cwd=deep)
     assert result.returncode == 0 and "ok: app shop" in result.stdout, result.stderr
-    assert kompile("check", cwd=repo / "overlays" / "dev").returncode == 0
+    assert run_kompile("check", cwd=repo / "overlays" / "dev").returncode == 0
 
 
 def test_with_no_spec_anywhere_above_it_says_so_and_suggests_init(tmp_path: Path):
     empty = tmp_path / "nothing" / "here"
     empty.mkdir(parents=True)
-    result = kompile("build", cwd=empty)
+    result = run_kompile("build", cwd=empty)
     assert result.returncode == 2
     assert "no environments/ folder" in result.stderr and "kompile init" in result.stderr
     assert list(empty.iterdir()) == []
@@ -56,7 +48,7 @@ def test_with_no_spec_anywhere_above_it_says_so_and_suggests_init(tmp_path: Path
 )
 def test_an_unknown_environment_is_an_error_with_a_suggestion(repo: Path, command: list[str]):
     before = {p: p.read_bytes() for p in repo.rglob("*") if p.is_file()}
-    result = kompile(*command, "--root", str(repo))
+    result = run_kompile(*command, "--root", str(repo))
     assert result.returncode == 2, result.stdout + result.stderr
     assert "error[K310]" in result.stderr
     wanted = command[-1] if command[0] != "set-image" else "Dev"
@@ -68,15 +60,15 @@ def test_an_unknown_environment_is_an_error_with_a_suggestion(repo: Path, comman
 
 def test_removing_an_environment_names_everything_it_removes(repo: Path):
     (repo / "environments/staging.yaml").unlink()
-    check = kompile("check", "--root", str(repo))
+    check = run_kompile("check", "--root", str(repo))
     assert check.returncode == 1 and check.stdout.startswith("REMOVED  environment 'staging'"), check.stdout
-    diff = kompile("diff", "--root", str(repo))
+    diff = run_kompile("diff", "--root", str(repo))
     assert diff.returncode == 1 and diff.stdout.split()[:4] == ["staging", "(the", "whole", "environment)"], (
         diff.stdout
     )
-    markdown = kompile("diff", "--root", str(repo), "--format", "markdown")
+    markdown = run_kompile("diff", "--root", str(repo), "--format", "markdown")
     assert "**Removed environment: staging.**" in markdown.stdout
-    build = kompile("build", "--root", str(repo))
+    build = run_kompile("build", "--root", str(repo))
     assert build.returncode == 0, build.stderr
     assert "removed environment 'staging'" in build.stderr
     for path in ("overlays/staging/kustomization.yaml", "gitops/argocd/application-shop-staging.yaml"):
@@ -87,14 +79,14 @@ def test_removing_an_environment_names_everything_it_removes(repo: Path):
 def test_removing_a_production_environment_needs_an_explicit_flag(repo: Path):
     (repo / "environments/prod.yaml").unlink()
     before = {p: p.read_bytes() for p in repo.rglob("*") if p.is_file()}
-    refused = kompile("build", "--root", str(repo))
+    refused = run_kompile("build", "--root", str(repo))
     assert refused.returncode == 2 and "error[K313]" in refused.stderr and "--remove prod" in refused.stderr
     assert {p: p.read_bytes() for p in repo.rglob("*") if p.is_file()} == before
-    check = kompile("check", "--root", str(repo))
+    check = run_kompile("check", "--root", str(repo))
     assert (
         "REMOVED  environment 'prod' (tier: production)" in check.stdout and "--remove prod" in check.stdout
     )
-    done = kompile("build", "--root", str(repo), "--remove", "prod", "--format", "json")
+    done = run_kompile("build", "--root", str(repo), "--remove", "prod", "--format", "json")
     assert done.returncode == 0 and json.loads(done.stdout)["removed_environments"] == ["prod"]
     assert not (repo / "overlays/prod").exists()
-    assert kompile("check", "--root", str(repo)).returncode == 0
+    assert run_kompile("check", "--root", str(repo)).returncode == 0

@@ -4,16 +4,16 @@ byte for byte, running twice changes nothing, and a change the build refuses is 
 from __future__ import annotations
 
 import difflib
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from kompile.compiler import compile_project
-from kompile.tools.edit import promote, set_image, write_edit
 from kompile.errors import Code, KompileError
+from kompile.tools.edit import promote, set_image, write_edit
+
+from conftest import run_kompile
 
 DIGEST = "sha256:" + "ab" * 32
 ODD_STAGING = """\
@@ -48,10 +48,6 @@ def changed_lines(before: str, after: str) -> list[str]:
         for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
         if line[:1] in "+-" and not line.startswith(("+++", "---"))
     ]
-
-
-def kompile(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kompile", *args], capture_output=True, text=True)
 
 
 @pytest.fixture
@@ -130,19 +126,19 @@ def test_promote_copies_tag_and_digest(example: Path):
 
 
 def test_cli_rebuilds_and_a_refused_change_is_put_back(example: Path):
-    assert kompile("build", "--root", str(example)).returncode == 0
-    done = kompile("set-image", "staging", "--tag", "1.4.4", "--root", str(example))
+    assert run_kompile("build", "--root", str(example)).returncode == 0
+    done = run_kompile("set-image", "staging", "--tag", "1.4.4", "--root", str(example))
     assert done.returncode == 0, done.stderr
-    assert kompile("check", "--root", str(example)).returncode == 0  # rebuilt
-    twice = kompile("set-image", "staging", "--tag", "1.4.4", "--root", str(example))
+    assert run_kompile("check", "--root", str(example)).returncode == 0  # rebuilt
+    twice = run_kompile("set-image", "staging", "--tag", "1.4.4", "--root", str(example))
     assert twice.returncode == 0 and "nothing changed" in twice.stdout
     prod = (example / "environments/prod.yaml").read_bytes()
-    refused = kompile(
+    refused = run_kompile(
         "promote", "staging", "prod", "--root", str(example)
     )  # a tag is not enough for production
     assert refused.returncode == 2 and "K501" in refused.stderr and "back as it was" in refused.stderr
     assert (example / "environments/prod.yaml").read_bytes() == prod
-    assert kompile("check", "--root", str(example)).returncode == 0
+    assert run_kompile("check", "--root", str(example)).returncode == 0
 
 
 def test_bad_references_and_names(example: Path):

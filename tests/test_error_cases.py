@@ -1,7 +1,8 @@
 """Invalid inputs as files: each case under tests/errors/<case>/ is the canonical example with some
-files replaced or added (and those in `_delete.txt` removed), and `expected.txt` lists the exact
-diagnostics it must give, one per line: `<code> <file>:<line>:<col>` (or `<code> <file>` without a position),
-optionally followed by words the message must contain (for K603, the rule it breaks).
+files replaced or added (and those in `_delete.txt` removed), and `expected.txt` pins the exact
+diagnostics it must give, in order: `<code> <file>:<line>:<col>` (or `<code> <file>` without a position),
+then the message and the hint, each on an indented line. Lines starting with `#` are comments.
+`pytest tests/test_error_cases.py --update-golden` rewrites them (and fails, so the diff is reviewed).
 Every case must also leave the output folders untouched: nothing is written on invalid input."""
 
 from __future__ import annotations
@@ -47,29 +48,26 @@ def materialise(case: Path, destination: Path) -> Path:
     return root
 
 
-def expected(case: Path) -> list[str]:
-    return [
-        line.strip()
-        for line in (case / "expected.txt").read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
+def expected(case: Path) -> str:
+    lines = (case / "expected.txt").read_text().splitlines()
+    return "\n".join(line for line in lines if not line.startswith("#")).strip() + "\n"
 
 
-def matches(row: str, line: str, message: str) -> bool:
-    code, where, *words = line.split(" ", 2)
-    return row == f"{code} {where}" and (not words or words[0] in message)
-
-
-def actual(exc: KompileError) -> list[str]:
-    rows = []
+def actual(exc: KompileError, root: Path | None = None) -> str:
+    """Every diagnostic as expected.txt writes it; the temporary root is written as <root>."""
+    out = []
     for d in exc.diagnostics:
         where = (
             f"{d.span.path}:{d.span.line}:{d.span.col}"
             if d.span and d.span.line
             else (d.span.path if d.span else "-")
         )
-        rows.append(f"{d.code.value} {where}")
-    return rows
+        out.append(f"{d.code.value} {where}")
+        out.append(f"    {d.message}")
+        if d.hint:
+            out.append(f"    hint: {d.hint}")
+    text = "\n".join(out) + "\n"
+    return text.replace(str(root), "<root>") if root is not None else text
 
 
 def test_there_are_enough_cases():
@@ -77,18 +75,19 @@ def test_there_are_enough_cases():
 
 
 @pytest.mark.parametrize("name", case_names())
-def test_error_case(name: str, tmp_path: Path):
+def test_error_case(name: str, tmp_path: Path, update_golden: bool):
     case = CASES / name
     root = materialise(case, tmp_path / "repo")
     with pytest.raises(KompileError) as caught:
         compile_project(root)
-    rows, lines = actual(caught.value), expected(case)
-    messages = [d.message for d in caught.value.diagnostics]
-    assert len(rows) == len(lines) and all(map(matches, rows, lines, messages)), "\n".join(
-        f"{row}  {message}" for row, message in zip(rows, messages, strict=True)
-    )
     for d in caught.value.diagnostics:
         assert d.message and d.span is not None, d
+    found = actual(caught.value, root)
+    if update_golden and found != expected(case):
+        comments = [line for line in (case / "expected.txt").read_text().splitlines() if line.startswith("#")]
+        (case / "expected.txt").write_text("".join(f"{c}\n" for c in comments) + found)
+        pytest.fail(f"rewrote {case.name}/expected.txt: review the diff")
+    assert found == expected(case)
 
 
 @pytest.mark.parametrize("name", case_names()[:3])

@@ -3,16 +3,12 @@ itself or a kompile default set it."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-from kompile.tools.explain import explain_environment
 from kompile.load.project import load_project
+from kompile.tools.explain import explain_environment
 
-
-def kompile(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kompile", *args], capture_output=True, text=True)
+from conftest import run_kompile
 
 
 def settings(root: Path, env: str, prefix: str = "") -> dict[str, tuple[object, str, str]]:
@@ -46,7 +42,7 @@ def test_values_from_an_extended_environment(example: Path):
 
 
 def test_cli_filters_and_matrix(example: Path):
-    one = kompile("explain", "prod", "components.web.autoscaling.maxReplicas", "--root", str(example))
+    one = run_kompile("explain", "prod", "components.web.autoscaling.maxReplicas", "--root", str(example))
     assert one.returncode == 0
     assert one.stdout.split() == [
         "components.web.autoscaling.maxReplicas",
@@ -55,12 +51,14 @@ def test_cli_filters_and_matrix(example: Path):
         "environments/prod.yaml:15:50",
         "environment",
     ]
-    matrix = kompile("explain", "--matrix", "components.web.autoscaling.maxReplicas", "--root", str(example))
+    matrix = run_kompile(
+        "explain", "--matrix", "components.web.autoscaling.maxReplicas", "--root", str(example)
+    )
     assert [line.split()[:4] for line in matrix.stdout.splitlines()] == [
         ["dev", "components.web.autoscaling.maxReplicas", "=", "(not"],
         ["prod", "components.web.autoscaling.maxReplicas", "=", "12"],
         ["staging", "components.web.autoscaling.maxReplicas", "=", "4"],
     ]
-    assert kompile("explain", "prod", "no.such.thing", "--root", str(example)).returncode == 1
-    unknown = kompile("explain", "qa", "--root", str(example))
+    assert run_kompile("explain", "prod", "no.such.thing", "--root", str(example)).returncode == 1
+    unknown = run_kompile("explain", "qa", "--root", str(example))
     assert unknown.returncode == 2 and "K310" in unknown.stderr

@@ -22,11 +22,11 @@ from hypothesis import strategies as st
 from kompile.compiler import compile_project
 from kompile.errors import KompileError
 from kompile.k8s.kinds import KINDS
-from kompile.output.manifest import MANIFEST
 from kompile.model import Tier
+from kompile.output.manifest import MANIFEST
 from kompile.output.overlay import read_overlay
-from kompile.policy.gate import Scope, check_stream
 from kompile.output.write import plan_write, write_tree
+from kompile.policy.gate import Scope, check_stream
 
 from conftest import copy_example
 from strategies import mutate, tweak

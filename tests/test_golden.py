@@ -79,6 +79,21 @@ def test_golden(case: str, tmp_path: Path, update_golden: bool):
     )
 
 
+@pytest.mark.parametrize("case", golden_cases())
+def test_a_second_build_changes_nothing(case: str, tmp_path: Path):
+    """As Black's assert_stable: build a case with `kompile build`, then build again; the second build
+    plans no write, `check` says up to date and every file keeps its bytes."""
+    from kompile import api
+
+    root = copy_golden_input(case, tmp_path / "repo")
+    api.build(root)
+    first = read_tree(root, OUTPUT_FOLDERS)
+    again = api.build(root)
+    assert again.plan.is_noop and not again.plan.added and not again.plan.changed and not again.plan.deletes
+    assert read_tree(root, OUTPUT_FOLDERS) == first
+    assert api.check(root).up_to_date
+
+
 def test_tree_differences_reports_paths_and_lines():
     """The comparison itself can fail, and says where."""
     expected = {"bases/a.yaml": b"x: 1\n", "bases/gone.yaml": b""}

@@ -22,15 +22,15 @@ from pathlib import Path
 
 import pytest
 
-from kompile.spec.commands import graceful_timeout
 from kompile.compiler import Output, compile_project
 from kompile.k8s import meta
+from kompile.k8s.quantity import parse_quantity
 from kompile.layout import Compiled
 from kompile.model import ComponentType, GitOpsTool, Probe, SecretMount, Tier
 from kompile.normalise import PRE_STOP_SECONDS, SERVER_GRACEFUL_TIMEOUT
 from kompile.policy.sops import is_sops_encrypted
-from kompile.k8s.quantity import parse_quantity
 from kompile.render import object_id
+from kompile.spec.commands import graceful_timeout
 
 from conftest import GOLDEN, copy_golden_input, golden_cases, golden_overlays
 

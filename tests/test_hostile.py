@@ -13,6 +13,8 @@ import yaml
 from kompile.compiler import compile_project
 from kompile.errors import Code, KompileError
 
+from conftest import run_kompile
+
 
 def test_a_fifo_is_refused_without_blocking(example: Path):
     fifo = example / "secrets/dev/pipe.yaml"
@@ -66,12 +68,6 @@ def test_nothing_from_the_environment_reaches_the_output(tmp_path: Path):
 # manifest, the output folders or the temporary files hold.
 
 
-def kompile(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "kompile", *args], capture_output=True, text=True, timeout=300, cwd=cwd
-    )
-
-
 def snapshot(root: Path) -> dict[str, bytes]:
     return {
         p.relative_to(root).as_posix(): (p.read_bytes() if p.is_file() and not p.is_symlink() else b"<other>")
@@ -83,7 +79,7 @@ def built(tmp_path: Path) -> Path:
     from conftest import copy_example
 
     root = copy_example(tmp_path / "repo")
-    assert kompile("build", "--root", str(root)).returncode == 0
+    assert run_kompile("build", "--root", str(root)).returncode == 0
     return root
 
 
@@ -112,7 +108,7 @@ def test_a_forged_manifest_makes_kompile_refuse_never_delete(tmp_path: Path, ent
     manifest.write_text(json.dumps(body))
     before = snapshot(root)
     for command in (["build"], ["check"], ["check", "--full"]):  # (diff reads the overlays, not the manifest)
-        result = kompile(*command, "--root", str(root))
+        result = run_kompile(*command, "--root", str(root))
         assert result.returncode == 2, (command, result.stdout, result.stderr)
         assert "error[K703]" in result.stderr and ".kompile-manifest.json" in result.stderr, result.stderr
     assert victim.read_text() == "keep me\n"
@@ -127,7 +123,7 @@ def test_a_symlink_in_an_output_path_is_never_written_through(tmp_path: Path):
     (root / "overlays/dev/patches").symlink_to(outside, target_is_directory=True)
     spec = root / "environments/dev.yaml"
     spec.write_text(spec.read_text().replace("replicas: 1}", "replicas: 2}", 1))
-    result = kompile("build", "--root", str(root))
+    result = run_kompile("build", "--root", str(root))
     assert result.returncode == 2 and "error[K701]" in result.stderr and "symbolic link" in result.stderr, (
         result.stderr
     )
@@ -141,7 +137,7 @@ def test_an_obstacle_where_a_folder_belongs_stops_the_build_before_anything_chan
     (root / "overlays").mkdir()
     (root / "overlays/dev").write_text("not a folder\n")
     before = snapshot(root)
-    result = kompile("build", "--root", str(root))
+    result = run_kompile("build", "--root", str(root))
     assert result.returncode == 2 and "overlays/dev" in result.stderr and "error[K701]" in result.stderr, (
         result.stderr
     )
@@ -210,11 +206,11 @@ def test_committed_output_that_is_a_link_or_damaged_is_reported_not_followed(tmp
     target = root / "overlays/dev/kustomization.yaml"
     target.unlink()
     target.symlink_to(secret)
-    check = kompile("check", "--full", "--root", str(root))
+    check = run_kompile("check", "--full", "--root", str(root))
     assert check.returncode == 1 and "overlays/dev/kustomization.yaml" in check.stdout, (
         check.stdout + check.stderr
     )
-    diff = kompile("diff", "--root", str(root))
+    diff = run_kompile("diff", "--root", str(root))
     assert (
         diff.returncode == 2 and "error[K703]" in diff.stderr and "hunter2" not in diff.stdout + diff.stderr
     )
@@ -230,7 +226,7 @@ def test_committed_output_that_is_a_link_or_damaged_is_reported_not_followed(tmp
     ):
         target.unlink()
         target.write_text(text)
-        diff = kompile("diff", "--root", str(root))
+        diff = run_kompile("diff", "--root", str(root))
         assert (
             diff.returncode == 2
             and "error[K703]" in diff.stderr
@@ -258,7 +254,7 @@ def test_diff_base_with_links_in_the_revision(tmp_path: Path):
     subprocess.run([*git, "commit", "-qm", "links"], check=True, env=env)
     spec = root / "environments/dev.yaml"
     spec.write_text(spec.read_text().replace("replicas: 1}", "replicas: 2}", 1))
-    result = kompile("diff", "--base", "HEAD", "--root", str(root))
+    result = run_kompile("diff", "--base", "HEAD", "--root", str(root))
     assert result.returncode == 1, result.stderr
     assert "dev" in result.stdout and "Traceback" not in result.stderr
     # A spec that was a link in the base revision is reported, at that revision.
@@ -266,7 +262,7 @@ def test_diff_base_with_links_in_the_revision(tmp_path: Path):
     subprocess.run([*git, "add", "-A"], check=True)
     subprocess.run([*git, "commit", "-qm", "evil"], check=True, env=env)
     (root / "environments/evil.yaml").unlink()
-    result = kompile("diff", "--base", "HEAD", "--root", str(root))
+    result = run_kompile("diff", "--base", "HEAD", "--root", str(root))
     assert result.returncode == 2 and "at HEAD" in result.stderr and "symbolic link" in result.stderr, (
         result.stderr
     )
@@ -278,17 +274,17 @@ def test_init_never_writes_through_a_link(tmp_path: Path):
     root = tmp_path / "repo"
     root.mkdir()
     (root / "environments").symlink_to(outside, target_is_directory=True)
-    result = kompile("init", "--root", str(root))
+    result = run_kompile("init", "--root", str(root))
     assert result.returncode == 2 and "symbolic link" in result.stderr, result.stderr
     assert list(outside.iterdir()) == []
     (root / "environments").unlink()
     (root / "kompile.schema.json").symlink_to(outside / "schema.json")
-    result = kompile("init", "--root", str(root))
+    result = run_kompile("init", "--root", str(root))
     assert result.returncode == 2 and not (outside / "schema.json").exists(), result.stderr
 
 
 def test_a_file_system_error_is_a_clear_error_not_a_bug(tmp_path: Path):
-    result = kompile("schema", "-o", str(tmp_path / "nonexistent" / "x.json"))
+    result = run_kompile("schema", "-o", str(tmp_path / "nonexistent" / "x.json"))
     assert result.returncode == 2 and "cannot write" in result.stderr and "bug" not in result.stderr, (
         result.stderr
     )
@@ -420,7 +416,7 @@ def test_check_recompiles_so_a_forged_manifest_cannot_vouch_for_hand_written_out
     import hashlib
     import json
 
-    assert kompile("build", "--root", str(example)).returncode == 0
+    assert run_kompile("build", "--root", str(example)).returncode == 0
     target = example / "overlays" / "dev" / "namespace-shop-dev.yaml"
     target.write_text(
         target.read_text() + "---\napiVersion: v1\nkind: Pod\nmetadata: {name: pwn}\n"
@@ -434,7 +430,7 @@ def test_check_recompiles_so_a_forged_manifest_cannot_vouch_for_hand_written_out
         [digest] if isinstance(entry, list) else digest
     )
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
-    result = kompile("check", "--root", str(example))
+    result = run_kompile("check", "--root", str(example))
     assert result.returncode == 1 and "overlays/dev/namespace-shop-dev.yaml" in result.stdout, (
         result.stdout + result.stderr
     )
@@ -446,7 +442,7 @@ def test_a_gitops_source_other_than_this_repository_is_said_every_time(example: 
         ["git", "-C", str(example), "remote", "add", "origin", "git@github.com:acme/shop-deploy.git"],
         check=True,
     )
-    quiet = kompile("validate", "--root", str(example))
+    quiet = run_kompile("validate", "--root", str(example))
     assert quiet.returncode == 0 and "not a remote" not in quiet.stderr, (
         quiet.stderr
     )  # the same repo, written as ssh
@@ -456,7 +452,7 @@ def test_a_gitops_source_other_than_this_repository_is_said_every_time(example: 
         .replace("https://github.com/acme/shop-deploy.git", "https://github.com/attacker/payload.git")
         .replace("    revision: main\n", "    revision: main\n    path: handwritten\n")
     )
-    result = kompile("validate", "--root", str(example))
+    result = run_kompile("validate", "--root", str(example))
     assert result.returncode == 0, result.stderr
     assert "gitops.repoURL https://github.com/attacker/payload.git is not a remote" in result.stderr, (
         result.stderr

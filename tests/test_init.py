@@ -4,8 +4,6 @@ editors at the JSON Schema; the schema published in this repo is the one kompile
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,13 +12,9 @@ from jsonschema import Draft202012Validator
 
 from kompile.spec import json_schema
 
-from conftest import kustomize_build
+from conftest import kustomize_build, run_kompile
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def kompile(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kompile", *args], capture_output=True, text=True, cwd=cwd)
 
 
 @pytest.mark.kubectl
@@ -28,7 +22,7 @@ def kompile(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 def test_a_new_repo_validates_and_builds_as_it_is(tmp_path: Path, gitops: str):
     root = tmp_path / "orders"
     root.mkdir()
-    assert kompile("init", "--root", str(root), "--gitops", gitops).returncode == 0
+    assert run_kompile("init", "--root", str(root), "--gitops", gitops).returncode == 0
     assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) == [
         "environments/app.yaml",
         "environments/dev.yaml",
@@ -37,17 +31,17 @@ def test_a_new_repo_validates_and_builds_as_it_is(tmp_path: Path, gitops: str):
         "kompile.schema.json",
     ]
     assert yaml.safe_load((root / "environments/app.yaml").read_text())["metadata"]["name"] == "orders"
-    validate = kompile("validate", "--root", str(root))
+    validate = run_kompile("validate", "--root", str(root))
     assert validate.returncode == 0, validate.stderr
-    assert kompile("build", "--root", str(root)).returncode == 0
-    assert kompile("check", "--root", str(root)).returncode == 0
+    assert run_kompile("build", "--root", str(root)).returncode == 0
+    assert run_kompile("check", "--root", str(root)).returncode == 0
     for env in ("dev", "staging", "prod"):
         assert kustomize_build(root / "overlays" / env)
     assert (root / f"gitops/{gitops}/kustomization.yaml").exists()
 
 
 def test_the_scaffold_points_editors_at_a_schema_that_accepts_it(tmp_path: Path):
-    assert kompile("init", "--root", str(tmp_path), "--app", "shop", "--env", "dev,prod").returncode == 0
+    assert run_kompile("init", "--root", str(tmp_path), "--app", "shop", "--env", "dev,prod").returncode == 0
     schema = json.loads((tmp_path / "kompile.schema.json").read_text())
     validator = Draft202012Validator(schema)
     for spec in (tmp_path / "environments").glob("*.yaml"):
@@ -59,14 +53,14 @@ def test_the_scaffold_points_editors_at_a_schema_that_accepts_it(tmp_path: Path)
 def test_init_refuses_to_overwrite_a_spec(tmp_path: Path):
     (tmp_path / "environments").mkdir()
     (tmp_path / "environments/app.yaml").write_text("# mine\n")
-    result = kompile("init", "--root", str(tmp_path))
+    result = run_kompile("init", "--root", str(tmp_path))
     assert result.returncode == 2 and "K701" in result.stderr
     assert (tmp_path / "environments/app.yaml").read_text() == "# mine\n"
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["app.yaml", "environments"]
 
 
 def test_init_rejects_bad_names(tmp_path: Path):
-    result = kompile("init", "--root", str(tmp_path), "--app", "Shop_App", "--env", "dev,Prod")
+    result = run_kompile("init", "--root", str(tmp_path), "--app", "Shop_App", "--env", "dev,Prod")
     assert result.returncode == 2 and result.stderr.count("K205") == 2
     assert not list(tmp_path.iterdir())
 

@@ -4,8 +4,6 @@ reason, and `kompile validate` lists every such opt-out (K604) each time it runs
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,15 +11,13 @@ import pytest
 from kompile.compiler import compile_project
 from kompile.errors import Code, KompileError
 
+from conftest import run_kompile
+
 PATCH = """  patches:
     - target: {kind: Deployment, name: shop-web}
       patch:
         - {op: replace, path: /spec/template/spec/containers/0/securityContext/readOnlyRootFilesystem, value: false}
 """
-
-
-def kompile(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kompile", *args], capture_output=True, text=True)
 
 
 def patched(root: Path, allow: str = "") -> Path:
@@ -62,14 +58,14 @@ def test_an_opt_out_with_a_reason_builds_and_is_listed_every_time(example: Path)
     assert (
         web["spec"]["template"]["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is False
     )
-    text = kompile("validate", "--root", str(example))
+    text = run_kompile("validate", "--root", str(example))
     assert text.returncode == 0
     assert (
         "warning[K604]: environment 'dev' opts out of read-only-root for Deployment/shop-web" in text.stderr
     )
     assert "the legacy image writes its bytecode cache" in text.stderr
     assert "1 hardening opt-out" in text.stdout
-    listed = json.loads(kompile("validate", "--root", str(example), "--format", "json").stdout)
+    listed = json.loads(run_kompile("validate", "--root", str(example), "--format", "json").stdout)
     assert [(w["code"], w["severity"], w["file"], w["line"]) for w in listed] == [
         ("K604", "warning", "environments/dev.yaml", 27)
     ]

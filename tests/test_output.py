@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from kompile import __version__
-from kompile.errors import Code, Diagnostic, Span
 from kompile.cli.report import ProgressBar, format_diagnostic, use_colour
+from kompile.errors import Code, Diagnostic, Span
 
-
-def kompile(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kompile", *args], capture_output=True, text=True, env=env)
+from conftest import run_kompile
 
 
 class Terminal(io.StringIO):
@@ -24,20 +20,20 @@ class Terminal(io.StringIO):
 
 
 def test_build_prints_a_summary_table(example: Path):
-    result = kompile("build", "--root", str(example))
+    result = run_kompile("build", "--root", str(example))
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["environment", "objects", "added", "changed", "unchanged", "removed"]
     rows = {line.split()[0]: line.split()[1:] for line in lines[1:-1]}
     assert rows["prod"] == ["19", "13", "0", "0", "0"]  # 19 objects; 13 files (patches for the rest)
     assert rows["total"][0] == "52"  # the environments' objects (the base's are in each)
-    again = kompile("build", "--root", str(example)).stdout.splitlines()
+    again = run_kompile("build", "--root", str(example)).stdout.splitlines()
     assert again[-1] == "built 3 environment(s): 0 added, 0 changed, 0 removed, 53 unchanged"
 
 
 def test_quiet_and_json(example: Path):
-    quiet = kompile("build", "--root", str(example), "--quiet")
+    quiet = run_kompile("build", "--root", str(example), "--quiet")
     assert quiet.returncode == 0 and quiet.stdout == ""
-    data = json.loads(kompile("build", "--root", str(example), "--format", "json").stdout)
+    data = json.loads(run_kompile("build", "--root", str(example), "--format", "json").stdout)
     assert data["unchanged"] == 53 and {row["environment"] for row in data["environments"]} == {
         "(base)",
         "dev",
@@ -48,7 +44,7 @@ def test_quiet_and_json(example: Path):
 
 
 def test_version():
-    result = kompile("--version")
+    result = run_kompile("--version")
     assert result.returncode == 0 and result.stdout.strip() == f"kompile {__version__}"
 
 
@@ -70,7 +66,7 @@ def test_errors_through_a_pipe_have_no_colour(example: Path):
     (example / "environments/dev.yaml").write_text(
         (example / "environments/dev.yaml").read_text() + "  replcias: 2\n"
     )
-    result = kompile("validate", "--root", str(example))
+    result = run_kompile("validate", "--root", str(example))
     assert result.returncode == 2 and "\033[" not in result.stderr and "error[K201]" in result.stderr
 
 

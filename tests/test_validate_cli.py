@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,22 +12,13 @@ from typer.testing import CliRunner
 
 from kompile.cli import app
 
-from conftest import copy_example
+from conftest import copy_example, run_kompile
 from test_error_cases import CASES, case_names, materialise
 
 HEADLINE = re.compile(
     r"^(?P<file>[^\s:]+):(?P<line>\d+):(?P<col>\d+): error\[(?P<code>K\d{3})\]: (?P<message>.+)$"
 )
 JSON_KEYS = {"file", "line", "column", "code", "message", "hint"}
-
-
-def kompile(*args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, "-m", "kompile", *args], capture_output=True, text=True, timeout=120
-    )
-    assert "Traceback" not in result.stdout + result.stderr, result.stderr
-    assert "internal error" not in result.stderr, result.stderr
-    return result
 
 
 def edit(root: Path, rel: str, old: str, new: str) -> None:
@@ -49,21 +38,21 @@ def repo(tmp_path: Path) -> Path:
 
 
 def test_validate_on_the_example_exits_0(repo: Path):
-    result = kompile("validate", "--root", str(repo))
+    result = run_kompile("validate", "--root", str(repo))
     assert result.returncode == 0, result.stderr
     assert "ok: app shop, 3 environments (dev, prod, staging)" in result.stdout
     assert result.stderr == ""
 
 
 def test_validate_on_the_example_as_json_is_an_empty_list(repo: Path):
-    result = kompile("validate", "--root", str(repo), "--format", "json")
+    result = run_kompile("validate", "--root", str(repo), "--format", "json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == []
 
 
 def test_validate_writes_nothing(repo: Path):
     before = sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*"))
-    kompile("validate", "--root", str(repo))
+    run_kompile("validate", "--root", str(repo))
     assert sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*")) == before
 
 
@@ -74,7 +63,7 @@ def test_an_invalid_spec_exits_2_with_position_source_caret_and_hint(repo: Path)
         "      autoscaling: {minReplicas: 3",
         "      replcias: 3\n      autoscaling: {minReplicas: 3",
     )
-    result = kompile("validate", "--root", str(repo))
+    result = run_kompile("validate", "--root", str(repo))
     assert result.returncode == 2
     assert result.stdout == ""
     lines = result.stderr.splitlines()
@@ -94,7 +83,7 @@ def test_the_caret_points_at_a_value_in_a_flow_mapping(repo: Path):
         "{minReplicas: 2, maxReplicas: 4",
         "{minReplicas: 6, maxReplicas: 4",
     )
-    result = kompile("validate", "--root", str(repo))
+    result = run_kompile("validate", "--root", str(repo))
     assert result.returncode == 2
     head, source, caret = result.stderr.splitlines()[:3]
     match = HEADLINE.match(head)
@@ -113,7 +102,7 @@ def test_every_problem_is_listed_with_its_own_position(repo: Path):
         "    className: nginx",
         "    className: nginx\n    className: traefik",
     )
-    result = kompile("validate", "--root", str(repo))
+    result = run_kompile("validate", "--root", str(repo))
     assert result.returncode == 2
     heads = [HEADLINE.match(line) for line in result.stderr.splitlines() if HEADLINE.match(line)]
     assert [(m["file"], m["line"], m["col"], m["code"]) for m in heads] == [
@@ -133,8 +122,8 @@ def test_json_gives_the_same_diagnostics_as_objects(repo: Path):
         "      autoscaling: {minReplicas: 3",
         "      replcias: 3\n      autoscaling: {minReplicas: 3",
     )
-    text = kompile("validate", "--root", str(repo))
-    result = kompile("validate", "--root", str(repo), "--format", "json")
+    text = run_kompile("validate", "--root", str(repo))
+    result = run_kompile("validate", "--root", str(repo), "--format", "json")
     assert result.returncode == 2
     items = json.loads(result.stdout)
     assert isinstance(items, list) and len(items) == 2
@@ -157,7 +146,7 @@ def test_json_gives_the_same_diagnostics_as_objects(repo: Path):
 
 def test_a_whole_file_problem_has_no_position_in_json(repo: Path):
     (repo / "environments" / "qa.yaml").write_bytes(b"#" * (1 << 20) + b"\n")
-    result = kompile("validate", "--root", str(repo), "--format", "json")
+    result = run_kompile("validate", "--root", str(repo), "--format", "json")
     assert result.returncode == 2
     [item] = json.loads(result.stdout)
     assert (item["file"], item["code"], item["line"], item["column"]) == (
@@ -169,7 +158,7 @@ def test_a_whole_file_problem_has_no_position_in_json(repo: Path):
 
 
 def test_a_missing_environments_folder_exits_2(tmp_path: Path):
-    result = kompile("validate", "--root", str(tmp_path))
+    result = run_kompile("validate", "--root", str(tmp_path))
     assert result.returncode == 2
     assert "error[K308]" in result.stderr and "hint: " in result.stderr
 
@@ -181,7 +170,7 @@ def test_broken_bytes_and_yaml_never_end_in_a_traceback(repo: Path):
     (repo / "environments" / "d.yaml").symlink_to("/etc/passwd")
     (repo / "environments" / "e.yaml").mkdir()
     (repo / "environments" / "f.yaml").write_bytes(b"b: !!python/object:os.system {}\n")
-    result = kompile("validate", "--root", str(repo))
+    result = run_kompile("validate", "--root", str(repo))
     assert result.returncode == 2
     assert re.findall(r"^(\S+): error\[(K\d+)\]", result.stderr, re.MULTILINE) == [
         ("environments/a.yaml:1:1", "K102"),
@@ -195,7 +184,7 @@ def test_broken_bytes_and_yaml_never_end_in_a_traceback(repo: Path):
 
 def test_an_unknown_environment_for_build_is_k310_and_nothing_is_written(repo: Path):
     before = sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*"))
-    result = kompile("build", "--root", str(repo), "--env", "qa", "--format", "json")
+    result = run_kompile("build", "--root", str(repo), "--env", "qa", "--format", "json")
     assert result.returncode == 2
     [item] = json.loads(result.stdout)
     assert item["code"] == "K310" and "did you mean" not in (item["message"] or "")
@@ -209,7 +198,7 @@ def test_building_one_environment_still_validates_them_all(repo: Path):
         repo, "environments/prod.yaml", "minReplicas: 3, maxReplicas: 12", "minReplicas: 30, maxReplicas: 12"
     )
     before = sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*"))
-    result = kompile("build", "--root", str(repo), "--env", "dev")
+    result = run_kompile("build", "--root", str(repo), "--env", "dev")
     assert result.returncode == 2
     assert "environments/prod.yaml:15:34: error[K401]" in result.stderr
     assert sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*")) == before

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,8 @@ from kompile.compiler import compile_project
 from kompile.errors import Code, KompileError
 from kompile.output.manifest import MANIFEST, read_manifest
 from kompile.output.write import apply_plan, plan_write
+
+from conftest import run_kompile
 
 
 def build(root: Path, force: bool = False, only=None):
@@ -23,10 +24,6 @@ def build(root: Path, force: bool = False, only=None):
     )
     apply_plan(root, plan)
     return plan
-
-
-def kompile(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kompile", *args], capture_output=True, text=True)
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
@@ -153,13 +150,13 @@ def test_building_some_environments_keeps_the_others(example):
     del after[MANIFEST], before[MANIFEST]
     assert after == {**before, "environments/staging.yaml": spec.read_bytes()}
     assert read_manifest(example).inputs == {}  # a partial build vouches for no inputs
-    assert kompile("check", "--root", str(example)).returncode == 1  # staging is stale
+    assert run_kompile("check", "--root", str(example)).returncode == 1  # staging is stale
     plan = build(example, only=["staging"])
     assert plan.changed and all(p.startswith("overlays/staging/") for p in plan.changed)
     assert sorted(read_manifest(example).files) == sorted(
         p for p in before if p.startswith(("bases/", "overlays/", "gitops/"))
     )
-    assert kompile("check", "--root", str(example)).returncode == 0
+    assert run_kompile("check", "--root", str(example)).returncode == 0
 
 
 def test_building_one_environment_of_an_unchanged_repo_changes_nothing(example):
@@ -169,7 +166,7 @@ def test_building_one_environment_of_an_unchanged_repo_changes_nothing(example):
     before = snapshot(example)
     plan = build(example, only=["prod"])
     assert plan.is_noop and snapshot(example) == before
-    assert kompile("check", "--root", str(example)).returncode == 0
+    assert run_kompile("check", "--root", str(example)).returncode == 0
 
 
 def test_symlinked_output_folder_leading_outside_is_refused(example, tmp_path):
@@ -184,8 +181,8 @@ def test_symlinked_output_folder_leading_outside_is_refused(example, tmp_path):
 
 def test_interrupted_build_leftovers_are_owned_and_completed(example):
     """A build killed after recording its intent: the pending manifest owns old and new contents."""
-    from kompile.safefs import Root
     from kompile.output.write import plan_write, record_intent
+    from kompile.safefs import Root
 
     build(example)
     spec = example / "environments/app.yaml"
@@ -199,12 +196,12 @@ def test_interrupted_build_leftovers_are_owned_and_completed(example):
     # The next build, after yet another spec change, still recognises both versions as its own.
     spec.write_text(spec.read_text().replace("--workers=4", "--workers=5"))
     build(example)
-    assert kompile("check", "--root", str(example)).returncode == 0
+    assert run_kompile("check", "--root", str(example)).returncode == 0
 
 
 def test_build_warns_about_uncommitted_output(example):
     subprocess.run(["git", "init", "-q", str(example)], check=True)
-    assert kompile("build", "--root", str(example)).returncode == 0
+    assert run_kompile("build", "--root", str(example)).returncode == 0
     env = {
         **os.environ,
         "GIT_AUTHOR_NAME": "t",
@@ -217,6 +214,6 @@ def test_build_warns_about_uncommitted_output(example):
     (example / "overlays/dev/NOTES.md").write_text("wip\n")
     spec = example / "environments/dev.yaml"
     spec.write_text(spec.read_text().replace("replicas: 1}", "replicas: 2}", 1))
-    result = kompile("build", "--root", str(example))
+    result = run_kompile("build", "--root", str(example))
     assert result.returncode == 0
     assert "uncommitted changes" in result.stderr and "overlays/dev/NOTES.md" in result.stderr
