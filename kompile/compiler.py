@@ -180,11 +180,12 @@ class _Result:
 def _compile_one(base: Compiled, env: Environment, keep_objects: bool) -> _Result:
     try:
         untransformed, deployed = render_stages(env, base.ids)
+        compiled = Compiled(env, deployed, untransformed)
+        files = layout_overlay(base, compiled)
     except KompileError as exc:  # every environment is compiled, so one run lists every problem
         return _Result({}, set(), 0, None, tuple(exc.diagnostics))
-    compiled = Compiled(env, deployed, untransformed)
     kinds = {(obj["apiVersion"].rpartition("/")[0], obj["kind"]) for obj in deployed}
-    return _Result(layout_overlay(base, compiled), kinds, len(deployed), compiled if keep_objects else None)
+    return _Result(files, kinds, len(deployed), compiled if keep_objects else None)
 
 
 # Below this many environments, starting processes costs more than it saves.

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True, slots=True, order=True)
 class Span:
-    """A position in a file under the repo root. line and col are 1-based; 0 means "the whole file"."""
+    """A position in a file under the repo root. line and col are 1-based; 0 means "the whole file".
+    end_line and end_col (when known, else 0) are where the setting's value ends: an editor can mark it
+    whole. Two spans that start at the same place are the same span."""
 
     path: str
     line: int = 0
     col: int = 0
+    end_line: int = field(default=0, compare=False)
+    end_col: int = field(default=0, compare=False)
 
     def __str__(self) -> str:
         if self.line:
@@ -106,6 +110,8 @@ class Diagnostic:
             "file": span.path if span else None,
             "line": span.line if span else None,
             "column": span.col if span else None,
+            "end_line": span.end_line or None if span else None,
+            "end_column": span.end_col or None if span else None,
             "severity": self.severity.value,
             "code": self.code.value,
             "message": self.message,

@@ -107,6 +107,7 @@ class Container:
     probes: Probes
     app_image: bool = False  # runs the app's image (image is then empty)
     writable_paths: tuple[str, ...] = ()
+    span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ class Account:
     rules: tuple[dict, ...] = ()  # a Role bound to it; only then do its pods get an API token
     azure: bool = False  # AKS Workload Identity: its pods carry the webhook's label
     component: str | None = None  # the component it is its own for (None: the app's)
+    span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
     @property
     def api_access(self) -> bool:
@@ -162,6 +164,7 @@ class Component:
     time_zone: str | None = None
     timeout_seconds: int | None = None
     suspend: bool = False
+    span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
     @property
     def pods_at_least(self) -> int:
@@ -174,6 +177,7 @@ class Secret:
     keys: tuple[str, ...]
     mount: SecretMount
     mount_path: str
+    span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
 
 @dataclass(frozen=True)
@@ -197,6 +201,7 @@ class EgressRule:
     pod_selector: dict[str, str]
     ports: tuple[Port, ...]
     host: str | None = None  # a host name: only a CiliumNetworkPolicy can say it
+    span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
 
 @dataclass(frozen=True)

@@ -44,10 +44,11 @@ from kompile.model import (
     Security,
     Tier,
 )
-from kompile.source import YMap, plain
+from kompile.source import YList, YMap, plain
 from kompile.spec import quantity_text
 from kompile.spec.commands import celery_time_limit, graceful_timeout
-from kompile.validate import SCOPE_ANNOTATIONS, Resolved, declared_kinds
+from kompile.validate.objects import declared_kinds
+from kompile.validate.resolved import SCOPE_ANNOTATIONS, Resolved
 
 DEFAULT_REQUESTS = {"cpu": "100m", "memory": "256Mi", "ephemeral-storage": "64Mi"}
 DEFAULT_LIMITS = {"cpu": "1", "memory": "512Mi", "ephemeral-storage": "1Gi"}
@@ -198,7 +199,13 @@ def _component(
         time_zone=body.get("timeZone") if kind is ComponentType.CRON else None,
         timeout_seconds=body.get("timeoutSeconds", CRON_TIMEOUT) if kind is ComponentType.CRON else None,
         suspend=bool(body.get("suspend", False)) if kind is ComponentType.CRON else False,
+        span=_span(body),
     )
+
+
+def _span(body) -> Span | None:
+    """Where a node of the merged spec was written (the file that set it last)."""
+    return body.span if isinstance(body, YMap | YList) else None
 
 
 def _autoscaling(body: dict) -> Autoscaling:
@@ -303,6 +310,7 @@ def _container(body: dict) -> Container:
             readiness=_probe(probes.get("readiness"), None),
             liveness=_probe(probes.get("liveness"), None),
         ),
+        span=_span(body),
     )
 
 
@@ -324,7 +332,14 @@ def _account(
         annotations = dict(sorted(annotations.items()))
         azure = bool(identity.get("azure"))
     rules = tuple(plain(rule) for rule in ((rbac or {}).get("rules") or ()))
-    return Account(name=name, annotations=annotations, rules=rules, azure=azure, component=component)
+    return Account(
+        name=name,
+        annotations=annotations,
+        rules=rules,
+        azure=azure,
+        component=component,
+        span=_span(rbac or identity),
+    )
 
 
 def resources_with_defaults(
@@ -355,6 +370,7 @@ def _secret(body: dict) -> Secret:
         keys=tuple(body["keys"]),
         mount=mount,
         mount_path=body.get("mountPath", f"/etc/secrets/{body['name']}"),
+        span=_span(body),
     )
 
 
@@ -402,6 +418,7 @@ def _egress(rules) -> tuple[EgressRule, ...]:
                 for p in rule["ports"]
             ),
             host=rule.get("host"),
+            span=_span(rule),
         )
         for rule in rules or ()
     )

@@ -410,8 +410,8 @@ class _Builder:
         self.seen: set[int] = set()
 
     def span(self, node) -> Span:
-        mark = node.start_mark
-        return Span(self.rel, mark.line + 1, mark.column + 1)
+        start, end = node.start_mark, node.end_mark
+        return Span(self.rel, start.line + 1, start.column + 1, end.line + 1, end.column + 1)
 
     def build(self, node, depth: int):
         try:

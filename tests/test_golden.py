@@ -135,3 +135,20 @@ def test_committed_output_is_current():
     assert not differences, (
         f"the committed output is stale: run `kompile build --root .` and commit:\n{differences}"
     )
+
+
+def test_render_problems_are_collected_across_environments(tmp_path: Path):
+    """As validation does, rendering reports every environment's problems in one run, not the first."""
+    from kompile.errors import KompileError
+
+    from conftest import copy_example
+
+    root = copy_example(tmp_path / "repo")
+    patch = "  patches:\n    - target: {kind: Deployment, name: nothing-here}\n      patch: [{op: add, path: /x, value: 1}]\n"
+    for env in ("dev", "prod"):
+        path = root / "environments" / f"{env}.yaml"
+        path.write_text(path.read_text() + patch)
+    with pytest.raises(KompileError) as caught:
+        compile_project(root)
+    files = {d.span.path for d in caught.value.diagnostics if d.code.value == "K407"}
+    assert files == {"environments/dev.yaml", "environments/prod.yaml"}, caught.value.diagnostics

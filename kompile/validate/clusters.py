@@ -1,0 +1,123 @@
+"""Clusters and namespaces across environments: one spelling per cluster, one environment per
+namespace, no environment in a preview's name."""
+
+from __future__ import annotations
+
+from kompile import names
+from kompile.errors import Code, Collector
+from kompile.load.project import Project
+from kompile.source import YMap
+from kompile.validate.resolved import Resolved
+
+IN_CLUSTER = "in-cluster"
+# Ways of writing the cluster Argo CD and Flux run in. (Argo CD itself knows only the first two: the
+# others are not clusters it has, but they name the same one.)
+_IN_CLUSTER = {
+    "in-cluster",
+    "https://kubernetes.default.svc",
+    "https://kubernetes.default.svc.cluster.local",
+    "https://kubernetes.default",
+    "https://kubernetes",
+}
+
+
+def cluster_identity(cluster: str | None, tool: str | None = None) -> str:
+    """One spelling per cluster: host in lower case, no default port, no trailing slash, the in-cluster
+    aliases as one. Two environments may share a namespace only on clusters that differ by this. Flux
+    reaches a remote cluster through a kubeconfig Secret named after its host: clusters that share that
+    Secret are one cluster to Flux."""
+    if not cluster:
+        return IN_CLUSTER
+    if tool == "flux" and cluster.strip().lower() not in _IN_CLUSTER:
+        return f"flux-kubeconfig:{names.kubeconfig_secret(cluster)}"
+    text = cluster.strip()
+    if text.lower().startswith("https://"):
+        rest = text[len("https://") :]
+        host, _, path = rest.partition("/")
+        host = host.lower().removesuffix(":443").rstrip(".")
+        path = path.rstrip("/")
+        text = f"https://{host}" + (f"/{path}" if path else "")
+    return IN_CLUSTER if text.lower() in _IN_CLUSTER else text
+
+
+def check_namespaces(project: Project, resolved: list[Resolved], out: Collector) -> None:
+    seen: dict[tuple[str, str], str] = {}
+    spelled: dict[
+        str, tuple[str, str]
+    ] = {}  # cluster identity -> (how it was first written, by which environment)
+    gitops = project.app.spec.get("gitops")
+    tool = gitops.get("tool") if isinstance(gitops, YMap) else None
+    for env in resolved:
+        if env.name == "gitops":
+            out.error(
+                Code.INVALID_NAME,
+                "the environment name 'gitops' is kompile's: the GitOps root object is "
+                f"'{project.name}-gitops'",
+                project.environments[env.name].doc["metadata"].value_span("name"),
+                "choose another name for this environment (rename its file too)",
+            )
+        written = str(env.settings.get("cluster") or "")
+        identity = cluster_identity(written, tool)
+        first = spelled.setdefault(identity, (written, env.name))
+        if written and first[0] and written != first[0] and identity != IN_CLUSTER:
+            if tool == "flux" and cluster_identity(written) != cluster_identity(first[0]):
+                # Two addresses, one Secret name: Flux would deploy both environments to one cluster.
+                out.error(
+                    Code.NAMESPACE_CLASH,
+                    f"cluster {written} and {first[0]} (environment '{first[1]}') share Flux's "
+                    f"kubeconfig Secret '{names.kubeconfig_secret(written)}'",
+                    env.settings.value_span("cluster"),
+                    "Flux names the Secret after the host name: write one cluster the same way everywhere, and "
+                    "give different clusters host names that differ in more than punctuation or port",
+                )
+            else:
+                same = (
+                    "Flux reaches both through one kubeconfig Secret"
+                    if tool == "flux"
+                    else "Argo CD matches cluster addresses as written, so two spellings are two clusters to it"
+                )
+                out.error(
+                    Code.NAMESPACE_CLASH,
+                    f"cluster {written} is written as {first[0]} by environment '{first[1]}'",
+                    env.settings.value_span("cluster"),
+                    f"write each cluster the same way everywhere: {same}",
+                )
+        key = (identity, env.namespace)
+        if key in seen:
+            explicit = "namespace" in env.settings.value_spans
+            # A namespace nobody wrote is <app>-<environment>: point at the name it comes from.
+            where = (
+                env.settings.value_span("namespace")
+                if explicit
+                else project.environments[env.name].doc["metadata"].value_span("name")
+            )
+            on = "" if identity == IN_CLUSTER and not written else f" on {written or identity}"
+            out.error(
+                Code.NAMESPACE_CLASH,
+                f"environments '{seen[key]}' and '{env.name}' both deploy to namespace '{env.namespace}'"
+                + on
+                + ("" if explicit else f" ('{env.name}' by default)"),
+                where,
+                "each environment needs a namespace of its own; one would prune the other's objects",
+            )
+        else:
+            seen[key] = env.name
+    if any(env.settings.get("pullRequests") for env in resolved):
+        # A pull request's preview is the Application <app>-pr-<number> in the namespace of that name.
+        for env in resolved:
+            if not env.settings.get("pullRequests") and (
+                names.is_preview(project.name, env.namespace)
+                or names.is_preview(project.name, names.instance(project.name, env.name))
+            ):
+                explicit = "namespace" in env.settings.value_spans and names.is_preview(
+                    project.name, env.namespace
+                )
+                out.error(
+                    Code.NAMESPACE_CLASH,
+                    f"environment '{env.name}' takes the name of a pull request's preview "
+                    f"('{env.namespace if explicit else names.instance(project.name, env.name)}')",
+                    env.settings.value_span("namespace")
+                    if explicit
+                    else project.environments[env.name].doc["metadata"].value_span("name"),
+                    "previews are <app>-pr-<number>, Application and namespace; name this environment otherwise",
+                )

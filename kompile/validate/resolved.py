@@ -1,0 +1,41 @@
+"""An environment merged and checked, and what the rules share: limits, the GitOps tool, sealing scopes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kompile.load.project import Project
+from kompile.source import YMap
+
+SEALED_SECRET_API = "bitnami.com/v1alpha1"
+SCOPE_ANNOTATIONS = {
+    "namespace-wide": "sealedsecrets.bitnami.com/namespace-wide",
+    "cluster-wide": "sealedsecrets.bitnami.com/cluster-wide",
+}
+
+IMAGE_FIELDS_HINT = "pin the image by digest: image: {digest: sha256:...}"
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """One environment, merged and checked: what normalise.py turns into the model."""
+
+    name: str
+    settings: YMap
+    chain: tuple[str, ...]
+    sources: tuple[str, ...]
+
+    @property
+    def namespace(self) -> str:
+        return self.settings.get("namespace") or ""
+
+
+MAX_COMPONENTS = 100  # more is a mistake (or an attempt at the CI machine's time), not an app
+
+
+MAX_EXTRA_OBJECTS = 1000
+
+
+def gitops_tool(project: Project) -> str | None:
+    gitops = project.app.spec.get("gitops")
+    return gitops.get("tool") if isinstance(gitops, YMap) else None
