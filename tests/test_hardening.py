@@ -27,7 +27,7 @@ from kompile.k8s import meta
 from kompile.k8s.quantity import parse_quantity
 from kompile.layout import Compiled
 from kompile.model import ComponentType, GitOpsTool, Probe, SecretMount, Tier
-from kompile.normalise import PRE_STOP_SECONDS, SERVER_GRACEFUL_TIMEOUT
+from kompile.normalise.defaults import PRE_STOP_SECONDS, SERVER_GRACEFUL_TIMEOUT
 from kompile.policy.sops import is_sops_encrypted
 from kompile.render import object_id
 from kompile.spec.commands import graceful_timeout

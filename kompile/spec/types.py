@@ -37,7 +37,7 @@ class Field:
     type: Type
     doc: str
     required: bool = False
-    default: object = None  # documented default; normalise.py applies it
+    default: object = None  # documented default; normalise/ applies it
 
 
 class Type:

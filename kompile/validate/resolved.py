@@ -18,7 +18,7 @@ IMAGE_FIELDS_HINT = "pin the image by digest: image: {digest: sha256:...}"
 
 @dataclass(frozen=True)
 class Resolved:
-    """One environment, merged and checked: what normalise.py turns into the model."""
+    """One environment, merged and checked: what normalise/ turns into the model."""
 
     name: str
     settings: YMap
