@@ -8,13 +8,10 @@ and so do values that are plainly numbers, booleans, paths or `$(VAR)` reference
 SealedSecret ciphertext (`spec.encryptedData`) is the one place a sealed value belongs.
 
 Every pattern is linear-time, and results are remembered per (key, value), so a value repeated in a
-thousand environments is judged once.
-"""
+thousand environments is judged once."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import gzip
 import io
 import math
@@ -22,359 +19,15 @@ import re
 import zlib
 from collections.abc import Iterator
 
+from kompile.policy.credentials import (
+    MAX_INFLATED,
+    MAX_SCANNED,
+    TOKENS,
+    base64_bytes,
+    credential_in,
+    der_private_key,
+)
 from kompile.policy.sops import ENC, SOPS_KEY, is_sops_encrypted
-
-_TOKENS = [
-    (r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----|PuTTY-User-Key-File-[0-9]", "a private key"),
-    # Credentials on command lines: curl -u user:password, mysql -pPASSWORD, redis-cli -a PASSWORD.
-    (
-        r"\bcurl\b[^\n]{0,200}?\s(?:-u|--user)[ =]?['\"]?[^\s:'\"]+:[^\s'\"]+",
-        "a password on a curl command line",
-    ),
-    (
-        r"\bmysql(?:dump|admin|import|sh)?\b[^\n]{0,200}?\s-p[^\s'\"-][^\s'\"]*",
-        "a password on a MySQL command line",
-    ),
-    (r"\bredis-cli\b[^\n]{0,200}?\s(?:-a|--pass)[ =]\S+", "a password on a redis-cli command line"),
-    # A JSON Web Key with its private part.
-    (
-        r"\"kty\"\s*:[^{}]{0,2000}?\"d\"\s*:\s*\"[A-Za-z0-9_-]{16,}\"|\"d\"\s*:\s*\"[A-Za-z0-9_-]{16,}\"[^{}]{0,2000}?\"kty\"",
-        "a private key (JWK)",
-    ),
-    (r"\"auth\"\s*:\s*\"[A-Za-z0-9+/]{12,}=*\"", "a registry credential (docker config)"),
-    # One line at a time (never \s across lines, which made runs of blank lines quadratic).
-    (
-        r"(?m:^[ \t]*(?:machine[ \t]+\S+[ \t]+)?(?:login[ \t]+\S+[ \t]+)?password[ \t]+\S+)",
-        "a netrc password",
-    ),
-    (r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b", "an AWS access key"),
-    (r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}|\bgithub_pat_[A-Za-z0-9_]{20,}", "a GitHub token"),
-    (r"\bglpat-[A-Za-z0-9_-]{20,}", "a GitLab token"),
-    (
-        r"\bxox[abposr]-[A-Za-z0-9-]{10,}|\bxapp-[0-9]-[A-Za-z0-9-]{10,}|hooks\.slack\.com/services/T[A-Za-z0-9_/]{20,}",
-        "a Slack token",
-    ),
-    (r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}|\bwhsec_[A-Za-z0-9]{16,}", "a Stripe key"),
-    (r"\bAIza[0-9A-Za-z_-]{35}", "a Google API key"),
-    (r"\bGOCSPX-[A-Za-z0-9_-]{20,}", "a Google OAuth client secret"),
-    (r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{32,}", "an API key (OpenAI or Anthropic)"),
-    (r"\bnpm_[A-Za-z0-9]{36}\b", "an npm token"),
-    (r"\bpypi-AgE[A-Za-z0-9_-]{50,}", "a PyPI token"),
-    (r"\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}", "a SendGrid key"),
-    (r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}", "a JSON Web Token"),
-    (r"AccountKey=[A-Za-z0-9+/]{20,}", "an Azure storage key"),
-    (r"[?&]sig=[A-Za-z0-9%+/=]{20,}", "a signed URL's signature"),
-    (r"\bdjango-insecure-\S{20,}", "a Django secret key"),
-]
-_TOKEN = re.compile("|".join(f"(?P<t{i}>{pattern})" for i, (pattern, _) in enumerate(_TOKENS)))
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,30}://")
-_REFERENCE = re.compile(r"^(?:\$\([A-Za-z_][A-Za-z0-9_]*\)|\$\{[A-Za-z_][A-Za-z0-9_]*\})$")
-# Words of a key: FOO_BAR, foo-bar, foo.bar, fooBar and FOOBar all split into FOO and BAR.
-_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
-STRONG = frozenset(
-    {
-        "PASSWORD",
-        "PASSWD",
-        "PWD",
-        "PW",
-        "PASS",
-        "PASSPHRASE",
-        "SECRET",
-        "SECRETS",
-        "TOKEN",
-        "TOKENS",
-        "CREDENTIAL",
-        "CREDENTIALS",
-        "APIKEY",
-        "PRIVATEKEY",
-        "AUTHORIZATION",
-        "BEARER",
-    }
-)
-# Joined spellings (PGPASSWORD, dbpassword, apiKey, signing_key) that name a credential wherever they appear.
-STRONG_PARTS = (
-    "PASSWORD",
-    "PASSWD",
-    "PASSPHRASE",
-    "SECRET",
-    "TOKEN",
-    "CREDENTIAL",
-    "APIKEY",
-    "PRIVATEKEY",
-    "ACCESSKEY",
-    "SIGNINGKEY",
-    "ENCRYPTIONKEY",
-    "MASTERKEY",
-    "HMACKEY",
-    "FERNETKEY",
-    "LICENSEKEY",
-    "SESSIONKEY",
-)
-# A key whose last word is one of these names a place or a property of a secret, not the secret.
-PLACE = frozenset(
-    {
-        "NAME",
-        "NAMES",
-        "REF",
-        "REFS",
-        "SELECTOR",
-        "PATH",
-        "FILE",
-        "FILES",
-        "DIR",
-        "DIRS",
-        "FOLDER",
-        "FIELD",
-        "NAMESPACE",
-        "KIND",
-        "TYPE",
-        "MOUNT",
-        "TTL",
-        "TIMEOUT",
-        "LIFETIME",
-        "EXPIRY",
-        "EXPIRATION",
-        "HEADER",
-        "PREFIX",
-        "ENABLED",
-        "ENABLE",
-        "REQUIRED",
-        "LENGTH",
-        "VERSION",
-        "ALGORITHM",
-        "ALG",
-        "ROTATION",
-        "STORE",
-        "PROVIDER",
-        "HASH",
-        "CHECKSUM",
-        "DIGEST",
-        "ID",
-        "URL",
-        "URI",
-        "ENDPOINT",
-        "HOST",
-        "PORT",
-        "USER",
-        "USERNAME",
-        "REGION",
-        "ENV",
-        "VAR",
-        "POLICY",
-        "MODE",
-        "SIZE",
-        "COUNT",
-        "INTERVAL",
-        "SCOPE",
-        "AUDIENCE",
-        "ISSUER",
-        "METHOD",
-        "SECONDS",
-        "SECS",
-        "MINUTES",
-        "HOURS",
-        "DAYS",
-        "MS",
-        "MILLIS",
-        "LIMIT",
-        "MAX",
-        "MIN",
-        "RETRIES",
-        "ATTEMPTS",
-        "AGE",
-        "PERIOD",
-        "DELAY",
-        "WINDOW",
-        "RULES",
-        "COMPLEXITY",
-        "RESET",
-        "CHANGE",
-    }
-)
-_HARMLESS = re.compile(
-    r"(?:|true|false|yes|no|on|off|null|none|<[a-z][a-z _-]{0,40}>|\*{3,}|x{3,}|changeme|change-me)",
-    re.IGNORECASE,
-)
-_NUMBER_OR_PATH = re.compile(r"(?:[-+]?[0-9]{1,4}(?:\.[0-9]+)?|/[A-Za-z0-9._/-]*(?:[:,]/[A-Za-z0-9._/-]*)*)")
-_PLAIN_WORD = re.compile(r"[a-z]+(?:[_.-][a-z]+)*")  # `created_at`: a value a *_KEY setting may hold
-_KEY_NAME = re.compile(
-    r"[A-Z][A-Z0-9_]*|[a-z][a-z._-]*"
-)  # a camelCase field naming another key (secretKey: DB_PASSWORD)
-_LINE = re.compile(
-    r"^[ \t]*(?:export[ \t]+)?([A-Za-z_][A-Za-z0-9_.-]{0,100})[ \t]*[:=][ \t]*(.*?)[ \t]*$", re.MULTILINE
-)
-_INLINE = re.compile(r"(?:^|[\s;&|?])(?:--?)?([A-Za-z_][A-Za-z0-9_.-]{0,100})=([^\s;&|]+)")
-_QUOTED = re.compile(
-    r"[\"']([A-Za-z_][A-Za-z0-9_.-]{0,100})[\"']\s*[:=]\s*[\"']([^\"']{1,4096})[\"']"
-)  # JSON, Python, TOML
-_ELEMENT = re.compile(r"<([A-Za-z_][A-Za-z0-9_.-]{0,100})>([^<]{1,4096})</\1>")  # XML
-MAX_SCANNED = 1 << 20  # every detector is linear, so a string is scanned whole (no input file holds more)
-
-_memo: dict[tuple[str, str], str | None] = {}
-
-
-def in_value(value: str, depth: int = 0) -> str | None:
-    """What credential a string holds whatever its key, or None. Base64 inside it (a kubeconfig's
-    client-key-data, an encoded PEM or gzip) is decoded and scanned too, one level deep."""
-    text = value[:MAX_SCANNED]
-    match = _TOKEN.search(text)
-    if match:
-        return _TOKENS[int(match.lastgroup[1:])][1]
-    what = _authorization(text)
-    if what:
-        return what
-    if "://" in text and _url_password(text):
-        return "a URL with a password in it"
-    if _PGPASS.search(text):
-        return "a .pgpass password"
-    if depth == 0:
-        for run in _BASE64_RUN.findall(text)[:MAX_DECODED_RUNS]:
-            found = in_bytes(_b64(run), depth + 1)
-            if found:
-                return f"{found}, base64-encoded"
-    return None
-
-
-# HTTP Authorization: the scheme is case-insensitive. Basic carries user:password in base64; a Bearer
-# token is a long mix of letters and digits (not "bearer authentication").
-_AUTHORIZATION = re.compile(r"(?i:\b(basic|bearer)[ \t]+)([A-Za-z0-9+/._~-]{12,}=*)")
-_BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
-MAX_DECODED_RUNS = 20
-MAX_INFLATED = 1 << 20
-
-
-def _authorization(text: str) -> str | None:
-    for match in _AUTHORIZATION.finditer(text):
-        token = match.group(2)
-        if match.group(1).lower() == "basic":
-            decoded = _b64(token)
-            if decoded and b":" in decoded and decoded.isascii():
-                return "an HTTP Authorization credential"
-        elif len(token) >= 16 and any(c.isdigit() for c in token) and any(c.isalpha() for c in token):
-            return "an HTTP Authorization credential"
-    return None
-
-
-def _b64(text: str) -> bytes | None:
-    try:
-        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        return None
-
-
-def in_bytes(data: bytes | None, depth: int = 1) -> str | None:
-    """What credential some bytes hold: decoded text, gzip (inflated, bounded), or a DER private key."""
-    if not data:
-        return None
-    if data[:2] == b"\x1f\x8b":
-        try:
-            with gzip.GzipFile(fileobj=io.BytesIO(data)) as inflated:
-                data = inflated.read(MAX_INFLATED)
-        except (OSError, EOFError, zlib.error):
-            return None
-    if _der_private_key(data):
-        return "a private key (DER)"
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    return in_value(text, depth) or _embedded(text)
-
-
-def _der_private_key(data: bytes) -> bool:
-    """A DER-encoded private key: a SEQUENCE whose first element is version 0 (PKCS#8, PKCS#1 RSA) or 1
-    (SEC 1 EC), followed by what each format holds next."""
-    if len(data) < 8 or data[0] != 0x30:
-        return False
-    offset = 2 + (data[1] & 0x7F if data[1] & 0x80 else 0)
-    body = data[offset : offset + 6]
-    return body[:3] == b"\x02\x01\x00" and body[3:4] in (b"\x30", b"\x02") or body[:4] == b"\x02\x01\x01\x04"
-
-
-# host:port:database:user:password lines, as PostgreSQL's .pgpass holds them
-_PGPASS = re.compile(r"(?m)^[A-Za-z0-9_.*-]+:(?:[0-9]+|\*):[A-Za-z0-9_.*-]+:[A-Za-z0-9_.*@-]+:\S+$")
-
-
-def _url_password(text: str) -> bool:
-    """scheme://user:password@host, whatever characters the password holds: the user information runs to
-    the last '@' before the next space. `host:8080/path@x` (a port, then a path) is not a password."""
-    for match in _SCHEME.finditer(text):
-        rest = text[match.end() : match.end() + 4096]  # user information longer than this is no password
-        end = len(rest)
-        for space in (" ", "\t", "\n", "\r"):
-            found = rest.find(space)
-            if found != -1:
-                end = min(end, found)
-        authority = rest[:end]
-        at = authority.rfind("@")
-        if at <= 0 or authority.startswith("["):
-            continue
-        user, colon, password = authority[:at].partition(":")
-        if not colon or not password or _REFERENCE.match(password):
-            continue
-        if re.match(r"[0-9]{1,5}(?:/|$)", password) and "/" in authority[:at]:
-            continue  # host:port/path@...: the '@' is in the path
-        return True
-    return False
-
-
-def words(key: str) -> list[str]:
-    return [w.upper() for w in _WORDS.findall(key)]
-
-
-def by_key(key: str, value: str) -> bool:
-    """Whether a value held under this key is a credential in plain text."""
-    names = words(key)
-    if not names or names[-1] in PLACE or _HARMLESS.fullmatch(value) or _REFERENCE.match(value):
-        return False
-    joined = "".join(names)
-    strong = any(w in STRONG for w in names) or any(part in joined for part in STRONG_PARTS)
-    camel = "_" not in key and "-" not in key and "." not in key and key != key.upper() and key != key.lower()
-    if camel and names[-1] in ("KEY", "REF", "FIELD", "PROPERTY") and _KEY_NAME.fullmatch(value):
-        return False  # a field naming the key of a secret, as External Secrets' secretKey: DB_PASSWORD does
-    if strong:
-        return True  # whatever it looks like: a path or a short number is a password too
-    if _NUMBER_OR_PATH.fullmatch(value):
-        return False
-    # *_KEY (SIGNING_KEY, FERNET_KEY, STRIPE_KEY): a credential unless it is a plain word. A camelCase
-    # field (topologyKey: topology.kubernetes.io/zone) holds one only when the value has digits.
-    if camel and ("/" in value or not any(ch.isdigit() for ch in value)):
-        return False
-    return len(names) >= 2 and names[-1] == "KEY" and not _PLAIN_WORD.fullmatch(value)
-
-
-def credential_in(key: str, value: str) -> str | None:
-    """What credential a setting holds in plain text ("a private key", ...), or None."""
-    memo_key = (key, value)
-    if memo_key in _memo:
-        return _memo[memo_key]
-    what = in_value(value) or _embedded(value)
-    if what is None and by_key(key, value[:MAX_SCANNED]):
-        what = "what looks like a secret"
-    if len(_memo) > 100_000:
-        _memo.clear()
-    _memo[memo_key] = what
-    return what
-
-
-def _embedded(value: str) -> str | None:
-    """A credential in a file or command held in a string: `PASSWORD=x` or `password: x` lines, `--token=x`."""
-    if "=" not in value and ":" not in value and "<" not in value:
-        return None
-    text = value[:MAX_SCANNED]
-    patterns = (_LINE, _INLINE, _QUOTED, _ELEMENT) if "\n" in text else (_INLINE, _LINE, _QUOTED, _ELEMENT)
-    for pattern in patterns:
-        for match in pattern.finditer(text):
-            key, found = match.group(1), match.group(2).strip().strip("'\"")
-            if found and not any(ch in found for ch in "()[]{}") and by_key(key, found):
-                return f"a value for '{key}'"
-    return None
-
-
-def findings(obj: dict) -> list[tuple[str, str]]:
-    """(where, what) for every credential in plain text anywhere in the object."""
-    return scan(obj)[0]
-
 
 # What no reader on the way keeps as written: go-yaml folds NEL and the Unicode line and paragraph
 # separators (kustomize re-emits them as spaces), and control characters have no place in a manifest.
@@ -419,7 +72,7 @@ def scan(obj: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[
     return credentials, odd, tokens
 
 
-_COMMAND_LINE = re.compile("|".join(pattern for pattern, what in _TOKENS if "command line" in what))
+_COMMAND_LINE = re.compile("|".join(pattern for pattern, what in TOKENS if "command line" in what))
 
 
 def _command_lines(obj) -> list[tuple[str, str]]:
@@ -482,7 +135,7 @@ def scalars(node, path: str, key: str = "") -> Iterator[tuple[str, str, object]]
 def _decoded(value: str) -> str:
     """binaryData as text for the scan: UTF-8, gzip inflated (bounded), or a private key's marker for
     DER (which the scan then names)."""
-    data = _b64(value)
+    data = base64_bytes(value)
     if data is None:
         return value
     if data[:2] == b"\x1f\x8b":
@@ -491,7 +144,7 @@ def _decoded(value: str) -> str:
                 data = inflated.read(MAX_INFLATED)
         except (OSError, EOFError, zlib.error):
             return ""
-    if _der_private_key(data):
+    if der_private_key(data):
         return "-----BEGIN PRIVATE KEY----- (DER)"
     return _as_text(data)
 
@@ -501,3 +154,8 @@ def _as_text(data: bytes) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return ""
+
+
+def findings(obj: dict) -> list[tuple[str, str]]:
+    """(where, what) for every credential in plain text anywhere in the object."""
+    return scan(obj)[0]
