@@ -2,23 +2,30 @@
 
 It sees the stream `kubectl kustomize overlays/<env>` produces (kompile models kustomize exactly, and
 the tests hold the two equal). Per-kind facts come from the kinds table; a kind no cluster would serve
-is refused, not skipped; a custom kind is searched for pod specs.
-"""
+is refused, not skipped; a custom kind is searched for pod specs."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from kompile.errors import Code
 from kompile.k8s.kinds import Kind, Unknown, classify
 from kompile.policy import Finding
+from kompile.policy.controllers import (
+    EXPOSING,
+    MERGE_KEY,
+    MONITORING,
+    TOKEN_SENDERS,
+    keys_anywhere,
+    scrape_problems,
+    snippet_keys,
+)
+from kompile.policy.images import image_problem
 from kompile.policy.network import check_policies, only_opens_host_names
 from kompile.policy.plaintext import SERVICE_ACCOUNT_TOKEN
 from kompile.policy.plaintext import scan as scan_values
 from kompile.policy.pods import (
     Unclassifiable,
-    _list,
     _map,
     check_pod,
     check_pod_settings,
@@ -243,91 +250,6 @@ def check_stream(objects: list[dict], scope: Scope) -> list[tuple[int, Finding]]
     return found
 
 
-# Kinds that route traffic past the ingress and the environment's policies: hand-written endpoints, and
-# Gateways with listeners of their own.
-EXPOSING = {
-    "": ("Endpoints",),
-    "discovery.k8s.io": ("EndpointSlice",),
-    "gateway.networking.k8s.io": ("Gateway", "ListenerSet", "TCPRoute", "UDPRoute", "TLSRoute"),
-}
-_SNIPPET = re.compile(r"[a-z0-9.-]+/[A-Za-z0-9._-]*snippets?", re.IGNORECASE)
-
-
-# Fields by which a custom resource has its controller use a ServiceAccount's token: External Secrets'
-# and cert-manager's serviceAccountRef (they mint one and send it to a Vault or a cloud), Prometheus'
-# bearerTokenFile (it sends its own), KEDA's boundServiceAccountToken.
-TOKEN_SENDERS = frozenset({"serviceAccountRef", "bearerTokenFile", "boundServiceAccountToken"})
-MERGE_KEY = frozenset({"<<"})
-
-# Prometheus Operator's monitors: Prometheus reads these fields' Secrets in the monitor's namespace and sends
-# them with every scrape; relabelling these labels moves the scrape to another address; a proxy sees it all.
-MONITORING = "monitoring.coreos.com"
-SCRAPE_CREDENTIALS = frozenset(
-    {
-        "authorization",
-        "basicAuth",
-        "oauth2",
-        "bearerTokenSecret",
-        "sigv4",
-        "keySecret",
-        "proxyUrl",
-        "proxyConnectHeader",
-        "proxyFromEnvironment",
-    }
-)
-_MOVES_TARGET = re.compile(r"__(address|scheme|metrics_path|param_.*)__|__param_.*")
-
-
-def scrape_problems(obj: dict, namespace: str | None) -> list[str]:
-    problems = [
-        f"{key} has Prometheus send credentials from the namespace's Secrets, or route its scrapes, where kompile "
-        "cannot see"
-        for key in keys_anywhere(obj, SCRAPE_CREDENTIALS)
-    ]
-    stack = [obj]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            target = node.get("targetLabel")
-            if isinstance(target, str) and _MOVES_TARGET.fullmatch(target):
-                problems.append(f"a relabeling sets {target}, which moves the scrape to another address")
-            stack.extend(v for v in node.values() if isinstance(v, dict | list))
-        elif isinstance(node, list):
-            stack.extend(v for v in node if isinstance(v, dict | list))
-    selector = _map(_map(obj.get("spec")).get("namespaceSelector"))
-    if selector.get("any") not in (None, False) or any(
-        name != namespace for name in _list(selector.get("matchNames"))
-    ):
-        problems.append("namespaceSelector has Prometheus scrape pods of other namespaces")
-    return problems
-
-
-def keys_anywhere(obj, wanted: frozenset) -> list[str]:
-    found, stack = [], [obj]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            found += [key for key in node if key in wanted]
-            stack.extend(v for v in node.values() if isinstance(v, dict | list))
-        elif isinstance(node, list):
-            stack.extend(v for v in node if isinstance(v, dict | list))
-    return sorted(found)
-
-
-def snippet_keys(obj) -> list[str]:
-    """Annotation-like keys anywhere in an object that carry raw proxy configuration (ingress-nginx's
-    *-snippet, NGINX Inc.'s *-snippets, HAProxy's *-config-snippet, ...), an Ingress's or a template's."""
-    found, stack = [], [obj]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            found += [key for key in node if isinstance(key, str) and _SNIPPET.fullmatch(key)]
-            stack.extend(v for v in node.values() if isinstance(v, dict | list))
-        elif isinstance(node, list):
-            stack.extend(v for v in node if isinstance(v, dict | list))
-    return sorted(found)
-
-
 def _a(kind: str) -> str:
     return f"{'an' if kind[:1] in 'AEIOU' else 'a'} {kind}"
 
@@ -423,43 +345,3 @@ def _check_image(who: str, image, scope: Scope, report) -> None:
     if problem is not None:
         code, message, hint = problem
         report(None, f"{who}: {message}", code, hint)
-
-
-def image_problem(image, production: bool) -> tuple[Code, str, str] | None:
-    """What is wrong with a container's image reference: none, an unpinned one, or (production) no digest."""
-    if not isinstance(image, str) or not image:
-        return Code.UNCLASSIFIABLE, "names no image", "set image: to a repository with a tag or digest"
-    name, _, digest = image.partition("@")
-    slash, colon = name.rfind("/"), name.rfind(":")
-    tag = name[colon + 1 :] if colon > slash else None
-    if not digest and not tag:
-        return (
-            Code.LATEST_TAG,
-            f"runs '{image}' with no tag or digest, so Kubernetes would pull 'latest'",
-            "pin a version tag or a digest",
-        )
-    if not digest and tag == "latest":
-        return (
-            Code.LATEST_TAG,
-            f"runs '{image}': the tag 'latest' names no release",
-            "pin a version tag or a digest",
-        )
-    if production and not digest:
-        return (
-            Code.PROD_DIGEST,
-            f"runs '{image}', not pinned by digest (production)",
-            "pin the image by digest: <repository>@sha256:...",
-        )
-    return None
-
-
-def images_of(obj: dict) -> list[str]:
-    """Every container image in an object (for tests and reports)."""
-    kind = classify(obj.get("apiVersion"), obj.get("kind"))
-    if isinstance(kind, Unknown):
-        return []
-    try:
-        specs, _ = pod_specs(obj, kind)
-    except Unclassifiable:
-        return []
-    return [str(c.get("image")) for pod, _ in specs for _, c in containers(pod)]

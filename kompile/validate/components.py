@@ -7,7 +7,7 @@ import difflib
 
 from kompile import names
 from kompile.errors import Code, Collector, Span
-from kompile.policy.gate import image_problem
+from kompile.policy.images import image_problem
 from kompile.source import YList, YMap
 from kompile.spec.commands import runs_embedded_beat, through_broker
 from kompile.validate.objects import check_plaintext

@@ -12,7 +12,7 @@ from kompile.k8s import kinds
 from kompile.k8s.transformers import image_name
 from kompile.load.merge import app_settings
 from kompile.load.project import Project, expand_lists
-from kompile.policy.gate import image_problem
+from kompile.policy.images import image_problem
 from kompile.policy.plaintext import credential_in
 from kompile.policy.pods import Unclassifiable, pod_specs
 from kompile.policy.pods import containers as pod_containers
