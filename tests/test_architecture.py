@@ -18,6 +18,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "kompile"
 STAGES = [
     "kompile.errors",  # diagnostics as data
     "kompile.safefs",  # the file system, never through a link or outside the root
+    "kompile.inputs",  # input files under the root: size cap, UTF-8, no links
     "kompile.source",  # YAML with positions
     "kompile.k8s",  # Kubernetes knowledge: the kinds table, quantities, builders, kustomize's transformers
     "kompile.policy",  # the gate: what the cluster may receive

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from kompile.compiler import compile_project
 from kompile.errors import Code, KompileError
-from kompile.source import YMap, decode_utf8, parse_document
+from kompile.inputs import decode_utf8
+from kompile.source import YMap, parse_document
 from kompile.spec import API_VERSION
 
 from conftest import EXAMPLE, EXAMPLE_FOLDERS

@@ -8,19 +8,16 @@ from pathlib import Path
 import pytest
 
 from kompile.errors import Code, KompileError, Span
+from kompile.inputs import MAX_FILE_BYTES, check_relative_path, decode_utf8, read_bytes
 from kompile.source import (
     MAX_DEPTH,
-    MAX_FILE_BYTES,
     MAX_NODES,
     YList,
     YMap,
-    check_relative_path,
-    decode_utf8,
     parse_document,
     parse_manifests,
     parse_yaml,
     plain,
-    read_bytes,
 )
 
 REL = "environments/dev.yaml"

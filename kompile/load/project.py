@@ -9,17 +9,10 @@ from pathlib import Path
 
 from kompile import spec
 from kompile.errors import Code, Collector, Diagnostic, KompileError, Span
+from kompile.inputs import decode_utf8, normalised, read_bytes
 from kompile.k8s.kinds import is_list_kind
 from kompile.safefs import Refused, Root
-from kompile.source import (
-    YMap,
-    decode_utf8,
-    describe,
-    normalised,
-    parse_document,
-    parse_manifests,
-    read_bytes,
-)
+from kompile.source import YMap, describe, parse_document, parse_manifests
 
 ENVIRONMENTS_DIR = "environments"
 SPEC_SUFFIXES = (".yaml", ".yml")

@@ -400,9 +400,9 @@ def unchanged_since_build(root: Path) -> bool:
     (It trusts the manifest; where a pull request could forge it, run `kompile check --full`.)"""
     from kompile import __version__
     from kompile.errors import KompileError
+    from kompile.inputs import MAX_FILE_BYTES
     from kompile.load.project import spec_paths
     from kompile.output.manifest import digest
-    from kompile.source import MAX_FILE_BYTES
 
     try:
         manifest = read_manifest(root)

@@ -11,11 +11,12 @@ import stat
 from pathlib import Path, PurePosixPath
 
 from kompile.errors import KompileError, Span
+from kompile.inputs import decode_utf8
 from kompile.k8s.strategic import DIRECTIVE, PatchError, apply_patch, as_kustomize_reads
 from kompile.k8s.transformers import with_labels, with_namespace, with_object_images, with_subject_namespaces
 from kompile.layout import overlay_dir
 from kompile.safefs import Refused, Root
-from kompile.source import YList, YMap, decode_utf8, parse_manifests, plain
+from kompile.source import YList, YMap, parse_manifests, plain
 
 MAX_OUTPUT_BYTES = 16 << 20
 

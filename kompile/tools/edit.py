@@ -18,10 +18,10 @@ from pathlib import Path
 import yaml
 
 from kompile.errors import Code, Diagnostic, KompileError, Span
+from kompile.inputs import read_bytes
 from kompile.load.merge import app_settings, effective_spec
 from kompile.load.project import Project, load_project, require_environments
 from kompile.safefs import Refused, Root
-from kompile.source import read_bytes
 from kompile.spec import IMAGE_DIGEST, IMAGE_TAG, check_no_latest
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
