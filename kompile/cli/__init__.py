@@ -187,16 +187,6 @@ def schema(
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but problems.")]
 
 
-def _removals(removals) -> list[str]:
-    """Lines naming every environment a build removes, and every file (and GitOps object) with it."""
-    lines = []
-    for removal in removals:
-        tier = f" (tier: {removal.tier})" if removal.tier else ""
-        lines.append(f"removed environment '{removal.environment}'{tier}: {len(removal.files)} files")
-        lines += [f"  removed  {path}" for path in removal.files]
-    return lines
-
-
 def _progress(total_hint: int, quiet: bool):
     """A bar on a terminal when there are more than a few dozen environments to compile."""
     from kompile.cli.report import ProgressBar
@@ -225,7 +215,7 @@ def build(
 ) -> None:
     """Compile environments/ and write bases/, overlays/ and gitops/ (only files that changed)."""
     from kompile import api
-    from kompile.cli.report import format_summary, summary_rows
+    from kompile.cli.report import format_removals, format_summary, summary_rows
 
     try:
         progress = _progress(len(env) if env else len(api.spec_paths(root)), quiet or format is Format.json)
@@ -251,9 +241,8 @@ def build(
         )
         return
     _warn(result.warnings, root)  # shown even with --quiet: weakening only in plain sight
-    for line in _removals(
-        result.removals
-    ):  # and so is every removal: an environment never disappears silently
+    # And so is every removal: an environment never disappears silently.
+    for line in format_removals(result.removals):
         print(line, file=sys.stderr)
     if not quiet:
         print(format_summary(rows))
@@ -375,6 +364,7 @@ def explain(
 ) -> None:
     """The effective value of each setting of an environment and where it came from."""
     from kompile import api
+    from kompile.cli.report import format_explain
 
     if matrix and path is not None:
         raise typer.BadParameter("with --matrix, give only the setting: kompile explain --matrix PATH")
@@ -386,17 +376,7 @@ def explain(
         print(f"no setting under '{first if matrix else path}'", file=sys.stderr)
         raise typer.Exit(1)
 
-    def shown(text: str, limit: int = 60) -> str:
-        return text if len(text) <= limit else text[: limit - 1] + "…"
-
-    table = [
-        ((env if matrix else ""), s.path, shown(s.shown), str(s.span) if s.span else "", s.origin)
-        for env, s in rows
-    ]
-    widths = [max(len(row[i]) for row in table) for i in range(4)]
-    for env, name, value, where, origin in table:
-        head = f"{env:<{widths[0]}}  " if matrix else ""
-        print(f"{head}{name:<{widths[1]}} = {value:<{widths[2]}}  {where:<{widths[3]}}  {origin}".rstrip())
+    print(format_explain(rows, matrix))
 
 
 class DiffFormat(enum.StrEnum):

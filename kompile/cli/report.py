@@ -267,3 +267,33 @@ def format_stream(objects: list[dict]) -> bytes:
     from kompile.emit import emit_stream
 
     return emit_stream(objects)
+
+
+def format_removals(removals) -> list[str]:
+    """Lines naming every environment a build removes, and every file (and GitOps object) with it."""
+    lines = []
+    for removal in removals:
+        tier = f" (tier: {removal.tier})" if removal.tier else ""
+        lines.append(f"removed environment '{removal.environment}'{tier}: {len(removal.files)} files")
+        lines += [f"  removed  {path}" for path in removal.files]
+    return lines
+
+
+def format_explain(rows, matrix: bool) -> str:
+    """`kompile explain` rows as aligned columns: setting = value, where it is written, where it came from."""
+
+    def shown(text: str, limit: int = 60) -> str:
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+
+    table = [
+        ((env if matrix else ""), s.path, shown(s.shown), str(s.span) if s.span else "", s.origin)
+        for env, s in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    lines = []
+    for env, name, value, where, origin in table:
+        head = f"{env:<{widths[0]}}  " if matrix else ""
+        lines.append(
+            f"{head}{name:<{widths[1]}} = {value:<{widths[2]}}  {where:<{widths[3]}}  {origin}".rstrip()
+        )
+    return "\n".join(lines)
