@@ -20,6 +20,7 @@ from kompile.output.diff import Change, TreeChanges, compare_with_disk, diff_pro
 from kompile.output.manifest import read_manifest, recorded_environments, warning_diagnostics
 from kompile.output.write import WritePlan, apply_plan, next_manifest, plan_write
 from kompile.spec import json_schema
+from kompile.spec.doc import reference_markdown
 from kompile.tools import edit as edits
 from kompile.tools.explain import Setting, explain_environment
 from kompile.tools.scaffold import scaffold, write_scaffold
@@ -45,6 +46,7 @@ __all__ = [
     "promote",
     "render",
     "schema",
+    "schema_reference",
     "set_image",
     "spec_paths",
     "validate",
@@ -281,6 +283,11 @@ def init(root: Path, app: str, envs: list[str], gitops: str) -> list[str]:
 def schema() -> dict:
     """The JSON Schema of App and Environment files."""
     return json_schema()
+
+
+def schema_reference() -> str:
+    """The spec reference as Markdown: every setting, its type, default and meaning (the README's)."""
+    return reference_markdown()
 
 
 def render(root: Path, env: str) -> list[dict]:

@@ -135,3 +135,11 @@ def test_the_cli_only_calls_the_api():
             continue
         other = sorted(t for t in GRAPH[name] if t != "kompile" and not t.startswith(CLI_MAY_IMPORT))
         assert other == [], f"{name} imports {other}: the command line goes through kompile.api"
+
+
+def test_every_component_type_has_a_renderer():
+    """Dispatch by type through an explicit table: a type without a renderer fails here, not in a user's build."""
+    from kompile.model import ComponentType
+    from kompile.render.components import RENDERERS
+
+    assert set(RENDERERS) == set(ComponentType)

@@ -41,3 +41,13 @@ def test_spec_reference_is_current(update_golden: bool):
             "README's spec reference is out of date with kompile/spec.py; "
             "run `python -m pytest tests/test_readme.py --update-golden` and review the diff"
         )
+
+
+def test_schema_markdown_prints_the_readme_reference():
+    """`kompile schema --format markdown` prints the reference the README holds."""
+    from conftest import run_kompile
+
+    result = run_kompile("schema", "--format", "markdown")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == reference_markdown()
+    assert result.stdout.strip() in (Path(__file__).resolve().parent.parent / "README.md").read_text()

@@ -164,16 +164,29 @@ def init(
     print("next: edit environments/, then `kompile build` (and `kompile validate` any time)")
 
 
+class SchemaFormat(enum.StrEnum):
+    json = "json"
+    markdown = "markdown"
+
+
 @app.command()
 def schema(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to this file instead of standard output.")
     ] = None,
+    format: Annotated[
+        SchemaFormat,
+        typer.Option("--format", help="json (a JSON Schema, for editors and CI) or markdown (the reference)"),
+    ] = SchemaFormat.json,
 ) -> None:
-    """Print the JSON Schema of App and Environment files (for editors and CI)."""
+    """Print the JSON Schema of App and Environment files (for editors and CI), or the spec reference."""
     from kompile import api
 
-    text = json.dumps(api.schema(), indent=2) + "\n"
+    text = (
+        api.schema_reference()
+        if format is SchemaFormat.markdown
+        else json.dumps(api.schema(), indent=2) + "\n"
+    )
     if output is None:
         sys.stdout.write(text)
         return

@@ -1,5 +1,5 @@
-"""The spec reference in the README, written from spec.py so the two never drift apart
-(`kompile schema --format markdown`; tests/test_readme.py holds the README to it)."""
+"""The spec reference in the README, written from spec/ so the two never drift apart
+(`kompile schema --format markdown` prints it; tests/test_readme.py holds the README to it)."""
 
 from __future__ import annotations
 
