@@ -41,6 +41,7 @@ class Image:
     repository: str
     tag: str | None = None
     digest: str | None = None
+    span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
     @property
     def ref(self) -> str:
@@ -63,6 +64,7 @@ class Probe:
     period_seconds: int | None = None
     failure_threshold: int | None = None
     timeout_seconds: int | None = None
+    span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class Queue:
     length: int
     secret: str | None
     keys: dict[str, str]  # KEDA parameter -> key of the secret
+    span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,7 @@ class Autoscaling:
     cpu: int | None
     memory: int | None
     queue: Queue | None = None
+    span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,7 @@ class Scheduling:
     tolerations: tuple[dict, ...]
     priority_class: str | None
     pod_annotations: dict[str, str]
+    span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
 
 @dataclass(frozen=True)
@@ -190,6 +195,7 @@ class Port:
 class Peer:
     namespace: str
     pod_selector: dict[str, str]
+    span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
 
 @dataclass(frozen=True)
@@ -209,6 +215,7 @@ class DnsTarget:
     namespace: str | None
     pod_selector: dict[str, str]
     cidr: str | None
+    span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
 
 # Where pods resolve names unless the spec says: the cluster DNS pods, and NodeLocal DNSCache's link-local
@@ -225,6 +232,7 @@ class Network:
     egress: tuple[EgressRule, ...] = ()
     dns: tuple[DnsTarget, ...] = DEFAULT_DNS
     cni: str = "other"
+    span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
 
 @dataclass(frozen=True)
@@ -232,6 +240,7 @@ class Route:
     path: str
     component: str
     timeout_seconds: int | None = None
+    span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
 
 @dataclass(frozen=True)
@@ -239,6 +248,7 @@ class Certificate:
     issuer: str
     kind: str
     http01: bool
+    span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
 
 @dataclass(frozen=True)
@@ -246,6 +256,7 @@ class GatewayRef:
     name: str
     namespace: str | None
     section: str | None
+    span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
 
 @dataclass(frozen=True)
@@ -259,6 +270,7 @@ class Ingress:
     routes: tuple[Route, ...]
     certificate: Certificate | None = None
     gateway: GatewayRef | None = None
+    span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
     @property
     def routed(self) -> tuple[str, ...]:
@@ -272,12 +284,14 @@ class Monitoring:
     pod_selector: dict[str, str]
     labels: dict[str, str]
     interval: str
+    span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
 
 @dataclass(frozen=True)
 class Metrics:
     port: int
     path: str
+    span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
 
 @dataclass(frozen=True)
@@ -289,6 +303,7 @@ class PullRequests:
     host: str  # with {number}
     image_tag: str  # with {number}, {head_sha} or {head_short_sha}
     requeue_after_seconds: int
+    span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
 
 @dataclass(frozen=True)
@@ -300,6 +315,7 @@ class Migrate:
     sidecars: tuple[Container, ...] = ()
     init_containers: tuple[Container, ...] = ()
     secrets: tuple[str, ...] | None = None  # the App's secrets it reads (None: all)
+    span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
 
 @dataclass(frozen=True)
@@ -309,6 +325,7 @@ class Security:
     fs_group: int
     tmp_size: str
     allow: tuple[Allowance, ...] = ()
+    span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
 
 @dataclass(frozen=True)
@@ -352,6 +369,7 @@ class GitOps:
     interval: str = "10m"
     timeout: str = "5m"
     sops_key_secret: str = "sops-age"  # Flux's decryption key, in its namespace
+    span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
     def source_path(self, folder: str) -> str:
         return f"{self.path}/{folder}" if self.path else folder

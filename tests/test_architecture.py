@@ -143,3 +143,34 @@ def test_every_component_type_has_a_renderer():
     from kompile.render.components import RENDERERS
 
     assert set(RENDERERS) == set(ComponentType)
+
+
+def test_every_model_node_keeps_where_the_spec_set_it():
+    """Render-stage problems point at the setting: each node of the model carries its span (or `where`);
+    only value holders written inside another node (ports, the probes' triple, resources) need none."""
+    import dataclasses
+
+    from kompile import model
+
+    holders = {"Port", "Probes", "Resources"}
+    lacking = [
+        name
+        for name, cls in vars(model).items()
+        if isinstance(cls, type)
+        and dataclasses.is_dataclass(cls)
+        and cls.__module__ == model.__name__
+        and name not in holders
+        and not {"span", "where"} & {f.name for f in dataclasses.fields(cls)}
+    ]
+    assert lacking == []
+
+
+def test_model_nodes_point_at_their_settings(tmp_path):
+    from conftest import copy_example
+
+    from kompile.compiler import compile_project
+
+    env = compile_project(copy_example(tmp_path / "repo"), ["prod"]).environments["prod"].env
+    web = env.component("web")
+    assert web.span is not None and web.span.path.startswith("environments/") and web.span.end_line >= web.span.line
+    assert all(rule.span is not None for rule in env.network.egress)

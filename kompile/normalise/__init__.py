@@ -16,7 +16,14 @@ from kompile.model import (
     Security,
     Tier,
 )
-from kompile.normalise.components import account_of, component_of, container_of, migrate_of, secret_of
+from kompile.normalise.components import (
+    account_of,
+    component_of,
+    container_of,
+    migrate_of,
+    node_span,
+    secret_of,
+)
 from kompile.normalise.defaults import DEFAULT_SECURITY
 from kompile.normalise.traffic import (
     external_secret_objects,
@@ -60,7 +67,9 @@ def _environment(project: Project, settings: YMap, name: str | None, sources: tu
         namespace=namespace,
         cluster=settings.get("cluster"),
         tier=Tier(settings["tier"]) if settings.get("tier") else None,
-        image=Image(image.get("repository", ""), image.get("tag"), image.get("digest")),
+        image=Image(
+            image.get("repository", ""), image.get("tag"), image.get("digest"), span=node_span(image)
+        ),
         image_name=(app_settings(project).get("image") or {}).get("repository", "")
         if name
         else image.get("repository", ""),
@@ -115,6 +124,7 @@ def _security(body: dict) -> Security:
             Allowance(item["rule"], item.get("object"), item["reason"].strip(), allow.item_span(index))
             for index, item in enumerate(allow)
         ),
+        span=node_span(body),
     )
 
 
@@ -167,4 +177,5 @@ def _gitops(body: dict | None) -> GitOps | None:
         interval=flux.get("interval", "10m"),
         timeout=flux.get("timeout", "5m"),
         sops_key_secret=flux.get("sopsKeySecret", "sops-age"),
+        span=node_span(body),
     )

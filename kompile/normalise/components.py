@@ -86,7 +86,9 @@ def component_of(
         account=account,
         sidecars=tuple(sidecars[n] for n in body.get("sidecars") or ()),
         init_containers=tuple(init_containers[n] for n in body.get("initContainers") or ()),
-        metrics=Metrics(body["metrics"]["port"], body["metrics"].get("path", "/metrics"))
+        metrics=Metrics(
+            body["metrics"]["port"], body["metrics"].get("path", "/metrics"), span=node_span(body["metrics"])
+        )
         if body.get("metrics")
         else None,
         connects_to=tuple(body.get("connectsTo") or ()),
@@ -120,9 +122,11 @@ def _autoscaling(body: dict) -> Autoscaling:
             length=queue.get("length", 10),
             secret=queue.get("secret"),
             keys={k: queue["keys"][k] for k in sorted(queue.get("keys") or {})},
+            span=node_span(queue),
         )
         if queue
         else None,
+        span=node_span(body),
     )
 
 
@@ -143,6 +147,7 @@ def _probe(body: dict | None, default_port: int | None) -> Probe | None:
     if not body:
         return None
     timing = {
+        "span": node_span(body),
         "period_seconds": body.get("periodSeconds"),
         "failure_threshold": body.get("failureThreshold"),
         "timeout_seconds": body.get("timeoutSeconds"),
@@ -187,6 +192,7 @@ def _scheduling(body: dict | None) -> Scheduling | None:
         tolerations=tuple(plain(t) for t in body.get("tolerations") or ()),
         priority_class=body.get("priorityClassName"),
         pod_annotations={k: str(v) for k, v in sorted((body.get("podAnnotations") or {}).items())},
+        span=node_span(body),
     )
 
 
@@ -285,6 +291,7 @@ def migrate_of(
         sidecars=tuple(sidecars[n] for n in body.get("sidecars") or ()),
         init_containers=tuple(init_containers[n] for n in body.get("initContainers") or ()),
         secrets=tuple(body["secrets"]) if body.get("secrets") is not None else None,
+        span=node_span(body),
     )
 
 

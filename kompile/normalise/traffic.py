@@ -16,22 +16,24 @@ from kompile.model import (
     PullRequests,
     Route,
 )
-from kompile.normalise.components import egress_rules
+from kompile.normalise.components import egress_rules, node_span
 from kompile.source import YMap
 
 
 def network_of(body: dict) -> Network:
     dns = tuple(
-        DnsTarget(t.get("namespace"), dict(t.get("podSelector") or {}), t.get("cidr"))
+        DnsTarget(t.get("namespace"), dict(t.get("podSelector") or {}), t.get("cidr"), span=node_span(t))
         for t in body.get("dns") or ()
     )
     return Network(
         ingress_from=tuple(
-            Peer(p["namespace"], dict(p.get("podSelector") or {})) for p in body.get("ingressFrom") or ()
+            Peer(p["namespace"], dict(p.get("podSelector") or {}), span=node_span(p))
+            for p in body.get("ingressFrom") or ()
         ),
         egress=egress_rules(body.get("egress")),
         dns=dns or DEFAULT_DNS,
         cni=body.get("cni", "other"),
+        span=node_span(body),
     )
 
 
@@ -39,10 +41,13 @@ def ingress_of(body: dict | None, components: tuple[Component, ...]) -> Ingress 
     if not body:
         return None
     if body.get("routes"):
-        routes = tuple(Route(r["path"], r["component"], r.get("timeoutSeconds")) for r in body["routes"])
+        routes = tuple(
+            Route(r["path"], r["component"], r.get("timeoutSeconds"), span=node_span(r))
+            for r in body["routes"]
+        )
     else:
         target = body.get("component") or next(c.name for c in components if c.type is ComponentType.WEB)
-        routes = (Route(body.get("path", "/"), target),)
+        routes = (Route(body.get("path", "/"), target, span=node_span(body)),)
     certificate, gateway = body.get("certificate"), body.get("gateway")
     return Ingress(
         hosts=tuple(
@@ -56,10 +61,14 @@ def ingress_of(body: dict | None, components: tuple[Component, ...]) -> Ingress 
             certificate["issuer"],
             certificate.get("kind", "ClusterIssuer"),
             bool(certificate.get("http01", False)),
+            span=node_span(certificate),
         )
         if certificate
         else None,
-        gateway=GatewayRef(gateway["name"], gateway.get("namespace"), gateway.get("sectionName"))
+        span=node_span(body),
+        gateway=GatewayRef(
+            gateway["name"], gateway.get("namespace"), gateway.get("sectionName"), span=node_span(gateway)
+        )
         if gateway
         else None,
     )
@@ -78,6 +87,7 @@ def monitoring_of(body: dict | None, components: tuple[Component, ...]) -> Monit
         ),
         labels=dict(sorted((body.get("labels") or {}).items())),
         interval=body.get("interval", "30s"),
+        span=node_span(body),
     )
 
 
@@ -134,4 +144,5 @@ def pull_requests_of(body: dict | None) -> PullRequests | None:
         host=body["host"],
         image_tag=body.get("imageTag", "{head_sha}"),
         requeue_after_seconds=body.get("requeueAfterSeconds", 300),
+        span=node_span(body),
     )
