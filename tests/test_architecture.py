@@ -166,11 +166,15 @@ def test_every_model_node_keeps_where_the_spec_set_it():
 
 
 def test_model_nodes_point_at_their_settings(tmp_path):
-    from conftest import copy_example
-
     from kompile.compiler import compile_project
+
+    from conftest import copy_example
 
     env = compile_project(copy_example(tmp_path / "repo"), ["prod"]).environments["prod"].env
     web = env.component("web")
-    assert web.span is not None and web.span.path.startswith("environments/") and web.span.end_line >= web.span.line
+    assert (
+        web.span is not None
+        and web.span.path.startswith("environments/")
+        and web.span.end_line >= web.span.line
+    )
     assert all(rule.span is not None for rule in env.network.egress)
