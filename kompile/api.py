@@ -16,9 +16,10 @@ from kompile.compiler import Output, compile_project, render_one
 from kompile.errors import Code, Diagnostic, KompileError, Severity, Span
 from kompile.load.git import uncommitted_outputs
 from kompile.load.project import find_root, load_project, require_environments, spec_paths
-from kompile.output.diff import Change, TreeChanges, compare_with_disk, diff_project, unchanged_since_build
+from kompile.output.diff import Change, Comparer, TreeChanges, diff_project, unchanged_since_build
 from kompile.output.manifest import read_manifest, recorded_environments, warning_diagnostics
-from kompile.output.write import WritePlan, apply_plan, next_manifest, plan_write
+from kompile.output.write import Planner, WritePlan, apply_plan, next_manifest
+from kompile.safefs import TEMP
 from kompile.spec import json_schema
 from kompile.spec.doc import reference_markdown
 from kompile.tools import edit as edits
@@ -100,26 +101,39 @@ class Build:
         )
 
 
-def plan_build(
+def build(
     root: Path,
     envs: list[str] | None = None,
     force: bool = False,
     remove: tuple[str, ...] = (),
     progress: Callable[[int, int], None] | None = None,
 ) -> Build:
-    """What a build would write, nothing written yet. Removing a production environment (or one of
-    unknown tier) needs its name in `remove`."""
-    output = compile_project(root, envs, keep_objects=False, progress=progress)
-    plan = plan_write(
-        root, output.files, output.owned, output.inputs, force, output.warnings, output.tiers, output.partial
-    )
-    guarded = [
-        name
-        for name, tier in plan.removed_environments.items()
-        if tier in (None, "production") and name not in remove
-    ]
-    if guarded:
-        raise KompileError([_removal_refused(name, plan.removed_environments[name]) for name in guarded])
+    """Compile environments/ and write bases/, overlays/ and gitops/ (only the files that changed).
+
+    Files are compared with the disk and staged beside their targets as they are compiled, so memory
+    holds one batch of output, not the tree; only when every environment compiled and nothing could be
+    lost are they renamed into place (every file old or new). Removing a production environment (or
+    one of unknown tier) needs its name in `remove`. The output folders' uncommitted changes are a
+    warning: kompile replaces only files it generated."""
+    with Planner(root, force, stage=True) as planner:
+        output = compile_project(root, envs, keep_objects=False, progress=progress, sink=planner.add)
+        plan = planner.finish(output.owned, output.inputs, output.warnings, output.tiers, output.partial)
+        guarded = [
+            name
+            for name, tier in plan.removed_environments.items()
+            if tier in (None, "production") and name not in remove
+        ]
+        if guarded:
+            raise KompileError([_removal_refused(name, plan.removed_environments[name]) for name in guarded])
+        warnings = (*output.warnings, *output.notices)
+        if not plan.is_noop:
+            # The files this build staged are not anyone's uncommitted work.
+            dirty = [
+                path for path in uncommitted_outputs(root) if not TEMP.fullmatch(path.rpartition("/")[2])
+            ]
+            if dirty:
+                warnings = (*warnings, _uncommitted(dirty))
+        apply_plan(root, plan)
     removals = tuple(
         Removal(
             name,
@@ -130,39 +144,17 @@ def plan_build(
         )
         for name, tier in sorted(plan.removed_environments.items())
     )
-    return Build(output, plan, removals, (*output.warnings, *output.notices))
+    return Build(output, plan, removals, warnings)
 
 
-def write(root: Path, planned: Build) -> Build:
-    """Write a planned build (staged: every file old or new), warning when the output folders hold
-    uncommitted changes (kompile replaces only files it generated)."""
-    warnings = planned.warnings
-    if not planned.plan.is_noop:
-        dirty = uncommitted_outputs(root)
-        if dirty:
-            warnings = (
-                *warnings,
-                Diagnostic(
-                    Code.GIT,
-                    f"{len(dirty)} output file(s) have uncommitted changes (e.g. {dirty[0]}); kompile only replaces "
-                    "files it generated",
-                    Span(dirty[0]),
-                    severity=Severity.WARNING,
-                ),
-            )
-    apply_plan(root, planned.plan)
-    return Build(planned.output, planned.plan, planned.removals, warnings)
-
-
-def build(
-    root: Path,
-    envs: list[str] | None = None,
-    force: bool = False,
-    remove: tuple[str, ...] = (),
-    progress: Callable[[int, int], None] | None = None,
-) -> Build:
-    """Compile environments/ and write bases/, overlays/ and gitops/ (only the files that changed)."""
-    return write(root, plan_build(root, envs, force, remove, progress))
+def _uncommitted(dirty: list[str]) -> Diagnostic:
+    return Diagnostic(
+        Code.GIT,
+        f"{len(dirty)} output file(s) have uncommitted changes (e.g. {dirty[0]}); kompile only replaces "
+        "files it generated",
+        Span(dirty[0]),
+        severity=Severity.WARNING,
+    )
 
 
 def _removal_refused(name: str, tier: str | None) -> Diagnostic:
@@ -193,10 +185,13 @@ def check(root: Path, fast: bool = False) -> Check:
     changed (for a local hook, never where a pull request could forge it)."""
     if fast and unchanged_since_build(root):
         return Check(None, warnings=tuple(warning_diagnostics(read_manifest(root))))
-    output = compile_project(root, keep_objects=False)
     old = read_manifest(root)
-    manifest = next_manifest(old, output.files, output.owned, output.inputs, output.warnings, output.tiers)
-    changes = compare_with_disk(root, output.files, manifest, output.owned)
+    with Comparer(root) as comparer:  # one batch of output in memory at a time, as a build
+        output = compile_project(root, keep_objects=False, sink=comparer.add)
+        manifest = next_manifest(
+            old, comparer.digests, output.owned, output.inputs, output.warnings, output.tiers
+        )
+        changes = comparer.finish(manifest, output.owned)
     warnings = (*output.warnings, *output.notices)
     if not changes:
         return Check(None, warnings=warnings)
@@ -238,11 +233,11 @@ def _edit_and_build(root: Path, edit: edits.Edit, build_after: bool) -> Edited:
     if not build_after:
         return Edited(edit.path, True)
     try:
-        planned = plan_build(root)
-    except KompileError as exc:
+        built = build(root)
+    except KompileError as exc:  # nothing of the build was written: put the spec back too
         edits.write_edit(root, type(edit)(edit.path, edit.after, edit.before))
         raise EditRefused(exc.diagnostics, edit.path) from None
-    return Edited(edit.path, True, write(root, planned))
+    return Edited(edit.path, True, built)
 
 
 def set_image(root: Path, env: str, tag: str | None, digest: str | None, build_after: bool = True) -> Edited:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kompile.errors import Code, Diagnostic, KompileError, Severity, naming_environments
@@ -19,7 +19,8 @@ from kompile.load.project import Project, load_project, require_environments
 from kompile.model import Environment
 from kompile.normalise import normalise_base, normalise_environment
 from kompile.render import render_stages
-from kompile.validate import validate_project
+from kompile.validate import resolve, validate_project
+from kompile.validate.resolved import Resolved
 
 
 @dataclass(frozen=True)
@@ -53,34 +54,39 @@ def compile_project(
     *,
     keep_objects: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    sink: Callable[[dict[str, bytes]], None] | None = None,
 ) -> Output:
     """Compile the repo at root (only some environments, if given). Without keep_objects the result holds
     files but no objects, and large repos are compiled on every core. progress(done, total) is called
-    as environments are compiled (the CLI draws a bar with it)."""
+    as environments are compiled (the CLI draws a bar with it). With a sink, the files are handed to it
+    batch by batch as they are made (a build stages them at once) and the result holds none: memory
+    then holds one batch of output, not the whole tree."""
     project = load_project(root)
-    resolved = validate_project(project)
+    # Without objects to keep, each environment's merged settings and model live only while it compiles.
+    resolved = validate_project(project, keep_settings=keep_objects)
     if only:
         require_environments(project, only)
         resolved = [r for r in resolved if r.name in only]
     base_env = normalise_base(project)
     base = Compiled(base_env, *reversed(render_stages(base_env)))
-    envs = [normalise_environment(project, item) for item in resolved]
-    files = layout_base(base)
+    files: dict[str, bytes] = {}
+    emit = sink or files.update
+    emit(layout_base(base))
     kinds: set[tuple[str, str]] = set()
     environments = {}
     counts = {}
-    results = _compile_all(base, envs, keep_objects, progress)
-    problems = [(env, d) for env, result in zip(envs, results, strict=True) for d in result.problems]
+    results = _compile_all(base, project, resolved, keep_objects, progress, emit)
+    problems = [(item, d) for item, result in zip(resolved, results, strict=True) for d in result.problems]
     if problems:  # a problem in the environment's own file needs no name; one in a shared file does
-        own = [d for env, d in problems if d.span is not None and d.span.path == env.sources[-1]]
+        own = [d for item, d in problems if d.span is not None and d.span.path == item.sources[-1]]
         shared = [
-            (env.name, d)
-            for env, d in problems
-            if not (d.span is not None and d.span.path == env.sources[-1])
+            (item.name, d)
+            for item, d in problems
+            if not (d.span is not None and d.span.path == item.sources[-1])
         ]
         raise KompileError([*own, *naming_environments(shared)])
+    envs = [result.env for result in results]
     for env, result in zip(envs, results, strict=True):
-        files.update(result.files)
         kinds |= result.kinds
         counts[env.name] = result.count
         if result.compiled is not None:
@@ -88,7 +94,7 @@ def compile_project(
     if only:  # the GitOps objects describe every environment: a partial build leaves them as they are
         owned = (base_dir(project.name), *(overlay_dir(env.name) for env in envs))
     else:
-        files.update(layout_gitops(base_env, envs, kinds))
+        emit(layout_gitops(base_env, envs, kinds))
         owned = ("bases", "overlays", GITOPS)
     return Output(
         project,
@@ -168,41 +174,76 @@ def source_warnings(root: Path, project: Project) -> list[Diagnostic]:
     return warnings
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Result:
     files: dict[str, bytes]
     kinds: set[tuple[str, str]]  # (API group, kind) of what the environment deploys
     count: int  # how many objects
     compiled: Compiled | None
     problems: tuple[Diagnostic, ...] = ()
+    env: Environment | None = None  # without objects kept: only what the GitOps objects and warnings read
 
 
-def _compile_one(base: Compiled, env: Environment, keep_objects: bool) -> _Result:
+def _compile_one(base: Compiled, project: Project, item: Resolved, keep_objects: bool) -> _Result:
+    env = normalise_environment(project, item if keep_objects else resolve(project, item))
     try:
         untransformed, deployed = render_stages(env, base.ids)
         compiled = Compiled(env, deployed, untransformed)
         files = layout_overlay(base, compiled)
     except KompileError as exc:  # every environment is compiled, so one run lists every problem
-        return _Result({}, set(), 0, None, tuple(exc.diagnostics))
+        return _Result({}, set(), 0, None, tuple(exc.diagnostics), env)
     kinds = {(obj["apiVersion"].rpartition("/")[0], obj["kind"]) for obj in deployed}
-    return _Result(files, kinds, len(deployed), compiled if keep_objects else None)
+    if keep_objects:
+        return _Result(files, kinds, len(deployed), compiled, env=env)
+    return _Result(files, kinds, len(deployed), None, env=_summary(env))
+
+
+def _summary(env: Environment) -> Environment:
+    """An environment without what only its own objects needed: what the GitOps objects, the opt-out
+    warnings and the record of tiers read (a preview template keeps its ingress, accounts and env)."""
+    return replace(
+        env,
+        components=(),
+        extra_objects=(),
+        patches=(),
+        sealed_secrets=(),
+        external_secrets=(),
+        secrets=(),
+        migrate=None,
+        setting_spans={},
+    )
 
 
 # Below this many environments, starting processes costs more than it saves.
 PARALLEL_MIN = 200
-_job: tuple[Compiled, list[Environment]] | None = None  # what forked workers read (set just before forking)
+_job: tuple[Compiled, Project, list[Resolved]] | None = (
+    None  # what forked workers read (set just before forking)
+)
 
 
 def _compile_all(
-    base: Compiled, envs: list[Environment], keep_objects: bool, progress: Callable[[int, int], None] | None
+    base: Compiled,
+    project: Project,
+    envs: list[Resolved],
+    keep_objects: bool,
+    progress: Callable[[int, int], None] | None,
+    emit: Callable[[dict[str, bytes]], None],
 ) -> list[_Result]:
     """Each environment compiles on its own, so large repos are spread over the cores. Workers are
     forked after loading and validating, so they share the model instead of receiving it; they send
-    back only file bytes. Results come back in order: the output does not depend on the schedule."""
+    back only file bytes, which are handed on (emit) as each batch arrives and then dropped. Results
+    come back in order: the output does not depend on the schedule."""
     global _job
     workers = min(os.cpu_count() or 1, 8)
     report = progress or (lambda done, total: None)
     results: list[_Result] = []
+
+    def keep(result: _Result) -> None:
+        if not result.problems:
+            emit(result.files)
+        result.files = {}
+        results.append(result)
+
     if (
         keep_objects
         or workers < 2
@@ -210,16 +251,17 @@ def _compile_all(
         or "fork" not in multiprocessing.get_all_start_methods()
     ):
         for env in envs:
-            results.append(_compile_one(base, env, keep_objects))
+            keep(_compile_one(base, project, env, keep_objects))
             report(len(results), len(envs))
         return results
-    _job = (base, envs)
+    _job = (base, project, envs)
     try:
         step = -(-len(envs) // (workers * 8))
         chunks = [(start, min(start + step, len(envs))) for start in range(0, len(envs), step)]
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             for chunk in pool.imap(_compile_chunk, chunks):  # in order, as they finish
-                results.extend(chunk)
+                for result in chunk:
+                    keep(result)
                 report(len(results), len(envs))
         return results
     finally:
@@ -227,8 +269,8 @@ def _compile_all(
 
 
 def _compile_chunk(bounds: tuple[int, int]) -> list[_Result]:
-    base, envs = _job
-    return [_compile_one(base, env, keep_objects=False) for env in envs[bounds[0] : bounds[1]]]
+    base, project, envs = _job
+    return [_compile_one(base, project, env, keep_objects=False) for env in envs[bounds[0] : bounds[1]]]
 
 
 def render_one(root: Path, name: str) -> list[dict]:

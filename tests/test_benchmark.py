@@ -31,10 +31,11 @@ def test_benchmark_runs_and_reports_its_figures():
         "check_fast",
         "check_full",
         "diff_one_change",
+        "build_env_one_change",
         "floor",
         "write_floor",
         "peak_rss_mib",
     ):
         assert row[key] > 0, key
     assert set(figures["startup"]) == {"python_pass", "version", "validate_example"}
-    assert "noop/" in table and "kustomize" in table and "start-up:" in table
+    assert "cold/" in table and "kustomize" in table and "start-up:" in table

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kompile.errors import Span
-from kompile.output.manifest import MANIFEST, Manifest, read_manifest
+from kompile.output.manifest import MANIFEST, Manifest, digest, read_manifest
 from kompile.safefs import Refused, Root
 
 MAX_OUTPUT_BYTES = 16 << 20  # committed output files larger than this are not kompile's
@@ -34,35 +34,63 @@ class TreeChanges:
         return bool(self.added or self.changed or self.removed)
 
 
+class Comparer:
+    """Compares compiled files with what is on disk batch by batch, as the compiler hands them over
+    (kompile check holds one batch in memory, not the whole tree); `digests` is what a manifest needs."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.changes = TreeChanges()
+        self.digests: dict[str, str] = {}
+
+    def __enter__(self) -> Comparer:
+        self._disk = Root(self.root).__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._disk.__exit__(*exc)
+
+    def add(self, files: dict[str, bytes]) -> None:
+        for path, data in files.items():
+            self.digests[path] = digest(data)
+            current = _read_output(self._disk, path)
+            if current is None:
+                self.changes.added.append(path)
+            elif current != data:
+                self.changes.changed.append(
+                    path
+                )  # a link, a folder or other bytes: the build would have to act
+
+    def finish(self, manifest: Manifest, owned: tuple[str, ...]) -> TreeChanges:
+        """What `kompile build` would add, change or remove; empty when it would do nothing. `manifest` is
+        the one the build would write; a stale record of owned files counts as a change."""
+        changes = self.changes
+        old = read_manifest(self.root)
+        for path in old.files if old else ():
+            if (
+                path not in self.digests
+                and any(path.startswith(folder + "/") for folder in owned)
+                and self._disk.lstat(path) is not None
+            ):
+                changes.removed.append(path)
+        # The record of what kompile owns must be current too (the inputs it lists are only a cache key).
+        if old is None:
+            changes.added.append(MANIFEST)
+        elif old.files != manifest.files or old.warnings != manifest.warnings:
+            changes.changed.append(MANIFEST)
+        changes.added.sort()
+        changes.changed.sort()
+        changes.removed.sort()
+        return changes
+
+
 def compare_with_disk(
     root: Path, files: dict[str, bytes], manifest: Manifest, owned: tuple[str, ...]
 ) -> TreeChanges:
-    """What `kompile build` would add, change or remove; empty when it would do nothing.
-
-    `manifest` is the one the build would write; a stale record of owned files counts as a change.
-    """
-    changes = TreeChanges()
-    old = read_manifest(root)
-    with Root(root) as disk:
-        for path, data in files.items():
-            current = _read_output(disk, path)
-            if current is None:
-                changes.added.append(path)
-            elif current != data:
-                changes.changed.append(path)  # a link, a folder or other bytes: the build would have to act
-        for path in old.files if old else ():
-            if (
-                path not in files
-                and any(path.startswith(folder + "/") for folder in owned)
-                and disk.lstat(path) is not None
-            ):
-                changes.removed.append(path)
-    # The record of what kompile owns must be current too (the inputs it lists are only a cache key).
-    if old is None:
-        changes.added.append(MANIFEST)
-    elif old.files != manifest.files or old.warnings != manifest.warnings:
-        changes.changed.append(MANIFEST)
-    return changes
+    """What `kompile build` would add, change or remove for these files."""
+    with Comparer(root) as comparer:
+        comparer.add(files)
+        return comparer.finish(manifest, owned)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,8 +15,14 @@ from kompile.validate.objects import check_allow_kinds, check_extra_resources, c
 from kompile.validate.resolved import MAX_COMPONENTS, Resolved
 from kompile.validate.traffic import check_allowed_hosts, check_ingress, check_network
 
+# What the rules across environments read of each one's settings; a light Resolved keeps only these.
+ACROSS_ENVIRONMENTS = ("namespace", "cluster", "pullRequests", "tier")
 
-def validate_project(project: Project) -> list[Resolved]:
+
+def validate_project(project: Project, keep_settings: bool = True) -> list[Resolved]:
+    """Every environment merged and checked, every problem collected and raised once. Without
+    keep_settings each Resolved keeps only what the rules across environments read (a large repo then
+    holds one environment's merged settings at a time: `resolve` merges it again when it is compiled)."""
     out = Collector()
     resolved: list[Resolved] = []
     # Problems of the App's own settings come back for every environment too; KompileError drops
@@ -52,11 +58,31 @@ def validate_project(project: Project) -> list[Resolved]:
                 if not (d in app_problems or (d.span and d.span.path == env_file.rel))
             )
         sources = (project.app.rel, *(project.environments[n].rel for n in chain))
-        resolved.append(Resolved(name, settings, tuple(chain), sources))
+        resolved.append(
+            Resolved(name, settings if keep_settings else _light(settings), tuple(chain), sources)
+        )
     out.add(naming_environments(shared))
     check_namespaces(project, resolved, out)
     out.raise_if_any()
     return resolved
+
+
+def _light(settings: YMap) -> YMap:
+    light = YMap(settings.span)
+    for key in ACROSS_ENVIRONMENTS:
+        if key in settings:
+            light[key] = settings[key]
+            light.key_spans[key] = settings.key_span(key)
+            light.value_spans[key] = settings.value_span(key)
+    return light
+
+
+def resolve(project: Project, light: Resolved) -> Resolved:
+    """An environment's full settings again, after validate_project(keep_settings=False) checked them."""
+    settings, _ = effective_spec(project, light.name)
+    if "namespace" not in settings:
+        settings["namespace"] = names.instance(project.name, light.name)
+    return Resolved(light.name, settings, light.chain, light.sources)
 
 
 def check_settings(project: Project, settings: YMap, env: str | None, out: Collector) -> None:
