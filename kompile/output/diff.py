@@ -278,8 +278,9 @@ def diff_project(
     """(environments compared, changes). Without `base`: the committed overlays against what the specs
     now produce. With `base`: the specs as they were at that git revision against the specs now.
 
-    Bytes first: both sides are compiled to files (on every core, keeping no objects), and only the
-    environments whose files differ are compiled again to objects and compared semantically."""
+    Bytes first: both sides are compiled to files (on every core, keeping no objects, each file reduced
+    to its digest as it is made, so memory never holds a whole tree), and only the environments whose
+    files differ are compiled again to objects and compared semantically."""
     import tempfile
 
     from kompile.compiler import compile_project
@@ -287,12 +288,13 @@ def diff_project(
     from kompile.load.git import GitError, export_revision
     from kompile.load.project import require_environments
 
-    now = compile_project(root, keep_objects=False)
-    if only and base is None:  # an environment removed from the specs still has its committed overlay
-        require_environments(now.project, only, also=tuple(sorted(_environments(_files_on_disk(root)))))
+    new_files: dict[str, str] = {}
+    now = compile_project(root, keep_objects=False, sink=_digests_into(new_files))
     if base is None:
         old_files = _files_on_disk(root)
-        changed = _changed_environments(old_files, now.files, only)
+        if only:  # an environment removed from the specs still has its committed overlay
+            require_environments(now.project, only, also=tuple(sorted(_environments(old_files))))
+        changed = _changed_environments(old_files, new_files, only)
         before = _committed_objects(root, changed)
     else:
         with tempfile.TemporaryDirectory(prefix="kompile-base-") as scratch:
@@ -302,8 +304,9 @@ def diff_project(
                 raise KompileError(
                     [Diagnostic(Code.GIT, str(exc), Span("."), "--base takes a branch, tag or commit")]
                 ) from None
+            old_files = {}
             try:
-                then = compile_project(Path(scratch), keep_objects=False)
+                then = compile_project(Path(scratch), keep_objects=False, sink=_digests_into(old_files))
             except (
                 KompileError
             ) as exc:  # the specs as they were: say so, so nobody looks for it in the working tree
@@ -313,13 +316,12 @@ def diff_project(
                         for d in exc.diagnostics
                     ]
                 ) from None
-            old_files = then.files
             if only:
                 require_environments(now.project, only, also=then.names)
-            changed = _changed_environments(old_files, now.files, only)
+            changed = _changed_environments(old_files, new_files, only)
             before = _objects(Path(scratch), [n for n in changed if n in then.names])
     after = _objects(root, [n for n in changed if n in now.names])
-    names = sorted(_environments(now.files) | _environments(old_files))
+    names = sorted(_environments(new_files) | _environments(old_files))
     names = [n for n in names if not only or n in only]
     changes = []
     for name in names:
@@ -337,9 +339,18 @@ def _environments(files) -> set[str]:
     return {path.split("/")[1] for path in files if path.startswith("overlays/") and path.count("/") >= 2}
 
 
-def _changed_environments(
-    before: dict[str, bytes], after: dict[str, bytes], only: list[str] | None
-) -> set[str]:
+def _digests_into(digests: dict[str, str]):
+    """A compiler sink that keeps each base and overlay file's digest, not its bytes."""
+
+    def add(files: dict[str, bytes]) -> None:
+        digests.update(
+            {path: digest(data) for path, data in files.items() if path.startswith(("bases/", "overlays/"))}
+        )
+
+    return add
+
+
+def _changed_environments(before: dict[str, str], after: dict[str, str], only: list[str] | None) -> set[str]:
     """Environments whose files differ; all of them when the shared base does."""
     names = _environments(before) | _environments(after)
     differing = {
@@ -354,8 +365,8 @@ def _changed_environments(
     return {name for name in changed if not only or name in only}
 
 
-def _files_on_disk(root: Path) -> dict[str, bytes]:
-    """The committed bases/ and overlays/: regular files only, bounded in size; a link is an error."""
+def _files_on_disk(root: Path) -> dict[str, str]:
+    """The committed bases/ and overlays/ by digest: regular files only, bounded in size; a link is an error."""
     from kompile.errors import Code, Diagnostic, KompileError, Span
 
     files = {}
@@ -364,7 +375,7 @@ def _files_on_disk(root: Path) -> dict[str, bytes]:
             for folder in ("bases", "overlays"):
                 for path in disk.walk_files(folder):
                     if path.endswith(".yaml"):
-                        files[path] = disk.read(path, MAX_OUTPUT_BYTES)
+                        files[path] = digest(disk.read(path, MAX_OUTPUT_BYTES))
     except Refused as exc:
         raise KompileError(
             [
