@@ -5,6 +5,7 @@ Nothing here prints, exits or writes; the CLI and write.py decide what to do wit
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
@@ -64,6 +65,24 @@ def compile_project(
     project = load_project(root)
     # Without objects to keep, each environment's merged settings and model live only while it compiles.
     resolved = validate_project(project, keep_settings=keep_objects)
+    # What is loaded now lives until the end: keep the collector from scanning it again and again (its
+    # cost would grow with the repo) and from touching its pages in forked workers (copy on write).
+    gc.freeze()
+    try:
+        return _compile(root, project, resolved, only, keep_objects, progress, sink)
+    finally:
+        gc.unfreeze()
+
+
+def _compile(
+    root: Path,
+    project: Project,
+    resolved: list[Resolved],
+    only: Sequence[str] | None,
+    keep_objects: bool,
+    progress: Callable[[int, int], None] | None,
+    sink: Callable[[dict[str, bytes]], None] | None,
+) -> Output:
     if only:
         require_environments(project, only)
         resolved = [r for r in resolved if r.name in only]

@@ -50,10 +50,17 @@ class Project:
     inherited: dict[str, YMap] = field(
         default_factory=dict
     )  # cached by merge: what each environment passes on
+    _by_file: dict[str, str] | None = None  # spec file -> environment, for environment_in
 
     @property
     def name(self) -> str:
         return self.app.name
+
+    def environment_in(self, rel: str) -> str | None:
+        """The environment whose spec file is rel (a dict built once: rules ask this for every environment)."""
+        if self._by_file is None:
+            self._by_file = {spec_file.rel: name for name, spec_file in self.environments.items()}
+        return self._by_file.get(rel)
 
     def manifests(self, rel: str, span: Span | None) -> list[YMap]:
         """Kubernetes objects from a file the specs refer to (sealed secrets, extra resources, patches)."""

@@ -127,9 +127,7 @@ def _check_inherited_sealing(
 ) -> None:
     """Inline ciphertext inherited through extends was sealed for the environment that wrote it: in
     another namespace only cluster-wide sealing unseals (a preview extending dev, say)."""
-    writer = next(
-        (other for other, spec_file in project.environments.items() if spec_file.rel == where.path), None
-    )
+    writer = project.environment_in(where.path)
     if writer is None or writer == env or entry.get("scope", "strict") == "cluster-wide":
         return
     theirs = project.environments[writer].spec.get("namespace") or names.instance(project.name, writer)
