@@ -270,9 +270,7 @@ def explain(root: Path, env: str, path: str = "", matrix: bool = False) -> list[
 
 def init(root: Path, app: str, envs: list[str], gitops: str) -> list[str]:
     """Start a repo: a commented environments/ and kompile.schema.json; never writes over a file."""
-    files = scaffold(app, envs, gitops)
-    write_scaffold(root, files)
-    return list(files)
+    return write_scaffold(root, scaffold(app, envs, gitops))
 
 
 def schema() -> dict:

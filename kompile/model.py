@@ -6,6 +6,7 @@ Renderers read only this; they never look at YAML or apply defaults of their own
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 
 from kompile import names
@@ -373,6 +374,15 @@ class GitOps:
 
     def source_path(self, folder: str) -> str:
         return f"{self.path}/{folder}" if self.path else folder
+
+    @property
+    def ref(self) -> str:
+        """The revision fully qualified, as Git names it: a branch name means refs/heads/<name> (so
+        neither Argo CD nor Flux has to guess between a branch and a tag); a commit, HEAD or a ref
+        written out (refs/tags/v1.2) stay as written."""
+        if self.revision == "HEAD" or self.revision.startswith("refs/") or re.fullmatch(r"[0-9a-f]{40}", self.revision):
+            return self.revision
+        return f"refs/heads/{self.revision}"
 
 
 @dataclass(frozen=True)

@@ -101,7 +101,7 @@ def test_every_path_exists_and_builds(tmp_path: Path, name: str):
     write_files(out / prefix, output.files)
     paths = []
     for path, data in output.files.items():
-        if path.startswith("gitops/"):
+        if path.startswith("gitops/") and path.endswith(".yaml"):
             for obj in yaml.safe_load_all(data):
                 spec = obj.get("spec", {})
                 if obj["kind"] == "Application":
@@ -137,7 +137,7 @@ def test_argocd_applications_point_each_environment_at_its_cluster(tmp_path: Pat
     assert prod["source"] == {
         "path": "overlays/prod",
         "repoURL": "https://github.com/acme/shop-deploy.git",
-        "targetRevision": "main",
+        "targetRevision": "refs/heads/main",
     }
     assert prod["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
     assert "ServerSideApply=true" in prod["syncPolicy"]["syncOptions"]
@@ -189,7 +189,7 @@ def test_flux_kustomizations(tmp_path: Path):
     }
     repo = yaml.safe_load(output.files["gitops/flux/gitrepository-shop.yaml"])
     assert repo["spec"]["url"] == "ssh://git@github.com/acme/shop-deploy.git" and repo["spec"]["ref"] == {
-        "branch": "main"
+        "name": "refs/heads/main"
     }
     job = next(o for o in output.environments["prod"].objects if o["kind"] == "Job")
     assert job["metadata"]["annotations"]["kustomize.toolkit.fluxcd.io/force"] == "enabled"
@@ -225,3 +225,151 @@ def test_switching_tools_replaces_the_gitops_folder(tmp_path: Path):
     output = compile_project(root)
     write_tree(root, output.files, output.owned, output.inputs)
     assert not (root / "gitops/argocd").exists() and (root / "gitops/flux/kustomization.yaml").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# At scale: what Argo CD and Flux need to stay fast in a monorepo
+
+
+def gitops_objects(root: Path, tool: str) -> dict[tuple[str, str], dict]:
+    """The GitOps objects kompile writes for a tool (bootstrap included), by kind and name."""
+    files = compile_project(root).files
+    docs = [
+        doc
+        for path, data in files.items()
+        if path.startswith(f"gitops/{tool}/") and path.endswith(".yaml")
+        for doc in yaml.safe_load_all(data)
+    ]
+    return {(doc["kind"], doc["metadata"]["name"]): doc for doc in docs if doc and "metadata" in doc}
+
+
+@pytest.mark.parametrize(
+    ("name", "paths", "ref"),
+    [
+        ("argocd", ".;/bases/shop", "refs/heads/main"),
+        ("monorepo", ".;/deploy/shop/bases/shop", "refs/heads/release"),
+    ],
+)
+def test_applications_say_which_paths_they_depend_on(tmp_path: Path, name: str, paths: str, ref: str):
+    objects = gitops_objects(variant(tmp_path, name), "argocd")
+    apps = [
+        o
+        for (kind, _), o in objects.items()
+        if kind == "Application" and not o["metadata"]["name"].endswith("-gitops")
+    ]
+    assert apps
+    for app in apps:
+        annotations = app["metadata"]["annotations"]
+        assert annotations["argocd.argoproj.io/manifest-generate-paths"] == paths
+        assert annotations["argocd.argoproj.io/compare-options"] == "ServerSideDiff=true"
+        assert app["spec"]["source"]["targetRevision"] == ref
+        assert crd_validator(app).is_valid(app)
+    root_app = objects[("Application", "shop-gitops")]
+    assert root_app["metadata"]["annotations"]["argocd.argoproj.io/manifest-generate-paths"] == "."
+
+
+def test_an_application_set_template_says_so_too(tmp_path: Path):
+    objects = gitops_objects(variant(tmp_path, "applicationset"), "argocd")
+    template = objects[("ApplicationSet", "shop")]["spec"]["template"]
+    assert (
+        template["metadata"]["annotations"]["argocd.argoproj.io/manifest-generate-paths"] == ".;/bases/shop"
+    )
+    assert template["spec"]["source"]["targetRevision"] == "refs/heads/main"
+
+
+@pytest.mark.parametrize(
+    ("revision", "argo", "flux"),
+    [
+        ("main", "refs/heads/main", {"name": "refs/heads/main"}),
+        ("refs/tags/v1.2.0", "refs/tags/v1.2.0", {"name": "refs/tags/v1.2.0"}),
+        ("a" * 40, "a" * 40, {"commit": "a" * 40}),
+    ],
+)
+def test_revisions_are_fully_qualified(tmp_path: Path, revision: str, argo: str, flux: str):
+    root = copy_example(tmp_path / "argo")
+    set_gitops(
+        root,
+        f"  gitops:\n    tool: argocd\n    repoURL: https://github.com/acme/shop-deploy.git\n    revision: '{revision}'\n",
+    )
+    app = gitops_objects(root, "argocd")[("Application", "shop-dev")]
+    assert app["spec"]["source"]["targetRevision"] == argo
+    root = copy_example(tmp_path / "flux")
+    set_gitops(root, FLUX.replace("revision: main", f"revision: '{revision}'"))
+    source = gitops_objects(root, "flux")[("GitRepository", "shop")]
+    assert source["spec"]["ref"] == flux
+    assert crd_validator(source).is_valid(source)
+
+
+@pytest.mark.parametrize("path", ["", "deploy/shop"])
+def test_flux_fetches_only_the_output(tmp_path: Path, path: str):
+    """The GitRepository's ignore rules, read by git itself (they are .gitignore syntax): the output
+    folders stay in the artifact, everything else (specs, sources, other apps) is left out."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    root = copy_example(tmp_path / "repo")
+    set_gitops(root, FLUX + (f"    path: {path}\n" if path else ""))
+    ignore = gitops_objects(root, "flux")[("GitRepository", "shop")]["spec"]["ignore"]
+    repo = tmp_path / "probe"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / ".gitignore").write_text(ignore)
+    prefix = f"{path}/" if path else ""
+    kept = [
+        f"{prefix}bases/shop/kustomization.yaml",
+        f"{prefix}overlays/dev/kustomization.yaml",
+        f"{prefix}gitops/flux/kustomization.yaml",
+    ]
+    left = [
+        "environments/dev.yaml",
+        "README.md",
+        "src/app.py",
+        f"{prefix}environments/dev.yaml",
+        "deploy/other/overlays/x.yaml",
+    ]
+    result = subprocess.run(
+        ["git", "-C", str(repo), "check-ignore", "--no-index", *kept, *left], capture_output=True, text=True
+    )
+    assert set(result.stdout.split()) == set(left), (ignore, result.stdout)
+
+
+def test_output_folders_are_marked_generated(tmp_path: Path):
+    """git (as GitHub's linguist) reads the .gitattributes `kompile init` writes: the output is generated
+    and folds in review, the specs are not. An existing .gitattributes is left as it was."""
+    import shutil
+    import subprocess
+
+    from kompile import api
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    root = tmp_path / "orders"
+    assert ".gitattributes" in api.init(root, "orders", ["dev", "prod"], "argocd")
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    paths = [
+        "overlays/prod/kustomization.yaml",
+        "bases/orders/x.yaml",
+        "gitops/argocd/kustomization.yaml",
+        ".kompile-manifest.json",
+        "environments/prod.yaml",
+        "README.md",
+    ]
+    result = subprocess.run(
+        ["git", "-C", str(root), "check-attr", "linguist-generated", "--", *paths],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    marked = {line.split(":")[0]: line.rsplit(": ", 1)[1] for line in result.stdout.splitlines()}
+    assert marked == {
+        **{p: "true" for p in paths[:4]},
+        "environments/prod.yaml": "unspecified",
+        "README.md": "unspecified",
+    }
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / ".gitattributes").write_text("*.png binary\n")
+    assert ".gitattributes" not in api.init(other, "other", ["dev"], "flux")
+    assert (other / ".gitattributes").read_text() == "*.png binary\n"

@@ -24,6 +24,7 @@ def test_a_new_repo_validates_and_builds_as_it_is(tmp_path: Path, gitops: str):
     root.mkdir()
     assert run_kompile("init", "--root", str(root), "--gitops", gitops).returncode == 0
     assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) == [
+        ".gitattributes",
         "environments/app.yaml",
         "environments/dev.yaml",
         "environments/prod.yaml",

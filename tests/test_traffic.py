@@ -514,7 +514,13 @@ def test_spec_text_is_never_a_template_action(repo: Path, file: str):
         repo,
         "environments/app.yaml",
         "    tool: argocd\n",
-        "    tool: argocd\n    revision: '{{ .branch }}'\n    argocd: {applicationSet: true}\n",
+        "    tool: argocd\n    argocd: {applicationSet: true}\n",
+    )
+    edit(
+        repo,
+        "environments/app.yaml",
+        "repoURL: https://github.com/acme/market-deploy.git",
+        "repoURL: 'https://github.com/acme/{{.branch}}.git'",
     )
     template = yaml.safe_load(compile_project(repo).files[f"gitops/argocd/{file}"])["spec"]["template"]
     allowed = (
@@ -522,10 +528,8 @@ def test_spec_text_is_never_a_template_action(repo: Path, file: str):
     )
     assert set(template_actions(template)) <= allowed, template_actions(template)
     printed = str(template).replace('{{ "{{" }}', "{{")
-    assert "{{ .branch }}" in printed  # the revision
-    assert ("{{.branch}}" in printed) == (
-        "previews" in file
-    )  # the cluster: a list element's, not the template's
+    assert "https://github.com/acme/{{.branch}}.git" in printed  # the repository URL
+    assert ("{{ .branch }}" in printed) == ("previews" in file)  # an env value: the preview template's
 
 
 @pytest.mark.kubectl

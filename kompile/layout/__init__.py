@@ -132,3 +132,4 @@ def _overlay_kustomization(
         image["digest"] = digest
     kustomization["images"] = [image]
     return kustomization
+

@@ -132,19 +132,35 @@ def scaffold(app: str, environments: list[str], gitops: str) -> dict[str, str]:
             else '{tag: "0.1.0"}                # kompile set-image ' + env + " --tag ...",
             web="{replicas: 2}" if production else "{replicas: 1}",
         )
+    files[GITATTRIBUTES] = GENERATED
     return files
 
 
-def write_scaffold(root: Path, files: dict[str, str]) -> None:
+# GitHub (linguist) folds generated files in a pull request's diff and leaves them out of the language
+# statistics: reviewers read the specs, and the output only when they want to.
+GITATTRIBUTES = ".gitattributes"
+GENERATED = """\
+# kompile writes these from environments/: folded in code review (`kompile check` keeps them current).
+bases/** linguist-generated=true
+overlays/** linguist-generated=true
+gitops/** linguist-generated=true
+.kompile-manifest.json linguist-generated=true
+"""
+
+
+def write_scaffold(root: Path, files: dict[str, str]) -> list[str]:
     """Write the scaffold, refusing (before writing anything) to overwrite any spec or schema, or to write
-    through a link. Each file is created exclusively, so one that appears meanwhile is not overwritten."""
+    through a link. Each file is created exclusively, so one that appears meanwhile is not overwritten.
+    A .gitattributes the repo has already is left as it is (the README says what to add). Returns what
+    was written."""
     try:
         root.mkdir(parents=True, exist_ok=True)
         with Root(root) as disk:
             existing = sorted(
                 e.name for e in disk.listdir(ENVIRONMENTS_DIR) if e.name.endswith(SPEC_SUFFIXES)
             )
-            taken = [path for path in files if disk.lstat(path) is not None]
+            present = {path for path in files if disk.lstat(path) is not None}
+            taken = sorted(present - {GITATTRIBUTES})
             if existing or taken:
                 where = f"{ENVIRONMENTS_DIR}/{existing[0]}" if existing else taken[0]
                 raise KompileError(
@@ -157,8 +173,10 @@ def write_scaffold(root: Path, files: dict[str, str]) -> None:
                         )
                     ]
                 )
-            for path, text in files.items():
-                disk.create(path, text.encode("utf-8"))
+            written = [path for path in files if path not in present]
+            for path in written:
+                disk.create(path, files[path].encode("utf-8"))
+            return written
     except Refused as exc:
         raise KompileError(
             [

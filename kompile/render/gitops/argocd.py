@@ -41,8 +41,19 @@ def _spec(base: Environment, path: str, dest: dict) -> dict:
         "destination": dest,
         "project": base.app,
         "revisionHistoryLimit": 10,
-        "source": {"path": path, "repoURL": gitops.repo_url, "targetRevision": gitops.revision},
+        "source": {"path": path, "repoURL": gitops.repo_url, "targetRevision": gitops.ref},
         "syncPolicy": SYNC_POLICY,
+    }
+
+
+def _annotations(base: Environment, overlay: bool = True) -> dict[str, str]:
+    """What keeps a monorepo fast in Argo CD: the repo-server regenerates an environment's manifests
+    only when a commit touches its overlay or the shared base (not on every commit to the repo), and
+    diffs are computed by the API server (ServerSideDiff), as the sync applies them."""
+    paths = f".;/{base.gitops.source_path(f'bases/{base.app}')}" if overlay else "."
+    return {
+        "argocd.argoproj.io/compare-options": "ServerSideDiff=true",
+        "argocd.argoproj.io/manifest-generate-paths": paths,
     }
 
 
@@ -74,7 +85,12 @@ def as_template(node):
 
 
 def application(base: Environment, env: Environment) -> dict:
-    metadata = {"name": env.instance, "namespace": base.gitops.namespace, "labels": _labels(base.app)}
+    metadata = {
+        "name": env.instance,
+        "namespace": base.gitops.namespace,
+        "annotations": _annotations(base),
+        "labels": _labels(base.app),
+    }
     return {
         "apiVersion": API,
         "kind": "Application",
@@ -108,7 +124,11 @@ def application_set(base: Environment, envs: list[Environment]) -> dict:
         for e in envs
     ]
     template = {
-        "metadata": {"name": names.instance(base.app, action("env")), "labels": _labels(base.app)},
+        "metadata": {
+            "name": names.instance(base.app, action("env")),
+            "annotations": _annotations(base),
+            "labels": _labels(base.app),
+        },
         "spec": _spec(base, action("path"), {key: action(key), "namespace": action("namespace")}),
     }
     return {
@@ -225,6 +245,7 @@ def preview_application_set(base: Environment, env: Environment) -> dict:
                 {
                     "metadata": {
                         "name": names.preview(base.app, action("number")),
+                        "annotations": _annotations(base),
                         "labels": _labels(base.app),
                     },
                     "spec": spec,
@@ -282,6 +303,7 @@ def root_application(base: Environment) -> dict:
         "kind": "Application",
         "metadata": {
             "name": names.gitops_root(base.app),
+            "annotations": _annotations(base, overlay=False),
             "namespace": gitops.namespace,
             "labels": _labels(base.app),
         },

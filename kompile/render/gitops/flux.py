@@ -16,17 +16,25 @@ IN_CLUSTER = ("https://kubernetes.default.svc", "in-cluster")
 
 def git_repository(base: Environment) -> dict:
     gitops = base.gitops
-    ref = (
-        {"commit": gitops.revision}
-        if re.fullmatch(r"[0-9a-f]{40}", gitops.revision)
-        else {"branch": gitops.revision}
-    )
+    ref = {"commit": gitops.revision} if re.fullmatch(r"[0-9a-f]{40}", gitops.revision) else {"name": gitops.ref}
     return {
         "apiVersion": SOURCE_API,
         "kind": "GitRepository",
         "metadata": {"name": base.app, "namespace": gitops.namespace, "labels": meta.labels(base.app)},
-        "spec": {"interval": "1m", "ref": ref, "url": gitops.repo_url},
+        # The artifact holds only the output folders: a commit that changes nothing in them changes no
+        # artifact, so no Kustomization reconciles for it (what Argo CD's manifest-generate-paths does).
+        "spec": {"ignore": source_ignore(gitops.path), "interval": "1m", "ref": ref, "url": gitops.repo_url},
     }
+
+
+def source_ignore(path: str) -> str:
+    """.sourceignore lines that leave only bases/, overlays/ and gitops/ (under the output's folder)."""
+    lines, parent = ["/*"], ""
+    for part in [p for p in path.split("/") if p]:
+        parent = f"{parent}/{part}"
+        lines += [f"!{parent}/", f"{parent}/*"]
+    lines += [f"!{parent}/{folder}/" for folder in ("bases", "overlays", "gitops")]
+    return "\n".join(lines) + "\n"
 
 
 def kustomization(
