@@ -14,6 +14,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from fleet import environment_name, generate_fleet  # noqa: E402
 
 COUNT = PARALLEL_MIN + 20
+# A fleet of 220 environments compiled twice: the full suite's, not the fast loop's.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
