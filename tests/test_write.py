@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -217,3 +218,23 @@ def test_build_warns_about_uncommitted_output(example):
     result = run_kompile("build", "--root", str(example))
     assert result.returncode == 0
     assert "uncommitted changes" in result.stderr and "overlays/dev/NOTES.md" in result.stderr
+
+
+def test_a_build_refused_late_leaves_nothing_behind(example):
+    """Files are staged as each environment compiles: when a later environment fails to render, every
+    staged file and every folder made for them is removed, and nothing visible has changed."""
+    assert run_kompile("build", "--root", str(example)).returncode == 0
+    dev = example / "environments/dev.yaml"
+    dev.write_text(dev.read_text().replace("replicas: 1}", "replicas: 3}", 1))  # dev's files change
+    shutil.rmtree(example / "overlays/staging")  # staging's files are written again, in a folder made anew
+    prod = example / "environments/prod.yaml"  # compiled after dev and qa, and refused while rendering
+    prod.write_text(
+        prod.read_text() + "  patches:\n    - target: {kind: Deployment, name: nothing}\n"
+        "      patch: [{op: add, path: /x, value: 1}]\n"
+    )
+    before = snapshot(example)
+    folders = sorted(p.relative_to(example).as_posix() for p in example.rglob("*") if p.is_dir())
+    result = run_kompile("build", "--root", str(example))
+    assert result.returncode == 2 and "K407" in result.stderr, result.stderr
+    assert snapshot(example) == before
+    assert sorted(p.relative_to(example).as_posix() for p in example.rglob("*") if p.is_dir()) == folders
