@@ -380,7 +380,11 @@ class GitOps:
         """The revision fully qualified, as Git names it: a branch name means refs/heads/<name> (so
         neither Argo CD nor Flux has to guess between a branch and a tag); a commit, HEAD or a ref
         written out (refs/tags/v1.2) stay as written."""
-        if self.revision == "HEAD" or self.revision.startswith("refs/") or re.fullmatch(r"[0-9a-f]{40}", self.revision):
+        if (
+            self.revision == "HEAD"
+            or self.revision.startswith("refs/")
+            or re.fullmatch(r"[0-9a-f]{40}", self.revision)
+        ):
             return self.revision
         return f"refs/heads/{self.revision}"
 

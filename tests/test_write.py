@@ -238,3 +238,23 @@ def test_a_build_refused_late_leaves_nothing_behind(example):
     assert result.returncode == 2 and "K407" in result.stderr, result.stderr
     assert snapshot(example) == before
     assert sorted(p.relative_to(example).as_posix() for p in example.rglob("*") if p.is_dir()) == folders
+
+
+def test_a_killed_builds_temporary_files_are_found_wherever_they_are(example):
+    """A build killed while staging an environment whose spec is then removed leaves temporary files in
+    a folder no later build reads: check reports them, and the next build removes them and the folder."""
+    assert run_kompile("build", "--root", str(example)).returncode == 0
+    stray = [
+        example / "overlays/gone/.kompile-0123456789abcdef.tmp",
+        example / "overlays/gone/patches/.kompile-fedcba9876543210.tmp",
+    ]
+    for path in stray:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("partial\n")
+    check = run_kompile("check", "--root", str(example))
+    assert check.returncode == 1 and "overlays/gone/patches/.kompile-fedcba9876543210.tmp" in check.stdout, (
+        check.stdout
+    )
+    assert run_kompile("build", "--root", str(example)).returncode == 0
+    assert not (example / "overlays/gone").exists()
+    assert run_kompile("check", "--root", str(example)).returncode == 0

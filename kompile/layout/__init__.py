@@ -132,4 +132,3 @@ def _overlay_kustomization(
         image["digest"] = digest
     kustomization["images"] = [image]
     return kustomization
-

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from kompile.errors import Span
 from kompile.output.manifest import MANIFEST, Manifest, digest, read_manifest
+from kompile.output.write import is_temporary
 from kompile.safefs import Refused, Root
 
 MAX_OUTPUT_BYTES = 16 << 20  # committed output files larger than this are not kompile's
@@ -73,6 +74,10 @@ class Comparer:
                 and self._disk.lstat(path) is not None
             ):
                 changes.removed.append(path)
+        # An interrupted build's temporary files: the next build removes them.
+        changes.removed += [
+            path for path in _walk(self._disk, owned) if is_temporary(path.rpartition("/")[2])
+        ]
         # The record of what kompile owns must be current too (the inputs it lists are only a cache key).
         if old is None:
             changes.added.append(MANIFEST)
@@ -82,6 +87,14 @@ class Comparer:
         changes.changed.sort()
         changes.removed.sort()
         return changes
+
+
+def _walk(disk: Root, folders: tuple[str, ...]):
+    for folder in folders:
+        try:
+            yield from disk.walk_files(folder)
+        except (Refused, OSError):
+            continue  # a link or an unreadable folder: reported where the build reads it
 
 
 def compare_with_disk(

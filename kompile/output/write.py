@@ -156,7 +156,7 @@ class Planner:
                             "or run with --force to delete it",
                         )
                     )
-        plan.leftovers = disk.leftovers()
+        plan.leftovers = sorted({*disk.leftovers(), *disk.stray_temporaries(owned)})
         if self.problems:
             raise KompileError(self.problems)
         plan.manifest = next_manifest(old, self.digests, owned, inputs, warnings, environments or {}, partial)
@@ -241,6 +241,7 @@ def apply_plan(root: Path, plan: WritePlan) -> None:
                 _remove_empty_parents(disk, path)
             for path in plan.leftovers:
                 disk.unlink(path)
+                _remove_empty_parents(disk, path)  # a killed build's folder for an environment now gone
             disk.write(MANIFEST, plan.manifest.to_bytes())
         except (OSError, Refused) as exc:
             # The manifest already owns old and new bytes of every file: the next build completes this one.
@@ -413,6 +414,25 @@ class _Disk:
             )
         return _REFUSED
 
+    def stray_temporaries(self, owned: tuple[str, ...]) -> list[str]:
+        """Temporary files of an interrupted build in folders this build did not read (those of an
+        environment whose spec is gone since): every folder under the owned ones is looked at once."""
+        found, stack = [], list(owned)
+        while stack:
+            folder = stack.pop()
+            entries = self._listing(folder) if folder in self.listings else _entries(self.handle, folder)
+            for name, entry in (entries or {}).items():
+                path = f"{folder}/{name}"
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(path)
+                elif (
+                    folder not in self.listings
+                    and is_temporary(name)
+                    and entry.is_file(follow_symlinks=False)
+                ):
+                    found.append(path)
+        return found
+
     def leftovers(self) -> list[str]:
         """Temporary files an interrupted build left in the folders this build looked at (and at the top,
         beside the manifest)."""
@@ -428,6 +448,17 @@ class _Disk:
                 if (TEMP.fullmatch(name) or legacy) and entry.is_file(follow_symlinks=False):
                     found.append(f"{folder}/{name}" if folder else name)
         return sorted(found)
+
+
+def is_temporary(name: str) -> bool:
+    return TEMP.fullmatch(name) is not None or name.endswith(LEGACY_TEMP_SUFFIX)
+
+
+def _entries(handle: Root, folder: str) -> dict[str, os.DirEntry] | None:
+    try:
+        return {entry.name: entry for entry in handle.listdir(folder)}
+    except (Refused, OSError):
+        return None  # a link or an unreadable folder: not kompile's to clean
 
 
 def _hand_edit(path: str, current: bytes, generated: bytes) -> Diagnostic:

@@ -281,7 +281,10 @@ GITOPS = Obj(
             required=True,
         ),
         "revision": Field(
-            Str(r"^(HEAD|refs/[A-Za-z0-9._/-]+|[0-9a-f]{40}|[A-Za-z0-9._][A-Za-z0-9._/-]*)$", "a branch, a commit or a ref such as refs/tags/v1.2"),
+            Str(
+                r"^(HEAD|refs/[A-Za-z0-9._/-]+|[0-9a-f]{40}|[A-Za-z0-9._][A-Za-z0-9._/-]*)$",
+                "a branch, a commit or a ref such as refs/tags/v1.2",
+            ),
             "Branch to follow (written as refs/heads/<branch>), a commit, or a ref written out (refs/tags/v1.2)",
             default="main",
         ),

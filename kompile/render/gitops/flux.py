@@ -16,7 +16,11 @@ IN_CLUSTER = ("https://kubernetes.default.svc", "in-cluster")
 
 def git_repository(base: Environment) -> dict:
     gitops = base.gitops
-    ref = {"commit": gitops.revision} if re.fullmatch(r"[0-9a-f]{40}", gitops.revision) else {"name": gitops.ref}
+    ref = (
+        {"commit": gitops.revision}
+        if re.fullmatch(r"[0-9a-f]{40}", gitops.revision)
+        else {"name": gitops.ref}
+    )
     return {
         "apiVersion": SOURCE_API,
         "kind": "GitRepository",
