@@ -16,7 +16,8 @@ from kompile.compiler import Output, compile_project, render_one
 from kompile.errors import Code, Diagnostic, KompileError, Severity, Span
 from kompile.load.git import uncommitted_outputs
 from kompile.load.project import find_root, load_project, require_environments, spec_paths
-from kompile.output.diff import Change, Comparer, TreeChanges, diff_project, unchanged_since_build
+from kompile.output.check import Comparer, TreeChanges, unchanged_since_build
+from kompile.output.diff import Change, diff_project
 from kompile.output.manifest import read_manifest, recorded_environments, warning_diagnostics
 from kompile.output.write import Planner, WritePlan, apply_plan, next_manifest
 from kompile.safefs import TEMP

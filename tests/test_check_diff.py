@@ -278,7 +278,7 @@ def test_diff_in_a_subfolder_of_a_monorepo(tmp_path: Path):
 
 
 def test_fast_check_trusts_only_what_it_can_prove(built: Path):
-    from kompile.output.diff import unchanged_since_build
+    from kompile.output.check import unchanged_since_build
 
     assert unchanged_since_build(built)
     target = built / "overlays/dev/patches/deployment-shop-web.yaml"

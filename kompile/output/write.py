@@ -15,16 +15,13 @@
 from __future__ import annotations
 
 import difflib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kompile.errors import Code, Diagnostic, KompileError, Span
+from kompile.output.disk import REFUSED, Disk
 from kompile.output.manifest import MANIFEST, Manifest, digest, read_manifest, recorded_environments
-from kompile.safefs import TEMP, Refused, Root, path_problem
-
-LEGACY_TEMP_SUFFIX = ".kompile-tmp"  # what builds before 0.2 left behind when interrupted
-MAX_OUTPUT_BYTES = 16 << 20  # larger files in the output folders are not kompile's
+from kompile.safefs import Refused, Root, path_problem
 
 
 @dataclass
@@ -69,7 +66,7 @@ class Planner:
 
     def __enter__(self) -> Planner:
         self._handle = Root(self.root).__enter__()
-        self._disk = _Disk(self._handle, self.problems)
+        self._disk = Disk(self._handle, self.problems)
         return self
 
     def __exit__(self, kind, value, traceback) -> None:
@@ -86,7 +83,7 @@ class Planner:
                 self.problems.append(Diagnostic(Code.WRITE, f"cannot write {path}: {problem}", Span(path)))
                 continue
             current = disk.read(path)
-            if current is _REFUSED:
+            if current is REFUSED:
                 continue
             if current is None:
                 self._write(path, data)
@@ -142,7 +139,7 @@ class Planner:
                 if path in self.digests or not _inside(path, owned):
                     continue
                 current = disk.read(path)
-                if current is None or current is _REFUSED:
+                if current is None or current is REFUSED:
                     continue
                 if old.owns(path, current) or self.force:
                     plan.deletes.append(path)
@@ -337,128 +334,6 @@ def _remove_empty_parents(disk: Root, path: str) -> None:
 
 def _inside(path: str, owned: tuple[str, ...]) -> bool:
     return any(path == folder or path.startswith(folder + "/") for folder in owned)
-
-
-_REFUSED = object()  # a path kompile will not read or write (reported as a problem)
-
-
-class _Disk:
-    """What is on disk, read with one listing per folder, never through a link."""
-
-    def __init__(self, handle: Root, problems: list[Diagnostic]) -> None:
-        self.handle = handle
-        self.problems = problems
-        self.listings: dict[str, dict[str, os.DirEntry] | None] = {}
-
-    def _listing(self, folder: str) -> dict[str, os.DirEntry] | None:
-        """The folder's entries ({} when it does not exist yet); None when it is refused (reported once)."""
-        if folder not in self.listings:
-            try:
-                self.listings[folder] = {entry.name: entry for entry in self.handle.listdir(folder)}
-            except Refused as exc:
-                self.listings[folder] = None
-                self.problems.append(
-                    Diagnostic(
-                        Code.FOREIGN_FILE,
-                        f"{exc.rel}: {exc.why}",
-                        Span(exc.rel),
-                        "kompile writes only into folders of the repo: move it away, then build again",
-                    )
-                )
-            except OSError as exc:
-                self.listings[folder] = None
-                self.problems.append(
-                    Diagnostic(Code.WRITE, f"cannot read {folder}: {exc.strerror}", Span(folder))
-                )
-        return self.listings[folder]
-
-    def read(self, path: str):
-        """The file's bytes, None when there is none, or _REFUSED (with a problem reported)."""
-        folder, _, name = path.rpartition("/")
-        entries = self._listing(folder)
-        if entries is None:
-            return _REFUSED
-        entry = entries.get(name)
-        if entry is None:
-            return None
-        if entry.is_symlink() or not entry.is_file(follow_symlinks=False):
-            what = (
-                "a symbolic link"
-                if entry.is_symlink()
-                else "a folder"
-                if entry.is_dir(follow_symlinks=False)
-                else "not a regular file"
-            )
-            self.problems.append(
-                Diagnostic(
-                    Code.FOREIGN_FILE,
-                    f"{path} is {what}, not a file kompile generated",
-                    Span(path),
-                    "move it away, then build again",
-                )
-            )
-            return _REFUSED
-        try:
-            return self.handle.read(path, MAX_OUTPUT_BYTES)
-        except Refused as exc:
-            if exc.missing:
-                return None
-            self.problems.append(
-                Diagnostic(
-                    Code.FOREIGN_FILE, f"{path}: {exc.why}", Span(path), "move it away, then build again"
-                )
-            )
-        except OSError as exc:
-            self.problems.append(
-                Diagnostic(Code.FOREIGN_FILE, f"cannot read {path}: {exc.strerror}", Span(path))
-            )
-        return _REFUSED
-
-    def stray_temporaries(self, owned: tuple[str, ...]) -> list[str]:
-        """Temporary files of an interrupted build in folders this build did not read (those of an
-        environment whose spec is gone since): every folder under the owned ones is looked at once."""
-        found, stack = [], list(owned)
-        while stack:
-            folder = stack.pop()
-            entries = self._listing(folder) if folder in self.listings else _entries(self.handle, folder)
-            for name, entry in (entries or {}).items():
-                path = f"{folder}/{name}"
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(path)
-                elif (
-                    folder not in self.listings
-                    and is_temporary(name)
-                    and entry.is_file(follow_symlinks=False)
-                ):
-                    found.append(path)
-        return found
-
-    def leftovers(self) -> list[str]:
-        """Temporary files an interrupted build left in the folders this build looked at (and at the top,
-        beside the manifest)."""
-        self._listing("")
-        found = []
-        for folder, entries in self.listings.items():
-            for name, entry in (entries or {}).items():
-                legacy = (
-                    name == MANIFEST + LEGACY_TEMP_SUFFIX
-                    if folder == ""
-                    else name.endswith(LEGACY_TEMP_SUFFIX)
-                )
-                if (TEMP.fullmatch(name) or legacy) and entry.is_file(follow_symlinks=False):
-                    found.append(f"{folder}/{name}" if folder else name)
-        return sorted(found)
-
-
-def is_temporary(name: str) -> bool:
-    return TEMP.fullmatch(name) is not None or name.endswith(LEGACY_TEMP_SUFFIX)
-
-
-def _entries(handle: Root, folder: str) -> dict[str, os.DirEntry] | None:
-    try:
-        return {entry.name: entry for entry in handle.listdir(folder)}
-    except (Refused, OSError):
-        return None  # a link or an unreadable folder: not kompile's to clean
 
 
 def _hand_edit(path: str, current: bytes, generated: bytes) -> Diagnostic:
