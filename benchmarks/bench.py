@@ -100,18 +100,15 @@ def floor(root: Path, scratch: Path) -> float:
     dump = scratch / "objects.pickle"
     dump.write_bytes(pickle.dumps(objects))
     startup = min(timed([sys.executable, "-c", "import yaml"])[0] for _ in range(3))
-    work = min(
-        float(
-            subprocess.run(
-                [sys.executable, "-c", FLOOR, str(root), str(dump)],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-        )
-        for _ in range(2)
+    return startup + min(inner_seconds(FLOOR, root, dump) for _ in range(2))
+
+
+def inner_seconds(script: str, *args: Path) -> float:
+    """The seconds a script run in its own interpreter reports for its own work (start-up excluded)."""
+    result = subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True, check=True
     )
-    return startup + work
+    return float(result.stdout)
 
 
 WRITE = """
@@ -141,16 +138,7 @@ def write_floor(root: Path, scratch: Path) -> float:
     times = []
     for attempt in range(3):
         target = scratch / f"written-{attempt}"
-        times.append(
-            float(
-                subprocess.run(
-                    [sys.executable, "-c", WRITE, str(dump), str(target)],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                ).stdout
-            )
-        )
+        times.append(inner_seconds(WRITE, dump, target))
         shutil.rmtree(target)
     return min(times)
 

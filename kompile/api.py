@@ -186,8 +186,8 @@ def check(root: Path, fast: bool = False) -> Check:
     changed (for a local hook, never where a pull request could forge it)."""
     if fast and unchanged_since_build(root):
         return Check(None, warnings=tuple(warning_diagnostics(read_manifest(root))))
-    old = read_manifest(root)
     with Comparer(root) as comparer:  # one batch of output in memory at a time, as a build
+        old = comparer.old
         output = compile_project(root, keep_objects=False, sink=comparer.add)
         manifest = next_manifest(
             old, comparer.digests, output.owned, output.inputs, output.warnings, output.tiers

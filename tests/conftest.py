@@ -61,6 +61,21 @@ def run_kompile(
     return result
 
 
+def edit(root: Path, rel: str, old: str, new: str) -> None:
+    """Replace the first `old` in a file of the repo (which must hold it) with `new`."""
+    path = root / rel
+    text = path.read_text()
+    assert old in text, f"{rel} does not contain {old!r}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def objects_by_name(root: Path, env: str) -> dict[tuple[str, str], dict]:
+    """An environment's objects as compiled, by (kind, name)."""
+    from kompile.compiler import compile_project
+
+    return {(o["kind"], o["metadata"]["name"]): o for o in compile_project(root).environments[env].objects}
+
+
 def build_file_tree(root: Path, files: dict[str, str | bytes]) -> Path:
     """Write {relative path: text} under root and return root."""
     for rel, content in files.items():

@@ -12,14 +12,7 @@ import pytest
 
 from kompile.output.diff import Change, ChangeKind, diff_project
 
-from conftest import run_kompile
-
-
-def edit(root: Path, rel: str, old: str, new: str) -> None:
-    path = root / rel
-    text = path.read_text()
-    assert old in text, f"{old!r} not in {rel}"
-    path.write_text(text.replace(old, new, 1))
+from conftest import edit, run_kompile
 
 
 @pytest.fixture

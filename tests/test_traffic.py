@@ -20,7 +20,8 @@ from kompile.errors import KompileError
 from kompile.model import Tier
 from kompile.policy.gate import Scope, check_stream
 
-from conftest import copy_golden_input, kustomize_build, require_kubectl, write_files
+from conftest import copy_golden_input, edit, kustomize_build, require_kubectl, write_files
+from conftest import objects_by_name as objects
 
 CASE = "django-platform"
 
@@ -28,17 +29,6 @@ CASE = "django-platform"
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     return copy_golden_input(CASE, tmp_path / "repo")
-
-
-def edit(root: Path, rel: str, old: str, new: str) -> None:
-    path = root / rel
-    text = path.read_text()
-    assert old in text, f"{rel} does not contain {old!r}"
-    path.write_text(text.replace(old, new, 1))
-
-
-def objects(root: Path, env: str) -> dict[tuple[str, str], dict]:
-    return {(o["kind"], o["metadata"]["name"]): o for o in compile_project(root).environments[env].objects}
 
 
 def problems(root: Path) -> list[tuple[str, str]]:

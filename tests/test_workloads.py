@@ -17,7 +17,8 @@ import pytest
 from kompile.compiler import compile_project
 from kompile.errors import KompileError
 
-from conftest import copy_golden_input
+from conftest import copy_golden_input, edit
+from conftest import objects_by_name as objects
 
 CASE = "django-platform"
 
@@ -27,20 +28,9 @@ def repo(tmp_path: Path) -> Path:
     return copy_golden_input(CASE, tmp_path / "repo")
 
 
-def edit(root: Path, rel: str, old: str, new: str) -> None:
-    path = root / rel
-    text = path.read_text()
-    assert old in text, f"{rel} does not contain {old!r}"
-    path.write_text(text.replace(old, new, 1))
-
-
 def append(root: Path, rel: str, text: str) -> None:
     path = root / rel
     path.write_text(path.read_text() + text)
-
-
-def objects(root: Path, env: str) -> dict[tuple[str, str], dict]:
-    return {(o["kind"], o["metadata"]["name"]): o for o in compile_project(root).environments[env].objects}
 
 
 def problems(root: Path) -> list[tuple[str, str, str]]:

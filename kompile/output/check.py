@@ -42,6 +42,7 @@ class Comparer:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.old = read_manifest(root)  # the record the committed output was written with
         self.changes = TreeChanges()
         self.digests: dict[str, str] = {}
 
@@ -66,8 +67,7 @@ class Comparer:
     def finish(self, manifest: Manifest, owned: tuple[str, ...]) -> TreeChanges:
         """What `kompile build` would add, change or remove; empty when it would do nothing. `manifest` is
         the one the build would write; a stale record of owned files counts as a change."""
-        changes = self.changes
-        old = read_manifest(self.root)
+        changes, old = self.changes, self.old
         for path in old.files if old else ():
             if (
                 path not in self.digests
