@@ -615,3 +615,48 @@ def test_preview_rules(repo: Path, rel: str, old: str, new: str, code: str, word
     edit(repo, rel, old, new)
     found = problems(repo)
     assert any(c == code and words in message for c, message in found), found
+
+
+@pytest.mark.parametrize(
+    ("relabeling", "refused"),
+    [
+        ({"action": "replace", "targetLabel": "__address__", "replacement": "collector.example:443"}, True),
+        (
+            {
+                "action": "replace",
+                "sourceLabels": ["__meta_kubernetes_pod_annotation_x"],
+                "targetLabel": "$1",
+            },
+            True,
+        ),
+        ({"action": "replace", "targetLabel": "${1}", "regex": "(.*)"}, True),
+        ({"action": "replace", "targetLabel": "__scrape_interval__", "replacement": "1s"}, True),
+        (
+            {
+                "action": "labelmap",
+                "regex": "(__)meta_kubernetes_pod_label_(address)_",
+                "replacement": "${1}${2}__",
+            },
+            True,
+        ),
+        ({"action": "LabelMap", "regex": "__meta_kubernetes_pod_label_(.+)"}, True),
+        ({"action": "replace", "sourceLabels": ["__meta_kubernetes_pod_name"], "targetLabel": "pod"}, False),
+        (
+            {"action": "replace", "sourceLabels": ["__meta_kubernetes_pod_name"], "targetLabel": "__tmp_pod"},
+            False,
+        ),
+        ({"action": "drop", "sourceLabels": ["__meta_kubernetes_pod_phase"], "regex": "Pending"}, False),
+    ],
+)
+def test_a_relabeling_cannot_move_the_scrape(relabeling: dict, refused: bool):
+    """Every spelling that reaches Prometheus' scrape labels: literal, named from the data ($1), or
+    renamed wholesale (labelmap); scratch labels and ordinary ones pass."""
+    from kompile.policy.controllers import scrape_problems
+
+    monitor = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": {"name": "m"},
+        "spec": {"selector": {}, "endpoints": [{"port": "metrics", "relabelings": [relabeling]}]},
+    }
+    assert bool(scrape_problems(monitor, "market-dev")) is refused, scrape_problems(monitor, "market-dev")

@@ -3,6 +3,7 @@ disk batch by batch, and the fast path that trusts the manifest."""
 
 from __future__ import annotations
 
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,7 +78,11 @@ class Comparer:
                 changes.removed.append(path)
         # An interrupted build's temporary files: the next build removes them.
         changes.removed += [
-            path for path in _walk(self._disk, owned) if is_temporary(path.rpartition("/")[2])
+            path
+            for path in _walk(self._disk, owned)
+            if is_temporary(path.rpartition("/")[2])
+            and (info := self._disk.lstat(path)) is not None
+            and stat.S_ISREG(info.st_mode)
         ]
         # The record of what kompile owns must be current too (the inputs it lists are only a cache key).
         if old is None:

@@ -42,7 +42,10 @@ SCRAPE_CREDENTIALS = frozenset(
         "proxyFromEnvironment",
     }
 )
-_MOVES_TARGET = re.compile(r"__(address|scheme|metrics_path|param_.*)__|__param_.*")
+# Labels starting with __ steer the scrape itself (__address__, __scheme__, __metrics_path__, __param_*,
+# __scrape_interval__, ...); only __tmp* is scratch space. A target label written with $ is named by
+# the data, and labelmap renames labels wholesale: either can reach any of them.
+_SCRATCH = "__tmp"
 
 
 def scrape_problems(obj: dict, namespace: str | None) -> list[str]:
@@ -55,9 +58,22 @@ def scrape_problems(obj: dict, namespace: str | None) -> list[str]:
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
-            target = node.get("targetLabel")
-            if isinstance(target, str) and _MOVES_TARGET.fullmatch(target):
-                problems.append(f"a relabeling sets {target}, which moves the scrape to another address")
+            target, action = node.get("targetLabel"), node.get("action")
+            if isinstance(target, str) and "$" in target:
+                problems.append(
+                    f"a relabeling names its target label from the data ({target}), which can set __address__"
+                )
+            elif isinstance(target, str) and target.startswith("__") and not target.startswith(_SCRATCH):
+                what = (
+                    "moves the scrape to another address"
+                    if target == "__address__"
+                    else "changes how Prometheus scrapes"
+                )
+                problems.append(f"a relabeling sets {target}, which {what}")
+            if isinstance(action, str) and action.lower() == "labelmap":
+                problems.append(
+                    "a labelmap relabeling can rename labels onto __address__ and Prometheus' other scrape settings"
+                )
             stack.extend(v for v in node.values() if isinstance(v, dict | list))
         elif isinstance(node, list):
             stack.extend(v for v in node if isinstance(v, dict | list))
