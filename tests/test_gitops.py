@@ -373,3 +373,16 @@ def test_output_folders_are_marked_generated(tmp_path: Path):
     (other / ".gitattributes").write_text("*.png binary\n")
     assert ".gitattributes" not in api.init(other, "other", ["dev"], "flux")
     assert (other / ".gitattributes").read_text() == "*.png binary\n"
+
+
+@pytest.mark.parametrize("path", ["../other", "deploy/../..", "/deploy", "deploy/", "a//b", "x\n!/secrets/"])
+def test_the_output_folder_is_a_plain_relative_path(tmp_path: Path, path: str):
+    """gitops.path lands in Argo CD's source paths and manifest-generate-paths and in Flux's ignore rules:
+    no way out of the repository, no second line."""
+    from kompile.errors import KompileError
+
+    root = copy_example(tmp_path / "repo")
+    set_gitops(root, FLUX + f"    path: {json.dumps(path)}\n")
+    with pytest.raises(KompileError) as caught:
+        compile_project(root)
+    assert any("gitops.path" in d.message for d in caught.value.diagnostics)

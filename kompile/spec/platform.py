@@ -288,7 +288,13 @@ GITOPS = Obj(
             "Branch to follow (written as refs/heads/<branch>), a commit, or a ref written out (refs/tags/v1.2)",
             default="main",
         ),
-        "path": Field(PATH, "Folder of the output inside the repository, for monorepos"),
+        "path": Field(
+            Str(
+                r"^(?!.*(^|/)\.{1,2}(/|$))[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$",
+                "a folder relative to the repository's top, such as deploy/shop (no '..', no leading or trailing /)",
+            ),
+            "Folder of the output inside the repository, for monorepos",
+        ),
         "argocd": Field(
             Obj(
                 {
