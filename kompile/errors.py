@@ -40,6 +40,7 @@ class Code(enum.Enum):
     TAG_NOT_ALLOWED = "K105"
     TOO_COMPLEX = "K106"  # alias expansion or nesting beyond the limits
     DOCUMENT_COUNT = "K107"  # empty file or more than one document
+    AMBIGUOUS_CHARACTER = "K108"  # a character YAML readers disagree on, or one that hides text in review
     # Shape of a document
     UNKNOWN_KEY = "K201"
     WRONG_TYPE = "K202"

@@ -8,6 +8,8 @@ alias expansion and nesting are bounded."""
 
 from __future__ import annotations
 
+import re
+
 import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
@@ -84,6 +86,28 @@ def plain(value):
 # YAML
 
 
+# Characters kompile refuses anywhere in a file or a value. YAML readers disagree on NEL, LS and PS:
+# libyaml breaks lines at them, YAML 1.2 readers do not, and kustomize (whose JSON leaves NEL raw for
+# go-yaml to fold) turns NEL into a space or a line break, so the cluster would receive a string the gate
+# never checked. A byte order mark or a bidirectional control inside text hides what it says from the
+# person reviewing the pull request (Trojan Source, CVE-2021-42574).
+_AMBIGUOUS = re.compile("[\x85\u2028\u2029\ufeff\u202a-\u202e\u2066-\u2069]")
+_CHARACTER_NAMES = {
+    "\x85": "NEXT LINE (U+0085)",
+    "\u2028": "LINE SEPARATOR (U+2028)",
+    "\u2029": "PARAGRAPH SEPARATOR (U+2029)",
+    "\ufeff": "BYTE ORDER MARK (U+FEFF)",
+}
+
+
+def _ambiguous(char: str) -> str:
+    return _CHARACTER_NAMES.get(char, f"bidirectional control U+{ord(char):04X}")
+
+
+def _visible(text: str) -> str:
+    return _AMBIGUOUS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def parse_yaml(text: str, rel: str) -> list:
     """Every document in text as YMap / YList / scalars. Raises KompileError with positions."""
     return _build_all(_compose(text, rel), rel)
@@ -91,6 +115,18 @@ def parse_yaml(text: str, rel: str) -> list:
 
 def _compose(text: str, rel: str) -> list:
     """libyaml's node graph of every document; syntax errors become K103 with the parser's position."""
+    found = _AMBIGUOUS.search(text, 1 if text.startswith("\ufeff") else 0)  # a leading BOM marks UTF-8
+    if found:
+        raise KompileError(
+            [
+                Diagnostic(
+                    Code.AMBIGUOUS_CHARACTER,
+                    f"'{rel}' holds a {_ambiguous(found.group())}",
+                    _char_span(text, found.start(), rel),
+                    "remove it: YAML readers disagree on it, or it hides text from review",
+                )
+            ]
+        )
     try:
         return list(yaml.compose_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as exc:
@@ -339,6 +375,8 @@ class _Builder:
                 node, f"the document nests deeper than {MAX_DEPTH} levels", "specs are shallow; flatten it"
             )
         if isinstance(node, ScalarNode):
+            if node.style == '"' and _AMBIGUOUS.search(node.value):  # written as an escape
+                self._ambiguous(node)
             builder = _SCALAR_BUILDERS.get(node.tag)
             if builder is None:
                 self._bad_tag(node)
@@ -387,7 +425,19 @@ class _Builder:
             node, "unsupported YAML node", None
         )  # pragma: no cover - libyaml has no other kinds
 
+    def _ambiguous(self, node) -> None:
+        char = _AMBIGUOUS.search(node.value).group()
+        self.collector.error(
+            Code.AMBIGUOUS_CHARACTER,
+            f"'{_visible(_short(node.value))}' holds a {_ambiguous(char)}",
+            self.span(node),
+            "remove it: YAML readers disagree on it, or it hides text from review",
+        )
+
     def _key(self, node) -> str | None:
+        if isinstance(node, ScalarNode) and node.style == '"' and _AMBIGUOUS.search(node.value):
+            self._ambiguous(node)
+            return None
         if node.tag == _MERGE:
             self.collector.error(
                 Code.TAG_NOT_ALLOWED,

@@ -61,7 +61,7 @@ _WORDS = frozenset(
     ]
 ) | {""}
 _TIMESTAMP = re.compile(
-    r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:[Tt ][0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(?:\.[0-9]*)?"
+    r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:[Tt ][0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(?:[.,][0-9]*)?"
     r"(?:Z|[-+][0-9]{2}:[0-9]{2})?)?"
 )
 _NUMBER = re.compile(
@@ -92,7 +92,14 @@ class _Dumper(_Base):
         return True  # a value shared between two objects must be written out twice, never as &anchor/*alias
 
 
+# Line separators libyaml writes raw outside double quotes, where YAML readers take them for line breaks
+# (go-yaml folds them into spaces): only an escape keeps them what they are.
+_RAW_BREAKS = re.compile("[\u2028\u2029\x85]")
+
+
 def _represent_str(dumper, text: str):
+    if _RAW_BREAKS.search(text):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", text, style='"')
     if must_quote(text):
         return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="'")
     return dumper.represent_str(text)
