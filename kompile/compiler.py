@@ -15,9 +15,10 @@ from pathlib import Path
 from kompile.errors import Code, Diagnostic, KompileError, Severity, naming_environments
 from kompile.layout import Compiled, base_dir, layout_base, layout_overlay, overlay_dir
 from kompile.layout.gitops import GITOPS, layout_gitops
+from kompile.layout.rendered import RENDERED, layout_rendered, rendered_dir
 from kompile.load.git import folder_in_repo, remote_urls, same_repository
 from kompile.load.project import Project, load_project, require_environments
-from kompile.model import Environment
+from kompile.model import Environment, Hydration
 from kompile.normalise import normalise_base, normalise_environment
 from kompile.render import render_stages
 from kompile.validate import resolve, validate_project
@@ -111,10 +112,14 @@ def _compile(
         if result.compiled is not None:
             environments[env.name] = result.compiled
     if only:  # the GitOps objects describe every environment: a partial build leaves them as they are
-        owned = (base_dir(project.name), *(overlay_dir(env.name) for env in envs))
+        owned = (
+            base_dir(project.name),
+            *(overlay_dir(env.name) for env in envs),
+            *(rendered_dir(env.name) for env in envs),
+        )
     else:
         emit(layout_gitops(base_env, envs, kinds))
-        owned = ("bases", "overlays", GITOPS)
+        owned = ("bases", "overlays", GITOPS, RENDERED)
     return Output(
         project,
         base,
@@ -209,12 +214,19 @@ def _compile_one(base: Compiled, project: Project, item: Resolved, keep_objects:
         untransformed, deployed = render_stages(env, base.ids)
         compiled = Compiled(env, deployed, untransformed)
         files = layout_overlay(base, compiled)
+        if renders(env):
+            files.update(layout_rendered(compiled))
     except KompileError as exc:  # every environment is compiled, so one run lists every problem
         return _Result({}, set(), 0, None, tuple(exc.diagnostics), env)
     kinds = {(obj["apiVersion"].rpartition("/")[0], obj["kind"]) for obj in deployed}
     if keep_objects:
         return _Result(files, kinds, len(deployed), compiled, env=env)
     return _Result(files, kinds, len(deployed), None, env=_summary(env))
+
+
+def renders(env: Environment) -> bool:
+    """Whether build writes rendered/<env>/ (a preview is a template the ApplicationSet fills in)."""
+    return env.gitops is not None and env.gitops.hydration is Hydration.RENDERED and not env.pull_requests
 
 
 def _summary(env: Environment) -> Environment:

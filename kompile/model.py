@@ -30,6 +30,15 @@ class GitOpsTool(enum.Enum):
     FLUX = "flux"
 
 
+class Hydration(enum.Enum):
+    """Where the GitOps controller reads each environment from."""
+
+    NONE = "none"  # overlays/<env>, built by the controller's kustomize
+    RENDERED = "rendered"  # rendered/<env>/manifest.yaml, written by kompile build beside the overlays
+    BRANCHES = "branches"  # <branchPrefix><env>, written by kompile hydrate (GitOps Promoter's contract)
+    ARGOCD = "argocd"  # Argo CD's Source Hydrator renders overlays/<env> into <branchPrefix><env>
+
+
 class Tier(enum.Enum):
     DEVELOPMENT = "development"
     STAGING = "staging"
@@ -370,10 +379,21 @@ class GitOps:
     interval: str = "10m"
     timeout: str = "5m"
     sops_key_secret: str = "sops-age"  # Flux's decryption key, in its namespace
+    hydration: Hydration = Hydration.NONE
+    branch_prefix: str = "environments/"
+    promoter: bool = True  # hydrate into <branch>-next, which GitOps Promoter moves to <branch>
     span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
     def source_path(self, folder: str) -> str:
         return f"{self.path}/{folder}" if self.path else folder
+
+    def sync_branch(self, env: str) -> str:
+        """The branch the controller syncs an environment's hydrated manifests from."""
+        return f"{self.branch_prefix}{env}"
+
+    def hydrate_branch(self, env: str) -> str:
+        """The branch hydration writes: the synced one, or its -next twin when a promoter moves it."""
+        return self.sync_branch(env) + ("-next" if self.promoter else "")
 
     @property
     def ref(self) -> str:

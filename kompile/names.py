@@ -29,6 +29,11 @@ def default_deny(app: str) -> str:
     return f"{app}-default-deny"
 
 
+def hydrated_folder(app: str) -> str:
+    """The app's folder on a hydrated branch (several apps may share a branch per environment)."""
+    return app
+
+
 def gitops_root(app: str) -> str:
     """The root Application or Kustomization that syncs gitops/<tool>/ (so no environment is named gitops)."""
     return f"{app}-gitops"

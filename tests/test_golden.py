@@ -20,7 +20,7 @@ from kompile.compiler import compile_project
 from conftest import EXAMPLE, EXAMPLE_FOLDERS, GOLDEN, REPO, copy_golden_input, golden_cases, write_files
 
 REFRESH = "run pytest --update-golden to refresh, then review `git diff tests/golden`"
-OUTPUT_FOLDERS = ("bases", "overlays", "gitops")
+OUTPUT_FOLDERS = ("bases", "overlays", "gitops", "rendered")
 
 
 def read_tree(root: Path, folders: tuple[str, ...] = (".",)) -> dict[str, bytes]:

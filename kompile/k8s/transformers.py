@@ -207,3 +207,51 @@ def _retag(container, name: str, new_name: str | None, new_tag: str | None, dige
     if digest:
         ref += f"@{digest}"
     return container if ref == container["image"] else {**container, "image": ref}
+
+
+# kustomize's default ("legacy") sort of a build's output: these kinds first and last, in this order, the
+# rest between them; then by group, version and kind, then by namespace and name.
+_ORDER_FIRST = [
+    "Namespace",
+    "ResourceQuota",
+    "StorageClass",
+    "CustomResourceDefinition",
+    "ServiceAccount",
+    "PodSecurityPolicy",
+    "Role",
+    "ClusterRole",
+    "RoleBinding",
+    "ClusterRoleBinding",
+    "ConfigMap",
+    "Secret",
+    "Endpoints",
+    "Service",
+    "LimitRange",
+    "PriorityClass",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "Deployment",
+    "StatefulSet",
+    "CronJob",
+    "PodDisruptionBudget",
+]
+_ORDER_LAST = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
+_KIND_RANK = {
+    **{kind: index - len(_ORDER_FIRST) for index, kind in enumerate(_ORDER_FIRST)},
+    **{kind: index + 1 for index, kind in enumerate(_ORDER_LAST)},
+}
+
+
+def in_kustomize_order(objects: list[dict]) -> list[dict]:
+    """objects as `kustomize build` prints them (its SortOrderTransformer with the legacy order)."""
+
+    def key(obj: dict) -> tuple:
+        group, _, version = obj["apiVersion"].rpartition("/")
+        kind = obj["kind"]
+        metadata = obj.get("metadata") or {}
+        gvk = "_".join((group or "~G", version or "~V", kind or "~K"))
+        if kind == "Namespace" and not group:
+            gvk = ""  # kustomize puts the core Namespace before any other kind named Namespace
+        return (_KIND_RANK.get(kind, 0), gvk, metadata.get("namespace") or "~X", metadata.get("name") or "~N")
+
+    return sorted(objects, key=key)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from kompile.safefs import Refused, Root, path_problem
 
-OUTPUT_FOLDERS = ("bases", "overlays", "gitops")
+OUTPUT_FOLDERS = ("bases", "overlays", "gitops", "rendered")  # every folder kompile build writes
 
 
 def _git(root: Path, *args: str, text: bool = True) -> subprocess.CompletedProcess | None:

@@ -11,6 +11,7 @@ from kompile.model import (
     ExtraObject,
     GitOps,
     GitOpsTool,
+    Hydration,
     Image,
     Patch,
     Security,
@@ -163,6 +164,7 @@ def _gitops(body: dict | None) -> GitOps | None:
     tool = GitOpsTool(body["tool"])
     argocd = body.get("argocd") or {}
     flux = body.get("flux") or {}
+    hydration = body.get("hydration") or {}
     return GitOps(
         tool=tool,
         repo_url=body["repoURL"],
@@ -177,5 +179,8 @@ def _gitops(body: dict | None) -> GitOps | None:
         interval=flux.get("interval", "10m"),
         timeout=flux.get("timeout", "5m"),
         sops_key_secret=flux.get("sopsKeySecret", "sops-age"),
+        hydration=Hydration(hydration.get("mode", "none")),
+        branch_prefix=hydration.get("branchPrefix", "environments/"),
+        promoter=bool(hydration.get("promoter", True)),
         span=node_span(body),
     )

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from kompile import __version__
 from kompile.errors import Code, Diagnostic, KompileError, Severity, Span
+from kompile.load.git import OUTPUT_FOLDERS
 from kompile.safefs import Refused, Root, path_problem
 
 MANIFEST = ".kompile-manifest.json"
@@ -59,7 +60,6 @@ class Manifest:
         return (json.dumps(body, indent=1) + "\n").encode()
 
 
-OUTPUT_FOLDERS = ("bases", "overlays", "gitops")
 _HASH = re.compile(r"[0-9a-f]{64}")
 MAX_MANIFEST_BYTES = 64 << 20
 
@@ -89,7 +89,7 @@ def read_manifest(root: Path) -> Manifest | None:
     for path, hashes in files.items():
         hashes = (hashes,) if isinstance(hashes, str) else hashes
         problem = path_problem(path) or (
-            "it is not under bases/, overlays/ or gitops/"
+            f"it is not under {', '.join(f + '/' for f in OUTPUT_FOLDERS)}"
             if path.split("/", 1)[0] not in OUTPUT_FOLDERS or "/" not in path
             else None
         )

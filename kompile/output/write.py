@@ -326,7 +326,7 @@ def write_tree(
 
 def _remove_empty_parents(disk: Root, path: str) -> None:
     parts = path.split("/")[:-1]
-    while len(parts) > 1:  # never the top folder (bases/, overlays/)
+    while parts:  # up to the top folder (rendered/ goes when rendering is turned off)
         if not disk.rmdir("/".join(parts)):
             return  # not empty: someone else's file lives here
         parts.pop()

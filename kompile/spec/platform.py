@@ -335,5 +335,34 @@ GITOPS = Obj(
             ),
             "Flux settings",
         ),
+        "hydration": Field(
+            Obj(
+                {
+                    "mode": Field(
+                        Str(enum=("none", "rendered", "branches", "argocd")),
+                        "none: the controller builds overlays/<env>; rendered: kompile build also writes "
+                        "rendered/<env>/manifest.yaml (what kubectl kustomize prints) and the controller syncs "
+                        "that; branches: kompile hydrate commits it to a branch per environment; argocd: "
+                        "Argo CD's Source Hydrator renders the overlay into that branch",
+                        required=True,
+                    ),
+                    "branchPrefix": Field(
+                        Str(
+                            r"^(?!.*(\.\.|//|@\{|\.lock/|/\.))[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*/?$",
+                            "a branch name prefix such as environments/",
+                        ),
+                        "Hydrated branches are named <branchPrefix><environment>",
+                        default="environments/",
+                    ),
+                    "promoter": Field(
+                        Bool(),
+                        "Hydrate into <branch>-next and let GitOps Promoter (or a person) move it to <branch>; "
+                        "false writes <branch> itself",
+                        default=True,
+                    ),
+                }
+            ),
+            "Rendered manifests beside the overlays, or on branches",
+        ),
     }
 )

@@ -8,7 +8,7 @@ from kompile.errors import Code, Collector, Diagnostic, KompileError, naming_env
 from kompile.load.merge import app_settings, effective_spec
 from kompile.load.project import Project
 from kompile.source import YMap
-from kompile.validate.clusters import check_namespaces
+from kompile.validate.clusters import check_hydration, check_namespaces
 from kompile.validate.components import check_component, check_helpers, check_references
 from kompile.validate.environment import check_environment
 from kompile.validate.objects import check_allow_kinds, check_extra_resources, check_patches, check_plaintext
@@ -31,6 +31,7 @@ def validate_project(project: Project, keep_settings: bool = True) -> list[Resol
     app_problems = set(out.items)
     shared: list[tuple[str, Diagnostic]] = []  # found in a file other than the environment's own
     check_allow_kinds(project, out)
+    check_hydration(project, out)
     for name, env_file in project.environments.items():
         try:
             settings, chain = effective_spec(project, name)

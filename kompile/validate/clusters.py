@@ -121,3 +121,17 @@ def check_namespaces(project: Project, resolved: list[Resolved], out: Collector)
                     else project.environments[env.name].doc["metadata"].value_span("name"),
                     "previews are <app>-pr-<number>, Application and namespace; name this environment otherwise",
                 )
+
+
+def check_hydration(project: Project, out: Collector) -> None:
+    """Hydration modes the chosen controller can follow."""
+    gitops = project.app.spec.get("gitops")
+    hydration = gitops.get("hydration") if isinstance(gitops, YMap) else None
+    if not isinstance(hydration, YMap) or hydration.get("mode") != "argocd" or gitops.get("tool") == "argocd":
+        return
+    out.error(
+        Code.INVALID_VALUE,
+        f"hydration mode argocd is Argo CD's Source Hydrator, but gitops.tool is {gitops.get('tool')}",
+        hydration.value_span("mode"),
+        "use mode: rendered or mode: branches (kompile hydrate) with Flux",
+    )

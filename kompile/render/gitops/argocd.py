@@ -11,7 +11,7 @@ from kompile import names
 from kompile.errors import Code, Diagnostic, KompileError, Span
 from kompile.k8s import meta
 from kompile.k8s.kinds import KINDS
-from kompile.model import Environment
+from kompile.model import Environment, Hydration
 
 API = "argoproj.io/v1alpha1"
 IN_CLUSTER = "https://kubernetes.default.svc"
@@ -36,20 +36,62 @@ def destination(env: Environment) -> dict[str, str]:
 
 
 def _spec(base: Environment, path: str, dest: dict) -> dict:
+    """An Application's spec that syncs a folder of this repository at the followed revision."""
     gitops = base.gitops
+    return _spec_with(
+        base, {"source": {"path": path, "repoURL": gitops.repo_url, "targetRevision": gitops.ref}}, dest
+    )
+
+
+def _spec_with(base: Environment, source: dict, dest: dict) -> dict:
     return {
         "destination": dest,
         "project": base.app,
         "revisionHistoryLimit": 10,
-        "source": {"path": path, "repoURL": gitops.repo_url, "targetRevision": gitops.ref},
+        **source,
         "syncPolicy": SYNC_POLICY,
     }
+
+
+def source_fields(base: Environment, env: str) -> dict[str, str]:
+    """What differs between environments in where an Application reads from, by hydration mode (an
+    ApplicationSet's list elements carry these; its template reads them back as parameters)."""
+    gitops = base.gitops
+    if gitops.hydration is Hydration.RENDERED:
+        return {"path": gitops.source_path(f"rendered/{env}")}
+    if gitops.hydration is Hydration.BRANCHES:
+        return {"revision": f"refs/heads/{gitops.sync_branch(env)}"}
+    if gitops.hydration is Hydration.ARGOCD:
+        fields = {"path": gitops.source_path(f"overlays/{env}"), "syncBranch": gitops.sync_branch(env)}
+        if gitops.promoter:
+            fields["hydrateBranch"] = gitops.hydrate_branch(env)
+        return fields
+    return {"path": gitops.source_path(f"overlays/{env}")}
+
+
+def source_spec(base: Environment, fields: dict[str, str]) -> dict:
+    """The Application's source (or sourceHydrator) from source_fields (values, or template actions)."""
+    gitops = base.gitops
+    folder = names.hydrated_folder(base.app)
+    if gitops.hydration is Hydration.BRANCHES:
+        return {"source": {"path": folder, "repoURL": gitops.repo_url, "targetRevision": fields["revision"]}}
+    if gitops.hydration is Hydration.ARGOCD:
+        hydrator: dict = {
+            "drySource": {"path": fields["path"], "repoURL": gitops.repo_url, "targetRevision": gitops.ref},
+            "syncSource": {"path": folder, "targetBranch": fields["syncBranch"]},
+        }
+        if "hydrateBranch" in fields:
+            hydrator["hydrateTo"] = {"targetBranch": fields["hydrateBranch"]}
+        return {"sourceHydrator": hydrator}
+    return {"source": {"path": fields["path"], "repoURL": gitops.repo_url, "targetRevision": gitops.ref}}
 
 
 def _annotations(base: Environment, overlay: bool = True) -> dict[str, str]:
     """What keeps a monorepo fast in Argo CD: the repo-server regenerates an environment's manifests
     only when a commit touches its overlay or the shared base (not on every commit to the repo), and
-    diffs are computed by the API server (ServerSideDiff), as the sync applies them."""
+    diffs are computed by the API server (ServerSideDiff), as the sync applies them. Rendered or
+    hydrated manifests depend on nothing outside their own folder."""
+    overlay = overlay and base.gitops.hydration in (Hydration.NONE, Hydration.ARGOCD)
     paths = f".;/{base.gitops.source_path(f'bases/{base.app}')}" if overlay else "."
     return {
         "argocd.argoproj.io/compare-options": "ServerSideDiff=true",
@@ -65,7 +107,7 @@ def go_template_literal(text: str) -> str:
 # kompile's own template actions are marked with a token no spec can contain (it is new in every run),
 # so every other string of a template, whatever part of the spec it came from, is escaped as text.
 _TOKEN = secrets.token_hex(16)
-_MARKED = re.compile(rf"<{_TOKEN}:([a-z_]+)>")
+_MARKED = re.compile(rf"<{_TOKEN}:([A-Za-z_]+)>")
 
 
 def action(parameter: str) -> str:
@@ -95,7 +137,7 @@ def application(base: Environment, env: Environment) -> dict:
         "apiVersion": API,
         "kind": "Application",
         "metadata": metadata,
-        "spec": _spec(base, base.gitops.source_path(f"overlays/{env.name}"), destination(env)),
+        "spec": _spec_with(base, source_spec(base, source_fields(base, env.name)), destination(env)),
     }
 
 
@@ -115,21 +157,19 @@ def application_set(base: Environment, envs: list[Environment]) -> dict:
         )
     key = keys.pop() if keys else "server"
     elements = [
-        {
-            "env": e.name,
-            "namespace": e.namespace,
-            "path": base.gitops.source_path(f"overlays/{e.name}"),
-            key: destination(e)[key],
-        }
+        {"env": e.name, "namespace": e.namespace, **source_fields(base, e.name), key: destination(e)[key]}
         for e in envs
     ]
+    fields = {field: action(field) for field in source_fields(base, "")}
     template = {
         "metadata": {
             "name": names.instance(base.app, action("env")),
             "annotations": _annotations(base),
             "labels": _labels(base.app),
         },
-        "spec": _spec(base, action("path"), {key: action(key), "namespace": action("namespace")}),
+        "spec": _spec_with(
+            base, source_spec(base, fields), {key: action(key), "namespace": action("namespace")}
+        ),
     }
     return {
         "apiVersion": API,

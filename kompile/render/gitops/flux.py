@@ -7,7 +7,7 @@ import re
 
 from kompile import names
 from kompile.k8s import meta
-from kompile.model import Environment
+from kompile.model import Environment, Hydration
 
 SOURCE_API = "source.toolkit.fluxcd.io/v1"
 KUSTOMIZE_API = "kustomize.toolkit.fluxcd.io/v1"
@@ -27,22 +27,57 @@ def git_repository(base: Environment) -> dict:
         "metadata": {"name": base.app, "namespace": gitops.namespace, "labels": meta.labels(base.app)},
         # The artifact holds only the output folders: a commit that changes nothing in them changes no
         # artifact, so no Kustomization reconciles for it (what Argo CD's manifest-generate-paths does).
-        "spec": {"ignore": source_ignore(gitops.path), "interval": "1m", "ref": ref, "url": gitops.repo_url},
+        "spec": {
+            "ignore": source_ignore(gitops.path, _kept(gitops.hydration)),
+            "interval": "1m",
+            "ref": ref,
+            "url": gitops.repo_url,
+        },
     }
 
 
-def source_ignore(path: str) -> str:
-    """.sourceignore lines that leave only bases/, overlays/ and gitops/ (under the output's folder)."""
+def _kept(hydration: Hydration) -> tuple[str, ...]:
+    return (
+        ("bases", "overlays", "gitops", "rendered")
+        if hydration is Hydration.RENDERED
+        else ("bases", "overlays", "gitops")
+    )
+
+
+def hydrated_repository(base: Environment, env: Environment) -> dict:
+    """The branch an environment's hydrated manifests are committed to (kompile hydrate), holding only
+    this app's folder in the artifact."""
+    gitops = base.gitops
+    return {
+        "apiVersion": SOURCE_API,
+        "kind": "GitRepository",
+        "metadata": {"name": env.instance, "namespace": gitops.namespace, "labels": meta.labels(base.app)},
+        "spec": {
+            "ignore": f"/*\n!/{names.hydrated_folder(base.app)}/\n",
+            "interval": "1m",
+            "ref": {"name": f"refs/heads/{gitops.sync_branch(env.name)}"},
+            "url": gitops.repo_url,
+        },
+    }
+
+
+def source_ignore(path: str, kept: tuple[str, ...] = ("bases", "overlays", "gitops")) -> str:
+    """.sourceignore lines that leave only the kept folders under path (the output's folder)."""
     lines, parent = ["/*"], ""
     for part in [p for p in path.split("/") if p]:
         parent = f"{parent}/{part}"
         lines += [f"!{parent}/", f"{parent}/*"]
-    lines += [f"!{parent}/{folder}/" for folder in ("bases", "overlays", "gitops")]
+    lines += [f"!{parent}/{folder}/" for folder in kept]
     return "\n".join(lines) + "\n"
 
 
 def kustomization(
-    base: Environment, name: str, path: str, cluster: str | None, decrypt: bool = False
+    base: Environment,
+    name: str,
+    path: str,
+    cluster: str | None,
+    decrypt: bool = False,
+    source: str | None = None,
 ) -> dict:
     gitops = base.gitops
     spec: dict = {}
@@ -60,7 +95,7 @@ def kustomization(
             "path": f"./{path}",
             "prune": True,
             "retryInterval": "1m",
-            "sourceRef": {"kind": "GitRepository", "name": base.app},
+            "sourceRef": {"kind": "GitRepository", "name": source or base.app},
             "timeout": gitops.timeout,
             "wait": True,
         }
@@ -74,16 +109,20 @@ def kustomization(
 
 
 def render_flux(base: Environment, envs: list[Environment]) -> tuple[list[dict], list[dict]]:
+    gitops = base.gitops
     managed = [git_repository(base)]
-    managed.extend(
-        kustomization(
-            base,
-            env.instance,
-            base.gitops.source_path(f"overlays/{env.name}"),
-            env.cluster,
-            decrypt=bool(env.sops_secrets),
+    for env in envs:
+        decrypt = bool(env.sops_secrets)
+        if gitops.hydration is Hydration.BRANCHES:
+            managed.append(hydrated_repository(base, env))
+            path = names.hydrated_folder(base.app)
+            managed.append(kustomization(base, env.instance, path, env.cluster, decrypt, source=env.instance))
+            continue
+        folder = "rendered" if gitops.hydration is Hydration.RENDERED else "overlays"
+        managed.append(
+            kustomization(
+                base, env.instance, gitops.source_path(f"{folder}/{env.name}"), env.cluster, decrypt
+            )
         )
-        for env in envs
-    )
     root = kustomization(base, names.gitops_root(base.app), base.gitops.source_path("gitops/flux"), None)
     return managed, [git_repository(base), root]

@@ -1,0 +1,337 @@
+"""YAML exactly as `kubectl kustomize` prints it: what rendered/<env>/manifest.yaml holds.
+
+kustomize (v5) prints each object through sigs.k8s.io/yaml's JSONToYAML: the object is written as JSON,
+read back by go-yaml v2 (so a number is an int when its JSON text is one) and written by go-yaml v2's
+encoder, which sorts keys in its own "natural" order, writes a string in double quotes when go-yaml v2
+would read it back as something else (YAML 1.1 booleans, numbers in Go's syntax, dates, base-60), a
+string with a line break as a literal block, and wraps long lines at 80 columns. Its emitter is a port
+of libyaml's, so libyaml (through PyYAML) does the emitting here, with every decision about style made
+beforehand. Two differences are left out on purpose: strings holding characters kompile refuses in any
+input (NEL, LS, PS, BOM: source.py), which go-yaml's port writes unlike libyaml, and keys whose digit
+runs make go-yaml's order intransitive, which kustomize itself prints in a different order on each run
+(Go randomises map iteration); kompile picks one order and keeps it. tests/test_rendered.py holds this equal to kubectl kustomize, byte for byte, on every golden
+overlay and on a corpus of awkward strings and numbers.
+"""
+
+from __future__ import annotations
+
+import calendar
+import decimal
+import functools
+import math
+import re
+from decimal import Decimal
+
+import yaml
+
+_STR = "tag:yaml.org,2002:str"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+_UINT64_MAX = (1 << 64) - 1
+
+# go-yaml v2's resolve table: what a plain scalar starting with these characters may be.
+_WORDS = frozenset(
+    [
+        "y",
+        "Y",
+        "yes",
+        "Yes",
+        "YES",
+        "true",
+        "True",
+        "TRUE",
+        "on",
+        "On",
+        "ON",
+        "n",
+        "N",
+        "no",
+        "No",
+        "NO",
+        "false",
+        "False",
+        "FALSE",
+        "off",
+        "Off",
+        "OFF",
+        "~",
+        "null",
+        "Null",
+        "NULL",
+        ".nan",
+        ".NaN",
+        ".NAN",
+        ".inf",
+        ".Inf",
+        ".INF",
+        "+.inf",
+        "+.Inf",
+        "+.INF",
+        "-.inf",
+        "-.Inf",
+        "-.INF",
+    ]
+) | {""}
+_HINTED = frozenset("+-0123456789yYnNtTfFoO~.")
+_YAML_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
+_BASE60 = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?")
+# strconv.ParseInt/ParseUint(s, 0, 64), after go-yaml removed every underscore.
+_GO_INT = re.compile(r"([-+]?)(0[xX][0-9a-fA-F]+|0[bB][01]+|0[oO][0-7]+|0[0-7]*|[1-9][0-9]*)")
+_GO_DECIMAL_FLOAT = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+_GO_HEX_FLOAT = re.compile(r"[-+]?0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)[pP][-+]?[0-9]+")
+_GO_SPECIAL_FLOAT = re.compile(r"[-+]?(?:inf|infinity|nan)", re.IGNORECASE)
+_DECIMAL = decimal.Context(Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
+_MAX_FLOAT = Decimal("1.7976931348623158e308")  # past half an ULP above the largest float64: ErrRange
+# time.Parse layouts go-yaml v2 tries ("2006-1-2T15:4:5.999999999Z07:00", its lower-case t twin,
+# "2006-1-2 15:4:5.999999999", "2006-1-2"): month, day, hour, minute and second take one or two digits,
+# a fraction after '.' or ',' any number.
+_TIMESTAMP = re.compile(
+    r"(?P<y>[0-9]{4})-(?P<m>[0-9]{1,2})-(?P<d>[0-9]{1,2})"
+    r"(?:(?P<sep>[Tt ])(?P<H>[0-9]{1,2}):(?P<M>[0-9]{1,2}):(?P<S>[0-9]{1,2})(?:[.,][0-9]+)?"
+    r"(?P<zone>Z|[-+](?P<zh>[0-9]{2}):(?P<zm>[0-9]{2}))?)?"
+)
+
+
+def _go_int(plain: str) -> bool:
+    match = _GO_INT.fullmatch(plain)
+    if not match:
+        return False
+    sign, body = match.groups()
+    lower = body.lower()
+    if lower.startswith(("0x", "0b", "0o")):
+        value = int(lower[2:], {"x": 16, "b": 2, "o": 8}[lower[1]])
+    else:
+        value = int(lower, 8) if len(lower) > 1 and lower[0] == "0" else int(lower)
+    return value <= (1 << 63) if sign == "-" else value <= _UINT64_MAX
+
+
+def _go_float(text: str) -> bool:
+    """strconv.ParseFloat(text, 64) succeeds (no syntax error, no overflow)."""
+    if "_" in text:
+        if not _underscores_ok(text):
+            return False
+        text = text.replace("_", "")
+    if _GO_SPECIAL_FLOAT.fullmatch(text) or _GO_HEX_FLOAT.fullmatch(text):
+        return True
+    if not _GO_DECIMAL_FLOAT.fullmatch(text):
+        return False
+    try:
+        return abs(_DECIMAL.create_decimal(text)) <= _MAX_FLOAT
+    except decimal.Overflow:  # an exponent past what any float holds
+        return False
+
+
+def _underscores_ok(text: str) -> bool:
+    """strconv's underscoreOK: an underscore only between digits, or between a base prefix and a digit."""
+    saw = "^"
+    body = text[1:] if text[:1] in "+-" else text
+    i, hex_digits = 0, False
+    if len(body) >= 2 and body[0] == "0" and body[1].lower() in "box":
+        i, saw, hex_digits = 2, "0", body[1].lower() == "x"
+    for char in body[i:]:
+        if char.isascii() and (char.isdigit() or hex_digits and char.lower() in "abcdef"):
+            saw = "0"
+        elif char == "_":
+            if saw != "0":
+                return False
+            saw = "_"
+        elif saw == "_":
+            return False
+        else:
+            saw = "!"
+    return saw != "_"
+
+
+def _timestamp(text: str) -> bool:
+    match = _TIMESTAMP.fullmatch(text)
+    if not match:
+        return False
+    year, month, day = int(match["y"]), int(match["m"]), int(match["d"])
+    if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year or 2000, month)[1]):
+        return False
+    if match["sep"] is None:
+        return True
+    if match["sep"] == " " and match["zone"] is not None:
+        return False
+    if match["sep"] in "Tt" and match["zone"] is None:
+        return False
+    if int(match["H"]) > 23 or int(match["M"]) > 59 or int(match["S"]) > 59:
+        return False
+    return match["zh"] is None or (int(match["zh"]) <= 24 and int(match["zm"]) <= 59)
+
+
+def resolves_to_non_string(text: str) -> bool:
+    """Whether go-yaml v2 would read text, written plain, as anything but a string (its resolve())."""
+    if not text or text in _WORDS:
+        return True
+    if text[0] not in _HINTED:
+        return False
+    if text[0] == ".":
+        return _go_float(text)
+    if text[0] in "+-0123456789":
+        if _timestamp(text):
+            return True
+        plain = text.replace("_", "")
+        if _go_int(plain) or (_YAML_FLOAT.fullmatch(plain) and _go_float(plain)):
+            return True
+        if plain.startswith("0b"):
+            return bool(re.fullmatch(r"0b[-+]?[01]+", plain)) and _fits(plain[2:], 2)
+        if plain.startswith("-0b"):
+            return bool(re.fullmatch(r"-0b[01]+", plain)) and _fits("-" + plain[3:], 2)
+    return False
+
+
+def _fits(digits: str, base: int) -> bool:
+    value = int(digits, base)
+    return _INT64[0] <= value <= _UINT64_MAX
+
+
+def _string_style(text: str) -> str | None:
+    if "\n" in text:
+        return "|"
+    if resolves_to_non_string(text) or (
+        text[:1] in "+-0123456789" and ":" in text and _BASE60.fullmatch(text)
+    ):
+        return '"'
+    return None  # plain, unless the emitter finds it cannot be (then it quotes, as go-yaml's does)
+
+
+def _key_less(a: str, b: str) -> bool:
+    """go-yaml v2's keyList.Less for two string keys: letters after everything else, runs of digits
+    compared as numbers."""
+    for i in range(min(len(a), len(b))):
+        if a[i] == b[i]:
+            continue
+        a_letter, b_letter = a[i].isalpha(), b[i].isalpha()
+        if a_letter and b_letter:
+            return a[i] < b[i]
+        if a_letter or b_letter:
+            return b_letter
+        an = bn = 0
+        if a[i] == "0" or b[i] == "0":
+            j = i - 1
+            while j >= 0 and a[j].isdecimal():
+                if a[j] != "0":
+                    an = bn = 1
+                    break
+                j -= 1
+        ai = i
+        while ai < len(a) and a[ai].isdecimal():
+            an = _wrap64(an * 10 + ord(a[ai]) - 48)
+            ai += 1
+        bi = i
+        while bi < len(b) and b[bi].isdecimal():
+            bn = _wrap64(bn * 10 + ord(b[bi]) - 48)
+            bi += 1
+        if an != bn:
+            return an < bn
+        if ai != bi:
+            return ai < bi
+        return a[i] < b[i]
+    return len(a) < len(b)
+
+
+def _wrap64(value: int) -> int:
+    """Go's int64 arithmetic overflows silently."""
+    return (value + (1 << 63)) % (1 << 64) - (1 << 63)
+
+
+def _key_order(a: tuple, b: tuple) -> int:
+    return -1 if _key_less(a[0], b[0]) else 1 if _key_less(b[0], a[0]) else 0
+
+
+def _go_float_text(value: float) -> str:
+    """The float as kustomize prints it: written as JSON by encoding/json, read back by go-yaml (an int if
+    that text is one: encoding/json writes an integral value below 1e21 without '.' or exponent),
+    written by strconv.FormatFloat(f, 'g', -1, 64)."""
+    if value == 0:
+        return "0"
+    if value.is_integer() and abs(value) < 1e21 and _INT64[0] <= int(value) <= _UINT64_MAX:
+        return str(int(value))
+    digits, exponent = _shortest(value)
+    point = len(digits) + exponent  # where the decimal point goes
+    sign = "-" if value < 0 else ""
+    if point - 1 < -4 or point - 1 >= 6:  # the %e form, as 'g' with the shortest precision picks it
+        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        exp = point - 1
+        return f"{sign}{mantissa}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
+    if point <= 0:
+        return f"{sign}0.{'0' * -point}{digits}"
+    if point >= len(digits):
+        return f"{sign}{digits}{'0' * (point - len(digits))}"
+    return f"{sign}{digits[:point]}.{digits[point:]}"
+
+
+def _shortest(value: float) -> tuple[str, int]:
+    """The shortest decimal digits that read back as value, and their exponent (|value| = digits *
+    10**exponent)."""
+    _, digits, exponent = Decimal(repr(abs(value))).as_tuple()
+    text = "".join(map(str, digits)).rstrip("0")
+    exponent += len(digits) - len(text)
+    return text or "0", exponent
+
+
+def _int_text(value: int) -> str:
+    if _INT64[0] <= value <= _UINT64_MAX:
+        return str(value)
+    # Past uint64 go-yaml reads the JSON number as a float (float() raises OverflowError past 1e308:
+    # such a number reaches no cluster through kustomize either).
+    return _go_float_text(float(value))
+
+
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):
+    """libyaml's emitter with no implicit resolvers: every style is decided above, so a plain scalar is
+    written plain whenever the emitter's own analysis allows it (as go-yaml's port does)."""
+
+    yaml_implicit_resolvers: dict = {}
+
+    def ignore_aliases(self, data) -> bool:
+        return True
+
+
+def _plain(dumper, text: str):
+    return dumper.represent_scalar(_STR, text)
+
+
+def _represent_str(dumper, text: str):
+    return dumper.represent_scalar(_STR, text, style=_string_style(text))
+
+
+def _represent_dict(dumper, mapping: dict):
+    items = sorted(mapping.items(), key=functools.cmp_to_key(_key_order))
+    return dumper.represent_mapping(_MAP, items, flow_style=not items or None)
+
+
+def _represent_list(dumper, items: list):
+    return dumper.represent_sequence(_SEQ, items, flow_style=not items or None)
+
+
+def _represent_float(dumper, value: float):
+    if math.isnan(value) or math.isinf(value):
+        raise ValueError("JSON has no NaN or infinity: kustomize cannot print this object")
+    return _plain(dumper, _go_float_text(value))
+
+
+_Dumper.add_representer(str, _represent_str)
+_Dumper.add_representer(dict, _represent_dict)
+_Dumper.add_representer(list, _represent_list)
+_Dumper.add_representer(tuple, _represent_list)
+_Dumper.add_representer(bool, lambda dumper, value: _plain(dumper, "true" if value else "false"))
+_Dumper.add_representer(int, lambda dumper, value: _plain(dumper, _int_text(value)))
+_Dumper.add_representer(float, _represent_float)
+_Dumper.add_representer(type(None), lambda dumper, value: _plain(dumper, "null"))
+
+
+def emit_kustomize(objects: list[dict]) -> bytes:
+    """The objects as one stream, as kustomize prints a build (objects already in its order)."""
+    return b"---\n".join(_dump(obj).encode("utf-8") for obj in objects)
+
+
+def _dump(obj: dict) -> str:
+    text = yaml.dump(
+        obj, Dumper=_Dumper, default_flow_style=False, allow_unicode=True, width=80, sort_keys=False
+    )
+    # libyaml (0.2.5) ends a document that holds a keep-chomped block scalar (|+) with "...", go-yaml's
+    # older port never does. No line of a mapping's document can be "..." otherwise.
+    return text.removesuffix("...\n")
