@@ -18,6 +18,7 @@ from kompile.load.git import uncommitted_outputs
 from kompile.load.project import find_root, load_project, require_environments, spec_paths
 from kompile.output.check import Comparer, TreeChanges, unchanged_since_build
 from kompile.output.diff import Change, diff_project
+from kompile.output.hydrate import Hydrated, HydrateError, branch_files, commit_branch, dry_commit
 from kompile.output.manifest import read_manifest, recorded_environments, warning_diagnostics
 from kompile.output.write import Planner, WritePlan, apply_plan, next_manifest
 from kompile.safefs import TEMP
@@ -44,6 +45,8 @@ __all__ = [
     "diff",
     "explain",
     "find_root",
+    "hydrate",
+    "Hydrated",
     "init",
     "promote",
     "render",
@@ -282,6 +285,76 @@ def schema() -> dict:
 def schema_reference() -> str:
     """The spec reference as Markdown: every setting, its type, default and meaning (the README's)."""
     return reference_markdown()
+
+
+def hydrate(root: Path, envs: list[str] | None = None) -> list[Hydrated]:
+    """Commit each environment's rendered manifests to its hydrated branch (gitops.hydration mode
+    branches), from HEAD: the specs and the output must be committed, and the output current, so the
+    branch holds what `kubectl kustomize overlays/<env>` prints at that commit. Nothing is pushed."""
+    from kompile import names
+    from kompile.layout.rendered import rendered_manifest
+    from kompile.model import Hydration
+
+    output = compile_project(root, envs)
+    gitops = output.base.env.gitops
+    if gitops is None or gitops.hydration is not Hydration.BRANCHES:
+        mode = gitops.hydration.value if gitops else "none (no gitops)"
+        raise KompileError(
+            [
+                Diagnostic(
+                    Code.INVALID_VALUE,
+                    f"kompile hydrate writes branches, but gitops.hydration.mode is {mode}",
+                    (gitops.span if gitops else None) or Span(output.project.app.rel),
+                    "set gitops.hydration: {mode: branches} (the GitOps objects then follow the branches)",
+                )
+            ]
+        )
+    try:
+        top = Path(_git_output(root, "rev-parse", "--show-toplevel"))
+        dirty = _git_output(root, "status", "--porcelain", "--untracked-files=all", "--", ".")
+    except HydrateError as exc:
+        raise _git_problem(str(exc), "run it in a git repository with at least one commit") from None
+    if dirty:
+        raise _git_problem(
+            f"uncommitted changes under {root}: hydrated branches must come from a commit "
+            f"({dirty.splitlines()[0].strip()} ...)",
+            "commit (or stash) them, then hydrate",
+        )
+    stale = check(root)
+    if stale.changes:
+        raise _git_problem(
+            "the committed output is not what the specs produce: the branches would not match the overlays",
+            "run kompile build, commit, then hydrate",
+        )
+    try:
+        dry = dry_commit(top)
+        results = []
+        for name, compiled in output.environments.items():
+            if compiled.env.pull_requests:
+                continue  # a preview is a template, filled in per pull request
+            files = branch_files(gitops, output.project.name, name, rendered_manifest(compiled), dry)
+            parent = gitops.sync_branch(name) if gitops.promoter else None
+            folder = names.hydrated_folder(output.project.name)
+            results.append(commit_branch(top, name, gitops.hydrate_branch(name), parent, folder, files, dry))
+        return results
+    except HydrateError as exc:
+        raise _git_problem(str(exc), "check the repository with git status and git log") from None
+
+
+def _git_output(root: Path, *args: str) -> str:
+    import subprocess
+
+    try:
+        result = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise HydrateError(f"cannot run git: {exc}") from None
+    if result.returncode != 0:
+        raise HydrateError(f"git {args[0]} failed: {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+def _git_problem(message: str, hint: str) -> KompileError:
+    return KompileError([Diagnostic(Code.GIT, message, Span("."), hint)])
 
 
 def render(root: Path, env: str) -> list[dict]:

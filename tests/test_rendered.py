@@ -8,12 +8,13 @@ import random
 from pathlib import Path
 
 import pytest
-from conftest import GOLDEN, copy_example, edit, kustomize_build, run_kompile, write_files
 
 from kompile.compiler import compile_project
 from kompile.emit import emit_yaml
 from kompile.emit.kustomize import _key_less, emit_kustomize, resolves_to_non_string
 from kompile.layout.rendered import rendered_manifest
+
+from conftest import GOLDEN, copy_example, edit, kustomize_build, run_kompile, write_files
 
 CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "input").is_dir())
 HYDRATION = "  gitops:\n    tool: argocd\n"
@@ -42,10 +43,10 @@ def test_committed_rendered_files_are_what_kubectl_prints():
 # Strings that go-yaml v2 reads as something else when plain (YAML 1.1 words, Go's numbers, dates,
 # base 60), strings its emitter must quote for other reasons, and near misses that stay plain.
 AWKWARD = [
-    *"y Y yes No on OFF true null ~ 1e3 1E3 1e+3 0x1F 0o17 0b101 -0b11 08 0_7 1_000 1__0 _1 1_ +_1".split(),
-    *"12:30 1:20:30.5 -1:20 190:20:30 .5 +.5 -.5e-3 1. ._5 .007_007 1e999 .1e999 0x1p-2 0x_1p0 inf".split(),
-    *"-Infinity NaN 2024-02-29 2023-02-29 2024-13-01 2024-1-1 2001-12-14t21:59:43+01:00 0.0.1 v1.2".split(),
-    *"9223372036854775807 9223372036854775808 18446744073709551616 -9223372036854775809 1,000 e3".split(),
+    *["y", "Y", "yes", "No", "on", "OFF", "true", "null", "~", "1e3", "1E3", "1e+3", "0x1F", "0o17", "0b101", "-0b11", "08", "0_7", "1_000", "1__0", "_1", "1_", "+_1"],
+    *["12:30", "1:20:30.5", "-1:20", "190:20:30", ".5", "+.5", "-.5e-3", "1.", "._5", ".007_007", "1e999", ".1e999", "0x1p-2", "0x_1p0", "inf"],
+    *["-Infinity", "NaN", "2024-02-29", "2023-02-29", "2024-13-01", "2024-1-1", "2001-12-14t21:59:43+01:00", "0.0.1", "v1.2"],
+    *["9223372036854775807", "9223372036854775808", "18446744073709551616", "-9223372036854775809", "1,000", "e3"],
     "2024-01-01T10:00:00Z",
     "2024-01-01T10:00:00,5Z",
     "2024-01-01 10:00:00",
@@ -119,7 +120,9 @@ def test_awkward_strings_keys_and_numbers_print_as_kubectl_kustomize(seed: int, 
     keys = _transitive(
         sorted(
             {
-                "".join(rng.choice([*"aZz09_-./", "10", "007", "é", "中", "k"]) for _ in range(rng.randint(1, 8)))
+                "".join(
+                    rng.choice([*"aZz09_-./", "10", "007", "é", "中", "k"]) for _ in range(rng.randint(1, 8))
+                )
                 for _ in range(45)
             }
         )
@@ -160,7 +163,17 @@ def test_awkward_strings_keys_and_numbers_print_as_kubectl_kustomize(seed: int, 
 def test_go_yaml_reads_these_plain_strings_as_other_types():
     for text in ["yes", "0o17", "08", "1_000", ".007_007", "2024-02-29", "2024-01-01T10:00:00,5Z", "0b101"]:
         assert resolves_to_non_string(text), text
-    for text in ["._5", "1e999", "2023-02-29", "2024-13-01", "0.0.1", "<<", "e3", "0b2", "2024-01-01 10:00:00Z"]:
+    for text in [
+        "._5",
+        "1e999",
+        "2023-02-29",
+        "2024-13-01",
+        "0.0.1",
+        "<<",
+        "e3",
+        "0b2",
+        "2024-01-01 10:00:00Z",
+    ]:
         assert not resolves_to_non_string(text), text
 
 
@@ -172,7 +185,12 @@ def test_keys_sort_in_go_yamls_natural_order():
 
 def _rendered_example(tmp_path: Path) -> Path:
     root = copy_example(tmp_path / "repo")
-    edit(root, "environments/app.yaml", "    tool: argocd                      # or flux", "    tool: argocd\n    hydration: {mode: rendered}")
+    edit(
+        root,
+        "environments/app.yaml",
+        "    tool: argocd                      # or flux",
+        "    tool: argocd\n    hydration: {mode: rendered}",
+    )
     return root
 
 
@@ -182,7 +200,9 @@ def test_build_writes_rendered_manifests_and_check_holds_them(tmp_path: Path):
     manifests = sorted(p.parent.name for p in (root / "rendered").glob("*/manifest.yaml"))
     assert manifests == ["dev", "prod", "staging"]
     output = compile_project(root)
-    assert (root / "rendered/prod/manifest.yaml").read_bytes() == rendered_manifest(output.environments["prod"])
+    assert (root / "rendered/prod/manifest.yaml").read_bytes() == rendered_manifest(
+        output.environments["prod"]
+    )
     application = (root / "gitops/argocd/application-shop-prod.yaml").read_text()
     assert "path: rendered/prod" in application and "manifest-generate-paths: ." in application
     assert run_kompile("check", cwd=root).returncode == 0
@@ -195,7 +215,9 @@ def test_build_writes_rendered_manifests_and_check_holds_them(tmp_path: Path):
 def test_a_change_reaches_the_rendered_manifest_and_only_its_environment(tmp_path: Path):
     root = _rendered_example(tmp_path)
     run_kompile("build", cwd=root)
-    before = {env: (root / f"rendered/{env}/manifest.yaml").read_bytes() for env in ("dev", "prod", "staging")}
+    before = {
+        env: (root / f"rendered/{env}/manifest.yaml").read_bytes() for env in ("dev", "prod", "staging")
+    }
     edit(root, "environments/staging.yaml", "worker: {replicas: 2}", "worker: {replicas: 4}")
     result = run_kompile("build", "--env", "staging", cwd=root)
     assert result.returncode == 0, result.stderr
@@ -217,7 +239,12 @@ def test_turning_rendering_off_removes_the_rendered_files_and_says_so(tmp_path: 
 
 def test_argocd_hydration_needs_argo_cd(tmp_path: Path):
     root = copy_example(tmp_path / "repo")
-    edit(root, "environments/app.yaml", "    tool: argocd                      # or flux", "    tool: flux\n    hydration: {mode: argocd}")
+    edit(
+        root,
+        "environments/app.yaml",
+        "    tool: argocd                      # or flux",
+        "    tool: flux\n    hydration: {mode: argocd}",
+    )
     result = run_kompile("validate", cwd=root)
     assert result.returncode == 2
     assert "K204" in result.stderr and "Source Hydrator" in result.stderr and "app.yaml:" in result.stderr

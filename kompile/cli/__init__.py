@@ -170,6 +170,27 @@ class SchemaFormat(enum.StrEnum):
 
 
 @app.command()
+def hydrate(root: Root = None, env: Envs = None, format: FormatOption = Format.text) -> None:
+    """Commit each environment's rendered manifests to its hydrated branch (gitops.hydration: branches),
+    from HEAD, as Argo CD's Source Hydrator would (hydrator.metadata for GitOps Promoter). Pushes nothing."""
+    from kompile import api
+
+    try:
+        results = api.hydrate(root, env or None)
+    except api.KompileError as exc:
+        _fail(exc, root, format)
+    if format is Format.json:
+        print(json.dumps([{**vars(r)} for r in results], indent=2))
+        return
+    for r in results:
+        print(
+            f"{r.environment:<12} {r.branch:<32} {r.commit[:12]} {'committed' if r.changed else 'unchanged'}"
+        )
+    refs = " ".join(f"refs/heads/{r.branch}" for r in results)
+    print(f"publish with: git push origin {refs} refs/notes/hydrator.metadata")
+
+
+@app.command()
 def schema(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to this file instead of standard output.")

@@ -1,0 +1,193 @@
+"""kompile hydrate on a real git repository: branch layout, hydrator.metadata, idempotence, stale files,
+GitOps Promoter's -next convention, and the refusals that keep a branch true to its dry commit."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from kompile.compiler import compile_project
+from kompile.layout.rendered import rendered_manifest
+
+from conftest import copy_golden_input, edit, kustomize_build, run_kompile
+
+APP = "billing"  # the flux golden case: gitops.hydration mode branches, Flux follows environments/<env>
+
+
+def git(root: Path, *args: str, stdin: bytes | None = None) -> str:
+    result = subprocess.run(["git", "-C", str(root), *args], input=stdin, capture_output=True, check=False)
+    assert result.returncode == 0, result.stderr.decode()
+    return result.stdout.decode().strip()
+
+
+def commit_all(root: Path, message: str) -> str:
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", message)
+    return git(root, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = copy_golden_input("flux", tmp_path / "repo")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.email", "dev@example.com")
+    git(root, "config", "user.name", "Dev Eloper")
+    assert run_kompile("build", cwd=root).returncode == 0
+    commit_all(root, "Billing: first cut\n\nWhy it changed.")
+    return root
+
+
+def hydrate(root: Path, *args: str) -> list[dict]:
+    result = run_kompile("hydrate", "--format", "json", *args, cwd=root)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def show(root: Path, branch: str, path: str) -> str:
+    return git(root, "show", f"{branch}:{path}")
+
+
+def test_each_environment_gets_a_next_branch_with_the_hydrator_contract(repo: Path):
+    dry = git(repo, "rev-parse", "HEAD")
+    results = hydrate(repo)
+    assert [(r["environment"], r["branch"], r["changed"]) for r in results] == [
+        ("prod", "environments/prod-next", True),
+        ("staging", "environments/staging-next", True),
+    ]
+    files = git(repo, "ls-tree", "-r", "--name-only", "environments/prod-next").splitlines()
+    assert files == [
+        ".gitattributes",
+        f"{APP}/README.md",
+        f"{APP}/hydrator.metadata",
+        f"{APP}/manifest.yaml",
+        "hydrator.metadata",
+    ]
+    top = json.loads(show(repo, "environments/prod-next", "hydrator.metadata"))
+    assert list(top) == ["repoURL", "drySha", "author", "date", "subject", "body"]  # Argo CD's order
+    assert top["drySha"] == dry and top["author"] == "Dev Eloper <dev@example.com>"
+    assert top["subject"] == "Billing: first cut" and top["body"] == "Why it changed."
+    assert datetime.fromisoformat(top["date"].replace("Z", "+00:00"))  # RFC 3339: GitOps Promoter parses it
+    folder = json.loads(show(repo, "environments/prod-next", f"{APP}/hydrator.metadata"))
+    assert folder == {
+        "repoURL": top["repoURL"],
+        "drySha": dry,
+        "commands": ["kubectl kustomize overlays/prod"],
+    }
+    readme = show(repo, "environments/prod-next", f"{APP}/README.md")
+    assert f"git checkout {dry}\nkubectl kustomize overlays/prod\n```" in readme
+    manifest = git(repo, "show", f"environments/prod-next:{APP}/manifest.yaml").encode() + b"\n"
+    assert manifest == rendered_manifest(compile_project(repo).environments["prod"])
+    note = git(repo, "notes", "--ref=hydrator.metadata", "show", "environments/prod-next")
+    assert json.loads(note) == {"drySha": dry}
+    message = git(repo, "log", "-1", "--format=%B", "environments/prod-next")
+    assert message.startswith(f"{dry[:7]}: Billing: first cut") and "Co-authored-by: Dev Eloper" in message
+    # The working tree, the index and the current branch are untouched.
+    assert git(repo, "status", "--porcelain") == "" and git(repo, "branch", "--show-current") == "main"
+
+
+@pytest.mark.kubectl
+def test_the_branch_holds_what_kubectl_kustomize_prints_at_the_dry_commit(repo: Path):
+    hydrate(repo)
+    for env in ("prod", "staging"):
+        held = subprocess.run(
+            ["git", "-C", str(repo), "show", f"environments/{env}-next:{APP}/manifest.yaml"],
+            capture_output=True,
+            check=True,
+        ).stdout
+        assert held == kustomize_build(repo / "overlays" / env).encode()
+
+
+def test_hydrating_again_commits_nothing_and_a_dry_commit_without_manifest_changes_only_moves_the_note(
+    repo: Path,
+):
+    first = {r["environment"]: r["commit"] for r in hydrate(repo)}
+    assert all(not r["changed"] for r in hydrate(repo))
+    (repo / "NOTES.md").write_text("a change that renders nothing\n")
+    dry = commit_all(repo, "Notes")
+    again = hydrate(repo)
+    assert {r["environment"]: r["commit"] for r in again} == first and not any(r["changed"] for r in again)
+    note = git(repo, "notes", "--ref=hydrator.metadata", "show", "environments/prod-next")
+    assert json.loads(note) == {"drySha": dry}
+
+
+def test_a_spec_change_commits_only_its_environment_on_top_of_the_last_one(repo: Path):
+    first = {r["environment"]: r["commit"] for r in hydrate(repo)}
+    edit(repo, "environments/staging.yaml", "api: {replicas: 2}", "api: {replicas: 3}")
+    assert run_kompile("build", cwd=repo).returncode == 0
+    commit_all(repo, "More staging workers")
+    second = {r["environment"]: (r["commit"], r["changed"]) for r in hydrate(repo)}
+    assert second["prod"] == (first["prod"], False)
+    assert second["staging"][1] and git(repo, "rev-parse", f"{second['staging'][0]}^") == first["staging"]
+
+
+def test_files_the_output_no_longer_has_leave_the_branch_and_other_apps_stay(repo: Path):
+    hydrate(repo)
+    tip = git(repo, "rev-parse", "environments/prod-next")
+    # Someone else's app shares the branch; a stale file sits in this app's folder.
+    index = repo / ".git" / "scratch-index"
+    env = {"GIT_INDEX_FILE": str(index)}
+    blob = git(repo, "hash-object", "-w", "--stdin", stdin=b"stale\n")
+    for args in (
+        ["read-tree", tip],
+        ["update-index", "--add", "--cacheinfo", f"100644,{blob},{APP}/old.yaml"],
+    ):
+        subprocess.run(["git", "-C", str(repo), *args], env={**os.environ, **env}, check=True)
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(repo),
+            "update-index",
+            "--add",
+            "--cacheinfo",
+            f"100644,{blob},other-app/manifest.yaml",
+        ],
+        env={**os.environ, **env},
+        check=True,
+    )
+    tree = subprocess.run(
+        ["git", "-C", str(repo), "write-tree"], env={**os.environ, **env}, capture_output=True, text=True
+    ).stdout.strip()
+    commit = git(repo, "commit-tree", tree, "-p", tip, "-m", "hand edit")
+    git(repo, "update-ref", "refs/heads/environments/prod-next", commit)
+    result = {r["environment"]: r for r in hydrate(repo)}
+    assert result["prod"]["changed"]
+    files = git(repo, "ls-tree", "-r", "--name-only", "environments/prod-next").splitlines()
+    assert f"{APP}/old.yaml" not in files and "other-app/manifest.yaml" in files
+
+
+def test_a_new_next_branch_continues_the_promoted_branch(repo: Path):
+    hydrate(repo)
+    git(repo, "branch", "environments/prod", "environments/prod-next")  # what the promoter merged
+    git(repo, "branch", "-D", "environments/prod-next")
+    result = {r["environment"]: r for r in hydrate(repo)}
+    assert (
+        result["prod"]["commit"] == git(repo, "rev-parse", "environments/prod")
+        and not result["prod"]["changed"]
+    )
+    assert git(repo, "rev-parse", "environments/prod-next") == git(repo, "rev-parse", "environments/prod")
+
+
+def test_hydrate_refuses_uncommitted_specs_stale_output_and_other_modes(repo: Path):
+    edit(repo, "environments/prod.yaml", "namespace: billing", "namespace: billing  # edited")
+    result = run_kompile("hydrate", cwd=repo)
+    assert result.returncode == 2 and "K704" in result.stderr and "uncommitted" in result.stderr
+    commit_all(repo, "spec change without a build")
+    edit(repo, "environments/prod.yaml", "minReplicas: 3, maxReplicas: 9", "minReplicas: 4, maxReplicas: 9")
+    commit_all(repo, "replicas without a build")
+    result = run_kompile("hydrate", cwd=repo)
+    assert result.returncode == 2 and "not what the specs produce" in result.stderr
+    assert git(repo, "branch", "--list", "environments/*") == ""
+    edit(
+        repo,
+        "environments/app.yaml",
+        "    hydration:\n      mode: branches",
+        "    hydration:\n      mode: rendered",
+    )
+    result = run_kompile("hydrate", cwd=repo)
+    assert result.returncode == 2 and "K204" in result.stderr and "mode is rendered" in result.stderr
