@@ -15,20 +15,25 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
-def test_github_workflow_matches_the_schema():
+def test_github_workflows_match_the_schema():
     tool = BIN / "check-jsonschema"
     assert tool.exists(), "check-jsonschema is part of the test extra"
-    result = subprocess.run(
-        [
-            str(tool),
-            "--builtin-schema",
-            "vendor.github-workflows",
-            str(REPO / "examples/ci/github-actions.yml"),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    for workflow in sorted((REPO / "examples/ci").glob("*.yml")):
+        result = subprocess.run(
+            [str(tool), "--builtin-schema", "vendor.github-workflows", str(workflow)],
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, workflow.name + result.stdout + result.stderr
+
+
+def test_bot_branches_are_built_and_hydrated_branches_pushed():
+    workflow = yaml.safe_load((REPO / "examples/ci/bots-and-hydration.yml").read_text())
+    runs = {name: [step.get("run", "") for step in job["steps"]] for name, job in workflow["jobs"].items()}
+    assert any(run.startswith("kompile build") for run in runs["build-bot-branch"])
+    assert any("git push" in run for run in runs["build-bot-branch"])
+    assert "kompile hydrate" in runs["hydrate"]
+    assert any("refs/notes/hydrator.metadata" in run and "git push" in run for run in runs["hydrate"])
 
 
 def test_github_workflow_runs_check_and_posts_the_diff():

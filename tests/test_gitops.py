@@ -352,6 +352,7 @@ def test_output_folders_are_marked_generated(tmp_path: Path):
         "overlays/prod/kustomization.yaml",
         "bases/orders/x.yaml",
         "gitops/argocd/kustomization.yaml",
+        "rendered/prod/manifest.yaml",
         ".kompile-manifest.json",
         "environments/prod.yaml",
         "README.md",
@@ -364,7 +365,7 @@ def test_output_folders_are_marked_generated(tmp_path: Path):
     )
     marked = {line.split(":")[0]: line.rsplit(": ", 1)[1] for line in result.stdout.splitlines()}
     assert marked == {
-        **{p: "true" for p in paths[:4]},
+        **{p: "true" for p in paths[:5]},
         "environments/prod.yaml": "unspecified",
         "README.md": "unspecified",
     }

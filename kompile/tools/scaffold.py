@@ -144,6 +144,7 @@ GENERATED = """\
 bases/** linguist-generated=true
 overlays/** linguist-generated=true
 gitops/** linguist-generated=true
+rendered/** linguist-generated=true
 .kompile-manifest.json linguist-generated=true
 """
 
