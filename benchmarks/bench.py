@@ -56,7 +56,7 @@ def cold_builds(root: Path, runs: int) -> tuple[float, int]:
     """`kompile build` into an empty output tree, best of the runs (file creation is the noisiest part)."""
     samples = []
     for _ in range(runs):
-        for generated in ("bases", "overlays", "gitops", ".kompile-manifest.json"):
+        for generated in ("bases", "overlays", "gitops", "rendered", ".kompile-manifest.json"):
             path = root / generated
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
         samples.append(timed([*KOMPILE, "build", "--root", str(root)]))
@@ -186,6 +186,45 @@ def measure(size: int, sample: int, runs: int) -> dict:
     }
 
 
+def _hydration_mode(root: Path, mode: str) -> None:
+    app = root / "environments" / "app.yaml"
+    text = app.read_text()
+    marker = "    tool: argocd"
+    head, _, tail = text.partition(marker)
+    tail = tail.split("\n", 1)[1]
+    tail = "\n".join(line for line in tail.split("\n") if not line.startswith("    hydration:"))
+    app.write_text(f"{head}{marker}\n    hydration: {{mode: {mode}}}\n{tail}")
+
+
+def hydration(size: int, runs: int) -> dict:
+    """What hydration adds per environment: rendered/<env>/manifest.yaml in a cold build, and
+    `kompile hydrate` committing every environment's branch (then again, with nothing changed)."""
+    git = shutil.which("git")
+    with tempfile.TemporaryDirectory(prefix=f"kompile-bench-hydrate-{size}-") as scratch_dir:
+        root = generate_fleet(Path(scratch_dir) / "repo", size)
+        plain, _ = cold_builds(root, runs)
+        _hydration_mode(root, "rendered")
+        rendered, rss = cold_builds(root, runs)
+        figures = {"environments": size, "build_cold_plain": plain, "build_cold_rendered": rendered}
+        figures["rendered_peak_rss_mib"] = rss / 1024
+        if git is None:
+            return figures
+        _hydration_mode(root, "branches")
+        subprocess.run([*KOMPILE, "build", "--quiet", "--root", str(root)], check=True, env=_env())
+        for args in (
+            ["init", "-q", "-b", "main"],
+            ["add", "-A"],
+            ["-c", "user.name=bench", "-c", "user.email=bench@example.com", "commit", "-q", "-m", "fleet"],
+        ):
+            subprocess.run([git, "-C", str(root), *args], check=True)
+        for key in ("GIT_AUTHOR", "GIT_COMMITTER"):  # hydrate's commits need an identity
+            os.environ.setdefault(f"{key}_NAME", "bench")
+            os.environ.setdefault(f"{key}_EMAIL", "bench@example.com")
+        figures["hydrate_first"], _ = timed([*KOMPILE, "hydrate", "--root", str(root)])
+        figures["hydrate_unchanged"], _ = best_of([*KOMPILE, "hydrate", "--root", str(root)], runs)
+    return figures
+
+
 def startup(runs: int) -> dict:
     python = best_of([sys.executable, "-c", "pass"], runs)[0]
     version = best_of([*KOMPILE, "--version"], runs)[0]
@@ -195,6 +234,21 @@ def startup(runs: int) -> dict:
             shutil.copytree(EXAMPLE / folder, root / folder)
         validate = best_of([*KOMPILE, "validate", "--root", str(root)], runs)[0]
     return {"python_pass": python, "version": version, "validate_example": validate}
+
+
+def report_hydration(h: dict) -> str:
+    n = h["environments"]
+    extra = 1000 * (h["build_cold_rendered"] - h["build_cold_plain"]) / n
+    line = (
+        f"hydration at N={n}: cold build {h['build_cold_plain']:.2f}s, with rendered/ {h['build_cold_rendered']:.2f}s "
+        f"({h['build_cold_rendered'] / h['build_cold_plain']:.2f}x, {extra:+.2f} ms per environment)"
+    )
+    if "hydrate_first" in h:
+        line += (
+            f"; kompile hydrate {h['hydrate_first']:.2f}s ({1000 * h['hydrate_first'] / n:.1f} ms per environment),"
+            f" again unchanged {h['hydrate_unchanged']:.2f}s ({1000 * h['hydrate_unchanged'] / n:.1f} ms per environment)"
+        )
+    return line
 
 
 def report(rows: list[dict], start: dict) -> str:
@@ -258,13 +312,19 @@ def main() -> None:
         "--runs", type=int, default=3, help="repetitions of each warm measurement (best is kept)"
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    parser.add_argument(
+        "--hydrate-size", type=int, default=1000, help="environments for the hydration figures (0: skip)"
+    )
     args = parser.parse_args()
     sizes = [int(n) for n in args.sizes.split(",")] + ([10000] if args.large else [])
     rows = [measure(n, args.kustomize_sample, args.runs) for n in sizes]
     start = startup(args.runs)
+    hydrated = hydration(args.hydrate_size, args.runs) if args.hydrate_size else None
     print(report(rows, start))
+    if hydrated:
+        print(report_hydration(hydrated))
     if args.json:
-        print(json.dumps({"sizes": rows, "startup": start}, indent=2))
+        print(json.dumps({"sizes": rows, "startup": start, "hydration": hydrated}, indent=2))
 
 
 if __name__ == "__main__":

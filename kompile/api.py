@@ -18,7 +18,7 @@ from kompile.load.git import uncommitted_outputs
 from kompile.load.project import find_root, load_project, require_environments, spec_paths
 from kompile.output.check import Comparer, TreeChanges, unchanged_since_build
 from kompile.output.diff import Change, diff_project
-from kompile.output.hydrate import Hydrated, HydrateError, branch_files, commit_branch, dry_commit
+from kompile.output.hydrate import Hydrated, HydrateError, Hydrator, dry_commit
 from kompile.output.manifest import read_manifest, recorded_environments, warning_diagnostics
 from kompile.output.write import Planner, WritePlan, apply_plan, next_manifest
 from kompile.safefs import TEMP
@@ -290,13 +290,17 @@ def schema_reference() -> str:
 def hydrate(root: Path, envs: list[str] | None = None) -> list[Hydrated]:
     """Commit each environment's rendered manifests to its hydrated branch (gitops.hydration mode
     branches), from HEAD: the specs and the output must be committed, and the output current, so the
-    branch holds what `kubectl kustomize overlays/<env>` prints at that commit. Nothing is pushed."""
-    from kompile import names
-    from kompile.layout.rendered import rendered_manifest
+    branch holds what `kubectl kustomize overlays/<env>` prints at that commit. One compile does both:
+    it checks the committed output while the manifests stream into git; the branches move only if the
+    check passes. Nothing is pushed."""
+    from kompile.layout.rendered import RENDERED
     from kompile.model import Hydration
+    from kompile.normalise import normalise_gitops
+    from kompile.validate import validate_app
 
-    output = compile_project(root, envs)
-    gitops = output.base.env.gitops
+    project = load_project(root)
+    validate_app(project)
+    gitops = normalise_gitops(project)
     if gitops is None or gitops.hydration is not Hydration.BRANCHES:
         mode = gitops.hydration.value if gitops else "none (no gitops)"
         raise KompileError(
@@ -304,14 +308,17 @@ def hydrate(root: Path, envs: list[str] | None = None) -> list[Hydrated]:
                 Diagnostic(
                     Code.INVALID_VALUE,
                     f"kompile hydrate writes branches, but gitops.hydration.mode is {mode}",
-                    (gitops.span if gitops else None) or Span(output.project.app.rel),
+                    (gitops.span if gitops else None) or Span(project.app.rel),
                     "set gitops.hydration: {mode: branches} (the GitOps objects then follow the branches)",
                 )
             ]
         )
+    if envs:
+        require_environments(project, envs)
     try:
         top = Path(_git_output(root, "rev-parse", "--show-toplevel"))
         dirty = _git_output(root, "status", "--porcelain", "--untracked-files=all", "--", ".")
+        dry = dry_commit(top)
     except HydrateError as exc:
         raise _git_problem(str(exc), "run it in a git repository with at least one commit") from None
     if dirty:
@@ -320,23 +327,33 @@ def hydrate(root: Path, envs: list[str] | None = None) -> list[Hydrated]:
             f"({dirty.splitlines()[0].strip()} ...)",
             "commit (or stash) them, then hydrate",
         )
-    stale = check(root)
-    if stale.changes:
-        raise _git_problem(
-            "the committed output is not what the specs produce: the branches would not match the overlays",
-            "run kompile build, commit, then hydrate",
-        )
+    tiers = {
+        name: env_file.doc["spec"].get("pullRequests") for name, env_file in project.environments.items()
+    }
+    chosen = [name for name in (envs or sorted(project.environments)) if not tiers.get(name)]
     try:
-        dry = dry_commit(top)
-        results = []
-        for name, compiled in output.environments.items():
-            if compiled.env.pull_requests:
-                continue  # a preview is a template, filled in per pull request
-            files = branch_files(gitops, output.project.name, name, rendered_manifest(compiled), dry)
-            parent = gitops.sync_branch(name) if gitops.promoter else None
-            folder = names.hydrated_folder(output.project.name)
-            results.append(commit_branch(top, name, gitops.hydrate_branch(name), parent, folder, files, dry))
-        return results
+        with Hydrator(top, gitops, project.name, chosen) as hydrator, Comparer(root) as comparer:
+
+            def sink(files: dict[str, bytes]) -> None:
+                output_files = {}
+                for path, data in files.items():
+                    if path.startswith(f"{RENDERED}/") and path.endswith("/manifest.yaml"):
+                        hydrator.add(path.split("/")[1], data)  # a preview is a template: never rendered
+                    else:
+                        output_files[path] = data
+                comparer.add(output_files)
+
+            output = compile_project(root, keep_objects=False, sink=sink, render=True)
+            manifest = next_manifest(
+                comparer.old, comparer.digests, output.owned, output.inputs, output.warnings, output.tiers
+            )
+            if comparer.finish(manifest, output.owned):
+                raise _git_problem(
+                    "the committed output is not what the specs produce: the branches would not match the "
+                    "overlays",
+                    "run kompile build, commit, then hydrate",
+                )
+            return hydrator.commit(dry)
     except HydrateError as exc:
         raise _git_problem(str(exc), "check the repository with git status and git log") from None
 

@@ -57,12 +57,14 @@ def compile_project(
     keep_objects: bool = True,
     progress: Callable[[int, int], None] | None = None,
     sink: Callable[[dict[str, bytes]], None] | None = None,
+    render: bool = False,
 ) -> Output:
     """Compile the repo at root (only some environments, if given). Without keep_objects the result holds
     files but no objects, and large repos are compiled on every core. progress(done, total) is called
     as environments are compiled (the CLI draws a bar with it). With a sink, the files are handed to it
     batch by batch as they are made (a build stages them at once) and the result holds none: memory
-    then holds one batch of output, not the whole tree."""
+    then holds one batch of output, not the whole tree. With render, every environment's
+    rendered/<env>/manifest.yaml is made whatever the hydration mode (kompile hydrate reads them)."""
     project = load_project(root)
     # Without objects to keep, each environment's merged settings and model live only while it compiles.
     resolved = validate_project(project, keep_settings=keep_objects)
@@ -70,7 +72,7 @@ def compile_project(
     # cost would grow with the repo) and from touching its pages in forked workers (copy on write).
     gc.freeze()
     try:
-        return _compile(root, project, resolved, only, keep_objects, progress, sink)
+        return _compile(root, project, resolved, only, keep_objects, progress, sink, render)
     finally:
         gc.unfreeze()
 
@@ -83,6 +85,7 @@ def _compile(
     keep_objects: bool,
     progress: Callable[[int, int], None] | None,
     sink: Callable[[dict[str, bytes]], None] | None,
+    render: bool = False,
 ) -> Output:
     if only:
         require_environments(project, only)
@@ -95,7 +98,7 @@ def _compile(
     kinds: set[tuple[str, str]] = set()
     environments = {}
     counts = {}
-    results = _compile_all(base, project, resolved, keep_objects, progress, emit)
+    results = _compile_all(base, project, resolved, keep_objects, progress, emit, render)
     problems = [(item, d) for item, result in zip(resolved, results, strict=True) for d in result.problems]
     if problems:  # a problem in the environment's own file needs no name; one in a shared file does
         own = [d for item, d in problems if d.span is not None and d.span.path == item.sources[-1]]
@@ -208,13 +211,15 @@ class _Result:
     env: Environment | None = None  # without objects kept: only what the GitOps objects and warnings read
 
 
-def _compile_one(base: Compiled, project: Project, item: Resolved, keep_objects: bool) -> _Result:
+def _compile_one(
+    base: Compiled, project: Project, item: Resolved, keep_objects: bool, render: bool = False
+) -> _Result:
     env = normalise_environment(project, item if keep_objects else resolve(project, item))
     try:
         untransformed, deployed = render_stages(env, base.ids)
         compiled = Compiled(env, deployed, untransformed)
         files = layout_overlay(base, compiled)
-        if renders(env):
+        if renders(env) or (render and not env.pull_requests):
             files.update(layout_rendered(compiled))
     except KompileError as exc:  # every environment is compiled, so one run lists every problem
         return _Result({}, set(), 0, None, tuple(exc.diagnostics), env)
@@ -247,7 +252,7 @@ def _summary(env: Environment) -> Environment:
 
 # Below this many environments, starting processes costs more than it saves.
 PARALLEL_MIN = 200
-_job: tuple[Compiled, Project, list[Resolved]] | None = (
+_job: tuple[Compiled, Project, list[Resolved], bool] | None = (
     None  # what forked workers read (set just before forking)
 )
 
@@ -259,6 +264,7 @@ def _compile_all(
     keep_objects: bool,
     progress: Callable[[int, int], None] | None,
     emit: Callable[[dict[str, bytes]], None],
+    render: bool = False,
 ) -> list[_Result]:
     """Each environment compiles on its own, so large repos are spread over the cores. Workers are
     forked after loading and validating, so they share the model instead of receiving it; they send
@@ -282,10 +288,10 @@ def _compile_all(
         or "fork" not in multiprocessing.get_all_start_methods()
     ):
         for env in envs:
-            keep(_compile_one(base, project, env, keep_objects))
+            keep(_compile_one(base, project, env, keep_objects, render))
             report(len(results), len(envs))
         return results
-    _job = (base, project, envs)
+    _job = (base, project, envs, render)
     try:
         step = -(-len(envs) // (workers * 8))
         chunks = [(start, min(start + step, len(envs))) for start in range(0, len(envs), step)]
@@ -300,8 +306,8 @@ def _compile_all(
 
 
 def _compile_chunk(bounds: tuple[int, int]) -> list[_Result]:
-    base, project, envs = _job
-    return [_compile_one(base, project, env, keep_objects=False) for env in envs[bounds[0] : bounds[1]]]
+    base, project, envs, render = _job
+    return [_compile_one(base, project, env, False, render) for env in envs[bounds[0] : bounds[1]]]
 
 
 def render_one(root: Path, name: str) -> list[dict]:

@@ -15,7 +15,7 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench.py"
 @pytest.mark.slow
 def test_benchmark_runs_and_reports_its_figures():
     result = subprocess.run(
-        [sys.executable, str(BENCH), "--sizes", "10", "--kustomize-sample", "2", "--runs", "1", "--json"],
+        [sys.executable, str(BENCH), "--sizes", "10", "--kustomize-sample", "2", "--runs", "1", "--hydrate-size", "5", "--json"],
         capture_output=True,
         text=True,
         timeout=600,
@@ -39,3 +39,7 @@ def test_benchmark_runs_and_reports_its_figures():
         assert row[key] > 0, key
     assert set(figures["startup"]) == {"python_pass", "version", "validate_example"}
     assert "cold/" in table and "kustomize" in table and "start-up:" in table
+    hydration = figures["hydration"]
+    assert hydration["environments"] == 5 and hydration["build_cold_rendered"] > 0
+    assert hydration["hydrate_first"] > 0 and hydration["hydrate_unchanged"] > 0
+    assert "hydration at N=5" in table and "kompile hydrate" in table

@@ -361,6 +361,9 @@ def sops_secret(name: str, keys: list[str], clear: str | None = None, change=lam
 
 def use_sops(root: Path, tool: str, clear: str | None = None, change=lambda doc: None) -> None:
     edit(root, "environments/app.yaml", "    tool: argocd", f"    tool: {tool}")
+    if tool == "flux":  # Argo CD's Source Hydrator is not Flux's
+        app = root / "environments" / "app.yaml"
+        app.write_text(app.read_text().replace("      mode: argocd ", "      mode: rendered "))
     (root / "secrets" / "prod" / "market-django.sops.yaml").write_text(
         sops_secret("market-django", ["DJANGO_SECRET_KEY", "DATABASE_PASSWORD"], clear, change)
     )
@@ -514,7 +517,9 @@ def test_spec_text_is_never_a_template_action(repo: Path, file: str):
     )
     template = yaml.safe_load(compile_project(repo).files[f"gitops/argocd/{file}"])["spec"]["template"]
     allowed = (
-        {".number", ' "{{" '} if "previews" in file else {".env", ".path", ".server", ".namespace", ' "{{" '}
+        {".number", ' "{{" '}
+        if "previews" in file
+        else {".env", ".path", ".server", ".namespace", ".syncBranch", ".hydrateBranch", ' "{{" '}
     )
     assert set(template_actions(template)) <= allowed, template_actions(template)
     printed = str(template).replace('{{ "{{" }}', "{{")

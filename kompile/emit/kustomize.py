@@ -23,6 +23,7 @@ import re
 from decimal import Decimal
 
 import yaml
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 _STR = "tag:yaml.org,2002:str"
 _MAP = "tag:yaml.org,2002:map"
@@ -281,57 +282,78 @@ def _int_text(value: int) -> str:
 
 
 class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):
-    """libyaml's emitter with no implicit resolvers: every style is decided above, so a plain scalar is
-    written plain whenever the emitter's own analysis allows it (as go-yaml's port does)."""
+    """libyaml's emitter, given nodes whose every style is decided above: a plain scalar is written plain
+    whenever the emitter's own analysis allows it (as go-yaml's port does)."""
 
-    yaml_implicit_resolvers: dict = {}
-
-    def ignore_aliases(self, data) -> bool:
-        return True
+    def resolve(self, kind, value, implicit):
+        return _STR if kind is ScalarNode else _MAP if kind is MappingNode else _SEQ
 
 
-def _plain(dumper, text: str):
-    return dumper.represent_scalar(_STR, text)
+class PurePythonDumper(yaml.SafeDumper):
+    """The same emitter without libyaml (tests hold both to the same bytes)."""
+
+    resolve = _Dumper.resolve
 
 
-def _represent_str(dumper, text: str):
-    return dumper.represent_scalar(_STR, text, style=_string_style(text))
+# Styles and key orders repeat across objects and environments (apiVersion, metadata, labels, ...).
+_STYLES: dict[str, str | None] = {}
+_KEY_ORDERS: dict[str, tuple | None] = {}
+_CACHE_LIMIT = 1 << 16
 
 
-def _represent_dict(dumper, mapping: dict):
-    items = sorted(mapping.items(), key=functools.cmp_to_key(_key_order))
-    return dumper.represent_mapping(_MAP, items, flow_style=not items or None)
+def _scalar(text: str) -> ScalarNode:
+    style = _STYLES.get(text, "?")
+    if style == "?":
+        style = _string_style(text)
+        if len(_STYLES) < _CACHE_LIMIT:
+            _STYLES[text] = style
+    return ScalarNode(_STR, text, style=style)
 
 
-def _represent_list(dumper, items: list):
-    return dumper.represent_sequence(_SEQ, items, flow_style=not items or None)
+def _sort_key(key: str) -> tuple | None:
+    """go-yaml's order for a key without digits (there it is lexicographic, letters after everything
+    else); None for a key with digits, which compares through _key_less."""
+    cached = _KEY_ORDERS.get(key, False)
+    if cached is False:
+        cached = None if any(char.isdecimal() for char in key) else tuple((c.isalpha(), c) for c in key)
+        if len(_KEY_ORDERS) < _CACHE_LIMIT:
+            _KEY_ORDERS[key] = cached
+    return cached
 
 
-def _represent_float(dumper, value: float):
-    if math.isnan(value) or math.isinf(value):
-        raise ValueError("JSON has no NaN or infinity: kustomize cannot print this object")
-    return _plain(dumper, _go_float_text(value))
+def _node(value):
+    if isinstance(value, str):
+        return _scalar(value)
+    if isinstance(value, dict):
+        orders = [(_sort_key(key), key) for key in value]
+        if any(order is None for order, _ in orders):
+            keys = sorted(value, key=functools.cmp_to_key(lambda a, b: _key_order((a,), (b,))))
+        else:
+            keys = [key for _, key in sorted(orders)]
+        items = [(_scalar(key), _node(value[key])) for key in keys]
+        return MappingNode(_MAP, items, flow_style=not items or None)
+    if isinstance(value, (list, tuple)):
+        return SequenceNode(_SEQ, [_node(item) for item in value], flow_style=not value or None)
+    if value is None:
+        return ScalarNode(_STR, "null")
+    if isinstance(value, bool):
+        return ScalarNode(_STR, "true" if value else "false")
+    if isinstance(value, int):
+        return ScalarNode(_STR, _int_text(value))
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            raise ValueError("JSON has no NaN or infinity: kustomize cannot print this object")
+        return ScalarNode(_STR, _go_float_text(value))
+    raise TypeError(f"cannot print a {type(value).__name__}")
 
 
-_Dumper.add_representer(str, _represent_str)
-_Dumper.add_representer(dict, _represent_dict)
-_Dumper.add_representer(list, _represent_list)
-_Dumper.add_representer(tuple, _represent_list)
-_Dumper.add_representer(bool, lambda dumper, value: _plain(dumper, "true" if value else "false"))
-_Dumper.add_representer(int, lambda dumper, value: _plain(dumper, _int_text(value)))
-_Dumper.add_representer(float, _represent_float)
-_Dumper.add_representer(type(None), lambda dumper, value: _plain(dumper, "null"))
-
-
-def emit_kustomize(objects: list[dict]) -> bytes:
+def emit_kustomize(objects: list[dict], dumper: type = _Dumper) -> bytes:
     """The objects as one stream, as kustomize prints a build (objects already in its order)."""
-    return b"---\n".join(_dump(obj).encode("utf-8") for obj in objects)
+    return b"---\n".join(_dump(obj, dumper).encode("utf-8") for obj in objects)
 
 
-def _dump(obj: dict) -> str:
-    text = yaml.dump(
-        obj, Dumper=_Dumper, default_flow_style=False, allow_unicode=True, width=80, sort_keys=False
-    )
+def _dump(obj: dict, dumper: type) -> str:
+    text = yaml.serialize(_node(obj), Dumper=dumper, allow_unicode=True, width=80)
     # libyaml (0.2.5) ends a document that holds a keep-chomped block scalar (|+) with "...", go-yaml's
     # older port never does. No line of a mapping's document can be "..." otherwise.
     return text.removesuffix("...\n")

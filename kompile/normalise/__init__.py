@@ -158,6 +158,11 @@ def _sealed_secrets(project: Project, settings: YMap, namespace: str):
         }
 
 
+def normalise_gitops(project: Project) -> GitOps | None:
+    """The App's GitOps settings (validate_app first)."""
+    return _gitops(project.app.spec.get("gitops"))
+
+
 def _gitops(body: dict | None) -> GitOps | None:
     if not body:
         return None

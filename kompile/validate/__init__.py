@@ -19,6 +19,14 @@ from kompile.validate.traffic import check_allowed_hosts, check_ingress, check_n
 ACROSS_ENVIRONMENTS = ("namespace", "cluster", "pullRequests", "tier")
 
 
+def validate_app(project: Project) -> None:
+    """The App's own settings alone (what a command needs before it compiles, such as its GitOps)."""
+    out = Collector()
+    check_settings(project, app_settings(project), None, out)
+    check_hydration(project, out)
+    out.raise_if_any()
+
+
 def validate_project(project: Project, keep_settings: bool = True) -> list[Resolved]:
     """Every environment merged and checked, every problem collected and raised once. Without
     keep_settings each Resolved keeps only what the rules across environments read (a large repo then
