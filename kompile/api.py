@@ -19,7 +19,7 @@ from kompile.load.project import find_root, load_project, require_environments, 
 from kompile.output.check import Comparer, TreeChanges, unchanged_since_build
 from kompile.output.diff import Change, diff_project
 from kompile.output.hydrate import Hydrated, HydrateError, Hydrator, dry_commit
-from kompile.output.manifest import read_manifest, recorded_environments, warning_diagnostics
+from kompile.output.manifest import recorded_environments
 from kompile.output.write import Planner, WritePlan, apply_plan, next_manifest
 from kompile.safefs import TEMP
 from kompile.spec import json_schema
@@ -187,8 +187,9 @@ def check(root: Path, fast: bool = False) -> Check:
     """Is the committed output exactly what the specs produce? It recompiles every time, since a manifest
     record can be forged along with the files it vouches for; `fast` trusts the record when no input
     changed (for a local hook, never where a pull request could forge it)."""
-    if fast and unchanged_since_build(root):
-        return Check(None, warnings=tuple(warning_diagnostics(read_manifest(root))))
+    remembered = unchanged_since_build(root) if fast else None
+    if remembered is not None:
+        return Check(None, warnings=tuple(remembered))
     with Comparer(root) as comparer:  # one batch of output in memory at a time, as a build
         old = comparer.old
         output = compile_project(root, keep_objects=False, sink=comparer.add)

@@ -273,24 +273,61 @@ def test_diff_in_a_subfolder_of_a_monorepo(tmp_path: Path):
 def test_fast_check_trusts_only_what_it_can_prove(built: Path):
     from kompile.output.check import unchanged_since_build
 
-    assert unchanged_since_build(built)
+    assert unchanged_since_build(built) is not None
     target = built / "overlays/dev/patches/deployment-shop-web.yaml"
     original = target.read_bytes()
     target.write_bytes(original + b"# tweak\n")
-    assert not unchanged_since_build(built)  # a hand edit of an output file
+    assert unchanged_since_build(built) is None  # a hand edit of an output file
     assert run_kompile("check", "--root", str(built)).returncode == 1
     target.write_bytes(original)
-    assert unchanged_since_build(built)
+    assert unchanged_since_build(built) is not None
     (built / "environments/qa.yaml").write_text((built / "environments/dev.yaml").read_text())
-    assert not unchanged_since_build(built)  # a new spec file
+    assert unchanged_since_build(built) is None  # a new spec file
     (built / "environments/qa.yaml").unlink()
     edit(built, "secrets/prod/shop-django.yaml", "-Qw2", "-Qw3")
-    assert not unchanged_since_build(built)  # a file a spec refers to
+    assert unchanged_since_build(built) is None  # a file a spec refers to
     assert run_kompile("check", "--root", str(built)).returncode == 1
     edit(built, "secrets/prod/shop-django.yaml", "-Qw3", "-Qw2")
     manifest = built / ".kompile-manifest.json"
     manifest.write_text(
         manifest.read_text().replace('"generator": "kompile ', '"generator": "kompile 0.0.0-old-')
     )
-    assert not unchanged_since_build(built)  # another kompile built it
+    assert unchanged_since_build(built) is None  # another kompile built it
     assert run_kompile("check", "--root", str(built)).returncode == 0  # recompiled: the files are current
+
+
+def test_fast_check_remembers_what_it_verified_and_notices_any_change(built: Path, monkeypatch):
+    """The second fast check reads no file (not even the manifest) when every file keeps its identity;
+    an edit that keeps size and mtime still changes the identity (ctime), a new spec is noticed, and a
+    damaged cache is only a slower check."""
+    import os
+
+    from kompile.output import check, statcache
+
+    monkeypatch.setattr(statcache, "RACY_SECONDS", 0)
+    assert check.unchanged_since_build(built) is not None  # read and hashed: recorded
+    cache = built / ".kompile-cache"
+    assert (cache / ".gitignore").read_text().endswith("*\n") and (cache / "check").is_file()
+
+    def no_manifest(root):
+        raise AssertionError("the manifest was read")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(check, "read_manifest", no_manifest)
+        assert check.unchanged_since_build(built) is not None
+    target = built / "overlays/dev/patches/deployment-shop-web.yaml"
+    before = target.stat()
+    original = target.read_bytes()
+    target.write_bytes(original.replace(b"1.5.0-rc.2", b"1.5.0-rc.3"))  # same size
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))  # same mtime
+    assert target.stat().st_size == before.st_size
+    assert check.unchanged_since_build(built) is None
+    target.write_bytes(original)
+    assert check.unchanged_since_build(built) is not None
+    (built / "environments/qa.yaml").write_text((built / "environments/dev.yaml").read_text())
+    assert check.unchanged_since_build(built) is None
+    (built / "environments/qa.yaml").unlink()
+    (cache / "check").write_text("kompile-check-cache 1 x\n[]\nnot a line\n")
+    assert check.unchanged_since_build(built) is not None  # read the files again, recorded again
+    (cache / "check").write_bytes(b"\xff\xfe")
+    assert check.unchanged_since_build(built) is not None

@@ -7,6 +7,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kompile.errors import Diagnostic
 from kompile.output.disk import is_temporary
 from kompile.output.manifest import MANIFEST, Manifest, digest, read_manifest
 from kompile.safefs import Refused, Root
@@ -112,33 +113,42 @@ def compare_with_disk(
         return comparer.finish(manifest, owned)
 
 
-def unchanged_since_build(root: Path) -> bool:
-    """True when the manifest proves the output current without compiling: the same kompile built it
-    from inputs with exactly these bytes, and every output file still has the bytes it wrote.
-    (It trusts the manifest; where a pull request could forge it, run `kompile check --full`.)"""
+def unchanged_since_build(root: Path) -> list[Diagnostic] | None:
+    """The recorded warnings when the manifest proves the output current without compiling: the same
+    kompile built it from inputs with exactly these bytes, and every output file still has the bytes it
+    wrote; else None. Files whose identity (statcache) is what it was when last verified are not read
+    again. (It trusts the manifest; where a pull request could forge it, run the full check.)"""
     from kompile import __version__
     from kompile.errors import KompileError
     from kompile.inputs import MAX_FILE_BYTES
     from kompile.load.project import spec_paths
-    from kompile.output.manifest import digest
+    from kompile.output import statcache
+    from kompile.output.manifest import digest, warning_diagnostics
 
+    try:
+        specs = set(spec_paths(root))
+    except (OSError, KompileError, Refused):
+        return None
+    remembered = statcache.still_current(root, specs)
+    if remembered is not None:
+        return warning_diagnostics(Manifest(warnings=tuple(remembered)))
     try:
         manifest = read_manifest(root)
     except KompileError:  # an unreadable manifest is reported by the full check
-        return False
+        return None
     if manifest is None or not manifest.inputs or manifest.generator != f"kompile {__version__}":
-        return False
+        return None
     try:
-        specs = set(spec_paths(root))
         if specs != {p for p in manifest.inputs if p.startswith("environments/")}:
-            return False
+            return None
         with Root(root) as disk:
             for path, recorded in manifest.inputs.items():
                 if digest(disk.read(path, MAX_FILE_BYTES).replace(b"\r\n", b"\n")) != recorded:
-                    return False
+                    return None
             for path, hashes in manifest.files.items():
                 if len(hashes) != 1 or digest(disk.read(path, MAX_OUTPUT_BYTES)) != hashes[0]:
-                    return False
+                    return None
     except (OSError, KompileError, Refused):
-        return False
-    return True
+        return None
+    statcache.record(root, [MANIFEST, *manifest.inputs, *manifest.files], list(manifest.warnings))
+    return warning_diagnostics(manifest)

@@ -1,0 +1,156 @@
+"""What `kompile check --fast` remembers between runs, as git's index does: each input and output file's
+identity (inode, size, modification and change times) when its bytes were last verified, in
+.kompile-cache/ (local to the checkout: the folder ignores itself in git, like .pytest_cache).
+
+When every file still has the identity it had, the fast check answers without reading a byte; any
+difference (a file touched, replaced, added to the manifest, the manifest itself rewritten) sends it
+back to reading and hashing, which records the identities again. A file changed within the clock's
+resolution of being recorded could keep its identity ("racily clean" in git's terms): entries younger
+than RACY_SECONDS are not recorded, so they are always read. The cache is plain text, bounded in size,
+read without following links; a line that does not parse invalidates the whole cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from kompile import __version__
+from kompile.output.manifest import MANIFEST
+from kompile.safefs import _DIR_FLAGS, Refused, Root, path_problem
+
+CACHE_DIR = ".kompile-cache"
+CACHE_FILE = f"{CACHE_DIR}/check"
+MAX_CACHE_BYTES = 64 << 20
+RACY_SECONDS = 2.0
+_HEADER = f"kompile-check-cache 2 {__version__}\n"
+
+
+def _identity(info: os.stat_result) -> str:
+    return f"{info.st_ino} {info.st_size} {info.st_mtime_ns} {info.st_ctime_ns}"
+
+
+def _walk(disk: Root, folders: list[str]):
+    """(folder, handle or None) for each folder, in order: each opened once from its parent without
+    following links (as safefs does); None when it cannot be (missing, a link, not a folder)."""
+    stack: list[tuple[str, int | None]] = [("", os.dup(disk.fd))]
+    try:
+        for folder in folders:
+            while len(stack) > 1 and not (folder == stack[-1][0] or folder.startswith(stack[-1][0] + "/")):
+                fd = stack.pop()[1]
+                if fd is not None:
+                    os.close(fd)
+            current, fd = stack[-1]
+            rest = folder[len(current) :].strip("/")
+            for part in rest.split("/") if rest else []:
+                current = f"{current}/{part}" if current else part
+                child = None
+                if fd is not None and part not in (".", "..") and not path_problem(current):
+                    try:
+                        child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                    except OSError:
+                        child = None
+                stack.append((current, child))
+                fd = child
+            yield folder, fd
+    finally:
+        for _, fd in stack:
+            if fd is not None:
+                os.close(fd)
+
+
+def _identity_at(fd: int | None, name: str) -> str | None:
+    if fd is None or name in ("", ".", "..") or "/" in name or "\0" in name:
+        return None
+    try:
+        info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+    except OSError:
+        return None
+    return _identity(info) if stat.S_ISREG(info.st_mode) else None
+
+
+def still_current(root: Path, specs: set[str]) -> list[dict] | None:
+    """The warnings the verified manifest recorded, when every file the cache lists still has the
+    identity it was verified with (the manifest among them, so a rebuilt or edited manifest is never
+    taken for the one verified) and the specs are the ones it lists; else None. The listing is grouped
+    by folder ("/<folder>" lines, then "<identity> <name>" lines); the first difference ends it."""
+    try:
+        with Root(root) as disk:
+            info = disk.lstat(CACHE_FILE)
+            if info is None or not stat.S_ISREG(info.st_mode):
+                return None
+            text = disk.read(CACHE_FILE, MAX_CACHE_BYTES).decode("utf-8")
+            if not text.startswith(_HEADER):
+                return None
+            warnings_line, _, listing = text[len(_HEADER) :].partition("\n")
+            warnings = json.loads(warnings_line)
+            if not isinstance(warnings, list) or not all(isinstance(w, dict) for w in warnings):
+                return None
+            groups: list[tuple[str, list[str]]] = []
+            for line in listing.splitlines():
+                if line.startswith("/"):
+                    groups.append((line[1:], []))
+                elif groups:
+                    groups[-1][1].append(line)
+                else:
+                    return None
+            names = {folder: lines for folder, lines in groups}
+            listed_specs = {
+                f"environments/{line.rsplit(' ', 1)[-1]}" for line in names.get("environments", ())
+            }
+            if listed_specs != specs or not any(line.endswith(f" {MANIFEST}") for line in names.get("", ())):
+                return None
+            for folder, fd in _walk(disk, [folder for folder, _ in groups]):
+                for line in names[folder]:
+                    identity, _, name = line.rpartition(" ")
+                    if _identity_at(fd, name) != identity:
+                        return None
+    except (OSError, ValueError, Refused):
+        return None
+    return warnings
+
+
+def record(root: Path, paths: list[str], warnings: list[dict]) -> None:
+    """Remember the identities of these files, just verified (the manifest among them), and the
+    warnings the manifest recorded. Best effort: a cache that cannot be written only makes the next fast
+    check read the files."""
+    by_folder: dict[str, list[str]] = defaultdict(list)
+    for path in paths:
+        folder, _, name = path.rpartition("/")
+        by_folder[folder].append(name)
+    now = time.time_ns()
+    lines = []
+    try:
+        with Root(root) as disk:
+            for folder, fd in _walk(disk, sorted(by_folder)):
+                lines.append(f"/{folder}\n")
+                for name in sorted(by_folder[folder]):
+                    identity = _identity_at(fd, name)
+                    if identity is None:
+                        return  # something moved meanwhile: record nothing
+                    mtime, ctime = (int(part) for part in identity.split()[2:])
+                    if now - max(mtime, ctime) < RACY_SECONDS * 1e9:
+                        return  # too young to vouch for: the next check reads the files (and records)
+                    lines.append(f"{identity} {name}\n")
+            fd = disk.folder(CACHE_DIR, create=True)
+            _write(fd, ".gitignore", "# kompile's local cache: never committed\n*\n")
+            _write(fd, "check", _HEADER + json.dumps(warnings, sort_keys=True) + "\n" + "".join(lines))
+    except (OSError, Refused):
+        pass
+
+
+def _write(folder_fd: int, name: str, text: str) -> None:
+    """Replace a cache file whole (a temporary beside it, then a rename): a reader sees old or new."""
+    temporary = f".{name}.{os.getpid()}.tmp"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644, dir_fd=folder_fd)
+    try:
+        data = memoryview(text.encode("utf-8"))
+        while data:
+            data = data[os.write(fd, data) :]
+    finally:
+        os.close(fd)
+    os.replace(temporary, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
