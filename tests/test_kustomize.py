@@ -382,3 +382,46 @@ def test_an_extra_resource_follows_an_environment_that_changes_the_image_reposit
     ]
     differences = object_differences(output.environments["preview"].objects, built, "kubectl kustomize")
     assert not differences, differences
+
+
+IMAGE_VALUES = [
+    "ghcr.io/acme/shop",
+    "ghcr.io/acme/shop:1.0",
+    "ghcr.io/acme/shop@sha256:" + "a" * 64,
+    "ghcr.io/acme/shop:1.0@sha256:" + "b" * 64,
+    "ghcr.io/acme/shop@sha512:" + "c" * 128,
+    "ghcrXio/acme/shop:1.0",  # '.' in the name is a regular expression to kustomize
+    "ghcr.io/acme/shopping:1.0",
+    "ghcr.io/acme/shop:1.{x}",
+    "other.io/ghcr.io/acme/shop:1.0",
+    "ghcr.io/acme/shop:",
+]
+
+
+@pytest.mark.kubectl
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"newTag": "2.0"},
+        {"digest": "sha256:" + "d" * 64},
+        {"newTag": "2.0", "digest": "sha256:" + "d" * 64},
+        {"newName": "registry.local:5000/shop"},
+        {"newName": "registry.local/shop", "newTag": "3"},
+    ],
+)
+def test_images_are_retagged_as_kustomize_retags_them(change: dict, tmp_path: Path):
+    from kompile.k8s.transformers import retagged
+
+    name = "ghcr.io/acme/shop"
+    containers = [{"name": f"c{i}", "image": image} for i, image in enumerate(IMAGE_VALUES)]
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": containers}}
+    (tmp_path / "pod.yaml").write_text(yaml.safe_dump(pod))
+    kustomization = {"resources": ["pod.yaml"], "images": [{"name": name, **change}]}
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    built = yaml.safe_load(kustomize_build(tmp_path))
+    theirs = [c["image"] for c in built["spec"]["containers"]]
+    ours = [
+        retagged(i, name, change.get("newName"), change.get("newTag"), change.get("digest"))
+        for i in IMAGE_VALUES
+    ]
+    assert ours == theirs

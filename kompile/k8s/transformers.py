@@ -4,6 +4,7 @@ and overlay.py applies them when reading an overlay back; the tests hold both eq
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from kompile.k8s import kinds
@@ -114,13 +115,6 @@ def image_name(ref: str) -> str:
     return ref[:colon] if colon > slash else ref
 
 
-def _image_tag(ref: str) -> str | None:
-    ref = ref.split("@", 1)[0]
-    slash = ref.rfind("/")
-    colon = ref.rfind(":")
-    return ref[colon + 1 :] if colon > slash else None
-
-
 def with_images(
     node, name: str, new_name: str | None = None, new_tag: str | None = None, digest: str | None = None
 ):
@@ -194,19 +188,43 @@ def _same_or(new: list, old: list) -> list:
 
 
 def _retag(container, name: str, new_name: str | None, new_tag: str | None, digest: str | None):
-    if not (
-        isinstance(container, dict)
-        and isinstance(container.get("image"), str)
-        and image_name(container["image"]) == name
-    ):
+    if not isinstance(container, dict) or not isinstance(container.get("image"), str):
         return container
-    tag = new_tag if new_tag is not None else (None if digest else _image_tag(container["image"]))
-    ref = new_name or name
-    if tag:
-        ref += f":{tag}"
-    if digest:
-        ref += f"@{digest}"
+    ref = retagged(container["image"], name, new_name, new_tag, digest)
     return container if ref == container["image"] else {**container, "image": ref}
+
+
+def retagged(value: str, name: str, new_name: str | None, new_tag: str | None, digest: str | None) -> str:
+    """An image reference as kustomize's images transformer leaves it (api/filters/imagetag, v5): it
+    matches the name as a regular expression, unescaped (so a '.' in the name matches any character),
+    and splits the reference at the first ':' or '@' after the first '/'; a new tag or digest replaces
+    both the old tag and digest, a new name alone keeps them."""
+    if not re.fullmatch(name + r"(:[a-zA-Z0-9_.{}-]*)?(@sha256:[a-zA-Z0-9_.{}-]*)?", value):
+        return value
+    old_name, tag, old_digest = _split(value)
+    ref = new_name or old_name
+    if new_tag and digest:
+        tag, old_digest = new_tag, digest
+    elif new_tag:
+        tag, old_digest = new_tag, ""
+    elif digest:
+        tag, old_digest = "", digest
+    return ref + (f":{tag}" if tag else "") + (f"@{old_digest}" if old_digest else "")
+
+
+def _split(ref: str) -> tuple[str, str, str]:
+    """kustomize's image.Split: (name, tag, digest)."""
+    slash = ref.find("/")
+    offset = slash if slash > 0 else 0
+    search = ref[offset:]
+    at, colon = search.find("@"), search.find(":")
+    if colon < 0 and at < 0:
+        return ref, "", ""
+    if at >= 0 and (at < colon or colon < 0):
+        return ref[: offset + at], "", ref[offset + at + 1 :]
+    if at >= 0:
+        return ref[: offset + colon], ref[offset + colon + 1 : offset + at], ref[offset + at + 1 :]
+    return ref[: offset + colon], ref[offset + colon + 1 :], ""
 
 
 # kustomize's default ("legacy") sort of a build's output: these kinds first and last, in this order, the
