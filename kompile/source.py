@@ -89,14 +89,17 @@ def plain(value):
 # Characters kompile refuses anywhere in a file or a value. YAML readers disagree on NEL, LS and PS:
 # libyaml breaks lines at them, YAML 1.2 readers do not, and kustomize (whose JSON leaves NEL raw for
 # go-yaml to fold) turns NEL into a space or a line break, so the cluster would receive a string the gate
-# never checked. A byte order mark or a bidirectional control inside text hides what it says from the
-# person reviewing the pull request (Trojan Source, CVE-2021-42574).
-_AMBIGUOUS = re.compile("[\x85\u2028\u2029\ufeff\u202a-\u202e\u2066-\u2069]")
+# never checked. A byte order mark or a bidirectional control (Unicode's Bidi_Control set) inside text
+# hides what it says from the person reviewing the pull request (Trojan Source, CVE-2021-42574); YAML
+# forbids the noncharacters U+FFFE and U+FFFF, and kustomize stops at them.
+_AMBIGUOUS = re.compile("[\x85\u2028\u2029\ufeff\ufffe\uffff\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _CHARACTER_NAMES = {
     "\x85": "NEXT LINE (U+0085)",
     "\u2028": "LINE SEPARATOR (U+2028)",
     "\u2029": "PARAGRAPH SEPARATOR (U+2029)",
     "\ufeff": "BYTE ORDER MARK (U+FEFF)",
+    "\ufffe": "noncharacter U+FFFE",
+    "\uffff": "noncharacter U+FFFF",
 }
 
 

@@ -47,3 +47,14 @@ def test_credentials_are_errors(example: Path, key: str, value: str):
         compile_project(with_env(example, key, value))
     assert [d.code for d in caught.value.diagnostics] == [Code.PLAINTEXT_SECRET]
     assert caught.value.diagnostics[0].span.path == "environments/app.yaml"
+
+
+@pytest.mark.parametrize("char", ["\x7f", "\x9b", "\u2028", "\ufeff", "\ufffe", "\uffff", "\x1b"])
+def test_values_kustomize_would_change_or_refuse_are_odd(char: str):
+    """A value read from a file (not YAML: source.py never sees it) that holds one of these stops or
+    changes kustomize: the gate refuses it."""
+    from kompile.policy.plaintext import scan
+
+    obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"f": f"a{char}b"}}
+    _, odd, _ = scan(obj)
+    assert [path for path, _ in odd] == ["data.f"]

@@ -30,8 +30,9 @@ from kompile.policy.credentials import (
 from kompile.policy.sops import ENC, SOPS_KEY, is_sops_encrypted
 
 # What no reader on the way keeps as written: go-yaml folds NEL and the Unicode line and paragraph
-# separators (kustomize re-emits them as spaces), and control characters have no place in a manifest.
-_ODD_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
+# separators (kustomize re-emits them as spaces), refuses a byte order mark and the noncharacters
+# U+FFFE and U+FFFF inside a value (kustomize stops), and control characters have no place in a manifest.
+_ODD_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
 INT64 = 1 << 63
 
 
