@@ -333,7 +333,7 @@ def hydrate(root: Path, envs: list[str] | None = None) -> list[Hydrated]:
     }
     chosen = [name for name in (envs or sorted(project.environments)) if not tiers.get(name)]
     try:
-        with Hydrator(top, gitops, project.name, chosen) as hydrator, Comparer(root) as comparer:
+        with Hydrator(top, gitops, project.name, chosen, dry.sha) as hydrator, Comparer(root) as comparer:
 
             def sink(files: dict[str, bytes]) -> None:
                 output_files = {}

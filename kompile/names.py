@@ -29,9 +29,10 @@ def default_deny(app: str) -> str:
     return f"{app}-default-deny"
 
 
-def hydrated_folder(app: str) -> str:
-    """The app's folder on a hydrated branch (several apps may share a branch per environment)."""
-    return app
+def hydrated_folder(app: str, path: str = "") -> str:
+    """The app's folder on a hydrated branch: where its output lives in the repository (gitops.path),
+    or its name at the top. Apps of a monorepo share a branch per environment, each in its own folder."""
+    return path or app
 
 
 def gitops_root(app: str) -> str:

@@ -191,3 +191,97 @@ def test_hydrate_refuses_uncommitted_specs_stale_output_and_other_modes(repo: Pa
     )
     result = run_kompile("hydrate", cwd=repo)
     assert result.returncode == 2 and "K204" in result.stderr and "mode is rendered" in result.stderr
+
+
+def test_an_environment_named_like_a_proposed_branch_is_refused(tmp_path: Path):
+    root = copy_golden_input("flux", tmp_path / "repo")
+    text = (root / "environments/staging.yaml").read_text()
+    (root / "environments/staging-next.yaml").write_text(
+        text.replace("name: staging", "name: staging-next").replace("billing-staging", "billing-staging-next")
+    )
+    result = run_kompile("validate", cwd=root)
+    assert result.returncode == 2 and "K309" in result.stderr and "staging-next.yaml:4:" in result.stderr
+    edit(root, "environments/app.yaml", "      mode: branches", "      mode: branches\n      promoter: false")
+    assert run_kompile("validate", cwd=root).returncode == 0  # no -next branches: no clash
+
+
+def test_hydrating_from_an_older_commit_is_refused_and_moves_nothing(repo: Path):
+    first = git(repo, "rev-parse", "HEAD")
+    edit(repo, "environments/staging.yaml", "api: {replicas: 2}", "api: {replicas: 3}")
+    assert run_kompile("build", cwd=repo).returncode == 0
+    commit_all(repo, "More staging workers")
+    hydrate(repo)
+    tips = git(repo, "for-each-ref", "refs/heads/environments/", "refs/notes/")
+    git(repo, "checkout", "-q", first)  # an old CI job, run again
+    result = run_kompile("hydrate", cwd=repo)
+    assert result.returncode == 2 and "back in time" in result.stderr
+    assert git(repo, "for-each-ref", "refs/heads/environments/", "refs/notes/") == tips
+
+
+def test_a_branch_git_cannot_create_stops_everything_before_anything_moves(repo: Path):
+    git(repo, "branch", "environments/prod-next/x")
+    result = run_kompile("hydrate", cwd=repo)
+    assert result.returncode == 2 and "cannot be created beside" in result.stderr
+    assert git(
+        repo,
+        "for-each-ref",
+        "--format=%(refname)",
+        "refs/heads/environments/",
+        "refs/notes/",
+        "refs/kompile/",
+    ) == ("refs/heads/environments/prod-next/x")
+
+
+def test_a_symbolic_ref_is_never_written_through(repo: Path):
+    main = git(repo, "rev-parse", "main")
+    git(repo, "symbolic-ref", "refs/heads/environments/prod-next", "refs/heads/main")
+    result = run_kompile("hydrate", cwd=repo)
+    assert result.returncode == 2 and "symbolic ref" in result.stderr
+    assert git(repo, "rev-parse", "main") == main and git(repo, "status", "--porcelain") == ""
+
+
+def test_odd_commits_and_identities_are_described_not_fatal(repo: Path):
+    git(repo, "config", "i18n.logOutputEncoding", "ISO-8859-1")
+    git(repo, "config", "user.name", "Zoë\u202eeviL")
+    (repo / "NOTES.md").write_text("x\n")
+    git(repo, "add", "-A")
+    env = {**os.environ, "GIT_AUTHOR_DATE": "@253402300800 +0000"}  # the year 10000
+    subprocess.run(
+        ["git", "-C", str(repo), "commit", "-q", "-m", "Caf\u00e9 \u202eRLO\u202c subject"],
+        env=env,
+        check=True,
+    )
+    results = hydrate(repo)
+    assert all(r["changed"] for r in results)
+    raw = subprocess.run(
+        ["git", "-C", str(repo), "show", "environments/prod-next:hydrator.metadata"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    top = json.loads(raw)
+    assert "date" not in top  # RFC 3339 cannot hold the year 10000: left out, as GitOps Promoter needs
+    assert top["subject"] == "Caf\u00e9 \u202eRLO\u202c subject"
+    assert "\u202e".encode() not in raw and b"\\u202e" in raw  # escaped: the file shows what it says
+
+
+def test_branch_prefixes_git_would_refuse_are_spec_errors(tmp_path: Path):
+    root = copy_golden_input("flux", tmp_path / "repo")
+    for prefix in (".hydrated/", "env/.x/", "-env/", "a..b/", "env.lock/x/"):
+        edit(
+            root,
+            "environments/app.yaml",
+            "      mode: branches",
+            f"      mode: branches\n      branchPrefix: {prefix}",
+        )
+        result = run_kompile("validate", cwd=root)
+        assert result.returncode == 2 and "branchPrefix" in result.stderr, prefix
+        edit(root, "environments/app.yaml", f"\n      branchPrefix: {prefix}", "")
+        checked = subprocess.run(["git", "check-ref-format", "--branch", f"{prefix}prod"], capture_output=True)
+        assert checked.returncode != 0, prefix  # git agrees
+
+
+def test_apps_of_a_monorepo_hydrate_into_their_own_folders():
+    from kompile import names
+
+    assert names.hydrated_folder("shop", "deploy/shop") == "deploy/shop"
+    assert names.hydrated_folder("shop", "") == "shop"

@@ -22,6 +22,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import secrets
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -35,6 +37,9 @@ NOTES_REF = "refs/notes/hydrator.metadata"
 # Argo CD's own, byte for byte (no newline at the end).
 GITATTRIBUTES = b"**/README.md linguist-generated=true\n**/hydrator.metadata linguist-generated=true"
 MANIFEST = "manifest.yaml"
+_INVISIBLE = re.compile(
+    "[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]"
+)
 
 
 class HydrateError(Exception):
@@ -58,10 +63,14 @@ class Hydrated:
     changed: bool  # False: no manifest changed (only the note was written)
 
 
-def git(top: Path, *args: str, stdin: bytes | None = None) -> str:
+def git_bytes(top: Path, *args: str, stdin: bytes | None = None) -> bytes:
     try:
         result = subprocess.run(
-            ["git", "-C", str(top), *args], input=stdin, capture_output=True, timeout=300, check=False
+            ["git", "-C", str(top), "-c", "i18n.logOutputEncoding=UTF-8", *args],
+            input=stdin,
+            capture_output=True,
+            timeout=300,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise HydrateError(f"git {args[0]} failed: {exc}") from None
@@ -69,7 +78,12 @@ def git(top: Path, *args: str, stdin: bytes | None = None) -> str:
         raise HydrateError(
             f"git {' '.join(args[:2])} failed: {result.stderr.decode(errors='replace').strip()}"
         )
-    return result.stdout.decode()
+    return result.stdout
+
+
+def git(top: Path, *args: str, stdin: bytes | None = None) -> str:
+    """git's output as text (what is not UTF-8 shown as U+FFFD: names and messages are only shown)."""
+    return git_bytes(top, *args, stdin=stdin).decode("utf-8", errors="replace")
 
 
 def dry_commit(top: Path) -> DryCommit:
@@ -77,10 +91,21 @@ def dry_commit(top: Path) -> DryCommit:
     sha = git(top, "rev-parse", "--verify", "HEAD^{commit}").strip()
     author, date, message = git(top, "show", "-s", "--format=%an <%ae>%x00%aI%x00%B", sha).split("\0")
     subject, _, body = message.rstrip("\n").partition("\n\n")
-    moment = datetime.fromisoformat(date.strip())
-    utc = moment.utcoffset() == UTC.utcoffset(None)
-    rfc3339 = moment.strftime("%Y-%m-%dT%H:%M:%SZ") if utc else moment.isoformat()  # as Go's time.RFC3339
-    return DryCommit(sha, author, rfc3339, subject.strip(), body.strip())
+    return DryCommit(sha, author, _rfc3339(date.strip()), subject.strip(), body.strip())
+
+
+def _rfc3339(date: str) -> str:
+    """git's strict ISO date as Go's time.RFC3339 writes it; "" (left out of the metadata: GitOps
+    Promoter refuses what it cannot parse) for a date RFC 3339 cannot hold (a year past 9999, an
+    offset past 23:59)."""
+    try:
+        moment = datetime.fromisoformat(date)
+        offset = moment.utcoffset()
+    except ValueError:
+        return ""
+    if offset is not None and abs(offset.total_seconds()) >= 24 * 3600:
+        return ""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if offset == UTC.utcoffset(None) else moment.isoformat()
 
 
 def metadata(dry: DryCommit, repo_url: str, commands: list[str] | None = None, full: bool = True) -> bytes:
@@ -90,7 +115,11 @@ def metadata(dry: DryCommit, repo_url: str, commands: list[str] | None = None, f
     if full:
         fields.update(author=dry.author, date=dry.date, subject=dry.subject, body=dry.body)
     body = {key: value for key, value in fields.items() if value}
-    return (json.dumps(body, indent=2, ensure_ascii=False) + "\n").encode()
+    text = json.dumps(body, indent=2, ensure_ascii=False)
+    # As Go's encoding/json, U+2028 and U+2029 escaped; and whatever kompile refuses in its own input
+    # (bidirectional controls, NEL, BOM: a commit message may hold them) escaped too, so the file shows
+    # what it says. The JSON reads back the same.
+    return (_INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n").encode()
 
 
 def readme(dry: DryCommit, repo_url: str, commands: list[str]) -> bytes:
@@ -130,17 +159,21 @@ class Hydrator:
     """One environment per branch, in one fast-import stream. Use as a context manager: `add` each
     rendered manifest as the compiler makes it, then `commit` (or leave without it: nothing moves)."""
 
-    def __init__(self, top: Path, gitops: GitOps, app: str, environments: list[str]) -> None:
-        self.top, self.gitops, self.folder = top, gitops, names.hydrated_folder(app)
+    def __init__(self, top: Path, gitops: GitOps, app: str, environments: list[str], head: str) -> None:
+        self.top, self.gitops, self.folder = top, gitops, names.hydrated_folder(app, gitops.path)
         tips = self._tips()
         self.notes_tip = tips.get(NOTES_REF)
         self.branches: dict[str, _Branch] = {}
         for env in environments:
             name = gitops.hydrate_branch(env)
+            _refuse_conflicts(f"refs/heads/{name}", tips)
             old = tips.get(f"refs/heads/{name}")
             synced = tips.get(f"refs/heads/{gitops.sync_branch(env)}") if gitops.promoter else None
             self.branches[env] = _Branch(env, name, old, old or synced, None)
         self._read_folders()
+        self._refuse_rollbacks(head)
+        # Commits land on a private ref first; every branch moves at once in one transaction (commit).
+        self._scratch = f"refs/kompile/hydrate/{os.getpid()}-{secrets.token_hex(4)}"
         handle, self._marks = tempfile.mkstemp(prefix="kompile-hydrate-", suffix=".marks")
         os.close(handle)
         self._next_mark = 0
@@ -166,36 +199,62 @@ class Hydrator:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._stream.poll() is None:  # not committed: end the stream with no commit, so nothing moves
-            self._finish()
-        Path(self._marks).unlink(missing_ok=True)
+        try:
+            if self._stream.poll() is None:  # not committed: end the stream, nothing moves
+                self._finish()
+        finally:
+            self._drop_scratch()
+            Path(self._marks).unlink(missing_ok=True)
 
     def _tips(self) -> dict[str, str]:
-        listed = git(self.top, "for-each-ref", "--format=%(refname) %(objectname)", "refs/heads/", NOTES_REF)
-        return dict(line.split(" ", 1) for line in listed.splitlines())
+        listed = git(
+            self.top, "for-each-ref", "--format=%(refname) %(objectname) %(symref)", "refs/heads/", NOTES_REF
+        )
+        tips = {}
+        for line in listed.splitlines():
+            ref, sha, symref = (line.split(" ", 2) + [""])[:3]
+            tips[ref] = sha if not symref.strip() else f"symbolic:{symref.strip()}"
+        return tips
+
+    def _refuse_rollbacks(self, head: str) -> None:
+        """A branch hydrated from a commit HEAD does not contain would go back in time (an old CI job run
+        again, a checkout of an older commit): refused. The dry commit is the tip's note (the latest,
+        even when it made no commit) or else its hydrator.metadata."""
+        notes = {}
+        if self.notes_tip:
+            for line in git(self.top, "notes", "--ref", NOTES_REF, "list").splitlines():
+                note, _, target = line.partition(" ")
+                notes[target] = note
+        tips = {b.parent for b in self.branches.values() if b.parent}
+        asked = [(tip, notes.get(tip, f"{tip}:hydrator.metadata")) for tip in sorted(tips)]
+        found = _cat(self.top, [spec for _, spec in asked])
+        dry: dict[str, str] = {}
+        for (tip, _), body in zip(asked, found, strict=True):
+            try:
+                sha = json.loads(body or b"{}").get("drySha") if body else None
+            except ValueError:
+                sha = None
+            if isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", sha):
+                dry[tip] = sha
+        verdicts: dict[str, bool] = {}
+        for branch in self.branches.values():
+            sha = dry.get(branch.parent or "")
+            if sha is None or sha == head:
+                continue
+            if sha not in verdicts:
+                verdicts[sha] = _is_ancestor(self.top, sha, head)
+            if not verdicts[sha]:
+                raise HydrateError(
+                    f"{branch.name} holds manifests hydrated from {sha[:12]}, which HEAD ({head[:12]}) does "
+                    "not contain: hydrating now would take it back in time"
+                )
 
     def _read_folders(self) -> None:
         """The app's folder at each parent, through one cat-file (a tree object: mode, name, raw id)."""
         asked = [b for b in self.branches.values() if b.parent]
-        if not asked:
-            return
-        query = "".join(f"{b.parent}:{self.folder}\n" for b in asked).encode()
-        out = subprocess.run(
-            ["git", "-C", str(self.top), "cat-file", "--batch"], input=query, capture_output=True, check=False
-        ).stdout
-        at = 0
-        for branch in asked:
-            end = out.index(b"\n", at)
-            header = out[at:end].split()
-            at = end + 1
-            if len(header) != 3 or header[1] != b"tree":
-                if len(header) == 3:  # a blob where the folder should be: skip its body
-                    at += int(header[2]) + 1
-                branch.held = {}
-                continue
-            size = int(header[2])
-            branch.held = _tree_entries(out[at : at + size])
-            at += size + 1
+        found = _cat(self.top, [f"{b.parent}:{self.folder}" for b in asked], kind=b"tree")
+        for branch, body in zip(asked, found, strict=True):
+            branch.held = _tree_entries(body) if body is not None else {}
 
     def _write(self, data: bytes) -> None:
         try:
@@ -216,8 +275,8 @@ class Hydrator:
         self._write(b"blob\nmark :%d\n" % branch.mark + self._data(manifest))
 
     def commit(self, dry: DryCommit) -> list[Hydrated]:
-        author = git(self.top, "var", "GIT_AUTHOR_IDENT").strip()
-        committer = git(self.top, "var", "GIT_COMMITTER_IDENT").strip()
+        author = git_bytes(self.top, "var", "GIT_AUTHOR_IDENT").strip()
+        committer = git_bytes(self.top, "var", "GIT_COMMITTER_IDENT").strip()
         commands = {
             env: [f"kubectl kustomize {self.gitops.source_path(f'overlays/{env}')}"] for env in self.branches
         }
@@ -228,10 +287,6 @@ class Hydrator:
                 raise HydrateError(f"no manifest was rendered for environment {env}")
             if branch.parent and self._unchanged(branch):
                 # As Argo CD: a dry commit that changes no manifest makes no commit, only a note on the tip.
-                if branch.old is None:  # a new -next branch whose parent holds these manifests
-                    self._write(
-                        b"reset refs/heads/%s\nfrom %s\n\n" % (branch.name.encode(), branch.parent.encode())
-                    )
                 notes.append((branch.parent, env))
                 continue
             self._next_mark += 1
@@ -240,7 +295,7 @@ class Hydrator:
             notes.append((f":{self._next_mark}", env))
         note = json.dumps({"drySha": dry.sha}, separators=(",", ":")).encode()
         if notes:
-            head = b"commit %s\ncommitter %s\n" % (NOTES_REF.encode(), committer.encode())
+            head = b"commit %s/notes\ncommitter %s\n" % (self._scratch.encode(), committer)
             head += self._data(f"kompile hydrate {dry.sha[:7]}".encode())
             if self.notes_tip:
                 head += b"from %s\n" % self.notes_tip.encode()
@@ -248,11 +303,27 @@ class Hydrator:
             self._write(head + body + b"\n")
         self._finish()
         marks = dict(line.split() for line in Path(self._marks).read_text().splitlines())
-        results = []
+        results, moves = [], ["start"]
         for env, branch in self.branches.items():
             tip = marks[f":{changed[env]}"] if env in changed else branch.parent
+            if tip != branch.old:
+                moves.append(f"update refs/heads/{branch.name} {tip} {branch.old or ZERO}")
             results.append(Hydrated(env, branch.name, tip, env in changed))
+        if notes:
+            notes_commit = git(self.top, "rev-parse", "--verify", f"{self._scratch}/notes^{{commit}}").strip()
+            moves.append(f"update {NOTES_REF} {notes_commit} {self.notes_tip or ZERO}")
+        moves += ["prepare", "commit"]
+        try:  # all or nothing, and only from the tips read at the start
+            git(self.top, "update-ref", "--no-deref", "--stdin", stdin=("\n".join(moves) + "\n").encode())
+        finally:
+            self._drop_scratch()
         return results
+
+    def _drop_scratch(self) -> None:
+        for ref in git(self.top, "for-each-ref", "--format=%(refname)", self._scratch).splitlines():
+            subprocess.run(
+                ["git", "-C", str(self.top), "update-ref", "-d", ref], capture_output=True, check=False
+            )
 
     def _unchanged(self, branch: _Branch) -> bool:
         """The parent's folder holds exactly these files with this manifest (the README and the metadata
@@ -264,7 +335,7 @@ class Hydrator:
         return held[MANIFEST][1] == branch.manifest_id
 
     def _commit_command(
-        self, branch: _Branch, mark: int, dry: DryCommit, author: str, committer: str, commands: list[str]
+        self, branch: _Branch, mark: int, dry: DryCommit, author: bytes, committer: bytes, commands: list[str]
     ) -> bytes:
         message = f"{dry.sha[:7]}: {dry.subject}\n"
         if dry.body:
@@ -277,8 +348,8 @@ class Hydrator:
             f"{self.folder}/README.md": readme(dry, url, commands),
             f"{self.folder}/hydrator.metadata": metadata(dry, url, commands, full=False),
         }
-        out = b"commit refs/heads/%s\nmark :%d\n" % (branch.name.encode(), mark)
-        out += b"author %s\ncommitter %s\n" % (author.encode(), committer.encode())
+        out = b"commit %s/commits\nmark :%d\n" % (self._scratch.encode(), mark)
+        out += b"author %s\ncommitter %s\n" % (author, committer)
         out += self._data(message.encode())
         if branch.parent:
             out += b"from %s\n" % branch.parent.encode()
@@ -310,3 +381,46 @@ def _tree_entries(raw: bytes) -> dict[str, tuple[str, str]]:
         entries[name] = (mode, raw[nul + 1 : nul + 21].hex())
         at = nul + 21
     return entries
+
+
+ZERO = "0" * 40
+
+
+def _refuse_conflicts(ref: str, tips: dict[str, str]) -> None:
+    """A branch git cannot create beside the refs there are (one is a folder of the other), or one that
+    is a symbolic ref (writing it would move the branch it points to)."""
+    if tips.get(ref, "").startswith("symbolic:"):
+        raise HydrateError(
+            f"{ref} is a symbolic ref (to {tips[ref].split(':', 1)[1]}); kompile hydrate writes it itself"
+        )
+    for other in tips:
+        if other.startswith(ref + "/") or ref.startswith(other + "/"):
+            raise HydrateError(f"{ref} cannot be created beside {other}")
+
+
+def _cat(top: Path, specs: list[str], kind: bytes | None = None) -> list[bytes | None]:
+    """The bodies of these objects (None when missing, or not of this kind), through one cat-file."""
+    if not specs:
+        return []
+    out = git_bytes(top, "cat-file", "--batch", stdin="".join(f"{spec}\n" for spec in specs).encode())
+    found: list[bytes | None] = []
+    at = 0
+    for _ in specs:
+        end = out.index(b"\n", at)
+        header = out[at:end].split()
+        at = end + 1
+        if len(header) != 3:  # "<spec> missing" or ambiguous
+            found.append(None)
+            continue
+        size = int(header[2])
+        body = out[at : at + size]
+        at += size + 1
+        found.append(body if kind is None or header[1] == kind else None)
+    return found
+
+
+def _is_ancestor(top: Path, sha: str, head: str) -> bool:
+    result = subprocess.run(
+        ["git", "-C", str(top), "merge-base", "--is-ancestor", sha, head], capture_output=True, check=False
+    )
+    return result.returncode == 0

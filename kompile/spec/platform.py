@@ -348,7 +348,7 @@ GITOPS = Obj(
                     ),
                     "branchPrefix": Field(
                         Str(
-                            r"^(?!.*(\.\.|//|@\{|\.lock/|/\.))[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*/?$",
+                            r"^(?![.-])(?!.*(\.\.|//|@\{|\.lock/|/[.-]))[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*/?$",
                             "a branch name prefix such as environments/",
                         ),
                         "Hydrated branches are named <branchPrefix><environment>",

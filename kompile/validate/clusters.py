@@ -124,10 +124,24 @@ def check_namespaces(project: Project, resolved: list[Resolved], out: Collector)
 
 
 def check_hydration(project: Project, out: Collector) -> None:
-    """Hydration modes the chosen controller can follow."""
+    """Hydration modes the chosen controller can follow, and a branch for each environment that no
+    other environment's branch is (an environment named <env>-next would be <env>'s proposed branch)."""
     gitops = project.app.spec.get("gitops")
     hydration = gitops.get("hydration") if isinstance(gitops, YMap) else None
-    if not isinstance(hydration, YMap) or hydration.get("mode") != "argocd" or gitops.get("tool") == "argocd":
+    if not isinstance(hydration, YMap) or hydration.get("mode") not in ("branches", "argocd"):
+        return
+    if hydration.get("promoter", True) is not False:
+        for name, env_file in sorted(project.environments.items()):
+            if name.endswith("-next") and name.removesuffix("-next") in project.environments:
+                out.error(
+                    Code.NAMESPACE_CLASH,
+                    f"environment '{name}' would sync from the branch "
+                    f"'{name.removesuffix('-next')}' is hydrated to before promotion "
+                    f"({hydration.get('branchPrefix', 'environments/')}{name})",
+                    env_file.doc["metadata"].value_span("name"),
+                    "rename the environment, or set gitops.hydration.promoter: false",
+                )
+    if hydration.get("mode") != "argocd" or gitops.get("tool") == "argocd":
         return
     out.error(
         Code.INVALID_VALUE,

@@ -72,7 +72,7 @@ def source_fields(base: Environment, env: str) -> dict[str, str]:
 def source_spec(base: Environment, fields: dict[str, str]) -> dict:
     """The Application's source (or sourceHydrator) from source_fields (values, or template actions)."""
     gitops = base.gitops
-    folder = names.hydrated_folder(base.app)
+    folder = names.hydrated_folder(base.app, base.gitops.path)
     if gitops.hydration is Hydration.BRANCHES:
         return {"source": {"path": folder, "repoURL": gitops.repo_url, "targetRevision": fields["revision"]}}
     if gitops.hydration is Hydration.ARGOCD:

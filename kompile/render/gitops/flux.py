@@ -53,7 +53,7 @@ def hydrated_repository(base: Environment, env: Environment) -> dict:
         "kind": "GitRepository",
         "metadata": {"name": env.instance, "namespace": gitops.namespace, "labels": meta.labels(base.app)},
         "spec": {
-            "ignore": f"/*\n!/{names.hydrated_folder(base.app)}/\n",
+            "ignore": f"/*\n!/{names.hydrated_folder(base.app, base.gitops.path)}/\n",
             "interval": "1m",
             "ref": {"name": f"refs/heads/{gitops.sync_branch(env.name)}"},
             "url": gitops.repo_url,
@@ -115,7 +115,7 @@ def render_flux(base: Environment, envs: list[Environment]) -> tuple[list[dict],
         decrypt = bool(env.sops_secrets)
         if gitops.hydration is Hydration.BRANCHES:
             managed.append(hydrated_repository(base, env))
-            path = names.hydrated_folder(base.app)
+            path = names.hydrated_folder(base.app, base.gitops.path)
             managed.append(kustomization(base, env.instance, path, env.cluster, decrypt, source=env.instance))
             continue
         folder = "rendered" if gitops.hydration is Hydration.RENDERED else "overlays"
