@@ -18,7 +18,7 @@ from kompile.load.git import uncommitted_outputs
 from kompile.load.project import find_root, load_project, require_environments, spec_paths
 from kompile.output.check import Comparer, TreeChanges, unchanged_since_build
 from kompile.output.diff import Change, diff_project
-from kompile.output.hydrate import Hydrated, HydrateError, Hydrator, dry_commit
+from kompile.output.hydrate import Hydrated, HydrateError, Hydrator, branch_files, dry_commit, write_worktree
 from kompile.output.manifest import recorded_environments
 from kompile.output.write import Planner, WritePlan, apply_plan, next_manifest
 from kompile.safefs import TEMP
@@ -288,12 +288,13 @@ def schema_reference() -> str:
     return reference_markdown()
 
 
-def hydrate(root: Path, envs: list[str] | None = None) -> list[Hydrated]:
+def hydrate(root: Path, envs: list[str] | None = None, worktree: Path | None = None) -> list[Hydrated]:
     """Commit each environment's rendered manifests to its hydrated branch (gitops.hydration mode
     branches), from HEAD: the specs and the output must be committed, and the output current, so the
     branch holds what `kubectl kustomize overlays/<env>` prints at that commit. One compile does both:
     it checks the committed output while the manifests stream into git; the branches move only if the
-    check passes. Nothing is pushed."""
+    check passes. Nothing is pushed. With a worktree (another `git worktree` of the repository, for one
+    environment), the branch's files are written there instead, for a pipeline that commits itself."""
     from kompile.layout.rendered import RENDERED
     from kompile.model import Hydration
     from kompile.normalise import normalise_gitops
@@ -316,6 +317,8 @@ def hydrate(root: Path, envs: list[str] | None = None) -> list[Hydrated]:
         )
     if envs:
         require_environments(project, envs)
+    if worktree is not None and len(envs or ()) != 1:
+        raise _git_problem("--worktree writes one environment's branch", "name it: --env <environment>")
     try:
         top = Path(_git_output(root, "rev-parse", "--show-toplevel"))
         dirty = _git_output(root, "status", "--porcelain", "--untracked-files=all", "--", ".")
@@ -332,6 +335,12 @@ def hydrate(root: Path, envs: list[str] | None = None) -> list[Hydrated]:
         name: env_file.doc["spec"].get("pullRequests") for name, env_file in project.environments.items()
     }
     chosen = [name for name in (envs or sorted(project.environments)) if not tiers.get(name)]
+    if worktree is not None:
+        return [
+            _hydrate_worktree(
+                root, top, gitops, project.name, chosen[0] if chosen else envs[0], dry, worktree
+            )
+        ]
     try:
         with Hydrator(top, gitops, project.name, chosen, dry.sha) as hydrator, Comparer(root) as comparer:
 
@@ -357,6 +366,44 @@ def hydrate(root: Path, envs: list[str] | None = None) -> list[Hydrated]:
             return hydrator.commit(dry)
     except HydrateError as exc:
         raise _git_problem(str(exc), "check the repository with git status and git log") from None
+
+
+def _hydrate_worktree(root: Path, top: Path, gitops, app: str, env: str, dry, worktree: Path) -> Hydrated:
+    from kompile import names
+    from kompile.layout.rendered import RENDERED
+
+    manifest: dict[str, bytes] = {}
+    with Comparer(root) as comparer:
+
+        def sink(files: dict[str, bytes]) -> None:
+            key = f"{RENDERED}/{env}/manifest.yaml"
+            if key in files:
+                manifest["bytes"] = files[key]
+            comparer.add({p: d for p, d in files.items() if not p.startswith(f"{RENDERED}/")})
+
+        output = compile_project(root, keep_objects=False, sink=sink, render=True)
+        record = next_manifest(
+            comparer.old, comparer.digests, output.owned, output.inputs, output.warnings, output.tiers
+        )
+        if comparer.finish(record, output.owned):
+            raise _git_problem(
+                "the committed output is not what the specs produce: the branch would not match the overlays",
+                "run kompile build, commit, then hydrate",
+            )
+    if "bytes" not in manifest:
+        raise _git_problem(
+            f"environment {env} is a preview (a template): it has no manifests", "name another"
+        )
+    folder = names.hydrated_folder(app, gitops.path)
+    files = branch_files(
+        gitops.repo_url, folder, [f"kubectl kustomize {gitops.source_path(f'overlays/{env}')}"], dry
+    )
+    files[f"{folder}/manifest.yaml"] = manifest["bytes"]
+    try:
+        write_worktree(worktree, top, folder, files)
+    except HydrateError as exc:
+        raise _git_problem(str(exc), "make one with: git worktree add <folder> <branch>") from None
+    return Hydrated(env, str(worktree), "", changed=True)
 
 
 def _git_output(root: Path, *args: str) -> str:

@@ -276,7 +276,9 @@ def test_branch_prefixes_git_would_refuse_are_spec_errors(tmp_path: Path):
         result = run_kompile("validate", cwd=root)
         assert result.returncode == 2 and "branchPrefix" in result.stderr, prefix
         edit(root, "environments/app.yaml", f"\n      branchPrefix: {prefix}", "")
-        checked = subprocess.run(["git", "check-ref-format", "--branch", f"{prefix}prod"], capture_output=True)
+        checked = subprocess.run(
+            ["git", "check-ref-format", "--branch", f"{prefix}prod"], capture_output=True
+        )
         assert checked.returncode != 0, prefix  # git agrees
 
 
@@ -285,3 +287,25 @@ def test_apps_of_a_monorepo_hydrate_into_their_own_folders():
 
     assert names.hydrated_folder("shop", "deploy/shop") == "deploy/shop"
     assert names.hydrated_folder("shop", "") == "shop"
+
+
+def test_a_worktree_receives_one_environments_branch_files(repo: Path, tmp_path: Path):
+    hydrate(repo)
+    worktree = tmp_path / "prod-next"
+    git(repo, "worktree", "add", "-q", str(worktree), "environments/prod-next")
+    (worktree / APP / "old.yaml").write_text("stale\n")
+    (worktree / "other-app").mkdir()
+    (worktree / "other-app" / "manifest.yaml").write_text("kept\n")
+    result = run_kompile("hydrate", "--env", "prod", "--worktree", str(worktree), cwd=repo)
+    assert result.returncode == 0, result.stderr
+    assert not (worktree / APP / "old.yaml").exists() and (worktree / "other-app" / "manifest.yaml").exists()
+    # The same bytes the branch holds: only the stale file and the other app differ from its tip.
+    status = git(worktree, "status", "--porcelain", "--untracked-files=all").splitlines()
+    assert sorted(status) == ["?? other-app/manifest.yaml"]
+    for refused, args in (
+        ("not another worktree", ["--env", "prod", "--worktree", str(repo)]),
+        ("not a checkout", ["--env", "prod", "--worktree", str(tmp_path)]),
+        ("one environment", ["--worktree", str(worktree)]),
+    ):
+        result = run_kompile("hydrate", *args, cwd=repo)
+        assert result.returncode == 2 and refused in result.stderr, (refused, result.stderr)

@@ -170,13 +170,23 @@ class SchemaFormat(enum.StrEnum):
 
 
 @app.command()
-def hydrate(root: Root = None, env: Envs = None, format: FormatOption = Format.text) -> None:
+def hydrate(
+    root: Root = None,
+    env: Envs = None,
+    worktree: Annotated[
+        Path | None,
+        typer.Option(
+            "--worktree", help="Write one environment's branch files into this git worktree, not commit."
+        ),
+    ] = None,
+    format: FormatOption = Format.text,
+) -> None:
     """Commit each environment's rendered manifests to its hydrated branch (gitops.hydration: branches),
     from HEAD, as Argo CD's Source Hydrator would (hydrator.metadata for GitOps Promoter). Pushes nothing."""
     from kompile import api
 
     try:
-        results = api.hydrate(root, env or None)
+        results = api.hydrate(root, env or None, worktree)
     except api.KompileError as exc:
         _fail(exc, root, format)
     if format is Format.json:

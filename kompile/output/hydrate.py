@@ -139,6 +139,40 @@ def readme(dry: DryCommit, repo_url: str, commands: list[str]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+def branch_files(repo_url: str, folder: str, commands: list[str], dry: DryCommit) -> dict[str, bytes]:
+    """What a hydrated branch holds besides the manifest: at its top, and in the app's folder."""
+    return {
+        ".gitattributes": GITATTRIBUTES,
+        "hydrator.metadata": metadata(dry, repo_url),
+        f"{folder}/README.md": readme(dry, repo_url, commands),
+        f"{folder}/hydrator.metadata": metadata(dry, repo_url, commands, full=False),
+    }
+
+
+def write_worktree(worktree: Path, top: Path, folder: str, files: dict[str, bytes]) -> None:
+    """The branch's files written into a checkout of it (a `git worktree` of this repository, not the one
+    hydrated from): the app's folder replaced whole, nothing committed. Never through a link."""
+    from kompile.safefs import Refused, Root
+
+    try:
+        theirs = Path(git(worktree, "rev-parse", "--path-format=absolute", "--git-common-dir").strip())
+        ours = Path(git(top, "rev-parse", "--path-format=absolute", "--git-common-dir").strip())
+        their_top = Path(git(worktree, "rev-parse", "--show-toplevel").strip())
+    except HydrateError:
+        raise HydrateError(f"{worktree} is not a checkout of a git repository") from None
+    if theirs.resolve() != ours.resolve() or their_top.resolve() == top.resolve():
+        raise HydrateError(f"{worktree} is not another worktree of this repository (git worktree add ...)")
+    try:
+        with Root(their_top) as disk:
+            for path in list(disk.walk_files(folder)) if disk.lstat(folder) else []:
+                disk.unlink(path)
+            for path, data in sorted(files.items()):
+                disk.folder(path.rpartition("/")[0], create=True)
+                disk.write(path, data)
+    except Refused as exc:
+        raise HydrateError(f"cannot write {exc.rel} in {their_top}: {exc.why}") from None
+
+
 def blob_id(data: bytes) -> str:
     """The id git gives these bytes as a blob (so no process is asked whether they changed)."""
     return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
@@ -342,12 +376,7 @@ class Hydrator:
             message += f"\n{dry.body}\n"
         message += f"\nCo-authored-by: {dry.author}\n"
         url = self.gitops.repo_url
-        inline = {
-            ".gitattributes": GITATTRIBUTES,
-            "hydrator.metadata": metadata(dry, url),
-            f"{self.folder}/README.md": readme(dry, url, commands),
-            f"{self.folder}/hydrator.metadata": metadata(dry, url, commands, full=False),
-        }
+        inline = branch_files(url, self.folder, commands, dry)
         out = b"commit %s/commits\nmark :%d\n" % (self._scratch.encode(), mark)
         out += b"author %s\ncommitter %s\n" % (author, committer)
         out += self._data(message.encode())
