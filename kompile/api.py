@@ -18,7 +18,7 @@ from kompile.load.git import uncommitted_outputs
 from kompile.load.project import find_root, load_project, require_environments, spec_paths
 from kompile.output.check import Comparer, TreeChanges, unchanged_since_build
 from kompile.output.diff import Change, diff_project
-from kompile.output.hydrate import Hydrated, HydrateError, Hydrator, branch_files, dry_commit, write_worktree
+from kompile.output.hydrate import Hydrated, hydrate_project
 from kompile.output.manifest import recorded_environments
 from kompile.output.write import Planner, WritePlan, apply_plan, next_manifest
 from kompile.safefs import TEMP
@@ -112,7 +112,7 @@ def build(
     remove: tuple[str, ...] = (),
     progress: Callable[[int, int], None] | None = None,
 ) -> Build:
-    """Compile environments/ and write bases/, overlays/ and gitops/ (only the files that changed).
+    """Compile environments/ and write bases/, overlays/, gitops/ and rendered/ (only the files that changed).
 
     Files are compared with the disk and staged beside their targets as they are compiled, so memory
     holds one batch of output, not the tree; only when every environment compiled and nothing could be
@@ -291,135 +291,10 @@ def schema_reference() -> str:
 def hydrate(root: Path, envs: list[str] | None = None, worktree: Path | None = None) -> list[Hydrated]:
     """Commit each environment's rendered manifests to its hydrated branch (gitops.hydration mode
     branches), from HEAD: the specs and the output must be committed, and the output current, so the
-    branch holds what `kubectl kustomize overlays/<env>` prints at that commit. One compile does both:
-    it checks the committed output while the manifests stream into git; the branches move only if the
-    check passes. Nothing is pushed. With a worktree (another `git worktree` of the repository, for one
-    environment), the branch's files are written there instead, for a pipeline that commits itself."""
-    from kompile.layout.rendered import RENDERED
-    from kompile.model import Hydration
-    from kompile.normalise import normalise_gitops
-    from kompile.validate import validate_app
-
-    project = load_project(root)
-    validate_app(project)
-    gitops = normalise_gitops(project)
-    if gitops is None or gitops.hydration is not Hydration.BRANCHES:
-        mode = gitops.hydration.value if gitops else "none (no gitops)"
-        raise KompileError(
-            [
-                Diagnostic(
-                    Code.INVALID_VALUE,
-                    f"kompile hydrate writes branches, but gitops.hydration.mode is {mode}",
-                    (gitops.span if gitops else None) or Span(project.app.rel),
-                    "set gitops.hydration: {mode: branches} (the GitOps objects then follow the branches)",
-                )
-            ]
-        )
-    if envs:
-        require_environments(project, envs)
-    if worktree is not None and len(envs or ()) != 1:
-        raise _git_problem("--worktree writes one environment's branch", "name it: --env <environment>")
-    try:
-        top = Path(_git_output(root, "rev-parse", "--show-toplevel"))
-        dirty = _git_output(root, "status", "--porcelain", "--untracked-files=all", "--", ".")
-        dry = dry_commit(top)
-    except HydrateError as exc:
-        raise _git_problem(str(exc), "run it in a git repository with at least one commit") from None
-    if dirty:
-        raise _git_problem(
-            f"uncommitted changes under {root}: hydrated branches must come from a commit "
-            f"({dirty.splitlines()[0].strip()} ...)",
-            "commit (or stash) them, then hydrate",
-        )
-    tiers = {
-        name: env_file.doc["spec"].get("pullRequests") for name, env_file in project.environments.items()
-    }
-    chosen = [name for name in (envs or sorted(project.environments)) if not tiers.get(name)]
-    if worktree is not None:
-        return [
-            _hydrate_worktree(
-                root, top, gitops, project.name, chosen[0] if chosen else envs[0], dry, worktree
-            )
-        ]
-    try:
-        with Hydrator(top, gitops, project.name, chosen, dry.sha) as hydrator, Comparer(root) as comparer:
-
-            def sink(files: dict[str, bytes]) -> None:
-                output_files = {}
-                for path, data in files.items():
-                    if path.startswith(f"{RENDERED}/") and path.endswith("/manifest.yaml"):
-                        hydrator.add(path.split("/")[1], data)  # a preview is a template: never rendered
-                    else:
-                        output_files[path] = data
-                comparer.add(output_files)
-
-            output = compile_project(root, keep_objects=False, sink=sink, render=True)
-            manifest = next_manifest(
-                comparer.old, comparer.digests, output.owned, output.inputs, output.warnings, output.tiers
-            )
-            if comparer.finish(manifest, output.owned):
-                raise _git_problem(
-                    "the committed output is not what the specs produce: the branches would not match the "
-                    "overlays",
-                    "run kompile build, commit, then hydrate",
-                )
-            return hydrator.commit(dry)
-    except HydrateError as exc:
-        raise _git_problem(str(exc), "check the repository with git status and git log") from None
-
-
-def _hydrate_worktree(root: Path, top: Path, gitops, app: str, env: str, dry, worktree: Path) -> Hydrated:
-    from kompile import names
-    from kompile.layout.rendered import RENDERED
-
-    manifest: dict[str, bytes] = {}
-    with Comparer(root) as comparer:
-
-        def sink(files: dict[str, bytes]) -> None:
-            key = f"{RENDERED}/{env}/manifest.yaml"
-            if key in files:
-                manifest["bytes"] = files[key]
-            comparer.add({p: d for p, d in files.items() if not p.startswith(f"{RENDERED}/")})
-
-        output = compile_project(root, keep_objects=False, sink=sink, render=True)
-        record = next_manifest(
-            comparer.old, comparer.digests, output.owned, output.inputs, output.warnings, output.tiers
-        )
-        if comparer.finish(record, output.owned):
-            raise _git_problem(
-                "the committed output is not what the specs produce: the branch would not match the overlays",
-                "run kompile build, commit, then hydrate",
-            )
-    if "bytes" not in manifest:
-        raise _git_problem(
-            f"environment {env} is a preview (a template): it has no manifests", "name another"
-        )
-    folder = names.hydrated_folder(app, gitops.path)
-    files = branch_files(
-        gitops.repo_url, folder, [f"kubectl kustomize {gitops.source_path(f'overlays/{env}')}"], dry
-    )
-    files[f"{folder}/manifest.yaml"] = manifest["bytes"]
-    try:
-        write_worktree(worktree, top, folder, files)
-    except HydrateError as exc:
-        raise _git_problem(str(exc), "make one with: git worktree add <folder> <branch>") from None
-    return Hydrated(env, str(worktree), "", changed=True)
-
-
-def _git_output(root: Path, *args: str) -> str:
-    import subprocess
-
-    try:
-        result = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=False)
-    except OSError as exc:
-        raise HydrateError(f"cannot run git: {exc}") from None
-    if result.returncode != 0:
-        raise HydrateError(f"git {args[0]} failed: {result.stderr.strip()}")
-    return result.stdout.strip()
-
-
-def _git_problem(message: str, hint: str) -> KompileError:
-    return KompileError([Diagnostic(Code.GIT, message, Span("."), hint)])
+    branch holds what `kubectl kustomize overlays/<env>` prints at that commit. Nothing is pushed. With
+    a worktree (another `git worktree` of the repository, on that environment's branch), one
+    environment's branch files are written there instead, for a pipeline that commits itself."""
+    return hydrate_project(root, envs, worktree)
 
 
 def render(root: Path, env: str) -> list[dict]:

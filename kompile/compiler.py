@@ -14,11 +14,12 @@ from pathlib import Path
 
 from kompile.errors import Code, Diagnostic, KompileError, Severity, naming_environments
 from kompile.layout import Compiled, base_dir, layout_base, layout_overlay, overlay_dir
-from kompile.layout.gitops import GITOPS, layout_gitops
-from kompile.layout.rendered import RENDERED, layout_rendered, rendered_dir
+from kompile.layout.gitops import layout_gitops
+from kompile.layout.rendered import layout_rendered, rendered_dir
 from kompile.load.git import folder_in_repo, remote_urls, same_repository
 from kompile.load.project import Project, load_project, require_environments
 from kompile.model import Environment, Hydration
+from kompile.names import OUTPUT_FOLDERS
 from kompile.normalise import normalise_base, normalise_environment
 from kompile.render import render_stages
 from kompile.validate import resolve, validate_project
@@ -57,14 +58,15 @@ def compile_project(
     keep_objects: bool = True,
     progress: Callable[[int, int], None] | None = None,
     sink: Callable[[dict[str, bytes]], None] | None = None,
-    render: bool = False,
+    render: frozenset[str] = frozenset(),
 ) -> Output:
     """Compile the repo at root (only some environments, if given). Without keep_objects the result holds
     files but no objects, and large repos are compiled on every core. progress(done, total) is called
     as environments are compiled (the CLI draws a bar with it). With a sink, the files are handed to it
     batch by batch as they are made (a build stages them at once) and the result holds none: memory
-    then holds one batch of output, not the whole tree. With render, every environment's
-    rendered/<env>/manifest.yaml is made whatever the hydration mode (kompile hydrate reads them)."""
+    then holds one batch of output, not the whole tree. The environments named in render also get
+    rendered/<env>/manifest.yaml whatever the hydration mode (kompile hydrate reads them), except
+    previews (templates the ApplicationSet fills in)."""
     project = load_project(root)
     # Without objects to keep, each environment's merged settings and model live only while it compiles.
     resolved = validate_project(project, keep_settings=keep_objects)
@@ -85,7 +87,7 @@ def _compile(
     keep_objects: bool,
     progress: Callable[[int, int], None] | None,
     sink: Callable[[dict[str, bytes]], None] | None,
-    render: bool = False,
+    render: frozenset[str] = frozenset(),
 ) -> Output:
     if only:
         require_environments(project, only)
@@ -122,7 +124,7 @@ def _compile(
         )
     else:
         emit(layout_gitops(base_env, envs, kinds))
-        owned = ("bases", "overlays", GITOPS, RENDERED)
+        owned = OUTPUT_FOLDERS
     return Output(
         project,
         base,
@@ -212,14 +214,14 @@ class _Result:
 
 
 def _compile_one(
-    base: Compiled, project: Project, item: Resolved, keep_objects: bool, render: bool = False
+    base: Compiled, project: Project, item: Resolved, keep_objects: bool, render: frozenset[str] = frozenset()
 ) -> _Result:
     env = normalise_environment(project, item if keep_objects else resolve(project, item))
     try:
         untransformed, deployed = render_stages(env, base.ids)
         compiled = Compiled(env, deployed, untransformed)
         files = layout_overlay(base, compiled)
-        if renders(env) or (render and not env.pull_requests):
+        if renders(env) or (env.name in render and not env.pull_requests):
             files.update(layout_rendered(compiled))
     except KompileError as exc:  # every environment is compiled, so one run lists every problem
         return _Result({}, set(), 0, None, tuple(exc.diagnostics), env)
@@ -252,7 +254,7 @@ def _summary(env: Environment) -> Environment:
 
 # Below this many environments, starting processes costs more than it saves.
 PARALLEL_MIN = 200
-_job: tuple[Compiled, Project, list[Resolved], bool] | None = (
+_job: tuple[Compiled, Project, list[Resolved], frozenset[str]] | None = (
     None  # what forked workers read (set just before forking)
 )
 
@@ -264,7 +266,7 @@ def _compile_all(
     keep_objects: bool,
     progress: Callable[[int, int], None] | None,
     emit: Callable[[dict[str, bytes]], None],
-    render: bool = False,
+    render: frozenset[str] = frozenset(),
 ) -> list[_Result]:
     """Each environment compiles on its own, so large repos are spread over the cores. Workers are
     forked after loading and validating, so they share the model instead of receiving it; they send

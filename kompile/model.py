@@ -30,6 +30,11 @@ class GitOpsTool(enum.Enum):
     FLUX = "flux"
 
 
+DEFAULT_BRANCH_PREFIX = (
+    "environments/"  # hydrated branches: <prefix><environment>, as GitOps Promoter names them
+)
+
+
 class Hydration(enum.Enum):
     """Where the GitOps controller reads each environment from."""
 
@@ -380,7 +385,7 @@ class GitOps:
     timeout: str = "5m"
     sops_key_secret: str = "sops-age"  # Flux's decryption key, in its namespace
     hydration: Hydration = Hydration.NONE
-    branch_prefix: str = "environments/"
+    branch_prefix: str = DEFAULT_BRANCH_PREFIX
     promoter: bool = True  # hydrate into <branch>-next, which GitOps Promoter moves to <branch>
     span: Span | None = field(default=None, compare=False)  # where the spec sets it
 

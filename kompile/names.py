@@ -29,6 +29,13 @@ def default_deny(app: str) -> str:
     return f"{app}-default-deny"
 
 
+# What kompile build writes, at the top of the output: the overlays' bases, the overlays, the GitOps
+# objects, and (with gitops.hydration mode rendered) each environment's rendered manifests.
+OUTPUT_FOLDERS = ("bases", "overlays", "gitops", "rendered")
+RENDERED = "rendered"
+RENDERED_MANIFEST = "manifest.yaml"  # in rendered/<env>/, and in an app's folder on a hydrated branch
+
+
 def hydrated_folder(app: str, path: str = "") -> str:
     """The app's folder on a hydrated branch: where its output lives in the repository (gitops.path),
     or its name at the top. Apps of a monorepo share a branch per environment, each in its own folder."""

@@ -17,7 +17,7 @@ import secrets
 import stat
 from collections.abc import Iterator
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 MAX_NAME_BYTES = 255  # one path component, on every file system kompile runs on
@@ -103,7 +103,7 @@ class Root:
     def _step(self, fd: int, part: str, rel: str, create: bool, created: list[str] | None) -> int:
         """The handle of `part` inside the folder fd; fd is closed, whatever happens."""
         try:
-            child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            child = os.open(part, DIR_FLAGS, dir_fd=fd)
         except FileNotFoundError:
             if not create:
                 os.close(fd)
@@ -118,7 +118,7 @@ class Root:
             if created is not None:
                 created.append(rel)
             try:
-                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                child = os.open(part, DIR_FLAGS, dir_fd=fd)
             except OSError as exc:
                 os.close(fd)
                 raise Refused(rel, _why(exc, rel, "folder")) from None

@@ -92,7 +92,8 @@ def plain(value):
 # never checked. A byte order mark or a bidirectional control (Unicode's Bidi_Control set) inside text
 # hides what it says from the person reviewing the pull request (Trojan Source, CVE-2021-42574); YAML
 # forbids the noncharacters U+FFFE and U+FFFF, and kustomize stops at them.
-_AMBIGUOUS = re.compile("[\x85\u2028\u2029\ufeff\ufffe\uffff\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+AMBIGUOUS_CHARACTERS = "\x85\u2028\u2029\ufeff\ufffe\uffff\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_AMBIGUOUS = re.compile(f"[{AMBIGUOUS_CHARACTERS}]")
 _CHARACTER_NAMES = {
     "\x85": "NEXT LINE (U+0085)",
     "\u2028": "LINE SEPARATOR (U+2028)",
@@ -107,8 +108,9 @@ def _ambiguous(char: str) -> str:
     return _CHARACTER_NAMES.get(char, f"bidirectional control U+{ord(char):04X}")
 
 
-def _visible(text: str) -> str:
-    return _AMBIGUOUS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+def visible(text: str, characters: re.Pattern = _AMBIGUOUS) -> str:
+    """text with these characters written as \\uXXXX escapes (as JSON and YAML write them)."""
+    return characters.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def parse_yaml(text: str, rel: str) -> list:
@@ -432,7 +434,7 @@ class _Builder:
         char = _AMBIGUOUS.search(node.value).group()
         self.collector.error(
             Code.AMBIGUOUS_CHARACTER,
-            f"'{_visible(_short(node.value))}' holds a {_ambiguous(char)}",
+            f"'{visible(_short(node.value))}' holds a {_ambiguous(char)}",
             self.span(node),
             "remove it: YAML readers disagree on it, or it hides text from review",
         )

@@ -32,7 +32,7 @@ def test_bot_branches_are_built_and_hydrated_branches_pushed():
     runs = {name: [step.get("run", "") for step in job["steps"]] for name, job in workflow["jobs"].items()}
     assert any(run.startswith("kompile build") for run in runs["build-bot-branch"])
     assert any("git push" in run for run in runs["build-bot-branch"])
-    assert "kompile hydrate" in runs["hydrate"]
+    assert any("kompile hydrate" in run and "user.email" in run for run in runs["hydrate"])
     assert any("refs/notes/hydrator.metadata" in run and "git push" in run for run in runs["hydrate"])
 
 

@@ -309,3 +309,54 @@ def test_a_worktree_receives_one_environments_branch_files(repo: Path, tmp_path:
     ):
         result = run_kompile("hydrate", *args, cwd=repo)
         assert result.returncode == 2 and refused in result.stderr, (refused, result.stderr)
+
+
+def test_every_new_branch_starts_from_nothing_and_holds_only_its_own_manifest(repo: Path):
+    hydrate(repo)
+    for env in ("prod", "staging"):
+        branch = f"environments/{env}-next"
+        assert git(repo, "rev-list", "--count", branch) == "1"  # a root commit: no other branch's history
+        manifest = show(repo, branch, f"{APP}/manifest.yaml")
+        namespace = "billing" if env == "prod" else "billing-staging"
+        assert f"namespace: {namespace}\n" in manifest
+
+
+def test_previews_have_nothing_to_hydrate(tmp_path: Path):
+    root = copy_golden_input("django-platform", tmp_path / "repo")
+    edit(root, "environments/app.yaml", "      mode: argocd ", "      mode: branches ")
+    (root / "environments/preview-big.yaml").write_text(  # a preview too: pullRequests is inherited
+        "apiVersion: kompile.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: preview-big\nspec:\n  extends: preview\n"
+    )
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.email", "dev@example.com")
+    git(root, "config", "user.name", "Dev")
+    assert run_kompile("build", cwd=root).returncode == 0
+    commit_all(root, "forum")
+    results = hydrate(root)
+    assert [r["environment"] for r in results] == ["dev", "prod"]  # preview (pullRequests) is a template
+    result = run_kompile("hydrate", "--env", "preview", cwd=root)
+    assert result.returncode == 2 and "is a preview" in result.stderr
+
+
+def test_a_worktree_on_another_branch_is_refused(repo: Path, tmp_path: Path):
+    hydrate(repo)
+    worktree = tmp_path / "wt"
+    git(repo, "worktree", "add", "-q", str(worktree), "environments/staging-next")
+    result = run_kompile("hydrate", "--env", "prod", "--worktree", str(worktree), cwd=repo)
+    assert result.returncode == 2 and "not refs/heads/environments/prod-next" in result.stderr
+
+
+def test_a_sha256_repository_is_hydrated_too(tmp_path: Path):
+    root = copy_golden_input("flux", tmp_path / "repo")
+    init = subprocess.run(["git", "-C", str(root), "init", "-q", "--object-format=sha256", "-b", "main"])
+    if init.returncode != 0:
+        pytest.skip("this git cannot make SHA-256 repositories")
+    git(root, "config", "user.email", "dev@example.com")
+    git(root, "config", "user.name", "Dev")
+    assert run_kompile("build", cwd=root).returncode == 0
+    dry = commit_all(root, "sha256")
+    assert len(dry) == 64
+    first = hydrate(root)
+    assert all(r["changed"] and len(r["commit"]) == 64 for r in first)
+    assert json.loads(show(root, "environments/prod-next", "hydrator.metadata"))["drySha"] == dry
+    assert not any(r["changed"] for r in hydrate(root))  # blob ids computed as SHA-256: nothing changed

@@ -196,8 +196,9 @@ def hydrate(
         print(
             f"{r.environment:<12} {r.branch:<32} {r.commit[:12]} {'committed' if r.changed else 'unchanged'}"
         )
-    refs = " ".join(f"refs/heads/{r.branch}" for r in results)
-    print(f"publish with: git push origin {refs} refs/notes/hydrator.metadata")
+    if results:
+        refs = " ".join(f"refs/heads/{r.branch}" for r in results)
+        print(f"publish with: git push origin {refs} refs/notes/hydrator.metadata")
 
 
 @app.command()
@@ -257,7 +258,7 @@ def build(
     format: FormatOption = Format.text,
     quiet: Quiet = False,
 ) -> None:
-    """Compile environments/ and write bases/, overlays/ and gitops/ (only files that changed)."""
+    """Compile environments/ and write bases/, overlays/, gitops/ and rendered/ (only files that changed)."""
     from kompile import api
     from kompile.cli.report import format_removals, format_summary, summary_rows
 

@@ -1,4 +1,5 @@
-"""The single YAML emitter: block style, keys in the order the builders wrote them, no aliases.
+"""The YAML emitter of kompile's own files: block style, keys in the order the builders wrote them, no
+aliases. (Rendered manifests are printed as kustomize prints them: emit/kustomize.py.)
 
 libyaml's emitter (CSafeDumper) does the work; it is several times faster than pure Python, and
 emission is most of a build's time. The pure-Python SafeDumper gives the same bytes (tests check).

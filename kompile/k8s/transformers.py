@@ -199,7 +199,7 @@ def retagged(value: str, name: str, new_name: str | None, new_tag: str | None, d
     matches the name as a regular expression, unescaped (so a '.' in the name matches any character),
     and splits the reference at the first ':' or '@' after the first '/'; a new tag or digest replaces
     both the old tag and digest, a new name alone keeps them."""
-    if not re.fullmatch(name + r"(:[a-zA-Z0-9_.{}-]*)?(@sha256:[a-zA-Z0-9_.{}-]*)?", value):
+    if not image_matches(value, name):
         return value
     old_name, tag, old_digest = _split(value)
     ref = new_name or old_name
@@ -210,6 +210,12 @@ def retagged(value: str, name: str, new_name: str | None, new_tag: str | None, d
     elif digest:
         tag, old_digest = "", digest
     return ref + (f":{tag}" if tag else "") + (f"@{old_digest}" if old_digest else "")
+
+
+def image_matches(value: str, name: str) -> bool:
+    """Whether kustomize's images transformer takes value for an image named name (its regular
+    expression, with the name unescaped, as api/internal/image does)."""
+    return re.fullmatch(name + r"(:[a-zA-Z0-9_.{}-]*)?(@sha256:[a-zA-Z0-9_.{}-]*)?", value) is not None
 
 
 def _split(ref: str) -> tuple[str, str, str]:

@@ -7,9 +7,7 @@ from __future__ import annotations
 from kompile.emit.kustomize import emit_kustomize
 from kompile.k8s.transformers import in_kustomize_order
 from kompile.layout import Compiled
-
-RENDERED = "rendered"
-MANIFEST = "manifest.yaml"
+from kompile.names import RENDERED, RENDERED_MANIFEST
 
 
 def rendered_dir(env: str) -> str:
@@ -23,4 +21,14 @@ def rendered_manifest(compiled: Compiled) -> bytes:
 
 
 def layout_rendered(compiled: Compiled) -> dict[str, bytes]:
-    return {f"{rendered_dir(compiled.env.name)}/{MANIFEST}": rendered_manifest(compiled)}
+    return {rendered_path(compiled.env.name): rendered_manifest(compiled)}
+
+
+def rendered_path(env: str) -> str:
+    return f"{rendered_dir(env)}/{RENDERED_MANIFEST}"
+
+
+def rendered_environment(path: str) -> str | None:
+    """The environment whose rendered manifest this output path is (None for any other path)."""
+    parts = path.split("/")
+    return parts[1] if len(parts) == 3 and parts[0] == RENDERED and parts[2] == RENDERED_MANIFEST else None

@@ -6,9 +6,8 @@ import os
 import subprocess
 from pathlib import Path
 
+from kompile.names import OUTPUT_FOLDERS
 from kompile.safefs import Refused, Root, path_problem
-
-OUTPUT_FOLDERS = ("bases", "overlays", "gitops", "rendered")  # every folder kompile build writes
 
 
 def _git(root: Path, *args: str, text: bool = True) -> subprocess.CompletedProcess | None:

@@ -6,6 +6,7 @@ from kompile.errors import Span
 from kompile.load.merge import app_settings
 from kompile.load.project import Project
 from kompile.model import (
+    DEFAULT_BRANCH_PREFIX,
     Allowance,
     Environment,
     ExtraObject,
@@ -185,7 +186,7 @@ def _gitops(body: dict | None) -> GitOps | None:
         timeout=flux.get("timeout", "5m"),
         sops_key_secret=flux.get("sopsKeySecret", "sops-age"),
         hydration=Hydration(hydration.get("mode", "none")),
-        branch_prefix=hydration.get("branchPrefix", "environments/"),
+        branch_prefix=hydration.get("branchPrefix", DEFAULT_BRANCH_PREFIX),
         promoter=bool(hydration.get("promoter", True)),
         span=node_span(body),
     )

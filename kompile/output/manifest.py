@@ -16,7 +16,7 @@ from pathlib import Path
 
 from kompile import __version__
 from kompile.errors import Code, Diagnostic, KompileError, Severity, Span
-from kompile.load.git import OUTPUT_FOLDERS
+from kompile.names import OUTPUT_FOLDERS
 from kompile.safefs import Refused, Root, path_problem
 
 MANIFEST = ".kompile-manifest.json"

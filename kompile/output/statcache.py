@@ -21,7 +21,7 @@ from pathlib import Path
 
 from kompile import __version__
 from kompile.output.manifest import MANIFEST
-from kompile.safefs import _DIR_FLAGS, Refused, Root, path_problem
+from kompile.safefs import DIR_FLAGS, Refused, Root, path_problem
 
 CACHE_DIR = ".kompile-cache"
 CACHE_FILE = f"{CACHE_DIR}/check"
@@ -51,7 +51,7 @@ def _walk(disk: Root, folders: list[str]):
                 child = None
                 if fd is not None and part not in (".", "..") and not path_problem(current):
                     try:
-                        child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                        child = os.open(part, DIR_FLAGS, dir_fd=fd)
                     except OSError:
                         child = None
                 stack.append((current, child))

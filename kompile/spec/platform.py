@@ -3,6 +3,7 @@ patches, the image and GitOps."""
 
 from __future__ import annotations
 
+from kompile.model import DEFAULT_BRANCH_PREFIX
 from kompile.policy import RULES
 from kompile.spec.checks import check_cidr, check_no_latest
 from kompile.spec.structure import Collection, Either, ListOf, MapOf, Obj
@@ -352,7 +353,7 @@ GITOPS = Obj(
                             "a branch name prefix such as environments/",
                         ),
                         "Hydrated branches are named <branchPrefix><environment>",
-                        default="environments/",
+                        default=DEFAULT_BRANCH_PREFIX,
                     ),
                     "promoter": Field(
                         Bool(),

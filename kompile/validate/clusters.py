@@ -6,6 +6,7 @@ from __future__ import annotations
 from kompile import names
 from kompile.errors import Code, Collector
 from kompile.load.project import Project
+from kompile.model import DEFAULT_BRANCH_PREFIX
 from kompile.source import YMap
 from kompile.validate.resolved import Resolved
 
@@ -137,7 +138,7 @@ def check_hydration(project: Project, out: Collector) -> None:
                     Code.NAMESPACE_CLASH,
                     f"environment '{name}' would sync from the branch "
                     f"'{name.removesuffix('-next')}' is hydrated to before promotion "
-                    f"({hydration.get('branchPrefix', 'environments/')}{name})",
+                    f"({hydration.get('branchPrefix', DEFAULT_BRANCH_PREFIX)}{name})",
                     env_file.doc["metadata"].value_span("name"),
                     "rename the environment, or set gitops.hydration.promoter: false",
                 )

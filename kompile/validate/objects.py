@@ -9,7 +9,7 @@ import re
 from kompile import spec
 from kompile.errors import Code, Collector, KompileError, Span
 from kompile.k8s import kinds
-from kompile.k8s.transformers import image_name
+from kompile.k8s.transformers import image_matches
 from kompile.load.merge import app_settings
 from kompile.load.project import Project, expand_lists
 from kompile.policy.images import image_problem
@@ -114,7 +114,7 @@ def check_extra_resources(project: Project, settings: YMap, env: str | None, out
                 )
             production = settings.get("tier") == "production"
             for container in _containers(obj, kind):
-                if isinstance(container.get("image"), str) and image_name(container["image"]) == app_image:
+                if isinstance(container.get("image"), str) and image_matches(container["image"], app_image):
                     continue  # the overlay retags the App's image with the environment's tag or digest
                 problem = image_problem(container.get("image"), production)
                 if problem is not None:

@@ -58,7 +58,7 @@ def source_fields(base: Environment, env: str) -> dict[str, str]:
     ApplicationSet's list elements carry these; its template reads them back as parameters)."""
     gitops = base.gitops
     if gitops.hydration is Hydration.RENDERED:
-        return {"path": gitops.source_path(f"rendered/{env}")}
+        return {"path": gitops.source_path(f"{names.RENDERED}/{env}")}
     if gitops.hydration is Hydration.BRANCHES:
         return {"revision": f"refs/heads/{gitops.sync_branch(env)}"}
     if gitops.hydration is Hydration.ARGOCD:

@@ -37,11 +37,8 @@ def git_repository(base: Environment) -> dict:
 
 
 def _kept(hydration: Hydration) -> tuple[str, ...]:
-    return (
-        ("bases", "overlays", "gitops", "rendered")
-        if hydration is Hydration.RENDERED
-        else ("bases", "overlays", "gitops")
-    )
+    """The output folders the controller reads: rendered/ only when it syncs rendered manifests."""
+    return tuple(f for f in names.OUTPUT_FOLDERS if f != names.RENDERED or hydration is Hydration.RENDERED)
 
 
 def hydrated_repository(base: Environment, env: Environment) -> dict:
@@ -53,7 +50,7 @@ def hydrated_repository(base: Environment, env: Environment) -> dict:
         "kind": "GitRepository",
         "metadata": {"name": env.instance, "namespace": gitops.namespace, "labels": meta.labels(base.app)},
         "spec": {
-            "ignore": f"/*\n!/{names.hydrated_folder(base.app, base.gitops.path)}/\n",
+            "ignore": source_ignore("", (names.hydrated_folder(base.app, base.gitops.path),)),
             "interval": "1m",
             "ref": {"name": f"refs/heads/{gitops.sync_branch(env.name)}"},
             "url": gitops.repo_url,
@@ -118,7 +115,7 @@ def render_flux(base: Environment, envs: list[Environment]) -> tuple[list[dict],
             path = names.hydrated_folder(base.app, base.gitops.path)
             managed.append(kustomization(base, env.instance, path, env.cluster, decrypt, source=env.instance))
             continue
-        folder = "rendered" if gitops.hydration is Hydration.RENDERED else "overlays"
+        folder = names.RENDERED if gitops.hydration is Hydration.RENDERED else "overlays"
         managed.append(
             kustomization(
                 base, env.instance, gitops.source_path(f"{folder}/{env.name}"), env.cluster, decrypt
