@@ -176,10 +176,8 @@ def resolves_to_non_string(text: str) -> bool:
         plain = text.replace("_", "")
         if _go_int(plain) or (_YAML_FLOAT.fullmatch(plain) and _go_float(plain)):
             return True
-        if plain.startswith("0b"):
+        if plain.startswith("0b"):  # go-yaml's own retry: a sign after the prefix ("0b-1") is an int
             return bool(re.fullmatch(r"0b[-+]?[01]+", plain)) and _fits(plain[2:], 2)
-        if plain.startswith("-0b"):
-            return bool(re.fullmatch(r"-0b[01]+", plain)) and _fits("-" + plain[3:], 2)
     return False
 
 
@@ -238,8 +236,8 @@ def _wrap64(value: int) -> int:
     return (value + (1 << 63)) % (1 << 64) - (1 << 63)
 
 
-def _key_order(a: tuple, b: tuple) -> int:
-    return -1 if _key_less(a[0], b[0]) else 1 if _key_less(b[0], a[0]) else 0
+def _key_order(a: str, b: str) -> int:
+    return -1 if _key_less(a, b) else 1 if _key_less(b, a) else 0
 
 
 def _go_float_text(value: float) -> str:
@@ -327,7 +325,7 @@ def _node(value):
     if isinstance(value, dict):
         orders = [(_sort_key(key), key) for key in value]
         if any(order is None for order, _ in orders):
-            keys = sorted(value, key=functools.cmp_to_key(lambda a, b: _key_order((a,), (b,))))
+            keys = sorted(value, key=functools.cmp_to_key(_key_order))
         else:
             keys = [key for _, key in sorted(orders)]
         items = [(_scalar(key), _node(value[key])) for key in keys]
