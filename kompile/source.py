@@ -14,6 +14,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
+from kompile import goyaml
 from kompile.errors import Code, Collector, Diagnostic, KompileError, Span
 
 # Aliases are expanded while building; a "billion laughs" document stops here, in milliseconds.
@@ -27,6 +28,28 @@ _STR = "tag:yaml.org,2002:str"
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 _MERGE = "tag:yaml.org,2002:merge"
+_KIND_OF_TAG = {
+    _STR: "str",
+    "tag:yaml.org,2002:null": "null",
+    "tag:yaml.org,2002:bool": "bool",
+    "tag:yaml.org,2002:int": "int",
+    "tag:yaml.org,2002:float": "float",
+    "tag:yaml.org,2002:timestamp": "str",  # kept as the text written
+}
+_KIND_NAMES = {
+    "str": "text",
+    "null": "null",
+    "bool": "a boolean",
+    "int": "an integer",
+    "float": "a number",
+    "timestamp": "a date",
+}
+_SPELLING = {
+    "bool": ", or write true or false",
+    "int": ", or write the number in decimal",
+    "float": ", or write the number with a decimal point (1000.0, 0.001)",
+    "null": ", or write null",
+}
 _SCALAR_BUILDERS = {
     _STR: lambda node: node.value,
     "tag:yaml.org,2002:null": lambda node: None,
@@ -195,9 +218,9 @@ def _mark_span(text: str, mark, rel: str) -> Span:
     return Span(rel, mark.line + 1, mark.column + 1)
 
 
-def _build_all(nodes: list, rel: str) -> list:
+def _build_all(nodes: list, rel: str, manifests: bool = False) -> list:
     collector = Collector()
-    docs = [_Builder(rel, collector).build(node, 0) for node in nodes]
+    docs = [_Builder(rel, collector, manifests).build(node, 0) for node in nodes]
     collector.raise_if_any()
     return docs
 
@@ -266,7 +289,7 @@ def parse_manifests(text: str, rel: str) -> list[YMap]:
                     )
                 ]
             )
-    return _build_all(nodes, rel)
+    return _build_all(nodes, rel, manifests=True)
 
 
 def describe(value) -> str:
@@ -335,9 +358,10 @@ class _Builder:
     `via` is the collection that first repeats one, which is where a limit is reported (an alias bomb
     points at the line that multiplies, not at a leaf somewhere inside)."""
 
-    def __init__(self, rel: str, collector: Collector) -> None:
+    def __init__(self, rel: str, collector: Collector, manifests: bool = False) -> None:
         self.rel = rel
         self.collector = collector
+        self.manifests = manifests  # Kubernetes YAML, which kustomize reads as YAML 1.2 (go-yaml v3)
         self.count = 0
         self.seen: set[int] = set()
 
@@ -382,6 +406,8 @@ class _Builder:
         if isinstance(node, ScalarNode):
             if node.style == '"' and _AMBIGUOUS.search(node.value):  # written as an escape
                 self._ambiguous(node)
+            if self.manifests and not node.style and not self._same_in_yaml_1_2(node):  # plain
+                return None
             builder = _SCALAR_BUILDERS.get(node.tag)
             if builder is None:
                 self._bad_tag(node)
@@ -430,6 +456,26 @@ class _Builder:
             node, "unsupported YAML node", None
         )  # pragma: no cover - libyaml has no other kinds
 
+    def _same_in_yaml_1_2(self, node) -> bool:
+        """A plain value of a manifest means one thing to kompile (YAML 1.1, as kubectl reads) and
+        another to kustomize (go-yaml v3, YAML 1.2): `yes` is true or text, `1e3` text or 1000, `0o17`
+        text or 15, a date text or a time. Refused, whichever the author meant: quoting says it."""
+        ours = _KIND_OF_TAG.get(node.tag, "str")
+        if ours in ("int", "float") and ":" in node.value:
+            ours = "str"  # base 60: text (see _SCALAR_BUILDERS)
+        theirs = goyaml.resolve(node.value, version=3) if node.value else "null"
+        if ours == theirs:
+            return True
+        other = theirs if ours == "str" else ours
+        self.collector.error(
+            Code.WRONG_TYPE,
+            f"plain '{_short(node.value)}' is {_KIND_NAMES[ours]} to YAML 1.1 and {_KIND_NAMES[theirs]} to "
+            "kustomize (go-yaml, YAML 1.2): readers disagree on what the cluster gets",
+            self.span(node),
+            f"quote it ('{_short(node.value)}') if you mean text{_SPELLING.get(other, '')}",
+        )
+        return False
+
     def _ambiguous(self, node) -> None:
         char = _AMBIGUOUS.search(node.value).group()
         self.collector.error(
@@ -461,6 +507,15 @@ class _Builder:
             return None
         if node.tag not in _SCALAR_BUILDERS:
             self._bad_tag(node)
+            return None
+        if self.manifests and not node.style and goyaml.resolve(node.value, version=3) != "str":
+            self.collector.error(
+                Code.WRONG_TYPE,
+                f"key '{_short(node.value)}' is read as {_KIND_NAMES[goyaml.resolve(node.value, version=3)]} "
+                "by kustomize (YAML 1.2), not as a string",
+                self.span(node),
+                f"quote it: '{_short(node.value)}':",
+            )
             return None
         if node.tag != _STR:
             # `on:` or `8000:` would silently become a boolean or an integer key.

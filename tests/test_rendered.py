@@ -11,7 +11,8 @@ import pytest
 
 from kompile.compiler import compile_project
 from kompile.emit import emit_yaml
-from kompile.emit.kustomize import _key_less, emit_kustomize, resolves_to_non_string
+from kompile.emit.kustomize import _key_less, emit_kustomize
+from kompile.goyaml import resolve
 from kompile.layout.rendered import rendered_manifest
 
 from conftest import GOLDEN, copy_example, edit, kustomize_build, run_kompile, write_files
@@ -162,7 +163,7 @@ def test_awkward_strings_keys_and_numbers_print_as_kubectl_kustomize(seed: int, 
 
 def test_go_yaml_reads_these_plain_strings_as_other_types():
     for text in ["yes", "0o17", "08", "1_000", ".007_007", "2024-02-29", "2024-01-01T10:00:00,5Z", "0b101"]:
-        assert resolves_to_non_string(text), text
+        assert resolve(text) != "str", text
     for text in [
         "._5",
         "1e999",
@@ -174,7 +175,7 @@ def test_go_yaml_reads_these_plain_strings_as_other_types():
         "0b2",
         "2024-01-01 10:00:00Z",
     ]:
-        assert not resolves_to_non_string(text), text
+        assert resolve(text) == "str", text
 
 
 def test_keys_sort_in_go_yamls_natural_order():
