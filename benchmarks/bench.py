@@ -160,7 +160,8 @@ def measure(size: int, sample: int, runs: int) -> dict:
         names = sorted(p.stem for p in (root / "environments").glob("*.yaml") if p.stem != "app")
         build_cold, rss_cold = cold_builds(root, runs)
         build_noop, rss_noop = best_of([*KOMPILE, "build", "--root", str(root)], runs)
-        check_fast, rss_check = best_of([*KOMPILE, "check", "--fast", "--root", str(root)], runs)
+        check_fast, rss_check = timed([*KOMPILE, "check", "--fast", "--root", str(root)])  # reads, records
+        check_warm, _ = best_of([*KOMPILE, "check", "--fast", "--root", str(root)], runs)  # remembered
         check_full, rss_full = best_of([*KOMPILE, "check", "--root", str(root)], runs)
         floor_seconds = floor(root, scratch)
         write_seconds = write_floor(root, scratch)
@@ -175,6 +176,7 @@ def measure(size: int, sample: int, runs: int) -> dict:
         "build_cold": build_cold,
         "build_noop": build_noop,
         "check_fast": check_fast,
+        "check_fast_remembered": check_warm,
         "check_full": check_full,
         "diff_one_change": diff_one,
         "build_env_one_change": build_one,
@@ -256,9 +258,9 @@ def report(rows: list[dict], start: dict) -> str:
         f"kompile benchmark on {os.cpu_count()} cores, Python {sys.version.split()[0]} (seconds are wall time, best of the runs)",
         "",
         f"{'N':>6} {'floor':>6} {'build':>6} {'cold/':>6} {'ms per':>6} {'noop':>6} {'check':>6} {'check':>6} "
-        f"{'diff 1':>6} {'build':>6} {'kustomize/':>11} {'peak':>7}",
-        f"{'':>6} {'+write':>6} {'cold':>6} {'floor':>6} {'env':>6} {'build':>6} {'fast':>6} {'full':>6} "
-        f"{'change':>6} {'--env':>6} {'kompile/env':>11} {'RSS MiB':>7}",
+        f"{'check':>6} {'diff 1':>6} {'build':>6} {'kustomize/':>11} {'peak':>7}",
+        f"{'':>6} {'+write':>6} {'cold':>6} {'floor':>6} {'env':>6} {'build':>6} {'fast':>6} {'fast 2':>6} "
+        f"{'full':>6} {'change':>6} {'--env':>6} {'kompile/env':>11} {'RSS MiB':>7}",
     ]
     for r in rows:
         floor_all = r["floor"] + r["write_floor"]
@@ -269,7 +271,7 @@ def report(rows: list[dict], start: dict) -> str:
         lines.append(
             f"{r['environments']:>6} {floor_all:6.2f} {r['build_cold']:6.2f} {r['build_cold'] / floor_all:5.2f}x "
             f"{1000 * r['build_cold'] / r['environments']:6.2f} {r['build_noop']:6.2f} {r['check_fast']:6.2f} "
-            f"{r['check_full']:6.2f} {r['diff_one_change']:6.2f} {r['build_env_one_change']:6.2f} "
+            f"{r['check_fast_remembered']:6.2f} {r['check_full']:6.2f} {r['diff_one_change']:6.2f} {r['build_env_one_change']:6.2f} "
             f"{ratio} {r['peak_rss_mib']:7.1f}"
         )
     for before, after in zip(rows, rows[1:], strict=False):
@@ -293,7 +295,8 @@ def report(rows: list[dict], start: dict) -> str:
         f"({start['validate_example'] / start['python_pass']:.1f}x)",
         "floor +write: parse the specs (CSafeLoader) and emit the same objects (CSafeDumper) in one process, plus "
         "writing the same files into an empty folder; check full recompiles (the default), check fast trusts the "
-        "manifest; diff 1 change and build --env after one environment's spec changed; kustomize/kompile compares "
+        "manifest (fast: the first run, which reads every file and records their identities; fast 2: the next "
+        "runs, which find every identity unchanged); diff 1 change and build --env after one environment's spec changed; kustomize/kompile compares "
         "one `kubectl kustomize` per overlay with kompile's time per environment in a noop build",
         "targets at every N up to 10000: cold/floor <= 1.5; cost per environment at 10000 <= 1.2x that at 1000; "
         "peak RSS < 300 MiB; check fast < 1 s; diff 1 change < 2 s; build --env < 0.5 s",
