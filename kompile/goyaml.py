@@ -50,15 +50,20 @@ _TIMESTAMP = re.compile(
 
 
 def _go_int(plain: str) -> bool:
+    """strconv.ParseInt or ParseUint(plain, 0, 64) succeeds: Go's syntax, and a value within 64 bits."""
     match = _GO_INT.fullmatch(plain)
     if not match:
         return False
     sign, body = match.groups()
     lower = body.lower()
     if lower.startswith(("0x", "0b", "0o")):
-        value = int(lower[2:], {"x": 16, "b": 2, "o": 8}[lower[1]])
+        base, digits = {"x": 16, "b": 2, "o": 8}[lower[1]], lower[2:]
     else:
-        value = int(lower, 8) if len(lower) > 1 and lower[0] == "0" else int(lower)
+        base, digits = (8, lower[1:]) if len(lower) > 1 and lower[0] == "0" else (10, lower)
+    digits = digits.lstrip("0") or "0"
+    if len(digits) > {16: 16, 10: 20, 8: 22, 2: 64}[base]:  # past 64 bits whatever the digits
+        return False  # (and never a long conversion: Python refuses over 4,300 decimal digits)
+    value = int(digits, base)
     return value <= (1 << 63) if sign == "-" else value <= _UINT64_MAX
 
 

@@ -8,6 +8,8 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kompile.compiler import compile_project
 from kompile.emit import emit_yaml
@@ -44,10 +46,67 @@ def test_committed_rendered_files_are_what_kubectl_prints():
 # Strings that go-yaml v2 reads as something else when plain (YAML 1.1 words, Go's numbers, dates,
 # base 60), strings its emitter must quote for other reasons, and near misses that stay plain.
 AWKWARD = [
-    *["y", "Y", "yes", "No", "on", "OFF", "true", "null", "~", "1e3", "1E3", "1e+3", "0x1F", "0o17", "0b101", "-0b11", "08", "0_7", "1_000", "1__0", "_1", "1_", "+_1"],
-    *["12:30", "1:20:30.5", "-1:20", "190:20:30", ".5", "+.5", "-.5e-3", "1.", "._5", ".007_007", "1e999", ".1e999", "0x1p-2", "0x_1p0", "inf"],
-    *["-Infinity", "NaN", "2024-02-29", "2023-02-29", "2024-13-01", "2024-1-1", "2001-12-14t21:59:43+01:00", "0.0.1", "v1.2"],
-    *["9223372036854775807", "9223372036854775808", "18446744073709551616", "-9223372036854775809", "1,000", "e3"],
+    *[
+        "y",
+        "Y",
+        "yes",
+        "No",
+        "on",
+        "OFF",
+        "true",
+        "null",
+        "~",
+        "1e3",
+        "1E3",
+        "1e+3",
+        "0x1F",
+        "0o17",
+        "0b101",
+        "-0b11",
+        "08",
+        "0_7",
+        "1_000",
+        "1__0",
+        "_1",
+        "1_",
+        "+_1",
+    ],
+    *[
+        "12:30",
+        "1:20:30.5",
+        "-1:20",
+        "190:20:30",
+        ".5",
+        "+.5",
+        "-.5e-3",
+        "1.",
+        "._5",
+        ".007_007",
+        "1e999",
+        ".1e999",
+        "0x1p-2",
+        "0x_1p0",
+        "inf",
+    ],
+    *[
+        "-Infinity",
+        "NaN",
+        "2024-02-29",
+        "2023-02-29",
+        "2024-13-01",
+        "2024-1-1",
+        "2001-12-14t21:59:43+01:00",
+        "0.0.1",
+        "v1.2",
+    ],
+    *[
+        "9223372036854775807",
+        "9223372036854775808",
+        "18446744073709551616",
+        "-9223372036854775809",
+        "1,000",
+        "e3",
+    ],
     "2024-01-01T10:00:00Z",
     "2024-01-01T10:00:00,5Z",
     "2024-01-01 10:00:00",
@@ -249,3 +308,17 @@ def test_argocd_hydration_needs_argo_cd(tmp_path: Path):
     result = run_kompile("validate", cwd=root)
     assert result.returncode == 2
     assert "K204" in result.stderr and "Source Hydrator" in result.stderr and "app.yaml:" in result.stderr
+
+
+@given(st.text(alphabet=st.sampled_from(list("0123456789+-._eExXoObB:Tt Zabcdef")), max_size=60) | st.text())
+def test_go_yamls_resolver_answers_every_text(text: str):
+    assert resolve(text or "x", 2) in {"str", "bool", "null", "int", "float", "timestamp"}
+    assert resolve(text or "x", 3) in {"str", "bool", "null", "int", "float", "timestamp"}
+
+
+def test_long_numbers_are_resolved_without_converting_them():
+    """Python refuses to convert more than 4,300 decimal digits: go-yaml's limits (64 bits, a float's
+    range) are decided from the digits' count first."""
+    assert resolve("1" * 5000) == "str"  # past int64, uint64 and float64: text to go-yaml
+    assert resolve("2" * 20) == "float" and resolve("18446744073709551615") == "int"
+    assert resolve("0" * 50 + "1") == "int" and resolve("0x1" + "0" * 16) == "str"
