@@ -17,6 +17,7 @@ from kompile.errors import Code, Diagnostic, KompileError, Severity, Span
 from kompile.load.git import uncommitted_outputs
 from kompile.load.project import find_root, load_project, require_environments, spec_paths
 from kompile.output.check import Comparer, TreeChanges, unchanged_since_build
+from kompile.output.committed import record_outputs
 from kompile.output.diff import Change, diff_project
 from kompile.output.hydrate import Hydrated, hydrate_project
 from kompile.output.manifest import recorded_environments
@@ -138,6 +139,11 @@ def build(
             if dirty:
                 warnings = (*warnings, _uncommitted(dirty))
         apply_plan(root, plan)
+    # What this build checked, and what it left on disk: the next `build --env` checks what changed since,
+    # and the next `diff` compiles only the environments whose committed overlays may have changed.
+    index = output.remember()
+    if not output.partial:
+        record_outputs(root, plan.manifest.files, index)
     removals = tuple(
         Removal(
             name,

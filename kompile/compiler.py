@@ -8,11 +8,13 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kompile.errors import Code, Diagnostic, KompileError, Severity, naming_environments
+from kompile.index import Index, checked_incrementally, write_index
 from kompile.layout import Compiled, base_dir, layout_base, layout_overlay, overlay_dir
 from kompile.layout.gitops import layout_gitops
 from kompile.layout.rendered import layout_rendered, rendered_dir
@@ -43,6 +45,8 @@ class Output:
     # Warnings about this checkout (its git remotes), shown every time but never recorded in the
     # manifest: the output is the same bytes on every machine.
     notices: tuple[Diagnostic, ...] = ()
+    # Records in the local index what this run checked (kompile/index.py): a build calls it once written.
+    remember: Callable[[], Index | None] = field(default=lambda: None, compare=False, repr=False)
 
     @property
     def inputs(self) -> dict[str, str]:
@@ -67,16 +71,26 @@ def compile_project(
     then holds one batch of output, not the whole tree. The environments named in render also get
     rendered/<env>/manifest.yaml whatever the hydration mode (kompile hydrate reads them), except
     previews (templates the ApplicationSet fills in)."""
-    project = load_project(root)
-    # Without objects to keep, each environment's merged settings and model live only while it compiles.
-    resolved = validate_project(project, keep_settings=keep_objects)
+    started = time.time_ns()
+    # A command about some environments checks only those and the ones whose files changed, when the
+    # index of an earlier run can say which (index.py); else every environment is loaded and checked.
+    checked = checked_incrementally(root, only, keep_objects) if only else None
+    if checked is None:
+        project = load_project(root)
+        # Without objects to keep, each environment's merged settings and model live only while it compiles.
+        resolved = validate_project(project, keep_settings=keep_objects)
+    else:
+        project, resolved, _ = checked
     # What is loaded now lives until the end: keep the collector from scanning it again and again (its
     # cost would grow with the repo) and from touching its pages in forked workers (copy on write).
     gc.freeze()
     try:
-        return _compile(root, project, resolved, only, keep_objects, progress, sink, render)
+        output = _compile(root, project, resolved, only, keep_objects, progress, sink, render)
     finally:
         gc.unfreeze()
+    # Only a build records what was checked (a command that reads, such as validate, writes nothing).
+    old = None if checked is None else checked[2]
+    return replace(output, remember=lambda: write_index(root, project, resolved, started, old))
 
 
 def _compile(

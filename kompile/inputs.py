@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path, PurePosixPath
 
 from kompile.errors import Code, Diagnostic, KompileError, Span
@@ -42,6 +43,11 @@ def normalised(rel: str) -> str:
 
 def read_bytes(root: Path, rel: str, span: Span | None = None) -> bytes:
     """A regular file under root, never through a link at any component, at most 1 MiB."""
+    return read_stat(root, rel, span)[0]
+
+
+def read_stat(root: Path, rel: str, span: Span | None = None) -> tuple[bytes, os.stat_result]:
+    """read_bytes(), and the file's status when it was opened."""
     where = span or Span(rel)
     problem = check_relative_path(rel)
     if problem:
@@ -50,7 +56,7 @@ def read_bytes(root: Path, rel: str, span: Span | None = None) -> bytes:
         )
     try:
         with Root(root) as handle:
-            return handle.read(normalised(rel), MAX_FILE_BYTES)
+            return handle.read_stat(normalised(rel), MAX_FILE_BYTES)
     except Refused as exc:
         raise KompileError([refusal(rel, exc, where)]) from None
     except OSError as exc:

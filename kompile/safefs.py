@@ -157,6 +157,11 @@ class Root:
     def read(self, rel: str, limit: int) -> bytes:
         """The bytes of a regular file, at most `limit` of them. Refused for links, folders, devices, FIFOs
         and larger files; Refused(missing=True) when there is no such file."""
+        return self.read_stat(rel, limit)[0]
+
+    def read_stat(self, rel: str, limit: int) -> tuple[bytes, os.stat_result]:
+        """read(), and the file's status as it was opened: the identity of the bytes read (an index that
+        remembers it can tell later whether the file is still the one read)."""
         folder, _, name = rel.rpartition("/")
         _parts(rel)
         info = self.lstat(rel)
@@ -182,7 +187,7 @@ class Root:
             os.close(fd)
         if len(data) > limit:
             raise Refused(rel, f"it is larger than {limit} bytes")
-        return data
+        return data, info
 
     def listdir(self, rel: str) -> Iterator[os.DirEntry]:
         """The entries of a folder (none when it is missing); links are listed, never followed."""
@@ -292,3 +297,37 @@ def _why(exc: OSError, rel: str, what: str) -> str:
     if exc.errno == errno.ENOENT:
         return f"no such {what}"
     return exc.strerror or str(exc)
+
+
+# ---------------------------------------------------------------------------------------------
+# kompile's local cache: .kompile-cache/ beside environments/, ignoring itself in git (as .pytest_cache).
+
+CACHE_DIR = ".kompile-cache"
+# A file modified this near a moment may be rewritten within the same clock tick and keep its identity
+# (inode, size, times): git calls it "racily clean". Caches never vouch for one.
+RACY_SECONDS = 2.0
+
+
+def write_cache_file(root: str | os.PathLike, name: str, text: str) -> None:
+    """Replace .kompile-cache/<name> (the folder made, ignoring itself in git). Best effort: a cache that
+    cannot be written is only slower next time."""
+    try:
+        with Root(root) as disk:
+            fd = disk.folder(CACHE_DIR, create=True)
+            _write(fd, ".gitignore", "# kompile's local cache: never committed\n*\n")
+            _write(fd, name, text)
+    except (OSError, Refused):
+        pass
+
+
+def _write(folder_fd: int, name: str, text: str) -> None:
+    """Replace a cache file whole (a temporary beside it, then a rename): a reader sees old or new."""
+    temporary = f".{name}.{os.getpid()}.tmp"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644, dir_fd=folder_fd)
+    try:
+        data = memoryview(text.encode("utf-8"))
+        while data:
+            data = data[os.write(fd, data) :]
+    finally:
+        os.close(fd)
+    os.replace(temporary, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)

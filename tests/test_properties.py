@@ -259,3 +259,21 @@ def test_the_mutation_machinery_reaches_the_example():
             compile_project(root)
         assert [d.code for d in caught.value.diagnostics] == [Code.UNKNOWN_KEY]
         assert_positioned(caught.value, root)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(JSON_VALUES)
+def test_the_manifest_is_written_as_json_dumps_indents(value):
+    """The manifest's own writer (faster on a hundred thousand files) writes json.dumps(indent=1)'s text."""
+    import json
+
+    from kompile.output.manifest import indented_json
+
+    assert indented_json(value) == json.dumps(value, indent=1)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kompile import spec
 from kompile.errors import Code, Collector, Diagnostic, KompileError, Span
-from kompile.inputs import decode_utf8, normalised, read_bytes
+from kompile.inputs import decode_utf8, normalised, read_stat
 from kompile.k8s.kinds import is_list_kind
 from kompile.safefs import Refused, Root
 from kompile.source import YMap, describe, parse_document, parse_manifests
@@ -34,14 +35,54 @@ class SpecFile:
         return empty
 
 
+class Specs(Mapping[str, SpecFile]):
+    """The environments by name. Each file is parsed when first asked for, so a command about one
+    environment reads only the files it needs (every name is known from the folder's listing)."""
+
+    def __init__(
+        self,
+        rels: dict[str, str],
+        load: Callable[[str], SpecFile] | None = None,
+        loaded: dict[str, SpecFile] | None = None,
+    ) -> None:
+        self.rels = rels  # name -> its spec file
+        self._load = load
+        self._loaded = dict(loaded or {})
+
+    @classmethod
+    def of(cls, files: dict[str, SpecFile]) -> Specs:
+        return cls({name: f.rel for name, f in files.items()}, loaded=files)
+
+    def __getitem__(self, name: str) -> SpecFile:
+        found = self._loaded.get(name)
+        if found is None:
+            if name not in self.rels or self._load is None:
+                raise KeyError(name)
+            found = self._loaded[name] = self._load(self.rels[name])
+        return found
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.rels
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.rels)
+
+    def __len__(self) -> int:
+        return len(self.rels)
+
+
 @dataclass
 class Project:
-    """The loaded specs, and every input file read so far with the hash of its bytes."""
+    """The loaded specs, and every input file read so far with the hash of its bytes (and its identity
+    when read, for the index)."""
 
     root: Path
     app: SpecFile
-    environments: dict[str, SpecFile]
+    environments: Specs
     inputs: dict[str, str] = field(default_factory=dict)
+    identities: dict[str, str] = field(default_factory=dict)
+    reading: set[str] | None = None  # while an environment is checked: the files its rules read
+    app_reads: tuple[str, ...] = ()  # the files the App's own settings' rules read
     _manifests: dict[str, list[YMap]] = field(default_factory=dict)
     app_settings: YMap | None = None  # cached by merge.app_settings
     app_layer: YMap | None = (
@@ -59,13 +100,16 @@ class Project:
     def environment_in(self, rel: str) -> str | None:
         """The environment whose spec file is rel (a dict built once: rules ask this for every environment)."""
         if self._by_file is None:
-            self._by_file = {spec_file.rel: name for name, spec_file in self.environments.items()}
+            self._by_file = {spec_rel: name for name, spec_rel in self.environments.rels.items()}
         return self._by_file.get(rel)
 
     def manifests(self, rel: str, span: Span | None) -> list[YMap]:
         """Kubernetes objects from a file the specs refer to (sealed secrets, extra resources, patches)."""
+        if self.reading is not None:
+            self.reading.add(normalised(rel))
         if rel not in self._manifests:
-            self._manifests[rel] = parse_manifests(read_input(self.root, rel, span, self.inputs), rel)
+            text = read_input(self.root, rel, span, self.inputs, self.identities)
+            self._manifests[rel] = parse_manifests(text, rel)
         return self._manifests[rel]
 
     def objects(self, rel: str, span: Span | None) -> list[YMap]:
@@ -113,7 +157,12 @@ def expand_lists(objects: list[YMap], problems: Collector | None = None) -> list
 
 def require_environments(project: Project, names, also: tuple[str, ...] = ()) -> None:
     """K310 for every name that is not an environment of the project (or one of `also`), with the closest."""
-    known = list(dict.fromkeys([*project.environments, *also]))
+    unknown_environments(list(project.environments), names, also)
+
+
+def unknown_environments(environments: list[str], names, also: tuple[str, ...] = ()) -> None:
+    """K310 for every name that is not one of these environments (or of `also`), with the closest."""
+    known = list(dict.fromkeys([*environments, *also]))
     unknown = [name for name in names if name not in known]
     if unknown:
         raise KompileError(
@@ -144,11 +193,21 @@ def find_root(start: Path) -> Path | None:
     return None
 
 
-def read_input(root: Path, rel: str, span: Span | None, inputs: dict[str, str]) -> str:
-    data = read_bytes(root, rel, span)
+def read_input(
+    root: Path, rel: str, span: Span | None, inputs: dict[str, str], identities: dict[str, str] | None = None
+) -> str:
+    data, info = read_stat(root, rel, span)
     # Line endings do not change what a spec means (a Windows checkout may have CRLF).
     inputs[normalised(rel)] = hashlib.sha256(data.replace(b"\r\n", b"\n")).hexdigest()
+    if identities is not None:
+        identities[normalised(rel)] = identity(info)
     return decode_utf8(data, rel)
+
+
+def identity(info) -> str:
+    """A file's identity as git's index keeps it: same inode, size and times, same bytes (unless
+    written again within the clock's resolution of being read: load/index.py does not trust those)."""
+    return f"{info.st_ino} {info.st_size} {info.st_mtime_ns} {info.st_ctime_ns}"
 
 
 def spec_paths(root: Path) -> list[str]:
@@ -222,16 +281,12 @@ def load_project(root: Path) -> Project:
     """Read and check every spec file; raise one KompileError listing every problem found."""
     out = Collector()
     inputs: dict[str, str] = {}
+    identities: dict[str, str] = {}
     files: list[SpecFile] = []
     paths, problems = spec_files(root)
     out.add(problems)
     for rel in paths:
-        try:
-            doc = parse_document(read_input(root, rel, None, inputs), rel)
-        except KompileError as exc:
-            out.add(exc.diagnostics)
-            continue
-        loaded = _classify(doc, rel, out)
+        loaded = load_spec(root, rel, inputs, identities, out)
         if loaded is not None:
             files.append(loaded)
 
@@ -259,7 +314,25 @@ def load_project(root: Path) -> Project:
             "add environments/dev.yaml with kind: Environment",
         )
     out.raise_if_any()
-    return Project(root=root, app=apps[0], environments=dict(sorted(environments.items())), inputs=inputs)
+    return Project(
+        root=root,
+        app=apps[0],
+        environments=Specs.of(dict(sorted(environments.items()))),
+        inputs=inputs,
+        identities=identities,
+    )
+
+
+def load_spec(
+    root: Path, rel: str, inputs: dict[str, str], identities: dict[str, str], out: Collector
+) -> SpecFile | None:
+    """One spec file read and checked (its problems into out)."""
+    try:
+        doc = parse_document(read_input(root, rel, None, inputs, identities), rel)
+    except KompileError as exc:
+        out.add(exc.diagnostics)
+        return None
+    return _classify(doc, rel, out)
 
 
 def _classify(doc: YMap, rel: str, out: Collector) -> SpecFile | None:

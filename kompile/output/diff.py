@@ -8,6 +8,7 @@ from pathlib import Path
 
 from kompile.errors import Span
 from kompile.output.check import MAX_OUTPUT_BYTES
+from kompile.output.committed import Stale, stale_environments
 from kompile.output.manifest import digest
 from kompile.safefs import Refused, Root
 
@@ -206,6 +207,10 @@ def diff_project(
     from kompile.load.git import GitError, export_revision
     from kompile.load.project import require_environments
 
+    if base is None:
+        stale = stale_environments(root)
+        if stale is not None:
+            return _diff_stale(root, stale, only)
     new_files: dict[str, str] = {}
     now = compile_project(root, keep_objects=False, sink=_digests_into(new_files))
     if base is None:
@@ -251,6 +256,40 @@ def diff_project(
             changes.append(Change(name, "(the whole environment)", ChangeKind.ADDED))
         changes.extend(diff_environment(name, before.get(name), after.get(name)))
     return names, changes
+
+
+def _diff_stale(root: Path, stale: Stale, only: list[str] | None) -> tuple[list[str], list[Change]]:
+    """diff_project against the committed output, compiling only the environments whose overlays the
+    record of the last build cannot vouch for (every one of them, whatever `only` says: their problems
+    are raised as a full diff would)."""
+    from kompile.compiler import compile_project
+    from kompile.load.project import unknown_environments
+
+    names = sorted(stale.environments | stale.unchanged | stale.removed)
+    if only:
+        unknown_environments(
+            sorted(stale.environments | stale.unchanged), only, also=tuple(sorted(stale.removed))
+        )
+    after = (
+        {
+            name: c.objects
+            for name, c in compile_project(root, sorted(stale.environments)).environments.items()
+        }
+        if stale.environments
+        else {}
+    )
+    wanted = [name for name in names if not only or name in only]
+    before = _committed_objects(root, {n for n in wanted if n in stale.environments or n in stale.removed})
+    changes = []
+    for name in wanted:
+        if name in stale.removed:
+            changes.append(Change(name, "(the whole environment)", ChangeKind.REMOVED))
+        elif name not in stale.environments:
+            continue
+        elif before.get(name) is None:
+            changes.append(Change(name, "(the whole environment)", ChangeKind.ADDED))
+        changes.extend(diff_environment(name, before.get(name), after.get(name)))
+    return wanted, changes
 
 
 def _environments(files) -> set[str]:

@@ -21,12 +21,10 @@ from pathlib import Path
 
 from kompile import __version__
 from kompile.output.manifest import MANIFEST
-from kompile.safefs import DIR_FLAGS, Refused, Root, path_problem
+from kompile.safefs import CACHE_DIR, DIR_FLAGS, RACY_SECONDS, Refused, Root, path_problem, write_cache_file
 
-CACHE_DIR = ".kompile-cache"
 CACHE_FILE = f"{CACHE_DIR}/check"
 MAX_CACHE_BYTES = 64 << 20
-RACY_SECONDS = 2.0
 _HEADER = f"kompile-check-cache 2 {__version__}\n"
 
 
@@ -136,21 +134,6 @@ def record(root: Path, paths: list[str], warnings: list[dict]) -> None:
                     if now - max(mtime, ctime) < RACY_SECONDS * 1e9:
                         return  # too young to vouch for: the next check reads the files (and records)
                     lines.append(f"{identity} {name}\n")
-            fd = disk.folder(CACHE_DIR, create=True)
-            _write(fd, ".gitignore", "# kompile's local cache: never committed\n*\n")
-            _write(fd, "check", _HEADER + json.dumps(warnings, sort_keys=True) + "\n" + "".join(lines))
     except (OSError, Refused):
-        pass
-
-
-def _write(folder_fd: int, name: str, text: str) -> None:
-    """Replace a cache file whole (a temporary beside it, then a rename): a reader sees old or new."""
-    temporary = f".{name}.{os.getpid()}.tmp"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644, dir_fd=folder_fd)
-    try:
-        data = memoryview(text.encode("utf-8"))
-        while data:
-            data = data[os.write(fd, data) :]
-    finally:
-        os.close(fd)
-    os.replace(temporary, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
+        return
+    write_cache_file(root, "check", _HEADER + json.dumps(warnings, sort_keys=True) + "\n" + "".join(lines))

@@ -45,8 +45,10 @@ class WritePlan:
 
     @property
     def is_noop(self) -> bool:
-        old = self.old_manifest.to_bytes() if self.old_manifest else None
-        return not self.writes and not self.deletes and not self.leftovers and old == self.manifest.to_bytes()
+        # The record's bytes are a function of its fields (sorted when written): comparing them is enough.
+        return (
+            not self.writes and not self.deletes and not self.leftovers and self.old_manifest == self.manifest
+        )
 
 
 class Planner:
@@ -135,8 +137,9 @@ class Planner:
     ) -> WritePlan:
         plan, disk, old = self.plan, self._disk, self.old
         if old is not None:
+            prefixes = _prefixes(owned)
             for path in old.files:
-                if path in self.digests or not _inside(path, owned):
+                if path in self.digests or not (path.startswith(prefixes) or path in owned):
                     continue
                 current = disk.read(path)
                 if current is None or current is REFUSED:
@@ -203,10 +206,11 @@ def next_manifest(
 ) -> Manifest:
     """The record a build writes: these files (by digest), plus other environments' files (and records)
     when building only some."""
+    prefixes = _prefixes(owned)
     kept = {
         path: hashes
         for path, hashes in (old.files.items() if old else ())
-        if not _inside(path, owned) and path not in digests
+        if not (path.startswith(prefixes) or path in owned) and path not in digests
     }
     records = {**(old.environments if old and partial else {}), **(environments or {})}
     listed = tuple(w.as_dict() for w in warnings)
@@ -332,8 +336,9 @@ def _remove_empty_parents(disk: Root, path: str) -> None:
         parts.pop()
 
 
-def _inside(path: str, owned: tuple[str, ...]) -> bool:
-    return any(path == folder or path.startswith(folder + "/") for folder in owned)
+def _prefixes(owned: tuple[str, ...]) -> tuple[str, ...]:
+    """What the paths inside the owned folders start with (one str.startswith call decides a path)."""
+    return tuple(folder + "/" for folder in owned)
 
 
 def _hand_edit(path: str, current: bytes, generated: bytes) -> Diagnostic:

@@ -3,20 +3,20 @@ rendered. Every rule reports into one Collector so a run lists every problem at 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import replace
+
 from kompile import names, spec
 from kompile.errors import Code, Collector, Diagnostic, KompileError, naming_environments
 from kompile.load.merge import app_settings, effective_spec
 from kompile.load.project import Project
 from kompile.source import YMap
-from kompile.validate.clusters import check_hydration, check_namespaces
+from kompile.validate.clusters import Placement, check_hydration, check_namespaces, placement
 from kompile.validate.components import check_component, check_helpers, check_references
 from kompile.validate.environment import check_environment
 from kompile.validate.objects import check_allow_kinds, check_extra_resources, check_patches, check_plaintext
 from kompile.validate.resolved import MAX_COMPONENTS, Resolved
 from kompile.validate.traffic import check_allowed_hosts, check_ingress, check_network
-
-# What the rules across environments read of each one's settings; a light Resolved keeps only these.
-ACROSS_ENVIRONMENTS = ("namespace", "cluster", "pullRequests", "tier")
 
 
 def validate_app(project: Project) -> None:
@@ -27,63 +27,89 @@ def validate_app(project: Project) -> None:
     out.raise_if_any()
 
 
-def validate_project(project: Project, keep_settings: bool = True) -> list[Resolved]:
+def validate_project(
+    project: Project,
+    keep_settings: bool = True,
+    only: Iterable[str] | None = None,
+    placements: Iterable[Placement] = (),
+) -> list[Resolved]:
     """Every environment merged and checked, every problem collected and raised once. Without
-    keep_settings each Resolved keeps only what the rules across environments read (a large repo then
-    holds one environment's merged settings at a time: `resolve` merges it again when it is compiled)."""
+    keep_settings each Resolved keeps only its placement (a large repo then holds one environment's
+    merged settings at a time: `resolve` merges it again when it is compiled). With `only`, just those
+    environments are checked in full, and the rules across environments read the others' placements
+    (from the index of a run that checked them, when none of their files changed since)."""
     out = Collector()
     resolved: list[Resolved] = []
     # Problems of the App's own settings come back for every environment too; KompileError drops
     # the repeats (same code, place and message), so each is listed once.
+    project.reading = set()
     check_settings(project, app_settings(project), None, out)
+    project.app_reads, project.reading = tuple(sorted(project.reading)), None
     app_problems = set(out.items)
     shared: list[tuple[str, Diagnostic]] = []  # found in a file other than the environment's own
     check_allow_kinds(project, out)
     check_hydration(project, out)
-    for name, env_file in project.environments.items():
-        try:
-            settings, chain = effective_spec(project, name)
-        except KompileError as exc:
-            out.add(exc.diagnostics)
-            continue
-        before = len(out.items)
-        # A setting the merged spec lacks was nulled by this environment (the App has it): point at its spec.
-        spec.check_effective(
-            settings, out, env_file.doc.key_span("spec") if "spec" in env_file.doc else env_file.doc.span
-        )
-        if "namespace" not in settings:
-            # After the check: <app>-<environment> gets its own message (check_environment) when too long.
-            settings["namespace"] = names.instance(project.name, name)
-        if len(out.items) == before:
-            check_settings(project, settings, name, out)
-            check_environment(project, name, settings, out)
-            # A problem of the merged settings that the App alone does not have, found in another file (the
-            # App's, or one extended): say which environment has it.
-            found, out.items[before:] = out.items[before:], []
-            out.add(d for d in found if d in app_problems or (d.span and d.span.path == env_file.rel))
-            shared.extend(
-                (name, d)
-                for d in found
-                if not (d in app_problems or (d.span and d.span.path == env_file.rel))
-            )
-        sources = (project.app.rel, *(project.environments[n].rel for n in chain))
-        resolved.append(
-            Resolved(name, settings if keep_settings else _light(settings), tuple(chain), sources)
-        )
+    for name in project.environments if only is None else only:
+        item = _check_environment(project, name, keep_settings, app_problems, shared, out)
+        if item is not None:
+            resolved.append(item)
     out.add(naming_environments(shared))
-    check_namespaces(project, resolved, out)
+    check_namespaces(project, [*placements, *(item.placement for item in resolved)], out)
     out.raise_if_any()
     return resolved
 
 
-def _light(settings: YMap) -> YMap:
-    light = YMap(settings.span)
-    for key in ACROSS_ENVIRONMENTS:
-        if key in settings:
-            light[key] = settings[key]
-            light.key_spans[key] = settings.key_span(key)
-            light.value_spans[key] = settings.value_span(key)
-    return light
+def _check_environment(
+    project: Project,
+    name: str,
+    keep_settings: bool,
+    app_problems: set[Diagnostic],
+    shared: list[tuple[str, Diagnostic]],
+    out: Collector,
+) -> Resolved | None:
+    """One environment merged and checked into out; None when it cannot even be merged."""
+    project.reading = set()  # the files its rules read, for the index
+    try:
+        return _checked(project, name, keep_settings, app_problems, shared, out)
+    except KompileError as exc:
+        out.add(exc.diagnostics)
+        return None
+    finally:
+        project.reading = None
+
+
+def _checked(
+    project: Project,
+    name: str,
+    keep_settings: bool,
+    app_problems: set[Diagnostic],
+    shared: list[tuple[str, Diagnostic]],
+    out: Collector,
+) -> Resolved:
+    env_file = project.environments[name]
+    settings, chain = effective_spec(project, name)
+    before = len(out.items)
+    # A setting the merged spec lacks was nulled by this environment (the App has it): point at its spec.
+    spec.check_effective(
+        settings, out, env_file.doc.key_span("spec") if "spec" in env_file.doc else env_file.doc.span
+    )
+    if "namespace" not in settings:
+        # After the check: <app>-<environment> gets its own message (check_environment) when too long.
+        settings["namespace"] = names.instance(project.name, name)
+    if len(out.items) == before:
+        check_settings(project, settings, name, out)
+        check_environment(project, name, settings, out)
+        # A problem of the merged settings that the App alone does not have, found in another file (the
+        # App's, or one extended): say which environment has it.
+        found, out.items[before:] = out.items[before:], []
+        out.add(d for d in found if d in app_problems or (d.span and d.span.path == env_file.rel))
+        shared.extend(
+            (name, d) for d in found if not (d in app_problems or (d.span and d.span.path == env_file.rel))
+        )
+    sources = (project.app.rel, *(project.environments[n].rel for n in chain))
+    reads = tuple(sorted(project.reading - set(sources)))
+    where = placement(name, settings, env_file.doc["metadata"].value_span("name"))
+    return Resolved(name, settings if keep_settings else None, tuple(chain), sources, where, reads)
 
 
 def resolve(project: Project, light: Resolved) -> Resolved:
@@ -91,7 +117,7 @@ def resolve(project: Project, light: Resolved) -> Resolved:
     settings, _ = effective_spec(project, light.name)
     if "namespace" not in settings:
         settings["namespace"] = names.instance(project.name, light.name)
-    return Resolved(light.name, settings, light.chain, light.sources)
+    return replace(light, settings=settings)
 
 
 def check_settings(project: Project, settings: YMap, env: str | None, out: Collector) -> None:

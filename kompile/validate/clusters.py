@@ -3,12 +3,13 @@ namespace, no environment in a preview's name."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from kompile import names
-from kompile.errors import Code, Collector
+from kompile.errors import Code, Collector, Span
 from kompile.load.project import Project
 from kompile.model import DEFAULT_BRANCH_PREFIX
 from kompile.source import YMap
-from kompile.validate.resolved import Resolved
 
 IN_CLUSTER = "in-cluster"
 # Ways of writing the cluster Argo CD and Flux run in. (Argo CD itself knows only the first two: the
@@ -41,7 +42,65 @@ def cluster_identity(cluster: str | None, tool: str | None = None) -> str:
     return IN_CLUSTER if text.lower() in _IN_CLUSTER else text
 
 
-def check_namespaces(project: Project, resolved: list[Resolved], out: Collector) -> None:
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """What the rules across environments read of one environment's merged settings: where it deploys,
+    and where each of those is written (for a message). Small and plain, so a run that checks only the
+    environments whose files changed can take the others' from the index (kompile/index.py); the
+    positions stay as the index wrote them until a message needs one."""
+
+    name: str
+    namespace: str
+    cluster: str  # as written ("" for none)
+    previews: bool  # pullRequests is set: a template for pull requests' previews
+    # [path, line, col, end line, end col] of: the namespace (None when nobody wrote it, and it is
+    # <app>-<environment>), the cluster (None when unset), metadata.name in the environment's file.
+    spans: tuple[list | None, list | None, list]
+
+    @property
+    def namespace_span(self) -> Span | None:
+        return _span(self.spans[0])
+
+    @property
+    def cluster_span(self) -> Span | None:
+        return _span(self.spans[1])
+
+    @property
+    def name_span(self) -> Span:
+        return _span(self.spans[2]) or Span("")
+
+    def as_json(self) -> list:
+        return [self.namespace, self.cluster, self.previews, *self.spans]
+
+    @classmethod
+    def from_json(cls, name: str, item: list) -> Placement:
+        """The inverse of as_json, for an item as_json wrote (the index checks its own integrity)."""
+        namespace, cluster, previews, *spans = item
+        return cls(name, namespace, cluster, previews, tuple(spans))  # type: ignore[arg-type]
+
+
+def placement(name: str, settings: YMap, name_span: Span) -> Placement:
+    """An environment's placement, from its merged settings (namespace filled in when defaulted)."""
+    namespace_span = settings.value_span("namespace") if "namespace" in settings.value_spans else None
+    cluster_span = settings.value_span("cluster") if "cluster" in settings else None
+    return Placement(
+        name,
+        str(settings.get("namespace") or ""),
+        str(settings.get("cluster") or ""),
+        bool(settings.get("pullRequests")),
+        (_span_json(namespace_span), _span_json(cluster_span), _span_json(name_span)),  # type: ignore[arg-type]
+    )
+
+
+def _span_json(span: Span | None) -> list | None:
+    return None if span is None else [span.path, span.line, span.col, span.end_line, span.end_col]
+
+
+def _span(item: list | None) -> Span | None:
+    return None if item is None else Span(*item)
+
+
+def check_namespaces(project: Project, resolved: list[Placement], out: Collector) -> None:
     seen: dict[tuple[str, str], str] = {}
     spelled: dict[
         str, tuple[str, str]
@@ -54,10 +113,10 @@ def check_namespaces(project: Project, resolved: list[Resolved], out: Collector)
                 Code.INVALID_NAME,
                 "the environment name 'gitops' is kompile's: the GitOps root object is "
                 f"'{project.name}-gitops'",
-                project.environments[env.name].doc["metadata"].value_span("name"),
+                env.name_span,
                 "choose another name for this environment (rename its file too)",
             )
-        written = str(env.settings.get("cluster") or "")
+        written = env.cluster
         identity = cluster_identity(written, tool)
         first = spelled.setdefault(identity, (written, env.name))
         if written and first[0] and written != first[0] and identity != IN_CLUSTER:
@@ -67,7 +126,7 @@ def check_namespaces(project: Project, resolved: list[Resolved], out: Collector)
                     Code.NAMESPACE_CLASH,
                     f"cluster {written} and {first[0]} (environment '{first[1]}') share Flux's "
                     f"kubeconfig Secret '{names.kubeconfig_secret(written)}'",
-                    env.settings.value_span("cluster"),
+                    env.cluster_span,
                     "Flux names the Secret after the host name: write one cluster the same way everywhere, and "
                     "give different clusters host names that differ in more than punctuation or port",
                 )
@@ -80,18 +139,14 @@ def check_namespaces(project: Project, resolved: list[Resolved], out: Collector)
                 out.error(
                     Code.NAMESPACE_CLASH,
                     f"cluster {written} is written as {first[0]} by environment '{first[1]}'",
-                    env.settings.value_span("cluster"),
+                    env.cluster_span,
                     f"write each cluster the same way everywhere: {same}",
                 )
         key = (identity, env.namespace)
         if key in seen:
-            explicit = "namespace" in env.settings.value_spans
+            explicit = env.namespace_span is not None
             # A namespace nobody wrote is <app>-<environment>: point at the name it comes from.
-            where = (
-                env.settings.value_span("namespace")
-                if explicit
-                else project.environments[env.name].doc["metadata"].value_span("name")
-            )
+            where = env.namespace_span or env.name_span
             on = "" if identity == IN_CLUSTER and not written else f" on {written or identity}"
             out.error(
                 Code.NAMESPACE_CLASH,
@@ -103,23 +158,19 @@ def check_namespaces(project: Project, resolved: list[Resolved], out: Collector)
             )
         else:
             seen[key] = env.name
-    if any(env.settings.get("pullRequests") for env in resolved):
+    if any(env.previews for env in resolved):
         # A pull request's preview is the Application <app>-pr-<number> in the namespace of that name.
         for env in resolved:
-            if not env.settings.get("pullRequests") and (
+            if not env.previews and (
                 names.is_preview(project.name, env.namespace)
                 or names.is_preview(project.name, names.instance(project.name, env.name))
             ):
-                explicit = "namespace" in env.settings.value_spans and names.is_preview(
-                    project.name, env.namespace
-                )
+                explicit = env.namespace_span is not None and names.is_preview(project.name, env.namespace)
                 out.error(
                     Code.NAMESPACE_CLASH,
                     f"environment '{env.name}' takes the name of a pull request's preview "
                     f"('{env.namespace if explicit else names.instance(project.name, env.name)}')",
-                    env.settings.value_span("namespace")
-                    if explicit
-                    else project.environments[env.name].doc["metadata"].value_span("name"),
+                    env.namespace_span if explicit and env.namespace_span else env.name_span,
                     "previews are <app>-pr-<number>, Application and namespace; name this environment otherwise",
                 )
 
@@ -132,8 +183,9 @@ def check_hydration(project: Project, out: Collector) -> None:
     if not isinstance(hydration, YMap) or hydration.get("mode") not in ("branches", "argocd"):
         return
     if hydration.get("promoter", True) is not False:
-        for name, env_file in sorted(project.environments.items()):
+        for name in sorted(project.environments):  # names only: a file is read for its message
             if name.endswith("-next") and name.removesuffix("-next") in project.environments:
+                env_file = project.environments[name]
                 out.error(
                     Code.NAMESPACE_CLASH,
                     f"environment '{name}' would sync from the branch "

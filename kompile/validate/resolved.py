@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kompile.load.project import Project
 from kompile.source import YMap
+
+if TYPE_CHECKING:
+    from kompile.validate.clusters import Placement
 
 SEALED_SECRET_API = "bitnami.com/v1alpha1"
 SCOPE_ANNOTATIONS = {
@@ -21,13 +25,11 @@ class Resolved:
     """One environment, merged and checked: what normalise/ turns into the model."""
 
     name: str
-    settings: YMap
+    settings: YMap | None  # None once checked, in a large repo: resolve() merges it again to compile
     chain: tuple[str, ...]
-    sources: tuple[str, ...]
-
-    @property
-    def namespace(self) -> str:
-        return self.settings.get("namespace") or ""
+    sources: tuple[str, ...]  # the App's file and the environments' files, in merge order
+    placement: Placement | None = None  # what the rules across environments read
+    reads: tuple[str, ...] = ()  # the other files its rules read (sealed secrets, extra resources, patches)
 
 
 MAX_COMPONENTS = 100  # more is a mistake (or an attempt at the CI machine's time), not an app

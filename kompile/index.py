@@ -1,0 +1,230 @@
+"""The index: what the last check of every environment found, remembered in .kompile-cache/ (local to
+the checkout, never committed) so that a command about one environment (`build --env`, `render`,
+`diff`) reads and checks only the environments whose files changed since, as a build tool on a large
+monorepo does.
+
+For each input it holds the file's identity when read (inode, size, modification and change times, as
+git's index does) and the hash of its bytes; for each environment, every input its check read (the App,
+the environments it extends, the sealed secrets, extra resources and patches it names) and its
+placement, which the rules across environments read. An environment none of whose inputs changed is
+known to pass its own checks again (the same kompile on the same bytes); only the cross-environment
+rules run over every one, on placements. The index never vouches for the output: it only saves
+reading and checking specs that did not change.
+
+Anything unusual sends the command back to loading and checking every environment: no index, another
+kompile version, the App's file changed, a file whose identity cannot be trusted (modified within
+RACY_SECONDS of being read, where a rewrite in the same clock tick would keep its identity).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from kompile import __version__
+from kompile.errors import Collector, KompileError
+from kompile.load.project import (
+    Project,
+    SpecFile,
+    Specs,
+    identity,
+    load_spec,
+    require_environments,
+    spec_files,
+)
+from kompile.safefs import CACHE_DIR, RACY_SECONDS, Refused, Root, write_cache_file
+from kompile.validate import validate_project
+from kompile.validate.clusters import Placement
+from kompile.validate.resolved import Resolved
+
+INDEX_FILE = f"{CACHE_DIR}/index"
+MAX_INDEX_BYTES = 256 << 20
+
+
+@functools.cache
+def index_format() -> str:
+    """The first words of an index: its format, kompile's version, and the identity of kompile's own
+    code (a checkout of kompile changed without a new version number checks with other rules)."""
+    package = Path(__file__).resolve().parent
+    code = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        info = path.stat()
+        code.update(f"{path.relative_to(package)} {info.st_size} {info.st_mtime_ns}\n".encode())
+    return f"kompile-index 1 {__version__} {code.hexdigest()[:16]}"
+
+
+@dataclass
+class Index:
+    app: str  # the App's file
+    app_reads: tuple[str, ...]  # the files the App's own settings' rules read
+    files: dict[str, tuple[str, str]]  # input -> (identity when read, or "" when too young; sha256)
+    environments: dict[str, tuple[tuple[str, ...], Placement]]  # name -> (inputs its check read, placement)
+
+
+_last_read: tuple[str, Index] | None = None  # the last index read, by its hash: parsed once per command
+
+
+def read_index(root: Path) -> Index | None:
+    """The index, or None when there is none this kompile can use. Its first line is the format and the
+    hash of the rest, so a damaged or hand-made index is ignored (never half believed)."""
+    global _last_read
+    try:
+        with Root(root) as disk:
+            info = disk.lstat(INDEX_FILE)
+            if info is None or not stat.S_ISREG(info.st_mode):
+                return None
+            header, _, data = disk.read(INDEX_FILE, MAX_INDEX_BYTES).partition(b"\n")
+        key = hashlib.sha256(data).hexdigest()
+        if header.decode() != f"{index_format()} {key}":
+            return None
+        if _last_read is not None and _last_read[0] == key:
+            return _last_read[1]
+        body = json.loads(data)
+        files = {rel: (ident, sha) for rel, (ident, sha) in body["files"].items()}
+        environments = {
+            name: (tuple(inputs), Placement.from_json(name, where))
+            for name, (inputs, where) in body["environments"].items()
+        }
+        index = Index(body["app"], tuple(body["appReads"]), files, environments)
+        _last_read = (key, index)
+        return index
+    except (OSError, Refused, ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        return None
+
+
+def write_index(
+    root: Path, project: Project, resolved: Sequence[Resolved], started_ns: int, old: Index | None = None
+) -> Index | None:
+    """Remember what this run checked: every environment of `resolved` (and, from `old`, the others,
+    unchanged). Files modified within RACY_SECONDS before the run started are recorded without an
+    identity, so they are read again next time. Best effort: an index that cannot be written only makes
+    the next command check everything."""
+    environments = dict(old.environments) if old else {}
+    for gone in [name for name in environments if name not in project.environments]:
+        del environments[gone]
+    for item in resolved:
+        if item.placement is not None:
+            environments[item.name] = ((*item.sources, *item.reads), item.placement)
+    used = {project.app.rel, *project.app_reads, *project.environments.rels.values()}
+    for inputs, _ in environments.values():
+        used.update(inputs)
+    files: dict[str, tuple[str, str]] = {}
+    for rel in sorted(used):
+        if rel in project.identities and rel in project.inputs:
+            files[rel] = (_trusted(project.identities[rel], started_ns), project.inputs[rel])
+        elif old is not None and rel in old.files:
+            files[rel] = old.files[rel]
+        else:
+            return None  # an input whose identity is unknown: record nothing rather than something wrong
+    new = Index(project.app.rel, project.app_reads, files, dict(sorted(environments.items())))
+    if new == old:
+        return old  # nothing to add: the file stays as it is
+    body = {
+        "app": new.app,
+        "appReads": list(new.app_reads),
+        "files": files,
+        "environments": {
+            name: [list(inputs), where.as_json()] for name, (inputs, where) in new.environments.items()
+        },
+    }
+    data = json.dumps(body, separators=(",", ":")).encode()
+    write_cache_file(root, "index", f"{index_format()} {hashlib.sha256(data).hexdigest()}\n{data.decode()}")
+    return new
+
+
+def _trusted(ident: str, started_ns: int) -> str:
+    """The identity, unless the file changed too near the run's start for it to tell a rewrite apart."""
+    _, _, mtime, ctime = ident.split()
+    return "" if max(int(mtime), int(ctime)) >= started_ns - RACY_SECONDS * 1e9 else ident
+
+
+def changed_inputs(root: Path, index: Index, specs: list[str]) -> set[str]:
+    """The inputs whose identity is not the one recorded (changed, gone, replaced, or never trusted),
+    and the spec files the index does not know."""
+    changed = {rel for rel in specs if rel not in index.files}
+    with Root(root) as disk:
+        for rel, (recorded, _) in index.files.items():
+            folder, _, name = rel.rpartition("/")
+            try:
+                info = os.stat(name, dir_fd=disk.folder(folder), follow_symlinks=False)
+            except (OSError, Refused):
+                changed.add(rel)
+                continue
+            if not recorded or not stat.S_ISREG(info.st_mode) or identity(info) != recorded:
+                changed.add(rel)
+    return changed
+
+
+def checked_incrementally(
+    root: Path, only: Sequence[str], keep_settings: bool
+) -> tuple[Project, list[Resolved], Index] | None:
+    """The project, `only` checked with every environment whose inputs changed since the index was
+    written (the others' placements from the index), and the index; None when the index cannot serve,
+    and the caller loads and checks everything. Raises what checking everything would raise about
+    these files."""
+    index = read_index(root)
+    if index is None:
+        return None
+    try:
+        paths, problems = spec_files(root)
+        changed = changed_inputs(root, index, paths)
+    except (KompileError, OSError, Refused):
+        return None
+    if problems or index.app in changed or index.app not in paths:
+        return None
+    project = _project(root, index, paths, changed)
+    if project is None:
+        return None
+    require_environments(project, only)
+    affected = {name for name, rel in project.environments.rels.items() if rel in changed}
+    affected.update(
+        name
+        for name, (inputs, _) in index.environments.items()
+        if name in project.environments and not changed.isdisjoint(inputs)
+    )
+    affected.update(only)
+    affected.update(name for name in project.environments if name not in index.environments)
+    placements = [
+        where
+        for name, (_, where) in index.environments.items()
+        if name in project.environments and name not in affected
+    ]
+    resolved = validate_project(project, keep_settings, sorted(affected), placements)
+    return project, resolved, index
+
+
+def _project(root: Path, index: Index, paths: list[str], changed: set[str]) -> Project | None:
+    """A project whose changed spec files are read and checked now (their problems raised, as loading
+    every file would) and whose other environments are read when first asked for. None when a changed
+    file is an App (a second one, or the App moved): loading everything says what that means."""
+    inputs = {rel: sha for rel, (_, sha) in index.files.items() if rel not in changed}
+    identities: dict[str, str] = {}
+    out = Collector()
+    fresh: dict[str, SpecFile] = {}
+    for rel in paths:
+        if rel in changed:
+            loaded = load_spec(root, rel, inputs, identities, out)
+            if loaded is not None:
+                if loaded.kind != "Environment":
+                    return None
+                fresh[loaded.name] = loaded
+    out.raise_if_any()
+    app = load_spec(root, index.app, inputs, identities, out)
+    if app is None or app.kind != "App":
+        return None
+
+    def load(rel: str) -> SpecFile:
+        problems = Collector()
+        loaded = load_spec(root, rel, inputs, identities, problems)
+        problems.raise_if_any()  # (a file is None only with its problems said)
+        return loaded  # type: ignore[return-value]
+
+    rels = {rel.rpartition("/")[2].rpartition(".")[0]: rel for rel in paths if rel != index.app}
+    specs = Specs(dict(sorted(rels.items())), load, fresh)
+    return Project(root=root, app=app, environments=specs, inputs=inputs, identities=identities)

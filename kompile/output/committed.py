@@ -1,0 +1,193 @@
+"""What the last full build left in bases/ and overlays/, remembered in .kompile-cache/ so that `kompile
+diff` compiles only the environments whose committed overlay may no longer be what their specs give.
+
+A full build records each file it owns there with its identity on disk (as git's index does) and its
+digest, and for each environment the digest of the inputs it was built from (the index's hashes of
+every file its check read). An environment is unchanged for diff when its inputs are the ones it was
+built from, every one of its files still has its identity, and its folder holds no other file; a file
+whose identity is "racily clean" (modified within RACY_SECONDS of the record) is read and hashed
+instead. Anything the record cannot vouch for (no record, another kompile, the base's files touched)
+sends diff back to compiling everything. The record never vouches for `check`: a committed manifest can
+lie, a local record of what this machine wrote cannot be pushed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from kompile.index import Index, changed_inputs, index_format, read_index
+from kompile.load.project import identity, spec_files
+from kompile.output.manifest import digest
+from kompile.safefs import CACHE_DIR, DIR_FLAGS, RACY_SECONDS, Refused, Root, write_cache_file
+
+RECORD_FILE = f"{CACHE_DIR}/outputs"
+MAX_RECORD_BYTES = 256 << 20
+FOLDERS = ("bases", "overlays")  # what diff compares (rendered/ and gitops/ follow from them)
+
+
+def inputs_digest(index: Index, name: str) -> str:
+    """One digest of every input an environment's check read, as the index has them."""
+    inputs, _ = index.environments[name]
+    listing = "".join(f"{rel} {index.files[rel][1]}\n" for rel in sorted(inputs))
+    return hashlib.sha256(listing.encode()).hexdigest()
+
+
+def record_outputs(root: Path, files: dict[str, tuple[str, ...]], index: Index | None) -> None:
+    """After a full build: each base and overlay file the manifest lists (as written, so as compiled),
+    with its identity now, and what each environment was built from. Best effort."""
+    if index is None:
+        return
+    recorded_ns = time.time_ns()
+    racy_after = recorded_ns - RACY_SECONDS * 1e9
+    folders: dict[str, dict[str, str | list[str]]] = defaultdict(dict)
+    try:
+        with Root(root) as disk:
+            for path, hashes in sorted(files.items()):
+                if not path.startswith(("bases/", "overlays/")):
+                    continue
+                folder, _, name = path.rpartition("/")
+                info = os.stat(name, dir_fd=disk.folder(folder), follow_symlinks=False)
+                if len(hashes) != 1 or not stat.S_ISREG(info.st_mode):
+                    return  # a build that did not finish: record nothing
+                # The digest only where the identity cannot vouch (the file is racily clean).
+                racy = max(info.st_mtime_ns, info.st_ctime_ns) >= racy_after
+                folders[folder][name] = [identity(info), hashes[0]] if racy else identity(info)
+    except (OSError, Refused):
+        return
+    body = {
+        "recorded": recorded_ns,
+        "app": index.files[index.app][1],
+        "built": {name: inputs_digest(index, name) for name in sorted(index.environments)},
+        "folders": folders,
+    }
+    data = json.dumps(body, separators=(",", ":")).encode()
+    write_cache_file(root, "outputs", f"{index_format()} {hashlib.sha256(data).hexdigest()}\n{data.decode()}")
+
+
+@dataclass(frozen=True)
+class Stale:
+    """What diff must compile: environments whose overlay may differ from what their specs give now."""
+
+    environments: frozenset[str]  # with a spec, and an overlay that may differ (or none)
+    removed: frozenset[str]  # an overlay on disk, no spec
+    unchanged: frozenset[str]  # with a spec and an overlay that is what the spec gives
+
+
+def stale_environments(root: Path) -> Stale | None:
+    """Which environments' committed overlays may differ from their specs, from the index and the
+    record of the last full build; None when they cannot say (diff then compiles everything)."""
+    try:
+        index = read_index(root)
+        record = _read_record(root)
+        if index is None or record is None or record["app"] != index.files[index.app][1]:
+            return None
+        paths, problems = spec_files(root)
+        if problems:
+            return None
+        changed = changed_inputs(root, index, paths)
+        if index.app in changed or index.app not in paths:
+            return None
+        names = {rel.rpartition("/")[2].rpartition(".")[0] for rel in paths if rel != index.app}
+        on_disk = _scan(root, record)
+    except (OSError, Refused, ValueError, KeyError, TypeError):
+        return None
+    if on_disk is None:
+        return None
+    built = record["built"]
+    stale = {name for name in names if name not in index.environments or name not in built}
+    for name, (inputs, _) in index.environments.items():
+        if name in names and (
+            not changed.isdisjoint(inputs) or built.get(name) != inputs_digest(index, name)
+        ):
+            stale.add(name)
+    stale |= on_disk & names
+    overlays = _overlay_names(root)
+    removed = frozenset(overlays - names)
+    return Stale(frozenset(stale), removed, frozenset(names - stale))
+
+
+def _read_record(root: Path) -> dict | None:
+    with Root(root) as disk:
+        info = disk.lstat(RECORD_FILE)
+        if info is None or not stat.S_ISREG(info.st_mode):
+            return None
+        header, _, data = disk.read(RECORD_FILE, MAX_RECORD_BYTES).partition(b"\n")
+    if header.decode() != f"{index_format()} {hashlib.sha256(data).hexdigest()}":
+        return None
+    return json.loads(data)
+
+
+def _scan(root: Path, record: dict) -> set[str] | None:
+    """The environments whose overlay folder is not as recorded (a file added, gone, or with other
+    bytes); None when the base's is not (every environment would differ)."""
+    recorded: dict[str, dict[str, str | list[str]]] = record["folders"]
+    differing: set[str] = set()
+    with Root(root) as disk:
+        found = _walk(disk, "bases") | _walk(disk, "overlays")
+        for folder in sorted(set(found) | set(recorded)):
+            entries, expected = found.get(folder, {}), recorded.get(folder, {})
+            same = entries.keys() == expected.keys() and all(
+                _unchanged(disk, f"{folder}/{name}", info, expected[name]) for name, info in entries.items()
+            )
+            if same:
+                continue
+            if folder.startswith("bases/") or folder == "bases":
+                return None
+            parts = folder.split("/")
+            if len(parts) >= 2:
+                differing.add(parts[1])
+    return differing
+
+
+def _walk(disk: Root, top: str) -> dict[str, dict[str, os.stat_result]]:
+    """{folder: {name: status}} for every file under top, each folder opened from its parent without
+    following a link (a link or anything else that is not a file: ValueError, and diff's full reading
+    says what it is)."""
+    out: dict[str, dict[str, os.stat_result]] = {}
+    try:
+        pending = [(top, os.dup(disk.folder(top)))]
+    except Refused as exc:
+        if exc.missing:
+            return out
+        raise
+    try:
+        while pending:
+            folder, fd = pending.pop()
+            try:
+                files = out.setdefault(folder, {})
+                with os.scandir(fd) as entries:  # (their stat() reads through fd: it stays open until done)
+                    for entry in entries:
+                        if entry.is_dir(follow_symlinks=False):
+                            child = os.open(entry.name, DIR_FLAGS, dir_fd=fd)
+                            pending.append((f"{folder}/{entry.name}", child))
+                            continue
+                        info = entry.stat(follow_symlinks=False)
+                        if not stat.S_ISREG(info.st_mode):
+                            raise ValueError(f"{folder}/{entry.name} is not a file")
+                        files[entry.name] = info
+            finally:
+                os.close(fd)
+    finally:
+        for _, fd in pending:
+            os.close(fd)
+    return out
+
+
+def _unchanged(disk: Root, path: str, info: os.stat_result, recorded: str | list[str]) -> bool:
+    """The file has the identity recorded and, when it was racily clean then, the bytes too."""
+    ident, hashed = (recorded, None) if isinstance(recorded, str) else recorded
+    if not stat.S_ISREG(info.st_mode) or identity(info) != ident:
+        return False
+    return hashed is None or digest(disk.read(path, 64 << 20)) == hashed
+
+
+def _overlay_names(root: Path) -> set[str]:
+    with Root(root) as disk:
+        return {entry.name for entry in disk.listdir("overlays") if entry.is_dir(follow_symlinks=False)}

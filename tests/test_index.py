@@ -1,0 +1,381 @@
+"""The index (kompile/index.py): a command about one environment checks only the environments whose
+files changed, and says exactly what checking every environment would say.
+
+Each scenario edits a built repo the same way twice: one copy runs `build --env` through the index,
+the other without one (every environment loaded and checked). Both must refuse with the same
+diagnostics, or write the same tree.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+import kompile.compiler
+import kompile.index
+import kompile.load.project
+import kompile.output.committed
+import kompile.output.diff
+import kompile.safefs
+from kompile import api
+from kompile.errors import KompileError
+from kompile.index import INDEX_FILE, read_index
+from kompile.load.project import load_project
+from kompile.normalise import normalise_environment
+from kompile.validate import validate_project
+
+from conftest import GOLDEN, copy_example, golden_cases
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from fleet import generate_fleet  # noqa: E402
+
+PREVIEW = """apiVersion: kompile.dev/v1alpha1
+kind: Environment
+metadata:
+  name: pr-1
+spec:
+  extends: staging
+  tier: preview
+  namespace: shop-pr-1
+  image: {tag: "1.5.0"}
+  sealedSecrets:
+    shop-django:
+      encryptedData:
+        DJANGO_SECRET_KEY: AgBy3i4OJSWK+PiTySYZZA9rO43cGDEq8Kx7HDNnUzFXBhhkfMtkLqZBPxaOaTT1
+        DATABASE_URL: AgCo1YqSEwVT4o3JJoSB+Yxz5Gi5cRQD1SPWxaYTjmydGoVnT6zg+BFXKMeDoa0l
+        CELERY_BROKER_URL: AgDFOzH3l2m6o+IC1PNmOSq1DIjvNA72SS4+1HpUt2v8VDIJuJwGoRkzpvB0Gs2r
+"""
+
+
+@pytest.fixture(autouse=True)
+def trust_at_once(monkeypatch):
+    """Files written by a test are a moment old: let the index trust their identities (each edit below
+    gets a modification time of its own, so no edit can keep one)."""
+    monkeypatch.setattr(kompile.index, "RACY_SECONDS", 0)
+
+
+def write(root: Path, rel: str, text: str | None) -> None:
+    """Write (or remove, for None) a file, giving it a modification time no earlier write had."""
+    path = root / rel
+    if text is None:
+        path.unlink()
+        return
+    before = path.stat().st_mtime_ns if path.exists() else 0
+    path.write_text(text)
+    if path.stat().st_mtime_ns == before:  # within one tick of the clock: move it on, never ahead of now
+        os.utime(path, ns=(before + 1000, before + 1000))
+
+
+def replace_in(rel: str, old: str, new: str):
+    def apply(root: Path) -> None:
+        text = (root / rel).read_text()
+        assert old in text, f"{rel} lacks {old!r}"
+        write(root, rel, text.replace(old, new, 1))
+
+    return apply
+
+
+def new_file(rel: str, text: str | None):
+    return lambda root: write(root, rel, text)
+
+
+def renamed(old: str, new: str):
+    def apply(root: Path) -> None:
+        text = (root / old).read_text()
+        write(root, old, None)
+        write(root, new, text)
+
+    return apply
+
+
+def renamed_copy(old: str, new: str):
+    return lambda root: write(root, new, (root / old).read_text().replace("name: shop", "name: other", 1))
+
+
+QA = PREVIEW.replace("name: pr-1", "name: qa").replace("tier: preview\n", "").replace("pr-1", "qa")
+
+# name -> (edit, the environment built, whether the index can serve)
+SCENARIOS = {
+    "nothing changed": (lambda root: None, "dev", True),
+    "a parent's image": (
+        replace_in("environments/staging.yaml", 'tag: "1.4.3"', 'tag: "1.4.4"'),
+        "dev",
+        True,
+    ),
+    "the environment built": (
+        replace_in("environments/dev.yaml", "replicas: 1}", "replicas: 2}"),
+        "dev",
+        True,
+    ),
+    "a namespace taken": (replace_in("environments/staging.yaml", "shop-staging", "shop-dev"), "prod", True),
+    "a sealed file loses a key": (
+        replace_in("secrets/dev/shop-django.yaml", "DATABASE_URL", "DATABASE_URI"),
+        "prod",
+        True,
+    ),
+    "a parent made invalid": (
+        replace_in("environments/staging.yaml", "worker: {replicas: 2}", "worker: {replicas: -2}"),
+        "dev",
+        True,
+    ),
+    "a parent removed": (new_file("environments/staging.yaml", None), "dev", True),
+    "a parent renamed .yml": (renamed("environments/staging.yaml", "environments/staging.yml"), "pr-1", True),
+    "a new environment": (new_file("environments/qa.yaml", QA), "qa", True),
+    "a new environment's namespace taken": (
+        new_file("environments/qa.yaml", QA.replace("namespace: shop-qa", "namespace: shop-prod")),
+        "dev",
+        True,
+    ),
+    "a cluster spelled twice": (
+        new_file(
+            "environments/qa.yaml",
+            QA + "  cluster: https://Staging.k8s.acme.internal:443/\n",
+        ),
+        "dev",
+        True,
+    ),
+    "an environment named gitops": (
+        new_file("environments/gitops.yaml", QA.replace("name: qa", "name: gitops")),
+        "dev",
+        True,
+    ),
+    "a name that is not the file's": (
+        replace_in("environments/staging.yaml", "name: staging", "name: stage"),
+        "dev",
+        True,
+    ),
+    "a YAML error": (replace_in("environments/staging.yaml", "spec:", "spec: ["), "dev", True),
+    "a second App": (renamed_copy("environments/app.yaml", "environments/other.yaml"), "dev", False),
+    "a second App that is not valid": (
+        new_file(
+            "environments/other.yaml",
+            "apiVersion: kompile.dev/v1alpha1\nkind: App\nmetadata: {name: other}\n",
+        ),
+        "dev",
+        True,  # its own problems are said (as loading every file would), before anything is compiled
+    ),
+    "the App": (
+        replace_in("environments/app.yaml", "spec:", "spec:\n  cluster: https://kubernetes.default.svc"),
+        "dev",
+        False,
+    ),
+    "an unknown environment asked for": (lambda root: None, "qa", True),
+}
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".kompile-cache" not in p.parts
+    }
+
+
+def outcome(root: Path, env: str):
+    try:
+        api.build(root, [env])
+    except KompileError as exc:
+        return "refused", sorted((d.code.name, str(d.span), d.message, d.hint) for d in exc.diagnostics)
+    return "built", snapshot(root)
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_an_environment_built_through_the_index_is_what_checking_everything_gives(
+    scenario, tmp_path, monkeypatch
+):
+    change, env, served = SCENARIOS[scenario]
+    indexed = copy_example(tmp_path / "indexed")
+    write(indexed, "environments/pr-1.yaml", PREVIEW)
+    api.build(indexed)
+    assert read_index(indexed) is not None
+    whole = tmp_path / "whole"
+    shutil.copytree(indexed, whole)
+    shutil.rmtree(whole / ".kompile-cache")
+    change(indexed)
+    change(whole)
+
+    loads = []
+    real = kompile.compiler.load_project
+    monkeypatch.setattr(kompile.compiler, "load_project", lambda root: loads.append(root) or real(root))
+    through_index = outcome(indexed, env)
+    assert bool(loads) != served, "the index served" if loads == [] else "every environment was loaded"
+    loads.clear()
+    assert outcome(whole, env) == through_index
+    assert loads  # (the other copy had no index: everything was loaded and checked)
+
+
+def test_a_command_about_one_environment_reads_the_files_it_needs(tmp_path, monkeypatch):
+    """A preview changed in a fleet of 60: building it reads the App, the preview and what it extends."""
+    root = generate_fleet(tmp_path / "fleet", 60)
+    api.build(root)
+    target = sorted(p.stem for p in (root / "environments").glob("pr-*.yaml"))[7]
+    replace_in(f"environments/{target}.yaml", 'tag: "1.', 'tag: "2.')(root)
+    parsed = []
+    real = kompile.load.project.parse_document
+    monkeypatch.setattr(
+        kompile.load.project, "parse_document", lambda text, rel: parsed.append(rel) or real(text, rel)
+    )
+    built = api.build(root, [target])
+    assert built.plan.changed and all(target in path for path in built.plan.changed)
+    assert sorted(parsed) == sorted(
+        {"environments/app.yaml", f"environments/{target}.yaml", "environments/staging.yaml"}
+    ), parsed
+    # The index now knows the preview's new file: the next command reads only what it builds.
+    parsed.clear()
+    api.build(root, ["dev"])
+    assert sorted(parsed) == ["environments/app.yaml", "environments/dev.yaml"], parsed
+
+
+def test_an_index_that_cannot_be_trusted_is_ignored(example, monkeypatch):
+    api.build(example)
+    index = example / INDEX_FILE
+    loads = []
+    real = kompile.compiler.load_project
+    monkeypatch.setattr(kompile.compiler, "load_project", lambda root: loads.append(root) or real(root))
+    data = index.read_bytes()
+    for damaged in (
+        data[:-3],
+        data.replace(b'"dev"', b'"deb"', 1),
+        b"",
+        b"\xff" * 10,
+        data.replace(b"1", b"2", 1),
+    ):
+        index.write_bytes(damaged)
+        loads.clear()
+        api.build(example, ["dev"])  # no error: a damaged cache is only slower
+        assert loads, damaged[:40]
+
+
+def test_files_changed_just_before_a_build_are_read_again(example, monkeypatch):
+    """A file modified within RACY_SECONDS of a run could be rewritten in the same clock tick without
+    changing its identity: the index records no identity for it, so the next command reads it."""
+    monkeypatch.setattr(kompile.index, "RACY_SECONDS", 3600)
+    api.build(example)
+    index = read_index(example)
+    assert index is not None and all(identity == "" for identity, _ in index.files.values())
+
+
+@pytest.mark.parametrize("case", golden_cases())
+def test_an_environment_compiles_from_the_files_its_check_read(case):
+    """What the index records as an environment's inputs is complete: compiling it reads no file its
+    check did not (else a change to that file would go unnoticed by `build --env`)."""
+    project = load_project(GOLDEN / case / "input")
+    for item in validate_project(project):
+        project.reading = set()
+        normalise_environment(project, item)
+        assert project.reading <= {*item.sources, *item.reads}, (item.name, project.reading)
+        project.reading = None
+
+
+# ---------------------------------------------------------------------------------------------
+# diff through the record of the last full build (kompile/output/committed.py)
+
+
+def overlay_edit(rel: str, old: str, new: str):
+    return replace_in(rel, old, new)
+
+
+def removed(rel: str):
+    def apply(root: Path) -> None:
+        path = root / rel
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+    return apply
+
+
+def linked(rel: str, target: str):
+    return lambda root: (root / rel).symlink_to(target)
+
+
+# name -> (edit, environments asked for, whether the record can serve)
+DIFFS = {
+    "nothing changed": (lambda root: None, None, True),
+    "a spec": (replace_in("environments/staging.yaml", 'tag: "1.4.3"', 'tag: "1.4.4"'), None, True),
+    "a parent, asked about its child": (
+        replace_in("environments/staging.yaml", 'tag: "1.4.3"', 'tag: "1.4.4"'),
+        ["pr-1"],
+        True,
+    ),
+    "a sealed file": (replace_in("secrets/dev/shop-django.yaml", "AgB", "AgC"), None, True),
+    "an overlay file by hand, same size": (
+        overlay_edit("overlays/prod/kustomization.yaml", "namespace: shop-prod", "namespace: shop-prot"),
+        None,
+        True,
+    ),
+    "an overlay file gone": (removed("overlays/dev/kustomization.yaml"), None, True),
+    "an overlay folder gone": (removed("overlays/staging"), None, True),
+    "a stray file in an overlay": (new_file("overlays/dev/notes.yaml", "kind: Note\n"), None, True),
+    "an environment's spec gone": (removed("environments/pr-1.yaml"), None, True),
+    "an environment's spec gone, asked about": (removed("environments/pr-1.yaml"), ["pr-1"], True),
+    "a new environment": (new_file("environments/qa.yaml", QA), None, True),
+    "an unknown environment asked about": (lambda root: None, ["qa"], True),
+    "an invalid spec elsewhere": (
+        replace_in("environments/staging.yaml", "worker: {replicas: 2}", "worker: {replicas: -2}"),
+        ["prod"],
+        True,
+    ),
+    "a base file by hand": (
+        overlay_edit("bases/shop/kustomization.yaml", "resources:", "resources: "),
+        None,
+        False,
+    ),
+    "a link in an overlay": (linked("overlays/dev/extra.yaml", "/etc/hostname"), None, False),
+}
+
+
+def diff_outcome(root: Path, envs):
+    try:
+        return "compared", api.diff(root, envs=envs)
+    except KompileError as exc:
+        return "refused", sorted((d.code.name, str(d.span), d.message, d.hint) for d in exc.diagnostics)
+
+
+@pytest.mark.parametrize("scenario", sorted(DIFFS))
+def test_a_diff_through_the_record_is_the_full_diff(scenario, tmp_path, monkeypatch):
+    change, envs, served = DIFFS[scenario]
+    recorded = copy_example(tmp_path / "recorded")
+    write(recorded, "environments/pr-1.yaml", PREVIEW)
+    api.build(recorded)
+    whole = tmp_path / "whole"
+    shutil.copytree(recorded, whole, symlinks=True)
+    shutil.rmtree(whole / ".kompile-cache")
+    change(recorded)
+    change(whole)
+
+    full = []
+    real = kompile.output.diff._digests_into
+    monkeypatch.setattr(kompile.output.diff, "_digests_into", lambda files: full.append(1) or real(files))
+    through_record = diff_outcome(recorded, envs)
+    assert bool(full) != served, "the record served" if not full else "every environment was compiled"
+    full.clear()
+    assert diff_outcome(whole, envs) == through_record
+    assert full
+
+
+def test_racily_clean_outputs_are_compared_by_their_bytes(example, monkeypatch):
+    """A file recorded within RACY_SECONDS of being written may change without its identity showing it
+    (a rewrite in the same clock tick): the record keeps its digest, and diff reads the bytes."""
+    monkeypatch.setattr(kompile.output.committed, "RACY_SECONDS", 3600)
+    api.build(example)
+    record = kompile.output.committed._read_record(example)
+    entries = [
+        (f"{folder}/{name}", entry)
+        for folder, files in record["folders"].items()
+        for name, entry in files.items()
+    ]
+    assert entries and all(isinstance(entry, list) for _, entry in entries)  # every one with its digest
+    path, (ident, hashed) = entries[0]
+    info = (example / path).lstat()
+    with kompile.safefs.Root(example) as disk:
+        assert kompile.output.committed._unchanged(disk, path, info, [ident, hashed])
+        assert not kompile.output.committed._unchanged(
+            disk, path, info, [ident, "0" * 64]
+        )  # same identity, other bytes
+    assert api.diff(example)[1] == []
+    edit = example / "overlays/prod/kustomization.yaml"
+    edit.write_text(edit.read_text().replace("namespace: shop-prod", "namespace: shop-prot"))
+    assert {c.environment for c in api.diff(example)[1]} == {"prod"}
