@@ -20,12 +20,16 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.metadata
 import json
 import os
 import stat
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 from kompile import __version__
 from kompile.errors import Collector, KompileError
@@ -49,13 +53,21 @@ MAX_INDEX_BYTES = 256 << 20
 
 @functools.cache
 def index_format() -> str:
-    """The first words of an index: its format, kompile's version, and the identity of kompile's own
-    code (a checkout of kompile changed without a new version number checks with other rules)."""
+    """The first words of an index: its format, and what checking a spec depends on besides the spec:
+    kompile's version and the identity of its own code (a checkout of kompile changed without a new
+    version number checks with other rules), Python's, and the libraries whose answers the rules take
+    (libyaml's parsing, jsonpatch's patching, tzdata's list of time zones)."""
     package = Path(__file__).resolve().parent
     code = hashlib.sha256()
     for path in sorted(package.rglob("*.py")):
         info = path.stat()
         code.update(f"{path.relative_to(package)} {info.st_size} {info.st_mtime_ns}\n".encode())
+    code.update(f"python {sys.version} libyaml {getattr(yaml, '__with_libyaml__', False)}\n".encode())
+    for library in ("PyYAML", "jsonpatch", "tzdata"):
+        try:
+            code.update(f"{library} {importlib.metadata.version(library)}\n".encode())
+        except importlib.metadata.PackageNotFoundError:
+            code.update(f"{library} none\n".encode())
     return f"kompile-index 1 {__version__} {code.hexdigest()[:16]}"
 
 
@@ -86,11 +98,23 @@ def read_index(root: Path) -> Index | None:
         if _last_read is not None and _last_read[0] == key:
             return _last_read[1]
         body = json.loads(data)
+        # The header vouches that kompile wrote it; a few checks of shape keep one edited with a header
+        # to match from reaching anything but "ignored".
         files = {rel: (ident, sha) for rel, (ident, sha) in body["files"].items()}
+        if not all(
+            type(rel) is str and type(ident) is str and type(sha) is str
+            for rel, (ident, sha) in files.items()
+        ):
+            return None
         environments = {
             name: (tuple(inputs), Placement.from_json(name, where))
             for name, (inputs, where) in body["environments"].items()
         }
+        if not all(
+            type(name) is str and all(rel in files for rel in inputs)
+            for name, (inputs, _) in environments.items()
+        ):
+            return None
         index = Index(body["app"], tuple(body["appReads"]), files, environments)
         _last_read = (key, index)
         return index
@@ -153,7 +177,7 @@ def changed_inputs(root: Path, index: Index, specs: list[str]) -> set[str]:
             folder, _, name = rel.rpartition("/")
             try:
                 info = os.stat(name, dir_fd=disk.folder(folder), follow_symlinks=False)
-            except (OSError, Refused):
+            except (OSError, Refused, ValueError):  # (ValueError: a NUL in a name kompile never wrote)
                 changed.add(rel)
                 continue
             if not recorded or not stat.S_ISREG(info.st_mode) or identity(info) != recorded:
@@ -179,16 +203,15 @@ def checked_incrementally(
     if problems or index.app in changed or index.app not in paths:
         return None
     project = _project(root, index, paths, changed)
-    if project is None:
-        return None
-    require_environments(project, only)
+    if project is None or not project.environments:
+        return None  # (loading everything says what is missing)
     affected = {name for name, rel in project.environments.rels.items() if rel in changed}
     affected.update(
         name
         for name, (inputs, _) in index.environments.items()
         if name in project.environments and not changed.isdisjoint(inputs)
     )
-    affected.update(only)
+    affected.update(name for name in only if name in project.environments)
     affected.update(name for name in project.environments if name not in index.environments)
     placements = [
         where
@@ -196,6 +219,7 @@ def checked_incrementally(
         if name in project.environments and name not in affected
     ]
     resolved = validate_project(project, keep_settings, sorted(affected), placements)
+    require_environments(project, only)  # after the checks, as when every environment is checked
     return project, resolved, index
 
 

@@ -44,15 +44,12 @@ class Manifest:
         return digest(data) in self.files.get(path, ())
 
     def to_bytes(self) -> bytes:
-        files = {
-            path: hashes[0] if len(hashes) == 1 else list(hashes)
-            for path, hashes in sorted(self.files.items())
-        }
+        files = {path: hashes[0] if len(hashes) == 1 else list(hashes) for path, hashes in self.files.items()}
         body = {
             "format": FORMAT,
             "generator": self.generator,
             "inputs": dict(sorted(self.inputs.items())),
-            "files": files,
+            "files": dict(sorted(files.items())),
         }
         if self.warnings:
             body["warnings"] = list(self.warnings)
@@ -102,11 +99,11 @@ def _encode(value, newline: str, parts: list[str]) -> None:
 
 
 _HASH = re.compile(r"[0-9a-f]{64}")
-# An output path in plain ASCII, no component "." or "..", every one at most 255 bytes: path_problem
-# would accept it; matching it first saves its slower look at each of a hundred thousand paths.
-_PLAIN_ENTRY = re.compile(
-    rf"(?:{'|'.join(OUTPUT_FOLDERS)})(?:/(?!\.\.?(?:/|$))[A-Za-z0-9._-]{{1,255}}){{1,15}}"  # 15 x 256 < MAX_PATH_BYTES
-).fullmatch
+# An output path in plain ASCII, no component "." or "..", each at most 255 bytes (15 x 256 is under
+# MAX_PATH_BYTES): path_problem would accept it. Lines of them, and of digests, are checked in one pass.
+_PLAIN = rf"(?:{'|'.join(OUTPUT_FOLDERS)})(?:/(?!\.\.?(?:/|$))[A-Za-z0-9._-]{{1,255}}){{1,15}}"
+_PLAIN_PATHS = re.compile(rf"(?:{_PLAIN}\n)*{_PLAIN}").fullmatch
+_DIGESTS = re.compile(r"(?:[0-9a-f]{64}\n)*[0-9a-f]{64}").fullmatch
 MAX_MANIFEST_BYTES = 64 << 20
 
 
@@ -131,11 +128,8 @@ def read_manifest(root: Path) -> Manifest | None:
     files, inputs = body.get("files"), body.get("inputs") or {}
     if not isinstance(files, dict) or not isinstance(inputs, dict):
         raise _unreadable("missing its files or inputs")
-    checked: dict[str, tuple[str, ...]] = {}
-    for path, hashes in files.items():
-        if isinstance(hashes, str) and _PLAIN_ENTRY(path) and _HASH.fullmatch(hashes):
-            checked[path] = (hashes,)  # the usual entry, at a glance (every other goes the long way)
-            continue
+    checked = _usual(files) or {}
+    for path, hashes in () if checked else files.items():
         hashes = (hashes,) if isinstance(hashes, str) else hashes
         problem = path_problem(path) or (
             f"it is not under {', '.join(f + '/' for f in OUTPUT_FOLDERS)}"
@@ -178,6 +172,20 @@ def read_manifest(root: Path) -> Manifest | None:
         warnings=tuple(warnings),
         environments=dict(environments),
     )
+
+
+def _usual(files: dict) -> dict[str, tuple[str, ...]] | None:
+    """The usual listing at a glance: every path plain and every value one digest, each decided by one
+    regular expression over all of them joined by line breaks (none inside: the count says so). None
+    sends the listing the long way, entry by entry, where anything unusual is named."""
+    hashes = list(files.values())
+    if not hashes or not all(type(h) is str for h in hashes):
+        return None
+    paths, digests = "\n".join(files), "\n".join(hashes)
+    lines = len(files) - 1
+    if paths.count("\n") != lines or not _PLAIN_PATHS(paths) or not _DIGESTS(digests):
+        return None
+    return {path: (hashed,) for path, hashed in files.items()}
 
 
 def recorded_environments(manifest: Manifest) -> dict[str, str | None]:

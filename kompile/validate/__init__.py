@@ -54,7 +54,10 @@ def validate_project(
         if item is not None:
             resolved.append(item)
     out.add(naming_environments(shared))
-    check_namespaces(project, [*placements, *(item.placement for item in resolved)], out)
+    # In name order, as every environment is checked: the first of two to claim a namespace (or spell a
+    # cluster) is the one the message names, whichever were checked this time.
+    across = sorted([*placements, *(item.placement for item in resolved)], key=lambda where: where.name)
+    check_namespaces(project, across, out)
     out.raise_if_any()
     return resolved
 

@@ -74,8 +74,17 @@ class Placement:
 
     @classmethod
     def from_json(cls, name: str, item: list) -> Placement:
-        """The inverse of as_json, for an item as_json wrote (the index checks its own integrity)."""
+        """The inverse of as_json; ValueError for anything as_json would not have written."""
         namespace, cluster, previews, *spans = item
+        if not (
+            type(namespace) is str
+            and type(cluster) is str
+            and type(previews) is bool
+            and len(spans) == 3
+            and spans[2] is not None
+            and all(span is None or (type(span) is list and len(span) == 5) for span in spans)
+        ):
+            raise ValueError("not a placement")
         return cls(name, namespace, cluster, previews, tuple(spans))  # type: ignore[arg-type]
 
 
