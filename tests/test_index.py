@@ -65,6 +65,7 @@ def write(root: Path, rel: str, text: str | None) -> None:
         path.unlink()
         return
     before = path.stat().st_mtime_ns if path.exists() else 0
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     if path.stat().st_mtime_ns == before:  # within one tick of the clock: move it on, never ahead of now
         os.utime(path, ns=(before + 1000, before + 1000))
@@ -75,6 +76,14 @@ def replace_in(rel: str, old: str, new: str):
         text = (root / rel).read_text()
         assert old in text, f"{rel} lacks {old!r}"
         write(root, rel, text.replace(old, new, 1))
+
+    return apply
+
+
+def both(*edits):
+    def apply(root: Path) -> None:
+        for change in edits:
+            change(root)
 
     return apply
 
@@ -164,6 +173,52 @@ SCENARIOS = {
         False,
     ),
     "an unknown environment asked for": (lambda root: None, "qa", True),
+    # The first of two environments (in name order) to claim a namespace or spell a cluster is the one
+    # the message names, whichever of them changed (found by an attack).
+    "a namespace taken by one that sorts first": (
+        both(
+            replace_in("environments/dev.yaml", "namespace: shop-dev", "namespace: shop-staging"),
+            replace_in("environments/dev.yaml", "kubernetes.default.svc", "staging.k8s.acme.internal"),
+        ),
+        "dev",
+        True,
+    ),
+    "a cluster respelled by two, a third unchanged": (
+        both(
+            replace_in(
+                "environments/dev.yaml",
+                "https://kubernetes.default.svc",
+                "https://Staging.k8s.acme.internal:443/",
+            ),
+            replace_in(
+                "environments/staging.yaml",
+                "https://staging.k8s.acme.internal",
+                "https://Staging.k8s.acme.internal:443/",
+            ),
+        ),
+        "dev",
+        True,
+    ),
+    "an unknown environment asked for, a clash elsewhere": (
+        both(
+            replace_in("environments/staging.yaml", "namespace: shop-staging", "namespace: shop-prod"),
+            replace_in("environments/staging.yaml", "staging.k8s.acme.internal", "prod.k8s.acme.internal"),
+        ),
+        "nosuch",
+        True,
+    ),
+    "every environment's spec gone": (
+        both(*(new_file(f"environments/{name}.yaml", None) for name in ("dev", "staging", "prod", "pr-1"))),
+        "dev",
+        False,
+    ),
+}
+
+# Applied before the first build: (what the repo starts as, for the scenarios that need it).
+SETUPS = {
+    "a cluster respelled by two, a third unchanged": replace_in(
+        "environments/prod.yaml", "prod.k8s.acme.internal", "staging.k8s.acme.internal"
+    ),
 }
 
 
@@ -190,6 +245,7 @@ def test_an_environment_built_through_the_index_is_what_checking_everything_give
     change, env, served = SCENARIOS[scenario]
     indexed = copy_example(tmp_path / "indexed")
     write(indexed, "environments/pr-1.yaml", PREVIEW)
+    SETUPS.get(scenario, lambda root: None)(indexed)
     api.build(indexed)
     assert read_index(indexed) is not None
     whole = tmp_path / "whole"
@@ -324,6 +380,19 @@ DIFFS = {
         False,
     ),
     "a link in an overlay": (linked("overlays/dev/extra.yaml", "/etc/hostname"), None, False),
+    # An overlay folder without YAML is no environment to diff (found by an attack).
+    "an overlay folder without YAML": (new_file("overlays/ghost/.gitkeep", ""), None, True),
+    "an overlay folder without YAML, asked about": (new_file("overlays/ghost/.gitkeep", ""), ["ghost"], True),
+    "every environment's spec gone": (
+        both(*(removed(f"environments/{name}.yaml") for name in ("dev", "staging", "prod", "pr-1"))),
+        None,
+        False,
+    ),
+    "an unknown environment asked about, an invalid spec": (
+        replace_in("environments/staging.yaml", "worker: {replicas: 2}", "worker: {replicas: -2}"),
+        ["nosuch"],
+        True,
+    ),
 }
 
 

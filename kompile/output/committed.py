@@ -95,11 +95,12 @@ def stale_environments(root: Path) -> Stale | None:
         if index.app in changed or index.app not in paths:
             return None
         names = {rel.rpartition("/")[2].rpartition(".")[0] for rel in paths if rel != index.app}
-        on_disk = _scan(root, record)
+        scanned = _scan(root, record)
     except (OSError, Refused, ValueError, KeyError, TypeError):
         return None
-    if on_disk is None:
-        return None
+    if scanned is None or not names:
+        return None  # (compiling everything says what that means)
+    on_disk, overlays = scanned
     built = record["built"]
     stale = {name for name in names if name not in index.environments or name not in built}
     for name, (inputs, _) in index.environments.items():
@@ -108,7 +109,6 @@ def stale_environments(root: Path) -> Stale | None:
         ):
             stale.add(name)
     stale |= on_disk & names
-    overlays = _overlay_names(root)
     removed = frozenset(overlays - names)
     return Stale(frozenset(stale), removed, frozenset(names - stale))
 
@@ -124,13 +124,20 @@ def _read_record(root: Path) -> dict | None:
     return json.loads(data)
 
 
-def _scan(root: Path, record: dict) -> set[str] | None:
+def _scan(root: Path, record: dict) -> tuple[set[str], set[str]] | None:
     """The environments whose overlay folder is not as recorded (a file added, gone, or with other
-    bytes); None when the base's is not (every environment would differ)."""
+    bytes), and those with an overlay (a folder holding YAML, as diff reads the committed output); None
+    when the base's folder is not as recorded (every environment would differ)."""
     recorded: dict[str, dict[str, str | list[str]]] = record["folders"]
     differing: set[str] = set()
     with Root(root) as disk:
         found = _walk(disk, "bases") | _walk(disk, "overlays")
+    overlays = {
+        folder.split("/")[1]
+        for folder, files in found.items()
+        if folder.startswith("overlays/") and any(name.endswith(".yaml") for name in files)
+    }
+    with Root(root) as disk:
         for folder in sorted(set(found) | set(recorded)):
             entries, expected = found.get(folder, {}), recorded.get(folder, {})
             same = entries.keys() == expected.keys() and all(
@@ -143,7 +150,7 @@ def _scan(root: Path, record: dict) -> set[str] | None:
             parts = folder.split("/")
             if len(parts) >= 2:
                 differing.add(parts[1])
-    return differing
+    return differing, overlays
 
 
 def _walk(disk: Root, top: str) -> dict[str, dict[str, os.stat_result]]:
@@ -186,8 +193,3 @@ def _unchanged(disk: Root, path: str, info: os.stat_result, recorded: str | list
     if not stat.S_ISREG(info.st_mode) or identity(info) != ident:
         return False
     return hashed is None or digest(disk.read(path, 64 << 20)) == hashed
-
-
-def _overlay_names(root: Path) -> set[str]:
-    with Root(root) as disk:
-        return {entry.name for entry in disk.listdir("overlays") if entry.is_dir(follow_symlinks=False)}

@@ -266,10 +266,6 @@ def _diff_stale(root: Path, stale: Stale, only: list[str] | None) -> tuple[list[
     from kompile.load.project import unknown_environments
 
     names = sorted(stale.environments | stale.unchanged | stale.removed)
-    if only:
-        unknown_environments(
-            sorted(stale.environments | stale.unchanged), only, also=tuple(sorted(stale.removed))
-        )
     after = (
         {
             name: c.objects
@@ -278,6 +274,10 @@ def _diff_stale(root: Path, stale: Stale, only: list[str] | None) -> tuple[list[
         if stale.environments
         else {}
     )
+    if only:  # after the checks, as a full diff does
+        unknown_environments(
+            sorted(stale.environments | stale.unchanged), only, also=tuple(sorted(stale.removed))
+        )
     wanted = [name for name in names if not only or name in only]
     before = _committed_objects(root, {n for n in wanted if n in stale.environments or n in stale.removed})
     changes = []
