@@ -321,7 +321,8 @@ def write_cache_file(root: str | os.PathLike, name: str, text: str) -> None:
 
 
 def _write(folder_fd: int, name: str, text: str) -> None:
-    """Replace a cache file whole (a temporary beside it, then a rename): a reader sees old or new."""
+    """Replace a cache file whole (a temporary of this process beside it, then a rename): a reader sees
+    old or new. What killed writers left beside it goes too."""
     temporary = f".{name}.{os.getpid()}.tmp"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644, dir_fd=folder_fd)
     try:
@@ -331,3 +332,7 @@ def _write(folder_fd: int, name: str, text: str) -> None:
     finally:
         os.close(fd)
     os.replace(temporary, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
+    for leftover in os.listdir(folder_fd):
+        if leftover.startswith(f".{name}.") and leftover.endswith(".tmp"):
+            with contextlib.suppress(OSError):  # (another writer's, just renamed)
+                os.unlink(leftover, dir_fd=folder_fd)
