@@ -9,6 +9,8 @@ alias expansion and nesting are bounded."""
 from __future__ import annotations
 
 import re
+import sys
+from array import array
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -67,33 +69,112 @@ _SCALAR_BUILDERS = {
 
 
 class YMap(dict):
-    """A mapping that remembers where each key and value came from (after merging, per key)."""
+    """A mapping that remembers where each key and value came from (after merging, per key).
 
-    __slots__ = ("span", "key_spans", "value_spans")
+    A parsed map keeps its positions as numbers (marks) and makes a Span only when one is asked for:
+    a Span object and two dicts for every key of every file were most of the memory a large repo
+    needed. A map built in code (merging) holds its spans in key_spans and value_spans."""
+
+    __slots__ = ("_span", "_key_spans", "_value_spans", "_rel", "_keys", "_marks")
 
     def __init__(self, span: Span) -> None:
         super().__init__()
-        self.span = span
-        self.key_spans: dict[str, Span] = {}
-        self.value_spans: dict[str, Span] = {}
+        self._span = span
+        self._key_spans: dict[str, Span] | None = {}
+        self._value_spans: dict[str, Span] | None = {}
+
+    @classmethod
+    def _parsed(cls, rel: str, keys: tuple[str, ...], marks: array) -> YMap:
+        """marks: the map's start and end (line, col, end_line, end_col), then each key's and its value's."""
+        out = cls.__new__(cls)
+        out._span = out._key_spans = out._value_spans = None
+        out._rel, out._keys, out._marks = rel, keys, marks
+        return out
+
+    @property
+    def span(self) -> Span:
+        return self._span or _span_at(self._rel, self._marks, 0)
+
+    @property
+    def key_spans(self) -> dict[str, Span]:
+        """Every key's span, to read or change (a parsed map's spans are made now, and kept)."""
+        if self._key_spans is None:
+            self._materialise()
+        return self._key_spans
+
+    @property
+    def value_spans(self) -> dict[str, Span]:
+        if self._value_spans is None:
+            self._materialise()
+        return self._value_spans
 
     def key_span(self, key: str) -> Span:
-        return self.key_spans.get(key, self.span)
+        if self._key_spans is not None:
+            return self._key_spans.get(key, self._span)
+        return self._mark_span(key, 4)
 
     def value_span(self, key: str) -> Span:
-        return self.value_spans.get(key, self.span)
+        if self._value_spans is not None:
+            return self._value_spans.get(key, self._span)
+        return self._mark_span(key, 8)
+
+    def _mark_span(self, key: str, offset: int) -> Span:
+        try:
+            index = self._keys.index(key)
+        except ValueError:
+            return self.span
+        return _span_at(self._rel, self._marks, offset + 8 * index)
+
+    def _materialise(self) -> None:
+        self._span = self.span
+        self._key_spans = {key: self._mark_span(key, 4) for key in self._keys}
+        self._value_spans = {key: self._mark_span(key, 8) for key in self._keys}
+        self._rel = self._keys = self._marks = None
 
 
 class YList(list):
-    __slots__ = ("span", "item_spans")
+    """A list that remembers where each item came from; a parsed one keeps marks, as YMap does."""
+
+    __slots__ = ("_span", "_item_spans", "_rel", "_marks")
 
     def __init__(self, span: Span) -> None:
         super().__init__()
-        self.span = span
-        self.item_spans: list[Span] = []
+        self._span = span
+        self._item_spans: list[Span] | None = []
+
+    @classmethod
+    def _parsed(cls, rel: str, marks: array) -> YList:
+        """marks: the list's start and end (line, col, end_line, end_col), then each item's."""
+        out = cls.__new__(cls)
+        out._span = out._item_spans = None
+        out._rel, out._marks = rel, marks
+        return out
+
+    @property
+    def span(self) -> Span:
+        return self._span or _span_at(self._rel, self._marks, 0)
+
+    @property
+    def item_spans(self) -> list[Span]:
+        if self._item_spans is None:
+            self._span = self.span
+            self._item_spans = [
+                _span_at(self._rel, self._marks, offset) for offset in range(4, len(self._marks), 4)
+            ]
+            self._rel = self._marks = None
+        return self._item_spans
 
     def item_span(self, index: int) -> Span:
-        return self.item_spans[index] if index < len(self.item_spans) else self.span
+        if self._item_spans is not None:
+            return self._item_spans[index] if index < len(self._item_spans) else self._span
+        count = len(self._marks) // 4 - 1
+        if index < count:
+            return _span_at(self._rel, self._marks, 4 + 4 * range(count)[index])
+        return self.span
+
+
+def _span_at(rel: str, marks: array, offset: int) -> Span:
+    return Span(rel, marks[offset], marks[offset + 1], marks[offset + 2], marks[offset + 3])
 
 
 def plain(value):
@@ -351,6 +432,12 @@ def _short(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+def _marks(node) -> list[int]:
+    """Where a node starts and ends: line, column, end line, end column (1-based)."""
+    start, end = node.start_mark, node.end_mark
+    return [start.line + 1, start.column + 1, end.line + 1, end.column + 1]
+
+
 class _Builder:
     """Builds Python values from a composed node graph, expanding aliases within bounds.
 
@@ -366,8 +453,7 @@ class _Builder:
         self.seen: set[int] = set()
 
     def span(self, node) -> Span:
-        start, end = node.start_mark, node.end_mark
-        return Span(self.rel, start.line + 1, start.column + 1, end.line + 1, end.column + 1)
+        return Span(self.rel, *_marks(node))
 
     def build(self, node, depth: int):
         try:
@@ -426,31 +512,37 @@ class _Builder:
         if isinstance(node, SequenceNode):
             if node.tag != _SEQ:
                 self._bad_tag(node)
-            out = YList(self.span(node))
+            marks = _marks(node)
+            items = []
             for item in node.value:
-                out.item_spans.append(self.span(item))
-                out.append(self._child(node, item, depth, via))
+                marks += _marks(item)
+                items.append(self._child(node, item, depth, via))
+            out = YList._parsed(self.rel, array("I", marks))
+            out.extend(items)
             return out
         if isinstance(node, MappingNode):
             if node.tag != _MAP:
                 self._bad_tag(node)
-            out = YMap(self.span(node))
+            marks = _marks(node)
+            values: dict = {}
             for key_node, value_node in node.value:
                 key = self._key(key_node)
                 if key is None:
                     continue
-                if key in out:
-                    first = out.key_spans[key]
+                if key in values:
+                    first = marks[4 + 8 * list(values).index(key)]
                     self.collector.error(
                         Code.DUPLICATE_KEY,
                         f"duplicate key '{_short(key)}'",
                         self.span(key_node),
-                        f"'{_short(key)}' is first set at line {first.line}; keep one of them",
+                        f"'{_short(key)}' is first set at line {first}; keep one of them",
                     )
                     continue
-                out.key_spans[key] = self.span(key_node)
-                out.value_spans[key] = self.span(value_node)
-                out[key] = self._child(node, value_node, depth, via)
+                marks += _marks(key_node)
+                marks += _marks(value_node)
+                values[key] = self._child(node, value_node, depth, via)
+            out = YMap._parsed(self.rel, tuple(values), array("I", marks))
+            dict.update(out, values)
             return out
         raise _TooComplex(
             node, "unsupported YAML node", None
@@ -526,7 +618,7 @@ class _Builder:
                 f"quote it: '{_short(node.value)}':",
             )
             return None
-        return node.value
+        return sys.intern(node.value)
 
     def _bad_tag(self, node) -> None:
         self.collector.error(

@@ -69,6 +69,36 @@ def test_block_list_items_point_at_their_value():
     assert ports[1].key_span("port") == Span(REL, 4, 5)
 
 
+def _full(span: Span) -> tuple:
+    return (span.path, span.line, span.col, span.end_line, span.end_col)  # == ignores where it ends
+
+
+def test_spans_made_on_demand_are_those_kept_once_asked_for_the_whole_map():
+    text = "a: 1\nb: {c: [x, y]}\n"
+    lazy, kept = parse_document(text, REL), parse_document(text, REL)
+    assert kept.key_spans and kept["b"].value_spans and kept["b"]["c"].item_spans  # now held as Spans
+    for key in ("a", "b", "missing"):
+        assert _full(lazy.key_span(key)) == _full(kept.key_span(key))
+        assert _full(lazy.value_span(key)) == _full(kept.value_span(key))
+    assert _full(lazy.value_span("b")) == (REL, 2, 4, 2, 15)
+    assert _full(lazy["b"].span) == _full(kept["b"].span)
+    for index in (0, 1, -1, 5):
+        assert _full(lazy["b"]["c"].item_span(index)) == _full(kept["b"]["c"].item_span(index))
+    kept.key_spans["a"] = Span(REL, 9, 9)  # what merging does to a map's spans
+    assert kept.key_span("a") == Span(REL, 9, 9)
+
+
+def test_parsed_values_survive_pickling_and_copying():
+    import copy
+    import pickle
+
+    doc = parse_document("a: {b: [1, 2]}\n", REL)
+    for twin in (pickle.loads(pickle.dumps(doc)), copy.deepcopy(doc)):
+        assert twin == doc
+        assert twin["a"].value_span("b") == doc["a"].value_span("b") == Span(REL, 1, 8)
+        assert twin["a"]["b"].item_span(1) == Span(REL, 1, 12)
+
+
 def test_values_are_plain_python_values():
     doc = parse_document("a: 1\nb: 1.5\nc: true\nd: ~\ne: text\nf: '1'\ng: 2024-01-01\nh: [1, {x: y}]\n", REL)
     assert plain(doc) == {
