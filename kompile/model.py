@@ -51,7 +51,7 @@ class Tier(enum.Enum):
     PRODUCTION = "production"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Image:
     repository: str
     tag: str | None = None
@@ -68,7 +68,7 @@ class Image:
         return ref
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Probe:
     """One check: an HTTP GET (http_path), a command, or a TCP connection (neither); timings None for
     kompile's defaults of that kind of probe."""
@@ -82,14 +82,14 @@ class Probe:
     span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Probes:
     startup: Probe | None = None
     readiness: Probe | None = None
     liveness: Probe | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Queue:
     """KEDA scales the component on a broker queue's length."""
 
@@ -101,7 +101,7 @@ class Queue:
     span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Autoscaling:
     min_replicas: int
     max_replicas: int
@@ -111,7 +111,7 @@ class Autoscaling:
     span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Container:
     """A sidecar or init container declared on the App and used by name."""
 
@@ -129,7 +129,7 @@ class Container:
     span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Scheduling:
     node_selector: dict[str, str]
     tolerations: tuple[dict, ...]
@@ -138,7 +138,7 @@ class Scheduling:
     span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Account:
     """A ServiceAccount kompile writes: the app's own, or a component's (identity or rbac of its own)."""
 
@@ -154,13 +154,13 @@ class Account:
         return bool(self.rules)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Resources:
     requests: dict[str, str]
     limits: dict[str, str]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Component:
     name: str
     type: ComponentType
@@ -191,7 +191,7 @@ class Component:
         return self.autoscaling.min_replicas if self.autoscaling else self.replicas
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Secret:
     name: str
     keys: tuple[str, ...]
@@ -200,20 +200,20 @@ class Secret:
     span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Port:
     port: int
     protocol: str = "TCP"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Peer:
     namespace: str
     pod_selector: dict[str, str]
     span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EgressRule:
     name: str | None
     cidr: str | None
@@ -225,7 +225,7 @@ class EgressRule:
     span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DnsTarget:
     namespace: str | None
     pod_selector: dict[str, str]
@@ -241,7 +241,7 @@ DEFAULT_DNS = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Network:
     ingress_from: tuple[Peer, ...] = ()
     egress: tuple[EgressRule, ...] = ()
@@ -250,7 +250,7 @@ class Network:
     span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Route:
     path: str
     component: str
@@ -258,7 +258,7 @@ class Route:
     span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Certificate:
     issuer: str
     kind: str
@@ -266,7 +266,7 @@ class Certificate:
     span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GatewayRef:
     name: str
     namespace: str | None
@@ -274,7 +274,7 @@ class GatewayRef:
     span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Ingress:
     """Public entry: an Ingress per routed component, or one HTTPRoute on a Gateway."""
 
@@ -293,7 +293,7 @@ class Ingress:
         return tuple(dict.fromkeys(route.component for route in self.routes))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Monitoring:
     namespace: str
     pod_selector: dict[str, str]
@@ -302,14 +302,14 @@ class Monitoring:
     span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Metrics:
     port: int
     path: str
     span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PullRequests:
     """An environment compiled as a template: Argo CD makes one preview of it per open pull request."""
 
@@ -321,7 +321,7 @@ class PullRequests:
     span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Migrate:
     command: tuple[str, ...]
     timeout_seconds: int
@@ -333,7 +333,7 @@ class Migrate:
     span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Security:
     run_as_user: int
     run_as_group: int
@@ -343,7 +343,7 @@ class Security:
     span: Span | None = field(default=None, compare=False)  # where the spec sets it
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Allowance:
     """An opt-out from one hardening rule (kompile/hardening.py), written with a reason."""
 
@@ -356,7 +356,7 @@ class Allowance:
         return self.rule == rule and self.object in (None, obj)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Patch:
     """A user patch: a strategic merge patch (a mapping) or JSON patch operations (a list)."""
 
@@ -365,7 +365,7 @@ class Patch:
     where: Span  # for errors raised while applying it
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ExtraObject:
     """A manifest from spec.extraResources, and where it was written."""
 
@@ -373,7 +373,7 @@ class ExtraObject:
     where: Span
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GitOps:
     tool: GitOpsTool
     repo_url: str
@@ -414,7 +414,7 @@ class GitOps:
         return f"refs/heads/{self.revision}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Environment:
     """What one environment runs. name is None for the shared base (the App's settings alone)."""
 
