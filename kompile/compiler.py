@@ -20,7 +20,7 @@ from kompile.layout.gitops import layout_gitops
 from kompile.layout.rendered import layout_rendered, rendered_dir
 from kompile.load.git import folder_in_repo, remote_urls, same_repository
 from kompile.load.project import Project, load_project, require_environments
-from kompile.model import Environment, Hydration
+from kompile.model import Environment, Hydration, Network
 from kompile.names import OUTPUT_FOLDERS
 from kompile.normalise import normalise_base, normalise_environment
 from kompile.render import render_stages
@@ -220,7 +220,7 @@ def source_warnings(root: Path, project: Project) -> list[Diagnostic]:
 @dataclass
 class _Result:
     files: dict[str, bytes]
-    kinds: set[tuple[str, str]]  # (API group, kind) of what the environment deploys
+    kinds: frozenset[tuple[str, str]]  # (API group, kind) of what the environment deploys
     count: int  # how many objects
     compiled: Compiled | None
     problems: tuple[Diagnostic, ...] = ()
@@ -238,8 +238,8 @@ def _compile_one(
         if renders(env) or (env.name in render and not env.pull_requests):
             files.update(layout_rendered(compiled))
     except KompileError as exc:  # every environment is compiled, so one run lists every problem
-        return _Result({}, set(), 0, None, tuple(exc.diagnostics), env)
-    kinds = {(obj["apiVersion"].rpartition("/")[0], obj["kind"]) for obj in deployed}
+        return _Result({}, frozenset(), 0, None, tuple(exc.diagnostics), env)
+    kinds = frozenset((obj["apiVersion"].rpartition("/")[0], obj["kind"]) for obj in deployed)
     if keep_objects:
         return _Result(files, kinds, len(deployed), compiled, env=env)
     return _Result(files, kinds, len(deployed), None, env=_summary(env))
@@ -250,9 +250,14 @@ def renders(env: Environment) -> bool:
     return env.gitops is not None and env.gitops.hydration is Hydration.RENDERED and not env.pull_requests
 
 
+_NO_NETWORK = Network()
+
+
 def _summary(env: Environment) -> Environment:
     """An environment without what only its own objects needed: what the GitOps objects, the opt-out
-    warnings and the record of tiers read (a preview template keeps its ingress, accounts and env)."""
+    warnings and the record of tiers read (a preview template keeps its ingress, accounts, env and
+    image). The parent holds one per environment, each unpickled apart: what it keeps counts."""
+    preview = {} if env.pull_requests else {"ingress": None, "accounts": (), "env": {}}
     return replace(
         env,
         components=(),
@@ -263,6 +268,10 @@ def _summary(env: Environment) -> Environment:
         secrets=(),
         migrate=None,
         setting_spans={},
+        network=_NO_NETWORK,
+        gitops=None,  # the GitOps objects read the base's; renders() was asked before
+        where=None,
+        **preview,
     )
 
 
@@ -290,11 +299,13 @@ def _compile_all(
     workers = min(os.cpu_count() or 1, 8)
     report = progress or (lambda done, total: None)
     results: list[_Result] = []
+    kind_sets: dict[frozenset, frozenset] = {}  # most environments deploy the same kinds: one copy each
 
     def keep(result: _Result) -> None:
         if not result.problems:
             emit(result.files)
         result.files = {}
+        result.kinds = kind_sets.setdefault(result.kinds, result.kinds)
         results.append(result)
 
     if (
