@@ -438,6 +438,12 @@ def _marks(node) -> list[int]:
     return [start.line + 1, start.column + 1, end.line + 1, end.column + 1]
 
 
+def _packed(marks: list[int]) -> array:
+    """Positions in the narrowest array that holds them: most lines and columns are below 256."""
+    top = max(marks)
+    return array("B" if top < 256 else "H" if top < 65536 else "I", marks)
+
+
 class _Builder:
     """Builds Python values from a composed node graph, expanding aliases within bounds.
 
@@ -517,7 +523,7 @@ class _Builder:
             for item in node.value:
                 marks += _marks(item)
                 items.append(self._child(node, item, depth, via))
-            out = YList._parsed(self.rel, array("I", marks))
+            out = YList._parsed(self.rel, _packed(marks))
             out.extend(items)
             return out
         if isinstance(node, MappingNode):
@@ -541,7 +547,7 @@ class _Builder:
                 marks += _marks(key_node)
                 marks += _marks(value_node)
                 values[key] = self._child(node, value_node, depth, via)
-            out = YMap._parsed(self.rel, tuple(values), array("I", marks))
+            out = YMap._parsed(self.rel, tuple(values), _packed(marks))
             dict.update(out, values)
             return out
         raise _TooComplex(

@@ -88,6 +88,14 @@ def test_spans_made_on_demand_are_those_kept_once_asked_for_the_whole_map():
     assert kept.key_span("a") == Span(REL, 9, 9)
 
 
+def test_positions_beyond_what_a_byte_or_a_short_holds():
+    doc = parse_document("a: " + "x" * 300 + "\n", REL)
+    assert _full(doc.value_span("a")) == (REL, 1, 4, 1, 304)
+    doc = parse_document("#\n" * 70_000 + "a: [b]\n", REL)
+    assert _full(doc.key_span("a")) == (REL, 70_001, 1, 70_001, 2)
+    assert _full(doc["a"].item_span(0)) == (REL, 70_001, 5, 70_001, 6)
+
+
 def test_parsed_values_survive_pickling_and_copying():
     import copy
     import pickle
