@@ -34,10 +34,11 @@ def layout_gitops(
         if len(envs) < 6
         else (base.sources[0], "environments/*.yaml")
     )
-    files = {f"{folder}/{file_name(obj)}": emit_yaml(obj, head) for obj in managed}
-    files[f"{folder}/kustomization.yaml"] = emit_yaml(
-        {**KUSTOMIZATION, "resources": sorted(file_name(o) for o in managed)}, head
-    )
+    files, listed = {}, []
+    for obj in managed:  # each object written out as it is made: only the bytes are kept
+        listed.append(file_name(obj))
+        files[f"{folder}/{listed[-1]}"] = emit_yaml(obj, head)
+    files[f"{folder}/kustomization.yaml"] = emit_yaml({**KUSTOMIZATION, "resources": sorted(listed)}, head)
     files[f"{folder}/bootstrap.yaml"] = b"".join(
         emit_yaml(obj, head if index == 0 else "---\n") for index, obj in enumerate(bootstrap)
     )

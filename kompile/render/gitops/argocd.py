@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import secrets
+from collections.abc import Iterable, Iterator
 
 from kompile import names
 from kompile.errors import Code, Diagnostic, KompileError, Span
@@ -353,13 +355,18 @@ def root_application(base: Environment) -> dict:
 
 def render_argocd(
     base: Environment, envs: list[Environment], kinds: set[tuple[str, str]]
-) -> tuple[list[dict], list[dict]]:
-    managed = [app_project(base, envs, kinds)]
+) -> tuple[Iterator[dict], list[dict]]:
+    """The objects the root syncs, made one at a time as they are read (one per environment: a large
+    repo's would otherwise all be in memory at once), and the bootstrap."""
     previews = [env for env in envs if env.pull_requests]
-    envs = [env for env in envs if not env.pull_requests]
-    if base.gitops.application_set and envs:
-        managed.append(application_set(base, envs))
+    deployed = [env for env in envs if not env.pull_requests]
+    if base.gitops.application_set and deployed:
+        applications: Iterable[dict] = [application_set(base, deployed)]
     else:
-        managed.extend(application(base, env) for env in envs)
-    managed.extend(preview_application_set(base, env) for env in previews)
+        applications = (application(base, env) for env in deployed)
+    managed = itertools.chain(
+        [app_project(base, envs, kinds)],
+        applications,
+        (preview_application_set(base, env) for env in previews),
+    )
     return managed, [root_application(base)]

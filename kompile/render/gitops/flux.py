@@ -4,6 +4,7 @@ that reconciles them (bootstrap)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from kompile import names
 from kompile.k8s import meta
@@ -105,21 +106,23 @@ def kustomization(
     }
 
 
-def render_flux(base: Environment, envs: list[Environment]) -> tuple[list[dict], list[dict]]:
+def render_flux(base: Environment, envs: list[Environment]) -> tuple[Iterator[dict], list[dict]]:
+    """The objects the root syncs, made one at a time as they are read, and the bootstrap."""
+    root = kustomization(base, names.gitops_root(base.app), base.gitops.source_path("gitops/flux"), None)
+    return _managed(base, envs), [git_repository(base), root]
+
+
+def _managed(base: Environment, envs: list[Environment]) -> Iterator[dict]:
     gitops = base.gitops
-    managed = [git_repository(base)]
+    yield git_repository(base)
     for env in envs:
         decrypt = bool(env.sops_secrets)
         if gitops.hydration is Hydration.BRANCHES:
-            managed.append(hydrated_repository(base, env))
+            yield hydrated_repository(base, env)
             path = names.hydrated_folder(base.app, base.gitops.path)
-            managed.append(kustomization(base, env.instance, path, env.cluster, decrypt, source=env.instance))
+            yield kustomization(base, env.instance, path, env.cluster, decrypt, source=env.instance)
             continue
         folder = names.RENDERED if gitops.hydration is Hydration.RENDERED else "overlays"
-        managed.append(
-            kustomization(
-                base, env.instance, gitops.source_path(f"{folder}/{env.name}"), env.cluster, decrypt
-            )
+        yield kustomization(
+            base, env.instance, gitops.source_path(f"{folder}/{env.name}"), env.cluster, decrypt
         )
-    root = kustomization(base, names.gitops_root(base.app), base.gitops.source_path("gitops/flux"), None)
-    return managed, [git_repository(base), root]
