@@ -84,7 +84,7 @@ class YMap(dict):
         self._value_spans: dict[str, Span] | None = {}
 
     @classmethod
-    def _parsed(cls, rel: str, keys: tuple[str, ...], marks: array) -> YMap:
+    def _parsed(cls, rel: str, keys: tuple[str, ...], marks: bytes | array) -> YMap:
         """marks: the map's start and end (line, col, end_line, end_col), then each key's and its value's."""
         out = cls.__new__(cls)
         out._span = out._key_spans = out._value_spans = None
@@ -143,7 +143,7 @@ class YList(list):
         self._item_spans: list[Span] | None = []
 
     @classmethod
-    def _parsed(cls, rel: str, marks: array) -> YList:
+    def _parsed(cls, rel: str, marks: bytes | array) -> YList:
         """marks: the list's start and end (line, col, end_line, end_col), then each item's."""
         out = cls.__new__(cls)
         out._span = out._item_spans = None
@@ -173,7 +173,7 @@ class YList(list):
         return self.span
 
 
-def _span_at(rel: str, marks: array, offset: int) -> Span:
+def _span_at(rel: str, marks: bytes | array, offset: int) -> Span:
     return Span(rel, marks[offset], marks[offset + 1], marks[offset + 2], marks[offset + 3])
 
 
@@ -438,10 +438,11 @@ def _marks(node) -> list[int]:
     return [start.line + 1, start.column + 1, end.line + 1, end.column + 1]
 
 
-def _packed(marks: list[int]) -> array:
-    """Positions in the narrowest array that holds them: most lines and columns are below 256."""
+def _packed(marks: list[int]) -> bytes | array:
+    """Positions in the narrowest form that holds them: most lines and columns are below 256, and bytes
+    cost less than an array of bytes (33 bytes of header, not 64)."""
     top = max(marks)
-    return array("B" if top < 256 else "H" if top < 65536 else "I", marks)
+    return bytes(marks) if top < 256 else array("H" if top < 65536 else "I", marks)
 
 
 class _Builder:
