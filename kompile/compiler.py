@@ -9,6 +9,7 @@ import gc
 import multiprocessing
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -277,6 +278,8 @@ def _summary(env: Environment) -> Environment:
 
 # Below this many environments, starting processes costs more than it saves.
 PARALLEL_MIN = 200
+# Environments per task given to a worker: what the parent receives at once (their files) stays small.
+CHUNK_MAX = 50
 _job: tuple[Compiled, Project, list[Resolved], frozenset[str]] | None = (
     None  # what forked workers read (set just before forking)
 )
@@ -320,13 +323,19 @@ def _compile_all(
         return results
     _job = (base, project, envs, render)
     try:
-        step = -(-len(envs) // (workers * 8))
+        step = min(-(-len(envs) // (workers * 8)), CHUNK_MAX)
         chunks = [(start, min(start + step, len(envs))) for start in range(0, len(envs), step)]
         with multiprocessing.get_context("fork").Pool(workers) as pool:
-            for chunk in pool.imap(_compile_chunk, chunks):  # in order, as they finish
-                for result in chunk:
-                    keep(result)
-                report(len(results), len(envs))
+            # A finished chunk waits in the parent until it is taken, files and all: a build, which
+            # writes each file as it comes, takes them more slowly than the workers make them. So only
+            # a few chunks are handed out ahead (imap would hand out every one), taken in order.
+            pending: deque = deque()
+            for index, bounds in enumerate(chunks):
+                pending.append(pool.apply_async(_compile_chunk, (bounds,)))
+                while pending and (len(pending) > 2 * workers or index == len(chunks) - 1):
+                    for result in pending.popleft().get():
+                        keep(result)
+                    report(len(results), len(envs))
         return results
     finally:
         _job = None
