@@ -158,7 +158,7 @@ def write_index(
         },
     }
     data = json.dumps(body, separators=(",", ":")).encode()
-    write_cache_file(root, "index", f"{index_format()} {hashlib.sha256(data).hexdigest()}\n{data.decode()}")
+    write_cache_file(root, "index", f"{index_format()} {hashlib.sha256(data).hexdigest()}\n", data)
     return new
 
 

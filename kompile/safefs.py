@@ -308,27 +308,28 @@ CACHE_DIR = ".kompile-cache"
 RACY_SECONDS = 2.0
 
 
-def write_cache_file(root: str | os.PathLike, name: str, text: str) -> None:
-    """Replace .kompile-cache/<name> (the folder made, ignoring itself in git). Best effort: a cache that
-    cannot be written is only slower next time."""
+def write_cache_file(root: str | os.PathLike, name: str, *parts: str | bytes) -> None:
+    """Replace .kompile-cache/<name> with these parts, one after the other (the folder made, ignoring
+    itself in git). Best effort: a cache that cannot be written is only slower next time."""
     try:
         with Root(root) as disk:
             fd = disk.folder(CACHE_DIR, create=True)
             _write(fd, ".gitignore", "# kompile's local cache: never committed\n*\n")
-            _write(fd, name, text)
+            _write(fd, name, *parts)
     except (OSError, Refused):
         pass
 
 
-def _write(folder_fd: int, name: str, text: str) -> None:
+def _write(folder_fd: int, name: str, *parts: str | bytes) -> None:
     """Replace a cache file whole (a temporary of this process beside it, then a rename): a reader sees
     old or new. What killed writers left beside it goes too."""
     temporary = f".{name}.{os.getpid()}.tmp"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644, dir_fd=folder_fd)
     try:
-        data = memoryview(text.encode("utf-8"))
-        while data:
-            data = data[os.write(fd, data) :]
+        for part in parts:
+            data = memoryview(part.encode("utf-8") if isinstance(part, str) else part)
+            while data:
+                data = data[os.write(fd, data) :]
     finally:
         os.close(fd)
     os.replace(temporary, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)

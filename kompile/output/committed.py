@@ -68,7 +68,7 @@ def record_outputs(root: Path, files: dict[str, tuple[str, ...]], index: Index |
         "folders": folders,
     }
     data = json.dumps(body, separators=(",", ":")).encode()
-    write_cache_file(root, "outputs", f"{index_format()} {hashlib.sha256(data).hexdigest()}\n{data.decode()}")
+    write_cache_file(root, "outputs", f"{index_format()} {hashlib.sha256(data).hexdigest()}\n", data)
 
 
 @dataclass(frozen=True)
