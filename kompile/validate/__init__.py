@@ -73,46 +73,39 @@ def _check_environment(
     """One environment merged and checked into out; None when it cannot even be merged."""
     project.reading = set()  # the files its rules read, for the index
     try:
-        return _checked(project, name, keep_settings, app_problems, shared, out)
+        env_file = project.environments[name]
+        settings, chain = effective_spec(project, name)
     except KompileError as exc:
+        project.reading = None
         out.add(exc.diagnostics)
         return None
+    try:
+        before = len(out.items)
+        # A setting the merged spec lacks was nulled by this environment (the App has it): point at its spec.
+        spec.check_effective(
+            settings, out, env_file.doc.key_span("spec") if "spec" in env_file.doc else env_file.doc.span
+        )
+        if "namespace" not in settings:
+            # After the check: <app>-<environment> gets its own message (check_environment) when too long.
+            settings["namespace"] = names.instance(project.name, name)
+        if len(out.items) == before:
+            check_settings(project, settings, name, out)
+            check_environment(project, name, settings, out)
+            # A problem of the merged settings that the App alone does not have, found in another file (the
+            # App's, or one extended): say which environment has it.
+            found, out.items[before:] = out.items[before:], []
+            out.add(d for d in found if d in app_problems or (d.span and d.span.path == env_file.rel))
+            shared.extend(
+                (name, d)
+                for d in found
+                if not (d in app_problems or (d.span and d.span.path == env_file.rel))
+            )
+        sources = (project.app.rel, *(project.environments[n].rel for n in chain))
+        reads = tuple(sorted(project.reading - set(sources)))
+        where = placement(name, settings, env_file.doc["metadata"].value_span("name"))
+        return Resolved(name, settings if keep_settings else None, tuple(chain), sources, where, reads)
     finally:
         project.reading = None
-
-
-def _checked(
-    project: Project,
-    name: str,
-    keep_settings: bool,
-    app_problems: set[Diagnostic],
-    shared: list[tuple[str, Diagnostic]],
-    out: Collector,
-) -> Resolved:
-    env_file = project.environments[name]
-    settings, chain = effective_spec(project, name)
-    before = len(out.items)
-    # A setting the merged spec lacks was nulled by this environment (the App has it): point at its spec.
-    spec.check_effective(
-        settings, out, env_file.doc.key_span("spec") if "spec" in env_file.doc else env_file.doc.span
-    )
-    if "namespace" not in settings:
-        # After the check: <app>-<environment> gets its own message (check_environment) when too long.
-        settings["namespace"] = names.instance(project.name, name)
-    if len(out.items) == before:
-        check_settings(project, settings, name, out)
-        check_environment(project, name, settings, out)
-        # A problem of the merged settings that the App alone does not have, found in another file (the
-        # App's, or one extended): say which environment has it.
-        found, out.items[before:] = out.items[before:], []
-        out.add(d for d in found if d in app_problems or (d.span and d.span.path == env_file.rel))
-        shared.extend(
-            (name, d) for d in found if not (d in app_problems or (d.span and d.span.path == env_file.rel))
-        )
-    sources = (project.app.rel, *(project.environments[n].rel for n in chain))
-    reads = tuple(sorted(project.reading - set(sources)))
-    where = placement(name, settings, env_file.doc["metadata"].value_span("name"))
-    return Resolved(name, settings if keep_settings else None, tuple(chain), sources, where, reads)
 
 
 def resolve(project: Project, light: Resolved) -> Resolved:
