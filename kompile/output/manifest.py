@@ -82,7 +82,10 @@ def _encode(value, newline: str, parts: list[str]) -> None:
         parts.append("{")
         for index, (key, item) in enumerate(value.items()):
             parts.append(("," if index else "") + inner + _string(key) + ": ")
-            _encode(item, inner, parts)
+            if type(item) is str:  # (most of a record a build is writing: one hash, some two)
+                parts.append(_string(item))
+            else:
+                _encode(item, inner, parts)
         parts.append(newline + "}")
     elif isinstance(value, list | tuple):
         if not value:
