@@ -31,11 +31,18 @@ HOW_TO_GET_ASSETS = (
 )
 
 
+# Where controller-runtime's envtest looks when KUBEBUILDER_ASSETS is not set.
+DEFAULT_ASSETS = "/usr/local/kubebuilder/bin"
+
+
 def find_assets() -> tuple[Path | None, str]:
-    """(the assets folder, '') when $KUBEBUILDER_ASSETS holds both binaries, else (None, why not)."""
+    """(the assets folder, '') when $KUBEBUILDER_ASSETS (or envtest's default folder) holds both binaries,
+    else (None, why not)."""
     folder = os.environ.get("KUBEBUILDER_ASSETS", "")
     if not folder:
-        return None, f"KUBEBUILDER_ASSETS is not set; {HOW_TO_GET_ASSETS}"
+        if all(os.access(Path(DEFAULT_ASSETS) / name, os.X_OK) for name in BINARIES):
+            return Path(DEFAULT_ASSETS), ""
+        return None, f"KUBEBUILDER_ASSETS is not set and {DEFAULT_ASSETS} holds no etcd and kube-apiserver; {HOW_TO_GET_ASSETS}"
     missing = [name for name in BINARIES if not os.access(Path(folder) / name, os.X_OK)]
     if missing:
         return (
