@@ -37,18 +37,17 @@ from kompile.load.project import (
     Project,
     SpecFile,
     Specs,
-    identity,
     load_spec,
     require_environments,
     spec_files,
 )
-from kompile.safefs import CACHE_DIR, RACY_SECONDS, Refused, Root, write_cache_file
+from kompile.safefs import CACHE_DIR, RACY_SECONDS, Refused, Root, file_identity, write_cache_file
 from kompile.validate import validate_project
 from kompile.validate.clusters import Placement
 from kompile.validate.resolved import Resolved
 
 INDEX_FILE = f"{CACHE_DIR}/index"
-MAX_INDEX_BYTES = 256 << 20
+MAX_INDEX_BYTES = 256 << 20  # (any file of the cache)
 
 
 @functools.cache
@@ -79,6 +78,24 @@ class Index:
     environments: dict[str, tuple[tuple[str, ...], Placement]]  # name -> (inputs its check read, placement)
 
 
+def write_sealed(root: Path, name: str, data: bytes) -> None:
+    """.kompile-cache/<name>: a first line of index_format() and the SHA-256 of the rest, then data."""
+    write_cache_file(root, name, f"{index_format()} {hashlib.sha256(data).hexdigest()}\n", data)
+
+
+def read_sealed(root: Path, name: str) -> tuple[str, bytes] | None:
+    """(the SHA-256, the data) of what write_sealed wrote, by this kompile; None for anything else
+    (missing, not a file, damaged, another kompile or library version)."""
+    rel = f"{CACHE_DIR}/{name}"
+    with Root(root) as disk:
+        info = disk.lstat(rel)
+        if info is None or not stat.S_ISREG(info.st_mode):
+            return None
+        header, _, data = disk.read(rel, MAX_INDEX_BYTES).partition(b"\n")
+    key = hashlib.sha256(data).hexdigest()
+    return (key, data) if header.decode("utf-8", "replace") == f"{index_format()} {key}" else None
+
+
 _last_read: tuple[str, Index] | None = None  # the last index read, by its hash: parsed once per command
 
 
@@ -87,14 +104,10 @@ def read_index(root: Path) -> Index | None:
     hash of the rest, so a damaged or hand-made index is ignored (never half believed)."""
     global _last_read
     try:
-        with Root(root) as disk:
-            info = disk.lstat(INDEX_FILE)
-            if info is None or not stat.S_ISREG(info.st_mode):
-                return None
-            header, _, data = disk.read(INDEX_FILE, MAX_INDEX_BYTES).partition(b"\n")
-        key = hashlib.sha256(data).hexdigest()
-        if header.decode() != f"{index_format()} {key}":
+        sealed = read_sealed(root, "index")
+        if sealed is None:
             return None
+        key, data = sealed
         if _last_read is not None and _last_read[0] == key:
             return _last_read[1]
         body = json.loads(data)
@@ -157,8 +170,7 @@ def write_index(
             name: [list(inputs), where.as_json()] for name, (inputs, where) in new.environments.items()
         },
     }
-    data = json.dumps(body, separators=(",", ":")).encode()
-    write_cache_file(root, "index", f"{index_format()} {hashlib.sha256(data).hexdigest()}\n", data)
+    write_sealed(root, "index", json.dumps(body, separators=(",", ":")).encode())
     return new
 
 
@@ -180,7 +192,7 @@ def changed_inputs(root: Path, index: Index, specs: list[str]) -> set[str]:
             except (OSError, Refused, ValueError):  # (ValueError: a NUL in a name kompile never wrote)
                 changed.add(rel)
                 continue
-            if not recorded or not stat.S_ISREG(info.st_mode) or identity(info) != recorded:
+            if not recorded or not stat.S_ISREG(info.st_mode) or file_identity(info) != recorded:
                 changed.add(rel)
     return changed
 

@@ -303,6 +303,14 @@ def _why(exc: OSError, rel: str, what: str) -> str:
 # kompile's local cache: .kompile-cache/ beside environments/, ignoring itself in git (as .pytest_cache).
 
 CACHE_DIR = ".kompile-cache"
+
+
+def file_identity(info: os.stat_result) -> str:
+    """A file's identity as git's index keeps it: same inode, size and times, same bytes (unless written
+    again within the clock's resolution of being read: a cache never trusts those, see RACY_SECONDS)."""
+    return f"{info.st_ino} {info.st_size} {info.st_mtime_ns} {info.st_ctime_ns}"
+
+
 # A file modified this near a moment may be rewritten within the same clock tick and keep its identity
 # (inode, size, times): git calls it "racily clean". Caches never vouch for one.
 RACY_SECONDS = 2.0

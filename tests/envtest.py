@@ -42,7 +42,10 @@ def find_assets() -> tuple[Path | None, str]:
     if not folder:
         if all(os.access(Path(DEFAULT_ASSETS) / name, os.X_OK) for name in BINARIES):
             return Path(DEFAULT_ASSETS), ""
-        return None, f"KUBEBUILDER_ASSETS is not set and {DEFAULT_ASSETS} holds no etcd and kube-apiserver; {HOW_TO_GET_ASSETS}"
+        return (
+            None,
+            f"KUBEBUILDER_ASSETS is not set and {DEFAULT_ASSETS} holds no etcd and kube-apiserver; {HOW_TO_GET_ASSETS}",
+        )
     missing = [name for name in BINARIES if not os.access(Path(folder) / name, os.X_OK)]
     if missing:
         return (

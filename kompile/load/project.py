@@ -12,7 +12,7 @@ from kompile import spec
 from kompile.errors import Code, Collector, Diagnostic, KompileError, Span
 from kompile.inputs import decode_utf8, normalised, read_stat
 from kompile.k8s.kinds import is_list_kind
-from kompile.safefs import Refused, Root
+from kompile.safefs import Refused, Root, file_identity
 from kompile.source import YMap, describe, parse_document, parse_manifests
 
 ENVIRONMENTS_DIR = "environments"
@@ -200,14 +200,8 @@ def read_input(
     # Line endings do not change what a spec means (a Windows checkout may have CRLF).
     inputs[normalised(rel)] = hashlib.sha256(data.replace(b"\r\n", b"\n")).hexdigest()
     if identities is not None:
-        identities[normalised(rel)] = identity(info)
+        identities[normalised(rel)] = file_identity(info)
     return decode_utf8(data, rel)
-
-
-def identity(info) -> str:
-    """A file's identity as git's index keeps it: same inode, size and times, same bytes (unless
-    written again within the clock's resolution of being read: load/index.py does not trust those)."""
-    return f"{info.st_ino} {info.st_size} {info.st_mtime_ns} {info.st_ctime_ns}"
 
 
 def spec_paths(root: Path) -> list[str]:

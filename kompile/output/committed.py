@@ -22,13 +22,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from kompile.index import Index, changed_inputs, index_format, read_index
-from kompile.load.project import identity, spec_files
+from kompile.index import Index, changed_inputs, read_index, read_sealed, write_sealed
+from kompile.load.project import spec_files
 from kompile.output.manifest import digest
-from kompile.safefs import CACHE_DIR, DIR_FLAGS, RACY_SECONDS, Refused, Root, write_cache_file
+from kompile.safefs import DIR_FLAGS, RACY_SECONDS, Refused, Root, file_identity
 
-RECORD_FILE = f"{CACHE_DIR}/outputs"
-MAX_RECORD_BYTES = 256 << 20
 FOLDERS = ("bases", "overlays")  # what diff compares (rendered/ and gitops/ follow from them)
 
 
@@ -44,8 +42,7 @@ def record_outputs(root: Path, files: dict[str, tuple[str, ...]], index: Index |
     with its identity now, and what each environment was built from. Best effort."""
     if index is None:
         return
-    recorded_ns = time.time_ns()
-    racy_after = recorded_ns - RACY_SECONDS * 1e9
+    racy_after = time.time_ns() - RACY_SECONDS * 1e9
     folders: dict[str, dict[str, str | list[str]]] = defaultdict(dict)
     try:
         with Root(root) as disk:
@@ -58,17 +55,15 @@ def record_outputs(root: Path, files: dict[str, tuple[str, ...]], index: Index |
                     return  # a build that did not finish: record nothing
                 # The digest only where the identity cannot vouch (the file is racily clean).
                 racy = max(info.st_mtime_ns, info.st_ctime_ns) >= racy_after
-                folders[folder][name] = [identity(info), hashes[0]] if racy else identity(info)
+                folders[folder][name] = [file_identity(info), hashes[0]] if racy else file_identity(info)
     except (OSError, Refused):
         return
     body = {
-        "recorded": recorded_ns,
         "app": index.files[index.app][1],
         "built": {name: inputs_digest(index, name) for name in sorted(index.environments)},
         "folders": folders,
     }
-    data = json.dumps(body, separators=(",", ":")).encode()
-    write_cache_file(root, "outputs", f"{index_format()} {hashlib.sha256(data).hexdigest()}\n", data)
+    write_sealed(root, "outputs", json.dumps(body, separators=(",", ":")).encode())
 
 
 @dataclass(frozen=True)
@@ -114,14 +109,11 @@ def stale_environments(root: Path) -> Stale | None:
 
 
 def _read_record(root: Path) -> dict | None:
-    with Root(root) as disk:
-        info = disk.lstat(RECORD_FILE)
-        if info is None or not stat.S_ISREG(info.st_mode):
-            return None
-        header, _, data = disk.read(RECORD_FILE, MAX_RECORD_BYTES).partition(b"\n")
-    if header.decode() != f"{index_format()} {hashlib.sha256(data).hexdigest()}":
+    """The record, when this kompile wrote it."""
+    sealed = read_sealed(root, "outputs")
+    if sealed is None:
         return None
-    return json.loads(data)
+    return json.loads(sealed[1])
 
 
 def _scan(root: Path, record: dict) -> tuple[set[str], set[str]] | None:
@@ -190,6 +182,6 @@ def _walk(disk: Root, top: str) -> dict[str, dict[str, os.stat_result]]:
 def _unchanged(disk: Root, path: str, info: os.stat_result, recorded: str | list[str]) -> bool:
     """The file has the identity recorded and, when it was racily clean then, the bytes too."""
     ident, hashed = (recorded, None) if isinstance(recorded, str) else recorded
-    if not stat.S_ISREG(info.st_mode) or identity(info) != ident:
+    if not stat.S_ISREG(info.st_mode) or file_identity(info) != ident:
         return False
     return hashed is None or digest(disk.read(path, 64 << 20)) == hashed

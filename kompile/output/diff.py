@@ -246,16 +246,22 @@ def diff_project(
     after = _objects(root, [n for n in changed if n in now.names])
     names = sorted(_environments(new_files) | _environments(old_files))
     names = [n for n in names if not only or n in only]
+    return names, _changes(names, changed, set(now.names), before, after)
+
+
+def _changes(names: list[str], changed, present: set[str], before: dict, after: dict) -> list[Change]:
+    """What each environment of `changed` (in the order of names) changes, object by object; one that is
+    no longer `present` is said to go first, and once."""
     changes = []
     for name in names:
         if name not in changed:
             continue
-        if name not in now.names:  # said first, and once: every object of it goes
+        if name not in present:
             changes.append(Change(name, "(the whole environment)", ChangeKind.REMOVED))
         elif before.get(name) is None:
             changes.append(Change(name, "(the whole environment)", ChangeKind.ADDED))
         changes.extend(diff_environment(name, before.get(name), after.get(name)))
-    return names, changes
+    return changes
 
 
 def _diff_stale(root: Path, stale: Stale, only: list[str] | None) -> tuple[list[str], list[Change]]:
@@ -280,16 +286,8 @@ def _diff_stale(root: Path, stale: Stale, only: list[str] | None) -> tuple[list[
         )
     wanted = [name for name in names if not only or name in only]
     before = _committed_objects(root, {n for n in wanted if n in stale.environments or n in stale.removed})
-    changes = []
-    for name in wanted:
-        if name in stale.removed:
-            changes.append(Change(name, "(the whole environment)", ChangeKind.REMOVED))
-        elif name not in stale.environments:
-            continue
-        elif before.get(name) is None:
-            changes.append(Change(name, "(the whole environment)", ChangeKind.ADDED))
-        changes.extend(diff_environment(name, before.get(name), after.get(name)))
-    return wanted, changes
+    changed = stale.environments | stale.removed
+    return wanted, _changes(wanted, changed, set(stale.environments | stale.unchanged), before, after)
 
 
 def _environments(files) -> set[str]:

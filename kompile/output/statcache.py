@@ -21,15 +21,20 @@ from pathlib import Path
 
 from kompile import __version__
 from kompile.output.manifest import MANIFEST
-from kompile.safefs import CACHE_DIR, DIR_FLAGS, RACY_SECONDS, Refused, Root, path_problem, write_cache_file
+from kompile.safefs import (
+    CACHE_DIR,
+    DIR_FLAGS,
+    RACY_SECONDS,
+    Refused,
+    Root,
+    file_identity,
+    path_problem,
+    write_cache_file,
+)
 
 CACHE_FILE = f"{CACHE_DIR}/check"
 MAX_CACHE_BYTES = 64 << 20
 _HEADER = f"kompile-check-cache 2 {__version__}\n"
-
-
-def _identity(info: os.stat_result) -> str:
-    return f"{info.st_ino} {info.st_size} {info.st_mtime_ns} {info.st_ctime_ns}"
 
 
 def _walk(disk: Root, folders: list[str]):
@@ -68,7 +73,7 @@ def _identity_at(fd: int | None, name: str) -> str | None:
         info = os.stat(name, dir_fd=fd, follow_symlinks=False)
     except OSError:
         return None
-    return _identity(info) if stat.S_ISREG(info.st_mode) else None
+    return file_identity(info) if stat.S_ISREG(info.st_mode) else None
 
 
 def still_current(root: Path, specs: set[str]) -> list[dict] | None:
