@@ -128,7 +128,15 @@ def read_index(root: Path) -> Index | None:
             for name, (inputs, _) in environments.items()
         ):
             return None
-        index = Index(body["app"], tuple(body["appReads"]), files, environments)
+        app, app_reads = body["app"], body["appReads"]
+        if not (
+            type(app) is str
+            and app in files
+            and type(app_reads) is list
+            and all(rel in files for rel in app_reads)
+        ):
+            return None
+        index = Index(app, tuple(app_reads), files, environments)
         _last_read = (key, index)
         return index
     except (OSError, Refused, ValueError, TypeError, KeyError, AttributeError, RecursionError):

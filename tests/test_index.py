@@ -8,7 +8,11 @@ diagnostics, or write the same tree.
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import json
 import os
+import random
 import shutil
 import sys
 from pathlib import Path
@@ -448,3 +452,46 @@ def test_racily_clean_outputs_are_compared_by_their_bytes(example, monkeypatch):
     edit = example / "overlays/prod/kustomization.yaml"
     edit.write_text(edit.read_text().replace("namespace: shop-prod", "namespace: shop-prot"))
     assert {c.environment for c in api.diff(example)[1]} == {"prod"}
+
+
+JUNK = [None, 5, -1, "x", "\x00", [], {}, [1, 2], ["a", 1, 2, 3, 4], True, 1.5, "../../etc/passwd", "/etc"]
+
+
+def _mutated(value, rng):
+    """value with one entry somewhere replaced (or, in a map, added) by something of another shape."""
+    if isinstance(value, dict) and value:
+        if rng.random() < 0.3:
+            value[str(rng.choice(JUNK))] = copy.deepcopy(rng.choice(JUNK))
+        else:
+            key = rng.choice(list(value))
+            value[key] = _mutated(value[key], rng)
+        return value
+    if isinstance(value, list) and value:
+        index = rng.randrange(len(value))
+        value[index] = _mutated(value[index], rng)
+        return value
+    return copy.deepcopy(rng.choice(JUNK))
+
+
+def test_a_cache_edited_behind_a_valid_header_is_never_an_internal_error(example):
+    """Someone who can write .kompile-cache/ can seal anything into it: every shape it holds is checked
+    before use, so the commands answer or refuse as usual (found by fuzzing the caches' JSON)."""
+    api.build(example)
+    original = {name: kompile.index.read_sealed(example, name)[1] for name in ("index", "outputs")}
+    rng = random.Random(7)
+    for _ in range(40):
+        name = rng.choice(sorted(original))
+        body = json.loads(original[name])
+        for _ in range(rng.randint(1, 3)):
+            body = _mutated(body, rng)
+        kompile.index.write_sealed(example, name, json.dumps(body).encode())
+        for command in (
+            lambda: api.build(example, ["dev"]),
+            lambda: api.diff(example),
+            lambda: api.render(example, "prod"),
+        ):
+            with contextlib.suppress(KompileError):  # (a refusal, with its diagnostics, is an answer)
+                command()
+        for sealed, data in original.items():
+            kompile.index.write_sealed(example, sealed, data)
+        api.build(example)

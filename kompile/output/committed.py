@@ -91,7 +91,7 @@ def stale_environments(root: Path) -> Stale | None:
             return None
         names = {rel.rpartition("/")[2].rpartition(".")[0] for rel in paths if rel != index.app}
         scanned = _scan(root, record)
-    except (OSError, Refused, ValueError, KeyError, TypeError):
+    except (OSError, Refused, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None
     if scanned is None or not names:
         return None  # (compiling everything says what that means)
@@ -109,11 +109,21 @@ def stale_environments(root: Path) -> Stale | None:
 
 
 def _read_record(root: Path) -> dict | None:
-    """The record, when this kompile wrote it."""
+    """The record, when this kompile wrote it and its shape is the one record_outputs writes."""
     sealed = read_sealed(root, "outputs")
     if sealed is None:
         return None
-    return json.loads(sealed[1])
+    record = json.loads(sealed[1])
+    built, folders = record.get("built"), record.get("folders")
+    if not (
+        isinstance(record.get("app"), str)
+        and isinstance(built, dict)
+        and all(isinstance(digest, str) for digest in built.values())
+        and isinstance(folders, dict)
+        and all(isinstance(files, dict) for files in folders.values())
+    ):
+        return None
+    return record
 
 
 def _scan(root: Path, record: dict) -> tuple[set[str], set[str]] | None:

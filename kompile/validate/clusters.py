@@ -82,7 +82,7 @@ class Placement:
             and type(previews) is bool
             and len(spans) == 3
             and spans[2] is not None
-            and all(span is None or (type(span) is list and len(span) == 5) for span in spans)
+            and all(span is None or _is_span(span) for span in spans)
         ):
             raise ValueError("not a placement")
         return cls(name, namespace, cluster, previews, tuple(spans))  # type: ignore[arg-type]
@@ -98,6 +98,15 @@ def placement(name: str, settings: YMap, name_span: Span) -> Placement:
         str(settings.get("cluster") or ""),
         bool(settings.get("pullRequests")),
         (_span_json(namespace_span), _span_json(cluster_span), _span_json(name_span)),  # type: ignore[arg-type]
+    )
+
+
+def _is_span(item) -> bool:
+    return (
+        type(item) is list
+        and len(item) == 5
+        and type(item[0]) is str
+        and all(type(n) is int for n in item[1:])
     )
 
 
