@@ -12,9 +12,6 @@ from kompile.safefs import TEMP, Refused, Root
 LEGACY_TEMP_SUFFIX = ".kompile-tmp"  # what builds before 0.2 left behind when interrupted
 MAX_OUTPUT_BYTES = 16 << 20  # larger files in the output folders are not kompile's
 
-LEGACY_TEMP_SUFFIX = ".kompile-tmp"  # what builds before 0.2 left behind when interrupted
-MAX_OUTPUT_BYTES = 16 << 20  # larger files in the output folders are not kompile's
-
 
 REFUSED = object()  # a path kompile will not read or write (reported as a problem)
 
