@@ -277,3 +277,114 @@ def test_the_manifest_is_written_as_json_dumps_indents(value):
     from kompile.output.manifest import indented_json
 
     assert indented_json(value) == json.dumps(value, indent=1)
+
+
+def _reference_scalars(node, path: str, key: str = ""):
+    """plaintext.scalars as it was first written (a generator): the walk it must still equal."""
+    from kompile.policy.plaintext import _decoded
+
+    if isinstance(node, dict):
+        for name, value in node.items():
+            here = f"{path}.{name}" if path else str(name)
+            if isinstance(name, str):
+                yield here, "", name
+            if path == "binaryData" and isinstance(value, str):
+                value = _decoded(value)
+            yield from _reference_scalars(value, here, str(name))
+    elif isinstance(node, list):
+        pairs = all(isinstance(item, dict) and isinstance(item.get("name"), str) for item in node)
+        flag = None
+        for index, item in enumerate(node):
+            here = f"{path}[{index}]"
+            if pairs and isinstance(item.get("value"), str):
+                yield f"{path}[{item['name']}]", item["name"], item["value"]
+                item = {k: v for k, v in item.items() if k not in ("name", "value")}
+            if isinstance(item, str):
+                yield here, flag or key, item
+                flag = item.lstrip("-") if item.startswith("-") and "=" not in item else None
+                continue
+            yield from _reference_scalars(item, here, key)
+    else:
+        yield path, key, node
+
+
+_SCAN_KEYS = st.sampled_from(
+    ["name", "value", "binaryData", "args", "command", "password", "x"]
+) | st.integers(0, 3)
+_SCAN_LEAVES = (
+    st.none()
+    | st.integers()
+    | st.booleans()
+    | st.sampled_from(
+        ["--password", "-p", "hunter2", "a=b", "--token=x", "aGVsbG8=", "H4sI", "", "PASSWORD=x"]
+        + ["redis-cli", "-a", "s3cret", "mysql", "-u", "root", "-ps3cret"]
+    )
+)
+_ARGV = st.lists(st.sampled_from(["redis-cli", "-a", "s3cret", "mysql", "-u", "-ps3cret", "x"]), max_size=4)
+_SCAN_OBJECTS = st.recursive(
+    _SCAN_LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.fixed_dictionaries(
+            {}, optional={"command": _ARGV, "args": _ARGV, "name": st.just("c"), "x": inner}
+        )
+        | st.dictionaries(_SCAN_KEYS, inner, max_size=4)
+        | st.lists(
+            st.fixed_dictionaries({"name": st.sampled_from(["A", "PASSWORD"])}, optional={"value": inner}),
+            max_size=3,
+        )
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.dictionaries(_SCAN_KEYS, _SCAN_OBJECTS, max_size=4))
+def test_the_credential_scan_walks_every_value_as_it_did(obj):
+    """The scan's walk (which appends, for speed) yields what the generator it replaced yielded, in order:
+    env pairs, flags, binaryData and mapping keys included."""
+    from kompile.policy.plaintext import scalars
+
+    assert scalars(obj, "") == list(_reference_scalars(obj, ""))
+
+
+def _reference_command_lines(obj) -> list:
+    """plaintext._command_lines as it was first written (its own walk over the object)."""
+    import re as _re
+
+    from kompile.policy.credentials import MAX_SCANNED, TOKENS
+
+    pattern = _re.compile("|".join(p for p, what in TOKENS if "command line" in what))
+    found, stack = [], [("", obj)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, dict):
+            argv = [
+                a
+                for key in ("command", "args")
+                for a in (node.get(key) if isinstance(node.get(key), list) else ())
+            ]
+            if (
+                len(argv) > 1
+                and all(isinstance(a, str) for a in argv)
+                and pattern.search(" ".join(argv)[:MAX_SCANNED])
+                and not any(pattern.search(a[:MAX_SCANNED]) for a in argv)
+            ):
+                found.append((f"{path}.command" if path else "command", "a password on a command line"))
+            stack.extend(
+                (f"{path}.{k}" if path else str(k), v) for k, v in node.items() if isinstance(v, dict | list)
+            )
+        elif isinstance(node, list):
+            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(node) if isinstance(v, dict | list))
+    return sorted(found)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.dictionaries(_SCAN_KEYS, _SCAN_OBJECTS, max_size=4))
+def test_command_lines_are_found_where_their_own_walk_found_them(obj):
+    """The command lines the scan's one walk collects are those a walk of their own found."""
+    from kompile.policy.plaintext import _command_lines, _scalars
+
+    commands: list = []
+    _scalars(obj, "", "", lambda found: None, commands)
+    assert _command_lines(commands) == _reference_command_lines(obj)

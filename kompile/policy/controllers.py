@@ -48,11 +48,11 @@ SCRAPE_CREDENTIALS = frozenset(
 _SCRATCH = "__tmp"
 
 
-def scrape_problems(obj: dict, namespace: str | None) -> list[str]:
+def scrape_problems(obj: dict, namespace: str | None, keys: list) -> list[str]:
     problems = [
         f"{key} has Prometheus send credentials from the namespace's Secrets, or route its scrapes, where kompile "
         "cannot see"
-        for key in keys_anywhere(obj, SCRAPE_CREDENTIALS)
+        for key in keys_anywhere(keys, SCRAPE_CREDENTIALS)
     ]
     stack = [obj]
     while stack:
@@ -85,27 +85,26 @@ def scrape_problems(obj: dict, namespace: str | None) -> list[str]:
     return problems
 
 
-def keys_anywhere(obj, wanted: frozenset) -> list[str]:
+def mapping_keys(obj) -> list:
+    """Every mapping key anywhere in an object, in one walk (the rules below filter it)."""
     found, stack = [], [obj]
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
-            found += [key for key in node if key in wanted]
+            found += node
             stack.extend(v for v in node.values() if isinstance(v, dict | list))
         elif isinstance(node, list):
             stack.extend(v for v in node if isinstance(v, dict | list))
-    return sorted(found)
+    return found
 
 
-def snippet_keys(obj) -> list[str]:
-    """Annotation-like keys anywhere in an object that carry raw proxy configuration (ingress-nginx's
-    *-snippet, NGINX Inc.'s *-snippets, HAProxy's *-config-snippet, ...), an Ingress's or a template's."""
-    found, stack = [], [obj]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            found += [key for key in node if isinstance(key, str) and _SNIPPET.fullmatch(key)]
-            stack.extend(v for v in node.values() if isinstance(v, dict | list))
-        elif isinstance(node, list):
-            stack.extend(v for v in node if isinstance(v, dict | list))
-    return sorted(found)
+def keys_anywhere(keys: list, wanted: frozenset) -> list[str]:
+    """Those of an object's keys (mapping_keys) that are wanted, sorted."""
+    return sorted(key for key in keys if key in wanted)
+
+
+def snippet_keys(keys: list) -> list[str]:
+    """Annotation-like keys anywhere in an object (given as mapping_keys) that carry raw proxy
+    configuration (ingress-nginx's *-snippet, NGINX Inc.'s *-snippets, HAProxy's *-config-snippet, ...),
+    an Ingress's or a template's."""
+    return sorted(key for key in keys if isinstance(key, str) and _SNIPPET.fullmatch(key))

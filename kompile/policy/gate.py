@@ -17,6 +17,7 @@ from kompile.policy.controllers import (
     MONITORING,
     TOKEN_SENDERS,
     keys_anywhere,
+    mapping_keys,
     scrape_problems,
     snippet_keys,
 )
@@ -192,7 +193,8 @@ def check_stream(objects: list[dict], scope: Scope) -> list[tuple[int, Finding]]
                 f"{_a(kind.name)} routes traffic to or from addresses and listeners kompile cannot see, "
                 "past the ingress and its network policies",
             )
-        if keys_anywhere(obj, MERGE_KEY):
+        keys = mapping_keys(obj)
+        if keys_anywhere(keys, MERGE_KEY):
             report(
                 None,
                 "a '<<' key, which kustomize reads as a YAML merge key and drops: the cluster would not get what the "
@@ -200,16 +202,16 @@ def check_stream(objects: list[dict], scope: Scope) -> list[tuple[int, Finding]]
                 Code.UNCLASSIFIABLE,
                 "write the fields it holds where they belong",
             )
-        for key in keys_anywhere(obj, TOKEN_SENDERS):
+        for key in keys_anywhere(keys, TOKEN_SENDERS):
             report(
                 "service-account-token",
                 f"{key} has a controller mint or send a ServiceAccount token (to a store, "
                 "a scraped endpoint or an issuer kompile cannot see)",
             )
         if kind.group == MONITORING:
-            for message in scrape_problems(obj, scope.namespace):
+            for message in scrape_problems(obj, scope.namespace, keys):
                 report("scrape-targets", message)
-        for key in snippet_keys(obj):
+        for key in snippet_keys(keys):
             report(
                 "ingress-snippets",
                 f"{key} hands raw proxy configuration to an ingress controller, which runs it with "

@@ -17,7 +17,6 @@ import io
 import math
 import re
 import zlib
-from collections.abc import Iterator
 
 from kompile.policy.credentials import (
     MAX_INFLATED,
@@ -48,7 +47,10 @@ def scan(obj: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[
     tokens: list[str] = []
     sealed = obj.get("kind") == "SealedSecret"
     encrypted = is_sops_encrypted(obj)
-    for path, key, value in scalars(obj, ""):
+    found: list[tuple[str, str, object]] = []
+    commands: list[tuple[str, dict]] = []
+    _scalars(obj, "", "", found.append, commands)
+    for path, key, value in found:
         if isinstance(value, str):
             if key == "type" and value == SERVICE_ACCOUNT_TOKEN:
                 tokens.append(path)
@@ -69,68 +71,76 @@ def scan(obj: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[
             odd.append(
                 (path, "is a number larger than Kubernetes holds (kustomize writes it in another form)")
             )
-    credentials += _command_lines(obj)
+    credentials += _command_lines(commands)
     return credentials, odd, tokens
 
 
 _COMMAND_LINE = re.compile("|".join(pattern for pattern, what in TOKENS if "command line" in what))
 
 
-def _command_lines(obj) -> list[tuple[str, str]]:
+def _command_lines(commands: list[tuple[str, dict]]) -> list[tuple[str, str]]:
     """A container's command and args read as one command line: [mysql, -u, root, -pSECRET] holds a password
-    no single argument shows."""
-    found, stack = [], [("", obj)]
-    while stack:
-        path, node = stack.pop()
-        if isinstance(node, dict):
-            argv = [
-                a
-                for key in ("command", "args")
-                for a in (node.get(key) if isinstance(node.get(key), list) else ())
-            ]
-            if (
-                len(argv) > 1
-                and all(isinstance(a, str) for a in argv)
-                and _COMMAND_LINE.search(" ".join(argv)[:MAX_SCANNED])
-                and not any(_COMMAND_LINE.search(a[:MAX_SCANNED]) for a in argv)
-            ):  # one argument alone is reported as itself
-                found.append((f"{path}.command" if path else "command", "a password on a command line"))
-            stack.extend(
-                (f"{path}.{k}" if path else str(k), v) for k, v in node.items() if isinstance(v, dict | list)
-            )
-        elif isinstance(node, list):
-            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(node) if isinstance(v, dict | list))
+    no single argument shows. (Of the mappings holding a command or args, with their paths.)"""
+    found = []
+    for path, node in commands:
+        argv = [
+            a
+            for key in ("command", "args")
+            for a in (node.get(key) if isinstance(node.get(key), list) else ())
+        ]
+        if (
+            len(argv) > 1
+            and all(isinstance(a, str) for a in argv)
+            and _COMMAND_LINE.search(" ".join(argv)[:MAX_SCANNED])
+            and not any(_COMMAND_LINE.search(a[:MAX_SCANNED]) for a in argv)
+        ):  # one argument alone is reported as itself
+            found.append((f"{path}.command" if path else "command", "a password on a command line"))
     return sorted(found)
 
 
-def scalars(node, path: str, key: str = "") -> Iterator[tuple[str, str, object]]:
+def scalars(node, path: str, key: str = "") -> list[tuple[str, str, object]]:
     """(path, the key naming it, value) for every scalar in node, and every mapping key as a string (with
     no key of its own); binaryData decoded. An env variable's or header's value is named by its `name`,
-    and a command's argument by the flag before it."""
+    and a command's argument by the flag before it. In document order."""
+    found: list[tuple[str, str, object]] = []
+    _scalars(node, path, key, found.append, [])
+    return found
+
+
+def _scalars(node, path: str, key: str, add, commands: list) -> None:
+    # Appends rather than yields: a generator hands each value up through every level of nesting. The
+    # mappings holding a command or args are collected on the way (for _command_lines).
     if isinstance(node, dict):
+        if "command" in node or "args" in node:
+            commands.append((path, node))
         for name, value in node.items():
             here = f"{path}.{name}" if path else str(name)
             if isinstance(name, str):
-                yield here, "", name
+                add((here, "", name))
             if path == "binaryData" and isinstance(value, str):
                 value = _decoded(value)
-            yield from scalars(value, here, str(name))
+            if isinstance(value, dict | list):
+                _scalars(value, here, str(name), add, commands)
+            else:
+                add((here, str(name), value))
     elif isinstance(node, list):
         pairs = all(isinstance(item, dict) and isinstance(item.get("name"), str) for item in node)
         flag = None
         for index, item in enumerate(node):
             here = f"{path}[{index}]"
             if pairs and isinstance(item.get("value"), str):  # env variables, HTTP headers
-                yield f"{path}[{item['name']}]", item["name"], item["value"]
+                add((f"{path}[{item['name']}]", item["name"], item["value"]))
                 item = {k: v for k, v in item.items() if k not in ("name", "value")}
             if isinstance(item, str):
                 # `--password hunter2`: the value after a flag is held under the flag's name.
-                yield here, flag or key, item
+                add((here, flag or key, item))
                 flag = item.lstrip("-") if item.startswith("-") and "=" not in item else None
-                continue
-            yield from scalars(item, here, key)
+            elif isinstance(item, dict | list):
+                _scalars(item, here, key, add, commands)
+            else:
+                add((here, key, item))
     else:
-        yield path, key, node
+        add((path, key, node))
 
 
 def _decoded(value: str) -> str:
