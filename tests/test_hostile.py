@@ -98,9 +98,13 @@ def built(tmp_path: Path) -> Path:
         "overlays/./dev/x.yaml",
         "environments/app.yaml",
         "overlays",
+        "overlays/dev/..",
+        "overlays/dev/.",
+        "bases/..",
     ],
 )
-def test_a_forged_manifest_makes_kompile_refuse_never_delete(tmp_path: Path, entry: str):
+@pytest.mark.parametrize("first", [False, True], ids=["listed-last", "listed-first"])
+def test_a_forged_manifest_makes_kompile_refuse_never_delete(tmp_path: Path, entry: str, first: bool):
     import hashlib
     import json
 
@@ -109,7 +113,9 @@ def test_a_forged_manifest_makes_kompile_refuse_never_delete(tmp_path: Path, ent
     victim.write_text("keep me\n")
     manifest = root / ".kompile-manifest.json"
     body = json.loads(manifest.read_text())
-    body["files"][entry] = hashlib.sha256(victim.read_bytes()).hexdigest()
+    forged = {entry: hashlib.sha256(victim.read_bytes()).hexdigest()}
+    # Listed first or last: the usual listing is checked as one text, whose ends are special.
+    body["files"] = {**forged, **body["files"]} if first else {**body["files"], **forged}
     manifest.write_text(json.dumps(body))
     before = snapshot(root)
     for command in (["build"], ["check"], ["check", "--full"]):  # (diff reads the overlays, not the manifest)

@@ -388,3 +388,33 @@ def test_command_lines_are_found_where_their_own_walk_found_them(obj):
     commands: list = []
     _scalars(obj, "", "", lambda found: None, commands)
     assert _command_lines(commands) == _reference_command_lines(obj)
+
+
+_COMPONENTS = st.sampled_from(
+    ["bases", "overlays", "gitops", "rendered", "dev", "a.yaml", ".", "..", "", "x" * 250]
+)
+_PATHS = st.lists(_COMPONENTS, min_size=1, max_size=4).map("/".join) | st.text(
+    alphabet="abs/.\n\\\x00-_é", max_size=12
+)
+_DIGEST_VALUES = st.sampled_from(["0" * 64, "f" * 64, "F" * 64, "0" * 63, "0" * 65, "", "0" * 63 + "\n"])
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.dictionaries(_PATHS, _DIGEST_VALUES, min_size=1, max_size=5))
+def test_the_manifest_listing_at_a_glance_accepts_only_what_entry_by_entry_accepts(files):
+    """The manifest's fast check of its usual listing never passes an entry the entry-by-entry check refuses
+    (a '.' or '..' component, a path outside the output folders, a hash that is not a digest), and it
+    passes the plain listings builds write."""
+    from kompile.output.manifest import _usual, entry_problem
+
+    accepted = _usual(files)
+    problems = [entry_problem(path, (hashed,)) for path, hashed in files.items()]
+    if accepted is not None:
+        assert problems == [None] * len(files)
+        assert accepted == {path: (hashed,) for path, hashed in files.items()}
+    plain = all(
+        p is None and "\n" not in path and all(c.isascii() for c in path) and len(path) <= 256
+        for path, p in zip(files, problems, strict=True)
+    )
+    if plain:
+        assert accepted is not None

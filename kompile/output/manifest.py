@@ -102,11 +102,14 @@ def _encode(value, newline: str, parts: list[str]) -> None:
 
 
 _HASH = re.compile(r"[0-9a-f]{64}")
-# An output path in plain ASCII, no component "." or "..", each at most 255 bytes (15 x 256 is under
-# MAX_PATH_BYTES): path_problem would accept it. Lines of them, and of digests, are checked in one pass.
-_PLAIN = rf"(?:{'|'.join(OUTPUT_FOLDERS)})(?:/(?!\.\.?(?:/|$))[A-Za-z0-9._-]{{1,255}}){{1,15}}"
-_PLAIN_PATHS = re.compile(rf"(?:{_PLAIN}\n)*{_PLAIN}").fullmatch
-_DIGESTS = re.compile(r"(?:[0-9a-f]{64}\n)*[0-9a-f]{64}").fullmatch
+# The usual listing, checked in a few passes over all its paths (and all its digests) joined by line
+# breaks: plain ASCII, each line one output folder and at least one more component, none empty, "." or
+# "..", no line longer than 256 characters (so no component over MAX_NAME_BYTES, no path over
+# MAX_PATH_BYTES). What passes, entry_problem would pass; anything else goes entry by entry.
+_PLAIN_CHARACTERS = re.compile(r"[A-Za-z0-9._/\n-]*").fullmatch
+_DOT_COMPONENT = re.compile(r"/\.\.?(?=/|\n|\Z)").search
+_HEX_LINES = re.compile(r"[0-9a-f\n]*").fullmatch
+_LONGEST_PLAIN_LINE = 256
 MAX_MANIFEST_BYTES = 64 << 20
 
 
@@ -134,17 +137,7 @@ def read_manifest(root: Path) -> Manifest | None:
     checked = _usual(files) or {}
     for path, hashes in () if checked else files.items():
         hashes = (hashes,) if isinstance(hashes, str) else hashes
-        problem = path_problem(path) or (
-            f"it is not under {', '.join(f + '/' for f in OUTPUT_FOLDERS)}"
-            if path.split("/", 1)[0] not in OUTPUT_FOLDERS or "/" not in path
-            else None
-        )
-        if problem is None and not (
-            isinstance(hashes, list | tuple)
-            and hashes
-            and all(isinstance(h, str) and _HASH.fullmatch(h) for h in hashes)
-        ):
-            problem = "its hashes are not SHA-256 hex digests"
+        problem = entry_problem(path, hashes)
         if problem:
             raise _unreadable(
                 f"listing {path!r}, which kompile never writes ({problem})", _line_of(data, path)
@@ -177,16 +170,52 @@ def read_manifest(root: Path) -> Manifest | None:
     )
 
 
+def entry_problem(path, hashes) -> str | None:
+    """Why a manifest entry is not one kompile writes: a normalised path under an output folder, and one
+    or more SHA-256 hex digests (None when it is)."""
+    problem = path_problem(path) or (
+        f"it is not under {', '.join(f + '/' for f in OUTPUT_FOLDERS)}"
+        if path.split("/", 1)[0] not in OUTPUT_FOLDERS or "/" not in path
+        else None
+    )
+    if problem is None and not (
+        isinstance(hashes, list | tuple)
+        and hashes
+        and all(isinstance(h, str) and _HASH.fullmatch(h) for h in hashes)
+    ):
+        problem = "its hashes are not SHA-256 hex digests"
+    return problem
+
+
 def _usual(files: dict) -> dict[str, tuple[str, ...]] | None:
-    """The usual listing at a glance: every path plain and every value one digest, each decided by one
-    regular expression over all of them joined by line breaks (none inside: the count says so). None
-    sends the listing the long way, entry by entry, where anything unusual is named."""
+    """The usual listing at a glance: every path plain and every value one digest, decided by a few passes
+    over all of them joined by line breaks (none inside: the count says so). None sends the listing the
+    long way, entry by entry, where anything unusual is named."""
     hashes = list(files.values())
-    if not hashes or not all(type(h) is str for h in hashes):
+    count = len(hashes)
+    if not count or not all(type(h) is str for h in hashes):
         return None
-    paths, digests = "\n".join(files), "\n".join(hashes)
-    lines = len(files) - 1
-    if paths.count("\n") != lines or not _PLAIN_PATHS(paths) or not _DIGESTS(digests):
+    digests = "\n".join(hashes)  # 64 hex digits, a line break, 64 more ...
+    if (
+        len(digests) != 65 * count - 1
+        or digests.count("\n") != count - 1
+        or digests[64::65] != "\n" * (count - 1)
+        or not _HEX_LINES(digests)
+    ):
+        return None
+    paths = "\n".join(files)
+    lines = paths.split("\n")
+    starts = "\n" + paths  # every line starts with an output folder and a slash
+    if (
+        len(lines) != count
+        or max(map(len, lines)) > _LONGEST_PLAIN_LINE
+        or not _PLAIN_CHARACTERS(paths)
+        or sum(starts.count(f"\n{folder}/") for folder in OUTPUT_FOLDERS) != count
+        or "//" in paths
+        or "/\n" in paths
+        or paths.endswith("/")
+        or _DOT_COMPONENT(paths)
+    ):
         return None
     return {path: (hashed,) for path, hashed in files.items()}
 
