@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.metadata
 import json
 import os
 import stat
@@ -29,6 +28,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import jsonpatch
+import tzdata
 import yaml
 
 from kompile import __version__
@@ -62,11 +63,10 @@ def index_format() -> str:
         info = path.stat()
         code.update(f"{path.relative_to(package)} {info.st_size} {info.st_mtime_ns}\n".encode())
     code.update(f"python {sys.version} libyaml {getattr(yaml, '__with_libyaml__', False)}\n".encode())
-    for library in ("PyYAML", "jsonpatch", "tzdata"):
-        try:
-            code.update(f"{library} {importlib.metadata.version(library)}\n".encode())
-        except importlib.metadata.PackageNotFoundError:
-            code.update(f"{library} none\n".encode())
+    # (Their own version attributes: importlib.metadata would cost more than the rest of this.)
+    code.update(
+        f"PyYAML {yaml.__version__} jsonpatch {jsonpatch.__version__} tzdata {tzdata.__version__}\n".encode()
+    )
     return f"kompile-index 1 {__version__} {code.hexdigest()[:16]}"
 
 

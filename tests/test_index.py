@@ -495,3 +495,22 @@ def test_a_cache_edited_behind_a_valid_header_is_never_an_internal_error(example
         for sealed, data in original.items():
             kompile.index.write_sealed(example, sealed, data)
         api.build(example)
+
+
+@pytest.mark.parametrize("module", ["yaml", "jsonpatch", "tzdata"])
+def test_another_version_of_a_library_the_rules_use_is_another_index_format(monkeypatch, module: str):
+    """libyaml's parsing, jsonpatch's patching and tzdata's time zones decide what a check finds: an index
+    written with other versions of them is not read."""
+    import importlib
+
+    from kompile.index import index_format
+
+    before = index_format()
+    monkeypatch.setattr(importlib.import_module(module), "__version__", "0.0.0-other")
+    index_format.cache_clear()
+    try:
+        assert index_format() != before
+    finally:
+        monkeypatch.undo()
+        index_format.cache_clear()
+    assert index_format() == before
