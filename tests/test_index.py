@@ -442,11 +442,11 @@ def test_racily_clean_outputs_are_compared_by_their_bytes(example, monkeypatch):
     ]
     assert entries and all(isinstance(entry, list) for _, entry in entries)  # every one with its digest
     path, (ident, hashed) = entries[0]
-    info = (example / path).lstat()
+    identity = kompile.safefs.file_identity((example / path).lstat())
     with kompile.safefs.Root(example) as disk:
-        assert kompile.output.committed._unchanged(disk, path, info, [ident, hashed])
+        assert kompile.output.committed._unchanged(disk, path, identity, [ident, hashed])
         assert not kompile.output.committed._unchanged(
-            disk, path, info, [ident, "0" * 64]
+            disk, path, identity, [ident, "0" * 64]
         )  # same identity, other bytes
     assert api.diff(example)[1] == []
     edit = example / "overlays/prod/kustomization.yaml"

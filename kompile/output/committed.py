@@ -142,8 +142,10 @@ def _scan(root: Path, record: dict) -> tuple[set[str], set[str]] | None:
     with Root(root) as disk:
         for folder in sorted(set(found) | set(recorded)):
             entries, expected = found.get(folder, {}), recorded.get(folder, {})
+            if entries == expected:
+                continue  # every file with the identity recorded (the usual case: one comparison)
             same = entries.keys() == expected.keys() and all(
-                _unchanged(disk, f"{folder}/{name}", info, expected[name]) for name, info in entries.items()
+                _unchanged(disk, f"{folder}/{name}", ident, expected[name]) for name, ident in entries.items()
             )
             if same:
                 continue
@@ -155,11 +157,11 @@ def _scan(root: Path, record: dict) -> tuple[set[str], set[str]] | None:
     return differing, overlays
 
 
-def _walk(disk: Root, top: str) -> dict[str, dict[str, os.stat_result]]:
-    """{folder: {name: status}} for every file under top, each folder opened from its parent without
+def _walk(disk: Root, top: str) -> dict[str, dict[str, str]]:
+    """{folder: {name: identity}} for every file under top, each folder opened from its parent without
     following a link (a link or anything else that is not a file: ValueError, and diff's full reading
     says what it is)."""
-    out: dict[str, dict[str, os.stat_result]] = {}
+    out: dict[str, dict[str, str]] = {}
     try:
         pending = [(top, os.dup(disk.folder(top)))]
     except Refused as exc:
@@ -180,7 +182,7 @@ def _walk(disk: Root, top: str) -> dict[str, dict[str, os.stat_result]]:
                         info = entry.stat(follow_symlinks=False)
                         if not stat.S_ISREG(info.st_mode):
                             raise ValueError(f"{folder}/{entry.name} is not a file")
-                        files[entry.name] = info
+                        files[entry.name] = file_identity(info)
             finally:
                 os.close(fd)
     finally:
@@ -189,9 +191,9 @@ def _walk(disk: Root, top: str) -> dict[str, dict[str, os.stat_result]]:
     return out
 
 
-def _unchanged(disk: Root, path: str, info: os.stat_result, recorded: str | list[str]) -> bool:
+def _unchanged(disk: Root, path: str, identity: str, recorded: str | list[str]) -> bool:
     """The file has the identity recorded and, when it was racily clean then, the bytes too."""
     ident, hashed = (recorded, None) if isinstance(recorded, str) else recorded
-    if not stat.S_ISREG(info.st_mode) or file_identity(info) != ident:
+    if identity != ident:
         return False
     return hashed is None or digest(disk.read(path, 64 << 20)) == hashed
