@@ -463,3 +463,103 @@ def test_a_gitops_source_other_than_this_repository_is_said_every_time(example: 
         result.stderr
     )
     assert "gitops.path is 'handwritten'" in result.stderr, result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Cost: what 1 MiB of hostile input can make kompile do (benchmarks/adversarial.py measures it)
+
+
+def test_thousands_of_problems_in_one_file_read_it_once(example: Path, monkeypatch):
+    """Each printed problem shows its source line; the file is read and split once for all of them, not
+    once per problem (20,000 merge keys in one file took 20 s to report)."""
+    from kompile.cli import report
+
+    dev = example / "environments" / "dev.yaml"
+    dev.write_text(
+        "a0: &a0 {k: v}\n" + "".join(f"a{i}: &a{i} {{<<: *a{i - 1}, k{i}: v}}\n" for i in range(1, 300))
+    )
+    codes = _codes(example)
+    assert codes.count("K105") == 299
+    reads = []
+    rows = report._source_rows
+    monkeypatch.setattr(report, "_source_rows", lambda root, path: reads.append(path) or rows(root, path))
+    with pytest.raises(KompileError) as caught:
+        compile_project(example)
+    sources: dict = {}
+    shown = [report.format_diagnostic(d, example, sources=sources) for d in caught.value.diagnostics]
+    assert reads == ["environments/dev.yaml"]
+    assert "a1: &a1 {<<: *a0, k1: v}" in shown[0] and "a2: &a2 {<<: *a1" in shown[1]
+
+
+def _dev_patch(
+    example: Path, operations: list[str], target: str = "{kind: ServiceAccount, name: shop}"
+) -> None:
+    dev = example / "environments" / "dev.yaml"
+    dev.write_text(
+        dev.read_text()
+        + f"  patches:\n    - target: {target}\n      patch:\n"
+        + "".join(f"      - {op}\n" for op in operations)
+    )
+
+
+def test_a_json_patch_that_copies_and_removes_again_and_again_is_refused(example: Path):
+    """Each copy is real work though the object stays small: what a patch's operations write adds up to at
+    most what one object holds (2,000 values copied 60 times is 120,000)."""
+    values = ", ".join(f"a{i}: v" for i in range(2000))
+    cycle = ["{op: copy, from: /spec, path: /x}", "{op: remove, path: /x}"]
+    _dev_patch(example, ["{op: add, path: /spec, value: {" + values + "}}", *cycle * 60])
+    with pytest.raises(KompileError) as caught:
+        compile_project(example)
+    (diagnostic,) = caught.value.diagnostics
+    assert diagnostic.code is Code.PATCH and "write more than 100000 values" in diagnostic.message
+    assert diagnostic.span.path == "environments/dev.yaml"
+
+
+def test_a_long_json_patch_applies_in_place_and_leaves_the_spec_alone(example: Path):
+    """Thousands of operations on one object, and on every object a target matches: each gets exactly
+    the patch's values (the operations' values are copied in, never shared with the spec's model)."""
+    _dev_patch(
+        example,
+        ["{op: add, path: /metadata/annotations, value: {}}"]
+        + [f"{{op: add, path: /metadata/annotations/a{i}, value: v{i}}}" for i in range(3000)]
+        + [
+            "{op: add, path: /metadata/annotations/z, value: {k: v}}",
+            "{op: add, path: /metadata/annotations/z/k2, value: w}",
+        ],
+        target="{kind: Deployment}",
+    )
+    with pytest.raises(KompileError) as caught:  # a mapping is no annotation: the shape check still runs
+        compile_project(example)
+    assert {d.code for d in caught.value.diagnostics} == {Code.PATCH}
+    dev = example / "environments" / "dev.yaml"
+    dev.write_text(
+        dev.read_text()
+        .replace("      - {op: add, path: /metadata/annotations/z, value: {k: v}}\n", "")
+        .replace("      - {op: add, path: /metadata/annotations/z/k2, value: w}\n", "")
+    )
+    project = compile_project(example)
+    deployments = [o for o in project.environments["dev"].objects if o["kind"] == "Deployment"]
+    assert len(deployments) == 3
+    for deployment in deployments:
+        annotations = deployment["metadata"]["annotations"]
+        assert len(annotations) == 3000 and annotations["a2999"] == "v2999"
+
+
+def test_a_string_of_a_quarter_of_a_million_schemes_is_scanned_without_copying_each_rest():
+    """`a://a://...`: each scheme's user information is found by position; no copy of up to 4,096
+    characters per scheme (a second per string, and decompressed data holds as many strings)."""
+    from kompile.policy import credentials
+
+    class Counted(str):
+        slices = 0
+
+        def __getitem__(self, key):
+            Counted.slices += 1
+            return str.__getitem__(self, key)
+
+    text = Counted("a://" * 250_000 + " postgres://user:hunter2@db/x")
+    assert credentials._url_password(text)
+    assert Counted.slices == 0
+    assert not credentials._url_password(
+        "a://" * 1000 + " https://h:80/a@b http://[::1]:80@x redis://:$(PW)@h"
+    )
