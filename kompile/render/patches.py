@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 
 import jsonpatch
+import jsonpointer
 
 from kompile.errors import Code, Diagnostic, KompileError, Span
 from kompile.k8s import kinds
@@ -57,11 +58,7 @@ def apply_patches(
             name = f"{obj['kind']}/{obj['metadata']['name']}"
             try:
                 if isinstance(patch.body, list):
-                    # One operation at a time, each bounded: `copy` can double an object with every operation.
-                    patched = obj
-                    for operation in patch.body:
-                        patched = jsonpatch.apply_patch(patched, [operation])
-                        _check_size(patched, name, patch)
+                    patched = _apply_json_patch(obj, patch.body, name, patch)
                 else:
                     patched = apply_patch(obj, _patch_body(patch))
             except (PatchError, jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
@@ -133,6 +130,59 @@ def too_large(value, max_depth: int = MAX_OBJECT_DEPTH, max_values: int = MAX_OB
         children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
         stack.extend((child, depth + 1) for child in children)
     return None
+
+
+def _apply_json_patch(obj: dict, operations: list, name: str, patch: Patch) -> dict:
+    """obj with a JSON patch applied, one operation at a time, each bounded: `copy` can double an object
+    with every operation. The operations work in place on one copy of the object (a copy per operation
+    made a patch of n operations cost n times the object), and what they write is counted as they go:
+    the values each adds, replaces or copies, which add up to at most MAX_OBJECT_VALUES, so no sequence of
+    operations (a copy and a remove, again and again) does more work than one object holds."""
+    doc = copy.deepcopy(obj)
+    written = 0
+    for operation in operations:
+        values, depth = _writes(doc, operation)
+        written += values
+        # The operation's own value is copied in: a later operation must not change the spec's model.
+        doc = jsonpatch.JsonPatch([copy.deepcopy(operation)]).apply(doc, in_place=True)
+        if written > MAX_OBJECT_VALUES or depth > MAX_OBJECT_DEPTH:
+            _check_size(doc, name, patch)
+            if written > MAX_OBJECT_VALUES:
+                raise KompileError(
+                    [
+                        Diagnostic(
+                            Code.PATCH,
+                            f"patch makes {name} too large: its operations write more than "
+                            f"{MAX_OBJECT_VALUES} values",
+                            patch.where,
+                            "no Kubernetes object is that large; write the value out",
+                        )
+                    ]
+                )
+    return doc
+
+
+def _writes(doc, operation) -> tuple[int, int]:
+    """How many values an operation writes into doc (at most just past the limit: the count stops early),
+    and how deep the deepest of them lands."""
+    if not isinstance(operation, dict) or operation.get("op") not in ("add", "replace", "copy"):
+        return 0, 0
+    if operation["op"] == "copy":
+        try:
+            value = jsonpointer.resolve_pointer(doc, operation.get("from"))
+        except (jsonpointer.JsonPointerException, TypeError, AttributeError):
+            return 0, 0  # the operation itself fails, with jsonpatch's message
+    else:
+        value = operation.get("value")
+    path = operation.get("path")
+    at = path.count("/") if isinstance(path, str) else 0
+    stack, count, deepest = [(value, at)], 0, 0
+    while stack and count <= MAX_OBJECT_VALUES and deepest <= MAX_OBJECT_DEPTH:
+        node, depth = stack.pop()
+        count, deepest = count + 1, max(deepest, depth)
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((child, depth + 1) for child in children)
+    return count, deepest
 
 
 def _check_size(obj: dict, name: str, patch: Patch) -> None:
