@@ -563,3 +563,31 @@ def test_a_string_of_a_quarter_of_a_million_schemes_is_scanned_without_copying_e
     assert not credentials._url_password(
         "a://" * 1000 + " https://h:80/a@b http://[::1]:80@x redis://:$(PW)@h"
     )
+
+
+def test_gzip_is_inflated_only_as_far_as_its_author_wrote(monkeypatch):
+    """A few KiB of gzip inflate to a MiB, and 1 MiB of them to gigabytes: binaryData and base64 runs are
+    inflated to at most twice the length of the text that holds them, and what is there is still found."""
+    import base64
+    import gzip
+
+    from kompile.policy import plaintext
+
+    asked = []
+    read = gzip.GzipFile.read
+    monkeypatch.setattr(gzip.GzipFile, "read", lambda self, size=-1: asked.append(size) or read(self, size))
+    bomb = base64.b64encode(gzip.compress(b"a://" * (1 << 18), mtime=0)).decode()
+    leak = base64.b64encode(
+        gzip.compress(b"DATABASE_URL=postgres://u:hunter2@db/x\n" + b"#" * 5000, mtime=0)
+    ).decode()
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "binaryData": {"a": bomb}}
+    assert plaintext.findings(config) == []
+    config["data"] = {"runs": " ".join([bomb] * 20)}
+    assert plaintext.findings(config) == []
+    assert (
+        asked
+        and max(asked) <= 2 * len(" ".join([bomb] * 20))
+        and all(size <= 2 * len(bomb) for size in asked)
+    )
+    config["binaryData"]["b"] = leak
+    assert [where for where, _ in plaintext.findings(config)] == ["binaryData.b"]

@@ -216,7 +216,7 @@ def in_value(value: str, depth: int = 0) -> str | None:
         return "a .pgpass password"
     if depth == 0:
         for run in _BASE64_RUN.findall(text)[:MAX_DECODED_RUNS]:
-            found = in_bytes(base64_bytes(run), depth + 1)
+            found = in_bytes(base64_bytes(run), depth + 1, inflated_limit(run))
             if found:
                 return f"{found}, base64-encoded"
     return None
@@ -228,6 +228,13 @@ _AUTHORIZATION = re.compile(r"(?i:\b(basic|bearer)[ \t]+)([A-Za-z0-9+/._~-]{12,}
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
 MAX_DECODED_RUNS = 20
 MAX_INFLATED = 1 << 20
+INFLATION = 2  # gzip is inflated to at most twice the length of the text that holds it
+
+
+def inflated_limit(text: str) -> int:
+    """How much of the gzip a text holds is inflated and scanned: a few KiB of gzip inflate to a MiB, and
+    a file of them to gigabytes, so what is scanned is bounded by what the spec's author wrote."""
+    return min(MAX_INFLATED, INFLATION * len(text))
 
 
 def _authorization(text: str) -> str | None:
@@ -249,14 +256,15 @@ def base64_bytes(text: str) -> bytes | None:
         return None
 
 
-def in_bytes(data: bytes | None, depth: int = 1) -> str | None:
-    """What credential some bytes hold: decoded text, gzip (inflated, bounded), or a DER private key."""
+def in_bytes(data: bytes | None, depth: int = 1, limit: int = MAX_INFLATED) -> str | None:
+    """What credential some bytes hold: decoded text, gzip (inflated, at most limit bytes), or a DER
+    private key."""
     if not data:
         return None
     if data[:2] == b"\x1f\x8b":
         try:
             with gzip.GzipFile(fileobj=io.BytesIO(data)) as inflated:
-                data = inflated.read(MAX_INFLATED)
+                data = inflated.read(limit)
         except (OSError, EOFError, zlib.error):
             return None
     if der_private_key(data):
@@ -312,7 +320,9 @@ def _url_password(text: str) -> bool:
 _SPACE = re.compile(r"[ \t\n\r]")
 _AT = re.compile("@")
 _PORT = re.compile(r"[0-9]{1,5}(?:/|$)")
-_REFERENCE_BODY = re.compile(r"\$\([A-Za-z_][A-Za-z0-9_]*\)|\$\{[A-Za-z_][A-Za-z0-9_]*\}")  # _REFERENCE, unanchored
+_REFERENCE_BODY = re.compile(
+    r"\$\([A-Za-z_][A-Za-z0-9_]*\)|\$\{[A-Za-z_][A-Za-z0-9_]*\}"
+)  # _REFERENCE, unanchored
 
 
 def words(key: str) -> list[str]:
