@@ -591,3 +591,57 @@ def test_gzip_is_inflated_only_as_far_as_its_author_wrote(monkeypatch):
     )
     config["binaryData"]["b"] = leak
     assert [where for where, _ in plaintext.findings(config)] == ["binaryData.b"]
+
+
+def _app_with_workers(example: Path, count: int, extra: str = "") -> Path:
+    app = example / "environments" / "app.yaml"
+    workers = "".join(
+        f"    w{i}: {{type: worker, command: [x], probes: {{exec: {{command: [x]}}}}, resources: "
+        f"{{requests: {{cpu: 1m, memory: 1Mi}}, limits: {{cpu: 1m, memory: 1Mi}}}}{extra}}}\n"
+        for i in range(count)
+    )
+    app.write_text(app.read_text().replace("  components:\n", "  components:\n" + workers))
+    return app
+
+
+def test_a_sidecar_copied_into_every_component_is_bounded_where_it_multiplies(example: Path):
+    """One sidecar's 2,000 env values in each of 97 components' pods is 600,000 values per environment:
+    refused at the component that passes the bound (K106), before anything is checked or emitted."""
+    app = _app_with_workers(example, 97, ", sidecars: [proxy]")
+    env = "".join(f"        S{i}: v{i}\n" for i in range(2000))
+    app.write_text(
+        app.read_text() + "  sidecars:\n    - name: proxy\n      image: proxy@sha256:" + "a" * 64 + "\n"
+        "      resources: {requests: {cpu: 1m, memory: 1Mi}, limits: {cpu: 1m, memory: 1Mi}}\n"
+        f"      env:\n{env}"
+    )
+    with pytest.raises(KompileError) as caught:
+        compile_project(example)
+    bounded = [d for d in caught.value.diagnostics if d.code is Code.TOO_COMPLEX]
+    assert bounded and all("more than 100000 values" in d.message for d in bounded)
+    assert {d.span.path for d in bounded} == {"environments/app.yaml"}
+    assert all(d.span.line > 10 for d in bounded)  # a component's line, not the file
+
+
+def test_a_patch_that_every_deployment_takes_is_bounded(example: Path):
+    app = _app_with_workers(example, 40)
+    annotations = "".join(f"            a{i}: v\n" for i in range(5000))
+    app.write_text(
+        app.read_text()
+        + "  patches:\n    - target: {kind: Deployment}\n      patch:\n        metadata:\n          annotations:\n"
+        + annotations
+    )
+    with pytest.raises(KompileError) as caught:
+        compile_project(example)
+    bounded = [d for d in caught.value.diagnostics if d.code is Code.TOO_COMPLEX]
+    assert bounded and all(d.message.startswith("this patch makes") for d in bounded)
+
+
+def test_a_large_map_finds_each_key_position_through_an_index():
+    """Merging asks for every key's position: a scan of the keys per key was quadratic."""
+    from kompile import source
+
+    text = "env:\n" + "".join(f"  K{i}: v{i}\n" for i in range(5000))
+    env = source.parse_document(text, "environments/dev.yaml")["env"]
+    assert env.key_span("K4999").line == 5001 and env.value_span("K0").col == 7
+    assert env._index is not None and len(env._index) == 5000
+    assert env.key_span("missing") == env.span

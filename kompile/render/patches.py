@@ -40,11 +40,65 @@ def extra_objects(env: Environment, generated: list[dict]) -> list[tuple[dict, S
     return extra
 
 
+MAX_ENVIRONMENT_VALUES = 100_000  # as many as one patched object may hold; the largest example holds 3,000
+
+
+class ValueBudget:
+    """What an environment's objects hold, counted as they are made. One spec file holds at most 50,000
+    values, but the compiler copies some into every component (env, sidecars, init containers), and a
+    patch into every object its target matches: 1 MiB of spec made gigabytes of objects. Past
+    MAX_ENVIRONMENT_VALUES the setting that multiplied is reported (K106), before anything is checked or
+    emitted."""
+
+    __slots__ = ("left",)
+
+    def __init__(self) -> None:
+        self.left = MAX_ENVIRONMENT_VALUES
+
+    def take(self, objects: list[dict], where: Span | None, what: str) -> None:
+        for obj in objects:
+            self.left -= count_values(obj, self.left + 1)
+            if self.left < 0:
+                raise KompileError(
+                    [
+                        Diagnostic(
+                            Code.TOO_COMPLEX,
+                            f"{what} makes the environment's objects hold more than "
+                            f"{MAX_ENVIRONMENT_VALUES} values",
+                            where,
+                            "each component's pods carry the env, sidecars and init containers they use, "
+                            "and a patch changes every object its target matches: share less, or target fewer",
+                        )
+                    ]
+                )
+
+    def give(self, obj: dict) -> None:
+        self.left += count_values(obj, MAX_OBJECT_VALUES + 1)
+
+
+def count_values(value, limit: int) -> int:
+    """The values in value (every mapping, list and scalar), counted up to limit."""
+    stack, count = [value], 0
+    while stack and count < limit:
+        node = stack.pop()
+        count += 1
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return count
+
+
 def apply_patches(
-    objects: list[dict], patches: tuple[Patch, ...], origins: dict[tuple, Span], patched_ids: set[tuple]
+    objects: list[dict],
+    patches: tuple[Patch, ...],
+    origins: dict[tuple, Span],
+    patched_ids: set[tuple],
+    budget: ValueBudget | None = None,
 ) -> list[dict]:
     """objects with the user's patches applied; origins records, per object, the last patch that changed it,
-    and patched_ids every object a patch touched."""
+    and patched_ids every object a patch touched. budget: what the environment's objects may still grow by."""
+    budget = budget or ValueBudget()
     for patch in patches:
         target = patch.target or {
             "kind": patch.body.get("kind"),
@@ -94,6 +148,8 @@ def apply_patches(
                         )
                     ]
                 )
+            budget.give(obj)
+            budget.take([patched], patch.where, "this patch")
             objects[index] = patched
             origins[object_id(patched)] = patch.where
             patched_ids.add(object_id(patched))
