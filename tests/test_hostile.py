@@ -645,3 +645,24 @@ def test_a_large_map_finds_each_key_position_through_an_index():
     assert env.key_span("K4999").line == 5001 and env.value_span("K0").col == 7
     assert env._index is not None and len(env._index) == 5000
     assert env.key_span("missing") == env.span
+
+
+def test_thousands_of_hosts_are_checked_against_allowed_hosts_each_by_its_own_length(example: Path):
+    """Every host not in DJANGO_ALLOWED_HOSTS is named, with the setting shown shortened: a message per host
+    holding the whole setting made 30,000 hosts gigabytes of messages."""
+    allowed = ",".join(f"a{i}.example.org" for i in range(300)) + ",.example.net,shop.dev.example.com"
+    hosts = [f"h{i}.example.com" for i in range(300)] + ["x.example.net", "example.net", "a7.example.org"]
+    dev = example / "environments" / "dev.yaml"
+    dev.write_text(
+        dev.read_text()
+        .replace("DJANGO_ALLOWED_HOSTS: shop.dev.example.com", f"DJANGO_ALLOWED_HOSTS: {allowed!r}")
+        .replace(
+            "    host: shop.dev.example.com\n",
+            f"    host: shop.dev.example.com\n    hosts: [{', '.join(hosts)}]\n",
+        )
+    )
+    with pytest.raises(KompileError) as caught:
+        compile_project(example)
+    refused = [d for d in caught.value.diagnostics if "DJANGO_ALLOWED_HOSTS (" in d.message]
+    assert sorted(d.message.split()[1] for d in refused) == sorted(hosts[:300])
+    assert all(len(d.message) < 300 for d in refused)
