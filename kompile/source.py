@@ -68,6 +68,9 @@ _SCALAR_BUILDERS = {
 }
 
 
+_SCANNED_KEYS = 16  # a parsed map with more keys finds a key's position through an index
+
+
 class YMap(dict):
     """A mapping that remembers where each key and value came from (after merging, per key).
 
@@ -75,7 +78,7 @@ class YMap(dict):
     a Span object and two dicts for every key of every file were most of the memory a large repo
     needed. A map built in code (merging) holds its spans in key_spans and value_spans."""
 
-    __slots__ = ("_span", "_key_spans", "_value_spans", "_rel", "_keys", "_marks")
+    __slots__ = ("_span", "_key_spans", "_value_spans", "_rel", "_keys", "_marks", "_index")
 
     def __init__(self, span: Span) -> None:
         super().__init__()
@@ -88,7 +91,7 @@ class YMap(dict):
         """marks: the map's start and end (line, col, end_line, end_col), then each key's and its value's."""
         out = cls.__new__(cls)
         out._span = out._key_spans = out._value_spans = None
-        out._rel, out._keys, out._marks = rel, keys, marks
+        out._rel, out._keys, out._marks, out._index = rel, keys, marks, None
         return out
 
     @property
@@ -119,17 +122,25 @@ class YMap(dict):
         return self._mark_span(key, 8)
 
     def _mark_span(self, key: str, offset: int) -> Span:
-        try:
-            index = self._keys.index(key)
-        except ValueError:
-            return self.span
+        if len(self._keys) <= _SCANNED_KEYS:
+            try:
+                index = self._keys.index(key)
+            except ValueError:
+                return self.span
+        else:  # a scan per key made a merge of a large map quadratic (50,000 keys: 20 s)
+            if self._index is None:
+                self._index = {k: i for i, k in enumerate(self._keys)}
+            index = self._index.get(key)
+            if index is None:
+                return self.span
         return _span_at(self._rel, self._marks, offset + 8 * index)
 
     def _materialise(self) -> None:
+        rel, marks = self._rel, self._marks
         self._span = self.span
-        self._key_spans = {key: self._mark_span(key, 4) for key in self._keys}
-        self._value_spans = {key: self._mark_span(key, 8) for key in self._keys}
-        self._rel = self._keys = self._marks = None
+        self._key_spans = {key: _span_at(rel, marks, 4 + 8 * i) for i, key in enumerate(self._keys)}
+        self._value_spans = {key: _span_at(rel, marks, 8 + 8 * i) for i, key in enumerate(self._keys)}
+        self._rel = self._keys = self._marks = self._index = None
 
 
 class YList(list):

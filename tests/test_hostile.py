@@ -469,3 +469,206 @@ def test_a_gitops_source_other_than_this_repository_is_said_every_time(example: 
         result.stderr
     )
     assert "gitops.path is 'handwritten'" in result.stderr, result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Cost: what 1 MiB of hostile input can make kompile do (benchmarks/adversarial.py measures it)
+
+
+def test_thousands_of_problems_in_one_file_read_it_once(example: Path, monkeypatch):
+    """Each printed problem shows its source line; the file is read and split once for all of them, not
+    once per problem (20,000 merge keys in one file took 20 s to report)."""
+    from kompile.cli import report
+
+    dev = example / "environments" / "dev.yaml"
+    dev.write_text(
+        "a0: &a0 {k: v}\n" + "".join(f"a{i}: &a{i} {{<<: *a{i - 1}, k{i}: v}}\n" for i in range(1, 300))
+    )
+    codes = _codes(example)
+    assert codes.count("K105") == 299
+    reads = []
+    rows = report._source_rows
+    monkeypatch.setattr(report, "_source_rows", lambda root, path: reads.append(path) or rows(root, path))
+    with pytest.raises(KompileError) as caught:
+        compile_project(example)
+    sources: dict = {}
+    shown = [report.format_diagnostic(d, example, sources=sources) for d in caught.value.diagnostics]
+    assert reads == ["environments/dev.yaml"]
+    assert "a1: &a1 {<<: *a0, k1: v}" in shown[0] and "a2: &a2 {<<: *a1" in shown[1]
+
+
+def _dev_patch(
+    example: Path, operations: list[str], target: str = "{kind: ServiceAccount, name: shop}"
+) -> None:
+    dev = example / "environments" / "dev.yaml"
+    dev.write_text(
+        dev.read_text()
+        + f"  patches:\n    - target: {target}\n      patch:\n"
+        + "".join(f"      - {op}\n" for op in operations)
+    )
+
+
+def test_a_json_patch_that_copies_and_removes_again_and_again_is_refused(example: Path):
+    """Each copy is real work though the object stays small: what a patch's operations write adds up to at
+    most what one object holds (2,000 values copied 60 times is 120,000)."""
+    values = ", ".join(f"a{i}: v" for i in range(2000))
+    cycle = ["{op: copy, from: /spec, path: /x}", "{op: remove, path: /x}"]
+    _dev_patch(example, ["{op: add, path: /spec, value: {" + values + "}}", *cycle * 60])
+    with pytest.raises(KompileError) as caught:
+        compile_project(example)
+    (diagnostic,) = caught.value.diagnostics
+    assert diagnostic.code is Code.PATCH and "write more than 100000 values" in diagnostic.message
+    assert diagnostic.span.path == "environments/dev.yaml"
+
+
+def test_a_long_json_patch_applies_in_place_and_leaves_the_spec_alone(example: Path):
+    """Thousands of operations on one object, and on every object a target matches: each gets exactly
+    the patch's values (the operations' values are copied in, never shared with the spec's model)."""
+    _dev_patch(
+        example,
+        ["{op: add, path: /metadata/annotations, value: {}}"]
+        + [f"{{op: add, path: /metadata/annotations/a{i}, value: v{i}}}" for i in range(3000)]
+        + [
+            "{op: add, path: /metadata/annotations/z, value: {k: v}}",
+            "{op: add, path: /metadata/annotations/z/k2, value: w}",
+        ],
+        target="{kind: Deployment}",
+    )
+    with pytest.raises(KompileError) as caught:  # a mapping is no annotation: the shape check still runs
+        compile_project(example)
+    assert {d.code for d in caught.value.diagnostics} == {Code.PATCH}
+    dev = example / "environments" / "dev.yaml"
+    dev.write_text(
+        dev.read_text()
+        .replace("      - {op: add, path: /metadata/annotations/z, value: {k: v}}\n", "")
+        .replace("      - {op: add, path: /metadata/annotations/z/k2, value: w}\n", "")
+    )
+    project = compile_project(example)
+    deployments = [o for o in project.environments["dev"].objects if o["kind"] == "Deployment"]
+    assert len(deployments) == 3
+    for deployment in deployments:
+        annotations = deployment["metadata"]["annotations"]
+        assert len(annotations) == 3000 and annotations["a2999"] == "v2999"
+
+
+def test_a_string_of_a_quarter_of_a_million_schemes_is_scanned_without_copying_each_rest():
+    """`a://a://...`: each scheme's user information is found by position; no copy of up to 4,096
+    characters per scheme (a second per string, and decompressed data holds as many strings)."""
+    from kompile.policy import credentials
+
+    class Counted(str):
+        slices = 0
+
+        def __getitem__(self, key):
+            Counted.slices += 1
+            return str.__getitem__(self, key)
+
+    text = Counted("a://" * 250_000 + " postgres://user:hunter2@db/x")
+    assert credentials._url_password(text)
+    assert Counted.slices == 0
+    assert not credentials._url_password(
+        "a://" * 1000 + " https://h:80/a@b http://[::1]:80@x redis://:$(PW)@h"
+    )
+
+
+def test_gzip_is_inflated_only_as_far_as_its_author_wrote(monkeypatch):
+    """A few KiB of gzip inflate to a MiB, and 1 MiB of them to gigabytes: binaryData and base64 runs are
+    inflated to at most twice the length of the text that holds them, and what is there is still found."""
+    import base64
+    import gzip
+
+    from kompile.policy import plaintext
+
+    asked = []
+    read = gzip.GzipFile.read
+    monkeypatch.setattr(gzip.GzipFile, "read", lambda self, size=-1: asked.append(size) or read(self, size))
+    bomb = base64.b64encode(gzip.compress(b"a://" * (1 << 18), mtime=0)).decode()
+    leak = base64.b64encode(
+        gzip.compress(b"DATABASE_URL=postgres://u:hunter2@db/x\n" + b"#" * 5000, mtime=0)
+    ).decode()
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "binaryData": {"a": bomb}}
+    assert plaintext.findings(config) == []
+    config["data"] = {"runs": " ".join([bomb] * 20)}
+    assert plaintext.findings(config) == []
+    assert (
+        asked
+        and max(asked) <= 2 * len(" ".join([bomb] * 20))
+        and all(size <= 2 * len(bomb) for size in asked)
+    )
+    config["binaryData"]["b"] = leak
+    assert [where for where, _ in plaintext.findings(config)] == ["binaryData.b"]
+
+
+def _app_with_workers(example: Path, count: int, extra: str = "") -> Path:
+    app = example / "environments" / "app.yaml"
+    workers = "".join(
+        f"    w{i}: {{type: worker, command: [x], probes: {{exec: {{command: [x]}}}}, resources: "
+        f"{{requests: {{cpu: 1m, memory: 1Mi}}, limits: {{cpu: 1m, memory: 1Mi}}}}{extra}}}\n"
+        for i in range(count)
+    )
+    app.write_text(app.read_text().replace("  components:\n", "  components:\n" + workers))
+    return app
+
+
+def test_a_sidecar_copied_into_every_component_is_bounded_where_it_multiplies(example: Path):
+    """One sidecar's 2,000 env values in each of 97 components' pods is 600,000 values per environment:
+    refused at the component that passes the bound (K106), before anything is checked or emitted."""
+    app = _app_with_workers(example, 97, ", sidecars: [proxy]")
+    env = "".join(f"        S{i}: v{i}\n" for i in range(2000))
+    app.write_text(
+        app.read_text() + "  sidecars:\n    - name: proxy\n      image: proxy@sha256:" + "a" * 64 + "\n"
+        "      resources: {requests: {cpu: 1m, memory: 1Mi}, limits: {cpu: 1m, memory: 1Mi}}\n"
+        f"      env:\n{env}"
+    )
+    with pytest.raises(KompileError) as caught:
+        compile_project(example)
+    bounded = [d for d in caught.value.diagnostics if d.code is Code.TOO_COMPLEX]
+    assert bounded and all("more than 100000 values" in d.message for d in bounded)
+    assert {d.span.path for d in bounded} == {"environments/app.yaml"}
+    assert all(d.span.line > 10 for d in bounded)  # a component's line, not the file
+
+
+def test_a_patch_that_every_deployment_takes_is_bounded(example: Path):
+    app = _app_with_workers(example, 40)
+    annotations = "".join(f"            a{i}: v\n" for i in range(5000))
+    app.write_text(
+        app.read_text()
+        + "  patches:\n    - target: {kind: Deployment}\n      patch:\n        metadata:\n          annotations:\n"
+        + annotations
+    )
+    with pytest.raises(KompileError) as caught:
+        compile_project(example)
+    bounded = [d for d in caught.value.diagnostics if d.code is Code.TOO_COMPLEX]
+    assert bounded and all(d.message.startswith("this patch makes") for d in bounded)
+
+
+def test_a_large_map_finds_each_key_position_through_an_index():
+    """Merging asks for every key's position: a scan of the keys per key was quadratic."""
+    from kompile import source
+
+    text = "env:\n" + "".join(f"  K{i}: v{i}\n" for i in range(5000))
+    env = source.parse_document(text, "environments/dev.yaml")["env"]
+    assert env.key_span("K4999").line == 5001 and env.value_span("K0").col == 7
+    assert env._index is not None and len(env._index) == 5000
+    assert env.key_span("missing") == env.span
+
+
+def test_thousands_of_hosts_are_checked_against_allowed_hosts_each_by_its_own_length(example: Path):
+    """Every host not in DJANGO_ALLOWED_HOSTS is named, with the setting shown shortened: a message per host
+    holding the whole setting made 30,000 hosts gigabytes of messages."""
+    allowed = ",".join(f"a{i}.example.org" for i in range(300)) + ",.example.net,shop.dev.example.com"
+    hosts = [f"h{i}.example.com" for i in range(300)] + ["x.example.net", "example.net", "a7.example.org"]
+    dev = example / "environments" / "dev.yaml"
+    dev.write_text(
+        dev.read_text()
+        .replace("DJANGO_ALLOWED_HOSTS: shop.dev.example.com", f"DJANGO_ALLOWED_HOSTS: {allowed!r}")
+        .replace(
+            "    host: shop.dev.example.com\n",
+            f"    host: shop.dev.example.com\n    hosts: [{', '.join(hosts)}]\n",
+        )
+    )
+    with pytest.raises(KompileError) as caught:
+        compile_project(example)
+    refused = [d for d in caught.value.diagnostics if "DJANGO_ALLOWED_HOSTS (" in d.message]
+    assert sorted(d.message.split()[1] for d in refused) == sorted(hosts[:300])
+    assert all(len(d.message) < 300 for d in refused)

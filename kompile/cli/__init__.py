@@ -88,16 +88,17 @@ def main_options(
 def _warn(warnings, root: Path) -> None:
     from kompile.cli.report import format_diagnostic, use_colour
 
+    sources: dict = {}
     for warning in warnings:
-        print(format_diagnostic(warning, root, use_colour(sys.stderr)), file=sys.stderr)
+        print(format_diagnostic(warning, root, use_colour(sys.stderr), sources), file=sys.stderr)
 
 
 def _show(diagnostics, root: Path) -> None:
     from kompile.cli.report import format_diagnostic, use_colour
 
-    colour = use_colour(sys.stderr)
+    colour, sources = use_colour(sys.stderr), {}
     for diagnostic in diagnostics:
-        print(format_diagnostic(diagnostic, root, colour), file=sys.stderr)
+        print(format_diagnostic(diagnostic, root, colour, sources), file=sys.stderr)
 
 
 def _fail(exc, root: Path, fmt: Format = Format.text) -> None:

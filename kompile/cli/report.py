@@ -30,7 +30,12 @@ def use_colour(stream) -> bool:
     )
 
 
-def format_diagnostic(diagnostic: Diagnostic, root: Path, colour: bool = False) -> str:
+def format_diagnostic(
+    diagnostic: Diagnostic, root: Path, colour: bool = False, sources: dict | None = None
+) -> str:
+    """sources: each file's lines, read once for every diagnostic printed with the same dict (thousands
+    of problems in one file must not read and split it thousands of times)."""
+
     def paint(kind: str, text: str) -> str:
         return f"{COLOURS[kind]}{text}{RESET}" if colour else text
 
@@ -38,7 +43,7 @@ def format_diagnostic(diagnostic: Diagnostic, root: Path, colour: bool = False) 
     where = paint("where", f"{span}:") + " " if span and span.path else ""
     severity = diagnostic.severity.value
     lines = [f"{where}{paint(severity, f'{severity}[{diagnostic.code.value}]')}: {diagnostic.message}"]
-    source = _source_line(root, span.path, span.line) if span and span.line else None
+    source = _source_line(root, span.path, span.line, sources) if span and span.line else None
     if source is not None:
         gutter = len(str(span.line))
         lines.append(f"   {span.line} | {source}")
@@ -52,18 +57,25 @@ def format_json(diagnostics) -> str:
     return json.dumps([d.as_dict() for d in diagnostics], indent=2)
 
 
-def _source_line(root: Path, path: str, line: int) -> str | None:
+def _source_line(root: Path, path: str, line: int, sources: dict | None = None) -> str | None:
+    sources = {} if sources is None else sources
+    if path not in sources:
+        sources[path] = _source_rows(root, path)
+    rows = sources[path]
+    if rows is None or not 1 <= line <= len(rows):
+        return None
+    row = rows[line - 1].replace("\t", " ")
+    # Keep control characters out of the terminal.
+    return "".join(ch if ch.isprintable() else "?" for ch in row)[:200]
+
+
+def _source_rows(root: Path, path: str) -> list[str] | None:
     try:
         with Root(root) as disk:
             text = disk.read(path, 1 << 20).decode("utf-8").lstrip("\ufeff")
     except (OSError, Refused, UnicodeDecodeError):  # a link, not UTF-8 (K102), gone: no line worth showing
         return None
-    rows = text.splitlines()
-    if not 1 <= line <= len(rows):
-        return None
-    row = rows[line - 1].replace("\t", " ")
-    # Keep control characters out of the terminal.
-    return "".join(ch if ch.isprintable() else "?" for ch in row)[:200]
+    return text.splitlines()
 
 
 def _display_column(source: str, col: int) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import gzip
 import io
 import re
@@ -215,7 +216,7 @@ def in_value(value: str, depth: int = 0) -> str | None:
         return "a .pgpass password"
     if depth == 0:
         for run in _BASE64_RUN.findall(text)[:MAX_DECODED_RUNS]:
-            found = in_bytes(base64_bytes(run), depth + 1)
+            found = in_bytes(base64_bytes(run), depth + 1, inflated_limit(run))
             if found:
                 return f"{found}, base64-encoded"
     return None
@@ -227,6 +228,13 @@ _AUTHORIZATION = re.compile(r"(?i:\b(basic|bearer)[ \t]+)([A-Za-z0-9+/._~-]{12,}
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
 MAX_DECODED_RUNS = 20
 MAX_INFLATED = 1 << 20
+INFLATION = 2  # gzip is inflated to at most twice the length of the text that holds it
+
+
+def inflated_limit(text: str) -> int:
+    """How much of the gzip a text holds is inflated and scanned: a few KiB of gzip inflate to a MiB, and
+    a file of them to gigabytes, so what is scanned is bounded by what the spec's author wrote."""
+    return min(MAX_INFLATED, INFLATION * len(text))
 
 
 def _authorization(text: str) -> str | None:
@@ -248,14 +256,15 @@ def base64_bytes(text: str) -> bytes | None:
         return None
 
 
-def in_bytes(data: bytes | None, depth: int = 1) -> str | None:
-    """What credential some bytes hold: decoded text, gzip (inflated, bounded), or a DER private key."""
+def in_bytes(data: bytes | None, depth: int = 1, limit: int = MAX_INFLATED) -> str | None:
+    """What credential some bytes hold: decoded text, gzip (inflated, at most limit bytes), or a DER
+    private key."""
     if not data:
         return None
     if data[:2] == b"\x1f\x8b":
         try:
             with gzip.GzipFile(fileobj=io.BytesIO(data)) as inflated:
-                data = inflated.read(MAX_INFLATED)
+                data = inflated.read(limit)
         except (OSError, EOFError, zlib.error):
             return None
     if der_private_key(data):
@@ -283,25 +292,37 @@ _PGPASS = re.compile(r"(?m)^[A-Za-z0-9_.*-]+:(?:[0-9]+|\*):[A-Za-z0-9_.*-]+:[A-Z
 
 def _url_password(text: str) -> bool:
     """scheme://user:password@host, whatever characters the password holds: the user information runs to
-    the last '@' before the next space. `host:8080/path@x` (a port, then a path) is not a password."""
+    the last '@' before the next space. `host:8080/path@x` (a port, then a path) is not a password.
+    Linear in the text: positions, never a copy of each scheme's rest (a string of a quarter of a million
+    schemes took a second, and decompressed data holds as many)."""
+    next_space, ats = -1, None
     for match in _SCHEME.finditer(text):
-        rest = text[match.end() : match.end() + 4096]  # user information longer than this is no password
-        end = len(rest)
-        for space in (" ", "\t", "\n", "\r"):
-            found = rest.find(space)
-            if found != -1:
-                end = min(end, found)
-        authority = rest[:end]
-        at = authority.rfind("@")
-        if at <= 0 or authority.startswith("["):
+        start = match.end()
+        if next_space < start:
+            found = _SPACE.search(text, start)
+            next_space = found.start() if found else len(text)
+        end = min(next_space, start + 4096)  # user information longer than this is no password
+        if ats is None:
+            ats = [m.start() for m in _AT.finditer(text)]
+        index = bisect.bisect_left(ats, end) - 1
+        at = ats[index] if index >= 0 else -1
+        if at <= start or text.startswith("[", start):
             continue
-        user, colon, password = authority[:at].partition(":")
-        if not colon or not password or _REFERENCE.match(password):
+        colon = text.find(":", start, at)
+        if colon == -1 or colon + 1 == at or _REFERENCE_BODY.fullmatch(text, colon + 1, at):
             continue
-        if re.match(r"[0-9]{1,5}(?:/|$)", password) and "/" in authority[:at]:
+        if _PORT.match(text, colon + 1, at) and text.find("/", start, at) != -1:
             continue  # host:port/path@...: the '@' is in the path
         return True
     return False
+
+
+_SPACE = re.compile(r"[ \t\n\r]")
+_AT = re.compile("@")
+_PORT = re.compile(r"[0-9]{1,5}(?:/|$)")
+_REFERENCE_BODY = re.compile(
+    r"\$\([A-Za-z_][A-Za-z0-9_]*\)|\$\{[A-Za-z_][A-Za-z0-9_]*\}"
+)  # _REFERENCE, unanchored
 
 
 def words(key: str) -> list[str]:

@@ -19,12 +19,12 @@ import re
 import zlib
 
 from kompile.policy.credentials import (
-    MAX_INFLATED,
     MAX_SCANNED,
     TOKENS,
     base64_bytes,
     credential_in,
     der_private_key,
+    inflated_limit,
 )
 from kompile.policy.sops import ENC, SOPS_KEY, is_sops_encrypted
 
@@ -152,7 +152,7 @@ def _decoded(value: str) -> str:
     if data[:2] == b"\x1f\x8b":
         try:
             with gzip.GzipFile(fileobj=io.BytesIO(data)) as inflated:
-                data = inflated.read(MAX_INFLATED)
+                data = inflated.read(inflated_limit(value))
         except (OSError, EOFError, zlib.error):
             return ""
     if der_private_key(data):

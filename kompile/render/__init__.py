@@ -21,7 +21,7 @@ from kompile.render.deployed import (
 )
 from kompile.render.ids import object_id, object_id_problem
 from kompile.render.network import acme_solver_policy, host_policies
-from kompile.render.patches import apply_patches, extra_objects
+from kompile.render.patches import ValueBudget, apply_patches, extra_objects
 from kompile.render.shared import (
     render_config,
     render_default_deny,
@@ -70,8 +70,10 @@ def render_stages(env: Environment, base_ids: frozenset = frozenset()) -> tuple[
     ctx = build_context(env)
     objects: list[dict] = []
     origins: dict[tuple, Span] = {}  # object -> the setting, patch or manifest its problems point at
+    budget = ValueBudget()
 
     def add(rendered: list[dict], where: Span | None) -> None:
+        budget.take(rendered, where, "this setting")
         for obj in rendered:
             is_policy = obj["kind"] == "NetworkPolicy" and "network" in env.setting_spans
             origins[object_id(obj)] = env.span_of("network") if is_policy else where
@@ -101,10 +103,13 @@ def render_stages(env: Environment, base_ids: frozenset = frozenset()) -> tuple[
         _annotate_for_gitops(objects, env.gitops.tool)
     generated = {object_id(obj) for obj in objects}
     for obj, where in extra_objects(env, objects):
+        budget.take([obj], where, "this extra resource")
         objects.append(obj)
         origins[object_id(obj)] = where
     patched: set[tuple] = set()
-    objects = [as_kustomize_reads(obj) for obj in apply_patches(objects, env.patches, origins, patched)]
+    objects = [
+        as_kustomize_reads(obj) for obj in apply_patches(objects, env.patches, origins, patched, budget)
+    ]
     # What kompile wrote and no patch changed: its delegating kinds (a TriggerAuthentication, an
     # ExternalSecret) are kompile's own shape, not a spec author's.
     own = frozenset(generated - patched)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 
 import jsonpatch
+import jsonpointer
 
 from kompile.errors import Code, Diagnostic, KompileError, Span
 from kompile.k8s import kinds
@@ -39,11 +40,65 @@ def extra_objects(env: Environment, generated: list[dict]) -> list[tuple[dict, S
     return extra
 
 
+MAX_ENVIRONMENT_VALUES = 100_000  # as many as one patched object may hold; the largest example holds 3,000
+
+
+class ValueBudget:
+    """What an environment's objects hold, counted as they are made. One spec file holds at most 50,000
+    values, but the compiler copies some into every component (env, sidecars, init containers), and a
+    patch into every object its target matches: 1 MiB of spec made gigabytes of objects. Past
+    MAX_ENVIRONMENT_VALUES the setting that multiplied is reported (K106), before anything is checked or
+    emitted."""
+
+    __slots__ = ("left",)
+
+    def __init__(self) -> None:
+        self.left = MAX_ENVIRONMENT_VALUES
+
+    def take(self, objects: list[dict], where: Span | None, what: str) -> None:
+        for obj in objects:
+            self.left -= count_values(obj, self.left + 1)
+            if self.left < 0:
+                raise KompileError(
+                    [
+                        Diagnostic(
+                            Code.TOO_COMPLEX,
+                            f"{what} makes the environment's objects hold more than "
+                            f"{MAX_ENVIRONMENT_VALUES} values",
+                            where,
+                            "each component's pods carry the env, sidecars and init containers they use, "
+                            "and a patch changes every object its target matches: share less, or target fewer",
+                        )
+                    ]
+                )
+
+    def give(self, obj: dict) -> None:
+        self.left += count_values(obj, MAX_OBJECT_VALUES + 1)
+
+
+def count_values(value, limit: int) -> int:
+    """The values in value (every mapping, list and scalar), counted up to limit."""
+    stack, count = [value], 0
+    while stack and count < limit:
+        node = stack.pop()
+        count += 1
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return count
+
+
 def apply_patches(
-    objects: list[dict], patches: tuple[Patch, ...], origins: dict[tuple, Span], patched_ids: set[tuple]
+    objects: list[dict],
+    patches: tuple[Patch, ...],
+    origins: dict[tuple, Span],
+    patched_ids: set[tuple],
+    budget: ValueBudget | None = None,
 ) -> list[dict]:
     """objects with the user's patches applied; origins records, per object, the last patch that changed it,
-    and patched_ids every object a patch touched."""
+    and patched_ids every object a patch touched. budget: what the environment's objects may still grow by."""
+    budget = budget or ValueBudget()
     for patch in patches:
         target = patch.target or {
             "kind": patch.body.get("kind"),
@@ -57,11 +112,7 @@ def apply_patches(
             name = f"{obj['kind']}/{obj['metadata']['name']}"
             try:
                 if isinstance(patch.body, list):
-                    # One operation at a time, each bounded: `copy` can double an object with every operation.
-                    patched = obj
-                    for operation in patch.body:
-                        patched = jsonpatch.apply_patch(patched, [operation])
-                        _check_size(patched, name, patch)
+                    patched = _apply_json_patch(obj, patch.body, name, patch)
                 else:
                     patched = apply_patch(obj, _patch_body(patch))
             except (PatchError, jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
@@ -97,6 +148,8 @@ def apply_patches(
                         )
                     ]
                 )
+            budget.give(obj)
+            budget.take([patched], patch.where, "this patch")
             objects[index] = patched
             origins[object_id(patched)] = patch.where
             patched_ids.add(object_id(patched))
@@ -133,6 +186,59 @@ def too_large(value, max_depth: int = MAX_OBJECT_DEPTH, max_values: int = MAX_OB
         children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
         stack.extend((child, depth + 1) for child in children)
     return None
+
+
+def _apply_json_patch(obj: dict, operations: list, name: str, patch: Patch) -> dict:
+    """obj with a JSON patch applied, one operation at a time, each bounded: `copy` can double an object
+    with every operation. The operations work in place on one copy of the object (a copy per operation
+    made a patch of n operations cost n times the object), and what they write is counted as they go:
+    the values each adds, replaces or copies, which add up to at most MAX_OBJECT_VALUES, so no sequence of
+    operations (a copy and a remove, again and again) does more work than one object holds."""
+    doc = copy.deepcopy(obj)
+    written = 0
+    for operation in operations:
+        values, depth = _writes(doc, operation)
+        written += values
+        # The operation's own value is copied in: a later operation must not change the spec's model.
+        doc = jsonpatch.JsonPatch([copy.deepcopy(operation)]).apply(doc, in_place=True)
+        if written > MAX_OBJECT_VALUES or depth > MAX_OBJECT_DEPTH:
+            _check_size(doc, name, patch)
+            if written > MAX_OBJECT_VALUES:
+                raise KompileError(
+                    [
+                        Diagnostic(
+                            Code.PATCH,
+                            f"patch makes {name} too large: its operations write more than "
+                            f"{MAX_OBJECT_VALUES} values",
+                            patch.where,
+                            "no Kubernetes object is that large; write the value out",
+                        )
+                    ]
+                )
+    return doc
+
+
+def _writes(doc, operation) -> tuple[int, int]:
+    """How many values an operation writes into doc (at most just past the limit: the count stops early),
+    and how deep the deepest of them lands."""
+    if not isinstance(operation, dict) or operation.get("op") not in ("add", "replace", "copy"):
+        return 0, 0
+    if operation["op"] == "copy":
+        try:
+            value = jsonpointer.resolve_pointer(doc, operation.get("from"))
+        except (jsonpointer.JsonPointerException, TypeError, AttributeError):
+            return 0, 0  # the operation itself fails, with jsonpatch's message
+    else:
+        value = operation.get("value")
+    path = operation.get("path")
+    at = path.count("/") if isinstance(path, str) else 0
+    stack, count, deepest = [(value, at)], 0, 0
+    while stack and count <= MAX_OBJECT_VALUES and deepest <= MAX_OBJECT_DEPTH:
+        node, depth = stack.pop()
+        count, deepest = count + 1, max(deepest, depth)
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((child, depth + 1) for child in children)
+    return count, deepest
 
 
 def _check_size(obj: dict, name: str, patch: Patch) -> None:

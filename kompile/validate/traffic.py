@@ -135,18 +135,31 @@ def _check_entry(settings: YMap, ingress: YMap, out: Collector) -> None:
         )
 
 
-def allowed_host(host: str, allowed: list[str]) -> bool:
-    """Whether Django's ALLOWED_HOSTS lets host in: an exact name, '.example.com' (the domain and its
-    subdomains) or '*'."""
-    host = host.lower()
-    for pattern in (p.lower() for p in allowed):
-        if (
-            pattern == "*"
-            or host == pattern
-            or (pattern.startswith(".") and (host == pattern[1:] or host.endswith(pattern)))
-        ):
+class AllowedHosts:
+    """Django's ALLOWED_HOSTS: exact names, '.example.com' (the domain and its subdomains) or '*'. Held
+    as sets, so each host is looked up by its own length, not compared with every pattern (30,000
+    hosts against 30,000 patterns took minutes)."""
+
+    def __init__(self, allowed: list[str]) -> None:
+        patterns = {p.lower() for p in allowed}
+        self.everything = "*" in patterns
+        self.exact = {p for p in patterns if not p.startswith(".")}
+        self.domains = {p for p in patterns if p.startswith(".")}
+
+    def allows(self, host: str) -> bool:
+        host = host.lower()
+        if self.everything or host in self.exact or "." + host in self.domains:
             return True
-    return False
+        dot = host.find(".")
+        while dot != -1:
+            if host[dot:] in self.domains:
+                return True
+            dot = host.find(".", dot + 1)
+        return False
+
+
+def _shown(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def check_allowed_hosts(settings: YMap, out: Collector) -> None:
@@ -155,7 +168,9 @@ def check_allowed_hosts(settings: YMap, out: Collector) -> None:
     env, ingress = settings.get("env") or {}, settings.get("ingress")
     if "DJANGO_ALLOWED_HOSTS" not in env or not isinstance(ingress, YMap):
         return
-    allowed = [h.strip() for h in re.split(r"[,\s]+", str(env["DJANGO_ALLOWED_HOSTS"])) if h.strip()]
+    allowed = AllowedHosts(
+        [h.strip() for h in re.split(r"[,\s]+", str(env["DJANGO_ALLOWED_HOSTS"])) if h.strip()]
+    )
     for key in ("host", "hosts"):
         values = (
             [ingress[key]]
@@ -165,10 +180,10 @@ def check_allowed_hosts(settings: YMap, out: Collector) -> None:
             else []
         )
         for host in values:
-            if not allowed_host(str(host), allowed):
+            if not allowed.allows(str(host)):
                 out.error(
                     Code.INVALID_VALUE,
-                    f"ingress.{key}: {host} is not in DJANGO_ALLOWED_HOSTS ({env['DJANGO_ALLOWED_HOSTS']})",
+                    f"ingress.{key}: {host} is not in DJANGO_ALLOWED_HOSTS ({_shown(str(env['DJANGO_ALLOWED_HOSTS']))})",
                     ingress.value_span(key),
                     "Django answers 400 to it, the probes included; add it to "
                     "env.DJANGO_ALLOWED_HOSTS (a leading '.' allows every subdomain)",
