@@ -23,6 +23,7 @@ import contextlib
 import gzip
 import json
 import os
+import random
 import re
 import resource
 import shutil
@@ -630,6 +631,12 @@ def cases() -> list[Case]:
         },
         quick=True,
     )
+    # Every base64 run of a value is decoded (and its gzip inflated, up to twice its length): many of them.
+    rng = random.Random(7)
+    plain_runs = " ".join(base64.b64encode(rng.randbytes(33)).decode() for _ in range(20_000))
+    add("cred-many-base64-runs", {DEV: _dev_with(f'  env:\n    R: "{plain_runs}"\n')})
+    small_gzips = " ".join(_gzip_b64(rng.randbytes(24).hex()) for _ in range(9_000))
+    add("cred-many-small-gzip-runs", {DEV: _dev_with(f'  env:\n    Z: "{small_gzips}"\n')})
     add("cred-embedded-lines", {DEV: _dev_with('  env:\n    L: "' + "A=b\\n" * 200_000 + '"\n')})
     add("cred-json-quoted", {DEV: _dev_with("  env:\n    J: '" + '"a": "' * 140_000 + "'\n")})
     add("cred-xml", {DEV: _dev_with('  env:\n    X: "' + "<a>" * 300_000 + '"\n')})

@@ -6,8 +6,6 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
-import gzip
-import io
 import re
 import zlib
 
@@ -215,8 +213,10 @@ def in_value(value: str, depth: int = 0) -> str | None:
     if _PGPASS.search(text):
         return "a .pgpass password"
     if depth == 0:
-        for run in _BASE64_RUN.findall(text)[:MAX_DECODED_RUNS]:
-            found = in_bytes(base64_bytes(run), depth + 1, inflated_limit(run))
+        # Every run: what each costs is bounded by its length (gzip inflates to twice it at most), and a
+        # credential after a few decoys is still one.
+        for match in _BASE64_RUN.finditer(text):
+            found = in_bytes(base64_bytes(match.group()), depth + 1, inflated_limit(match.group()))
             if found:
                 return f"{found}, base64-encoded"
     return None
@@ -226,15 +226,50 @@ def in_value(value: str, depth: int = 0) -> str | None:
 # token is a long mix of letters and digits (not "bearer authentication").
 _AUTHORIZATION = re.compile(r"(?i:\b(basic|bearer)[ \t]+)([A-Za-z0-9+/._~-]{12,}=*)")
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
-MAX_DECODED_RUNS = 20
 MAX_INFLATED = 1 << 20
 INFLATION = 2  # gzip is inflated to at most twice the length of the text that holds it
+TOO_COMPRESSED = (
+    "gzip-compressed data that inflates to more than twice its size, which kompile cannot check for "
+    "credentials (store it uncompressed)"
+)
 
 
 def inflated_limit(text: str) -> int:
-    """How much of the gzip a text holds is inflated and scanned: a few KiB of gzip inflate to a MiB, and
-    a file of them to gigabytes, so what is scanned is bounded by what the spec's author wrote."""
+    """How much the gzip a text holds may inflate to: a few KiB of gzip inflate to a MiB, and a file of
+    them to gigabytes, so what is scanned is bounded by what the spec's author wrote. Past it, the data
+    is refused (TOO_COMPRESSED), never passed unread."""
     return min(MAX_INFLATED, INFLATION * len(text))
+
+
+def inflated(data: bytes, limit: int) -> bytes | None:
+    """Bytes as the scan reads them, or None when they are gzip that inflates past limit. Gzip is inflated
+    member after member, a truncated stream as far as it goes (a reader of the data gets that far too),
+    and whatever follows the last member is kept as well, as are the raw bytes of a damaged member (after
+    what inflated before the damage): no spelling of gzip hides text from the scan."""
+    out = bytearray()
+    while data[:2] == b"\x1f\x8b":
+        inflater = zlib.decompressobj(wbits=31)
+        read = 0
+        try:
+            while not inflater.eof and read < len(data):
+                out += inflater.decompress(data[read : read + _INFLATE_STEP], limit + 1 - len(out))
+                read += _INFLATE_STEP
+                if len(out) > limit or inflater.unconsumed_tail:
+                    return None  # more to inflate than the limit
+        except zlib.error:
+            return bytes(out + data)
+        if not inflater.eof:
+            return bytes(out)  # truncated
+        data = inflater.unused_data + data[read:]
+    return bytes(out + data) if out else data
+
+
+_INFLATE_STEP = 1 << 8  # compressed bytes fed at a time: what inflated before a damaged step is kept
+
+
+def as_text(data: bytes) -> str:
+    """Bytes as text for the scan, read leniently: a credential in ASCII stays one beside a stray byte."""
+    return data.decode("utf-8", "replace")
 
 
 def _authorization(text: str) -> str | None:
@@ -257,22 +292,16 @@ def base64_bytes(text: str) -> bytes | None:
 
 
 def in_bytes(data: bytes | None, depth: int = 1, limit: int = MAX_INFLATED) -> str | None:
-    """What credential some bytes hold: decoded text, gzip (inflated, at most limit bytes), or a DER
-    private key."""
+    """What credential some bytes hold: text (gzip inflated, at most limit bytes; more is refused as
+    TOO_COMPRESSED), or a DER private key."""
     if not data:
         return None
-    if data[:2] == b"\x1f\x8b":
-        try:
-            with gzip.GzipFile(fileobj=io.BytesIO(data)) as inflated:
-                data = inflated.read(limit)
-        except (OSError, EOFError, zlib.error):
-            return None
+    data = inflated(data, limit)
+    if data is None:
+        return TOO_COMPRESSED
     if der_private_key(data):
         return "a private key (DER)"
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
+    text = as_text(data)
     return in_value(text, depth) or _embedded(text)
 
 

@@ -12,18 +12,19 @@ thousand environments is judged once."""
 
 from __future__ import annotations
 
-import gzip
-import io
 import math
 import re
-import zlib
+from dataclasses import dataclass
 
 from kompile.policy.credentials import (
     MAX_SCANNED,
     TOKENS,
+    TOO_COMPRESSED,
+    as_text,
     base64_bytes,
     credential_in,
     der_private_key,
+    inflated,
     inflated_limit,
 )
 from kompile.policy.sops import ENC, SOPS_KEY, is_sops_encrypted
@@ -51,7 +52,11 @@ def scan(obj: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[
     commands: list[tuple[str, dict]] = []
     _scalars(obj, "", "", found.append, commands)
     for path, key, value in found:
-        if isinstance(value, str):
+        if isinstance(value, Decoded):
+            what = value.unreadable or credential_in(key, value.text)
+            if what:
+                credentials.append((path, what))
+        elif isinstance(value, str):
             if key == "type" and value == SERVICE_ACCOUNT_TOKEN:
                 tokens.append(path)
             ciphertext = (sealed and path.startswith("spec.encryptedData.")) or (
@@ -143,28 +148,27 @@ def _scalars(node, path: str, key: str, add, commands: list) -> None:
         add((path, key, node))
 
 
-def _decoded(value: str) -> str:
-    """binaryData as text for the scan: UTF-8, gzip inflated (bounded), or a private key's marker for
-    DER (which the scan then names)."""
+def _decoded(value: str) -> str | Decoded:
+    """binaryData as the scan reads it: its bytes (gzip inflated, bounded) read leniently as text, or a
+    private key's marker for DER (which the scan then names); the value itself when it is not base64."""
     data = base64_bytes(value)
     if data is None:
         return value
-    if data[:2] == b"\x1f\x8b":
-        try:
-            with gzip.GzipFile(fileobj=io.BytesIO(data)) as inflated:
-                data = inflated.read(inflated_limit(value))
-        except (OSError, EOFError, zlib.error):
-            return ""
+    data = inflated(data, inflated_limit(value))
+    if data is None:
+        return Decoded(unreadable=TOO_COMPRESSED)
     if der_private_key(data):
-        return "-----BEGIN PRIVATE KEY----- (DER)"
-    return _as_text(data)
+        return Decoded("-----BEGIN PRIVATE KEY----- (DER)")
+    return Decoded(as_text(data))
 
 
-def _as_text(data: bytes) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return ""
+@dataclass(frozen=True)
+class Decoded:
+    """binaryData's bytes as text, scanned for credentials (what the cluster stores is the base64, which
+    holds no odd character), or why they cannot be read (reported as it is)."""
+
+    text: str = ""
+    unreadable: str | None = None
 
 
 def findings(obj: dict) -> list[tuple[str, str]]:
