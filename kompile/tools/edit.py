@@ -108,11 +108,11 @@ def _check_reference(tag: str | None, digest: str | None) -> None:
 def _pin(project: Project, environment: str, wanted: dict[str, str | None]) -> Edit:
     spec_file = project.environments[environment]
     before = read_bytes(project.root, spec_file.rel).decode("utf-8")
-    effective, _ = effective_spec(project, environment)
+    effective, chain = effective_spec(project, environment)
     current = effective.get("image") or {}
     if all(current.get(key) == value for key, value in wanted.items()):
         return Edit(spec_file.rel, before, before)  # already so: running twice changes nothing
-    inherited = _inherited_image(project, environment)
+    inherited = _inherited_image(project, chain)
     # What this file must say: each key set to the wanted value, or null where an inherited value must go.
     own: dict[str, str | None] = {key: value for key, value in wanted.items() if value is not None}
     own.update(
@@ -125,9 +125,9 @@ def _pin(project: Project, environment: str, wanted: dict[str, str | None]) -> E
     return Edit(spec_file.rel, before, after)
 
 
-def _inherited_image(project: Project, environment: str) -> dict:
-    """The image this environment would have if its own file said nothing about it."""
-    _, chain = effective_spec(project, environment)
+def _inherited_image(project: Project, chain: list[str]) -> dict:
+    """The image an environment (the last of the chain it extends) would have if its own file said nothing
+    about it."""
     inherited = dict(app_settings(project).get("image") or {})
     for name in chain[:-1]:
         layer = project.environments[name].spec.get("image")
