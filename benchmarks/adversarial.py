@@ -441,6 +441,26 @@ def cases() -> list[Case]:
             .replace("  components:\n", "  components:\n" + _webs(90).replace("    s", "    s", 1))
         },
     )
+    # As many hosts as two routes to one component can take under the bound on an environment's values
+    # (4,300: each host is a rule, a TLS name and a certificate name): every object is large, not many.
+    add(
+        "hosts-x-2-routes-under-the-bound",
+        {
+            DEV: _example(DEV)
+            .replace(
+                "    DJANGO_ALLOWED_HOSTS: shop.dev.example.com\n",
+                "    DJANGO_ALLOWED_HOSTS: .dev.example.com\n",
+            )
+            .replace(
+                "    host: shop.dev.example.com\n",
+                "    hosts: ["
+                + ", ".join(f"h{i}.dev.example.com" for i in range(4300))
+                + "]\n    certificate: {issuer: letsencrypt, kind: ClusterIssuer, http01: true}\n"
+                "    routes:\n      - {name: site, path: /, component: web}\n"
+                "      - {name: api, path: /api, component: web}\n",
+            )
+        },
+    )
     add(
         "security-allow-12k",
         {
