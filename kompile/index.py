@@ -123,9 +123,9 @@ def read_index(root: Path) -> Index | None:
             name: (tuple(inputs), Placement.from_json(name, where))
             for name, (inputs, where) in body["environments"].items()
         }
+        known = files.__contains__
         if not all(
-            type(name) is str and all(rel in files for rel in inputs)
-            for name, (inputs, _) in environments.items()
+            type(name) is str and all(map(known, inputs)) for name, (inputs, _) in environments.items()
         ):
             return None
         app, app_reads = body["app"], body["appReads"]

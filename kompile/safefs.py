@@ -69,6 +69,7 @@ class Root:
         self.path = os.fspath(root)
         self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
         self._folders: dict[str, int] = {}
+        self._salt, self._staged = secrets.token_hex(4), 0
 
     def __enter__(self) -> Root:
         return self
@@ -89,38 +90,52 @@ class Root:
     def folder(self, rel: str, create: bool = False, created: list[str] | None = None) -> int:
         """A handle on the folder rel ("" for the root), owned by this Root. Refused when a component is a
         link or not a folder, or (without create) missing. Folders made are appended to `created`."""
-        if rel in self._folders:
-            return self._folders[rel]
-        parts = _parts(rel) if rel else []
-        fd = os.dup(self.fd)
-        for index, part in enumerate(parts):  # each step closes the handle it was given
-            fd = self._step(fd, part, "/".join(parts[: index + 1]), create, created)
-        if len(self._folders) >= 32:  # bounded: a build touches thousands of folders, one after another
+        cached = self._folders.pop(rel, None)
+        if cached is not None:
+            self._folders[rel] = cached  # (now the most recently used)
+            return cached
+        if not rel:
+            return self._keep(rel, os.dup(self.fd))
+        parts = _parts(rel)
+        # From the nearest folder already open (a build writes folder after folder of one tree): the
+        # walk opens only what is new, and keeps each folder it opens on the way.
+        start, fd = 0, self.fd
+        for index in range(len(parts) - 1, 0, -1):
+            above = self._folders.get("/".join(parts[:index]))
+            if above is not None:
+                start, fd = index, above
+                break
+        for index in range(start, len(parts)):
+            name = "/".join(parts[: index + 1])
+            fd = self._keep(name, self._step(fd, parts[index], name, create, created))
+        return fd
+
+    def _keep(self, rel: str, fd: int) -> int:
+        """Cache a folder handle, closing the least recently used beyond a few (a build touches thousands
+        of folders, one after another; the top folders stay, being used all along)."""
+        if len(self._folders) >= 32:
             os.close(self._folders.pop(next(iter(self._folders))))
         self._folders[rel] = fd
         return fd
 
     def _step(self, fd: int, part: str, rel: str, create: bool, created: list[str] | None) -> int:
-        """The handle of `part` inside the folder fd; fd is closed, whatever happens."""
+        """The handle of `part` inside the folder fd (which stays open: the caller owns it)."""
         try:
-            child = os.open(part, DIR_FLAGS, dir_fd=fd)
+            return os.open(part, DIR_FLAGS, dir_fd=fd)
         except FileNotFoundError:
             if not create:
-                os.close(fd)
                 raise Refused(rel, "no such folder", missing=True) from None
             try:
                 os.mkdir(part, 0o777, dir_fd=fd)
             except FileExistsError:
                 pass  # made meanwhile: opened below like any other
             except OSError as exc:
-                os.close(fd)
                 raise Refused(rel, f"cannot create the folder: {exc.strerror}") from None
             if created is not None:
                 created.append(rel)
             try:
-                child = os.open(part, DIR_FLAGS, dir_fd=fd)
+                return os.open(part, DIR_FLAGS, dir_fd=fd)
             except OSError as exc:
-                os.close(fd)
                 raise Refused(rel, _why(exc, rel, "folder")) from None
         except OSError as exc:
             why = _why(exc, rel, "folder")
@@ -129,10 +144,7 @@ class Root:
                     why = "it is a symbolic link; kompile never follows links"
             except OSError:
                 pass
-            os.close(fd)
             raise Refused(rel, why) from None
-        os.close(fd)
-        return child
 
     def forget(self, rel: str) -> None:
         """Drop a cached folder handle (after the folder was removed)."""
@@ -215,7 +227,8 @@ class Root:
         """Write data to a new temporary file in rel's folder (made as needed); returns its name there."""
         folder, _, _ = rel.rpartition("/")
         fd = self.folder(folder, create=True, created=created)
-        temporary = f".kompile-{secrets.token_hex(8)}.tmp"
+        self._staged += 1  # (a random half per Root, a count: unpredictable, one random draw per run)
+        temporary = f".kompile-{self._salt}{self._staged & 0xFFFFFFFF:08x}.tmp"
         out = os.open(temporary, _CREATE_FLAGS, 0o666, dir_fd=fd)
         try:
             view = memoryview(data)

@@ -168,7 +168,8 @@ def test_a_planted_link_at_the_temporary_name_is_not_written_through(tmp_path: P
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me\n")
     (root / "bases/shop").mkdir(parents=True)
-    (root / "bases/shop/.kompile-0000000000000000.tmp").symlink_to(victim)
+    # (The name is a random half drawn once per run, then a count: the first file staged is in bases/.)
+    (root / "bases/shop/.kompile-0000000000000001.tmp").symlink_to(victim)
     monkeypatch.setattr(secrets, "token_hex", lambda n: "0" * (2 * n))
     output = compile_project(root)
     with pytest.raises(KompileError) as caught:
@@ -176,7 +177,7 @@ def test_a_planted_link_at_the_temporary_name_is_not_written_through(tmp_path: P
     assert {d.code for d in caught.value.diagnostics} == {Code.WRITE}
     assert victim.read_text() == "keep me\n"
     assert not (root / ".kompile-manifest.json").exists()
-    assert sorted(p.name for p in (root / "bases/shop").iterdir()) == [".kompile-0000000000000000.tmp"]
+    assert sorted(p.name for p in (root / "bases/shop").iterdir()) == [".kompile-0000000000000001.tmp"]
 
 
 def test_a_full_disk_while_staging_changes_nothing_visible(tmp_path: Path, monkeypatch):

@@ -418,3 +418,52 @@ def test_the_manifest_listing_at_a_glance_accepts_only_what_entry_by_entry_accep
     )
     if plain:
         assert accepted is not None
+
+
+_ANY_PATHS = _PATHS | st.text(max_size=8)  # (also quotes, backslashes, control and non-ASCII characters)
+_HEX_DIGESTS = st.sampled_from(["0" * 64, "f" * 64, "0123456789abcdef" * 4])  # (what a manifest holds)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.dictionaries(_ANY_PATHS, st.lists(_HEX_DIGESTS, min_size=1, max_size=3).map(tuple), max_size=6),
+    st.dictionaries(st.text(max_size=6), st.text(max_size=6), max_size=3),
+)
+def test_the_manifest_record_is_json_dumps_indents_of_its_fields(files, environments):
+    """The manifest writes its listing apart from the rest (quoting plain paths by adding quotes): the
+    bytes are json.dumps(indent=1) of the whole record, whatever the paths."""
+    import json
+
+    from kompile.output.manifest import FORMAT, Manifest
+
+    manifest = Manifest(files=files, environments=environments)
+    body = {
+        "format": FORMAT,
+        "generator": manifest.generator,
+        "inputs": {},
+        "files": {path: h[0] if len(h) == 1 else list(h) for path, h in sorted(files.items())},
+    }
+    if environments:
+        body["environments"] = dict(sorted(environments.items()))
+    assert manifest.to_bytes() == (json.dumps(body, indent=1) + "\n").encode()
+
+
+_FOLDERS = st.sampled_from(["bases/shop", "overlays/dev", "overlays/dev-2", "overlays", "rendered/dev", "gitops"])
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.sets(st.lists(st.sampled_from(["bases", "shop", "overlays", "dev", "dev-2", "dev.x", "a", "gitops"]),
+                     min_size=1, max_size=3).map("/".join)),
+    st.lists(_FOLDERS, max_size=3).map(tuple),
+)
+def test_the_paths_under_folders_are_those_a_scan_finds(paths, folders):
+    """Manifest.under bisects the sorted paths: it finds what a scan of every path finds (the folder
+    itself, and what is inside it, not a sibling that shares its first letters)."""
+    from kompile.output.manifest import Manifest
+
+    manifest = Manifest(files={path: ("0" * 64,) for path in paths})
+    prefixes = tuple(folder + "/" for folder in folders)
+    scanned = {path for path in paths if path.startswith(prefixes) or path in folders}
+    found = manifest.under(folders)
+    assert sorted(found) == sorted(scanned)

@@ -27,6 +27,13 @@ class Disk:
     def _listing(self, folder: str) -> dict[str, os.DirEntry] | None:
         """The folder's entries ({} when it does not exist yet); None when it is refused (reported once)."""
         if folder not in self.listings:
+            parent, _, name = folder.rpartition("/")
+            # A folder its parent's listing lacks is not there (a cold build asks about thousands): {}
+            # without walking to it. (Below the top folders: the root's listing is not worth it.)
+            above = self._listing(parent) if parent else None
+            if above is not None and name not in above:
+                self.listings[folder] = {}
+                return self.listings[folder]
             try:
                 self.listings[folder] = {entry.name: entry for entry in self.handle.listdir(folder)}
             except Refused as exc:

@@ -8,6 +8,7 @@ neither the inputs nor the outputs changed.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import re
@@ -43,19 +44,53 @@ class Manifest:
     def owns(self, path: str, data: bytes) -> bool:
         return digest(data) in self.files.get(path, ())
 
+    def under(self, folders: tuple[str, ...]) -> list[str]:
+        """The recorded paths inside these folders or naming one, found by bisecting the sorted paths:
+        a build of one environment looks at its own files, not at every environment's."""
+        paths = sorted(self.files)  # (already in order when read: one pass)
+        found: list[str] = []
+        for folder in dict.fromkeys(folders):
+            at = bisect.bisect_left(paths, folder)
+            if at < len(paths) and paths[at] == folder:
+                found.append(folder)
+            # Inside the folder: from "<folder>/" up to "<folder>0" ("0" follows "/" in every encoding).
+            found += paths[bisect.bisect_left(paths, folder + "/") : bisect.bisect_left(paths, folder + "0")]
+        return list(dict.fromkeys(found))  # (once each, should one folder hold another)
+
     def to_bytes(self) -> bytes:
-        files = {path: hashes[0] if len(hashes) == 1 else list(hashes) for path, hashes in self.files.items()}
         body = {
             "format": FORMAT,
             "generator": self.generator,
             "inputs": dict(sorted(self.inputs.items())),
-            "files": dict(sorted(files.items())),
+            "files": _FILES,  # (a placeholder: the listing is most of the record, and written apart)
         }
         if self.warnings:
             body["warnings"] = list(self.warnings)
         if self.environments:
             body["environments"] = dict(sorted(self.environments.items()))
-        return (indented_json(body) + "\n").encode()
+        head, _, tail = indented_json(body).partition(_string(_FILES))
+        return (head + _listing(self.files) + tail + "\n").encode()
+
+
+_FILES = "\0files"  # (a string no manifest holds: _string quotes it as \u0000files)
+_QUOTED_AS_IS = re.compile(r"[ !#-\[\]-~\n]*").fullmatch  # printable ASCII but " and \ (and line breaks)
+
+
+def _listing(files: dict[str, tuple[str, ...]]) -> str:
+    """indented_json of the files (one digest as a string, several as a list), sorted by path: a hundred
+    thousand entries in one pass. Paths that JSON quotes as they are (every path kompile writes) and hex
+    digests are quoted by adding the quotes; any other path goes through the encoder."""
+    if not files:
+        return "{}"
+    items = sorted(files.items())
+    joined = "\n".join(files)
+    if _QUOTED_AS_IS(joined) is None or joined.count("\n") != len(files) - 1:
+        items = [(_string(path)[1:-1], hashes) for path, hashes in items]
+    entries = [
+        f'"{path}": "{hashes[0]}"' if len(hashes) == 1 else f'"{path}": [\n   "' + '",\n   "'.join(hashes) + '"\n  ]'
+        for path, hashes in items
+    ]
+    return "{\n  " + ",\n  ".join(entries) + "\n }"
 
 
 def indented_json(value) -> str:

@@ -137,9 +137,8 @@ class Planner:
     ) -> WritePlan:
         plan, disk, old = self.plan, self._disk, self.old
         if old is not None:
-            prefixes = _prefixes(owned)
-            for path in old.files:
-                if path in self.digests or not (path.startswith(prefixes) or path in owned):
+            for path in old.under(owned):
+                if path in self.digests:
                     continue
                 current = disk.read(path)
                 if current is None or current is REFUSED:
@@ -206,12 +205,9 @@ def next_manifest(
 ) -> Manifest:
     """The record a build writes: these files (by digest), plus other environments' files (and records)
     when building only some."""
-    prefixes = _prefixes(owned)
-    kept = {
-        path: hashes
-        for path, hashes in (old.files.items() if old else ())
-        if not (path.startswith(prefixes) or path in owned) and path not in digests
-    }
+    kept = dict(old.files) if old else {}
+    for path in old.under(owned) if old else ():
+        del kept[path]
     records = {**(old.environments if old and partial else {}), **(environments or {})}
     listed = tuple(w.as_dict() for w in warnings)
     if partial:
@@ -334,11 +330,6 @@ def _remove_empty_parents(disk: Root, path: str) -> None:
         if not disk.rmdir("/".join(parts)):
             return  # not empty: someone else's file lives here
         parts.pop()
-
-
-def _prefixes(owned: tuple[str, ...]) -> tuple[str, ...]:
-    """What the paths inside the owned folders start with (one str.startswith call decides a path)."""
-    return tuple(folder + "/" for folder in owned)
 
 
 def _hand_edit(path: str, current: bytes, generated: bytes) -> Diagnostic:
