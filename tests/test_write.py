@@ -266,3 +266,36 @@ def test_a_killed_builds_temporary_files_are_found_wherever_they_are(example):
     assert run_kompile("build", "--root", str(example)).returncode == 0
     assert not (example / "overlays/gone").exists()
     assert run_kompile("check", "--root", str(example)).returncode == 0
+
+
+def test_a_cold_build_opens_each_output_folder_a_few_times_not_once_per_file(tmp_path: Path, monkeypatch):
+    """Folder handles are kept from the nearest open folder, and a folder its parent's listing lacks is
+    not walked to: a cold build opens each output folder a few times (list, make, write, rename), not
+    once per file and per level, whatever the number of environments. (A count, not a time.)"""
+    import os
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from fleet import generate_fleet
+
+    from kompile.compiler import compile_project
+    from kompile.output.write import write_tree
+
+    root = generate_fleet(tmp_path / "repo", 40)
+    output = compile_project(root)
+    folders = {path.rpartition("/")[0] for path in output.files}
+    folders |= {folder.rpartition("/")[0] for folder in folders} - {""}
+    opened: list[str] = []
+    real_open = os.open
+
+    def counting(path, flags, *args, **kwargs):
+        if flags & os.O_DIRECTORY:
+            opened.append(path)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", counting)
+    write_tree(root, output.files, output.owned, output.inputs)
+    monkeypatch.undo()
+    assert (root / "overlays/pr-00036/patches").is_dir()
+    # (3.1 per folder; 6.8 when every walk started again at the root and missing folders were walked to.)
+    assert len(opened) <= 4 * len(folders), (len(opened), len(folders))
