@@ -16,6 +16,7 @@ from pathlib import Path
 
 from kompile.errors import Code, Diagnostic, KompileError, Severity, naming_environments
 from kompile.index import Index, checked_incrementally, write_index
+from kompile.inputs import reading
 from kompile.layout import Compiled, base_dir, layout_base, layout_overlay, overlay_dir
 from kompile.layout.gitops import layout_gitops
 from kompile.layout.rendered import layout_rendered, rendered_dir
@@ -75,13 +76,15 @@ def compile_project(
     started = time.time_ns()
     # A command about some environments checks only those and the ones whose files changed, when the
     # index of an earlier run can say which (index.py); else every environment is loaded and checked.
-    checked = checked_incrementally(root, only, keep_objects) if only else None
-    if checked is None:
-        project = load_project(root)
-        # Without objects to keep, each environment's merged settings and model live only while it compiles.
-        resolved = validate_project(project, keep_settings=keep_objects)
-    else:
-        project, resolved, _ = checked
+    with reading(root):
+        checked = checked_incrementally(root, only, keep_objects) if only else None
+        if checked is None:
+            project = load_project(root)
+            # Without objects to keep, each environment's merged settings and model live only while it
+            # compiles.
+            resolved = validate_project(project, keep_settings=keep_objects)
+        else:
+            project, resolved, _ = checked
     # What is loaded now lives until the end: keep the collector from scanning it again and again (its
     # cost would grow with the repo) and from touching its pages in forked workers (copy on write).
     gc.freeze()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 from kompile.errors import Code, Diagnostic, KompileError, Span
@@ -41,6 +43,25 @@ def normalised(rel: str) -> str:
     return PurePosixPath(rel).as_posix()
 
 
+_reading: dict[str, Root] = {}  # the roots a `reading` block holds open, by path
+
+
+@contextmanager
+def reading(root: Path) -> Iterator[None]:
+    """Within the block, reads under root share one handle on it: loading ten thousand specs walks to
+    environments/ once, not once per file. (Each read is still walked and checked from that handle.)"""
+    key = os.fspath(root)
+    if key in _reading:
+        yield
+        return
+    with Root(root) as handle:
+        _reading[key] = handle
+        try:
+            yield
+        finally:
+            del _reading[key]
+
+
 def read_bytes(root: Path, rel: str, span: Span | None = None) -> bytes:
     """A regular file under root, never through a link at any component, at most 1 MiB."""
     return read_stat(root, rel, span)[0]
@@ -55,6 +76,9 @@ def read_stat(root: Path, rel: str, span: Span | None = None) -> tuple[bytes, os
             [Diagnostic(Code.PATH_OUTSIDE_ROOT, f"path '{rel}' is refused: {problem}", where, PATH_HINT)]
         )
     try:
+        shared = _reading.get(os.fspath(root))
+        if shared is not None:
+            return shared.read_stat(normalised(rel), MAX_FILE_BYTES)
         with Root(root) as handle:
             return handle.read_stat(normalised(rel), MAX_FILE_BYTES)
     except Refused as exc:

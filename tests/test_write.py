@@ -299,3 +299,29 @@ def test_a_cold_build_opens_each_output_folder_a_few_times_not_once_per_file(tmp
     assert (root / "overlays/pr-00036/patches").is_dir()
     # (3.1 per folder; 6.8 when every walk started again at the root and missing folders were walked to.)
     assert len(opened) <= 4 * len(folders), (len(opened), len(folders))
+
+
+def test_loading_many_specs_walks_to_their_folder_a_few_times_not_once_per_file(tmp_path: Path, monkeypatch):
+    """Reads while a project is loaded and checked share one handle on the root (kompile.inputs.reading):
+    each spec is still opened without following links, but environments/ is not walked to per file."""
+    import os
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from fleet import generate_fleet
+
+    from kompile.api import validate
+
+    root = generate_fleet(tmp_path / "repo", 40)
+    opened: list[str] = []
+    real_open = os.open
+
+    def counting(path, flags, *args, **kwargs):
+        if flags & os.O_DIRECTORY and path == "environments":
+            opened.append(path)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", counting)
+    validate(root)
+    monkeypatch.undo()
+    assert len(opened) <= 5, len(opened)  # (2; once per spec before: 42)
