@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from kompile.errors import Code, Diagnostic, KompileError, Severity, naming_environments
+from kompile.errors import Code, Collector, Diagnostic, KompileError, Severity, naming_environments
 from kompile.index import Index, checked_incrementally, write_index
 from kompile.inputs import reading
 from kompile.layout import Compiled, base_dir, layout_base, layout_overlay, overlay_dir
@@ -26,7 +26,13 @@ from kompile.model import Environment, Hydration, Network
 from kompile.names import OUTPUT_FOLDERS
 from kompile.normalise import normalise_base, normalise_environment
 from kompile.render import render_stages
-from kompile.validate import resolve, validate_project
+from kompile.validate import (
+    check_across,
+    check_app,
+    check_environment_settings,
+    resolve,
+    validate_project,
+)
 from kompile.validate.resolved import Resolved
 
 
@@ -80,16 +86,19 @@ def compile_project(
         checked = checked_incrementally(root, only, keep_objects) if only else None
         if checked is None:
             project = load_project(root)
-            # Without objects to keep, each environment's merged settings and model live only while it
-            # compiles.
-            resolved = validate_project(project, keep_settings=keep_objects)
+            if not only and _workers(keep_objects, len(project.environments)) and _app_clean(project):
+                resolved = None  # each environment is checked by the worker that compiles it
+            else:
+                # Without objects to keep, each environment's merged settings and model live only while
+                # it compiles.
+                resolved = validate_project(project, keep_settings=keep_objects)
         else:
             project, resolved, _ = checked
     # What is loaded now lives until the end: keep the collector from scanning it again and again (its
     # cost would grow with the repo) and from touching its pages in forked workers (copy on write).
     gc.freeze()
     try:
-        output = _compile(root, project, resolved, only, keep_objects, progress, sink, render)
+        output, resolved = _compile(root, project, resolved, only, keep_objects, progress, sink, render)
     finally:
         gc.unfreeze()
     # Only a build records what was checked (a command that reads, such as validate, writes nothing).
@@ -100,16 +109,18 @@ def compile_project(
 def _compile(
     root: Path,
     project: Project,
-    resolved: list[Resolved],
+    resolved: list[Resolved] | None,
     only: Sequence[str] | None,
     keep_objects: bool,
     progress: Callable[[int, int], None] | None,
     sink: Callable[[dict[str, bytes]], None] | None,
     render: frozenset[str] = frozenset(),
-) -> Output:
+) -> tuple[Output, list[Resolved]]:
+    """The output, and every environment as checked (resolved None: the workers check them)."""
+    checked = resolved
     if only:
         require_environments(project, only)
-        resolved = [r for r in resolved if r.name in only]
+        resolved = [r for r in (resolved or ()) if r.name in only]
     base_env = normalise_base(project)
     base = Compiled(base_env, *reversed(render_stages(base_env)))
     files: dict[str, bytes] = {}
@@ -118,7 +129,11 @@ def _compile(
     kinds: set[tuple[str, str]] = set()
     environments = {}
     counts = {}
-    results = _compile_all(base, project, resolved, keep_objects, progress, emit, render)
+    if resolved is None:
+        resolved, results = _check_and_compile_all(base, project, progress, emit, render)
+        checked = resolved
+    else:
+        results = _compile_all(base, project, resolved, keep_objects, progress, emit, render)
     problems = [(item, d) for item, result in zip(resolved, results, strict=True) for d in result.problems]
     if problems:  # a problem in the environment's own file needs no name; one in a shared file does
         own = [d for item, d in problems if d.span is not None and d.span.path == item.sources[-1]]
@@ -143,7 +158,7 @@ def _compile(
     else:
         emit(layout_gitops(base_env, envs, kinds))
         owned = OUTPUT_FOLDERS
-    return Output(
+    output = Output(
         project,
         base,
         environments,
@@ -156,6 +171,7 @@ def _compile(
         partial=bool(only),
         notices=tuple(source_warnings(root, project)),
     )
+    return output, checked or []
 
 
 def opt_out_warnings(project: Project, envs: list[Environment]) -> tuple[Diagnostic, ...]:
@@ -232,9 +248,15 @@ class _Result:
 
 
 def _compile_one(
-    base: Compiled, project: Project, item: Resolved, keep_objects: bool, render: frozenset[str] = frozenset()
+    base: Compiled,
+    project: Project,
+    item: Resolved,
+    keep_objects: bool,
+    render: frozenset[str] = frozenset(),
+    merged: bool = False,
 ) -> _Result:
-    env = normalise_environment(project, item if keep_objects else resolve(project, item))
+    """One environment compiled (item holds its merged settings when kept, or when merged says so)."""
+    env = normalise_environment(project, item if keep_objects or merged else resolve(project, item))
     try:
         untransformed, deployed = render_stages(env, base.ids)
         compiled = Compiled(env, deployed, untransformed)
@@ -301,10 +323,24 @@ def _compile_all(
     forked after loading and validating, so they share the model instead of receiving it; they send
     back only file bytes, which are handed on (emit) as each batch arrives and then dropped. Results
     come back in order: the output does not depend on the schedule."""
-    global _job
-    workers = min(os.cpu_count() or 1, 8)
-    report = progress or (lambda done, total: None)
     results: list[_Result] = []
+    keep = _keeper(results, emit, progress, len(envs))
+    workers = _workers(keep_objects, len(envs))
+    if not workers:
+        for env in envs:
+            keep(_compile_one(base, project, env, keep_objects, render))
+        return results
+    _in_workers(workers, (base, project, envs, render), _compile_chunk, len(envs), keep)
+    return results
+
+
+def _keeper(
+    results: list[_Result],
+    emit: Callable[[dict[str, bytes]], None],
+    progress: Callable[[int, int], None] | None,
+    total: int,
+) -> Callable[[_Result], None]:
+    """What takes each result as it comes: its files handed on, then dropped."""
     kind_sets: dict[frozenset, frozenset] = {}  # most environments deploy the same kinds: one copy each
 
     def keep(result: _Result) -> None:
@@ -313,33 +349,43 @@ def _compile_all(
         result.files = {}
         result.kinds = kind_sets.setdefault(result.kinds, result.kinds)
         results.append(result)
+        if progress is not None:
+            progress(len(results), total)
 
+    return keep
+
+
+def _workers(keep_objects: bool, count: int) -> int:
+    """How many processes compile this many environments (0: this one, alone)."""
+    workers = min(os.cpu_count() or 1, 8)
     if (
         keep_objects
         or workers < 2
-        or len(envs) < PARALLEL_MIN
+        or count < PARALLEL_MIN
         or "fork" not in multiprocessing.get_all_start_methods()
     ):
-        for env in envs:
-            keep(_compile_one(base, project, env, keep_objects, render))
-            report(len(results), len(envs))
-        return results
-    _job = (base, project, envs, render)
+        return 0
+    return workers
+
+
+def _in_workers(workers: int, job: tuple, task: Callable, count: int, keep: Callable) -> None:
+    """task((start, end)) over chunks of range(count) in forked workers (which read `job`, set just before
+    forking), each chunk's results handed to keep in order."""
+    global _job
+    _job = job
     try:
-        step = min(-(-len(envs) // (workers * 8)), CHUNK_MAX)
-        chunks = [(start, min(start + step, len(envs))) for start in range(0, len(envs), step)]
+        step = min(-(-count // (workers * 8)), CHUNK_MAX)
+        chunks = [(start, min(start + step, count)) for start in range(0, count, step)]
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             # A finished chunk waits in the parent until it is taken, files and all: a build, which
             # writes each file as it comes, takes them more slowly than the workers make them. So only
             # a few chunks are handed out ahead (imap would hand out every one), taken in order.
             pending: deque = deque()
             for index, bounds in enumerate(chunks):
-                pending.append(pool.apply_async(_compile_chunk, (bounds,)))
+                pending.append(pool.apply_async(task, (bounds,)))
                 while pending and (len(pending) > 2 * workers or index == len(chunks) - 1):
                     for result in pending.popleft().get():
                         keep(result)
-                    report(len(results), len(envs))
-        return results
     finally:
         _job = None
 
@@ -347,6 +393,81 @@ def _compile_all(
 def _compile_chunk(bounds: tuple[int, int]) -> list[_Result]:
     base, project, envs, render = _job
     return [_compile_one(base, project, env, False, render) for env in envs[bounds[0] : bounds[1]]]
+
+
+def _app_clean(project: Project) -> bool:
+    """Whether the App's own checks find nothing (then workers may check the environments as they
+    compile them: the base they compile against is sound). Else every check runs first, as usual, and
+    says what is wrong."""
+    out = Collector()
+    check_app(project, out)
+    return not out.items
+
+
+def _check_and_compile_all(
+    base: Compiled,
+    project: Project,
+    progress: Callable[[int, int], None] | None,
+    emit: Callable[[dict[str, bytes]], None],
+    render: frozenset[str],
+) -> tuple[list[Resolved], list[_Result]]:
+    """Every environment checked and compiled by the same worker, in one pass (its merged settings made
+    once): the checks of ten thousand environments no longer hold up both cores. The problems are
+    gathered in the order validate_project finds them and raised as it raises them, before any
+    problem of compiling; nothing is written then (what was staged is removed)."""
+    names = list(project.environments)
+    results: list[_Result] = []
+    keep = _keeper(results, emit, progress, len(names))
+    found: list[_Checked] = []
+
+    def take(item: tuple[_Checked, _Result | None]) -> None:
+        checked, result = item
+        found.append(checked)
+        project.inputs.update(checked.inputs)  # (the files its checks read: recorded as every input is)
+        project.identities.update(checked.identities)
+        if result is not None:
+            keep(result)
+
+    _in_workers(_workers(False, len(names)), (base, project, names, render), _check_chunk, len(names), take)
+    out, shared = Collector(), []
+    for checked in found:
+        out.add(checked.problems)
+        shared += checked.shared
+    resolved = [checked.resolved for checked in found if checked.resolved is not None]
+    check_across(project, out, shared, [item.placement for item in resolved])
+    return resolved, results
+
+
+@dataclass
+class _Checked:
+    """What a worker's check of one environment found (validate_project's share of it)."""
+
+    resolved: Resolved | None  # (without its settings)
+    problems: list[Diagnostic]
+    shared: list[tuple[str, Diagnostic]]
+    inputs: dict[str, str]  # the other files its checks read, with their hashes (as load records a spec's)
+    identities: dict[str, str]
+
+
+def _check_chunk(bounds: tuple[int, int]) -> list[tuple[_Checked, _Result | None]]:
+    base, project, names, render = _job
+    out: list[tuple[_Checked, _Result | None]] = []
+    for name in names[bounds[0] : bounds[1]]:
+        problems = Collector()
+        shared: list[tuple[str, Diagnostic]] = []
+        item = check_environment_settings(project, name, True, set(), shared, problems)
+        clean = item is not None and not problems and not Collector.of(d for _, d in shared)
+        result = _compile_one(base, project, item, False, render, merged=True) if clean else None
+        reads = item.reads if item is not None else ()  # (its own and the App's files: read already)
+        checked = _Checked(
+            replace(item, settings=None) if item is not None else None,
+            problems.items,
+            shared,
+            {rel: project.inputs[rel] for rel in reads if rel in project.inputs},
+            {rel: project.identities[rel] for rel in reads if rel in project.identities},
+        )
+        out.append((checked, result))
+    return out
 
 
 def render_one(root: Path, name: str) -> list[dict]:

@@ -41,3 +41,113 @@ def test_an_error_in_a_worker_is_reported(tmp_path: Path):
         compile_project(root, keep_objects=False)
     (diagnostic,) = caught.value.diagnostics
     assert diagnostic.code is Code.PATCH and diagnostic.span.path == f"environments/{broken.name}"
+
+
+def _compiled_both_ways(root: Path):
+    """(parallel, sequential): each an Output, or the KompileError's diagnostics."""
+    outcomes = []
+    for keep_objects in (False, True):  # without objects, the workers check each environment they compile
+        try:
+            outcomes.append(compile_project(root, keep_objects=keep_objects))
+        except KompileError as exc:
+            outcomes.append(list(exc.diagnostics))
+    return outcomes
+
+
+def test_checked_in_workers_the_inputs_and_index_are_those_of_checking_first(fleet: Path, tmp_path: Path):
+    """The workers check the environments they compile: every file a check read (the sealed secrets dev
+    and prod name) is an input of the build, and the index records what checking everything first records."""
+    import shutil
+
+    root = tmp_path / "fleet"
+    shutil.copytree(fleet, root)
+    parallel, sequential = _compiled_both_ways(root)
+    assert "secrets/dev/shop-django.yaml" in parallel.inputs
+    assert parallel.inputs == sequential.inputs
+    assert parallel.project.identities == sequential.project.identities
+    first, second = parallel.remember(), sequential.remember()
+    assert first is not None and second is not None
+    assert first.environments == second.environments and first.app_reads == second.app_reads
+    assert {rel: sha for rel, (_, sha) in first.files.items()} == {
+        rel: sha for rel, (_, sha) in second.files.items()
+    }
+
+
+def _edit(root: Path, rel: str, old: str, new: str | None) -> None:
+    """old replaced by new once; new None cuts the file at old."""
+    path = root / rel
+    text = path.read_text()
+    assert old in text, (rel, old)
+    path.write_text(text.replace(old, new, 1) if new is not None else text[: text.index(old)])
+
+
+PROBLEMS = {
+    # one environment's own file
+    "own-file": [
+        (f"environments/{environment_name(7)}.yaml", "    worker: {replicas: 1}", "    worker: {replcas: 1}")
+    ],
+    # a file others extend: environments that inherit staging's sealed values (in different chunks) are
+    # named in one problem at staging's file
+    "shared-file": [
+        (f"environments/{environment_name(4)}.yaml", "  sealedSecrets:", None),
+        (f"environments/{environment_name(120)}.yaml", "  sealedSecrets:", None),
+    ],
+    # the rules across environments: two claim one namespace on one cluster
+    "across": [
+        (
+            f"environments/{environment_name(3)}.yaml",
+            "  tier: preview\n",
+            "  tier: preview\n  namespace: shop-clash\n",
+        ),
+        (
+            f"environments/{environment_name(9)}.yaml",
+            "  tier: preview\n",
+            "  tier: preview\n  namespace: shop-clash\n",
+        ),
+    ],
+    # problems of both kinds at once, and one of compiling that is never reached
+    "several": [
+        (
+            f"environments/{environment_name(5)}.yaml",
+            "    worker: {replicas: 1}",
+            "    worker: {replicas: -1}",
+        ),
+        (
+            f"environments/{environment_name(150)}.yaml",
+            "    worker: {replicas: 1}",
+            "    worker: {replicas: x}",
+        ),
+        ("environments/staging.yaml", "className: nginx", "className: 7"),
+        (
+            f"environments/{environment_name(11)}.yaml",
+            "  tier: preview\n",
+            "  tier: preview\n  patches:\n    - patch: {kind: Deployment, metadata: {name: no-such-thing}}\n",
+        ),
+    ],
+    # the App's own settings: everything is checked first, as usual (and every environment has it)
+    # the App's file, found only in each environment's merged settings: named with every environment
+    "app-egress": [("environments/app.yaml", "        cidr: 10.30.0.0/16", "        cidr: 0.0.0.0/1")],
+    "app": [
+        (
+            "environments/app.yaml",
+            "    DJANGO_SETTINGS_MODULE: shop.settings.production\n",
+            "    DJANGO_SETTINGS_MODULE: shop.settings.production\n    API_PASSWORD: hunter2hunter2\n",
+        )
+    ],
+}
+
+
+@pytest.mark.parametrize("case", sorted(PROBLEMS))
+def test_checked_in_workers_the_problems_are_those_of_checking_first(fleet: Path, tmp_path: Path, case: str):
+    """Every problem, in the same order, whether the environments are checked before compiling or by the
+    workers as they compile them."""
+    import shutil
+
+    root = tmp_path / "fleet"
+    shutil.copytree(fleet, root)
+    for rel, old, new in PROBLEMS[case]:
+        _edit(root, rel, old, new)
+    parallel, sequential = _compiled_both_ways(root)
+    assert isinstance(sequential, list) and sequential, "the case must be a problem"
+    assert parallel == sequential
+    assert not (root / "overlays").exists()

@@ -448,13 +448,20 @@ def test_the_manifest_record_is_json_dumps_indents_of_its_fields(files, environm
     assert manifest.to_bytes() == (json.dumps(body, indent=1) + "\n").encode()
 
 
-_FOLDERS = st.sampled_from(["bases/shop", "overlays/dev", "overlays/dev-2", "overlays", "rendered/dev", "gitops"])
+_FOLDERS = st.sampled_from(
+    ["bases/shop", "overlays/dev", "overlays/dev-2", "overlays", "rendered/dev", "gitops"]
+)
 
 
 @settings(max_examples=1000, deadline=None)
 @given(
-    st.sets(st.lists(st.sampled_from(["bases", "shop", "overlays", "dev", "dev-2", "dev.x", "a", "gitops"]),
-                     min_size=1, max_size=3).map("/".join)),
+    st.sets(
+        st.lists(
+            st.sampled_from(["bases", "shop", "overlays", "dev", "dev-2", "dev.x", "a", "gitops"]),
+            min_size=1,
+            max_size=3,
+        ).map("/".join)
+    ),
     st.lists(_FOLDERS, max_size=3).map(tuple),
 )
 def test_the_paths_under_folders_are_those_a_scan_finds(paths, folders):

@@ -276,10 +276,10 @@ def test_a_cold_build_opens_each_output_folder_a_few_times_not_once_per_file(tmp
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-    from fleet import generate_fleet
-
     from kompile.compiler import compile_project
     from kompile.output.write import write_tree
+
+    from fleet import generate_fleet
 
     root = generate_fleet(tmp_path / "repo", 40)
     output = compile_project(root)
@@ -308,9 +308,9 @@ def test_loading_many_specs_walks_to_their_folder_a_few_times_not_once_per_file(
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-    from fleet import generate_fleet
-
     from kompile.api import validate
+
+    from fleet import generate_fleet
 
     root = generate_fleet(tmp_path / "repo", 40)
     opened: list[str] = []

@@ -87,7 +87,9 @@ def _listing(files: dict[str, tuple[str, ...]]) -> str:
     if _QUOTED_AS_IS(joined) is None or joined.count("\n") != len(files) - 1:
         items = [(_string(path)[1:-1], hashes) for path, hashes in items]
     entries = [
-        f'"{path}": "{hashes[0]}"' if len(hashes) == 1 else f'"{path}": [\n   "' + '",\n   "'.join(hashes) + '"\n  ]'
+        f'"{path}": "{hashes[0]}"'
+        if len(hashes) == 1
+        else f'"{path}": [\n   "' + '",\n   "'.join(hashes) + '"\n  ]'
         for path, hashes in items
     ]
     return "{\n  " + ",\n  ".join(entries) + "\n }"

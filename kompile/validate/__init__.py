@@ -39,30 +39,43 @@ def validate_project(
     environments are checked in full, and the rules across environments read the others' placements
     (from the index of a run that checked them, when none of their files changed since)."""
     out = Collector()
+    app_problems = check_app(project, out)
     resolved: list[Resolved] = []
-    # Problems of the App's own settings come back for every environment too; KompileError drops
-    # the repeats (same code, place and message), so each is listed once.
+    shared: list[tuple[str, Diagnostic]] = []  # found in a file other than the environment's own
+    for name in project.environments if only is None else only:
+        item = check_environment_settings(project, name, keep_settings, app_problems, shared, out)
+        if item is not None:
+            resolved.append(item)
+    check_across(project, out, shared, [*placements, *(item.placement for item in resolved)])
+    return resolved
+
+
+def check_app(project: Project, out: Collector) -> set[Diagnostic]:
+    """The checks of the App alone and of the repo as a whole, before any environment's; the problems of
+    the App's own settings, which come back for every environment too (KompileError drops the repeats:
+    same code, place and message)."""
     project.reading = set()
     check_settings(project, app_settings(project), None, out)
     project.app_reads, project.reading = tuple(sorted(project.reading)), None
     app_problems = set(out.items)
-    shared: list[tuple[str, Diagnostic]] = []  # found in a file other than the environment's own
     check_allow_kinds(project, out)
     check_hydration(project, out)
-    for name in project.environments if only is None else only:
-        item = _check_environment(project, name, keep_settings, app_problems, shared, out)
-        if item is not None:
-            resolved.append(item)
+    return app_problems
+
+
+def check_across(
+    project: Project, out: Collector, shared: list[tuple[str, Diagnostic]], placements: Iterable[Placement]
+) -> None:
+    """After every environment's own checks: the problems found in shared files (naming the environments
+    that have them), then the rules across environments; raises every problem collected."""
     out.add(naming_environments(shared))
     # In name order, as every environment is checked: the first of two to claim a namespace (or spell a
     # cluster) is the one the message names, whichever were checked this time.
-    across = sorted([*placements, *(item.placement for item in resolved)], key=lambda where: where.name)
-    check_namespaces(project, across, out)
+    check_namespaces(project, sorted(placements, key=lambda where: where.name), out)
     out.raise_if_any()
-    return resolved
 
 
-def _check_environment(
+def check_environment_settings(
     project: Project,
     name: str,
     keep_settings: bool,
