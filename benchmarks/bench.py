@@ -52,15 +52,22 @@ def timed(command: list[str], expect: tuple[int, ...] = (0,)) -> tuple[float, in
     return elapsed, int(rss)
 
 
-def cold_builds(root: Path, runs: int) -> tuple[float, int]:
-    """`kompile build` into an empty output tree, best of the runs (file creation is the noisiest part)."""
-    samples = []
+def cold_builds(root: Path, runs: int) -> tuple[float, int, Path]:
+    """`kompile build` into an empty output tree, best of the runs, and the first tree built. Each run
+    builds a fresh copy of root's specs, with what was written before flushed, and nothing is deleted
+    until the benchmark ends: a file system still freeing a deleted tree of a hundred thousand files
+    creates files several times more slowly (ten times the system time at 10,000 environments), which
+    is the machine's cost, not kompile's."""
+    samples, built = [], []
     for _ in range(runs):
-        for generated in ("bases", "overlays", "gitops", "rendered", ".kompile-manifest.json"):
-            path = root / generated
-            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-        samples.append(timed([*KOMPILE, "build", "--root", str(root)]))
-    return min(s[0] for s in samples), max(s[1] for s in samples)
+        copy = Path(tempfile.mkdtemp(prefix=f"{root.name}-cold-", dir=root.parent))
+        for folder in ("environments", "secrets"):
+            if (root / folder).is_dir():
+                shutil.copytree(root / folder, copy / folder)
+        os.sync()
+        samples.append(timed([*KOMPILE, "build", "--root", str(copy)]))
+        built.append(copy)
+    return min(s[0] for s in samples), max(s[1] for s in samples), built[0]
 
 
 def best_of(command: list[str], runs: int, expect: tuple[int, ...] = (0,)) -> tuple[float, int]:
@@ -136,10 +143,9 @@ def write_floor(root: Path, scratch: Path) -> float:
     dump = scratch / "files.pickle"
     dump.write_bytes(pickle.dumps(files))
     times = []
-    for attempt in range(3):
-        target = scratch / f"written-{attempt}"
-        times.append(inner_seconds(WRITE, dump, target))
-        shutil.rmtree(target)
+    for attempt in range(3):  # (into new folders, deleted when the benchmark ends: see cold_builds)
+        os.sync()
+        times.append(inner_seconds(WRITE, dump, scratch / f"written-{attempt}"))
     return min(times)
 
 
@@ -153,24 +159,24 @@ def kustomize_per_overlay(root: Path, names: list[str], sample: int) -> float | 
     return statistics.mean(times)
 
 
-def measure(size: int, sample: int, runs: int) -> dict:
-    with tempfile.TemporaryDirectory(prefix=f"kompile-bench-{size}-") as scratch_dir:
-        scratch = Path(scratch_dir)
-        root = generate_fleet(scratch / "repo", size)
-        names = sorted(p.stem for p in (root / "environments").glob("*.yaml") if p.stem != "app")
-        build_cold, rss_cold = cold_builds(root, runs)
-        build_noop, rss_noop = best_of([*KOMPILE, "build", "--root", str(root)], runs)
-        check_fast, rss_check = timed([*KOMPILE, "check", "--fast", "--root", str(root)])  # reads, records
-        check_warm, _ = best_of([*KOMPILE, "check", "--fast", "--root", str(root)], runs)  # remembered
-        check_full, rss_full = best_of([*KOMPILE, "check", "--root", str(root)], runs)
-        floor_seconds = floor(root, scratch)
-        write_seconds = write_floor(root, scratch)
-        kustomize = kustomize_per_overlay(root, names, sample)
-        name = environment_name(0) if size > 3 else "staging"
-        changed = root / "environments" / f"{name}.yaml"
-        changed.write_text(changed.read_text().replace('tag: "1.', 'tag: "2.', 1))
-        diff_one, rss_diff = best_of([*KOMPILE, "diff", "--root", str(root)], runs, expect=(1,))
-        build_one, rss_one = timed([*KOMPILE, "build", "--env", name, "--root", str(root)])
+def measure(size: int, sample: int, runs: int, scratch_root: Path) -> dict:
+    # (Its trees stay until the benchmark ends: see cold_builds.)
+    scratch = Path(tempfile.mkdtemp(prefix=f"kompile-bench-{size}-", dir=scratch_root))
+    specs = generate_fleet(scratch / "repo", size)
+    names = sorted(p.stem for p in (specs / "environments").glob("*.yaml") if p.stem != "app")
+    build_cold, rss_cold, root = cold_builds(specs, runs)
+    build_noop, rss_noop = best_of([*KOMPILE, "build", "--root", str(root)], runs)
+    check_fast, rss_check = timed([*KOMPILE, "check", "--fast", "--root", str(root)])  # reads, records
+    check_warm, _ = best_of([*KOMPILE, "check", "--fast", "--root", str(root)], runs)  # remembered
+    check_full, rss_full = best_of([*KOMPILE, "check", "--root", str(root)], runs)
+    floor_seconds = floor(root, scratch)
+    write_seconds = write_floor(root, scratch)
+    kustomize = kustomize_per_overlay(root, names, sample)
+    name = environment_name(0) if size > 3 else "staging"
+    changed = root / "environments" / f"{name}.yaml"
+    changed.write_text(changed.read_text().replace('tag: "1.', 'tag: "2.', 1))
+    diff_one, rss_diff = best_of([*KOMPILE, "diff", "--root", str(root)], runs, expect=(1,))
+    build_one, rss_one = timed([*KOMPILE, "build", "--env", name, "--root", str(root)])
     return {
         "environments": size,
         "build_cold": build_cold,
@@ -198,32 +204,33 @@ def _hydration_mode(root: Path, mode: str) -> None:
     app.write_text(f"{head}{marker}\n    hydration: {{mode: {mode}}}\n{tail}")
 
 
-def hydration(size: int, runs: int) -> dict:
+def hydration(size: int, runs: int, scratch_root: Path) -> dict:
     """What hydration adds per environment: rendered/<env>/manifest.yaml in a cold build, and
     `kompile hydrate` committing every environment's branch (then again, with nothing changed)."""
     git = shutil.which("git")
-    with tempfile.TemporaryDirectory(prefix=f"kompile-bench-hydrate-{size}-") as scratch_dir:
-        root = generate_fleet(Path(scratch_dir) / "repo", size)
-        plain, _ = cold_builds(root, runs)
-        _hydration_mode(root, "rendered")
-        rendered, rss = cold_builds(root, runs)
-        figures = {"environments": size, "build_cold_plain": plain, "build_cold_rendered": rendered}
-        figures["rendered_peak_rss_mib"] = rss / 1024
-        if git is None:
-            return figures
-        _hydration_mode(root, "branches")
-        subprocess.run([*KOMPILE, "build", "--quiet", "--root", str(root)], check=True, env=_env())
-        for args in (
-            ["init", "-q", "-b", "main"],
-            ["add", "-A"],
-            ["-c", "user.name=bench", "-c", "user.email=bench@example.com", "commit", "-q", "-m", "fleet"],
-        ):
-            subprocess.run([git, "-C", str(root), *args], check=True)
-        for key in ("GIT_AUTHOR", "GIT_COMMITTER"):  # hydrate's commits need an identity
-            os.environ.setdefault(f"{key}_NAME", "bench")
-            os.environ.setdefault(f"{key}_EMAIL", "bench@example.com")
-        figures["hydrate_first"], _ = timed([*KOMPILE, "hydrate", "--root", str(root)])
-        figures["hydrate_unchanged"], _ = best_of([*KOMPILE, "hydrate", "--root", str(root)], runs)
+    # (Its trees stay until the benchmark ends: see cold_builds.)
+    scratch_dir = tempfile.mkdtemp(prefix=f"kompile-bench-hydrate-{size}-", dir=scratch_root)
+    root = generate_fleet(Path(scratch_dir) / "repo", size)
+    plain, _, _ = cold_builds(root, runs)
+    _hydration_mode(root, "rendered")
+    rendered, rss, _ = cold_builds(root, runs)
+    figures = {"environments": size, "build_cold_plain": plain, "build_cold_rendered": rendered}
+    figures["rendered_peak_rss_mib"] = rss / 1024
+    if git is None:
+        return figures
+    _hydration_mode(root, "branches")
+    subprocess.run([*KOMPILE, "build", "--quiet", "--root", str(root)], check=True, env=_env())
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["add", "-A"],
+        ["-c", "user.name=bench", "-c", "user.email=bench@example.com", "commit", "-q", "-m", "fleet"],
+    ):
+        subprocess.run([git, "-C", str(root), *args], check=True)
+    for key in ("GIT_AUTHOR", "GIT_COMMITTER"):  # hydrate's commits need an identity
+        os.environ.setdefault(f"{key}_NAME", "bench")
+        os.environ.setdefault(f"{key}_EMAIL", "bench@example.com")
+    figures["hydrate_first"], _ = timed([*KOMPILE, "hydrate", "--root", str(root)])
+    figures["hydrate_unchanged"], _ = best_of([*KOMPILE, "hydrate", "--root", str(root)], runs)
     return figures
 
 
@@ -320,9 +327,10 @@ def main() -> None:
     )
     args = parser.parse_args()
     sizes = [int(n) for n in args.sizes.split(",")] + ([10000] if args.large else [])
-    rows = [measure(n, args.kustomize_sample, args.runs) for n in sizes]
-    start = startup(args.runs)
-    hydrated = hydration(args.hydrate_size, args.runs) if args.hydrate_size else None
+    with tempfile.TemporaryDirectory(prefix="kompile-bench-") as scratch:
+        rows = [measure(n, args.kustomize_sample, args.runs, Path(scratch)) for n in sizes]
+        start = startup(args.runs)
+        hydrated = hydration(args.hydrate_size, args.runs, Path(scratch)) if args.hydrate_size else None
     print(report(rows, start))
     if hydrated:
         print(report_hydration(hydrated))
