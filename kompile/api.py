@@ -193,6 +193,7 @@ def check(root: Path, fast: bool = False) -> Check:
     """Is the committed output exactly what the specs produce? It recompiles every time, since a manifest
     record can be forged along with the files it vouches for; `fast` trusts the record when no input
     changed (for a local hook, never where a pull request could forge it)."""
+    spec_paths(root)  # (a root that is not a repo says so, before the manifest it lacks does)
     remembered = unchanged_since_build(root) if fast else None
     if remembered is not None:
         return Check(None, warnings=tuple(remembered))

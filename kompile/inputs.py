@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
@@ -43,7 +44,7 @@ def normalised(rel: str) -> str:
     return PurePosixPath(rel).as_posix()
 
 
-_reading: dict[str, Root] = {}  # the roots a `reading` block holds open, by path
+_local = threading.local()  # .roots: the roots a `reading` block of this thread holds open, by path
 
 
 @contextmanager
@@ -51,15 +52,27 @@ def reading(root: Path) -> Iterator[None]:
     """Within the block, reads under root share one handle on it: loading ten thousand specs walks to
     environments/ once, not once per file. (Each read is still walked and checked from that handle.)"""
     key = os.fspath(root)
-    if key in _reading:
+    roots = _roots()
+    if key in roots:
         yield
         return
-    with Root(root) as handle:
-        _reading[key] = handle
+    try:
+        handle = Root(root)
+    except OSError:  # (no such folder, or not one: the first read says so, as it would without the block)
+        yield
+        return
+    with handle:
+        roots[key] = handle
         try:
             yield
         finally:
-            del _reading[key]
+            del roots[key]
+
+
+def _roots() -> dict[str, Root]:
+    if not hasattr(_local, "roots"):
+        _local.roots = {}
+    return _local.roots
 
 
 def read_bytes(root: Path, rel: str, span: Span | None = None) -> bytes:
@@ -76,7 +89,7 @@ def read_stat(root: Path, rel: str, span: Span | None = None) -> tuple[bytes, os
             [Diagnostic(Code.PATH_OUTSIDE_ROOT, f"path '{rel}' is refused: {problem}", where, PATH_HINT)]
         )
     try:
-        shared = _reading.get(os.fspath(root))
+        shared = _roots().get(os.fspath(root))
         if shared is not None:
             return shared.read_stat(normalised(rel), MAX_FILE_BYTES)
         with Root(root) as handle:

@@ -126,6 +126,22 @@ def test_a_forged_manifest_makes_kompile_refuse_never_delete(tmp_path: Path, ent
     assert snapshot(root) == before
 
 
+def test_a_forged_manifest_entry_a_thousand_folders_deep_is_refused_not_a_crash(tmp_path: Path):
+    """A path that passes the manifest's checks but is nested deeper than any folder kompile writes: the
+    build refuses it with exit 2 (the listing of what is on disk does not recurse through its folders)."""
+    import json
+
+    root = built(tmp_path)
+    manifest = root / ".kompile-manifest.json"
+    body = json.loads(manifest.read_text())
+    body["files"]["overlays/" + "/".join(["a"] * 1500) + "/x.yaml"] = "0" * 64
+    manifest.write_text(json.dumps(body))
+    before = snapshot(root)
+    result = run_kompile("build", "--root", str(root))
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert snapshot(root) == before
+
+
 def test_a_symlink_in_an_output_path_is_never_written_through(tmp_path: Path):
     root = built(tmp_path)
     outside = tmp_path / "outside"

@@ -163,6 +163,19 @@ def test_a_missing_environments_folder_exits_2(tmp_path: Path):
     assert "error[K308]" in result.stderr and "hint: " in result.stderr
 
 
+@pytest.mark.parametrize(
+    "command", [["validate"], ["render", "dev"], ["build"], ["check"], ["check", "--fast"]]
+)
+def test_a_root_that_does_not_exist_is_k308_for_every_command(tmp_path: Path, command: list[str]):
+    """--root naming nothing: exit 2 with K308 (in --format json's output where the command has one)."""
+    result = run_kompile(*command, "--root", str(tmp_path / "missing"))
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "error[K308]" in result.stderr and "hint: " in result.stderr, result.stderr
+    if command[0] == "validate":
+        result = run_kompile(*command, "--root", str(tmp_path / "missing"), "--format", "json")
+        assert result.returncode == 2 and "K308" in result.stdout, (result.stdout, result.stderr)
+
+
 def test_broken_bytes_and_yaml_never_end_in_a_traceback(repo: Path):
     (repo / "environments" / "a.yaml").write_bytes(b"\xff\xfe" + "kind: App\n".encode("utf-16-le"))
     (repo / "environments" / "b.yaml").write_bytes(b"kind: [\x00\n")

@@ -29,8 +29,9 @@ class Disk:
         if folder not in self.listings:
             parent, _, name = folder.rpartition("/")
             # A folder its parent's listing lacks is not there (a cold build asks about thousands): {}
-            # without walking to it. (Below the top folders: the root's listing is not worth it.)
-            above = self._listing(parent) if parent else None
+            # without walking to it. Only as deep as kompile's folders go (a forged manifest may name a
+            # path a thousand folders deep), and below the top ones (the root's listing is not worth it).
+            above = self._listing(parent) if parent and folder.count("/") <= 4 else None
             if above is not None and name not in above:
                 self.listings[folder] = {}
                 return self.listings[folder]

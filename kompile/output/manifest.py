@@ -55,7 +55,7 @@ class Manifest:
                 found.append(folder)
             # Inside the folder: from "<folder>/" up to "<folder>0" ("0" follows "/" in every encoding).
             found += paths[bisect.bisect_left(paths, folder + "/") : bisect.bisect_left(paths, folder + "0")]
-        return list(dict.fromkeys(found))  # (once each, should one folder hold another)
+        return sorted(set(found))  # (once each, should one folder hold another; in path order)
 
     def to_bytes(self) -> bytes:
         body = {
