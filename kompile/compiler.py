@@ -117,10 +117,8 @@ def _compile(
     render: frozenset[str] = frozenset(),
 ) -> tuple[Output, list[Resolved]]:
     """The output, and every environment as checked (resolved None: the workers check them)."""
-    checked = resolved
     if only:
         require_environments(project, only)
-        resolved = [r for r in (resolved or ()) if r.name in only]
     base_env = normalise_base(project)
     base = Compiled(base_env, *reversed(render_stages(base_env)))
     files: dict[str, bytes] = {}
@@ -131,10 +129,11 @@ def _compile(
     counts = {}
     if resolved is None:
         resolved, results = _check_and_compile_all(base, project, progress, emit, render)
-        checked = resolved
+        compiled = resolved
     else:
-        results = _compile_all(base, project, resolved, keep_objects, progress, emit, render)
-    problems = [(item, d) for item, result in zip(resolved, results, strict=True) for d in result.problems]
+        compiled = [r for r in resolved if r.name in only] if only else resolved
+        results = _compile_all(base, project, compiled, keep_objects, progress, emit, render)
+    problems = [(item, d) for item, result in zip(compiled, results, strict=True) for d in result.problems]
     if problems:  # a problem in the environment's own file needs no name; one in a shared file does
         own = [d for item, d in problems if d.span is not None and d.span.path == item.sources[-1]]
         shared = [
@@ -171,7 +170,7 @@ def _compile(
         partial=bool(only),
         notices=tuple(source_warnings(root, project)),
     )
-    return output, checked or []
+    return output, resolved
 
 
 def opt_out_warnings(project: Project, envs: list[Environment]) -> tuple[Diagnostic, ...]:
@@ -456,7 +455,7 @@ def _check_chunk(bounds: tuple[int, int]) -> list[tuple[_Checked, _Result | None
         problems = Collector()
         shared: list[tuple[str, Diagnostic]] = []
         item = check_environment_settings(project, name, True, set(), shared, problems)
-        clean = item is not None and not problems and not Collector.of(d for _, d in shared)
+        clean = item is not None and not problems and not any(d.severity is Severity.ERROR for _, d in shared)
         result = _compile_one(base, project, item, False, render, merged=True) if clean else None
         reads = item.reads if item is not None else ()  # (its own and the App's files: read already)
         checked = _Checked(

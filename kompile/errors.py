@@ -145,12 +145,6 @@ class Collector:
     def add(self, diagnostics) -> None:
         self.items.extend(diagnostics)
 
-    @classmethod
-    def of(cls, diagnostics) -> Collector:
-        collected = cls()
-        collected.add(diagnostics)
-        return collected
-
     def __bool__(self) -> bool:
         return any(d.severity is Severity.ERROR for d in self.items)
 
