@@ -33,23 +33,19 @@ sys.path.insert(0, str(HERE))
 from fleet import EXAMPLE, environment_name, generate_fleet  # noqa: E402
 
 KOMPILE = [sys.executable, "-m", "kompile"]
-RSS_PROBE = (
-    "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL); "
-    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode)"
-)
 
 
 def timed(command: list[str], expect: tuple[int, ...] = (0,)) -> tuple[float, int]:
-    """(wall seconds, peak RSS in KiB) of one process."""
+    """(wall seconds, peak RSS in KiB) of one process, waited for with wait4: its own figures, not
+    those of a wrapper's interpreter."""
     started = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-c", RSS_PROBE, *command], capture_output=True, text=True, env=_env()
-    )
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
+    _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - started
-    rss, code = result.stdout.split()
-    if int(code) not in expect:
+    process.returncode = code = os.waitstatus_to_exitcode(status)
+    if code not in expect:
         raise SystemExit(f"{' '.join(command)} exited {code}")
-    return elapsed, int(rss)
+    return elapsed, usage.ru_maxrss
 
 
 def cold_builds(root: Path, runs: int) -> tuple[float, int, Path]:
@@ -176,7 +172,14 @@ def measure(size: int, sample: int, runs: int, scratch_root: Path) -> dict:
     changed = root / "environments" / f"{name}.yaml"
     changed.write_text(changed.read_text().replace('tag: "1.', 'tag: "2.', 1))
     diff_one, rss_diff = best_of([*KOMPILE, "diff", "--root", str(root)], runs, expect=(1,))
-    build_one, rss_one = timed([*KOMPILE, "build", "--env", name, "--root", str(root)])
+    # Each build of one environment follows a change to its spec (one timing each: a second run would
+    # find nothing to do), the best of three, as the other commands are timed.
+    build_one, rss_one = float("inf"), 0
+    for major in range(2, 5):
+        if major > 2:
+            changed.write_text(changed.read_text().replace(f'tag: "{major - 1}.', f'tag: "{major}.', 1))
+        seconds, rss = timed([*KOMPILE, "build", "--env", name, "--root", str(root)])
+        build_one, rss_one = min(build_one, seconds), max(rss_one, rss)
     return {
         "environments": size,
         "build_cold": build_cold,

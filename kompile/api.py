@@ -20,7 +20,8 @@ from kompile.output.check import Comparer, TreeChanges, unchanged_since_build
 from kompile.output.committed import record_outputs
 from kompile.output.diff import Change, diff_project
 from kompile.output.hydrate import Hydrated, hydrate_project
-from kompile.output.manifest import recorded_environments
+from kompile.output.manifest import FORMAT as MANIFEST_FORMAT
+from kompile.output.manifest import MANIFEST, RECORDS, recorded_environments
 from kompile.output.write import Planner, WritePlan, apply_plan, next_manifest
 from kompile.safefs import TEMP
 from kompile.spec import json_schema
@@ -131,6 +132,8 @@ def build(
         if guarded:
             raise KompileError([_removal_refused(name, plan.removed_environments[name]) for name in guarded])
         warnings = (*output.warnings, *output.notices)
+        if plan.old_manifest is not None and plan.old_manifest.format < MANIFEST_FORMAT:
+            warnings = (*warnings, _manifest_upgraded())
         if not plan.is_noop:
             # The files this build staged are not anyone's uncommitted work.
             dirty = [
@@ -155,6 +158,17 @@ def build(
         for name, tier in sorted(plan.removed_environments.items())
     )
     return Build(output, plan, removals, warnings)
+
+
+def _manifest_upgraded() -> Diagnostic:
+    return Diagnostic(
+        Code.MANIFEST,
+        f"{MANIFEST} was written by an older kompile (format 1): this build rewrote it in format "
+        f"{MANIFEST_FORMAT}, with each environment's files listed in {RECORDS}/<environment>.json",
+        Span(MANIFEST),
+        f"commit {MANIFEST} and {RECORDS}/ together; kompile reads them to know which files it owns",
+        Severity.WARNING,
+    )
 
 
 def _uncommitted(dirty: list[str]) -> Diagnostic:

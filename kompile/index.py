@@ -25,7 +25,9 @@ import os
 import stat
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii as _string  # type: ignore[attr-defined]
 from pathlib import Path
 
 import jsonpatch
@@ -67,15 +69,51 @@ def index_format() -> str:
     code.update(
         f"PyYAML {yaml.__version__} jsonpatch {jsonpatch.__version__} tzdata {tzdata.__version__}\n".encode()
     )
-    return f"kompile-index 1 {__version__} {code.hexdigest()[:16]}"
+    return f"kompile-index 2 {__version__} {code.hexdigest()[:16]}"
+
+
+class Damaged(ValueError):
+    """An entry of the index that kompile would not have written: the index is not used."""
 
 
 @dataclass
 class Index:
+    """The index as read: each environment's entry stays text until a command needs it (a command about
+    one environment parses its own, and the others' only when the rules across environments must run)."""
+
     app: str  # the App's file
     app_reads: tuple[str, ...]  # the files the App's own settings' rules read
     files: dict[str, tuple[str, str]]  # input -> (identity when read, or "" when too young; sha256)
-    environments: dict[str, tuple[tuple[str, ...], Placement]]  # name -> (inputs its check read, placement)
+    environments: dict[str, str]  # name -> its entry: [inputs its check read, placement] as JSON
+    readers: dict[str, str]  # input -> the environments whose check read it, separated by spaces
+    _parsed: dict[str, tuple[tuple[str, ...], Placement]] = field(default_factory=dict, compare=False, repr=False)
+
+    def entry(self, name: str) -> tuple[tuple[str, ...], Placement]:
+        """(the inputs its check read, its placement); Damaged for anything kompile would not write."""
+        parsed = self._parsed.get(name)
+        if parsed is None:
+            try:
+                inputs, where = json.loads(self.environments[name])
+                parsed = (tuple(inputs), Placement.from_json(name, where))
+            except (ValueError, TypeError, RecursionError) as exc:
+                raise Damaged(f"entry of {name}") from exc
+            if not all(type(rel) is str and rel in self.files for rel in parsed[0]):
+                raise Damaged(f"inputs of {name}")
+            self._parsed[name] = parsed
+        return parsed
+
+    def inputs_of(self, name: str) -> tuple[str, ...]:
+        return self.entry(name)[0]
+
+    def placement_of(self, name: str) -> Placement:
+        return self.entry(name)[1]
+
+    def read_by(self, rels) -> set[str]:
+        """The environments whose check read any of these files."""
+        found: set[str] = set()
+        for rel in rels:
+            found.update(self.readers.get(rel, "").split())
+        return found
 
 
 def write_sealed(root: Path, name: str, data: bytes) -> None:
@@ -97,11 +135,17 @@ def read_sealed(root: Path, name: str) -> tuple[str, bytes] | None:
 
 
 _last_read: tuple[str, Index] | None = None  # the last index read, by its hash: parsed once per command
+_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?").fullmatch  # an environment's name: no space, no tab
 
 
 def read_index(root: Path) -> Index | None:
     """The index, or None when there is none this kompile can use. Its first line is the format and the
-    hash of the rest, so a damaged or hand-made index is ignored (never half believed)."""
+    hash of the rest, so a damaged or hand-made index is ignored (never half believed).
+
+    It is text, one line per input and per environment (as git's index has one entry per path), so the
+    lines of ten thousand environments are split, not decoded: `app <path>`, `read <path>` for each file
+    the App's rules read, `file <identity> <sha256> <path>`, `env <name> <inputs> <placement>` (JSON, read
+    when needed) and `readers <path> <names>`, tab-separated, each path as a JSON string."""
     global _last_read
     try:
         sealed = read_sealed(root, "index")
@@ -110,55 +154,79 @@ def read_index(root: Path) -> Index | None:
         key, data = sealed
         if _last_read is not None and _last_read[0] == key:
             return _last_read[1]
-        body = json.loads(data)
-        # The header vouches that kompile wrote it; a few checks of shape keep one edited with a header
-        # to match from reaching anything but "ignored".
-        files = {rel: (ident, sha) for rel, (ident, sha) in body["files"].items()}
-        if not all(
-            type(rel) is str and type(ident) is str and type(sha) is str
-            for rel, (ident, sha) in files.items()
-        ):
-            return None
-        environments = {
-            name: (tuple(inputs), Placement.from_json(name, where))
-            for name, (inputs, where) in body["environments"].items()
-        }
-        known = files.__contains__
-        if not all(
-            type(name) is str and all(map(known, inputs)) for name, (inputs, _) in environments.items()
-        ):
-            return None
-        app, app_reads = body["app"], body["appReads"]
+        app, reads = None, []
+        files: dict[str, tuple[str, str]] = {}
+        environments: dict[str, str] = {}
+        readers: dict[str, str] = {}
+        for line in data.decode("utf-8").split("\n"):
+            kind, _, rest = line.partition("\t")
+            if kind == "file":
+                ident, sha, quoted = rest.split("\t")
+                files[_unquoted(quoted)] = (ident, sha)
+            elif kind == "env":
+                name, entry = rest.split("\t")
+                environments[name] = entry
+            elif kind == "readers":
+                quoted, names = rest.split("\t")
+                readers[_unquoted(quoted)] = names
+            elif kind == "app" and app is None:
+                app = _unquoted(rest)
+            elif kind == "read":
+                reads.append(_unquoted(rest))
+            elif line:
+                return None
         if not (
-            type(app) is str
-            and app in files
-            and type(app_reads) is list
-            and all(rel in files for rel in app_reads)
+            app in files
+            and all(rel in files for rel in reads)
+            and all(map(_NAME, environments))
+            and all(rel in files for rel in readers)
         ):
             return None
-        index = Index(app, tuple(app_reads), files, environments)
+        index = Index(app, tuple(reads), files, environments, readers)
         _last_read = (key, index)
         return index
     except (OSError, Refused, ValueError, TypeError, KeyError, AttributeError, RecursionError):
         return None
 
 
+def _unquoted(quoted: str) -> str:
+    """A path written as a JSON string: most are plain (quotes added); the rest are decoded."""
+    if quoted[:1] == '"' == quoted[-1:] and len(quoted) > 1 and "\\" not in quoted:
+        inner = quoted[1:-1]
+        if '"' not in inner:
+            return inner
+    rel = json.loads(quoted)
+    if type(rel) is not str:
+        raise ValueError("not a path")
+    return rel
+
+
 def write_index(
     root: Path, project: Project, resolved: Sequence[Resolved], started_ns: int, old: Index | None = None
 ) -> Index | None:
     """Remember what this run checked: every environment of `resolved` (and, from `old`, the others,
-    unchanged). Files modified within RACY_SECONDS before the run started are recorded without an
-    identity, so they are read again next time. Best effort: an index that cannot be written only makes
-    the next command check everything."""
+    unchanged: their entries are copied as text). Files modified within RACY_SECONDS before the run
+    started are recorded without an identity, so they are read again next time. Best effort: an index
+    that cannot be written only makes the next command check everything."""
     environments = dict(old.environments) if old else {}
-    for gone in [name for name in environments if name not in project.environments]:
-        del environments[gone]
+    gone: list[tuple[str, str]] = []  # (input, environment) pairs no longer read
+    came: list[tuple[str, str]] = []
+    try:
+        for name in [n for n in environments if n not in project.environments] + [
+            item.name for item in resolved if item.placement is not None and item.name in environments
+        ]:
+            gone += [(rel, name) for rel in old.inputs_of(name)]  # type: ignore[union-attr]
+            del environments[name]
+    except Damaged:
+        return None
     for item in resolved:
         if item.placement is not None:
-            environments[item.name] = ((*item.sources, *item.reads), item.placement)
+            inputs = (*item.sources, *item.reads)
+            environments[item.name] = json.dumps([inputs, item.placement.as_json()], separators=(",", ":"))
+            came += [(rel, item.name) for rel in inputs]
+    readers = _readers(old.readers if old else {}, gone, came)
     used = {project.app.rel, *project.app_reads, *project.environments.rels.values()}
-    for inputs, _ in environments.values():
-        used.update(inputs)
+    used.update(readers)
     files: dict[str, tuple[str, str]] = {}
     for rel in sorted(used):
         if rel in project.identities and rel in project.inputs:
@@ -167,19 +235,40 @@ def write_index(
             files[rel] = old.files[rel]
         else:
             return None  # an input whose identity is unknown: record nothing rather than something wrong
-    new = Index(project.app.rel, project.app_reads, files, dict(sorted(environments.items())))
+    if not all(map(_NAME, environments)):
+        return None
+    new = Index(
+        project.app.rel,
+        tuple(project.app_reads),
+        files,
+        dict(sorted(environments.items())),
+        dict(sorted(readers.items())),
+    )
     if new == old:
         return old  # nothing to add: the file stays as it is
-    body = {
-        "app": new.app,
-        "appReads": list(new.app_reads),
-        "files": files,
-        "environments": {
-            name: [list(inputs), where.as_json()] for name, (inputs, where) in new.environments.items()
-        },
-    }
-    write_sealed(root, "index", json.dumps(body, separators=(",", ":")).encode())
+    lines = [f"app\t{_string(new.app)}", *(f"read\t{_string(rel)}" for rel in new.app_reads)]
+    lines += [f"file\t{ident}\t{sha}\t{_string(rel)}" for rel, (ident, sha) in files.items()]
+    lines += [f"env\t{name}\t{entry}" for name, entry in new.environments.items()]
+    lines += [f"readers\t{_string(rel)}\t{names}" for rel, names in new.readers.items()]
+    write_sealed(root, "index", "\n".join(lines).encode())
     return new
+
+
+def _readers(old: dict[str, str], gone: list[tuple[str, str]], came: list[tuple[str, str]]) -> dict[str, str]:
+    """The readers of each input, with these pairs taken out and added: only the inputs they name are
+    split and joined again (the App's file lists every environment)."""
+    touched: dict[str, set[str]] = {}
+    for rel, name in gone:
+        touched.setdefault(rel, set(old.get(rel, "").split())).discard(name)
+    for rel, name in came:
+        touched.setdefault(rel, set(old.get(rel, "").split())).add(name)
+    readers = dict(old)
+    for rel, names in touched.items():
+        if names:
+            readers[rel] = " ".join(sorted(names))
+        else:
+            readers.pop(rel, None)
+    return readers
 
 
 def _trusted(ident: str, started_ns: int) -> str:
@@ -226,19 +315,27 @@ def checked_incrementally(
     if project is None or not project.environments:
         return None  # (loading everything says what is missing)
     affected = {name for name, rel in project.environments.rels.items() if rel in changed}
-    affected.update(
-        name
-        for name, (inputs, _) in index.environments.items()
-        if name in project.environments and not changed.isdisjoint(inputs)
-    )
+    affected.update(name for name in index.read_by(changed) if name in project.environments)
     affected.update(name for name in only if name in project.environments)
     affected.update(name for name in project.environments if name not in index.environments)
-    placements = [
-        where
-        for name, (_, where) in index.environments.items()
-        if name in project.environments and name not in affected
-    ]
-    resolved = validate_project(project, keep_settings, sorted(affected), placements)
+    others = [name for name in index.environments if name in project.environments and name not in affected]
+
+    def placed_before(where: Placement) -> bool:
+        # The rules across environments read only placements, and the index holds a set of them that
+        # passed together: when the environments checked now are placed as they were then, what they
+        # form with the others is that set, or a part of it, and passes as well.
+        return where.name in index.environments and where.deploys_as(index.placement_of(where.name))
+
+    try:
+        resolved = validate_project(
+            project,
+            keep_settings,
+            sorted(affected),
+            (index.placement_of(name) for name in others),
+            placed_before,
+        )
+    except Damaged:
+        return None
     require_environments(project, only)  # after the checks, as when every environment is checked
     return project, resolved, index
 

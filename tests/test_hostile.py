@@ -450,7 +450,7 @@ def test_check_recompiles_so_a_forged_manifest_cannot_vouch_for_hand_written_out
         target.read_text() + "---\napiVersion: v1\nkind: Pod\nmetadata: {name: pwn}\n"
         "spec: {hostPID: true, containers: [{name: x, image: busybox, securityContext: {privileged: true}}]}\n"
     )
-    manifest_path = example / ".kompile-manifest.json"
+    manifest_path = example / ".kompile-manifest" / "dev.json"  # (dev's record of its files)
     manifest = json.loads(manifest_path.read_text())
     entry = manifest["files"]["overlays/dev/namespace-shop-dev.yaml"]
     digest = hashlib.sha256(target.read_bytes()).hexdigest()

@@ -218,6 +218,25 @@ SCENARIOS = {
     ),
 }
 
+SCENARIOS["a namespace taken from one whose lines moved since the full build"] = (
+    both(
+        replace_in("environments/dev.yaml", "namespace: shop-dev", "namespace: shop-staging"),
+        replace_in("environments/dev.yaml", "kubernetes.default.svc", "staging.k8s.acme.internal"),
+    ),
+    "dev",
+    True,
+)
+
+# Built through the index after the first build, before the scenario's change: (edit, environment).
+# Moving staging's lines changes where its namespace is written, not where it deploys: the rules across
+# environments need not run again, but the index must hold the new positions for a later message.
+PRIOR = {
+    "a namespace taken from one whose lines moved since the full build": (
+        replace_in("environments/staging.yaml", "spec:", "# two lines down\n\nspec:"),
+        "staging",
+    ),
+}
+
 # Applied before the first build: (what the repo starts as, for the scenarios that need it).
 SETUPS = {
     "a cluster respelled by two, a third unchanged": replace_in(
@@ -252,6 +271,10 @@ def test_an_environment_built_through_the_index_is_what_checking_everything_give
     SETUPS.get(scenario, lambda root: None)(indexed)
     api.build(indexed)
     assert read_index(indexed) is not None
+    if scenario in PRIOR:
+        edit, built = PRIOR[scenario]
+        edit(indexed)
+        api.build(indexed, [built])
     whole = tmp_path / "whole"
     shutil.copytree(indexed, whole)
     shutil.rmtree(whole / ".kompile-cache")
@@ -299,7 +322,7 @@ def test_an_index_that_cannot_be_trusted_is_ignored(example, monkeypatch):
     data = index.read_bytes()
     for damaged in (
         data[:-3],
-        data.replace(b'"dev"', b'"deb"', 1),
+        data.replace(b"dev", b"deb", 1),
         b"",
         b"\xff" * 10,
         data.replace(b"1", b"2", 1),
@@ -479,12 +502,24 @@ def test_a_cache_edited_behind_a_valid_header_is_never_an_internal_error(example
     api.build(example)
     original = {name: kompile.index.read_sealed(example, name)[1] for name in ("index", "outputs")}
     rng = random.Random(7)
-    for _ in range(40):
+    for _ in range(60):
         name = rng.choice(sorted(original))
-        body = json.loads(original[name])
-        for _ in range(rng.randint(1, 3)):
-            body = _mutated(body, rng)
-        kompile.index.write_sealed(example, name, json.dumps(body).encode())
+        if name == "index":  # text: a line, or a field of one, replaced by another's or by junk
+            lines = original[name].decode().split("\n")
+            for _ in range(rng.randint(1, 3)):
+                at = rng.randrange(len(lines))
+                fields = lines[at].split("\t")
+                fields[rng.randrange(len(fields))] = rng.choice(
+                    [json.dumps(rng.choice(JUNK)), str(rng.choice(JUNK)), rng.choice(lines).split("\t")[-1]]
+                )
+                lines[at] = "\t".join(fields) if rng.random() < 0.8 else rng.choice(lines)
+            data = "\n".join(lines).encode()
+        else:
+            body = json.loads(original[name])
+            for _ in range(rng.randint(1, 3)):
+                body = _mutated(body, rng)
+            data = json.dumps(body).encode()
+        kompile.index.write_sealed(example, name, data)
         for command in (
             lambda: api.build(example, ["dev"]),
             lambda: api.diff(example),

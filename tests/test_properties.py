@@ -430,22 +430,32 @@ _HEX_DIGESTS = st.sampled_from(["0" * 64, "f" * 64, "0123456789abcdef" * 4])  # 
     st.dictionaries(st.text(max_size=6), st.text(max_size=6), max_size=3),
 )
 def test_the_manifest_record_is_json_dumps_indents_of_its_fields(files, environments):
-    """The manifest writes its listing apart from the rest (quoting plain paths by adding quotes): the
-    bytes are json.dumps(indent=1) of the whole record, whatever the paths."""
+    """The manifest writes its listings apart from the rest (quoting plain paths by adding quotes): the
+    bytes of MANIFEST and of each environment's record are json.dumps(indent=1) of the whole record,
+    whatever the paths; each path is listed once, in the record of the environment folder it is in."""
     import json
 
-    from kompile.output.manifest import FORMAT, Manifest
+    from kompile.output.manifest import FORMAT, MANIFEST, Manifest, record_of, record_path
+
+    def listing(paths):
+        return {path: h[0] if len(h) == 1 else list(h) for path, h in sorted(paths.items())}
 
     manifest = Manifest(files=files, environments=environments)
     body = {
         "format": FORMAT,
         "generator": manifest.generator,
         "inputs": {},
-        "files": {path: h[0] if len(h) == 1 else list(h) for path, h in sorted(files.items())},
+        "files": listing({p: h for p, h in files.items() if record_of(p) is None}),
     }
     if environments:
         body["environments"] = dict(sorted(environments.items()))
-    assert manifest.to_bytes() == (json.dumps(body, indent=1) + "\n").encode()
+    expected = {
+        record_path(name): (json.dumps({"files": listing({p: h for p, h in files.items() if record_of(p) == name})}, indent=1) + "\n").encode()
+        for name in sorted({record_of(p) for p in files} - {None})
+    }
+    expected[MANIFEST] = (json.dumps(body, indent=1) + "\n").encode()
+    assert manifest.record_files() == expected
+    assert manifest.files == dict(sorted(files.items()))
 
 
 _FOLDERS = st.sampled_from(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from kompile.errors import Diagnostic
 from kompile.output.disk import is_temporary
-from kompile.output.manifest import MANIFEST, Manifest, digest, read_manifest
+from kompile.output.manifest import MANIFEST, Manifest, digest, read_manifest, record_changes, record_path
 from kompile.safefs import Refused, Root
 
 MAX_OUTPUT_BYTES = 16 << 20  # committed output files larger than this are not kompile's
@@ -70,12 +70,8 @@ class Comparer:
         """What `kompile build` would add, change or remove; empty when it would do nothing. `manifest` is
         the one the build would write; a stale record of owned files counts as a change."""
         changes, old = self.changes, self.old
-        for path in old.files if old else ():
-            if (
-                path not in self.digests
-                and any(path.startswith(folder + "/") for folder in owned)
-                and self._disk.lstat(path) is not None
-            ):
+        for path in old.under(owned) if old else ():
+            if path not in self.digests and path not in owned and self._disk.lstat(path) is not None:
                 changes.removed.append(path)
         # An interrupted build's temporary files: the next build removes them.
         changes.removed += [
@@ -86,10 +82,10 @@ class Comparer:
             and stat.S_ISREG(info.st_mode)
         ]
         # The record of what kompile owns must be current too (the inputs it lists are only a cache key).
-        if old is None:
-            changes.added.append(MANIFEST)
-        elif old.files != manifest.files or old.warnings != manifest.warnings:
-            changes.changed.append(MANIFEST)
+        added, changed, removed = record_changes(old, manifest)
+        changes.added += added
+        changes.changed += changed
+        changes.removed += removed
         changes.added.sort()
         changes.changed.sort()
         changes.removed.sort()
@@ -150,5 +146,6 @@ def unchanged_since_build(root: Path) -> list[Diagnostic] | None:
                     return None
     except (OSError, KompileError, Refused):
         return None
-    statcache.record(root, [MANIFEST, *manifest.inputs, *manifest.files], list(manifest.warnings))
+    records = [record_path(name) for name, files in manifest.records.items() if files]
+    statcache.record(root, [MANIFEST, *records, *manifest.inputs, *manifest.files], list(manifest.warnings))
     return warning_diagnostics(manifest)

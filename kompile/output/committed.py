@@ -22,7 +22,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from kompile.index import Index, changed_inputs, read_index, read_sealed, write_sealed
+from kompile.index import Damaged, Index, changed_inputs, read_index, read_sealed, write_sealed
 from kompile.load.project import spec_files
 from kompile.output.manifest import digest
 from kompile.safefs import DIR_FLAGS, RACY_SECONDS, Refused, Root, file_identity
@@ -32,7 +32,7 @@ FOLDERS = ("bases", "overlays")  # what diff compares (rendered/ and gitops/ fol
 
 def inputs_digest(index: Index, name: str) -> str:
     """One digest of every input an environment's check read, as the index has them."""
-    inputs, _ = index.environments[name]
+    inputs = index.inputs_of(name)
     listing = "".join(f"{rel} {index.files[rel][1]}\n" for rel in sorted(inputs))
     return hashlib.sha256(listing.encode()).hexdigest()
 
@@ -58,11 +58,11 @@ def record_outputs(root: Path, files: dict[str, tuple[str, ...]], index: Index |
                 folders[folder][name] = [file_identity(info), hashes[0]] if racy else file_identity(info)
     except (OSError, Refused):
         return
-    body = {
-        "app": index.files[index.app][1],
-        "built": {name: inputs_digest(index, name) for name in sorted(index.environments)},
-        "folders": folders,
-    }
+    try:
+        built = {name: inputs_digest(index, name) for name in sorted(index.environments)}
+    except Damaged:
+        return
+    body = {"app": index.files[index.app][1], "built": built, "folders": folders}
     write_sealed(root, "outputs", json.dumps(body, separators=(",", ":")).encode())
 
 
@@ -98,11 +98,13 @@ def stale_environments(root: Path) -> Stale | None:
     on_disk, overlays = scanned
     built = record["built"]
     stale = {name for name in names if name not in index.environments or name not in built}
-    for name, (inputs, _) in index.environments.items():
-        if name in names and (
-            not changed.isdisjoint(inputs) or built.get(name) != inputs_digest(index, name)
-        ):
-            stale.add(name)
+    stale.update(name for name in index.read_by(changed) if name in names)
+    try:
+        stale.update(
+            name for name in index.environments if name in names and built.get(name) != inputs_digest(index, name)
+        )
+    except Damaged:
+        return None
     stale |= on_disk & names
     removed = frozenset(overlays - names)
     return Stale(frozenset(stale), removed, frozenset(names - stale))

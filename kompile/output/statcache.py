@@ -20,7 +20,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from kompile import __version__
-from kompile.output.manifest import MANIFEST
+from kompile.output.manifest import MANIFEST, RECORDS
 from kompile.safefs import (
     CACHE_DIR,
     DIR_FLAGS,
@@ -112,6 +112,8 @@ def still_current(root: Path, specs: set[str]) -> list[dict] | None:
                     identity, _, name = line.rpartition(" ")
                     if _identity_at(fd, name) != identity:
                         return None
+                if folder == RECORDS and (fd is None or len(os.listdir(fd)) != len(names[folder])):
+                    return None  # a record added beside the ones verified
     except (OSError, ValueError, Refused):
         return None
     return warnings

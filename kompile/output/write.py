@@ -20,7 +20,16 @@ from pathlib import Path
 
 from kompile.errors import Code, Diagnostic, KompileError, Span
 from kompile.output.disk import REFUSED, Disk
-from kompile.output.manifest import MANIFEST, Manifest, digest, read_manifest, recorded_environments
+from kompile.output.manifest import (
+    FORMAT,
+    MANIFEST,
+    Manifest,
+    digest,
+    read_manifest,
+    record_of,
+    record_path,
+    recorded_environments,
+)
 from kompile.safefs import Refused, Root, path_problem
 
 
@@ -93,10 +102,10 @@ class Planner:
             elif current == data:
                 plan.unchanged.append(path)
             elif (old is not None and old.owns(path, current)) or (
-                self.force and old is not None and path in old.files
+                self.force and old is not None and old.recorded(path)
             ):
                 self._write(path, data)
-            elif old is not None and path in old.files:
+            elif old is not None and old.recorded(path):
                 self.problems.append(_hand_edit(path, current, data))
             else:
                 self.problems.append(
@@ -155,7 +164,8 @@ class Planner:
                             "or run with --force to delete it",
                         )
                     )
-        plan.leftovers = sorted({*disk.leftovers(), *disk.stray_temporaries(owned)})
+        records = old.reader.leftovers if old is not None and old.reader is not None else ()
+        plan.leftovers = sorted({*disk.leftovers(), *disk.stray_temporaries(owned), *records})
         if self.problems:
             raise KompileError(self.problems)
         plan.manifest = next_manifest(old, self.digests, owned, inputs, warnings, environments or {}, partial)
@@ -205,9 +215,6 @@ def next_manifest(
 ) -> Manifest:
     """The record a build writes: these files (by digest), plus other environments' files (and records)
     when building only some."""
-    kept = dict(old.files) if old else {}
-    for path in old.under(owned) if old else ():
-        del kept[path]
     records = {**(old.environments if old and partial else {}), **(environments or {})}
     listed = tuple(w.as_dict() for w in warnings)
     if partial:
@@ -215,12 +222,14 @@ def next_manifest(
         # record was written: then its inputs and warnings still hold (and the manifest stays as it was).
         unchanged = old is not None and old.inputs == inputs
         inputs, listed = (old.inputs, old.warnings) if unchanged else ({}, listed)
-    return Manifest(
-        inputs=inputs,
-        files={**kept, **{path: (hashed,) for path, hashed in digests.items()}},
-        warnings=listed,
-        environments=records,
-    )
+    if old is None:
+        return Manifest(
+            inputs=inputs,
+            files={path: (hashed,) for path, hashed in digests.items()},
+            warnings=listed,
+            environments=records,
+        )
+    return old.replaced(owned, digests, inputs, listed, records)
 
 
 def apply_plan(root: Path, plan: WritePlan) -> None:
@@ -229,7 +238,7 @@ def apply_plan(root: Path, plan: WritePlan) -> None:
         return
     with Root(root) as disk:
         staged = plan.staged or _stage(disk, plan)
-        record_intent(disk, plan)
+        on_disk = record_intent(disk, plan)
         try:
             for path, temporary in staged:
                 disk.commit(path, temporary)
@@ -239,7 +248,7 @@ def apply_plan(root: Path, plan: WritePlan) -> None:
             for path in plan.leftovers:
                 disk.unlink(path)
                 _remove_empty_parents(disk, path)  # a killed build's folder for an environment now gone
-            disk.write(MANIFEST, plan.manifest.to_bytes())
+            _write_records(disk, plan.manifest, on_disk, removing=True)
         except (OSError, Refused) as exc:
             # The manifest already owns old and new bytes of every file: the next build completes this one.
             raise KompileError(
@@ -287,22 +296,18 @@ def _reason(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or str(exc)
 
 
-def record_intent(disk: Root, plan: WritePlan) -> None:
-    """Before the first change: a manifest that owns both the old and the new content of every file."""
-    old_files = plan.old_manifest.files if plan.old_manifest else {}
-    pending = dict(plan.manifest.files)
-    for path in [*plan.writes, *plan.deletes]:
-        pending[path] = tuple(dict.fromkeys((*old_files.get(path, ()), *plan.manifest.files.get(path, ()))))
+def record_intent(disk: Root, plan: WritePlan) -> dict[str, bytes]:
+    """Before the first change: a manifest that owns both the old and the new content of every file.
+    Returns the record files as they now are on disk."""
+    old = plan.old_manifest
+    on_disk = {} if old is None or old.reader is None else old.reader.read_bytes
+    on_disk = {record_path(name): data for name, data in on_disk.items() if old.format == FORMAT}
+    touched = [*plan.writes, *plan.deletes]
+    # MANIFEST as it is owns its own files still, unless one of them is touched (or it is format 1, which
+    # ignores the environments' records this writes first, or there is none yet).
+    top = old is None or old.format != FORMAT or any(record_of(path) is None for path in touched)
     try:
-        disk.write(
-            MANIFEST,
-            Manifest(
-                inputs=plan.manifest.inputs,
-                files=pending,
-                warnings=plan.manifest.warnings,
-                environments=plan.manifest.environments,
-            ).to_bytes(),
-        )
+        _write_records(disk, plan.manifest.with_hashes(touched, old), on_disk, top=top)
     except (OSError, Refused) as exc:
         raise KompileError(
             [
@@ -314,6 +319,25 @@ def record_intent(disk: Root, plan: WritePlan) -> None:
                 )
             ]
         ) from None
+    return on_disk
+
+
+def _write_records(
+    disk: Root, manifest: Manifest, on_disk: dict[str, bytes], removing: bool = False, top: bool = True
+) -> None:
+    """Write the records that are not on disk as they are, then MANIFEST (with `top`), last: a build
+    killed before it leaves format 1's record whole, or the last complete one. With `removing`, remove
+    the records of environments whose files are all gone."""
+    files = manifest.record_files(top=False)
+    for path, data in files.items():
+        if on_disk.get(path) != data:
+            disk.write(path, data)
+            on_disk[path] = data
+    for path in manifest.records_removed() if removing else ():
+        disk.unlink(path)
+        on_disk.pop(path, None)
+    if top:
+        disk.write(MANIFEST, manifest.to_bytes())
 
 
 def write_tree(

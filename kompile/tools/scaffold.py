@@ -146,6 +146,7 @@ overlays/** linguist-generated=true
 gitops/** linguist-generated=true
 rendered/** linguist-generated=true
 .kompile-manifest.json linguist-generated=true
+.kompile-manifest/** linguist-generated=true
 """
 
 

@@ -69,6 +69,15 @@ class Placement:
     def name_span(self) -> Span:
         return _span(self.spans[2]) or Span("")
 
+    def deploys_as(self, other: Placement) -> bool:
+        """Placed as the other is (what the rules across environments read; not where it is written)."""
+        return (self.name, self.namespace, self.cluster, self.previews) == (
+            other.name,
+            other.namespace,
+            other.cluster,
+            other.previews,
+        )
+
     def as_json(self) -> list:
         return [self.namespace, self.cluster, self.previews, *self.spans]
 
