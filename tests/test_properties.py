@@ -483,3 +483,33 @@ def test_the_paths_under_folders_are_those_a_scan_finds(paths, folders):
     prefixes = tuple(folder + "/" for folder in folders)
     scanned = {path for path in paths if path.startswith(prefixes) or path in folders}
     assert manifest.under(folders) == sorted(scanned)  # (in path order: the order removals are listed in)
+
+
+_PLAIN_DATA = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=12)
+    | st.sampled_from(["0o644", "08", "y", "null", "", "1e3", "a\u2028b", "-", "key: value", "'q'", "#x"]),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=6) | st.sampled_from(["on", "1", "<<"]), children, max_size=4),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=800, deadline=None)
+@given(_PLAIN_DATA)
+def test_the_emitter_makes_the_nodes_the_representer_makes(value):
+    """emit_yaml builds the node tree itself (and remembers resolved tags): the bytes are those of
+    yaml.dump through the dumper's own representer, with the C and the pure-Python emitters."""
+    import yaml
+
+    from kompile.emit import PurePythonDumper, _Dumper, emit_yaml
+
+    for dumper in (_Dumper, PurePythonDumper):
+        reference = yaml.dump(
+            value, Dumper=dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1 << 16
+        ).encode()
+        assert emit_yaml(value, dumper=dumper) == reference
+        assert emit_yaml(value, dumper=dumper) == reference  # (the second time, from remembered tags)

@@ -7,9 +7,11 @@ emission is most of a build's time. The pure-Python SafeDumper gives the same by
 
 from __future__ import annotations
 
+import io
 import re
 
 import yaml
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 _Base = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
@@ -88,9 +90,25 @@ def must_quote(text: str) -> bool:
     )
 
 
+_RESOLVED: dict[tuple[str, tuple[bool, bool]], str] = {}  # (scalar, implicit) -> its tag, for _Dumper
+
+
 class _Dumper(_Base):
     def ignore_aliases(self, data) -> bool:
         return True  # a value shared between two objects must be written out twice, never as &anchor/*alias
+
+    def resolve(self, kind, value, implicit):
+        # libyaml's serializer asks twice for every scalar which tag it would be read as: the same few
+        # thousand strings, in every environment. Remembered (a bounded table).
+        if kind is not ScalarNode:
+            return super().resolve(kind, value, implicit)
+        key = (value, implicit)
+        tag = _RESOLVED.get(key)
+        if tag is None:
+            if len(_RESOLVED) > 100_000:
+                _RESOLVED.clear()
+            tag = _RESOLVED[key] = super().resolve(kind, value, implicit)
+        return tag
 
 
 # Line separators libyaml writes raw outside double quotes, where YAML readers take them for line breaks
@@ -127,10 +145,52 @@ PurePythonDumper.add_representer(str, _represent_str)
 
 
 def emit_yaml(obj, head: str = "", dumper: type = _Dumper) -> bytes:
-    text = yaml.dump(
-        obj, Dumper=dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1 << 16
-    )
+    try:
+        node = _node(obj)
+    except _Unusual:
+        text = yaml.dump(
+            obj, Dumper=dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1 << 16
+        )
+    else:
+        stream = io.StringIO()
+        serializer = dumper(stream, default_flow_style=False, allow_unicode=True, width=1 << 16)
+        try:
+            serializer.open()
+            serializer.serialize(node)
+            serializer.close()
+        finally:
+            serializer.dispose()
+        text = stream.getvalue()
     return (head + text).encode("utf-8")
+
+
+_TAG = "tag:yaml.org,2002:"
+_STR, _INT, _BOOL, _NULL, _MAP, _SEQ = (_TAG + name for name in ("str", "int", "bool", "null", "map", "seq"))
+
+
+class _Unusual(Exception):
+    """A value other than plain data (a float, a subclass): the representer itself writes it."""
+
+
+def _node(value):
+    """The node the dumper's representer makes of plain data (dicts, lists, strings, integers, booleans,
+    null), made directly: the representer looks up each value's type and keeps an alias table of every
+    value, which ignore_aliases then never uses; emitting is most of a build's time."""
+    kind = type(value)
+    if kind is str:
+        style = '"' if _RAW_BREAKS.search(value) else "'" if must_quote(value) else None
+        return ScalarNode(_STR, value, style=style)
+    if kind is dict:
+        return MappingNode(_MAP, [(_node(key), _node(item)) for key, item in value.items()], flow_style=False)
+    if kind is list:
+        return SequenceNode(_SEQ, [_node(item) for item in value], flow_style=False)
+    if kind is bool:
+        return ScalarNode(_BOOL, "true" if value else "false")
+    if kind is int:
+        return ScalarNode(_INT, str(value))
+    if value is None:
+        return ScalarNode(_NULL, "null")
+    raise _Unusual
 
 
 def emit_stream(objects: list) -> bytes:
