@@ -386,7 +386,7 @@ def test_command_lines_are_found_where_their_own_walk_found_them(obj):
     from kompile.policy.plaintext import _command_lines, _scalars
 
     commands: list = []
-    _scalars(obj, "", "", lambda found: None, commands)
+    _scalars(obj, "", "", lambda found: None, commands, [])
     assert _command_lines(commands) == _reference_command_lines(obj)
 
 
@@ -513,3 +513,44 @@ def test_the_emitter_makes_the_nodes_the_representer_makes(value):
         ).encode()
         assert emit_yaml(value, dumper=dumper) == reference
         assert emit_yaml(value, dumper=dumper) == reference  # (the second time, from remembered tags)
+
+
+def _every_key(node) -> list:
+    """Every mapping key anywhere in node (the reference: a plain walk)."""
+    if isinstance(node, dict):
+        return [*node, *(key for value in node.values() for key in _every_key(value))]
+    if isinstance(node, list):
+        return [key for item in node for key in _every_key(item)]
+    return []
+
+
+_PAIRS = st.lists(
+    st.fixed_dictionaries(
+        {"name": st.sampled_from(["A", "B_PASSWORD", "<<"]), "value": st.text(max_size=4) | st.integers()},
+        optional={"valueFrom": st.dictionaries(st.sampled_from(["secretKeyRef", "<<"]), st.text(max_size=3))},
+    ),
+    max_size=3,
+)
+
+
+@settings(max_examples=800, deadline=None)
+@given(
+    st.recursive(
+        st.none() | st.integers() | st.text(max_size=5) | _PAIRS,
+        lambda children: st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["binaryData", "data", "command", "args", "<<", "tokenRequest", "x"]) | st.integers(),
+            children,
+            max_size=4,
+        ),
+        max_leaves=20,
+    )
+)
+def test_the_scan_finds_every_mapping_key(obj):
+    """The rules that look for keys anywhere (a '<<' merge key, token senders, snippets, scrape
+    credentials) read the keys the plain-text scan collects on its walk: every key, env variables'
+    `name` and `value` included."""
+    from kompile.policy.plaintext import scan
+
+    node = {"kind": "ConfigMap", "x": obj}
+    assert sorted(scan(node)[3], key=repr) == sorted(_every_key(node), key=repr)

@@ -656,7 +656,8 @@ def test_preview_rules(repo: Path, rel: str, old: str, new: str, code: str, word
 def test_a_relabeling_cannot_move_the_scrape(relabeling: dict, refused: bool):
     """Every spelling that reaches Prometheus' scrape labels: literal, named from the data ($1), or
     renamed wholesale (labelmap); scratch labels and ordinary ones pass."""
-    from kompile.policy.controllers import mapping_keys, scrape_problems
+    from kompile.policy.controllers import scrape_problems
+    from kompile.policy.plaintext import scan
 
     monitor = {
         "apiVersion": "monitoring.coreos.com/v1",
@@ -664,5 +665,5 @@ def test_a_relabeling_cannot_move_the_scrape(relabeling: dict, refused: bool):
         "metadata": {"name": "m"},
         "spec": {"selector": {}, "endpoints": [{"port": "metrics", "relabelings": [relabeling]}]},
     }
-    problems = scrape_problems(monitor, "market-dev", mapping_keys(monitor))
+    problems = scrape_problems(monitor, "market-dev", scan(monitor)[3])
     assert bool(problems) is refused, problems

@@ -85,26 +85,14 @@ def scrape_problems(obj: dict, namespace: str | None, keys: list) -> list[str]:
     return problems
 
 
-def mapping_keys(obj) -> list:
-    """Every mapping key anywhere in an object, in one walk (the rules below filter it)."""
-    found, stack = [], [obj]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            found += node
-            stack.extend(v for v in node.values() if isinstance(v, dict | list))
-        elif isinstance(node, list):
-            stack.extend(v for v in node if isinstance(v, dict | list))
-    return found
-
-
 def keys_anywhere(keys: list, wanted: frozenset) -> list[str]:
-    """Those of an object's keys (mapping_keys) that are wanted, sorted."""
+    """Those of an object's keys (every mapping key in it, as plaintext.scan gives them) that are wanted,
+    sorted."""
     return sorted(key for key in keys if key in wanted)
 
 
 def snippet_keys(keys: list) -> list[str]:
-    """Annotation-like keys anywhere in an object (given as mapping_keys) that carry raw proxy
+    """Annotation-like keys anywhere in an object (as plaintext.scan gives them) that carry raw proxy
     configuration (ingress-nginx's *-snippet, NGINX Inc.'s *-snippets, HAProxy's *-config-snippet, ...),
     an Ingress's or a template's."""
     return sorted(key for key in keys if isinstance(key, str) and _SNIPPET.fullmatch(key))

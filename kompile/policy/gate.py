@@ -17,7 +17,6 @@ from kompile.policy.controllers import (
     MONITORING,
     TOKEN_SENDERS,
     keys_anywhere,
-    mapping_keys,
     scrape_problems,
     snippet_keys,
 )
@@ -132,7 +131,7 @@ def check_stream(objects: list[dict], scope: Scope) -> list[tuple[int, Finding]]
                 if not scope.decrypts_sops
                 else "encrypt it with sops (data or stringData) and list it under sopsSecrets, or seal it with kubeseal",
             )
-        credentials, odd, tokens = scan_values(obj)
+        credentials, odd, tokens, keys = scan_values(obj)
         for where in tokens:  # a token in a Secret never expires; pods with API access get a projected one
             report(
                 "service-account-token",
@@ -193,7 +192,6 @@ def check_stream(objects: list[dict], scope: Scope) -> list[tuple[int, Finding]]
                 f"{_a(kind.name)} routes traffic to or from addresses and listeners kompile cannot see, "
                 "past the ingress and its network policies",
             )
-        keys = mapping_keys(obj)
         if keys_anywhere(keys, MERGE_KEY):
             report(
                 None,

@@ -39,24 +39,23 @@ INT64 = 1 << 63
 SERVICE_ACCOUNT_TOKEN = "kubernetes.io/service-account-token"
 
 
-def scan(obj: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[str]]:
+def scan(obj: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[str], list]:
     """One walk over every value of an object: (credentials in plain text, values kustomize or the API
-    server would change or refuse, each as (where, what); and where it asks for a Secret of the
-    ServiceAccount token type, which the cluster fills with a token)."""
+    server would change or refuse, each as (where, what); where it asks for a Secret of the
+    ServiceAccount token type, which the cluster fills with a token; and every mapping key, for the
+    rules that look for keys anywhere)."""
     credentials: list[tuple[str, str]] = []
-    odd: list[tuple[str, str]] = []
     tokens: list[str] = []
     sealed = obj.get("kind") == "SealedSecret"
     encrypted = is_sops_encrypted(obj)
     found: list[tuple[str, str, object]] = []
     commands: list[tuple[str, dict]] = []
-    _scalars(obj, "", "", found.append, commands)
+    keys: list = []
+    _scalars(obj, "", "", found.append, commands, keys)
+    texts: list[str] = []
     for path, key, value in found:
-        if isinstance(value, Decoded):
-            what = value.unreadable or credential_in(key, value.text)
-            if what:
-                credentials.append((path, what))
-        elif isinstance(value, str):
+        if isinstance(value, str):
+            texts.append(value)
             if key == "type" and value == SERVICE_ACCOUNT_TOKEN:
                 tokens.append(path)
             ciphertext = (sealed and path.startswith("spec.encryptedData.")) or (
@@ -66,18 +65,39 @@ def scan(obj: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[
                 what = credential_in(key, value)
                 if what:
                     credentials.append((path, what))
+        elif isinstance(value, Decoded):
+            what = value.unreadable or credential_in(key, value.text)
+            if what:
+                credentials.append((path, what))
+        elif isinstance(value, float | int) and _odd_number(value):
+            texts.append("\0")  # (then found value by value, in order)
+    # Odd values are rare: one search over every string (the line breaks joining them are not odd) says
+    # whether to look value by value.
+    odd = _odd(found) if _ODD_CHARACTERS.search("\n".join(texts)) else []
+    credentials += _command_lines(commands)
+    return credentials, odd, tokens, keys
+
+
+def _odd(found: list[tuple[str, str, object]]) -> list[tuple[str, str]]:
+    """(where, what) for each value kustomize or the API server would change or refuse, in order."""
+    odd = []
+    for path, _, value in found:
+        if isinstance(value, str):
             if _ODD_CHARACTERS.search(value):
                 odd.append(
                     (path, "holds a control character or a Unicode line separator, which kustomize changes")
                 )
-        elif isinstance(value, float) and not math.isfinite(value):
-            odd.append((path, f"is {value}, which no Kubernetes field holds (kustomize stops at it)"))
-        elif isinstance(value, int) and not isinstance(value, bool) and not -INT64 <= value < INT64:
-            odd.append(
-                (path, "is a number larger than Kubernetes holds (kustomize writes it in another form)")
-            )
-    credentials += _command_lines(commands)
-    return credentials, odd, tokens
+        elif isinstance(value, float | int) and _odd_number(value):
+            odd.append((path, _odd_number(value)))
+    return odd
+
+
+def _odd_number(value: float | int) -> str | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"is {value}, which no Kubernetes field holds (kustomize stops at it)"
+    if isinstance(value, int) and not isinstance(value, bool) and not -INT64 <= value < INT64:
+        return "is a number larger than Kubernetes holds (kustomize writes it in another form)"
+    return None
 
 
 _COMMAND_LINE = re.compile("|".join(pattern for pattern, what in TOKENS if "command line" in what))
@@ -108,16 +128,18 @@ def scalars(node, path: str, key: str = "") -> list[tuple[str, str, object]]:
     no key of its own); binaryData decoded. An env variable's or header's value is named by its `name`,
     and a command's argument by the flag before it. In document order."""
     found: list[tuple[str, str, object]] = []
-    _scalars(node, path, key, found.append, [])
+    _scalars(node, path, key, found.append, [], [])
     return found
 
 
-def _scalars(node, path: str, key: str, add, commands: list) -> None:
+def _scalars(node, path: str, key: str, add, commands: list, keys: list) -> None:
     # Appends rather than yields: a generator hands each value up through every level of nesting. The
-    # mappings holding a command or args are collected on the way (for _command_lines).
+    # mappings holding a command or args are collected on the way (for _command_lines), and every
+    # mapping key (for the rules that look for keys anywhere).
     if isinstance(node, dict):
         if "command" in node or "args" in node:
             commands.append((path, node))
+        keys += node
         for name, value in node.items():
             here = f"{path}.{name}" if path else str(name)
             if isinstance(name, str):
@@ -125,7 +147,7 @@ def _scalars(node, path: str, key: str, add, commands: list) -> None:
             if path == "binaryData" and isinstance(value, str):
                 value = _decoded(value)
             if isinstance(value, dict | list):
-                _scalars(value, here, str(name), add, commands)
+                _scalars(value, here, str(name), add, commands, keys)
             else:
                 add((here, str(name), value))
     elif isinstance(node, list):
@@ -135,13 +157,14 @@ def _scalars(node, path: str, key: str, add, commands: list) -> None:
             here = f"{path}[{index}]"
             if pairs and isinstance(item.get("value"), str):  # env variables, HTTP headers
                 add((f"{path}[{item['name']}]", item["name"], item["value"]))
+                keys += ("name", "value")
                 item = {k: v for k, v in item.items() if k not in ("name", "value")}
             if isinstance(item, str):
                 # `--password hunter2`: the value after a flag is held under the flag's name.
                 add((here, flag or key, item))
                 flag = item.lstrip("-") if item.startswith("-") and "=" not in item else None
             elif isinstance(item, dict | list):
-                _scalars(item, here, key, add, commands)
+                _scalars(item, here, key, add, commands, keys)
             else:
                 add((here, key, item))
     else:
