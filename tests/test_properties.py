@@ -554,3 +554,43 @@ def test_the_scan_finds_every_mapping_key(obj):
 
     node = {"kind": "ConfigMap", "x": obj}
     assert sorted(scan(node)[3], key=repr) == sorted(_every_key(node), key=repr)
+
+
+_JSON_LEAVES = st.sampled_from([0, 1, True, False, 1.0, 0.0, -0.0, None, "1", "a", 2.5])
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    st.recursive(
+        _JSON_LEAVES,
+        lambda children: st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from(["a", "b"]), children, max_size=3)
+        | st.dictionaries(st.sampled_from([1, True, 0, 2]), children, max_size=2),
+        max_leaves=12,
+    ),
+    st.randoms(use_true_random=False),
+)
+def test_fields_are_the_same_exactly_when_their_json_is(value, rng):
+    """The strategic diff's `same` walks equal values instead of writing both out as JSON: it says what
+    comparing their JSON says, whatever kinds that Python finds equal (1, 1.0, True; 0.0, -0.0) sit
+    where, in values and in keys."""
+    import copy
+    import json
+
+    from kompile.k8s.strategic.diff import same
+
+    swaps = {1: [1, 1.0, True], 0: [0, 0.0, -0.0, False], 1.0: [1, True], 0.0: [-0.0, 0, False]}
+
+    def swapped(node):
+        if isinstance(node, dict):
+            return {(rng.choice(swaps.get(k, [k])) if rng.random() < 0.3 else k): swapped(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [swapped(item) for item in node]
+        return rng.choice(swaps.get(node, [node])) if rng.random() < 0.3 else node
+
+    other = swapped(copy.deepcopy(value))
+
+    def typed(v):
+        return json.dumps(v, sort_keys=True, default=repr)
+
+    assert same(value, other) == (value == other and typed(value) == typed(other))

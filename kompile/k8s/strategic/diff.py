@@ -51,11 +51,27 @@ def diff_patch(base: dict, target: dict) -> dict:
 
 def same(one, other) -> bool:
     """Equal as YAML: 1 and true, or 1 and 1.0, differ; map key order does not matter, list order does.
-    (Python's == does the walking; only where it says equal do the scalars' types need a second look.)"""
+    (Python's == does the walking; only where it says equal do the scalars' kinds need a second look.)"""
     if one is other:
         return True
     if one != other:
         return False
+    return _same_kinds(one, other)
+
+
+def _same_kinds(one, other) -> bool:
+    """Given one == other: whether they are also one as JSON (_typed), walked without writing either
+    out (the diff asks this of every field of every object, most of them equal)."""
+    kind = type(one)
+    if kind is type(other):
+        if kind is dict and all(type(key) is str for key in one):
+            return all(_same_kinds(value, other[key]) for key, value in one.items())
+        if kind is list:
+            return all(map(_same_kinds, one, other))
+        if kind is str or kind is int or kind is bool or one is None:
+            return True  # (equal, and of one kind)
+        if kind is float:
+            return repr(one) == repr(other)  # (0.0 and -0.0 are equal, and written apart)
     return _typed(one) == _typed(other)
 
 
