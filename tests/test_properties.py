@@ -594,3 +594,48 @@ def test_fields_are_the_same_exactly_when_their_json_is(value, rng):
         return json.dumps(v, sort_keys=True, default=repr)
 
     assert same(value, other) == (value == other and typed(value) == typed(other))
+
+
+def _secrets_read(node):
+    """The reference: a generator over the same rules (a reference found stops the walk below it)."""
+    refs = {"secretRef", "secretKeyRef", "nodePublishSecretRef", "nodeStageSecretRef"}
+    refs |= {"controllerPublishSecretRef", "controllerExpandSecretRef", "nodeExpandSecretRef"}
+    items = node.items() if isinstance(node, dict) else (("", item) for item in node) if isinstance(node, list) else ()
+    for key, value in items:
+        if key in refs and isinstance(value, dict) and isinstance(value.get("name"), str):
+            yield value["name"]
+        elif key == "imagePullSecrets" and isinstance(value, list):
+            yield from (i["name"] for i in value if isinstance(i, dict) and isinstance(i.get("name"), str))
+        elif key == "secret" and isinstance(value, dict) and isinstance(value.get("secretName", value.get("name")), str):
+            yield value.get("secretName", value.get("name"))
+        else:
+            yield from _secrets_read(value)
+
+
+@settings(max_examples=800, deadline=None)
+@given(
+    st.recursive(
+        st.none()
+        | st.sampled_from(["s1", "s2", 3])
+        | st.sampled_from(
+            [
+                {"secretRef": {"name": "s1"}},
+                {"nodeStageSecretRef": {"name": "s2"}},
+                {"secret": {"secretName": "s3"}},
+                {"secret": {"name": "s4"}},
+                {"imagePullSecrets": [{"name": "s5"}, {"name": 6}]},
+            ]
+        ),
+        lambda children: st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["secretRef", "nodeStageSecretRef", "imagePullSecrets", "secret", "name", "secretName", "x"]),
+            children,
+            max_size=3,
+        ),
+        max_leaves=15,
+    )
+)
+def test_the_secrets_a_pod_reads_are_found_wherever_they_are(node):
+    from kompile.render.deployed import _secret_names
+
+    assert _secret_names(node) == set(_secrets_read(node))

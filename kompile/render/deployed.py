@@ -107,47 +107,43 @@ def check_secret_references(env: Environment, objects: list[dict], origins: dict
         raise KompileError(problems)
 
 
-def _secret_names(node) -> set[str]:
+_SECRET_REFS = frozenset(
+    (
+        "secretRef",
+        "secretKeyRef",
+        # A CSI volume's driver reads the Secret for the pod.
+        "nodePublishSecretRef",
+        "nodeStageSecretRef",
+        "controllerPublishSecretRef",
+        "controllerExpandSecretRef",
+        "nodeExpandSecretRef",
+    )
+)
+
+
+def _secret_names(node, found: set[str] | None = None) -> set[str]:
     """The Secrets an object's pods read (envFrom, env valueFrom, secret and projected volumes), wherever
-    they are in it: built-in workloads and custom resources alike."""
-    found: set[str] = set()
+    they are in it: built-in workloads and custom resources alike. (Into one set, on one walk.)"""
+    if found is None:
+        found = set()
     if isinstance(node, dict):
         for key, value in node.items():
-            # nodePublishSecretRef (and its siblings): a CSI volume's driver reads the Secret for the pod.
-            if (
-                key
-                in (
-                    "secretRef",
-                    "secretKeyRef",
-                    "nodePublishSecretRef",
-                    "nodeStageSecretRef",
-                    "controllerPublishSecretRef",
-                    "controllerExpandSecretRef",
-                    "nodeExpandSecretRef",
-                )
-                and isinstance(value, dict)
-                and isinstance(value.get("name"), str)
-            ):
+            if key in _SECRET_REFS and isinstance(value, dict) and isinstance(value.get("name"), str):
                 found.add(value["name"])
-            elif key == "imagePullSecrets" and isinstance(
-                value, list
-            ):  # registry credentials are Secrets too
-                found |= {
-                    item["name"]
-                    for item in value
-                    if isinstance(item, dict) and isinstance(item.get("name"), str)
-                }
+            elif key == "imagePullSecrets" and isinstance(value, list):  # registry credentials are Secrets too
+                found.update(
+                    item["name"] for item in value if isinstance(item, dict) and isinstance(item.get("name"), str)
+                )
             elif (
                 key == "secret"
                 and isinstance(value, dict)
                 and isinstance(value.get("secretName", value.get("name")), str)
             ):
-                found.add(
-                    value.get("secretName", value.get("name"))
-                )  # a volume, or a projected volume's source
-            else:
-                found |= _secret_names(value)
+                found.add(value.get("secretName", value.get("name")))  # a volume, or a projected volume's source
+            elif isinstance(value, dict | list):
+                _secret_names(value, found)
     elif isinstance(node, list):
         for item in node:
-            found |= _secret_names(item)
+            if isinstance(item, dict | list):
+                _secret_names(item, found)
     return found
