@@ -252,8 +252,13 @@ class Root:
             os.unlink(temporary, dir_fd=self.folder(rel_folder))
 
     def write(self, rel: str, data: bytes) -> None:
-        """Stage and commit one file."""
-        self.commit(rel, self.stage(rel, data))
+        """Stage and commit one file (the staged file removed when it cannot be renamed into place)."""
+        temporary = self.stage(rel, data)
+        try:
+            self.commit(rel, temporary)
+        except BaseException:
+            self.discard(rel.rpartition("/")[0], temporary)
+            raise
 
     def create(self, rel: str, data: bytes) -> None:
         """Write a new file; FileExistsError when there is one (or a link) already."""

@@ -180,6 +180,10 @@ def _link(rel: str, target: str):
     return forge
 
 
+def _remove(rel: str):
+    return lambda root: (root / rel).unlink()
+
+
 FORGERIES = {
     "a record listing another environment's file": _forge_record(
         "dev", {"overlays/prod/kustomization.yaml": "0" * 64}
@@ -194,6 +198,8 @@ FORGERIES = {
     "a stray file among the records": _write(f"{RECORDS}/notes.txt", "hello\n"),
     "a record under a name no environment has": _write(f"{RECORDS}/Dev.json", '{"files": {}}'),
     "the records' folder a link outside": _link(RECORDS, "elsewhere"),
+    "records without MANIFEST": _remove(MANIFEST),
+    "a record named with a line break": _write(f"{RECORDS}/zz.json\n", '{"files": {}}'),
     "a record a link outside": _link(f"{RECORDS}/dev.json", "elsewhere/dev.json"),
 }
 
@@ -244,3 +250,68 @@ def test_a_partial_build_manifest_equals_a_full_builds_when_nothing_else_changed
         for p, d in snapshot(example).items()
         if p.startswith(("bases/", "overlays/", "gitops/")) and (example / p).is_file()
     }
+
+
+def test_a_migration_that_removes_an_environment_leaves_no_record_of_it(example):
+    """The records written first (owning the removed environment's files until they are gone) go with
+    them: found by an attack on format 1 plus a removal."""
+    build(example)
+    as_format_1(example)
+    (example / "environments/staging.yaml").unlink()
+    build(example)
+    assert sorted(p.name for p in (example / RECORDS).iterdir()) == ["dev.json", "prod.json"]
+    assert run_kompile("check", "--root", str(example)).returncode == 0
+
+
+def test_a_fast_check_vouches_for_neither_format_1_nor_a_missing_record(example):
+    assert run_kompile("build", "--root", str(example)).returncode == 0
+    (example / RECORDS / "dev.json").unlink()  # (a record never committed)
+    result = run_kompile("check", "--fast", "--root", str(example))
+    assert result.returncode == 1 and f"added    {RECORDS}/dev.json" in result.stdout, result.stdout
+    assert run_kompile("build", "--root", str(example)).returncode == 0
+    as_format_1(example)
+    result = run_kompile("check", "--fast", "--root", str(example))
+    assert result.returncode == 1 and f"changed  {MANIFEST}" in result.stdout, result.stdout
+
+
+def test_a_killed_builds_temporary_record_is_reported_and_removed(example):
+    assert run_kompile("build", "--root", str(example)).returncode == 0
+    stray = example / RECORDS / ".kompile-0123456789abcdef.tmp"
+    stray.write_text("{")
+    result = run_kompile("check", "--root", str(example))
+    assert result.returncode == 1 and f"{RECORDS}/{stray.name}" in result.stdout, result.stdout
+    assert run_kompile("build", "--root", str(example)).returncode == 0
+    assert not stray.exists()
+    assert run_kompile("check", "--root", str(example)).returncode == 0
+
+
+def test_a_build_killed_while_removing_an_environment_is_finished_without_asking_again(example):
+    """The intent keeps the removed environment's tier beside its record: the next build knows it is not
+    production (found by an attack: it asked for --remove, the tier unknown)."""
+    build(example)
+    (example / "environments/staging.yaml").unlink()
+    output = compile_project(example)
+    plan = plan_write(
+        example, output.files, output.owned, output.inputs, False, output.warnings, output.tiers, output.partial
+    )
+    with Root(example) as disk:
+        record_intent(disk, plan)
+    (example / plan.deletes[0]).unlink()  # as if killed after the first removal
+    result = run_kompile("build", "--root", str(example))
+    assert result.returncode == 0, result.stderr
+    assert not (example / "overlays/staging").exists() and not (example / RECORDS / "staging.json").exists()
+    assert run_kompile("check", "--root", str(example)).returncode == 0
+
+
+def test_a_record_that_is_not_a_file_is_named_and_nothing_changes(example):
+    assert run_kompile("build", "--root", str(example)).returncode == 0
+    edit(example, "environments/dev.yaml", "replicas: 1}", "replicas: 2}")
+    record = example / RECORDS / "dev.json"
+    record.unlink()
+    record.mkdir()
+    before = snapshot(example)
+    for command in (["build", "--env", "dev"], ["build"]):
+        result = run_kompile(*command, "--root", str(example))
+        assert result.returncode == 2 and f"{RECORDS}/dev.json" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+    assert snapshot(example) == before

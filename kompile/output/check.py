@@ -9,7 +9,15 @@ from pathlib import Path
 
 from kompile.errors import Diagnostic
 from kompile.output.disk import is_temporary
-from kompile.output.manifest import MANIFEST, Manifest, digest, read_manifest, record_changes, record_path
+from kompile.output.manifest import (
+    FORMAT,
+    MANIFEST,
+    Manifest,
+    digest,
+    read_manifest,
+    record_changes,
+    record_path,
+)
 from kompile.safefs import Refused, Root
 
 MAX_OUTPUT_BYTES = 16 << 20  # committed output files larger than this are not kompile's
@@ -74,6 +82,7 @@ class Comparer:
             if path not in self.digests and path not in owned and self._disk.lstat(path) is not None:
                 changes.removed.append(path)
         # An interrupted build's temporary files: the next build removes them.
+        changes.removed += old.reader.leftovers if old is not None and old.reader is not None else []
         changes.removed += [
             path
             for path in _walk(self._disk, owned)
@@ -132,7 +141,13 @@ def unchanged_since_build(root: Path) -> list[Diagnostic] | None:
         manifest = read_manifest(root)
     except KompileError:  # an unreadable manifest is reported by the full check
         return None
-    if manifest is None or not manifest.inputs or manifest.generator != f"kompile {__version__}":
+    if (
+        manifest is None
+        or manifest.format != FORMAT  # (an older kompile's: the next build rewrites it)
+        or not manifest.inputs
+        or manifest.generator != f"kompile {__version__}"
+        or set(manifest.records) != set(manifest.environments)  # (a record missing, or one too many)
+    ):
         return None
     try:
         if specs != {p for p in manifest.inputs if p.startswith("environments/")}:

@@ -202,15 +202,18 @@ class Manifest:
             out[MANIFEST] = self.to_bytes()
         return out
 
-    def records_removed(self) -> list[str]:
-        """The records on disk this one no longer has (an environment's files all gone)."""
+    def records_removed(self, written: set[str] = frozenset()) -> list[str]:
+        """The records on disk (listed when read, or `written` since) this one no longer has: an
+        environment's files all gone."""
         listed = self.reader.listed if self.reader is not None else set()
-        return [record_path(name) for name in sorted(listed) if self.records.get(name, {}) == {}]
+        return [record_path(name) for name in sorted(listed | written) if self.records.get(name, {}) == {}]
 
     def with_hashes(self, paths, other: Manifest | None) -> Manifest:
         """A copy where each of `paths` has its hashes here and in `other` (a build's intent: it owns
-        both the old and the new content of every file it touches)."""
-        new = Manifest(self.generator, self.inputs, None, self.warnings, self.environments)
+        both the old and the new content of every file it touches, and the environments of both with
+        their tiers: a build killed while removing one leaves it known for what it is)."""
+        environments = {**(other.environments if other is not None else {}), **self.environments}
+        new = Manifest(self.generator, self.inputs, None, self.warnings, environments)
         new.reader, new.top = self.reader, dict(self.top)
         new.records = {name: None if files is None else dict(files) for name, files in self.records.items()}
         for path in paths:
@@ -328,10 +331,16 @@ def read_manifest(root: Path) -> Manifest | None:
     environments' records are listed now and each read (and checked) when first asked for."""
     try:
         with Root(root) as handle:
-            data = handle.read(MANIFEST, MAX_MANIFEST_BYTES)
             listed, leftovers = _listed_records(handle)
+            data = handle.read(MANIFEST, MAX_MANIFEST_BYTES)
     except Refused as exc:
         if exc.missing and exc.rel == MANIFEST:
+            if listed:  # (a first build writes MANIFEST before any record)
+                raise _unreadable(
+                    RECORDS,
+                    f"holding records ({record_path(min(listed))}, ...) without {MANIFEST}",
+                    hint=f"restore {MANIFEST} from git; or, to start again, remove {RECORDS}/ and every output folder",
+                ) from None
             return None
         raise _unreadable(exc.rel, exc.why) from None
     except OSError as exc:
@@ -424,7 +433,8 @@ def _listed_records(handle: Root) -> tuple[set[str], list[str]]:
     else there is refused: kompile keeps its records in that folder, and nothing else. (Ten thousand
     names are checked as one text; reading a record refuses one that is not a regular file.)"""
     entries = list(handle.listdir(RECORDS))
-    if _RECORD_NAMES("\n".join(entry.name for entry in entries)):
+    joined = "\n".join(entry.name for entry in entries)
+    if joined.count("\n") == len(entries) - 1 and _RECORD_NAMES(joined):
         return {entry.name[: -len(".json")] for entry in entries}, []
     names, leftovers = set(), []
     for entry in entries:

@@ -23,6 +23,7 @@ from kompile.output.disk import REFUSED, Disk
 from kompile.output.manifest import (
     FORMAT,
     MANIFEST,
+    RECORDS,
     Manifest,
     digest,
     read_manifest,
@@ -249,14 +250,15 @@ def apply_plan(root: Path, plan: WritePlan) -> None:
                 disk.unlink(path)
                 _remove_empty_parents(disk, path)  # a killed build's folder for an environment now gone
             _write_records(disk, plan.manifest, on_disk, removing=True)
-        except (OSError, Refused) as exc:
+        except (OSError, Refused, _Unwritten) as exc:
             # The manifest already owns old and new bytes of every file: the next build completes this one.
+            where, reason = (exc.path, exc.reason) if isinstance(exc, _Unwritten) else (MANIFEST, _reason(exc))
             raise KompileError(
                 [
                     Diagnostic(
                         Code.WRITE,
-                        f"the build stopped half way: {_reason(exc)}",
-                        Span(MANIFEST),
+                        f"the build stopped half way: {reason}",
+                        Span(where),
                         "fix the cause, then run `kompile build` again: it finishes the job",
                     )
                 ]
@@ -307,14 +309,14 @@ def record_intent(disk: Root, plan: WritePlan) -> dict[str, bytes]:
     # ignores the environments' records this writes first, or there is none yet).
     top = old is None or old.format != FORMAT or any(record_of(path) is None for path in touched)
     try:
-        _write_records(disk, plan.manifest.with_hashes(touched, old), on_disk, top=top)
-    except (OSError, Refused) as exc:
+        _write_records(disk, plan.manifest.with_hashes(touched, old), on_disk, top=top, top_first=old is None)
+    except _Unwritten as exc:
         raise KompileError(
             [
                 Diagnostic(
                     Code.WRITE,
-                    f"cannot write {MANIFEST}: {_reason(exc)}",
-                    Span(MANIFEST),
+                    f"cannot write {exc.path}: {exc.reason}",
+                    Span(exc.path),
                     "nothing was changed; free space or fix the folder, then build again",
                 )
             ]
@@ -322,22 +324,41 @@ def record_intent(disk: Root, plan: WritePlan) -> dict[str, bytes]:
     return on_disk
 
 
+class _Unwritten(Exception):
+    def __init__(self, path: str, exc: BaseException) -> None:
+        super().__init__(path)
+        self.path, self.reason = path, _reason(exc)
+
+
 def _write_records(
-    disk: Root, manifest: Manifest, on_disk: dict[str, bytes], removing: bool = False, top: bool = True
+    disk: Root,
+    manifest: Manifest,
+    on_disk: dict[str, bytes],
+    removing: bool = False,
+    top: bool = True,
+    top_first: bool = False,
 ) -> None:
-    """Write the records that are not on disk as they are, then MANIFEST (with `top`), last: a build
-    killed before it leaves format 1's record whole, or the last complete one. With `removing`, remove
-    the records of environments whose files are all gone."""
-    files = manifest.record_files(top=False)
-    for path, data in files.items():
-        if on_disk.get(path) != data:
-            disk.write(path, data)
-            on_disk[path] = data
-    for path in manifest.records_removed() if removing else ():
-        disk.unlink(path)
-        on_disk.pop(path, None)
-    if top:
-        disk.write(MANIFEST, manifest.to_bytes())
+    """Write the records that are not on disk as they are, and MANIFEST (with `top`): last, so a build
+    killed before it leaves format 1's record whole, or the last complete one; first when there is none
+    yet (records without it are refused). With `removing`, remove the records of environments whose
+    files are all gone (and those this build wrote for them). _Unwritten names the file that failed."""
+    path = MANIFEST
+    try:
+        if top and top_first:
+            disk.write(MANIFEST, manifest.to_bytes())
+        for path, data in manifest.record_files(top=False).items():
+            if on_disk.get(path) != data:
+                disk.write(path, data)
+                on_disk[path] = data
+        written = {p[len(RECORDS) + 1 : -len(".json")] for p in on_disk}
+        for path in manifest.records_removed(written) if removing else ():
+            disk.unlink(path)
+            on_disk.pop(path, None)
+        path = MANIFEST
+        if top and not top_first:
+            disk.write(MANIFEST, manifest.to_bytes())
+    except (OSError, Refused) as exc:
+        raise _Unwritten(path, exc) from None
 
 
 def write_tree(
