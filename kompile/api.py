@@ -146,7 +146,7 @@ def build(
     # and the next `diff` compiles only the environments whose committed overlays may have changed.
     index = output.remember()
     if not output.partial:
-        record_outputs(root, plan.manifest.files, index)
+        record_outputs(root, plan.manifest, index)
     removals = tuple(
         Removal(
             name,

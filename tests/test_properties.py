@@ -454,7 +454,8 @@ def test_the_manifest_record_is_json_dumps_indents_of_its_fields(files, environm
         for name in sorted({record_of(p) for p in files} - {None})
     }
     expected[MANIFEST] = (json.dumps(body, indent=1) + "\n").encode()
-    assert manifest.record_files() == expected
+    written = {record_path(name): manifest.record_bytes(name) for name, files in manifest.records.items() if files}
+    assert {**written, MANIFEST: manifest.to_bytes()} == expected
     assert manifest.files == dict(sorted(files.items()))
 
 

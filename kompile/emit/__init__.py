@@ -105,7 +105,7 @@ class _Dumper(_Base):
         key = (value, implicit)
         tag = _RESOLVED.get(key)
         if tag is None:
-            if len(_RESOLVED) > 100_000:
+            if len(_RESOLVED) > 20_000:
                 _RESOLVED.clear()
             tag = _RESOLVED[key] = super().resolve(kind, value, implicit)
         return tag

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from kompile.index import Damaged, Index, changed_inputs, read_index, read_sealed, write_sealed
 from kompile.load.project import spec_files
-from kompile.output.manifest import digest
+from kompile.output.manifest import Manifest, digest
 from kompile.safefs import DIR_FLAGS, RACY_SECONDS, Refused, Root, file_identity
 
 FOLDERS = ("bases", "overlays")  # what diff compares (rendered/ and gitops/ follow from them)
@@ -37,16 +37,19 @@ def inputs_digest(index: Index, name: str) -> str:
     return hashlib.sha256(listing.encode()).hexdigest()
 
 
-def record_outputs(root: Path, files: dict[str, tuple[str, ...]], index: Index | None) -> None:
+def record_outputs(root: Path, manifest: Manifest, index: Index | None) -> None:
     """After a full build: each base and overlay file the manifest lists (as written, so as compiled),
     with its identity now, and what each environment was built from. Best effort."""
     if index is None:
         return
     racy_after = time.time_ns() - RACY_SECONDS * 1e9
     folders: dict[str, dict[str, str | list[str]]] = defaultdict(dict)
+    # In path order, listing by listing (MANIFEST's bases/, then each environment's overlays/): no copy
+    # of a hundred thousand entries to sort.
+    listings = (manifest.top, *(files or {} for _, files in sorted(manifest.records.items())))
     try:
         with Root(root) as disk:
-            for path, hashes in sorted(files.items()):
+            for path, hashes in ((p, listing[p]) for listing in listings for p in sorted(listing)):
                 if not path.startswith(("bases/", "overlays/")):
                     continue
                 folder, _, name = path.rpartition("/")
@@ -62,8 +65,9 @@ def record_outputs(root: Path, files: dict[str, tuple[str, ...]], index: Index |
         built = {name: inputs_digest(index, name) for name in sorted(index.environments)}
     except Damaged:
         return
-    body = {"app": index.files[index.app][1], "built": built, "folders": folders}
-    write_sealed(root, "outputs", json.dumps(body, separators=(",", ":")).encode())
+    text = json.dumps({"app": index.files[index.app][1], "built": built, "folders": folders}, separators=(",", ":"))
+    del folders  # (a hundred thousand entries: gone before the text is encoded, the peak of a build's memory)
+    write_sealed(root, "outputs", text.encode())
 
 
 @dataclass(frozen=True)

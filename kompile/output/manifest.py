@@ -103,12 +103,12 @@ class Manifest:
 
     @property
     def files(self) -> Files:
-        """Every path (reading every record), in path order."""
+        """Every path (reading every record): MANIFEST's, then each environment's in name order."""
         self._read_all()
         merged = dict(self.top)
         for files in self.records.values():
             merged.update(files or {})
-        return dict(sorted(merged.items()))
+        return merged
 
     def recorded(self, path: str) -> tuple[str, ...]:
         """The hashes recorded for a path (none when it is not kompile's)."""
@@ -190,17 +190,9 @@ class Manifest:
             body["environments"] = dict(sorted(self.environments.items()))
         return _with_listing(body, self.top)
 
-    def record_files(self, top: bool = True) -> dict[str, bytes]:
-        """The environments' records read or made (those never read are as on disk), then MANIFEST (with
-        `top`): what to write."""
-        out = {
-            record_path(name): _with_listing({"files": _FILES}, files)
-            for name, files in sorted(self.records.items())
-            if files
-        }
-        if top:
-            out[MANIFEST] = self.to_bytes()
-        return out
+    def record_bytes(self, name: str) -> bytes:
+        """An environment's record's bytes."""
+        return _with_listing({"files": _FILES}, self._record(name))
 
     def records_removed(self, written: set[str] = frozenset()) -> list[str]:
         """The records on disk (listed when read, or `written` since) this one no longer has: an
@@ -214,10 +206,14 @@ class Manifest:
         their tiers: a build killed while removing one leaves it known for what it is)."""
         environments = {**(other.environments if other is not None else {}), **self.environments}
         new = Manifest(self.generator, self.inputs, None, self.warnings, environments)
-        new.reader, new.top = self.reader, dict(self.top)
-        new.records = {name: None if files is None else dict(files) for name, files in self.records.items()}
+        new.reader, new.top, new.records = self.reader, dict(self.top), dict(self.records)
+        copied: set[str] = set()  # (the records a path is added to are copies; the others are shared)
         for path in paths:
             before = other.recorded(path) if other is not None else ()
+            name = record_of(path)
+            if name is not None and name not in copied:
+                new.records[name] = dict(self._record(name))
+                copied.add(name)
             listing = new._listing(path, create=True)
             listing[path] = tuple(dict.fromkeys((*before, *self.recorded(path))))
         return new
@@ -391,11 +387,10 @@ def read_manifest(root: Path) -> Manifest | None:
 
 
 class _Records:
-    """Reads environments' records from disk, checking each entry; remembers the bytes it read."""
+    """Reads environments' records from disk, checking each entry."""
 
     def __init__(self, root: Path, listed: set[str], leftovers: list[str]) -> None:
         self.root, self.listed, self.leftovers = root, listed, leftovers
-        self.read_bytes: dict[str, bytes] = {}
 
     def read(self, names: list[str]) -> dict[str, Files]:
         out = {}
@@ -420,7 +415,6 @@ class _Records:
                             f"listing {path!r}, which is not in overlays/{name}/ or rendered/{name}/",
                             _line_of(data, path),
                         )
-                self.read_bytes[name] = data
                 out[name] = checked
         return out
 

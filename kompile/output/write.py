@@ -24,6 +24,7 @@ from kompile.output.manifest import (
     FORMAT,
     MANIFEST,
     RECORDS,
+    Files,
     Manifest,
     digest,
     read_manifest,
@@ -298,12 +299,15 @@ def _reason(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or str(exc)
 
 
-def record_intent(disk: Root, plan: WritePlan) -> dict[str, bytes]:
+def record_intent(disk: Root, plan: WritePlan) -> dict[str, Files]:
     """Before the first change: a manifest that owns both the old and the new content of every file.
-    Returns the record files as they now are on disk."""
+    Returns the environments' records as they now are on disk (name -> files)."""
     old = plan.old_manifest
-    on_disk = {} if old is None or old.reader is None else old.reader.read_bytes
-    on_disk = {record_path(name): data for name, data in on_disk.items() if old.format == FORMAT}
+    on_disk = {
+        name: files
+        for name, files in (old.records.items() if old is not None and old.format == FORMAT else ())
+        if files is not None
+    }
     touched = [*plan.writes, *plan.deletes]
     # MANIFEST as it is owns its own files still, unless one of them is touched (or it is format 1, which
     # ignores the environments' records this writes first, or there is none yet).
@@ -333,27 +337,28 @@ class _Unwritten(Exception):
 def _write_records(
     disk: Root,
     manifest: Manifest,
-    on_disk: dict[str, bytes],
+    on_disk: dict[str, Files],
     removing: bool = False,
     top: bool = True,
     top_first: bool = False,
 ) -> None:
-    """Write the records that are not on disk as they are, and MANIFEST (with `top`): last, so a build
-    killed before it leaves format 1's record whole, or the last complete one; first when there is none
-    yet (records without it are refused). With `removing`, remove the records of environments whose
-    files are all gone (and those this build wrote for them). _Unwritten names the file that failed."""
+    """Write the records that are not on disk as they are (`on_disk`, kept current), and MANIFEST (with
+    `top`): last, so a build killed before it leaves format 1's record whole, or the last complete one;
+    first when there is none yet (records without it are refused). With `removing`, remove the records
+    of environments whose files are all gone (and those this build wrote for them). _Unwritten names the
+    file that failed."""
     path = MANIFEST
     try:
         if top and top_first:
             disk.write(MANIFEST, manifest.to_bytes())
-        for path, data in manifest.record_files(top=False).items():
-            if on_disk.get(path) != data:
-                disk.write(path, data)
-                on_disk[path] = data
-        written = {p[len(RECORDS) + 1 : -len(".json")] for p in on_disk}
-        for path in manifest.records_removed(written) if removing else ():
+        for name, files in sorted(manifest.records.items()):
+            if files and on_disk.get(name) != files:  # (never read: as on disk)
+                path = record_path(name)
+                disk.write(path, manifest.record_bytes(name))
+                on_disk[name] = files
+        for path in manifest.records_removed(set(on_disk)) if removing else ():
             disk.unlink(path)
-            on_disk.pop(path, None)
+            on_disk.pop(path[len(RECORDS) + 1 : -len(".json")], None)
         path = MANIFEST
         if top and not top_first:
             disk.write(MANIFEST, manifest.to_bytes())
