@@ -3,6 +3,6 @@
 The public API is small: compile a repo in memory, write it safely, compare it with what is on disk.
 """
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 __all__ = ["__version__"]
