@@ -14,19 +14,11 @@ import pytest
 import kompile.output.manifest
 from kompile.compiler import compile_project
 from kompile.output.manifest import MANIFEST, RECORDS, read_manifest
-from kompile.output.write import apply_plan, plan_write, record_intent
+from kompile.output.write import plan_write, record_intent
 from kompile.safefs import Root
 
 from conftest import edit, run_kompile
-
-
-def build(root: Path, only=None):
-    output = compile_project(root, only)
-    plan = plan_write(
-        root, output.files, output.owned, output.inputs, False, output.warnings, output.tiers, output.partial
-    )
-    apply_plan(root, plan)
-    return plan
+from test_write import build
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
@@ -76,7 +68,7 @@ def test_a_build_of_one_environment_reads_and_writes_only_its_record(example, mo
     )
     before = snapshot(example)
     edit(example, "environments/dev.yaml", "replicas: 1}", "replicas: 2}")
-    build(example, ["dev"])
+    build(example, only=["dev"])
     assert read == ["dev"]
     after = snapshot(example)
     changed = sorted(p for p in after if after[p] != before.get(p))
@@ -134,7 +126,7 @@ def test_a_build_killed_after_its_intent_is_completed_by_the_next(example, only)
     pending = json.loads((example / RECORDS / "dev.json").read_text())["files"][first]
     assert isinstance(pending, list) and len(pending) == 2  # the old bytes and the new
     edit(example, "environments/dev.yaml", "replicas: 3}", "replicas: 4}")
-    build(example, only)
+    build(example, only=only)
     assert run_kompile("check", "--root", str(example)).returncode == 0
 
 
@@ -241,7 +233,7 @@ def test_a_partial_build_manifest_equals_a_full_builds_when_nothing_else_changed
     """The records of a build of one environment are the ones a full build writes (same bytes)."""
     build(example)
     edit(example, "environments/prod.yaml", "maxReplicas: 12", "maxReplicas: 14")
-    build(example, ["prod"])
+    build(example, only=["prod"])
     partial = {p: d for p, d in snapshot(example).items() if p.startswith(f"{RECORDS}/")}
     build(example)
     assert {p: d for p, d in snapshot(example).items() if p.startswith(f"{RECORDS}/")} == partial
