@@ -22,10 +22,10 @@ import functools
 import hashlib
 import json
 import os
+import re
 import stat
 import sys
 from collections.abc import Sequence
-import re
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii as _string  # type: ignore[attr-defined]
 from pathlib import Path
@@ -86,7 +86,9 @@ class Index:
     files: dict[str, tuple[str, str]]  # input -> (identity when read, or "" when too young; sha256)
     environments: dict[str, str]  # name -> its entry: [inputs its check read, placement] as JSON
     readers: dict[str, str]  # input -> the environments whose check read it, separated by spaces
-    _parsed: dict[str, tuple[tuple[str, ...], Placement]] = field(default_factory=dict, compare=False, repr=False)
+    _parsed: dict[str, tuple[tuple[str, ...], Placement]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def entry(self, name: str) -> tuple[tuple[str, ...], Placement]:
         """(the inputs its check read, its placement); Damaged for anything kompile would not write."""

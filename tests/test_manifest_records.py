@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+from test_write import build
 
 import kompile.output.manifest
 from kompile.compiler import compile_project
@@ -18,7 +19,6 @@ from kompile.output.write import plan_write, record_intent
 from kompile.safefs import Root
 
 from conftest import edit, run_kompile
-from test_write import build
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
@@ -55,7 +55,8 @@ def test_each_environment_has_a_record_of_its_folders_files(example):
         )
         assert sorted(listed) == on_disk
         assert all(
-            hashlib.sha256((example / path).read_bytes()).hexdigest() == digest for path, digest in listed.items()
+            hashlib.sha256((example / path).read_bytes()).hexdigest() == digest
+            for path, digest in listed.items()
         )
 
 
@@ -83,11 +84,15 @@ def test_a_format_1_manifest_is_read_and_rewritten_as_format_2(example):
     as_format_1(example)
     check = run_kompile("check", "--root", str(example))
     assert check.returncode == 1
-    assert f"added    {RECORDS}/dev.json" in check.stdout and f"changed  {MANIFEST}" in check.stdout, check.stdout
+    assert f"added    {RECORDS}/dev.json" in check.stdout and f"changed  {MANIFEST}" in check.stdout, (
+        check.stdout
+    )
     # Format 1 still says what kompile owns: a hand edit is found, a foreign file refused.
     edit(example, "overlays/dev/kustomization.yaml", "namespace:", "namespace: x\n# namespace:")
     result = run_kompile("build", "--root", str(example))
-    assert result.returncode == 2 and "K702" in result.stderr or "edited by hand" in result.stderr, result.stderr
+    assert result.returncode == 2 and "K702" in result.stderr or "edited by hand" in result.stderr, (
+        result.stderr
+    )
     (example / "overlays/dev/kustomization.yaml").write_bytes(expected["overlays/dev/kustomization.yaml"])
     result = run_kompile("build", "--root", str(example))
     assert result.returncode == 0, result.stderr
@@ -117,7 +122,14 @@ def test_a_build_killed_after_its_intent_is_completed_by_the_next(example, only)
     edit(example, "environments/dev.yaml", "replicas: 1}", "replicas: 3}")
     output = compile_project(example, only)
     plan = plan_write(
-        example, output.files, output.owned, output.inputs, False, output.warnings, output.tiers, output.partial
+        example,
+        output.files,
+        output.owned,
+        output.inputs,
+        False,
+        output.warnings,
+        output.tiers,
+        output.partial,
     )
     with Root(example) as disk:
         record_intent(disk, plan)
@@ -180,9 +192,13 @@ FORGERIES = {
     "a record listing another environment's file": _forge_record(
         "dev", {"overlays/prod/kustomization.yaml": "0" * 64}
     ),
-    "a record listing a file outside the repo": _forge_record("dev", {"overlays/dev/../../../victim": "0" * 64}),
+    "a record listing a file outside the repo": _forge_record(
+        "dev", {"overlays/dev/../../../victim": "0" * 64}
+    ),
     "a record listing a base": _forge_record("dev", {"bases/shop/kustomization.yaml": "0" * 64}),
-    "a record of an environment folder's neighbour": _forge_record("dev", {"overlays/dev-2/x.yaml": "0" * 64}),
+    "a record of an environment folder's neighbour": _forge_record(
+        "dev", {"overlays/dev-2/x.yaml": "0" * 64}
+    ),
     "a record that is not JSON": _write(f"{RECORDS}/dev.json", "{"),
     "a record with more than files": _write(f"{RECORDS}/dev.json", '{"files": {}, "format": 9}'),
     "a record whose hash is not one": _forge_record("dev", {"overlays/dev/x.yaml": "not-a-hash"}),
@@ -284,7 +300,14 @@ def test_a_build_killed_while_removing_an_environment_is_finished_without_asking
     (example / "environments/staging.yaml").unlink()
     output = compile_project(example)
     plan = plan_write(
-        example, output.files, output.owned, output.inputs, False, output.warnings, output.tiers, output.partial
+        example,
+        output.files,
+        output.owned,
+        output.inputs,
+        False,
+        output.warnings,
+        output.tiers,
+        output.partial,
     )
     with Root(example) as disk:
         record_intent(disk, plan)

@@ -450,11 +450,16 @@ def test_the_manifest_record_is_json_dumps_indents_of_its_fields(files, environm
     if environments:
         body["environments"] = dict(sorted(environments.items()))
     expected = {
-        record_path(name): (json.dumps({"files": listing({p: h for p, h in files.items() if record_of(p) == name})}, indent=1) + "\n").encode()
+        record_path(name): (
+            json.dumps({"files": listing({p: h for p, h in files.items() if record_of(p) == name})}, indent=1)
+            + "\n"
+        ).encode()
         for name in sorted({record_of(p) for p in files} - {None})
     }
     expected[MANIFEST] = (json.dumps(body, indent=1) + "\n").encode()
-    written = {record_path(name): manifest.record_bytes(name) for name, files in manifest.records.items() if files}
+    written = {
+        record_path(name): manifest.record_bytes(name) for name, files in manifest.records.items() if files
+    }
     assert {**written, MANIFEST: manifest.to_bytes()} == expected
     assert manifest.files == dict(sorted(files.items()))
 
@@ -493,8 +498,10 @@ _PLAIN_DATA = st.recursive(
     | st.floats(allow_nan=False)
     | st.text(max_size=12)
     | st.sampled_from(["0o644", "08", "y", "null", "", "1e3", "a\u2028b", "-", "key: value", "'q'", "#x"]),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=6) | st.sampled_from(["on", "1", "<<"]), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(max_size=6) | st.sampled_from(["on", "1", "<<"]), children, max_size=4)
+    ),
     max_leaves=25,
 )
 
@@ -538,11 +545,14 @@ _PAIRS = st.lists(
 @given(
     st.recursive(
         st.none() | st.integers() | st.text(max_size=5) | _PAIRS,
-        lambda children: st.lists(children, max_size=4)
-        | st.dictionaries(
-            st.sampled_from(["binaryData", "data", "command", "args", "<<", "tokenRequest", "x"]) | st.integers(),
-            children,
-            max_size=4,
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(
+                st.sampled_from(["binaryData", "data", "command", "args", "<<", "tokenRequest", "x"])
+                | st.integers(),
+                children,
+                max_size=4,
+            )
         ),
         max_leaves=20,
     )
@@ -564,9 +574,11 @@ _JSON_LEAVES = st.sampled_from([0, 1, True, False, 1.0, 0.0, -0.0, None, "1", "a
 @given(
     st.recursive(
         _JSON_LEAVES,
-        lambda children: st.lists(children, max_size=3)
-        | st.dictionaries(st.sampled_from(["a", "b"]), children, max_size=3)
-        | st.dictionaries(st.sampled_from([1, True, 0, 2]), children, max_size=2),
+        lambda children: (
+            st.lists(children, max_size=3)
+            | st.dictionaries(st.sampled_from(["a", "b"]), children, max_size=3)
+            | st.dictionaries(st.sampled_from([1, True, 0, 2]), children, max_size=2)
+        ),
         max_leaves=12,
     ),
     st.randoms(use_true_random=False),
@@ -580,14 +592,26 @@ def test_fields_are_the_same_exactly_when_their_json_is(value, rng):
 
     from kompile.k8s.strategic.diff import same
 
-    swaps = {1: [1, 1.0, True], 0: [0, 0.0, -0.0, False], 1.0: [1, True], 0.0: [-0.0, 0, False]}
+    # Keyed by (kind, value): 1, 1.0 and True are one key to a dict.
+    swaps = {
+        (int, 1): [1, 1.0, True],
+        (float, 1.0): [1, 1.0, True],
+        (bool, True): [1, 1.0, True],
+        (int, 0): [0, 0.0, -0.0, False],
+        (float, 0.0): [0, 0.0, -0.0, False],
+        (bool, False): [0, 0.0, -0.0, False],
+    }
+
+    def swap(value):
+        kinds = swaps.get((type(value), value), [value]) if isinstance(value, int | float) else [value]
+        return rng.choice(kinds) if rng.random() < 0.3 else value
 
     def swapped(node):
         if isinstance(node, dict):
-            return {(rng.choice(swaps.get(k, [k])) if rng.random() < 0.3 else k): swapped(v) for k, v in node.items()}
+            return {swap(key): swapped(value) for key, value in node.items()}
         if isinstance(node, list):
             return [swapped(item) for item in node]
-        return rng.choice(swaps.get(node, [node])) if rng.random() < 0.3 else node
+        return swap(node)
 
     other = swapped(copy.deepcopy(value))
 
@@ -601,13 +625,23 @@ def _secrets_read(node):
     """The reference: a generator over the same rules (a reference found stops the walk below it)."""
     refs = {"secretRef", "secretKeyRef", "nodePublishSecretRef", "nodeStageSecretRef"}
     refs |= {"controllerPublishSecretRef", "controllerExpandSecretRef", "nodeExpandSecretRef"}
-    items = node.items() if isinstance(node, dict) else (("", item) for item in node) if isinstance(node, list) else ()
+    items = (
+        node.items()
+        if isinstance(node, dict)
+        else (("", item) for item in node)
+        if isinstance(node, list)
+        else ()
+    )
     for key, value in items:
         if key in refs and isinstance(value, dict) and isinstance(value.get("name"), str):
             yield value["name"]
         elif key == "imagePullSecrets" and isinstance(value, list):
             yield from (i["name"] for i in value if isinstance(i, dict) and isinstance(i.get("name"), str))
-        elif key == "secret" and isinstance(value, dict) and isinstance(value.get("secretName", value.get("name")), str):
+        elif (
+            key == "secret"
+            and isinstance(value, dict)
+            and isinstance(value.get("secretName", value.get("name")), str)
+        ):
             yield value.get("secretName", value.get("name"))
         else:
             yield from _secrets_read(value)
@@ -627,11 +661,23 @@ def _secrets_read(node):
                 {"imagePullSecrets": [{"name": "s5"}, {"name": 6}]},
             ]
         ),
-        lambda children: st.lists(children, max_size=3)
-        | st.dictionaries(
-            st.sampled_from(["secretRef", "nodeStageSecretRef", "imagePullSecrets", "secret", "name", "secretName", "x"]),
-            children,
-            max_size=3,
+        lambda children: (
+            st.lists(children, max_size=3)
+            | st.dictionaries(
+                st.sampled_from(
+                    [
+                        "secretRef",
+                        "nodeStageSecretRef",
+                        "imagePullSecrets",
+                        "secret",
+                        "name",
+                        "secretName",
+                        "x",
+                    ]
+                ),
+                children,
+                max_size=3,
+            )
         ),
         max_leaves=15,
     )

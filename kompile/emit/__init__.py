@@ -100,7 +100,7 @@ class _Dumper(_Base):
     def resolve(self, kind, value, implicit):
         # libyaml's serializer asks twice for every scalar which tag it would be read as: the same few
         # thousand strings, in every environment. Remembered (a bounded table).
-        if kind is not ScalarNode:
+        if kind is not ScalarNode or len(value) > 256:  # (a long value is rarely repeated: not kept)
             return super().resolve(kind, value, implicit)
         key = (value, implicit)
         tag = _RESOLVED.get(key)

@@ -46,6 +46,7 @@ def record_outputs(root: Path, manifest: Manifest, index: Index | None) -> None:
     folders: dict[str, dict[str, str | list[str]]] = defaultdict(dict)
     # In path order, listing by listing (MANIFEST's bases/, then each environment's overlays/): no copy
     # of a hundred thousand entries to sort.
+    manifest.read_all()
     listings = (manifest.top, *(files or {} for _, files in sorted(manifest.records.items())))
     try:
         with Root(root) as disk:
@@ -65,7 +66,9 @@ def record_outputs(root: Path, manifest: Manifest, index: Index | None) -> None:
         built = {name: inputs_digest(index, name) for name in sorted(index.environments)}
     except Damaged:
         return
-    text = json.dumps({"app": index.files[index.app][1], "built": built, "folders": folders}, separators=(",", ":"))
+    text = json.dumps(
+        {"app": index.files[index.app][1], "built": built, "folders": folders}, separators=(",", ":")
+    )
     del folders  # (a hundred thousand entries: gone before the text is encoded, the peak of a build's memory)
     write_sealed(root, "outputs", text.encode())
 
@@ -105,7 +108,9 @@ def stale_environments(root: Path) -> Stale | None:
     stale.update(name for name in index.read_by(changed) if name in names)
     try:
         stale.update(
-            name for name in index.environments if name in names and built.get(name) != inputs_digest(index, name)
+            name
+            for name in index.environments
+            if name in names and built.get(name) != inputs_digest(index, name)
         )
     except Damaged:
         return None

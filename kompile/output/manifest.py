@@ -96,15 +96,16 @@ class Manifest:
         name = record_of(path)
         return self.top if name is None else self._record(name, create)
 
-    def _read_all(self) -> None:
+    def read_all(self) -> None:
+        """Read every environment's record not read yet."""
         unread = [name for name, files in self.records.items() if files is None]
         if unread and self.reader is not None:
             self.records.update(self.reader.read(unread))
 
     @property
     def files(self) -> Files:
-        """Every path (reading every record): MANIFEST's, then each environment's in name order."""
-        self._read_all()
+        """Every path (reading every record), in no particular order."""
+        self.read_all()
         merged = dict(self.top)
         for files in self.records.values():
             merged.update(files or {})
@@ -129,9 +130,11 @@ class Manifest:
                     found.add(folder)
                 listings = [self._record(name)]
             else:
-                every = folder in ENVIRONMENT_FOLDERS or any(f.startswith(inside) for f in ENVIRONMENT_FOLDERS)
+                every = folder in ENVIRONMENT_FOLDERS or any(
+                    f.startswith(inside) for f in ENVIRONMENT_FOLDERS
+                )
                 if every:
-                    self._read_all()
+                    self.read_all()
                 listings = [self.top, *(self.records.values() if every else ())]
             for listing in listings:
                 found.update(path for path in listing or () if path == folder or path.startswith(inside))
@@ -223,13 +226,13 @@ def record_changes(old: Manifest | None, new: Manifest) -> tuple[list[str], list
     """(added, changed, removed) record files between what is committed and what a build would write.
     What MANIFEST says of the inputs is only a cache key: it is not compared."""
     if old is None:
-        new._read_all()
+        new.read_all()
         return [*(record_path(name) for name, files in new.records.items() if files), MANIFEST], [], []
     added, changed, removed = [], [], []
     if old.format != FORMAT or old.top != new.top or old.warnings != new.warnings:
         changed.append(MANIFEST)
-    old._read_all()
-    new._read_all()
+    old.read_all()
+    new.read_all()
     before = old.records if old.format == FORMAT else {}  # (format 1 had no record files)
     for name in sorted(before.keys() | new.records.keys()):
         was, now = before.get(name) or {}, new.records.get(name) or {}
@@ -368,7 +371,9 @@ def read_manifest(root: Path) -> Manifest | None:
         isinstance(k, str) and isinstance(v, str) for k, v in environments.items()
     ):
         raise _unreadable(MANIFEST, "listing environments that are not names and tiers")
-    manifest = Manifest(str(body.get("generator", "")), dict(inputs), None, tuple(warnings), dict(environments))
+    manifest = Manifest(
+        str(body.get("generator", "")), dict(inputs), None, tuple(warnings), dict(environments)
+    )
     manifest.format = body["format"]
     manifest.reader = _Records(root, listed, leftovers)
     if manifest.format == 1:  # everything in one file; records on disk are a killed build's, not yet owned
@@ -557,7 +562,9 @@ def _unreadable(rel: str, problem: str, line: int = 0, hint: str | None = None) 
         [
             Diagnostic(
                 Code.MANIFEST,
-                f"{rel} is {problem}" if not problem.startswith("listing") else f"{rel} is refused: it is {problem}",
+                f"{rel} is {problem}"
+                if not problem.startswith("listing")
+                else f"{rel} is refused: it is {problem}",
                 Span(rel, line, 1 if line else 0),
                 hint
                 or f"restore it from git (git checkout -- {MANIFEST} {RECORDS}); kompile uses them to know which "

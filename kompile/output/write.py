@@ -253,7 +253,9 @@ def apply_plan(root: Path, plan: WritePlan) -> None:
             _write_records(disk, plan.manifest, on_disk, removing=True)
         except (OSError, Refused, _Unwritten) as exc:
             # The manifest already owns old and new bytes of every file: the next build completes this one.
-            where, reason = (exc.path, exc.reason) if isinstance(exc, _Unwritten) else (MANIFEST, _reason(exc))
+            where, reason = (
+                (exc.path, exc.reason) if isinstance(exc, _Unwritten) else (MANIFEST, _reason(exc))
+            )
             raise KompileError(
                 [
                     Diagnostic(

@@ -130,16 +130,22 @@ def _secret_names(node, found: set[str] | None = None) -> set[str]:
         for key, value in node.items():
             if key in _SECRET_REFS and isinstance(value, dict) and isinstance(value.get("name"), str):
                 found.add(value["name"])
-            elif key == "imagePullSecrets" and isinstance(value, list):  # registry credentials are Secrets too
+            elif key == "imagePullSecrets" and isinstance(
+                value, list
+            ):  # registry credentials are Secrets too
                 found.update(
-                    item["name"] for item in value if isinstance(item, dict) and isinstance(item.get("name"), str)
+                    item["name"]
+                    for item in value
+                    if isinstance(item, dict) and isinstance(item.get("name"), str)
                 )
             elif (
                 key == "secret"
                 and isinstance(value, dict)
                 and isinstance(value.get("secretName", value.get("name")), str)
             ):
-                found.add(value.get("secretName", value.get("name")))  # a volume, or a projected volume's source
+                found.add(
+                    value.get("secretName", value.get("name"))
+                )  # a volume, or a projected volume's source
             elif isinstance(value, dict | list):
                 _secret_names(value, found)
     elif isinstance(node, list):
