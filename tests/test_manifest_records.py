@@ -116,23 +116,22 @@ def test_a_migration_killed_before_manifest_is_rewritten_keeps_format_1_whole(ex
     assert snapshot(example) == expected
 
 
+def killed_after_intent(root: Path, only=None):
+    """A build's plan, carried out as far as recording its intent (a kill right after): nothing renamed."""
+    output = compile_project(root, only)
+    plan = plan_write(
+        root, output.files, output.owned, output.inputs, False, output.warnings, output.tiers, output.partial
+    )
+    with Root(root) as disk:
+        record_intent(disk, plan)
+    return plan
+
+
 @pytest.mark.parametrize("only", [None, ["dev"]], ids=["every-environment", "one-environment"])
 def test_a_build_killed_after_its_intent_is_completed_by_the_next(example, only):
     build(example)
     edit(example, "environments/dev.yaml", "replicas: 1}", "replicas: 3}")
-    output = compile_project(example, only)
-    plan = plan_write(
-        example,
-        output.files,
-        output.owned,
-        output.inputs,
-        False,
-        output.warnings,
-        output.tiers,
-        output.partial,
-    )
-    with Root(example) as disk:
-        record_intent(disk, plan)
+    plan = killed_after_intent(example, only)
     first = next(p for p in plan.writes if p.startswith("overlays/dev/"))
     (example / first).write_bytes(plan.writes[first])  # as if killed right after the first rename
     pending = json.loads((example / RECORDS / "dev.json").read_text())["files"][first]
@@ -298,19 +297,7 @@ def test_a_build_killed_while_removing_an_environment_is_finished_without_asking
     production (found by an attack: it asked for --remove, the tier unknown)."""
     build(example)
     (example / "environments/staging.yaml").unlink()
-    output = compile_project(example)
-    plan = plan_write(
-        example,
-        output.files,
-        output.owned,
-        output.inputs,
-        False,
-        output.warnings,
-        output.tiers,
-        output.partial,
-    )
-    with Root(example) as disk:
-        record_intent(disk, plan)
+    plan = killed_after_intent(example)
     (example / plan.deletes[0]).unlink()  # as if killed after the first removal
     result = run_kompile("build", "--root", str(example))
     assert result.returncode == 0, result.stderr
