@@ -584,9 +584,9 @@ _JSON_LEAVES = st.sampled_from([0, 1, True, False, 1.0, 0.0, -0.0, None, "1", "a
     st.randoms(use_true_random=False),
 )
 def test_fields_are_the_same_exactly_when_their_json_is(value, rng):
-    """The strategic diff's `same` walks equal values instead of writing both out as JSON: it says what
-    comparing their JSON says, whatever kinds that Python finds equal (1, 1.0, True; 0.0, -0.0) sit
-    where, in values and in keys."""
+    """The strategic diff's `same` compares equal values' marshal bytes, then walks them where those
+    differ, instead of writing both out as JSON: it says what comparing their JSON says, whatever kinds
+    that Python finds equal (1, 1.0, True; 0.0, -0.0) sit where, in values and in keys."""
     import copy
     import json
 
@@ -686,3 +686,18 @@ def test_the_secrets_a_pod_reads_are_found_wherever_they_are(node):
     from kompile.render.deployed import _secret_names
 
     assert _secret_names(node) == set(_secrets_read(node))
+
+
+_KEY_PARTS = st.sampled_from(
+    ["nginx.ingress.kubernetes.io/", "A/", "configuration-snippet", "Server-SNIPPETS", "x", "\n", "/", "-", "É"]
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.lists(_KEY_PARTS, max_size=4).map("".join) | st.integers(0, 2) | st.none(), max_size=6))
+def test_snippet_keys_are_those_that_match_one_by_one(keys):
+    """The one search over every key joined by line breaks never misses a key that matches alone (keys
+    with line breaks, and keys that are not strings, included)."""
+    from kompile.policy.controllers import _SNIPPET, snippet_keys
+
+    assert snippet_keys(keys) == sorted(k for k in keys if isinstance(k, str) and _SNIPPET.fullmatch(k))

@@ -18,6 +18,9 @@ EXPOSING = {
     "gateway.networking.k8s.io": ("Gateway", "ListenerSet", "TCPRoute", "UDPRoute", "TLSRoute"),
 }
 _SNIPPET = re.compile(r"[a-z0-9.-]+/[A-Za-z0-9._-]*snippets?", re.IGNORECASE)
+# The same, as whole lines of the keys joined by line breaks: a key _SNIPPET matches (it holds no line
+# break) is a line there, so one search says whether any key may be one.
+_SNIPPET_LINE = re.compile(rf"^(?:{_SNIPPET.pattern})$", re.IGNORECASE | re.MULTILINE)
 
 
 # Fields by which a custom resource has its controller use a ServiceAccount's token: External Secrets'
@@ -95,4 +98,9 @@ def snippet_keys(keys: list) -> list[str]:
     """Annotation-like keys anywhere in an object (as plaintext.scan gives them) that carry raw proxy
     configuration (ingress-nginx's *-snippet, NGINX Inc.'s *-snippets, HAProxy's *-config-snippet, ...),
     an Ingress's or a template's."""
+    try:
+        if not _SNIPPET_LINE.search("\n".join(keys)):
+            return []
+    except TypeError:  # (a key that is not a string: looked at one by one)
+        pass
     return sorted(key for key in keys if isinstance(key, str) and _SNIPPET.fullmatch(key))
