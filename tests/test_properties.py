@@ -689,7 +689,17 @@ def test_the_secrets_a_pod_reads_are_found_wherever_they_are(node):
 
 
 _KEY_PARTS = st.sampled_from(
-    ["nginx.ingress.kubernetes.io/", "A/", "configuration-snippet", "Server-SNIPPETS", "x", "\n", "/", "-", "É"]
+    [
+        "nginx.ingress.kubernetes.io/",
+        "A/",
+        "configuration-snippet",
+        "Server-SNIPPETS",
+        "x",
+        "\n",
+        "/",
+        "-",
+        "É",
+    ]
 )
 
 
