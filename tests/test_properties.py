@@ -699,6 +699,7 @@ _KEY_PARTS = st.sampled_from(
         "/",
         "-",
         "É",
+        "ſnİppet",  # (IGNORECASE matches "s" and "i" with these; lowercasing does not)
     ]
 )
 
@@ -706,8 +707,8 @@ _KEY_PARTS = st.sampled_from(
 @settings(max_examples=1000, deadline=None)
 @given(st.lists(st.lists(_KEY_PARTS, max_size=4).map("".join) | st.integers(0, 2) | st.none(), max_size=6))
 def test_snippet_keys_are_those_that_match_one_by_one(keys):
-    """The one search over every key joined by line breaks never misses a key that matches alone (keys
-    with line breaks, and keys that are not strings, included)."""
+    """The one look over every key joined by line breaks never misses a key that matches alone (keys
+    with line breaks, letters that match "s" or "i" without case, and keys that are not strings)."""
     from kompile.policy.controllers import _SNIPPET, snippet_keys
 
     assert snippet_keys(keys) == sorted(k for k in keys if isinstance(k, str) and _SNIPPET.fullmatch(k))

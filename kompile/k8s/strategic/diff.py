@@ -60,11 +60,12 @@ def same(one, other) -> bool:
     # marshal (format 2: no references, so sharing does not change the bytes) writes each scalar with its
     # kind (1, 1.0, true; 0.0, -0.0): the same bytes are the same YAML, found in C. Bytes that differ
     # (key order, or a kind) are told apart by the walk.
-    try:
-        if marshal.dumps(one, 2) == marshal.dumps(other, 2):
-            return True
-    except ValueError:  # (not plain data)
-        pass
+    if type(one) is dict or type(one) is list:
+        try:
+            if marshal.dumps(one, 2) == marshal.dumps(other, 2):
+                return True
+        except ValueError:  # (not plain data)
+            pass
     return _same_kinds(one, other)
 
 
