@@ -390,6 +390,95 @@ def test_command_lines_are_found_where_their_own_walk_found_them(obj):
     assert _command_lines(commands) == _reference_command_lines(obj)
 
 
+def _reference_scan(obj: dict):
+    """plaintext.scan as it was written first: every scalar with its path, judged in order."""
+    from kompile.policy.credentials import credential_in
+    from kompile.policy.plaintext import _ODD_CHARACTERS, SERVICE_ACCOUNT_TOKEN, Decoded, _odd_number
+    from kompile.policy.sops import ENC, SOPS_KEY, is_sops_encrypted
+
+    sealed, encrypted = obj.get("kind") == "SealedSecret", is_sops_encrypted(obj)
+    credentials, odd, tokens = [], [], []
+    for path, key, value in _reference_scalars(obj, ""):
+        if isinstance(value, str):
+            if _ODD_CHARACTERS.search(value):
+                odd.append(
+                    (path, "holds a control character or a Unicode line separator, which kustomize changes")
+                )
+            if key == "type" and value == SERVICE_ACCOUNT_TOKEN:
+                tokens.append(path)
+            ciphertext = (sealed and path.startswith("spec.encryptedData.")) or (
+                encrypted and (ENC.fullmatch(value) is not None or SOPS_KEY.fullmatch(path) is not None)
+            )
+            if not ciphertext and credential_in(key, value):
+                credentials.append((path, credential_in(key, value)))
+        elif isinstance(value, Decoded):
+            if value.unreadable or credential_in(key, value.text):
+                credentials.append((path, value.unreadable or credential_in(key, value.text)))
+        elif isinstance(value, float | int) and _odd_number(value):
+            odd.append((path, _odd_number(value)))
+    return credentials + _reference_command_lines(obj), odd, tokens
+
+
+_ENC = "ENC[AES256_GCM,data:eA==,iv:eA==,tag:eA==,type:str]"
+_SCAN_TOPS = st.one_of(
+    st.fixed_dictionaries(  # ciphertext under spec.encryptedData, and beside it
+        {
+            "kind": st.just("SealedSecret"),
+            "spec": st.fixed_dictionaries(
+                {
+                    "encryptedData": st.dictionaries(
+                        st.sampled_from(["password", "x"]), _SCAN_LEAVES, max_size=3
+                    )
+                },
+                optional={"template": st.dictionaries(st.sampled_from(["password", "x"]), _SCAN_LEAVES)},
+            ),
+        }
+    ),
+    st.fixed_dictionaries(  # sops: ENC[...] values, and sops' own encrypted keys (sops.age[0].enc)
+        {
+            "kind": st.just("Secret"),
+            "data": st.dictionaries(
+                st.sampled_from(["password", "x"]), st.sampled_from([_ENC, ""]), max_size=2
+            ),
+            "sops": st.fixed_dictionaries(
+                {
+                    "mac": st.just(_ENC),
+                    "lastmodified": st.just("2026-01-01T00:00:00Z"),
+                    "version": st.just("3.9.0"),
+                    "age": st.lists(
+                        st.fixed_dictionaries(
+                            {"recipient": st.just("age1x"), "enc": st.sampled_from(["PASSWORD=hunter2", "x"])}
+                        ),
+                        min_size=1,
+                        max_size=2,
+                    ),
+                }
+            ),
+        }
+    ),
+    st.fixed_dictionaries(
+        {"kind": st.sampled_from(["ConfigMap", "Secret"])},
+        optional={"type": st.sampled_from(["kubernetes.io/service-account-token", "Opaque"])},
+    ),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.dictionaries(_SCAN_KEYS, _SCAN_OBJECTS, max_size=4),
+    _SCAN_TOPS,
+    st.sampled_from([1e400, 1 << 70, "a\x85b", "ok"]),
+)
+def test_the_scan_judges_every_scalar_as_one_walk_over_them_did(obj, top, odd):
+    """The scan (which writes a path out only for a finding) finds what judging every scalar with its path
+    found: credentials, values kustomize changes, token requests, ciphertext where a SealedSecret or a
+    sops-encrypted Secret holds it."""
+    from kompile.policy.plaintext import scan
+
+    obj = {**obj, **top, "odd": [odd, {"x": odd}]}
+    assert scan(obj)[:3] == _reference_scan(obj)
+
+
 _COMPONENTS = st.sampled_from(
     ["bases", "overlays", "gitops", "rendered", "dev", "a.yaml", ".", "..", "", "x" * 250]
 )

@@ -27,6 +27,7 @@ from kompile.policy.credentials import (
     inflated,
     inflated_limit,
 )
+from kompile.policy.credentials import _memo as _credential_memo
 from kompile.policy.sops import ENC, SOPS_KEY, is_sops_encrypted
 
 # What no reader on the way keeps as written: go-yaml folds NEL and the Unicode line and paragraph
@@ -48,27 +49,29 @@ def scan(obj: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[
     tokens: list[str] = []
     sealed = obj.get("kind") == "SealedSecret"
     encrypted = is_sops_encrypted(obj)
-    found: list[tuple[str, str, object]] = []
+    found: list[tuple] = []
     commands: list[tuple[str, dict]] = []
     keys: list = []
     _scalars(obj, "", "", found.append, commands, keys)
     texts: list[str] = []
-    for path, key, value in found:
-        if isinstance(value, str):
+    memo, missing = _credential_memo, _MISSING
+    for entry in found:
+        key, value = entry[3], entry[4]
+        if type(value) is str or isinstance(value, str):
             texts.append(value)
             if key == "type" and value == SERVICE_ACCOUNT_TOKEN:
-                tokens.append(path)
-            ciphertext = (sealed and path.startswith("spec.encryptedData.")) or (
-                encrypted and (ENC.fullmatch(value) is not None or SOPS_KEY.fullmatch(path) is not None)
-            )
-            if not ciphertext:
+                tokens.append(_where(entry))
+            if (sealed or encrypted) and _ciphertext(_where(entry), value, sealed, encrypted):
+                continue
+            what = memo.get((key, value), missing)  # (credential_in's own table, read without a call)
+            if what is missing:
                 what = credential_in(key, value)
-                if what:
-                    credentials.append((path, what))
+            if what:
+                credentials.append((_where(entry), what))
         elif isinstance(value, Decoded):
             what = value.unreadable or credential_in(key, value.text)
             if what:
-                credentials.append((path, what))
+                credentials.append((_where(entry), what))
         elif isinstance(value, float | int) and _odd_number(value):
             texts.append("\0")  # (then found value by value, in order)
     # Odd values are rare: one search over every string (the line breaks joining them are not odd) says
@@ -78,17 +81,31 @@ def scan(obj: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[
     return credentials, odd, tokens, keys
 
 
+_MISSING = object()
+
+
+def _ciphertext(path: str, value: str, sealed: bool, encrypted: bool) -> bool:
+    """Where a sealed or sops-encrypted object holds ciphertext, which is no credential in plain text."""
+    return (sealed and path.startswith("spec.encryptedData.")) or (
+        encrypted and (ENC.fullmatch(value) is not None or SOPS_KEY.fullmatch(path) is not None)
+    )
+
+
 def _odd(found: list[tuple[str, str, object]]) -> list[tuple[str, str]]:
     """(where, what) for each value kustomize or the API server would change or refuse, in order."""
     odd = []
-    for path, _, value in found:
+    for entry in found:
+        value = entry[4]
         if isinstance(value, str):
             if _ODD_CHARACTERS.search(value):
                 odd.append(
-                    (path, "holds a control character or a Unicode line separator, which kustomize changes")
+                    (
+                        _where(entry),
+                        "holds a control character or a Unicode line separator, which kustomize changes",
+                    )
                 )
         elif isinstance(value, float | int) and _odd_number(value):
-            odd.append((path, _odd_number(value)))
+            odd.append((_where(entry), _odd_number(value)))
     return odd
 
 
@@ -127,48 +144,62 @@ def scalars(node, path: str, key: str = "") -> list[tuple[str, str, object]]:
     """(path, the key naming it, value) for every scalar in node, and every mapping key as a string (with
     no key of its own); binaryData decoded. An env variable's or header's value is named by its `name`,
     and a command's argument by the flag before it. In document order."""
-    found: list[tuple[str, str, object]] = []
+    found: list[tuple] = []
     _scalars(node, path, key, found.append, [], [])
-    return found
+    return [(_where(entry), entry[3], entry[4]) for entry in found]
+
+
+# Where a scalar sits, as the walk finds it: (the path of what holds it, its name or index there, how
+# the two join: _MEMBER a.b, _ITEM a[0] or a[NAME], _ITSELF the path alone). A path is written out only
+# for a finding: most scalars never need theirs.
+_MEMBER, _ITEM, _ITSELF = 0, 1, 2
+
+
+def _where(entry: tuple) -> str:
+    path, name, joined = entry[0], entry[1], entry[2]
+    if joined == _MEMBER:
+        return f"{path}.{name}" if path else str(name)
+    if joined == _ITEM:
+        return f"{path}[{name}]"
+    return path
 
 
 def _scalars(node, path: str, key: str, add, commands: list, keys: list) -> None:
-    # Appends rather than yields: a generator hands each value up through every level of nesting. The
-    # mappings holding a command or args are collected on the way (for _command_lines), and every
-    # mapping key (for the rules that look for keys anywhere).
+    # Appends (path, name, how they join, key, value) rather than yields: a generator hands each value up
+    # through every level of nesting. The mappings holding a command or args are collected on the way
+    # (for _command_lines), and every mapping key (for the rules that look for keys anywhere).
     if isinstance(node, dict):
         if "command" in node or "args" in node:
             commands.append((path, node))
         keys += node
         for name, value in node.items():
-            here = f"{path}.{name}" if path else str(name)
+            named = name if type(name) is str else str(name)
             if isinstance(name, str):
-                add((here, "", name))
+                add((path, name, _MEMBER, "", name))
             if path == "binaryData" and isinstance(value, str):
                 value = _decoded(value)
             if isinstance(value, dict | list):
-                _scalars(value, here, str(name), add, commands, keys)
+                _scalars(value, f"{path}.{name}" if path else named, named, add, commands, keys)
             else:
-                add((here, str(name), value))
+                add((path, name, _MEMBER, named, value))
     elif isinstance(node, list):
         pairs = all(isinstance(item, dict) and isinstance(item.get("name"), str) for item in node)
         flag = None
         for index, item in enumerate(node):
-            here = f"{path}[{index}]"
             if pairs and isinstance(item.get("value"), str):  # env variables, HTTP headers
-                add((f"{path}[{item['name']}]", item["name"], item["value"]))
+                add((path, item["name"], _ITEM, item["name"], item["value"]))
                 keys += ("name", "value")
                 item = {k: v for k, v in item.items() if k not in ("name", "value")}
             if isinstance(item, str):
                 # `--password hunter2`: the value after a flag is held under the flag's name.
-                add((here, flag or key, item))
+                add((path, index, _ITEM, flag or key, item))
                 flag = item.lstrip("-") if item.startswith("-") and "=" not in item else None
             elif isinstance(item, dict | list):
-                _scalars(item, here, key, add, commands, keys)
+                _scalars(item, f"{path}[{index}]", key, add, commands, keys)
             else:
-                add((here, key, item))
+                add((path, index, _ITEM, key, item))
     else:
-        add((path, key, node))
+        add((path, None, _ITSELF, key, node))
 
 
 def _decoded(value: str) -> str | Decoded:
