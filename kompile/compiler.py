@@ -18,7 +18,7 @@ from kompile.errors import Code, Collector, Diagnostic, KompileError, Severity, 
 from kompile.index import Index, checked_incrementally, write_index
 from kompile.inputs import reading
 from kompile.layout import Compiled, base_dir, layout_base, layout_overlay, overlay_dir
-from kompile.layout.gitops import layout_gitops
+from kompile.layout.gitops import environment_gitops, gitops_header, layout_gitops
 from kompile.layout.rendered import layout_rendered, rendered_dir
 from kompile.load.git import folder_in_repo, remote_urls, same_repository
 from kompile.load.project import Project, load_project, require_environments
@@ -127,12 +127,20 @@ def _compile(
     kinds: set[tuple[str, str]] = set()
     environments = {}
     counts = {}
+    count = len(project.environments) if resolved is None else len(only or resolved)
+    # Workers compiling every environment make each one's own GitOps files too (else the parent makes
+    # them all at the end, alone).
+    head = (
+        gitops_header(base_env, [spec.rel for spec in project.environments.values()])
+        if not only and base_env.gitops is not None and _workers(keep_objects, count)
+        else None
+    )
     if resolved is None:
-        resolved, results = _check_and_compile_all(base, project, progress, emit, render)
+        resolved, results = _check_and_compile_all(base, project, progress, emit, render, head)
         compiled = resolved
     else:
         compiled = [r for r in resolved if r.name in only] if only else resolved
-        results = _compile_all(base, project, compiled, keep_objects, progress, emit, render)
+        results = _compile_all(base, project, compiled, keep_objects, progress, emit, render, head)
     problems = [(item, d) for item, result in zip(compiled, results, strict=True) for d in result.problems]
     if problems:  # a problem in the environment's own file needs no name; one in a shared file does
         own = [d for item, d in problems if d.span is not None and d.span.path == item.sources[-1]]
@@ -155,7 +163,8 @@ def _compile(
             *(rendered_dir(env.name) for env in envs),
         )
     else:
-        emit(layout_gitops(base_env, envs, kinds))
+        made = None if head is None else [path for result in results for path in result.gitops]
+        emit(layout_gitops(base_env, envs, kinds, made))
         owned = OUTPUT_FOLDERS
     output = Output(
         project,
@@ -244,6 +253,7 @@ class _Result:
     compiled: Compiled | None
     problems: tuple[Diagnostic, ...] = ()
     env: Environment | None = None  # without objects kept: only what the GitOps objects and warnings read
+    gitops: tuple[str, ...] = ()  # its own GitOps files, when it made them (files holds them)
 
 
 def _compile_one(
@@ -253,8 +263,10 @@ def _compile_one(
     keep_objects: bool,
     render: frozenset[str] = frozenset(),
     merged: bool = False,
+    gitops_head: str | None = None,
 ) -> _Result:
-    """One environment compiled (item holds its merged settings when kept, or when merged says so)."""
+    """One environment compiled (item holds its merged settings when kept, or when merged says so). With
+    gitops_head, its own GitOps files too (what heads every GitOps file)."""
     env = normalise_environment(project, item if keep_objects or merged else resolve(project, item))
     try:
         untransformed, deployed = render_stages(env, base.ids)
@@ -264,10 +276,12 @@ def _compile_one(
             files.update(layout_rendered(compiled))
     except KompileError as exc:  # every environment is compiled, so one run lists every problem
         return _Result({}, frozenset(), 0, None, tuple(exc.diagnostics), env)
+    gitops = environment_gitops(base.env, env, gitops_head) if gitops_head is not None else {}
+    files.update(gitops)
     kinds = frozenset((obj["apiVersion"].rpartition("/")[0], obj["kind"]) for obj in deployed)
     if keep_objects:
-        return _Result(files, kinds, len(deployed), compiled, env=env)
-    return _Result(files, kinds, len(deployed), None, env=_summary(env))
+        return _Result(files, kinds, len(deployed), compiled, env=env, gitops=tuple(gitops))
+    return _Result(files, kinds, len(deployed), None, env=_summary(env), gitops=tuple(gitops))
 
 
 def renders(env: Environment) -> bool:
@@ -304,9 +318,9 @@ def _summary(env: Environment) -> Environment:
 PARALLEL_MIN = 200
 # Environments per task given to a worker: what the parent receives at once (their files) stays small.
 CHUNK_MAX = 50
-_job: tuple[Compiled, Project, list[Resolved], frozenset[str]] | None = (
-    None  # what forked workers read (set just before forking)
-)
+# What forked workers read (set just before forking): the base, the project, the environments, those to
+# render, and what heads the GitOps files when the workers make them.
+_job: tuple[Compiled, Project, list, frozenset[str], str | None] | None = None
 
 
 def _compile_all(
@@ -317,6 +331,7 @@ def _compile_all(
     progress: Callable[[int, int], None] | None,
     emit: Callable[[dict[str, bytes]], None],
     render: frozenset[str] = frozenset(),
+    gitops_head: str | None = None,
 ) -> list[_Result]:
     """Each environment compiles on its own, so large repos are spread over the cores. Workers are
     forked after loading and validating, so they share the model instead of receiving it; they send
@@ -329,7 +344,7 @@ def _compile_all(
         for env in envs:
             keep(_compile_one(base, project, env, keep_objects, render))
         return results
-    _in_workers(workers, (base, project, envs, render), _compile_chunk, len(envs), keep)
+    _in_workers(workers, (base, project, envs, render, gitops_head), _compile_chunk, len(envs), keep)
     return results
 
 
@@ -390,8 +405,11 @@ def _in_workers(workers: int, job: tuple, task: Callable, count: int, keep: Call
 
 
 def _compile_chunk(bounds: tuple[int, int]) -> list[_Result]:
-    base, project, envs, render = _job
-    return [_compile_one(base, project, env, False, render) for env in envs[bounds[0] : bounds[1]]]
+    base, project, envs, render, head = _job
+    return [
+        _compile_one(base, project, env, False, render, gitops_head=head)
+        for env in envs[bounds[0] : bounds[1]]
+    ]
 
 
 def _app_clean(project: Project) -> bool:
@@ -409,6 +427,7 @@ def _check_and_compile_all(
     progress: Callable[[int, int], None] | None,
     emit: Callable[[dict[str, bytes]], None],
     render: frozenset[str],
+    gitops_head: str | None,
 ) -> tuple[list[Resolved], list[_Result]]:
     """Every environment checked and compiled by the same worker, in one pass (its merged settings made
     once): the checks of ten thousand environments no longer hold up both cores. The problems are
@@ -427,7 +446,8 @@ def _check_and_compile_all(
         if result is not None:
             keep(result)
 
-    _in_workers(_workers(False, len(names)), (base, project, names, render), _check_chunk, len(names), take)
+    job = (base, project, names, render, gitops_head)
+    _in_workers(_workers(False, len(names)), job, _check_chunk, len(names), take)
     out, shared = Collector(), []
     for checked in found:
         out.add(checked.problems)
@@ -449,14 +469,16 @@ class _Checked:
 
 
 def _check_chunk(bounds: tuple[int, int]) -> list[tuple[_Checked, _Result | None]]:
-    base, project, names, render = _job
+    base, project, names, render, head = _job
     out: list[tuple[_Checked, _Result | None]] = []
     for name in names[bounds[0] : bounds[1]]:
         problems = Collector()
         shared: list[tuple[str, Diagnostic]] = []
         item = check_environment_settings(project, name, True, set(), shared, problems)
         clean = item is not None and not problems and not any(d.severity is Severity.ERROR for _, d in shared)
-        result = _compile_one(base, project, item, False, render, merged=True) if clean else None
+        result = (
+            _compile_one(base, project, item, False, render, merged=True, gitops_head=head) if clean else None
+        )
         reads = item.reads if item is not None else ()  # (its own and the App's files: read already)
         checked = _Checked(
             replace(item, settings=None) if item is not None else None,

@@ -23,12 +23,55 @@ def fleet(tmp_path_factory) -> Path:
     return generate_fleet(tmp_path_factory.mktemp("fleet"), COUNT)
 
 
-def test_parallel_and_sequential_compilation_give_the_same_bytes(fleet: Path):
-    parallel = compile_project(fleet, keep_objects=False)
-    sequential = compile_project(fleet, keep_objects=True)
-    assert not parallel.environments and len(parallel.names) == COUNT
+PREVIEW = """apiVersion: kompile.dev/v1alpha1
+kind: Environment
+metadata:
+  name: preview
+spec:
+  extends: staging
+  tier: preview
+  image: {tag: template}
+  pullRequests:
+    github: {owner: acme, repo: shop, tokenSecret: github-token}
+    host: pr-{number}.preview.example.com
+    imageTag: pr-{number}
+  sealedSecrets: null
+  externalSecrets:
+    store: {name: previews, kind: ClusterSecretStore}
+    secrets:
+      shop-django: {key: shop-preview-django}
+"""
+# The GitOps objects each way: workers make each environment's own files, the parent those of them all.
+GITOPS = {
+    "argocd": ("tool: argocd", "tool: argocd"),
+    "argocd-application-set": ("tool: argocd", "tool: argocd\n    argocd: {applicationSet: true}"),
+    "flux": ("tool: argocd", "tool: flux"),
+    "flux-branches": ("tool: argocd", "tool: flux\n    hydration: {mode: branches}"),
+    "argocd-rendered": ("tool: argocd", "tool: argocd\n    hydration: {mode: rendered}"),
+}
+
+
+@pytest.mark.parametrize("gitops", sorted(GITOPS))
+def test_parallel_and_sequential_compilation_give_the_same_bytes(fleet: Path, tmp_path: Path, gitops: str):
+    import shutil
+
+    root = tmp_path / "fleet"
+    shutil.copytree(fleet, root)
+    _edit(root, "environments/app.yaml", *GITOPS[gitops])
+    if gitops.startswith("argocd"):  # (a template of previews, which Flux has no objects for)
+        for spec in (root / "environments").glob("pr-*.yaml"):  # (pr-<number> is a preview's name)
+            spec.with_name("env" + spec.name[2:]).write_text(
+                spec.read_text().replace("name: pr-", "name: env-")
+            )
+            spec.unlink()
+        (root / "environments" / "preview.yaml").write_text(PREVIEW)
+    parallel = compile_project(root, keep_objects=False)
+    sequential = compile_project(root, keep_objects=True)
+    assert not parallel.environments and len(parallel.names) == len(sequential.names) > COUNT - 1
     assert parallel.names == sequential.names
     assert parallel.files == sequential.files
+    folder = "gitops/flux/" if gitops.startswith("flux") else "gitops/argocd/"
+    assert sum(path.startswith(folder) for path in parallel.files) > (3 if "set" in gitops else COUNT)
 
 
 def test_an_error_in_a_worker_is_reported(tmp_path: Path):

@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 import secrets
-from collections.abc import Iterable, Iterator
 
 from kompile import names
 from kompile.errors import Code, Diagnostic, KompileError, Span
@@ -355,18 +353,20 @@ def root_application(base: Environment) -> dict:
 
 def render_argocd(
     base: Environment, envs: list[Environment], kinds: set[tuple[str, str]]
-) -> tuple[Iterator[dict], list[dict]]:
-    """The objects the root syncs, made one at a time as they are read (one per environment: a large
-    repo's would otherwise all be in memory at once), and the bootstrap."""
-    previews = [env for env in envs if env.pull_requests]
+) -> tuple[list[dict], list[dict]]:
+    """The objects the root syncs that describe every environment (the AppProject, and the
+    ApplicationSet when the environments share one), and the bootstrap. Each environment's own objects
+    come from argocd_objects."""
+    shared = [app_project(base, envs, kinds)]
     deployed = [env for env in envs if not env.pull_requests]
     if base.gitops.application_set and deployed:
-        applications: Iterable[dict] = [application_set(base, deployed)]
-    else:
-        applications = (application(base, env) for env in deployed)
-    managed = itertools.chain(
-        [app_project(base, envs, kinds)],
-        applications,
-        (preview_application_set(base, env) for env in previews),
-    )
-    return managed, [root_application(base)]
+        shared.append(application_set(base, deployed))
+    return shared, [root_application(base)]
+
+
+def argocd_objects(base: Environment, env: Environment) -> list[dict]:
+    """What the root syncs for this environment alone: its Application (unless an ApplicationSet lists
+    it), or its preview ApplicationSet."""
+    if env.pull_requests:
+        return [preview_application_set(base, env)]
+    return [] if base.gitops.application_set else [application(base, env)]

@@ -4,7 +4,6 @@ that reconciles them (bootstrap)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 from kompile import names
 from kompile.k8s import meta
@@ -106,23 +105,25 @@ def kustomization(
     }
 
 
-def render_flux(base: Environment, envs: list[Environment]) -> tuple[Iterator[dict], list[dict]]:
-    """The objects the root syncs, made one at a time as they are read, and the bootstrap."""
+def render_flux(base: Environment) -> tuple[list[dict], list[dict]]:
+    """The object the root syncs that every environment shares (the GitRepository), and the bootstrap.
+    Each environment's own objects come from flux_objects."""
     root = kustomization(base, names.gitops_root(base.app), base.gitops.source_path("gitops/flux"), None)
-    return _managed(base, envs), [git_repository(base), root]
+    return [git_repository(base)], [git_repository(base), root]
 
 
-def _managed(base: Environment, envs: list[Environment]) -> Iterator[dict]:
+def flux_objects(base: Environment, env: Environment) -> list[dict]:
+    """What the root syncs for this environment alone: its Kustomization (and, hydrated to a branch, the
+    GitRepository of that branch)."""
     gitops = base.gitops
-    yield git_repository(base)
-    for env in envs:
-        decrypt = bool(env.sops_secrets)
-        if gitops.hydration is Hydration.BRANCHES:
-            yield hydrated_repository(base, env)
-            path = names.hydrated_folder(base.app, base.gitops.path)
-            yield kustomization(base, env.instance, path, env.cluster, decrypt, source=env.instance)
-            continue
-        folder = names.RENDERED if gitops.hydration is Hydration.RENDERED else "overlays"
-        yield kustomization(
-            base, env.instance, gitops.source_path(f"{folder}/{env.name}"), env.cluster, decrypt
-        )
+    decrypt = bool(env.sops_secrets)
+    if gitops.hydration is Hydration.BRANCHES:
+        path = names.hydrated_folder(base.app, base.gitops.path)
+        return [
+            hydrated_repository(base, env),
+            kustomization(base, env.instance, path, env.cluster, decrypt, source=env.instance),
+        ]
+    folder = names.RENDERED if gitops.hydration is Hydration.RENDERED else "overlays"
+    return [
+        kustomization(base, env.instance, gitops.source_path(f"{folder}/{env.name}"), env.cluster, decrypt)
+    ]
