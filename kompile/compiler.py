@@ -6,10 +6,7 @@ Nothing here prints, exits or writes; the CLI and write.py decide what to do wit
 from __future__ import annotations
 
 import gc
-import multiprocessing
-import os
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,6 +22,7 @@ from kompile.load.project import Project, load_project, require_environments
 from kompile.model import Environment, Hydration, Network
 from kompile.names import OUTPUT_FOLDERS
 from kompile.normalise import normalise_base, normalise_environment
+from kompile.parallel import cores, in_workers, job
 from kompile.render import render_stages
 from kompile.validate import (
     check_across,
@@ -314,15 +312,6 @@ def _summary(env: Environment) -> Environment:
     )
 
 
-# Below this many environments, starting processes costs more than it saves.
-PARALLEL_MIN = 200
-# Environments per task given to a worker: what the parent receives at once (their files) stays small.
-CHUNK_MAX = 50
-# What forked workers read (set just before forking): the base, the project, the environments, those to
-# render, and what heads the GitOps files when the workers make them.
-_job: tuple[Compiled, Project, list, frozenset[str], str | None] | None = None
-
-
 def _compile_all(
     base: Compiled,
     project: Project,
@@ -344,7 +333,7 @@ def _compile_all(
         for env in envs:
             keep(_compile_one(base, project, env, keep_objects, render))
         return results
-    _in_workers(workers, (base, project, envs, render, gitops_head), _compile_chunk, len(envs), keep)
+    in_workers(workers, (base, project, envs, render, gitops_head), _compile_chunk, len(envs), keep)
     return results
 
 
@@ -370,42 +359,12 @@ def _keeper(
 
 
 def _workers(keep_objects: bool, count: int) -> int:
-    """How many processes compile this many environments (0: this one, alone)."""
-    workers = min(os.cpu_count() or 1, 8)
-    if (
-        keep_objects
-        or workers < 2
-        or count < PARALLEL_MIN
-        or "fork" not in multiprocessing.get_all_start_methods()
-    ):
-        return 0
-    return workers
-
-
-def _in_workers(workers: int, job: tuple, task: Callable, count: int, keep: Callable) -> None:
-    """task((start, end)) over chunks of range(count) in forked workers (which read `job`, set just before
-    forking), each chunk's results handed to keep in order."""
-    global _job
-    _job = job
-    try:
-        step = min(-(-count // (workers * 8)), CHUNK_MAX)
-        chunks = [(start, min(start + step, count)) for start in range(0, count, step)]
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            # A finished chunk waits in the parent until it is taken, files and all: a build, which
-            # writes each file as it comes, takes them more slowly than the workers make them. So only
-            # a few chunks are handed out ahead (imap would hand out every one), taken in order.
-            pending: deque = deque()
-            for index, bounds in enumerate(chunks):
-                pending.append(pool.apply_async(task, (bounds,)))
-                while pending and (len(pending) > 2 * workers or index == len(chunks) - 1):
-                    for result in pending.popleft().get():
-                        keep(result)
-    finally:
-        _job = None
+    """How many processes compile this many environments (0: this one, alone, as when its objects are kept)."""
+    return 0 if keep_objects else cores(count)
 
 
 def _compile_chunk(bounds: tuple[int, int]) -> list[_Result]:
-    base, project, envs, render, head = _job
+    base, project, envs, render, head = job()
     return [
         _compile_one(base, project, env, False, render, gitops_head=head)
         for env in envs[bounds[0] : bounds[1]]
@@ -447,7 +406,7 @@ def _check_and_compile_all(
             keep(result)
 
     job = (base, project, names, render, gitops_head)
-    _in_workers(_workers(False, len(names)), job, _check_chunk, len(names), take)
+    in_workers(_workers(False, len(names)), job, _check_chunk, len(names), take)
     out, shared = Collector(), []
     for checked in found:
         out.add(checked.problems)
@@ -469,7 +428,7 @@ class _Checked:
 
 
 def _check_chunk(bounds: tuple[int, int]) -> list[tuple[_Checked, _Result | None]]:
-    base, project, names, render, head = _job
+    base, project, names, render, head = job()
     out: list[tuple[_Checked, _Result | None]] = []
     for name in names[bounds[0] : bounds[1]]:
         problems = Collector()

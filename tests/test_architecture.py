@@ -19,6 +19,7 @@ STAGES = [
     "kompile.errors",  # diagnostics as data
     "kompile.safefs",  # the file system, never through a link or outside the root
     "kompile.inputs",  # input files under the root: size cap, UTF-8, no links
+    "kompile.parallel",  # work spread over forked processes, results in order
     "kompile.goyaml",  # what go-yaml (kustomize, kubectl) takes a plain scalar for
     "kompile.source",  # YAML with positions
     "kompile.k8s",  # Kubernetes knowledge: the kinds table, quantities, builders, kustomize's transformers

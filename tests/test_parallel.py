@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from kompile.compiler import PARALLEL_MIN, compile_project
+from kompile.compiler import compile_project
 from kompile.errors import Code, KompileError
+from kompile.parallel import PARALLEL_MIN
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from fleet import environment_name, generate_fleet  # noqa: E402
@@ -194,3 +195,44 @@ def test_checked_in_workers_the_problems_are_those_of_checking_first(fleet: Path
     assert isinstance(sequential, list) and sequential, "the case must be a problem"
     assert parallel == sequential
     assert not (root / "overlays").exists()
+
+
+def test_specs_loaded_on_every_core_are_those_loaded_one_by_one(fleet: Path, tmp_path: Path, monkeypatch):
+    """Ten thousand specs are parsed on every core: the project (its specs, inputs and identities, in
+    order) and every problem (in order) are those of reading them one by one."""
+    import shutil
+
+    from kompile.load import project as loading
+
+    root = tmp_path / "fleet"
+    shutil.copytree(fleet, root)
+
+    def both():
+        outcomes = []
+        for workers in (True, False):
+            if not workers:
+                monkeypatch.setattr(loading, "cores", lambda count: 0)
+            try:
+                loaded = loading.load_project(root)
+                outcomes.append(
+                    (
+                        [(f.rel, f.kind, f.name, f.doc) for f in (loaded.app, *loaded.environments.values())],
+                        list(loaded.inputs.items()),
+                        list(loaded.identities.items()),
+                    )
+                )
+            except KompileError as exc:
+                outcomes.append([(d.code, d.message, d.span) for d in exc.diagnostics])
+            monkeypatch.undo()
+        return outcomes
+
+    parallel, sequential = both()
+    assert parallel == sequential and len(parallel[0]) == COUNT + 1
+    # Problems in several files, in several chunks: a YAML error, an unknown key, a name that is not the
+    # file's, a second App.
+    _edit(root, f"environments/{environment_name(3)}.yaml", "  tier: preview\n", "  tier: [preview\n")
+    _edit(root, f"environments/{environment_name(90)}.yaml", "  tier: preview\n", "  tire: preview\n")
+    _edit(root, f"environments/{environment_name(150)}.yaml", "  name: ", "  name: x")
+    (root / "environments" / "zz-app.yaml").write_text((root / "environments" / "app.yaml").read_text())
+    parallel, sequential = both()
+    assert parallel == sequential and len(parallel) == 4

@@ -1,0 +1,52 @@
+"""Work spread over the cores: forked processes that read what the parent holds (copy on write, set
+just before forking) and send back only their results, taken in order whatever the schedule."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable
+
+# Below this many items (environments, spec files), starting processes costs more than it saves.
+PARALLEL_MIN = 200
+# Items per task given to a worker: what the parent receives at once (an environment's files) stays small.
+CHUNK_MAX = 50
+
+_job: tuple | None = None  # what forked workers read
+
+
+def cores(count: int) -> int:
+    """How many processes share this many items (0: this one, alone)."""
+    workers = min(os.cpu_count() or 1, 8)
+    if workers < 2 or count < PARALLEL_MIN or "fork" not in multiprocessing.get_all_start_methods():
+        return 0
+    return workers
+
+
+def job() -> tuple:
+    """What the parent gave its workers (in a worker)."""
+    assert _job is not None
+    return _job
+
+
+def in_workers(workers: int, shared: tuple, task: Callable, count: int, keep: Callable) -> None:
+    """task((start, end)) over chunks of range(count) in forked workers (which read `shared` through
+    job()), each item of each chunk's result handed to keep in order."""
+    global _job
+    _job = shared
+    try:
+        step = min(-(-count // (workers * 8)), CHUNK_MAX)
+        chunks = [(start, min(start + step, count)) for start in range(0, count, step)]
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            # A finished chunk waits in the parent until it is taken, files and all: a build, which
+            # writes each file as it comes, takes them more slowly than the workers make them. So only
+            # a few chunks are handed out ahead (imap would hand out every one), taken in order.
+            pending: deque = deque()
+            for index, bounds in enumerate(chunks):
+                pending.append(pool.apply_async(task, (bounds,)))
+                while pending and (len(pending) > 2 * workers or index == len(chunks) - 1):
+                    for result in pending.popleft().get():
+                        keep(result)
+    finally:
+        _job = None
