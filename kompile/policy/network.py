@@ -9,6 +9,7 @@ address" when the ipBlocks of one direction, taken together, cover all of IPv4 o
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable
 
@@ -57,8 +58,13 @@ def is_default_deny(policy: dict) -> bool:
 def network(cidr) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
     """An ipBlock's cidr as the API server reads it (host bits allowed); an IPv6 block that holds IPv4
     addresses (mapped, compatible, NAT64) as the IPv4 block it reaches."""
+    return _network(str(cidr))
+
+
+@functools.lru_cache(maxsize=4096)  # (the same few blocks in every environment; networks are immutable)
+def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
     try:
-        net = ipaddress.ip_network(str(cidr), strict=False)
+        net = ipaddress.ip_network(cidr, strict=False)
     except ValueError:
         return None
     if isinstance(net, ipaddress.IPv6Network):
@@ -80,6 +86,11 @@ INTERNET = {4: ipaddress.ip_network("0.0.0.0/0"), 6: ipaddress.ip_network("2000:
 
 def covers_half(nets: list, version: int) -> bool:
     """Whether these blocks together cover half or more of the internet's addresses of one IP version."""
+    return _covers_half(tuple(nets), version)
+
+
+@functools.lru_cache(maxsize=4096)
+def _covers_half(nets: tuple, version: int) -> bool:
     internet = INTERNET[version]
     inside = []
     for net in ipaddress.collapse_addresses(n for n in nets if n.version == version):
