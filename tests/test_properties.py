@@ -586,7 +586,8 @@ _PLAIN_DATA = st.recursive(
     | st.integers()
     | st.floats(allow_nan=False)
     | st.text(max_size=12)
-    | st.sampled_from(["0o644", "08", "y", "null", "", "1e3", "a\u2028b", "-", "key: value", "'q'", "#x"]),
+    | st.sampled_from(["0o644", "08", "y", "null", "", "1e3", "a\u2028b", "-", "key: value", "'q'", "#x"])
+    | st.lists(st.sampled_from(["1", "0", ".", "e", "x", "true", "-", ":", "_"]), max_size=4).map("".join),
     lambda children: (
         st.lists(children, max_size=4)
         | st.dictionaries(st.text(max_size=6) | st.sampled_from(["on", "1", "<<"]), children, max_size=4)
@@ -599,17 +600,27 @@ _PLAIN_DATA = st.recursive(
 @given(_PLAIN_DATA)
 def test_the_emitter_makes_the_nodes_the_representer_makes(value):
     """emit_yaml builds the node tree itself (and remembers resolved tags): the bytes are those of
-    yaml.dump through the dumper's own representer, with the C and the pure-Python emitters."""
+    yaml.dump through the dumper's own representer, with the C and the pure-Python emitters, and those of
+    the C emitter with nothing remembered."""
     import yaml
 
-    from kompile.emit import PurePythonDumper, _Dumper, emit_yaml
+    from kompile.emit import PurePythonDumper, _Base, _Dumper, _represent_str, emit_yaml
+
+    class Forgetful(_Base):  # (_Dumper without its table of resolved tags)
+        def ignore_aliases(self, data) -> bool:
+            return True
+
+    Forgetful.add_representer(str, _represent_str)
+
+    def dump(data, dumper):
+        options = {"sort_keys": False, "default_flow_style": False, "allow_unicode": True, "width": 1 << 16}
+        return yaml.dump(data, Dumper=dumper, **options).encode()
 
     for dumper in (_Dumper, PurePythonDumper):
-        reference = yaml.dump(
-            value, Dumper=dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1 << 16
-        ).encode()
+        reference = dump(value, dumper)
         assert emit_yaml(value, dumper=dumper) == reference
         assert emit_yaml(value, dumper=dumper) == reference  # (the second time, from remembered tags)
+    assert emit_yaml(value) == dump(value, Forgetful)
 
 
 def _every_key(node) -> list:

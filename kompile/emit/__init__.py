@@ -90,7 +90,7 @@ def must_quote(text: str) -> bool:
     )
 
 
-_RESOLVED: dict[tuple[str, tuple[bool, bool]], str] = {}  # (scalar, implicit) -> its tag, for _Dumper
+_RESOLVED: dict[str, str] = {}  # scalar -> the tag it is read as, for _Dumper
 
 
 class _Dumper(_Base):
@@ -99,15 +99,18 @@ class _Dumper(_Base):
 
     def resolve(self, kind, value, implicit):
         # libyaml's serializer asks twice for every scalar which tag it would be read as: the same few
-        # thousand strings, in every environment. Remembered (a bounded table).
-        if kind is not ScalarNode or len(value) > 256:  # (a long value is rarely repeated: not kept)
-            return super().resolve(kind, value, implicit)
-        key = (value, implicit)
-        tag = _RESOLVED.get(key)
+        # thousand strings, in every environment. Remembered (a bounded table) by the scalar alone: the
+        # tag does not depend on implicit[1]; and asked with implicit[0] false, no resolver runs and the
+        # answer is always the default tag (BaseResolver.resolve, without path resolvers).
+        if kind is not ScalarNode or len(value) > 256 or self.yaml_path_resolvers:
+            return super().resolve(kind, value, implicit)  # (a long value is rarely repeated: not kept)
+        if not implicit[0]:
+            return self.DEFAULT_SCALAR_TAG
+        tag = _RESOLVED.get(value)
         if tag is None:
             if len(_RESOLVED) > 20_000:
                 _RESOLVED.clear()
-            tag = _RESOLVED[key] = super().resolve(kind, value, implicit)
+            tag = _RESOLVED[value] = super().resolve(kind, value, implicit)
         return tag
 
 

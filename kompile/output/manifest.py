@@ -206,13 +206,16 @@ class Manifest:
     def with_hashes(self, paths, other: Manifest | None) -> Manifest:
         """A copy where each of `paths` has its hashes here and in `other` (a build's intent: it owns
         both the old and the new content of every file it touches, and the environments of both with
-        their tiers: a build killed while removing one leaves it known for what it is)."""
-        environments = {**(other.environments if other is not None else {}), **self.environments}
+        their tiers: a build killed while removing one leaves it known for what it is). Without other,
+        this manifest itself (never changed after)."""
+        if other is None:
+            return self  # (a first build: nothing old to own besides the new)
+        environments = {**other.environments, **self.environments}
         new = Manifest(self.generator, self.inputs, None, self.warnings, environments)
         new.reader, new.top, new.records = self.reader, dict(self.top), dict(self.records)
         copied: set[str] = set()  # (the records a path is added to are copies; the others are shared)
         for path in paths:
-            before = other.recorded(path) if other is not None else ()
+            before = other.recorded(path)
             name = record_of(path)
             if name is not None and name not in copied:
                 new.records[name] = dict(self._record(name))
