@@ -52,7 +52,7 @@ def scan(obj: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[
     found: list[tuple] = []
     commands: list[tuple[str, dict]] = []
     keys: list = []
-    _scalars(obj, "", "", found.append, commands, keys)
+    _scalars(obj, "", "", found.append, commands, keys, _CLEAN_NAMES)
     texts: list[str] = []
     memo, missing = _credential_memo, _MISSING
     for entry in found:
@@ -68,6 +68,10 @@ def scan(obj: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[
                 what = credential_in(key, value)
             if what:
                 credentials.append((_where(entry), what))
+            elif key == "" and entry[2] == _MEMBER and not _ODD_CHARACTERS.search(value):
+                if len(_CLEAN_NAMES) > 20_000:
+                    _CLEAN_NAMES.clear()
+                _CLEAN_NAMES.add(value)  # a mapping key that holds nothing: not looked at again
         elif isinstance(value, Decoded):
             what = value.unreadable or credential_in(key, value.text)
             if what:
@@ -82,6 +86,10 @@ def scan(obj: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[
 
 
 _MISSING = object()
+# Mapping keys found to hold no credential and no odd character ("metadata", "securityContext", ...): the
+# walk of scan leaves them out, since judging them again finds nothing. (A key's own judgment depends on
+# it alone: no key names it, and it is never ciphertext that matters, being clean.)
+_CLEAN_NAMES: set[str] = set()
 
 
 def _ciphertext(path: str, value: str, sealed: bool, encrypted: bool) -> bool:
@@ -145,7 +153,7 @@ def scalars(node, path: str, key: str = "") -> list[tuple[str, str, object]]:
     no key of its own); binaryData decoded. An env variable's or header's value is named by its `name`,
     and a command's argument by the flag before it. In document order."""
     found: list[tuple] = []
-    _scalars(node, path, key, found.append, [], [])
+    _scalars(node, path, key, found.append, [], [], frozenset())
     return [(_where(entry), entry[3], entry[4]) for entry in found]
 
 
@@ -164,22 +172,23 @@ def _where(entry: tuple) -> str:
     return path
 
 
-def _scalars(node, path: str, key: str, add, commands: list, keys: list) -> None:
+def _scalars(node, path: str, key: str, add, commands: list, keys: list, clean) -> None:
     # Appends (path, name, how they join, key, value) rather than yields: a generator hands each value up
     # through every level of nesting. The mappings holding a command or args are collected on the way
-    # (for _command_lines), and every mapping key (for the rules that look for keys anywhere).
+    # (for _command_lines), and every mapping key (for the rules that look for keys anywhere). Mapping
+    # keys in `clean` are known to hold nothing, and are not listed as scalars.
     if isinstance(node, dict):
         if "command" in node or "args" in node:
             commands.append((path, node))
         keys += node
         for name, value in node.items():
             named = name if type(name) is str else str(name)
-            if isinstance(name, str):
+            if isinstance(name, str) and name not in clean:
                 add((path, name, _MEMBER, "", name))
             if path == "binaryData" and isinstance(value, str):
                 value = _decoded(value)
             if isinstance(value, dict | list):
-                _scalars(value, f"{path}.{name}" if path else named, named, add, commands, keys)
+                _scalars(value, f"{path}.{name}" if path else named, named, add, commands, keys, clean)
             else:
                 add((path, name, _MEMBER, named, value))
     elif isinstance(node, list):
@@ -195,7 +204,7 @@ def _scalars(node, path: str, key: str, add, commands: list, keys: list) -> None
                 add((path, index, _ITEM, flag or key, item))
                 flag = item.lstrip("-") if item.startswith("-") and "=" not in item else None
             elif isinstance(item, dict | list):
-                _scalars(item, f"{path}[{index}]", key, add, commands, keys)
+                _scalars(item, f"{path}[{index}]", key, add, commands, keys, clean)
             else:
                 add((path, index, _ITEM, key, item))
     else:
