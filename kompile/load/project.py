@@ -341,6 +341,7 @@ def _load_chunk(bounds: tuple[int, int]) -> list[tuple]:
 
 
 def _take(loaded: tuple, files: list, inputs: dict, identities: dict, out: Collector) -> None:
+    """One spec a worker loaded, taken as loading it here would have taken it."""
     spec_file, read, identified, problems = loaded
     inputs.update(read)
     identities.update(identified)

@@ -27,7 +27,7 @@ from kompile.policy.credentials import (
     inflated,
     inflated_limit,
 )
-from kompile.policy.credentials import _memo as _credential_memo
+from kompile.policy.credentials import _memo as _credential_memo  # (read in scan's loop, without a call)
 from kompile.policy.sops import ENC, SOPS_KEY, is_sops_encrypted
 
 # What no reader on the way keeps as written: go-yaml folds NEL and the Unicode line and paragraph
@@ -68,7 +68,7 @@ def scan(obj: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[
                 what = credential_in(key, value)
             if what:
                 credentials.append((_where(entry), what))
-            elif key == "" and entry[2] == _MEMBER and not _ODD_CHARACTERS.search(value):
+            elif key == "" and entry[1] is value and len(value) <= 256 and not _ODD_CHARACTERS.search(value):
                 if len(_CLEAN_NAMES) > 20_000:
                     _CLEAN_NAMES.clear()
                 _CLEAN_NAMES.add(value)  # a mapping key that holds nothing: not looked at again
@@ -87,8 +87,8 @@ def scan(obj: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[
 
 _MISSING = object()
 # Mapping keys found to hold no credential and no odd character ("metadata", "securityContext", ...): the
-# walk of scan leaves them out, since judging them again finds nothing. (A key's own judgment depends on
-# it alone: no key names it, and it is never ciphertext that matters, being clean.)
+# walk of scan leaves them out. A key is judged by itself alone (no key names it), so one found clean in
+# one object is clean in every object. (Short ones only, in a bounded table.)
 _CLEAN_NAMES: set[str] = set()
 
 
