@@ -17,9 +17,15 @@ _job: tuple | None = None  # what forked workers read
 
 
 def cores(count: int) -> int:
-    """How many processes share this many items (0: this one, alone)."""
+    """How many processes share this many items (0: this one, alone: too few items, one core, no fork,
+    or a daemonic process, such as a caller's own pool worker, which may not have children)."""
     workers = min(os.cpu_count() or 1, 8)
-    if workers < 2 or count < PARALLEL_MIN or "fork" not in multiprocessing.get_all_start_methods():
+    if (
+        workers < 2
+        or count < PARALLEL_MIN
+        or "fork" not in multiprocessing.get_all_start_methods()
+        or multiprocessing.current_process().daemon
+    ):
         return 0
     return workers
 

@@ -236,3 +236,20 @@ def test_specs_loaded_on_every_core_are_those_loaded_one_by_one(fleet: Path, tmp
     (root / "environments" / "zz-app.yaml").write_text((root / "environments" / "app.yaml").read_text())
     parallel, sequential = both()
     assert parallel == sequential and len(parallel) == 4
+
+
+def _loaded_in_a_pool_worker(root: str) -> int:
+    from kompile.load.project import load_project
+
+    return len(compile_project(Path(root), keep_objects=False).names) + len(
+        load_project(Path(root)).environments
+    )
+
+
+def test_a_caller_s_own_pool_worker_loads_and_compiles_alone(fleet: Path):
+    """A daemonic process (a worker of the caller's own pool) may not have children: there, specs load
+    and environments compile in the one process."""
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply(_loaded_in_a_pool_worker, (str(fleet),)) == 2 * COUNT

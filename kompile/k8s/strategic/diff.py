@@ -57,9 +57,11 @@ def same(one, other) -> bool:
         return True
     if one != other:
         return False
-    # marshal (format 2: no references, so sharing does not change the bytes) writes each scalar with its
+    # marshal (format 2: no references, so sharing does not change the bytes) writes each scalar of plain
+    # data (what specs and objects are made of: maps, lists, strings, numbers, booleans, null) with its
     # kind (1, 1.0, true; 0.0, -0.0): the same bytes are the same YAML, found in C. Bytes that differ
-    # (key order, or a kind) are told apart by the walk.
+    # (key order, or a kind) are told apart by the walk. (marshal would write a bytearray as bytes: no
+    # object holds one.)
     if type(one) is dict or type(one) is list:
         try:
             if marshal.dumps(one, 2) == marshal.dumps(other, 2):
