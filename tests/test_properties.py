@@ -624,6 +624,54 @@ def test_the_emitter_makes_the_nodes_the_representer_makes(value):
     assert emit_yaml(value) == dump(value, Forgetful)
 
 
+# Strings made of what decides a scalar's style: indicators, spaces, quotes, digits, words read as other types.
+_STYLED_TEXT = st.lists(
+    st.sampled_from(
+        [*"aZ_/-?:,[]{}#&*!|>'\"%@`.=~<+0 9\\\t", ": ", " #", "---", "...", "yes", "null", "é", "\x85", "\r"]
+    ),
+    max_size=6,
+).map("".join) | st.sampled_from(
+    # (the decisive ones, each a step from plain; then long keys and values around the limits)
+    ["a:", "a :", "a: b", "a #b", "a#b", "a ", " a", "-a", "- a", "a\tb", "a,b", "on", "y", "_", "/x:1"]
+    + ["k" * 128, "k" * 129, "v" * 1024, "v" * 1025, "a b" * 400, "a\nb", "a b" * 22_000]
+)
+_STYLED_DATA = st.recursive(
+    st.none() | st.booleans() | st.integers() | _STYLED_TEXT,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(_STYLED_TEXT, children, max_size=3),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.dictionaries(_STYLED_TEXT, _STYLED_DATA, min_size=1, max_size=4))
+def test_the_block_writer_writes_what_libyaml_writes(value):
+    """emit_yaml writes block style itself, leaving each scalar's style to libyaml: the bytes are libyaml's
+    for every mix of indicators, nesting, empty collections and long keys and values (and again, once the
+    table of written strings holds them)."""
+    import yaml
+
+    from kompile.emit import _NodeDumper, emit_yaml
+
+    options = {"sort_keys": False, "default_flow_style": False, "allow_unicode": True, "width": 1 << 16}
+    reference = yaml.dump(value, Dumper=_NodeDumper, **options).encode()
+    assert emit_yaml(value, "# head\n") == b"# head\n" + reference
+    assert emit_yaml(value) == reference
+
+
+def test_a_document_of_many_new_quoted_strings_goes_through_libyaml_in_one_piece():
+    """Each string new to the block writer's table and not plainly plain costs an emitter of its own: a
+    document holding thousands (a hostile spec's values) goes through libyaml whole, with the same bytes."""
+    import yaml
+
+    from kompile import emit
+
+    value = {"data": {f"K{index}": f"{index}{index}" for index in range(3000)}}
+    emit._SCALARS.clear()  # (a cache)
+    options = {"sort_keys": False, "default_flow_style": False, "allow_unicode": True, "width": 1 << 16}
+    assert emit.emit_yaml(value) == yaml.dump(value, Dumper=emit._NodeDumper, **options).encode()
+    assert len(emit._SCALARS) < 3000 + 3000  # the keys, which are plain, and not every value
+
+
 def _every_key(node) -> list:
     """Every mapping key anywhere in node (the reference: a plain walk)."""
     if isinstance(node, dict):
