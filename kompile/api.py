@@ -137,7 +137,9 @@ def build(
         if not plan.is_noop:
             # The files this build staged are not anyone's uncommitted work.
             dirty = [
-                path for path in uncommitted_outputs(root) if not TEMP.fullmatch(path.rpartition("/")[2])
+                path
+                for path in uncommitted_outputs(root)
+                if not any(TEMP.fullmatch(part) for part in path.split("/"))
             ]
             if dirty:
                 warnings = (*warnings, _uncommitted(dirty))

@@ -22,6 +22,7 @@ _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEX
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 MAX_NAME_BYTES = 255  # one path component, on every file system kompile runs on
 MAX_PATH_BYTES = 4000
+MAX_DEPTH = 32  # folders below a staged folder kompile removes
 TEMP = re.compile(r"\.kompile-[0-9a-f]{16}\.tmp")
 
 
@@ -241,6 +242,41 @@ class Root:
         os.close(out)
         return temporary
 
+    def stage_folder(self, rel: str, created: list[str] | None = None) -> str:
+        """A new, empty temporary folder beside rel (a folder not there yet), its parent made as needed:
+        rel's files are written into it, then it is renamed to rel (commit_folder). Returns its path."""
+        parent, _, _ = rel.rpartition("/")
+        fd = self.folder(parent, create=True, created=created)
+        self._staged += 1
+        temporary = f".kompile-{self._salt}{self._staged & 0xFFFFFFFF:08x}.tmp"
+        os.mkdir(temporary, 0o777, dir_fd=fd)  # (fails on anything already there, a link included)
+        return f"{parent}/{temporary}" if parent else temporary
+
+    def commit_folder(self, rel: str, temporary: str) -> None:
+        """Rename a staged folder to rel, every file in it at once. Where rel has appeared meanwhile, only
+        an empty folder is replaced; anything else (files, a link, a file) makes it fail."""
+        parent, _, name = rel.rpartition("/")
+        fd = self.folder(parent)
+        os.rename(temporary.rpartition("/")[2], name, src_dir_fd=fd, dst_dir_fd=fd)
+
+    def remove_temporary(self, rel: str) -> None:
+        """Remove a temporary file, or a staged folder and everything in it (links removed, never
+        followed), reached from its parent by name: never through a handle kept from before a rename."""
+        parent, _, name = rel.rpartition("/")
+        try:
+            fd = self.folder(parent)
+        except Refused as exc:
+            if exc.missing:
+                return
+            raise
+        self.forget_under(rel)
+        _remove_entry(fd, name)
+
+    def forget_under(self, rel: str) -> None:
+        """Drop the cached handles of a folder and of every folder inside it."""
+        for folder in [f for f in self._folders if f == rel or f.startswith(rel + "/")]:
+            os.close(self._folders.pop(folder))
+
     def commit(self, rel: str, temporary: str) -> None:
         """Rename a staged temporary file over rel, in one step: readers see the old bytes or the new."""
         folder, _, name = rel.rpartition("/")
@@ -261,12 +297,15 @@ class Root:
             raise
 
     def create(self, rel: str, data: bytes) -> None:
-        """Write a new file; FileExistsError when there is one (or a link) already."""
+        """Write a new file (its folders made as needed); FileExistsError when there is one (or a link)
+        already."""
         folder, _, name = rel.rpartition("/")
         fd = self.folder(folder, create=True)
         out = os.open(name, _CREATE_FLAGS, 0o666, dir_fd=fd)
         try:
-            os.write(out, data)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(out, view) :]
         finally:
             os.close(out)
 
@@ -290,6 +329,30 @@ class Root:
             return True
         except (OSError, Refused):
             return False
+
+
+def _remove_entry(fd: int, name: str, depth: int = 0) -> None:
+    """Remove name inside the folder fd: a file or a link unlinked, a folder emptied (opened without
+    following a link) and removed. Gone already: nothing to do. (kompile stages folders a few levels
+    deep: one deeper than MAX_DEPTH is not its own, and is left, so its parents cannot be removed.)"""
+    try:
+        info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(info.st_mode):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=fd)
+        return
+    if depth > MAX_DEPTH:
+        return
+    inner = os.open(name, DIR_FLAGS, dir_fd=fd)
+    try:
+        for entry in os.listdir(inner):
+            _remove_entry(inner, entry, depth + 1)
+    finally:
+        os.close(inner)
+    with contextlib.suppress(FileNotFoundError):
+        os.rmdir(name, dir_fd=fd)
 
 
 def _regular(info: os.stat_result, rel: str) -> None:

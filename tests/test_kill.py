@@ -5,6 +5,7 @@ a build with thousands of files to write."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from kompile.compiler import compile_project
+from kompile.output.manifest import MANIFEST, RECORDS
 from kompile.safefs import TEMP
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
@@ -92,3 +94,42 @@ def test_sigkill_at_any_moment_never_leaves_a_partial_file(tmp_path: Path):
     assert not [p for p in root.rglob("*") if TEMP.fullmatch(p.name)], (
         "the last build cleans up what killed builds left"
     )
+
+
+@pytest.mark.slow
+def test_a_first_build_killed_at_any_moment_is_finished_by_the_next(tmp_path: Path):
+    """A first build writes each environment's folder whole under a temporary name and renames it into
+    place: killed at any moment, every file is absent or complete, `check` says the output is not
+    current, and the next build finishes the job and removes what the killed one staged."""
+    root = generate_fleet(tmp_path / "fleet", ENVIRONMENTS)
+    expected = _expected(root, "a")
+    started = time.monotonic()
+    assert _build(root).wait() == 0
+    duration = time.monotonic() - started
+    kills = 0
+    for attempt in range(12):
+        for top in ("bases", "overlays", "gitops", "rendered", RECORDS, ".kompile-cache"):
+            if (root / top).exists():
+                shutil.rmtree(root / top)
+        (root / MANIFEST).unlink(missing_ok=True)
+        process = _build(root)
+        time.sleep(duration * (0.3 + 0.7 * attempt / 11))
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+            kills += 1
+        process.wait()
+        for path, data in expected.items():
+            target = root / path
+            assert not target.exists() or target.read_bytes() == data, f"{path} is neither absent nor new"
+        staged = [p for p in root.rglob("*") if TEMP.fullmatch(p.name)]
+        if staged:
+            check = subprocess.run(
+                [sys.executable, "-m", "kompile", "check", "--root", str(root)],
+                capture_output=True,
+                text=True,
+            )
+            assert check.returncode != 0, "check vouched for a tree a killed build left half made"
+        assert _build(root).wait() == 0, (root.parent / "build.err").read_text()
+        assert {p: (root / p).read_bytes() for p in expected} == expected
+        assert not [p for p in root.rglob("*") if TEMP.fullmatch(p.name)]
+    assert kills >= 6, f"only {kills} of 12 kills landed while kompile was running"

@@ -268,6 +268,64 @@ def test_a_killed_builds_temporary_files_are_found_wherever_they_are(example):
     assert run_kompile("check", "--root", str(example)).returncode == 0
 
 
+def test_a_folder_a_killed_build_staged_is_removed_without_following_its_links(example, tmp_path: Path):
+    """A new environment's folder is staged whole under a temporary name: one left by a killed build is
+    reported by check and removed by the next build, links inside it removed, never followed."""
+    assert run_kompile("build", "--root", str(example)).returncode == 0
+    outside = tmp_path / "outside"
+    (outside / "keep").mkdir(parents=True)
+    (outside / "keep/file.yaml").write_text("mine\n")
+    staged = example / "overlays/.kompile-0123456789abcdef.tmp"
+    (staged / "patches").mkdir(parents=True)
+    (staged / "kustomization.yaml").write_text("partial\n")
+    (staged / "patches/deployment.yaml").write_text("partial\n")
+    (staged / "patches/link").symlink_to(outside / "keep")
+    check = run_kompile("check", "--root", str(example))
+    assert (
+        check.returncode == 1 and "overlays/.kompile-0123456789abcdef.tmp/kustomization.yaml" in check.stdout
+    ), check.stdout
+    assert run_kompile("build", "--root", str(example)).returncode == 0
+    assert not staged.exists() and not staged.is_symlink()
+    assert (outside / "keep/file.yaml").read_text() == "mine\n"
+    assert run_kompile("check", "--root", str(example)).returncode == 0
+
+
+def test_a_first_build_stages_each_new_folder_whole_and_renames_it_once(tmp_path: Path, monkeypatch):
+    """Into an empty tree, each environment's folder is written under a temporary name and renamed once,
+    not file by file: a first build renames a few files (those of folders shared by every environment,
+    such as gitops/) and one folder per environment. (A count of renames.)"""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from kompile import api
+
+    from fleet import generate_fleet
+
+    root = generate_fleet(tmp_path / "repo", 30)
+    renamed: list[str] = []
+    real_replace, real_rename = os.replace, os.rename
+
+    def replacing(source, target, *args, **kwargs):
+        renamed.append(str(target))
+        return real_replace(source, target, *args, **kwargs)
+
+    def renaming(source, target, *args, **kwargs):
+        renamed.append(str(target))
+        return real_rename(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replacing)
+    monkeypatch.setattr(os, "rename", renaming)
+    built = api.build(root)
+    monkeypatch.undo()
+    written = len(built.plan.added)
+    folders = {path.split("/")[1] for path in built.plan.added if path.startswith("overlays/")}
+    assert len(folders) == 30 and written > 10 * 30
+    outside_folders = [path for path in built.plan.added if path.count("/") < 2]
+    # (the records of each environment, and MANIFEST, are written file by file too)
+    assert len(renamed) <= len(outside_folders) + 2 * len(folders) + 40, (len(renamed), written)
+    assert run_kompile("check", "--root", str(root)).returncode == 0
+
+
 def test_a_cold_build_opens_each_output_folder_a_few_times_not_once_per_file(tmp_path: Path, monkeypatch):
     """Folder handles are kept from the nearest open folder, and a folder its parent's listing lacks is
     not walked to: a cold build opens each output folder a few times (list, make, write, rename), not

@@ -86,7 +86,9 @@ class Comparer:
         changes.removed += [
             path
             for path in _walk(self._disk, owned)
-            if is_temporary(path.rpartition("/")[2])
+            if any(
+                is_temporary(part) for part in path.split("/")
+            )  # (a file, or one in a folder staged whole)
             and (info := self._disk.lstat(path)) is not None
             and stat.S_ISREG(info.st_mode)
         ]

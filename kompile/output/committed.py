@@ -25,7 +25,7 @@ from pathlib import Path
 from kompile.index import Damaged, Index, changed_inputs, read_index, read_sealed, write_sealed
 from kompile.load.project import spec_files
 from kompile.output.manifest import Manifest, digest
-from kompile.safefs import DIR_FLAGS, RACY_SECONDS, Refused, Root, file_identity
+from kompile.safefs import DIR_FLAGS, RACY_SECONDS, TEMP, Refused, Root, file_identity
 
 FOLDERS = ("bases", "overlays")  # what diff compares (rendered/ and gitops/ follow from them)
 
@@ -148,7 +148,9 @@ def _scan(root: Path, record: dict) -> tuple[set[str], set[str]] | None:
     overlays = {
         folder.split("/")[1]
         for folder, files in found.items()
-        if folder.startswith("overlays/") and any(name.endswith(".yaml") for name in files)
+        if folder.startswith("overlays/")
+        and any(name.endswith(".yaml") for name in files)
+        and not TEMP.fullmatch(folder.split("/")[1])  # (a folder an interrupted build staged)
     }
     with Root(root) as disk:
         for folder in sorted(set(found) | set(recorded)):

@@ -107,13 +107,9 @@ class Disk:
             )
             for name, entry in (entries or {}).items():
                 path = f"{folder}/{name}"
-                if entry.is_dir(follow_symlinks=False):
+                if entry.is_dir(follow_symlinks=False) and not TEMP.fullmatch(name):
                     stack.append(path)
-                elif (
-                    folder not in self.listings
-                    and is_temporary(name)
-                    and entry.is_file(follow_symlinks=False)
-                ):
+                elif folder not in self.listings and _temporary_entry(name, entry):
                     found.append(path)
         return found
 
@@ -129,9 +125,16 @@ class Disk:
                     if folder == ""
                     else name.endswith(LEGACY_TEMP_SUFFIX)
                 )
-                if (TEMP.fullmatch(name) or legacy) and entry.is_file(follow_symlinks=False):
+                if legacy and entry.is_file(follow_symlinks=False) or _temporary_entry(name, entry):
                     found.append(f"{folder}/{name}" if folder else name)
         return sorted(found)
+
+
+def _temporary_entry(name: str, entry: os.DirEntry) -> bool:
+    """A file staged by an interrupted build, or a folder it staged whole (removed with what it holds)."""
+    if TEMP.fullmatch(name):
+        return entry.is_file(follow_symlinks=False) or entry.is_dir(follow_symlinks=False)
+    return name.endswith(LEGACY_TEMP_SUFFIX) and entry.is_file(follow_symlinks=False)
 
 
 def is_temporary(name: str) -> bool:

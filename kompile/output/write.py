@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,9 @@ class WritePlan:
     staged: list[tuple[str, str]] = field(
         default_factory=list
     )  # (path, temporary name) written while planning
+    # (folder, temporary folder) written while planning: a folder not on disk yet is written whole
+    # under a temporary name beside it, its files under their own names, then renamed at once.
+    staged_folders: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def changed(self) -> list[str]:
@@ -76,6 +80,8 @@ class Planner:
         self.digests: dict[str, str] = {}
         self._created: list[str] = []
         self._handle: Root | None = None
+        self._new_folders: dict[str, str | None] = {}  # a file's folder -> the folder new to disk holding it
+        self._staged_folders: dict[str, str] = {}  # a folder new to disk -> its temporary folder
 
     def __enter__(self) -> Planner:
         self._handle = Root(self.root).__enter__()
@@ -127,7 +133,16 @@ class Planner:
         if self.problems:
             return  # the build will not happen: staging more would only be undone
         try:
-            self.plan.staged.append((path, self._handle.stage(path, data, self._created)))
+            folder = path.rpartition("/")[0]
+            new = self._new_folders[folder] if folder in self._new_folders else self._new_folder(folder)
+            if new is None:
+                self.plan.staged.append((path, self._handle.stage(path, data, self._created)))
+                return
+            temporary = self._staged_folders.get(new)
+            if temporary is None:
+                temporary = self._staged_folders[new] = self._handle.stage_folder(new, self._created)
+                self.plan.staged_folders.append((new, temporary))
+            self._handle.create(f"{temporary}{path[len(new) :]}", data)
         except (OSError, Refused) as exc:
             self.problems.append(
                 Diagnostic(
@@ -137,6 +152,20 @@ class Planner:
                     "nothing was changed; free space or fix the folder, then build again",
                 )
             )
+
+    def _new_folder(self, folder: str) -> str | None:
+        """The outermost folder of these that is not on disk, below the top output folders (each
+        environment's folder is staged whole, not the tree of all of them); None when all are there."""
+        parts, new = folder.split("/"), None
+        for depth in range(1, len(parts)):
+            listing = self._disk._listing("/".join(parts[:depth]))
+            if listing is None:
+                break  # (refused, and reported: nothing is staged)
+            if parts[depth] not in listing:
+                new = "/".join(parts[: depth + 1])
+                break
+        self._new_folders[folder] = new
+        return new
 
     def finish(
         self,
@@ -178,12 +207,17 @@ class Planner:
         return plan
 
     def abort(self) -> None:
-        """Remove every staged file (and the folders made for them): nothing visible has changed."""
+        """Remove every staged file and folder (and the folders made for them): nothing visible has
+        changed. (A staged folder already renamed into place is gone by its temporary name.)"""
         for path, temporary in self.plan.staged:
             self._handle.discard(path.rpartition("/")[0], temporary)
+        for _, temporary in self.plan.staged_folders:
+            with contextlib.suppress(OSError, Refused):
+                self._handle.remove_temporary(temporary)
         for folder in reversed(self._created):
             self._handle.rmdir(folder)
         self.plan.staged.clear()
+        self.plan.staged_folders.clear()
 
 
 def plan_write(
@@ -242,13 +276,15 @@ def apply_plan(root: Path, plan: WritePlan) -> None:
         staged = plan.staged or _stage(disk, plan)
         on_disk = record_intent(disk, plan)
         try:
+            for folder, temporary in plan.staged_folders:
+                disk.commit_folder(folder, temporary)
             for path, temporary in staged:
                 disk.commit(path, temporary)
             for path in plan.deletes:
                 disk.unlink(path)
                 _remove_empty_parents(disk, path)
             for path in plan.leftovers:
-                disk.unlink(path)
+                disk.remove_temporary(path)
                 _remove_empty_parents(disk, path)  # a killed build's folder for an environment now gone
             _write_records(disk, plan.manifest, on_disk, removing=True)
         except (OSError, Refused, _Unwritten) as exc:
