@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from kompile import names
 from kompile.k8s import meta
@@ -21,16 +21,25 @@ class Context:
     identity: PodIdentity
     config_name: str
     secret_values: dict[str, object]  # each secret's sealed, stored or encrypted values, by name
+    config_hash: str = ""  # of env.env: every pod template carries it
+    # (the secrets a pod reads -> their hash: the same few sets in each component's pods; shared by the
+    # copies replace() makes for each component's identity)
+    secret_hashes: dict[tuple[str, ...] | None, str] = field(default_factory=dict, compare=False)
 
     def pod_annotations(self, secrets: tuple[str, ...] | None = None) -> dict[str, str]:
         """Hashes of the config and of the secrets a pod reads (secrets None: all): a new value of
         either restarts the pods that read it, and only those."""
-        annotations = {"kompile.dev/config-hash": _digest(self.env.env)}
-        values = {
-            name: value for name, value in self.secret_values.items() if secrets is None or name in secrets
-        }
-        if values:
-            annotations["kompile.dev/secrets-hash"] = _digest(values)
+        annotations = {"kompile.dev/config-hash": self.config_hash}
+        hashed = self.secret_hashes.get(secrets)
+        if hashed is None:
+            values = {
+                name: value
+                for name, value in self.secret_values.items()
+                if secrets is None or name in secrets
+            }
+            hashed = self.secret_hashes[secrets] = _digest(values) if values else ""
+        if hashed:
+            annotations["kompile.dev/secrets-hash"] = hashed
         return annotations
 
     @property
@@ -106,7 +115,13 @@ def build_context(env: Environment) -> Context:
         tmp_size=env.security.tmp_size,
         api_access=shared.api_access,
     )
-    return Context(env=env, identity=identity, config_name=names.config_map(env.app), secret_values=values)
+    return Context(
+        env=env,
+        identity=identity,
+        config_name=names.config_map(env.app),
+        secret_values=values,
+        config_hash=_digest(env.env),
+    )
 
 
 def probe_host(env: Environment, component: Component) -> str | None:
