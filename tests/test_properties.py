@@ -672,6 +672,31 @@ def test_a_document_of_many_new_quoted_strings_goes_through_libyaml_in_one_piece
     assert len(emit._SCALARS) < 3000 + 3000  # the keys, which are plain, and not every value
 
 
+def test_the_structure_check_vouches_only_for_what_it_found_clean():
+    """A map or list found clean is not checked again for the same type (environments share the App's):
+    one with a problem is checked, and reported, every time; a clean one once, for that type only."""
+    from kompile.errors import Collector
+    from kompile.source import parse_document
+    from kompile.spec.structure import was_clean
+    from kompile.spec.workloads import COMPONENT
+
+    doc = parse_document(
+        'bad: {command: [celery, flower]}\ngood: {type: cron, command: [manage, clear], schedule: "0 * * * *"}\n',
+        "x.yaml",
+    )
+    for partial in (False, False, True):
+        bad = Collector()
+        COMPONENT.check(doc["bad"], "components.bad", doc.span, bad, partial)
+        assert (
+            bool(bad.items) is not partial
+        )  # ('type' is required, except in a file that states only changes)
+        assert was_clean(doc["bad"], COMPONENT, partial) is partial
+    good = Collector()
+    COMPONENT.check(doc["good"], "components.good", doc.span, good, False)
+    assert not good.items and was_clean(doc["good"], COMPONENT, False)
+    assert not was_clean(doc["good"]["command"], COMPONENT, False)  # (another type)
+
+
 def _every_key(node) -> list:
     """Every mapping key anywhere in node (the reference: a plain walk)."""
     if isinstance(node, dict):

@@ -58,7 +58,7 @@ def _children(kind: spec.Type):
         for child, suffix in _children(kind.item):
             yield child, f"[]{suffix}"
     elif isinstance(kind, spec.Collection):  # documented in the map form: the key names an entry
-        for child, suffix in _children(kind.map_item()):
+        for child, suffix in _children(kind.map_item):
             yield child, f".<{kind.what.replace(' ', '-')}>{suffix}"
     elif isinstance(kind, spec.Either):
         for option in kind.options:

@@ -4,11 +4,30 @@ add up), and choices between types."""
 from __future__ import annotations
 
 import difflib
+import functools
 from dataclasses import dataclass, field
 
 from kompile.errors import Code, Collector, Span
 from kompile.source import YList, YMap, describe
 from kompile.spec.types import DNS_LABEL, NAME, Anything, Field, Int, Str, Type, nullable, shown
+
+# Merging keeps what an environment does not change as the App's own maps and lists (kompile/load/merge.py),
+# so every environment's settings share most of their subtrees: one found clean (no diagnostic) is not
+# checked again for the same type. Entries hold the value itself, so its id is not reused while kept;
+# merging never changes a map or list it was given. (A bounded table, per process.)
+_CLEAN: dict[int, tuple] = {}
+
+
+def was_clean(value, kind: Type, partial: bool) -> bool:
+    seen = _CLEAN.get(id(value))
+    return seen is not None and seen[0] is value and seen[1] is kind and seen[2] is partial
+
+
+def remember_clean(value, kind: Type, partial: bool) -> None:
+    if isinstance(value, YMap | YList):
+        if len(_CLEAN) > 4096:
+            _CLEAN.clear()
+        _CLEAN[id(value)] = (value, kind, partial)
 
 
 @dataclass(frozen=True)
@@ -22,6 +41,14 @@ class Obj(Type):
     required_when: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
 
     def check(self, value, path, span, out, partial, key_span=None):
+        if was_clean(value, self, partial):
+            return
+        found = len(out.items)
+        self._check(value, path, span, out, partial, key_span)
+        if len(out.items) == found:
+            remember_clean(value, self, partial)
+
+    def _check(self, value, path, span, out, partial, key_span=None):
         if not isinstance(value, dict):
             hint = (
                 "write its keys on their own lines (`key: value`), not as a list"
@@ -147,6 +174,14 @@ class MapOf(Type):
     what: str = "key"
 
     def check(self, value, path, span, out, partial, key_span=None):
+        if was_clean(value, self, partial):
+            return
+        found = len(out.items)
+        self._check(value, path, span, out, partial)
+        if len(out.items) == found:
+            remember_clean(value, self, partial)
+
+    def _check(self, value, path, span, out, partial):
         if not isinstance(value, dict):
             hint = (
                 f"write one {self.what} per line as `name: value`, not as a list"
@@ -178,6 +213,14 @@ class ListOf(Type):
     unique_key: str | None = None  # items are mappings whose value at this key must be unique
 
     def check(self, value, path, span, out, partial, key_span=None):
+        if was_clean(value, self, partial):
+            return
+        found = len(out.items)
+        self._check(value, path, span, out, partial)
+        if len(out.items) == found:
+            remember_clean(value, self, partial)
+
+    def _check(self, value, path, span, out, partial):
         if not isinstance(value, list):
             hint = f"write it as a list: [{value}]" if isinstance(value, str | int) else None
             out.error(Code.WRONG_TYPE, f"{path}: expected a list, found {describe(value)}", span, hint)
@@ -225,6 +268,7 @@ class Collection(Type):
     key: str | None = "name"  # the field that names a list entry; None: a string entry is its own name
     what: str = "entry"
 
+    @functools.cached_property
     def map_item(self) -> Type:
         """An entry written in the map form: its name is the map key, so the name field is optional."""
         if isinstance(self.item, Obj) and self.key in self.item.fields:
@@ -238,8 +282,20 @@ class Collection(Type):
         return self.item
 
     def check(self, value, path, span, out, partial, key_span=None):
+        if was_clean(value, self, partial):
+            return
+        found = len(out.items)
+        self._check(value, path, span, out, partial, key_span)
+        if len(out.items) == found:
+            remember_clean(value, self, partial)
+
+    @functools.cached_property
+    def _as_list(self) -> ListOf:
+        return ListOf(self.item, unique_key=self.key)
+
+    def _check(self, value, path, span, out, partial, key_span=None):
         if isinstance(value, list):
-            ListOf(self.item, unique_key=self.key).check(value, path, span, out, partial, key_span)
+            self._as_list.check(value, path, span, out, partial, key_span)
             if partial and not value and isinstance(value, YList):
                 out.error(
                     Code.INVALID_VALUE,
@@ -256,7 +312,7 @@ class Collection(Type):
                 span,
             )
             return
-        item = self.map_item()
+        item = self.map_item
         for name, entry in value.items():
             entry_key_span = value.key_span(name) if isinstance(value, YMap) else span
             entry_span = value.value_span(name) if isinstance(value, YMap) else span
@@ -279,7 +335,7 @@ class Collection(Type):
                 {
                     "type": "object",
                     "propertyNames": {"pattern": DNS_LABEL},
-                    "additionalProperties": nullable(self.map_item().json_schema(partial)),
+                    "additionalProperties": nullable(self.map_item.json_schema(partial)),
                 },
             ]
         }
