@@ -215,10 +215,17 @@ class Root:
     def walk_files(self, rel: str) -> Iterator[str]:
         """Every entry under a folder that is not a folder, as paths relative to the root, sorted; links are
         yielded (for the caller to refuse), not followed."""
-        for entry in sorted(self.listdir(rel), key=lambda e: e.name):
-            path = f"{rel}/{entry.name}" if rel else entry.name
+        # (A stack, not recursion: a folder may hold folders thousands deep.)
+        stack = [(rel, iter(sorted(self.listdir(rel), key=_name)))]
+        while stack:
+            folder, entries = stack[-1]
+            entry = next(entries, None)
+            if entry is None:
+                stack.pop()
+                continue
+            path = f"{folder}/{entry.name}" if folder else entry.name
             if entry.is_dir(follow_symlinks=False):
-                yield from self.walk_files(path)
+                stack.append((path, iter(sorted(self.listdir(path), key=_name))))
             else:
                 yield path
 
@@ -329,6 +336,10 @@ class Root:
             return True
         except (OSError, Refused):
             return False
+
+
+def _name(entry: os.DirEntry) -> str:
+    return entry.name
 
 
 def _remove_entry(fd: int, name: str, depth: int = 0) -> None:

@@ -634,6 +634,8 @@ _STYLED_TEXT = st.lists(
     # (the decisive ones, each a step from plain; then long keys and values around the limits)
     ["a:", "a :", "a: b", "a #b", "a#b", "a ", " a", "-a", "- a", "a\tb", "a,b", "on", "y", "_", "/x:1"]
     + ["k" * 128, "k" * 129, "v" * 1024, "v" * 1025, "a b" * 400, "a\nb", "a b" * 22_000]
+    # (libyaml's limit on a plain key is 128 bytes of UTF-8, not characters)
+    + ["é" * 64, "é" * 65, "\U0001f600" * 32, "\U0001f600" * 33, "\U0001f600" * 103]
 )
 _STYLED_DATA = st.recursive(
     st.none() | st.booleans() | st.integers() | _STYLED_TEXT,

@@ -281,12 +281,54 @@ def test_a_folder_a_killed_build_staged_is_removed_without_following_its_links(e
     (staged / "patches/deployment.yaml").write_text("partial\n")
     (staged / "patches/link").symlink_to(outside / "keep")
     check = run_kompile("check", "--root", str(example))
-    assert (
-        check.returncode == 1 and "overlays/.kompile-0123456789abcdef.tmp/kustomization.yaml" in check.stdout
-    ), check.stdout
+    assert check.returncode == 1 and "removed  overlays/.kompile-0123456789abcdef.tmp\n" in check.stdout, (
+        check.stdout
+    )
     assert run_kompile("build", "--root", str(example)).returncode == 0
     assert not staged.exists() and not staged.is_symlink()
     assert (outside / "keep/file.yaml").read_text() == "mine\n"
+    assert run_kompile("check", "--root", str(example)).returncode == 0
+
+
+def test_what_a_killed_build_staged_is_never_taken_for_output(example):
+    """A staged folder left in overlays/ is no environment to diff (it is no removed one), and an empty one
+    still makes check say the output is not current; a folder of that name beside the output folders,
+    at the root, is not kompile's: left alone."""
+    assert run_kompile("build", "--root", str(example)).returncode == 0
+    shutil.copytree(example / "overlays/dev", example / "overlays/.kompile-00000000000000ae.tmp")
+    (example / "overlays/.kompile-00000000000000af.tmp").mkdir()
+    mine = example / ".kompile-0123456789abcdef.tmp"
+    mine.mkdir()
+    (mine / "mine.txt").write_text("precious\n")
+    shutil.rmtree(example / ".kompile-cache")  # (diff compiles everything: no record to trust)
+    diff = run_kompile("diff", "--root", str(example))
+    assert diff.returncode == 0 and ".kompile-" not in diff.stdout, diff.stdout
+    check = run_kompile("check", "--root", str(example))
+    assert check.returncode == 1 and "overlays/.kompile-00000000000000af.tmp" in check.stdout, check.stdout
+    assert run_kompile("build", "--root", str(example)).returncode == 0
+    assert not (example / "overlays/.kompile-00000000000000ae.tmp").exists()
+    assert not (example / "overlays/.kompile-00000000000000af.tmp").exists()
+    assert (mine / "mine.txt").read_text() == "precious\n"
+    assert run_kompile("check", "--root", str(example)).returncode == 0
+
+
+def test_a_leftover_kompile_cannot_remove_stops_the_build_before_anything_changes(example):
+    """A staged folder deeper than kompile ever stages is not removed whole: the build says which, and
+    changes nothing (the next one, once it is gone, completes)."""
+    assert run_kompile("build", "--root", str(example)).returncode == 0
+    dev = example / "environments/dev.yaml"
+    dev.write_text(dev.read_text().replace("replicas: 1}", "replicas: 2}", 1))
+    leftover = example / "overlays/.kompile-0123456789abcdef.tmp"
+    deep = leftover.joinpath(*["d"] * 40)
+    deep.mkdir(parents=True)
+    (deep / "f.yaml").write_text("partial\n")
+    before = snapshot(example)
+    result = run_kompile("build", "--root", str(example))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "cannot remove overlays/.kompile-0123456789abcdef.tmp" in result.stderr, result.stderr
+    assert snapshot(example) == before
+    shutil.rmtree(leftover)
+    assert run_kompile("build", "--root", str(example)).returncode == 0
     assert run_kompile("check", "--root", str(example)).returncode == 0
 
 

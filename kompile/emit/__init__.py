@@ -4,7 +4,7 @@ aliases. (Rendered manifests are printed as kustomize prints them: emit/kustomiz
 libyaml's emitter (CSafeDumper) decides every scalar's style. The block layout around the scalars is
 written here directly, which is several times faster than handing libyaml a node tree (see "Block style
 written directly" below); any document the writer is unsure of goes through libyaml whole. The
-pure-Python SafeDumper gives the same bytes (tests check all three).
+pure-Python SafeDumper gives the same bytes on what kompile writes (tests compare the three).
 """
 
 from __future__ import annotations
@@ -227,12 +227,16 @@ _PLAIN = re.compile(r"[A-Za-z_/](?:[ -~]*[!-9;-~])?")
 _INDICATORS = re.compile(r": | #")
 _SCALARS: dict[str, str] = {}  # a string -> as libyaml writes it alone on its line (a bounded table)
 _MAX_SCALAR = 1024  # longer values go through libyaml with their document (it may fold them)
-_MAX_KEY = 128  # longer keys libyaml writes as complex keys ("? key")
+_MAX_KEY = 128  # keys longer than this (in UTF-8 bytes) libyaml writes as complex keys ("? key")
 _BREAKS = re.compile("[\n\r\x85\u2028\u2029]")
 # Strings new to the table that one document may have libyaml write alone: past it (a spec with
 # thousands of distinct quoted values), the document goes through libyaml in one piece, as cheaply as before.
 _MAX_ASKED = 64
 _ASKED = 0
+
+
+def _utf8_length(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def _scalar(value) -> str:
@@ -269,7 +273,7 @@ def _block_map(mapping: dict, pad: str, first: str, out: list) -> None:
     others with pad."""
     lead = first
     for key, value in mapping.items():
-        if type(key) is not str or len(key) > _MAX_KEY:
+        if type(key) is not str or len(key) > _MAX_KEY or not key.isascii() and _utf8_length(key) > _MAX_KEY:
             raise _Unusual
         kind = type(value)
         if kind is dict:

@@ -3,12 +3,11 @@ disk batch by batch, and the fast path that trusts the manifest."""
 
 from __future__ import annotations
 
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kompile.errors import Diagnostic
-from kompile.output.disk import is_temporary
+from kompile.output.disk import temporaries
 from kompile.output.manifest import (
     FORMAT,
     MANIFEST,
@@ -81,17 +80,9 @@ class Comparer:
         for path in old.under(owned) if old else ():
             if path not in self.digests and path not in owned and self._disk.lstat(path) is not None:
                 changes.removed.append(path)
-        # An interrupted build's temporary files: the next build removes them.
+        # What interrupted builds left (temporary files, folders staged whole): the next build removes them.
         changes.removed += old.reader.leftovers if old is not None and old.reader is not None else []
-        changes.removed += [
-            path
-            for path in _walk(self._disk, owned)
-            if any(
-                is_temporary(part) for part in path.split("/")
-            )  # (a file, or one in a folder staged whole)
-            and (info := self._disk.lstat(path)) is not None
-            and stat.S_ISREG(info.st_mode)
-        ]
+        changes.removed += temporaries(self._disk, owned)
         # The record of what kompile owns must be current too (the inputs it lists are only a cache key).
         added, changed, removed = record_changes(old, manifest)
         changes.added += added
@@ -101,14 +92,6 @@ class Comparer:
         changes.changed.sort()
         changes.removed.sort()
         return changes
-
-
-def _walk(disk: Root, folders: tuple[str, ...]):
-    for folder in folders:
-        try:
-            yield from disk.walk_files(folder)
-        except (Refused, OSError):
-            continue  # a link or an unreadable folder: reported where the build reads it
 
 
 def compare_with_disk(

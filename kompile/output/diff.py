@@ -10,7 +10,7 @@ from kompile.errors import Span
 from kompile.output.check import MAX_OUTPUT_BYTES
 from kompile.output.committed import Stale, stale_environments
 from kompile.output.manifest import digest
-from kompile.safefs import Refused, Root
+from kompile.safefs import TEMP, Refused, Root
 
 # ---------------------------------------------------------------------------------------------
 # What a change does to each environment, object by object (kompile diff).
@@ -329,7 +329,8 @@ def _files_on_disk(root: Path) -> dict[str, str]:
         with Root(root) as disk:
             for folder in ("bases", "overlays"):
                 for path in disk.walk_files(folder):
-                    if path.endswith(".yaml"):
+                    # (not what an interrupted build staged: the next build removes it)
+                    if path.endswith(".yaml") and not any(TEMP.fullmatch(part) for part in path.split("/")):
                         files[path] = digest(disk.read(path, MAX_OUTPUT_BYTES))
     except Refused as exc:
         raise KompileError(

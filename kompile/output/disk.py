@@ -109,7 +109,7 @@ class Disk:
                 path = f"{folder}/{name}"
                 if entry.is_dir(follow_symlinks=False) and not TEMP.fullmatch(name):
                     stack.append(path)
-                elif folder not in self.listings and _temporary_entry(name, entry):
+                elif folder not in self.listings and temporary_entry(folder, name, entry):
                     found.append(path)
         return found
 
@@ -125,16 +125,31 @@ class Disk:
                     if folder == ""
                     else name.endswith(LEGACY_TEMP_SUFFIX)
                 )
-                if legacy and entry.is_file(follow_symlinks=False) or _temporary_entry(name, entry):
+                if legacy and entry.is_file(follow_symlinks=False) or temporary_entry(folder, name, entry):
                     found.append(f"{folder}/{name}" if folder else name)
         return sorted(found)
 
 
-def _temporary_entry(name: str, entry: os.DirEntry) -> bool:
-    """A file staged by an interrupted build, or a folder it staged whole (removed with what it holds)."""
+def temporary_entry(folder: str, name: str, entry: os.DirEntry) -> bool:
+    """A file staged by an interrupted build, or a folder it staged whole (removed with what it holds):
+    kompile stages folders only inside the output folders, never beside them at the root."""
     if TEMP.fullmatch(name):
-        return entry.is_file(follow_symlinks=False) or entry.is_dir(follow_symlinks=False)
+        return entry.is_file(follow_symlinks=False) or bool(folder) and entry.is_dir(follow_symlinks=False)
     return name.endswith(LEGACY_TEMP_SUFFIX) and entry.is_file(follow_symlinks=False)
+
+
+def temporaries(handle: Root, folders: tuple[str, ...]) -> list[str]:
+    """What interrupted builds left under these folders (files, and folders staged whole), sorted."""
+    found, stack = [], list(folders)
+    while stack:
+        folder = stack.pop()
+        for name, entry in (folder_entries(handle, folder) or {}).items():
+            path = f"{folder}/{name}"
+            if temporary_entry(folder, name, entry):
+                found.append(path)
+            elif entry.is_dir(follow_symlinks=False):
+                stack.append(path)
+    return sorted(found)
 
 
 def is_temporary(name: str) -> bool:

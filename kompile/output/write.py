@@ -273,6 +273,7 @@ def apply_plan(root: Path, plan: WritePlan) -> None:
     if plan.is_noop:
         return
     with Root(root) as disk:
+        _remove_leftovers(disk, plan.leftovers)
         staged = plan.staged or _stage(disk, plan)
         on_disk = record_intent(disk, plan)
         try:
@@ -283,9 +284,6 @@ def apply_plan(root: Path, plan: WritePlan) -> None:
             for path in plan.deletes:
                 disk.unlink(path)
                 _remove_empty_parents(disk, path)
-            for path in plan.leftovers:
-                disk.remove_temporary(path)
-                _remove_empty_parents(disk, path)  # a killed build's folder for an environment now gone
             _write_records(disk, plan.manifest, on_disk, removing=True)
         except (OSError, Refused, _Unwritten) as exc:
             # The manifest already owns old and new bytes of every file: the next build completes this one.
@@ -302,6 +300,26 @@ def apply_plan(root: Path, plan: WritePlan) -> None:
                     )
                 ]
             ) from None
+
+
+def _remove_leftovers(disk: Root, leftovers: list[str]) -> None:
+    """What interrupted builds left (never output anyone reads): removed first, so that one kompile
+    cannot remove stops the build before anything has changed, and says which."""
+    for path in leftovers:
+        try:
+            disk.remove_temporary(path)
+        except (OSError, Refused) as exc:
+            raise KompileError(
+                [
+                    Diagnostic(
+                        Code.WRITE,
+                        f"cannot remove {path}, which an interrupted build left: {_reason(exc)}",
+                        Span(path),
+                        "remove it by hand, then run `kompile build` again",
+                    )
+                ]
+            ) from None
+        _remove_empty_parents(disk, path)  # a killed build's folder for an environment now gone
 
 
 def _stage(disk: Root, plan: WritePlan) -> list[tuple[str, str]]:
