@@ -4,7 +4,7 @@ Every path is walked one component at a time from a handle on the root (openat w
 link anywhere on the way, planted before or during a run, is refused instead of followed. Reads take
 regular files only, bounded in size, and never block (a FIFO is refused, not opened for reading).
 Writes go to a new temporary file with an unpredictable name, created exclusively, then renamed over
-the target within the same folder.
+the target within the same folder; a new folder is written whole under such a name, then renamed.
 """
 
 from __future__ import annotations

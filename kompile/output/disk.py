@@ -24,14 +24,14 @@ class Disk:
         self.problems = problems
         self.listings: dict[str, dict[str, os.DirEntry] | None] = {}
 
-    def _listing(self, folder: str) -> dict[str, os.DirEntry] | None:
+    def listing(self, folder: str) -> dict[str, os.DirEntry] | None:
         """The folder's entries ({} when it does not exist yet); None when it is refused (reported once)."""
         if folder not in self.listings:
             parent, _, name = folder.rpartition("/")
             # A folder its parent's listing lacks is not there (a cold build asks about thousands): {}
             # without walking to it. Only as deep as kompile's folders go (a forged manifest may name a
             # path a thousand folders deep), and below the top ones (the root's listing is not worth it).
-            above = self._listing(parent) if parent and folder.count("/") <= 4 else None
+            above = self.listing(parent) if parent and folder.count("/") <= 4 else None
             if above is not None and name not in above:
                 self.listings[folder] = {}
                 return self.listings[folder]
@@ -57,7 +57,7 @@ class Disk:
     def read(self, path: str):
         """The file's bytes, None when there is none, or REFUSED (with a problem reported)."""
         folder, _, name = path.rpartition("/")
-        entries = self._listing(folder)
+        entries = self.listing(folder)
         if entries is None:
             return REFUSED
         entry = entries.get(name)
@@ -102,9 +102,7 @@ class Disk:
         found, stack = [], list(owned)
         while stack:
             folder = stack.pop()
-            entries = (
-                self._listing(folder) if folder in self.listings else folder_entries(self.handle, folder)
-            )
+            entries = self.listing(folder) if folder in self.listings else folder_entries(self.handle, folder)
             for name, entry in (entries or {}).items():
                 path = f"{folder}/{name}"
                 if entry.is_dir(follow_symlinks=False) and not TEMP.fullmatch(name):
@@ -116,7 +114,7 @@ class Disk:
     def leftovers(self) -> list[str]:
         """Temporary files an interrupted build left in the folders this build looked at (and at the top,
         beside the manifest)."""
-        self._listing("")
+        self.listing("")
         found = []
         for folder, entries in self.listings.items():
             for name, entry in (entries or {}).items():

@@ -5,11 +5,13 @@
   belongs) stops the build before anything is written.
 - Nothing is followed through a symbolic link (kompile/safefs.py): not the output folders, not a file,
   not a temporary file, which is created exclusively under an unpredictable name.
-- Every new file is first written in full beside its target (staged); only when all of them are, the
-  manifest records both the old and the new hash of every file it may touch, then each staged file is
-  renamed over its target. A reader (or a kill) sees old or new bytes, never a mix, and the next build
-  after an interrupted one still owns every file and completes the job. A file system that refuses
-  (no room, a name too long) stops the build while nothing visible has changed.
+- Every new file is first written in full beside its target (staged); a folder not there yet (a new
+  environment's, or every one in a first build) is written whole under a temporary name beside it.
+  Only when all of them are, the manifest records both the old and the new hash of every file it may
+  touch, then each staged file is renamed over its target and each staged folder to its name. A reader
+  (or a kill) sees old or new bytes, never a mix, and the next build after an interrupted one still
+  owns every file, removes what the interrupted one staged, and completes the job. A file system that
+  refuses (no room, a name too long) stops the build while nothing visible has changed.
 """
 
 from __future__ import annotations
@@ -158,7 +160,7 @@ class Planner:
         environment's folder is staged whole, not the tree of all of them); None when all are there."""
         parts, new = folder.split("/"), None
         for depth in range(1, len(parts)):
-            listing = self._disk._listing("/".join(parts[:depth]))
+            listing = self._disk.listing("/".join(parts[:depth]))
             if listing is None:
                 break  # (refused, and reported: nothing is staged)
             if parts[depth] not in listing:
