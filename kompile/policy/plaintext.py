@@ -181,13 +181,20 @@ def _scalars(node, path: str, key: str, add, commands: list, keys: list, clean) 
         if "command" in node or "args" in node:
             commands.append((path, node))
         keys += node
+        binary = path == "binaryData"
         for name, value in node.items():
-            named = name if type(name) is str else str(name)
-            if isinstance(name, str) and name not in clean:
-                add((path, name, _MEMBER, "", name))
-            if path == "binaryData" and isinstance(value, str):
+            if type(name) is str:
+                named = name
+                if name not in clean:
+                    add((path, name, _MEMBER, "", name))
+            else:
+                named = str(name)
+                if isinstance(name, str) and name not in clean:
+                    add((path, name, _MEMBER, "", name))
+            if binary and isinstance(value, str):
                 value = _decoded(value)
-            if isinstance(value, dict | list):
+            kind = type(value)
+            if kind is dict or kind is list or isinstance(value, dict | list):
                 _scalars(value, f"{path}.{name}" if path else named, named, add, commands, keys, clean)
             else:
                 add((path, name, _MEMBER, named, value))
