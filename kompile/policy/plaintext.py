@@ -206,11 +206,11 @@ def _scalars(node, path: str, key: str, add, commands: list, keys: list, clean) 
                 add((path, item["name"], _ITEM, item["name"], item["value"]))
                 keys += ("name", "value")
                 item = {k: v for k, v in item.items() if k not in ("name", "value")}
-            if isinstance(item, str):
+            if type(item) is str or isinstance(item, str):
                 # `--password hunter2`: the value after a flag is held under the flag's name.
                 add((path, index, _ITEM, flag or key, item))
                 flag = item.lstrip("-") if item.startswith("-") and "=" not in item else None
-            elif isinstance(item, dict | list):
+            elif type(item) is dict or type(item) is list or isinstance(item, dict | list):
                 _scalars(item, f"{path}[{index}]", key, add, commands, keys, clean)
             else:
                 add((path, index, _ITEM, key, item))

@@ -146,10 +146,10 @@ def _secret_names(node, found: set[str] | None = None) -> set[str]:
                 found.add(
                     value.get("secretName", value.get("name"))
                 )  # a volume, or a projected volume's source
-            elif isinstance(value, dict | list):
+            elif type(value) is dict or type(value) is list or isinstance(value, dict | list):
                 _secret_names(value, found)
     elif isinstance(node, list):
         for item in node:
-            if isinstance(item, dict | list):
+            if type(item) is dict or type(item) is list or isinstance(item, dict | list):
                 _secret_names(item, found)
     return found

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import importlib.resources
 import ipaddress
 import re
 
@@ -36,6 +35,8 @@ def check_cidr(value: str):
 
 @functools.cache
 def _time_zones() -> frozenset[str]:
+    import importlib.resources  # (a few milliseconds of every start-up, for specs that name a time zone)
+
     return frozenset(
         importlib.resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8").split()
     )
