@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -55,6 +56,24 @@ def timed(command: list[str], expect: tuple[int, ...] = (0,)) -> tuple[float, in
     return float(seconds), int(rss)
 
 
+SETTLE = 30.0  # seconds settle() waits at most (--settle)
+
+
+def settle() -> None:
+    """Flush what was written, then wait (at most SETTLE seconds) until the disk is idle again, where
+    Linux says (/proc/pressure/io): a file system still writing back or freeing a hundred thousand files
+    creates files several times more slowly. The cold builds and the floor's writes, which a ratio
+    compares, each start from this state."""
+    os.sync()
+    pressure = Path("/proc/pressure/io")
+    started = time.monotonic()
+    while pressure.exists() and time.monotonic() - started < SETTLE:
+        some = pressure.read_text().split("\n", 1)[0]  # some avg10=0.12 avg60=... (percent of the last 10 s)
+        if float(some.split("avg10=", 1)[1].split()[0]) < 2.0:
+            return
+        time.sleep(0.5)
+
+
 def cold_builds(root: Path, runs: int) -> tuple[float, int, Path]:
     """`kompile build` into an empty output tree, best of the runs, and the first tree built. Each run
     builds a fresh copy of root's specs, with what was written before flushed, and nothing is deleted
@@ -67,7 +86,7 @@ def cold_builds(root: Path, runs: int) -> tuple[float, int, Path]:
         for folder in ("environments", "secrets"):
             if (root / folder).is_dir():
                 shutil.copytree(root / folder, copy / folder)
-        os.sync()
+        settle()
         samples.append(timed([*KOMPILE, "build", "--root", str(copy)]))
         built.append(copy)
     return min(s[0] for s in samples), max(s[1] for s in samples), built[0]
@@ -147,7 +166,7 @@ def write_floor(root: Path, scratch: Path) -> float:
     dump.write_bytes(pickle.dumps(files))
     times = []
     for attempt in range(3):  # (into new folders, deleted when the benchmark ends: see cold_builds)
-        os.sync()
+        settle()
         times.append(inner_seconds(WRITE, dump, scratch / f"written-{attempt}"))
     return min(times)
 
@@ -322,6 +341,7 @@ def report(rows: list[dict], start: dict) -> str:
 
 
 def main() -> None:
+    global SETTLE
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1000,5000", help="comma-separated environment counts")
     parser.add_argument("--large", action="store_true", help="add N = 10000 (long)")
@@ -335,7 +355,14 @@ def main() -> None:
     parser.add_argument(
         "--hydrate-size", type=int, default=1000, help="environments for the hydration figures (0: skip)"
     )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=SETTLE,
+        help="seconds to wait at most for an idle disk before each cold build and floor write (0: flush only)",
+    )
     args = parser.parse_args()
+    SETTLE = args.settle
     sizes = [int(n) for n in args.sizes.split(",")] + ([10000] if args.large else [])
     with tempfile.TemporaryDirectory(prefix="kompile-bench-") as scratch:
         rows = [measure(n, args.kustomize_sample, args.runs, Path(scratch)) for n in sizes]

@@ -27,6 +27,8 @@ def test_benchmark_runs_and_reports_its_figures():
             "--hydrate-size",
             "5",
             "--json",
+            "--settle",
+            "0",  # (the tests beside it keep the disk busy: flush only)
         ],
         capture_output=True,
         text=True,
