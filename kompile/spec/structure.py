@@ -30,15 +30,8 @@ def remember_clean(value, kind: Type, partial: bool) -> None:
         _CLEAN[id(value)] = (value, kind, partial)
 
 
-@dataclass(frozen=True)
-class Obj(Type):
-    fields: dict[str, Field]
-    one_of: tuple[str, ...] = ()  # exactly one of these keys must be set (checked on full specs)
-    one_of_optional: bool = False  # ... or none of them
-    elsewhere: dict[str, str] = field(default_factory=dict)  # keys that belong to another kind: why
-    label: str = "spec"  # what messages call this object when it is checked at the top (path "")
-    # Fields required for some values of another: {"type": {"cron": ("schedule",)}} (checked on full specs).
-    required_when: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+class _CheckedOnce(Type):
+    """A structured type: a value it found clean is remembered (_CLEAN), its check (_check) not run again."""
 
     def check(self, value, path, span, out, partial, key_span=None):
         if was_clean(value, self, partial):
@@ -47,6 +40,20 @@ class Obj(Type):
         self._check(value, path, span, out, partial, key_span)
         if len(out.items) == found:
             remember_clean(value, self, partial)
+
+    def _check(self, value, path, span, out, partial, key_span=None):
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Obj(_CheckedOnce):
+    fields: dict[str, Field]
+    one_of: tuple[str, ...] = ()  # exactly one of these keys must be set (checked on full specs)
+    one_of_optional: bool = False  # ... or none of them
+    elsewhere: dict[str, str] = field(default_factory=dict)  # keys that belong to another kind: why
+    label: str = "spec"  # what messages call this object when it is checked at the top (path "")
+    # Fields required for some values of another: {"type": {"cron": ("schedule",)}} (checked on full specs).
+    required_when: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
 
     def _check(self, value, path, span, out, partial, key_span=None):
         if not isinstance(value, dict):
@@ -168,20 +175,12 @@ class Obj(Type):
 
 
 @dataclass(frozen=True)
-class MapOf(Type):
+class MapOf(_CheckedOnce):
     value: Type
     key: Str = Str()
     what: str = "key"
 
-    def check(self, value, path, span, out, partial, key_span=None):
-        if was_clean(value, self, partial):
-            return
-        found = len(out.items)
-        self._check(value, path, span, out, partial)
-        if len(out.items) == found:
-            remember_clean(value, self, partial)
-
-    def _check(self, value, path, span, out, partial):
+    def _check(self, value, path, span, out, partial, key_span=None):
         if not isinstance(value, dict):
             hint = (
                 f"write one {self.what} per line as `name: value`, not as a list"
@@ -207,20 +206,12 @@ class MapOf(Type):
 
 
 @dataclass(frozen=True)
-class ListOf(Type):
+class ListOf(_CheckedOnce):
     item: Type
     min_items: int = 0
     unique_key: str | None = None  # items are mappings whose value at this key must be unique
 
-    def check(self, value, path, span, out, partial, key_span=None):
-        if was_clean(value, self, partial):
-            return
-        found = len(out.items)
-        self._check(value, path, span, out, partial)
-        if len(out.items) == found:
-            remember_clean(value, self, partial)
-
-    def _check(self, value, path, span, out, partial):
+    def _check(self, value, path, span, out, partial, key_span=None):
         if not isinstance(value, list):
             hint = f"write it as a list: [{value}]" if isinstance(value, str | int) else None
             out.error(Code.WRONG_TYPE, f"{path}: expected a list, found {describe(value)}", span, hint)
@@ -258,7 +249,7 @@ class ListOf(Type):
 
 
 @dataclass(frozen=True)
-class Collection(Type):
+class Collection(_CheckedOnce):
     """Named entries that add up across the App, the environments it extends and the environment:
     an entry of the same name replaces the inherited one, `name: null` removes it, and nothing is
     dropped because a file wrote its own list. Written as a map keyed by name, or as a list whose
@@ -280,14 +271,6 @@ class Collection(Type):
                 self.item.elsewhere,
             )
         return self.item
-
-    def check(self, value, path, span, out, partial, key_span=None):
-        if was_clean(value, self, partial):
-            return
-        found = len(out.items)
-        self._check(value, path, span, out, partial, key_span)
-        if len(out.items) == found:
-            remember_clean(value, self, partial)
 
     @functools.cached_property
     def _as_list(self) -> ListOf:
