@@ -300,6 +300,8 @@ def test_what_a_killed_build_staged_is_never_taken_for_output(example):
     mine = example / ".kompile-0123456789abcdef.tmp"
     mine.mkdir()
     (mine / "mine.txt").write_text("precious\n")
+    notes = example / "notes.kompile-tmp"  # (older builds' suffix, but not MANIFEST's: a user's file)
+    notes.write_text("mine\n")
     shutil.rmtree(example / ".kompile-cache")  # (diff compiles everything: no record to trust)
     diff = run_kompile("diff", "--root", str(example))
     assert diff.returncode == 0 and ".kompile-" not in diff.stdout, diff.stdout
@@ -309,6 +311,7 @@ def test_what_a_killed_build_staged_is_never_taken_for_output(example):
     assert not (example / "overlays/.kompile-00000000000000ae.tmp").exists()
     assert not (example / "overlays/.kompile-00000000000000af.tmp").exists()
     assert (mine / "mine.txt").read_text() == "precious\n"
+    assert notes.read_text() == "mine\n"
     assert run_kompile("check", "--root", str(example)).returncode == 0
 
 

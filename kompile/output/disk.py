@@ -130,10 +130,11 @@ class Disk:
 
 def temporary_entry(folder: str, name: str, entry: os.DirEntry) -> bool:
     """A file staged by an interrupted build, or a folder it staged whole (removed with what it holds):
-    kompile stages folders only inside the output folders, never beside them at the root."""
+    kompile stages folders, and older builds their *.kompile-tmp files, only inside the output folders:
+    at the root, beside them, only its own temporary names are its (and MANIFEST's old one: leftovers)."""
     if TEMP.fullmatch(name):
         return entry.is_file(follow_symlinks=False) or bool(folder) and entry.is_dir(follow_symlinks=False)
-    return name.endswith(LEGACY_TEMP_SUFFIX) and entry.is_file(follow_symlinks=False)
+    return bool(folder) and name.endswith(LEGACY_TEMP_SUFFIX) and entry.is_file(follow_symlinks=False)
 
 
 def temporaries(handle: Root, folders: tuple[str, ...]) -> list[str]:
@@ -148,10 +149,6 @@ def temporaries(handle: Root, folders: tuple[str, ...]) -> list[str]:
             elif entry.is_dir(follow_symlinks=False):
                 stack.append(path)
     return sorted(found)
-
-
-def is_temporary(name: str) -> bool:
-    return TEMP.fullmatch(name) is not None or name.endswith(LEGACY_TEMP_SUFFIX)
 
 
 def folder_entries(handle: Root, folder: str) -> dict[str, os.DirEntry] | None:
