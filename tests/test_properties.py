@@ -386,7 +386,7 @@ def test_command_lines_are_found_where_their_own_walk_found_them(obj):
     from kompile.policy.plaintext import _command_lines, _scalars
 
     commands: list = []
-    _scalars(obj, "", "", lambda found: None, commands, [], frozenset())
+    _scalars(obj, "", "", lambda found: None, commands, [], frozenset(), None)
     assert _command_lines(commands) == _reference_command_lines(obj)
 
 

@@ -52,14 +52,15 @@ def scan(obj: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[
     found: list[tuple] = []
     commands: list[tuple[str, dict]] = []
     keys: list = []
-    _scalars(obj, "", "", found.append, commands, keys, _CLEAN_NAMES)
+    _scalars(obj, "", "", found.append, commands, keys, _CLEAN_NAMES, _CLEAN_PAIRS)
     texts: list[str] = []
     memo, missing = _credential_memo, _MISSING
     for entry in found:
         key, value = entry[3], entry[4]
         if type(value) is str or isinstance(value, str):
             texts.append(value)
-            if key == "type" and value == SERVICE_ACCOUNT_TOKEN:
+            token = key == "type" and value == SERVICE_ACCOUNT_TOKEN
+            if token:
                 tokens.append(_where(entry))
             if (sealed or encrypted) and _ciphertext(_where(entry), value, sealed, encrypted):
                 continue
@@ -68,10 +69,15 @@ def scan(obj: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[
                 what = credential_in(key, value)
             if what:
                 credentials.append((_where(entry), what))
-            elif key == "" and entry[1] is value and len(value) <= 256 and not _ODD_CHARACTERS.search(value):
-                if len(_CLEAN_NAMES) > 20_000:
-                    _CLEAN_NAMES.clear()
-                _CLEAN_NAMES.add(value)  # a mapping key that holds nothing: not looked at again
+            elif len(value) <= 256 and type(value) is str and not token and not _ODD_CHARACTERS.search(value):
+                if key == "" and entry[1] is value:
+                    if len(_CLEAN_NAMES) > 20_000:
+                        _CLEAN_NAMES.clear()
+                    _CLEAN_NAMES.add(value)  # a mapping key that holds nothing: not looked at again
+                else:
+                    if len(_CLEAN_PAIRS) > 50_000:
+                        _CLEAN_PAIRS.clear()
+                    _CLEAN_PAIRS.add((key, value))  # a value that holds nothing under its key: likewise
         elif isinstance(value, Decoded):
             what = value.unreadable or credential_in(key, value.text)
             if what:
@@ -90,6 +96,10 @@ _MISSING = object()
 # walk of scan leaves them out. A key is judged by itself alone (no key names it), so one found clean in
 # one object is clean in every object. (Short ones only, in a bounded table.)
 _CLEAN_NAMES: set[str] = set()
+# Likewise (the key naming a value, the value) found to hold no credential and no odd character, and
+# not asking for a token: what a value holds depends on these two alone, wherever it is ("name: web",
+# "protocol: TCP"). Ciphertext is never judged, so never listed.
+_CLEAN_PAIRS: set[tuple[str, str]] = set()
 
 
 def _ciphertext(path: str, value: str, sealed: bool, encrypted: bool) -> bool:
@@ -153,7 +163,7 @@ def scalars(node, path: str, key: str = "") -> list[tuple[str, str, object]]:
     no key of its own); binaryData decoded. An env variable's or header's value is named by its `name`,
     and a command's argument by the flag before it. In document order."""
     found: list[tuple] = []
-    _scalars(node, path, key, found.append, [], [], frozenset())
+    _scalars(node, path, key, found.append, [], [], frozenset(), None)
     return [(_where(entry), entry[3], entry[4]) for entry in found]
 
 
@@ -172,11 +182,13 @@ def _where(entry: tuple) -> str:
     return path
 
 
-def _scalars(node, path: str, key: str, add, commands: list, keys: list, clean) -> None:
+def _scalars(node, path: str, key: str, add, commands: list, keys: list, clean, pairs) -> None:
     # Appends (path, name, how they join, key, value) rather than yields: a generator hands each value up
     # through every level of nesting. The mappings holding a command or args are collected on the way
     # (for _command_lines), and every mapping key (for the rules that look for keys anywhere). Mapping
-    # keys in `clean` are known to hold nothing, and are not listed as scalars.
+    # keys in `clean`, and (key, string) in `pairs`, are known to hold nothing, and are not listed; with
+    # `pairs` (not None), neither are the scalars no rule of scan looks at (booleans, null, integers that
+    # Kubernetes holds).
     if isinstance(node, dict):
         if "command" in node or "args" in node:
             commands.append((path, node))
@@ -194,28 +206,38 @@ def _scalars(node, path: str, key: str, add, commands: list, keys: list, clean) 
             if binary and isinstance(value, str):
                 value = _decoded(value)
             kind = type(value)
-            if kind is dict or kind is list or isinstance(value, dict | list):
-                _scalars(value, f"{path}.{name}" if path else named, named, add, commands, keys, clean)
-            else:
+            if kind is str:
+                if pairs is None or (named, value) not in pairs:
+                    add((path, name, _MEMBER, named, value))
+            elif kind is dict or kind is list or isinstance(value, dict | list):
+                _scalars(value, f"{path}.{name}" if path else named, named, add, commands, keys, clean, pairs)
+            elif pairs is None or not _inert(value, kind):
                 add((path, name, _MEMBER, named, value))
     elif isinstance(node, list):
-        pairs = all(isinstance(item, dict) and isinstance(item.get("name"), str) for item in node)
+        pairs_of_names = all(isinstance(item, dict) and isinstance(item.get("name"), str) for item in node)
         flag = None
         for index, item in enumerate(node):
-            if pairs and isinstance(item.get("value"), str):  # env variables, HTTP headers
-                add((path, item["name"], _ITEM, item["name"], item["value"]))
+            if pairs_of_names and isinstance(item.get("value"), str):  # env variables, HTTP headers
+                if pairs is None or (item["name"], item["value"]) not in pairs:
+                    add((path, item["name"], _ITEM, item["name"], item["value"]))
                 keys += ("name", "value")
                 item = {k: v for k, v in item.items() if k not in ("name", "value")}
             if type(item) is str or isinstance(item, str):
                 # `--password hunter2`: the value after a flag is held under the flag's name.
-                add((path, index, _ITEM, flag or key, item))
+                if pairs is None or type(item) is not str or (flag or key, item) not in pairs:
+                    add((path, index, _ITEM, flag or key, item))
                 flag = item.lstrip("-") if item.startswith("-") and "=" not in item else None
             elif type(item) is dict or type(item) is list or isinstance(item, dict | list):
-                _scalars(item, f"{path}[{index}]", key, add, commands, keys, clean)
-            else:
+                _scalars(item, f"{path}[{index}]", key, add, commands, keys, clean, pairs)
+            elif pairs is None or not _inert(item, type(item)):
                 add((path, index, _ITEM, key, item))
     else:
         add((path, None, _ITSELF, key, node))
+
+
+def _inert(value, kind) -> bool:
+    """A scalar no rule of scan looks at: a boolean, null, or an integer Kubernetes holds."""
+    return kind is bool or value is None or (kind is int and -INT64 <= value < INT64)
 
 
 def _decoded(value: str) -> str | Decoded:
