@@ -77,22 +77,42 @@ def settle() -> None:
         time.sleep(0.5)
 
 
-def cold_builds(root: Path, runs: int) -> tuple[float, int, Path]:
-    """`kompile build` into an empty output tree, best of the runs, and the first tree built. Each run
-    builds a fresh copy of root's specs, with what was written before flushed, and nothing is deleted
-    until the benchmark ends: a file system still freeing a deleted tree of a hundred thousand files
-    creates files several times more slowly (ten times the system time at 10,000 environments), which
-    is the machine's cost, not kompile's."""
-    samples, built = [], []
-    for _ in range(runs):
-        copy = Path(tempfile.mkdtemp(prefix=f"{root.name}-cold-", dir=root.parent))
+def cold_builds(specs: Path, runs: int, scratch: Path) -> dict:
+    """`kompile build` into an empty output tree, and the floor it is compared with, measured in turns:
+    each round a cold build, then the floor's parse and emit, then its write. The machine's speed drifts
+    over minutes (other tenants, a disk writing back), so a ratio of figures taken minutes apart says
+    more about the drift than about kompile; taken in turns, the best of each come from the same
+    conditions. Each build builds a fresh copy of the specs with what was written before flushed, and
+    nothing is deleted until the benchmark ends: a file system still freeing a deleted tree of a hundred
+    thousand files creates files several times more slowly (ten times the system time at 10,000
+    environments), which is the machine's cost, not kompile's. Returns the best of each, the largest
+    peak RSS, every round's ratio and the first tree built."""
+    builds, rss, floors, writes, first = [], 0, [], [], None
+    for attempt in range(runs):
+        copy = Path(tempfile.mkdtemp(prefix=f"{specs.name}-cold-", dir=specs.parent))
         for folder in ("environments", "secrets"):
-            if (root / folder).is_dir():
-                shutil.copytree(root / folder, copy / folder)
+            if (specs / folder).is_dir():
+                shutil.copytree(specs / folder, copy / folder)
         settle()
-        samples.append(timed([*KOMPILE, "build", "--root", str(copy)]))
-        built.append(copy)
-    return min(s[0] for s in samples), max(s[1] for s in samples), built[0]
+        seconds, peak = timed([*KOMPILE, "build", "--root", str(copy)])
+        builds.append(seconds)
+        rss = max(rss, peak)
+        if first is None:
+            first = copy
+            objects, files = floor_inputs(first, scratch)
+        floors.append(inner_seconds(FLOOR, first, objects))
+        settle()  # (into a new folder each time, deleted when the benchmark ends)
+        writes.append(inner_seconds(WRITE, files, scratch / f"written-{attempt}"))
+    startup = min(timed([sys.executable, "-c", "import yaml"])[0] for _ in range(3))
+    ratios = [b / (startup + f + w) for b, f, w in zip(builds, floors, writes, strict=True)]
+    return {
+        "build_cold": min(builds),
+        "rss": rss,
+        "floor": startup + min(floors),
+        "write_floor": min(writes),
+        "round_ratios": ratios,
+        "root": first,
+    }
 
 
 def best_of(command: list[str], runs: int, expect: tuple[int, ...] = (0,)) -> tuple[float, int]:
@@ -118,8 +138,9 @@ print(time.perf_counter() - started)
 """
 
 
-def floor(root: Path, scratch: Path) -> float:
-    """Interpreter start-up and `import yaml`, plus parsing the specs and emitting the same objects."""
+def floor_inputs(root: Path, scratch: Path) -> tuple[Path, Path]:
+    """What the floor reads, from a built tree: every object kompile wrote (pickled, for the floor to emit
+    again) and every file's bytes (for it to write again)."""
     import yaml
 
     objects = [
@@ -129,10 +150,14 @@ def floor(root: Path, scratch: Path) -> float:
         for doc in yaml.load_all(path.read_bytes(), Loader=yaml.CSafeLoader)
         if doc is not None
     ]
-    dump = scratch / "objects.pickle"
-    dump.write_bytes(pickle.dumps(objects))
-    startup = min(timed([sys.executable, "-c", "import yaml"])[0] for _ in range(3))
-    return startup + min(inner_seconds(FLOOR, root, dump) for _ in range(2))
+    files = {
+        path.relative_to(root).as_posix(): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and path.relative_to(root).parts[0] in ("bases", "overlays", "gitops")
+    }
+    (scratch / "objects.pickle").write_bytes(pickle.dumps(objects))
+    (scratch / "files.pickle").write_bytes(pickle.dumps(files))
+    return scratch / "objects.pickle", scratch / "files.pickle"
 
 
 def inner_seconds(script: str, *args: Path) -> float:
@@ -158,22 +183,6 @@ print(time.perf_counter() - started)
 """
 
 
-def write_floor(root: Path, scratch: Path) -> float:
-    """Writing the same files into an empty folder, nothing else: what a cold build cannot avoid."""
-    files = {
-        path.relative_to(root).as_posix(): path.read_bytes()
-        for path in sorted(root.rglob("*"))
-        if path.is_file() and path.relative_to(root).parts[0] in ("bases", "overlays", "gitops")
-    }
-    dump = scratch / "files.pickle"
-    dump.write_bytes(pickle.dumps(files))
-    times = []
-    for attempt in range(3):  # (into new folders, deleted when the benchmark ends: see cold_builds)
-        settle()
-        times.append(inner_seconds(WRITE, dump, scratch / f"written-{attempt}"))
-    return min(times)
-
-
 def kustomize_per_overlay(root: Path, names: list[str], sample: int) -> float | None:
     kubectl = shutil.which("kubectl")
     if kubectl is None or sample == 0:
@@ -189,13 +198,12 @@ def measure(size: int, sample: int, runs: int, scratch_root: Path) -> dict:
     scratch = Path(tempfile.mkdtemp(prefix=f"kompile-bench-{size}-", dir=scratch_root))
     specs = generate_fleet(scratch / "repo", size)
     names = sorted(p.stem for p in (specs / "environments").glob("*.yaml") if p.stem != "app")
-    build_cold, rss_cold, root = cold_builds(specs, runs)
+    cold = cold_builds(specs, runs, scratch)
+    build_cold, rss_cold, root = cold["build_cold"], cold["rss"], cold["root"]
     build_noop, rss_noop = best_of([*KOMPILE, "build", "--root", str(root)], runs)
     check_fast, rss_check = timed([*KOMPILE, "check", "--fast", "--root", str(root)])  # reads, records
     check_warm, _ = best_of([*KOMPILE, "check", "--fast", "--root", str(root)], runs)  # remembered
     check_full, rss_full = best_of([*KOMPILE, "check", "--root", str(root)], runs)
-    floor_seconds = floor(root, scratch)
-    write_seconds = write_floor(root, scratch)
     kustomize = kustomize_per_overlay(root, names, sample)
     name = environment_name(0) if size > 3 else "staging"
     changed = root / "environments" / f"{name}.yaml"
@@ -218,8 +226,9 @@ def measure(size: int, sample: int, runs: int, scratch_root: Path) -> dict:
         "check_full": check_full,
         "diff_one_change": diff_one,
         "build_env_one_change": build_one,
-        "floor": floor_seconds,
-        "write_floor": write_seconds,
+        "floor": cold["floor"],
+        "write_floor": cold["write_floor"],
+        "cold_floor_rounds": cold["round_ratios"],
         "kustomize_per_overlay": kustomize,
         "peak_rss_mib": max(rss_cold, rss_noop, rss_check, rss_full, rss_diff, rss_one) / 1024,
         "peak_rss_cold_mib": rss_cold / 1024,
@@ -327,13 +336,20 @@ def report(rows: list[dict], start: dict) -> str:
             f"slope {before['environments']} -> {after['environments']}: {1000 * slope:.2f} ms per added environment; "
             f"cost per environment x{growth:.2f}; {1024 * rss:.1f} KiB of peak RSS per added environment"
         )
+    lines.append(
+        "cold/floor of each round (a cold build, then the floor, in turns): "
+        + "; ".join(
+            f"N={r['environments']} " + " ".join(f"{x:.2f}x" for x in r["cold_floor_rounds"]) for r in rows
+        )
+    )
     lines += [
         "",
         f"start-up: python -c pass {start['python_pass']:.3f}s; kompile --version {start['version']:.3f}s "
         f"({start['version'] / start['python_pass']:.1f}x); kompile validate on the example {start['validate_example']:.3f}s "
         f"({start['validate_example'] / start['python_pass']:.1f}x)",
         "floor +write: parse the specs (CSafeLoader) and emit the same objects (CSafeDumper) in one process, plus "
-        "writing the same files into an empty folder; check full recompiles (the default), check fast trusts the "
+        "writing the same files into an empty folder, each measured right after a cold build (best of each over "
+        "the rounds); check full recompiles (the default), check fast trusts the "
         "manifest (fast: the first run, which reads every file and records their identities; fast 2: the next "
         "runs, which find every identity unchanged); diff 1 change and build --env after one environment's spec changed; kustomize/kompile compares "
         "one `kubectl kustomize` per overlay with kompile's time per environment in a noop build",

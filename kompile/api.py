@@ -148,7 +148,7 @@ def build(
     # and the next `diff` compiles only the environments whose committed overlays may have changed.
     index = output.remember()
     if not output.partial:
-        record_outputs(root, plan.manifest, index)
+        record_outputs(root, plan.manifest, index, planner.identities)
     removals = tuple(
         Removal(
             name,

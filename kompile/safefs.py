@@ -303,9 +303,9 @@ class Root:
             self.discard(rel.rpartition("/")[0], temporary)
             raise
 
-    def create(self, rel: str, data: bytes) -> None:
+    def create(self, rel: str, data: bytes) -> os.stat_result:
         """Write a new file (its folders made as needed); FileExistsError when there is one (or a link)
-        already."""
+        already. Returns the file's status once written."""
         folder, _, name = rel.rpartition("/")
         fd = self.folder(folder, create=True)
         out = os.open(name, _CREATE_FLAGS, 0o666, dir_fd=fd)
@@ -313,6 +313,7 @@ class Root:
             view = memoryview(data)
             while view:
                 view = view[os.write(out, view) :]
+            return os.fstat(out)
         finally:
             os.close(out)
 

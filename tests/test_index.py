@@ -15,6 +15,7 @@ import os
 import random
 import shutil
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -475,6 +476,52 @@ def test_racily_clean_outputs_are_compared_by_their_bytes(example, monkeypatch):
     edit = example / "overlays/prod/kustomization.yaml"
     edit.write_text(edit.read_text().replace("namespace: shop-prod", "namespace: shop-prot"))
     assert {c.environment for c in api.diff(example)[1]} == {"prod"}
+
+
+def _recorded_identities(root: Path) -> dict[str, str]:
+    record = kompile.output.committed._read_record(root)
+    return {
+        f"{folder}/{name}": entry[0] if isinstance(entry, list) else entry
+        for folder, files in record["folders"].items()
+        for name, entry in files.items()
+    }
+
+
+def test_the_identities_recorded_are_those_the_files_have(example, monkeypatch):
+    """A build knows most identities without looking again: a file written into a folder new to disk
+    (renaming the folder changes none of its files) and a file found unchanged (as read). Each recorded
+    identity is the one a stat of the file gives afterwards, after a first build, a build that changes
+    nothing, and one that rewrites files one by one in folders that exist (renaming a file changes its
+    ctime: those are looked at again)."""
+    stats = []  # (the files record_outputs looks at itself)
+    counting = types.SimpleNamespace(**vars(os))
+    counting.stat = lambda *a, **k: stats.append(a) or os.stat(*a, **k)
+    monkeypatch.setattr(kompile.output.committed, "os", counting)
+
+    def check(expected_stats: bool) -> None:
+        recorded = _recorded_identities(example)
+        assert recorded and set(recorded) == {
+            p.relative_to(example).as_posix()
+            for folder in ("bases", "overlays")
+            for p in (example / folder).rglob("*")
+            if p.is_file()
+        }
+        for path, identity in recorded.items():
+            assert identity == kompile.safefs.file_identity((example / path).lstat()), path
+        assert bool(stats) == expected_stats
+        stats.clear()
+
+    for folder in ("bases", "overlays", "gitops", ".kompile-manifest"):
+        shutil.rmtree(example / folder, ignore_errors=True)
+    (example / "MANIFEST").unlink(missing_ok=True)
+    api.build(example)
+    check(expected_stats=False)  # every folder new: every identity known as written
+    api.build(example)
+    check(expected_stats=False)  # every file unchanged: every identity known as read
+    spec = example / "environments" / "app.yaml"
+    spec.write_text(spec.read_text().replace("cpu: 250m", "cpu: 251m", 1))
+    api.build(example)
+    check(expected_stats=True)  # files rewritten in place: their identities looked at again
 
 
 JUNK = [None, 5, -1, "x", "\x00", [], {}, [1, 2], ["a", 1, 2, 3, 4], True, 1.5, "../../etc/passwd", "/etc"]

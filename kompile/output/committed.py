@@ -37,9 +37,14 @@ def inputs_digest(index: Index, name: str) -> str:
     return hashlib.sha256(listing.encode()).hexdigest()
 
 
-def record_outputs(root: Path, manifest: Manifest, index: Index | None) -> None:
+def record_outputs(
+    root: Path, manifest: Manifest, index: Index | None, known: dict[str, str] | None = None
+) -> None:
     """After a full build: each base and overlay file the manifest lists (as written, so as compiled),
-    with its identity now, and what each environment was built from. Best effort."""
+    with its identity now, and what each environment was built from. Best effort. `known`: the
+    identities the build already knows (Planner.identities), taken from it (it is emptied): the other
+    files are looked at."""
+    known = {} if known is None else known
     if index is None:
         return
     racy_after = time.time_ns() - RACY_SECONDS * 1e9
@@ -54,14 +59,21 @@ def record_outputs(root: Path, manifest: Manifest, index: Index | None) -> None:
                 if not path.startswith(("bases/", "overlays/")):
                     continue
                 folder, _, name = path.rpartition("/")
-                info = os.stat(name, dir_fd=disk.folder(folder), follow_symlinks=False)
-                if len(hashes) != 1 or not stat.S_ISREG(info.st_mode):
+                if len(hashes) != 1:
                     return  # a build that did not finish: record nothing
+                identity = known.pop(path, None)
+                if identity is None:
+                    info = os.stat(name, dir_fd=disk.folder(folder), follow_symlinks=False)
+                    if not stat.S_ISREG(info.st_mode):
+                        return
+                    identity = file_identity(info)
                 # The digest only where the identity cannot vouch (the file is racily clean).
-                racy = max(info.st_mtime_ns, info.st_ctime_ns) >= racy_after
-                folders[folder][name] = [file_identity(info), hashes[0]] if racy else file_identity(info)
+                racy = max(map(int, identity.split(" ")[2:])) >= racy_after
+                folders[folder][name] = [identity, hashes[0]] if racy else identity
     except (OSError, Refused):
         return
+    finally:
+        known.clear()  # (its table freed before the peak below)
     try:
         built = {name: inputs_digest(index, name) for name in sorted(index.environments)}
     except Damaged:

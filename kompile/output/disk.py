@@ -7,7 +7,7 @@ import os
 
 from kompile.errors import Code, Diagnostic, Span
 from kompile.output.manifest import MANIFEST
-from kompile.safefs import TEMP, Refused, Root
+from kompile.safefs import TEMP, Refused, Root, file_identity
 
 LEGACY_TEMP_SUFFIX = ".kompile-tmp"  # what builds before 0.2 left behind when interrupted
 MAX_OUTPUT_BYTES = 16 << 20  # larger files in the output folders are not kompile's
@@ -23,6 +23,7 @@ class Disk:
         self.handle = handle
         self.problems = problems
         self.listings: dict[str, dict[str, os.DirEntry] | None] = {}
+        self.identities: dict[str, str] = {}  # each file read -> its identity as read (safefs.file_identity)
 
     def listing(self, folder: str) -> dict[str, os.DirEntry] | None:
         """The folder's entries ({} when it does not exist yet); None when it is refused (reported once)."""
@@ -81,7 +82,9 @@ class Disk:
             )
             return REFUSED
         try:
-            return self.handle.read(path, MAX_OUTPUT_BYTES)
+            data, info = self.handle.read_stat(path, MAX_OUTPUT_BYTES)
+            self.identities[path] = file_identity(info)
+            return data
         except Refused as exc:
             if exc.missing:
                 return None

@@ -35,7 +35,7 @@ from kompile.output.manifest import (
     record_path,
     recorded_environments,
 )
-from kompile.safefs import Refused, Root, path_problem
+from kompile.safefs import Refused, Root, file_identity, path_problem
 
 
 @dataclass
@@ -80,6 +80,10 @@ class Planner:
         self.plan = WritePlan(old_manifest=self.old)
         self.problems: list[Diagnostic] = []
         self.digests: dict[str, str] = {}
+        # The identity (safefs.file_identity) each file will have once the plan is carried out, where it is
+        # known without looking again: one found unchanged (as read), one written into a new folder (as
+        # written: renaming the folder changes none of its files). record_outputs stats the others.
+        self.identities: dict[str, str] = {}
         self._created: list[str] = []
         self._handle: Root | None = None
         self._new_folders: dict[str, str | None] = {}  # a file's folder -> the folder new to disk holding it
@@ -111,6 +115,7 @@ class Planner:
                 plan.added.append(path)
             elif current == data:
                 plan.unchanged.append(path)
+                self.identities[path] = disk.identities.pop(path)
             elif (old is not None and old.owns(path, current)) or (
                 self.force and old is not None and old.recorded(path)
             ):
@@ -144,7 +149,7 @@ class Planner:
             if temporary is None:
                 temporary = self._staged_folders[new] = self._handle.stage_folder(new, self._created)
                 self.plan.staged_folders.append((new, temporary))
-            self._handle.create(f"{temporary}{path[len(new) :]}", data)
+            self.identities[path] = file_identity(self._handle.create(f"{temporary}{path[len(new) :]}", data))
         except (OSError, Refused) as exc:
             self.problems.append(
                 Diagnostic(
