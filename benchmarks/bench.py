@@ -77,7 +77,7 @@ def settle() -> None:
         time.sleep(0.5)
 
 
-def cold_builds(specs: Path, runs: int, scratch: Path) -> dict:
+def cold_builds(specs: Path, runs: int, scratch: Path | None = None) -> dict:
     """`kompile build` into an empty output tree, and the floor it is compared with, measured in turns:
     each round a cold build, then the floor's parse and emit, then its write. The machine's speed drifts
     over minutes (other tenants, a disk writing back), so a ratio of figures taken minutes apart says
@@ -86,7 +86,7 @@ def cold_builds(specs: Path, runs: int, scratch: Path) -> dict:
     nothing is deleted until the benchmark ends: a file system still freeing a deleted tree of a hundred
     thousand files creates files several times more slowly (ten times the system time at 10,000
     environments), which is the machine's cost, not kompile's. Returns the best of each, the largest
-    peak RSS, every round's ratio and the first tree built."""
+    peak RSS, every round's ratio and the first tree built (without scratch: the builds alone)."""
     builds, rss, floors, writes, first = [], 0, [], [], None
     for attempt in range(runs):
         copy = Path(tempfile.mkdtemp(prefix=f"{specs.name}-cold-", dir=specs.parent))
@@ -97,12 +97,15 @@ def cold_builds(specs: Path, runs: int, scratch: Path) -> dict:
         seconds, peak = timed([*KOMPILE, "build", "--root", str(copy)])
         builds.append(seconds)
         rss = max(rss, peak)
-        if first is None:
-            first = copy
-            objects, files = floor_inputs(first, scratch)
-        floors.append(inner_seconds(FLOOR, first, objects))
-        settle()  # (into a new folder each time, deleted when the benchmark ends)
-        writes.append(inner_seconds(WRITE, files, scratch / f"written-{attempt}"))
+        first = first or copy
+        if scratch is not None:
+            if attempt == 0:
+                objects, files = floor_inputs(first, scratch)
+            floors.append(inner_seconds(FLOOR, first, objects))
+            settle()  # (into a new folder each time, deleted when the benchmark ends)
+            writes.append(inner_seconds(WRITE, files, scratch / f"written-{attempt}"))
+    if scratch is None:
+        return {"build_cold": min(builds), "rss": rss, "root": first}
     startup = min(timed([sys.executable, "-c", "import yaml"])[0] for _ in range(3))
     ratios = [b / (startup + f + w) for b, f, w in zip(builds, floors, writes, strict=True)]
     return {
@@ -252,9 +255,10 @@ def hydration(size: int, runs: int, scratch_root: Path) -> dict:
     # (Its trees stay until the benchmark ends: see cold_builds.)
     scratch_dir = tempfile.mkdtemp(prefix=f"kompile-bench-hydrate-{size}-", dir=scratch_root)
     root = generate_fleet(Path(scratch_dir) / "repo", size)
-    plain, _, _ = cold_builds(root, runs)
+    plain = cold_builds(root, runs)["build_cold"]
     _hydration_mode(root, "rendered")
-    rendered, rss, _ = cold_builds(root, runs)
+    rendered = cold_builds(root, runs)
+    rendered, rss = rendered["build_cold"], rendered["rss"]
     figures = {"environments": size, "build_cold_plain": plain, "build_cold_rendered": rendered}
     figures["rendered_peak_rss_mib"] = rss / 1024
     if git is None:
