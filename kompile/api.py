@@ -148,7 +148,9 @@ def build(
     # and the next `diff` compiles only the environments whose committed overlays may have changed.
     index = output.remember()
     if not output.partial:
-        record_outputs(root, plan.manifest, index, planner.identities)
+        record_outputs(
+            root, plan.manifest, index, planner.identities, (planner.read_identities, planner.started)
+        )
     removals = tuple(
         Removal(
             name,

@@ -15,6 +15,7 @@ import os
 import random
 import shutil
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -522,6 +523,21 @@ def test_the_identities_recorded_are_those_the_files_have(example, monkeypatch):
     spec.write_text(spec.read_text().replace("cpu: 250m", "cpu: 251m", 1))
     api.build(example)
     check(expected_stats=True)  # files rewritten in place: their identities looked at again
+
+
+def test_an_identity_taken_when_read_is_racy_from_when_reading_started(example, monkeypatch):
+    """A file found unchanged keeps the identity it had when the build read it, which may be long before
+    the record is written: a write in the same clock tick after the read would keep that identity. So a
+    file modified within RACY_SECONDS before the build started reading keeps its digest in the record,
+    however long the build took."""
+    api.build(example)
+    touched = example / "overlays/prod/kustomization.yaml"
+    touched.write_bytes(touched.read_bytes())  # (same bytes, modified now: found unchanged)
+    later = types.SimpleNamespace(time_ns=lambda: time.time_ns() + 3600 * 10**9)
+    monkeypatch.setattr(kompile.output.committed, "time", later)  # the record written an hour later
+    api.build(example)
+    entry = kompile.output.committed._read_record(example)["folders"]["overlays/prod"]["kustomization.yaml"]
+    assert isinstance(entry, list) and entry[0] == kompile.safefs.file_identity(touched.lstat())
 
 
 JUNK = [None, 5, -1, "x", "\x00", [], {}, [1, 2], ["a", 1, 2, 3, 4], True, 1.5, "../../etc/passwd", "/etc"]

@@ -480,6 +480,53 @@ def test_the_scan_judges_every_scalar_as_one_walk_over_them_did(obj, top, odd):
     assert scan(obj)[:3] == _reference_scan(obj)  # (the mapping keys found clean now left out)
 
 
+class _Text(str):
+    """A str subclass (never remembered as clean: only exact strings are)."""
+
+
+_ENC_VALUE = "ENC[AES256_GCM,data:eA==,iv:eA==,tag:eA==,type:str]"
+# One pair per example, met in several places: each mutation of the remembering (a value after a flag
+# looked up under the list's key, a token type remembered, an odd value remembered) is found at once.
+_SHARED_KEYS = st.sampled_from(["password", "type", "x"])
+_SHARED_VALUES = st.sampled_from(["hunter2", "kubernetes.io/service-account-token", _ENC_VALUE, "a\u2028b"])
+_PLACES = st.sampled_from(
+    ["member", "top", "env", "flag", "args", "list", "sealed", "sops", "sops-key", "binary", "mapping-key"]
+)
+
+
+def _placed(context: str, key: str, value: str) -> dict:
+    """One (key, value) pair in one of the places the scan names a value from."""
+    sops = {"mac": _ENC_VALUE, "lastmodified": "2026-01-01T00:00:00Z", "version": "3.9.0", "age": []}
+    return {
+        "member": {"kind": "ConfigMap", "data": {key: value}},
+        "top": {"kind": "Secret", key: value},
+        "env": {"kind": "Pod", "env": [{"name": key, "value": value}]},
+        "flag": {"kind": "Pod", "args": ["--" + key, value]},
+        "args": {"kind": "Pod", "args": [value]},
+        "list": {"kind": "Pod", key: ["a", value]},
+        "sealed": {"kind": "SealedSecret", "spec": {"encryptedData": {key: value}}},
+        "sops": {"kind": "Secret", "data": {key: value}, "sops": sops},
+        "sops-key": {"kind": "Secret", "data": {}, "sops": {**sops, "age": [{key: value}]}},
+        "binary": {"kind": "ConfigMap", "binaryData": {key: value}},
+        "mapping-key": {"kind": "ConfigMap", "data": {value: key}},
+    }[context]
+
+
+@settings(max_examples=500, deadline=None)
+@given(_SHARED_KEYS, _SHARED_VALUES | _SHARED_VALUES.map(_Text), st.lists(_PLACES, min_size=2, max_size=8))
+def test_what_the_scan_remembers_of_one_object_never_hides_a_finding_in_another(key, value, places):
+    """The scan remembers the (key, value) pairs it found clean and does not list them again: the same
+    pair met in another object, in another place (a flag's argument, an env variable, ciphertext, a
+    token type), is judged as if never seen."""
+    from kompile.policy import plaintext
+
+    plaintext._CLEAN_PAIRS.clear()
+    plaintext._CLEAN_NAMES.clear()
+    for place in places:
+        obj = _placed(place, key, value)
+        assert plaintext.scan(obj)[:3] == _reference_scan(obj)
+
+
 _COMPONENTS = st.sampled_from(
     ["bases", "overlays", "gitops", "rendered", "dev", "a.yaml", ".", "..", "", "x" * 250]
 )

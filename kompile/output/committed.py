@@ -38,16 +38,26 @@ def inputs_digest(index: Index, name: str) -> str:
 
 
 def record_outputs(
-    root: Path, manifest: Manifest, index: Index | None, known: dict[str, str] | None = None
+    root: Path,
+    manifest: Manifest,
+    index: Index | None,
+    written: dict[str, str] | None = None,
+    read: tuple[dict[str, str], int] | None = None,
 ) -> None:
     """After a full build: each base and overlay file the manifest lists (as written, so as compiled),
-    with its identity now, and what each environment was built from. Best effort. `known`: the
-    identities the build already knows (Planner.identities), taken from it (it is emptied): the other
-    files are looked at."""
-    known = {} if known is None else known
+    with its identity now, and what each environment was built from. Best effort. The identities the
+    build already knows are taken from `written` (files written into folders new to disk) and `read`
+    (files found unchanged, with when the build started reading), which are emptied; the other files
+    are looked at."""
+    written = {} if written is None else written
+    read_identities, read_since = ({}, 0) if read is None else read
     if index is None:
         return
-    racy_after = time.time_ns() - RACY_SECONDS * 1e9
+    now = time.time_ns()
+    racy_after = now - RACY_SECONDS * 1e9
+    # An identity taken when read may have been taken long before now: a write in the same clock tick
+    # after the read keeps it, so it is racily clean from RACY_SECONDS before the reading started.
+    read_racy_after = min(read_since, now) - RACY_SECONDS * 1e9
     folders: dict[str, dict[str, str | list[str]]] = defaultdict(dict)
     # In path order, listing by listing (MANIFEST's bases/, then each environment's overlays/): no copy
     # of a hundred thousand entries to sort.
@@ -61,19 +71,23 @@ def record_outputs(
                 folder, _, name = path.rpartition("/")
                 if len(hashes) != 1:
                     return  # a build that did not finish: record nothing
-                identity = known.pop(path, None)
+                since = racy_after
+                identity = written.pop(path, None)
+                if identity is None:
+                    identity, since = read_identities.pop(path, None), read_racy_after
                 if identity is None:
                     info = os.stat(name, dir_fd=disk.folder(folder), follow_symlinks=False)
                     if not stat.S_ISREG(info.st_mode):
                         return
-                    identity = file_identity(info)
+                    identity, since = file_identity(info), racy_after
                 # The digest only where the identity cannot vouch (the file is racily clean).
-                racy = max(map(int, identity.split(" ")[2:])) >= racy_after
+                racy = max(map(int, identity.split(" ")[2:])) >= since
                 folders[folder][name] = [identity, hashes[0]] if racy else identity
     except (OSError, Refused):
         return
     finally:
-        known.clear()  # (its table freed before the peak below)
+        written.clear()  # (their tables freed before the peak below)
+        read_identities.clear()
     try:
         built = {name: inputs_digest(index, name) for name in sorted(index.environments)}
     except Damaged:

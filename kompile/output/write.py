@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,9 +82,12 @@ class Planner:
         self.problems: list[Diagnostic] = []
         self.digests: dict[str, str] = {}
         # The identity (safefs.file_identity) each file will have once the plan is carried out, where it is
-        # known without looking again: one found unchanged (as read), one written into a new folder (as
-        # written: renaming the folder changes none of its files). record_outputs stats the others.
+        # known without looking again: one written into a new folder (as written: renaming the folder
+        # changes none of its files), one found unchanged (as read, since `started`: whether it is racily
+        # clean is judged from then). record_outputs stats the others.
         self.identities: dict[str, str] = {}
+        self.read_identities: dict[str, str] = {}
+        self.started = time.time_ns()
         self._created: list[str] = []
         self._handle: Root | None = None
         self._new_folders: dict[str, str | None] = {}  # a file's folder -> the folder new to disk holding it
@@ -115,7 +119,7 @@ class Planner:
                 plan.added.append(path)
             elif current == data:
                 plan.unchanged.append(path)
-                self.identities[path] = disk.identities.pop(path)
+                self.read_identities[path] = disk.identities.pop(path)
             elif (old is not None and old.owns(path, current)) or (
                 self.force and old is not None and old.recorded(path)
             ):

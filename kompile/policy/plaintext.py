@@ -218,7 +218,11 @@ def _scalars(node, path: str, key: str, add, commands: list, keys: list, clean, 
         flag = None
         for index, item in enumerate(node):
             if pairs_of_names and isinstance(item.get("value"), str):  # env variables, HTTP headers
-                if pairs is None or (item["name"], item["value"]) not in pairs:
+                if (
+                    pairs is None
+                    or type(item["value"]) is not str
+                    or (item["name"], item["value"]) not in pairs
+                ):
                     add((path, item["name"], _ITEM, item["name"], item["value"]))
                 keys += ("name", "value")
                 item = {k: v for k, v in item.items() if k not in ("name", "value")}
