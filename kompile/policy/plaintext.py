@@ -220,6 +220,7 @@ def _scalars(node, path: str, key: str, add, commands: list, keys: list, clean, 
             if pairs_of_names and isinstance(item.get("value"), str):  # env variables, HTTP headers
                 if (
                     pairs is None
+                    or type(item["name"]) is not str
                     or type(item["value"]) is not str
                     or (item["name"], item["value"]) not in pairs
                 ):
