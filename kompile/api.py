@@ -135,10 +135,13 @@ def build(
         if plan.old_manifest is not None and plan.old_manifest.format < MANIFEST_FORMAT:
             warnings = (*warnings, _manifest_upgraded())
         if not plan.is_noop:
-            # The files this build staged are not anyone's uncommitted work.
+            # git is asked about the folders of the files replaced or deleted in place: a folder new
+            # to disk (staged whole) holds no one's work, and the files this build staged are not
+            # anyone's uncommitted work either.
+            touched = (*(path for path, _ in plan.staged), *plan.deletes)
             dirty = [
                 path
-                for path in uncommitted_outputs(root)
+                for path in uncommitted_outputs(root, touched)
                 if not any(TEMP.fullmatch(part) for part in path.split("/"))
             ]
             if dirty:
@@ -178,8 +181,8 @@ def _manifest_upgraded() -> Diagnostic:
 def _uncommitted(dirty: list[str]) -> Diagnostic:
     return Diagnostic(
         Code.GIT,
-        f"{len(dirty)} output file(s) have uncommitted changes (e.g. {dirty[0]}); kompile only replaces "
-        "files it generated",
+        f"{len(dirty)} file(s) in the output folders this build writes have uncommitted changes (e.g. "
+        f"{dirty[0]}); kompile only replaces files it generated",
         Span(dirty[0]),
         severity=Severity.WARNING,
     )

@@ -208,24 +208,57 @@ def test_interrupted_build_leftovers_are_owned_and_completed(example):
     assert run_kompile("check", "--root", str(example)).returncode == 0
 
 
-def test_build_warns_about_uncommitted_output(example):
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@t",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@t",
+}
+
+
+def _commit_all(root: Path) -> None:
+    subprocess.run(["git", "-C", str(root), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(root), "commit", "-qm", "x"], check=True, env={**os.environ, **GIT_ENV})
+
+
+def test_build_warns_about_uncommitted_output_in_the_folders_it_writes(example):
     subprocess.run(["git", "init", "-q", str(example)], check=True)
-    assert run_kompile("build", "--root", str(example)).returncode == 0
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-    }
-    subprocess.run(["git", "-C", str(example), "add", "-A"], check=True)
-    subprocess.run(["git", "-C", str(example), "commit", "-qm", "x"], check=True, env=env)
-    (example / "overlays/dev/NOTES.md").write_text("wip\n")
+    first = run_kompile("build", "--root", str(example))
+    # Every output folder is new: none holds anyone's work, and the staged files are not theirs.
+    assert first.returncode == 0 and "K704" not in first.stderr, first.stderr
+    _commit_all(example)
+    for env in ("dev", "prod", "staging"):
+        (example / f"overlays/{env}/NOTES.md").write_text("wip\n")
     spec = example / "environments/dev.yaml"
     spec.write_text(spec.read_text().replace("replicas: 1}", "replicas: 2}", 1))
     result = run_kompile("build", "--root", str(example))
     assert result.returncode == 0
-    assert "uncommitted changes" in result.stderr and "overlays/dev/NOTES.md" in result.stderr
+    # dev's overlay is rewritten: the note beside its files is named; prod's and staging's are untouched.
+    assert "1 file(s) in the output folders this build writes have uncommitted changes" in result.stderr
+    assert "overlays/dev/NOTES.md" in result.stderr and "overlays/prod" not in result.stderr
+    # Files deleted count as written: staging's overlay goes, and the note left in it is named.
+    _commit_all(example)
+    (example / "overlays/staging/NOTES.md").write_text("more wip\n")
+    (example / "environments/staging.yaml").unlink()
+    removed = run_kompile("build", "--root", str(example), "--remove", "staging")
+    assert removed.returncode == 0, removed.stderr
+    assert "overlays/staging/NOTES.md" in removed.stderr
+    assert (example / "overlays/staging/NOTES.md").read_text() == "more wip\n"
+
+
+def test_past_so_many_folders_git_is_asked_about_the_output_folders_whole(example, monkeypatch):
+    from kompile.load import git
+
+    subprocess.run(["git", "init", "-q", str(example)], check=True)
+    build(example)
+    _commit_all(example)
+    (example / "overlays/prod/NOTES.md").write_text("wip\n")
+    touched = ["overlays/dev/kustomization.yaml", "overlays/staging/kustomization.yaml"]
+    assert git.uncommitted_outputs(example, touched) == []
+    assert git.uncommitted_outputs(example) == ["overlays/prod/NOTES.md"]
+    monkeypatch.setattr(git, "FOLDERS_ASKED", 1)
+    assert git.uncommitted_outputs(example, touched) == ["overlays/prod/NOTES.md"]
+    assert git.uncommitted_outputs(example, ["environments/dev.yaml"]) == []  # not an output file
 
 
 def test_a_build_refused_late_leaves_nothing_behind(example):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 
 from kompile.names import OUTPUT_FOLDERS
@@ -19,12 +20,49 @@ def _git(root: Path, *args: str, text: bool = True) -> subprocess.CompletedProce
         return None
 
 
-def uncommitted_outputs(root: Path) -> list[str]:
-    """Output files with uncommitted changes; empty outside a git repo or without git."""
-    result = _git(root, "status", "--porcelain", "--untracked-files=all", "--", *OUTPUT_FOLDERS)
+# Past this many folders, git is asked about the output folders whole: one walk of the tree costs less
+# than a command line of thousands of folders, and a build writing that many spends longer on them.
+FOLDERS_ASKED = 512
+
+
+def uncommitted_outputs(root: Path, touched: Iterable[str] | None = None) -> list[str]:
+    """Output files with uncommitted changes; empty outside a git repo or without git.
+
+    With `touched` (the output files a build writes or deletes), only the folders holding them are
+    asked about: an environment's overlay folder, an app's base, a GitOps tool's folder. git then
+    stats those files alone, not every file of a 100,000-file tree, for a build of one environment."""
+    scope: Iterable[str] = OUTPUT_FOLDERS
+    if touched is not None:
+        folders = {_folder(path) for path in touched}
+        folders.discard(None)
+        if len(folders) <= FOLDERS_ASKED:
+            if not folders:
+                return []
+            scope = sorted(folders)
+    # Literal pathspecs: a folder name is never a pattern; no optional locks: a warning never rewrites
+    # the index under a user's concurrent git command.
+    result = _git(
+        root,
+        "--literal-pathspecs",
+        "--no-optional-locks",
+        "status",
+        "--porcelain",
+        "--untracked-files=all",
+        "--",
+        *scope,
+    )
     if result is None or result.returncode != 0:
         return []
     return [line[3:] for line in result.stdout.splitlines() if line.strip()]
+
+
+def _folder(path: str) -> str | None:
+    """The folder of an output file that a build owns as a whole: its first two levels
+    (overlays/<environment>, bases/<app>, gitops/<tool>), or the file's own folder when shallower."""
+    parts = path.split("/")
+    if parts[0] not in OUTPUT_FOLDERS or len(parts) < 2:
+        return None
+    return "/".join(parts[: min(2, len(parts) - 1)])
 
 
 def remote_urls(root: Path) -> list[str]:
