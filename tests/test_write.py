@@ -261,6 +261,48 @@ def test_past_so_many_folders_git_is_asked_about_the_output_folders_whole(exampl
     assert git.uncommitted_outputs(example, ["environments/dev.yaml"]) == []  # not an output file
 
 
+def test_a_build_of_one_environment_names_the_uncommitted_files_in_its_folders_only(example):
+    # The repo's top is above kompile's root: git names files from the top, the warning from the root.
+    top = example.parent / f"{example.name}-top"
+    shutil.move(example, top / "deploy")
+    root = top / "deploy"
+    subprocess.run(["git", "init", "-q", str(top)], check=True)
+    assert run_kompile("build", "--root", str(root)).returncode == 0
+    _commit_all(top)
+    (root / 'overlays/dev/my notes "v2".md').write_text("wip\n")  # a name git would quote
+    (root / "overlays/prod/NOTES.md").write_text("wip\n")
+    spec = root / "environments/dev.yaml"
+    spec.write_text(spec.read_text().replace("replicas: 1}", "replicas: 2}", 1))
+    result = run_kompile("build", "--env", "dev", "--root", str(root))
+    assert result.returncode == 0, result.stderr
+    assert (
+        '1 file(s) in the output folders this build writes have uncommitted changes (e.g. overlays/dev/my notes "v2".md)'
+        in result.stderr
+    )
+    assert "overlays/prod" not in result.stderr and "deploy/" not in result.stderr
+
+
+def test_git_asked_early_answers_only_for_the_folders_it_was_asked_about(example):
+    from kompile.load.git import Status, uncommitted_outputs
+
+    subprocess.run(["git", "init", "-q", str(example)], check=True)
+    build(example)
+    _commit_all(example)
+    for env in ("dev", "prod"):
+        (example / f"overlays/{env}/NOTES.md").write_text("wip\n")
+    with Status(example, ["overlays/dev", "overlays/prod"]) as early:  # answers for dev's folder alone
+        touched = ["overlays/dev/kustomization.yaml"]
+        assert uncommitted_outputs(example, touched, early) == ["overlays/dev/NOTES.md"]
+    with Status(example, ["overlays/dev"]) as early:  # prod's folder was not asked about: asked now
+        touched = ["overlays/dev/kustomization.yaml", "overlays/prod/kustomization.yaml"]
+        assert uncommitted_outputs(example, touched, early) == [
+            "overlays/dev/NOTES.md",
+            "overlays/prod/NOTES.md",
+        ]
+    with Status(example.parent / "elsewhere", ["overlays/dev"]) as outside:  # not a git repo: nothing
+        assert outside.files() == []
+
+
 def test_a_build_refused_late_leaves_nothing_behind(example):
     """Files are staged as each environment compiles: when a later environment fails to render, every
     staged file and every folder made for them is removed, and nothing visible has changed."""

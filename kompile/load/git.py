@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from collections.abc import Iterable
@@ -23,37 +24,92 @@ def _git(root: Path, *args: str, text: bool = True) -> subprocess.CompletedProce
 # Past this many folders, git is asked about the output folders whole: one walk of the tree costs less
 # than a command line of thousands of folders, and a build writing that many spends longer on them.
 FOLDERS_ASKED = 512
+# Literal pathspecs: a folder name is never a pattern. No optional locks: a warning never rewrites the
+# index under a user's concurrent git command. -z: names as they are, never quoted.
+_STATUS = (
+    "--literal-pathspecs",
+    "--no-optional-locks",
+    "status",
+    "--porcelain",
+    "-z",
+    "--untracked-files=all",
+)
 
 
-def uncommitted_outputs(root: Path, touched: Iterable[str] | None = None) -> list[str]:
+class Status:
+    """`git status` of some output folders, started when made and read when asked: a build of a few
+    environments asks about their folders on the other core while it compiles them. Leaving the `with`
+    block stops git if it still runs."""
+
+    def __init__(self, root: Path, folders: Iterable[str]) -> None:
+        self.root, self.folders = root, frozenset(folders)
+        self._process: subprocess.Popen | None = None
+        if self.folders:
+            with contextlib.suppress(OSError):  # (no git: nothing to warn about)
+                self._process = subprocess.Popen(
+                    ["git", "-C", str(root), *_STATUS, "--", *sorted(self.folders)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                )
+
+    def __enter__(self) -> Status:
+        return self
+
+    def __exit__(self, *_) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.communicate()
+
+    def files(self) -> list[str]:
+        """The files git reports changed or untracked, relative to root; empty outside a git repo."""
+        if self._process is None:
+            return []
+        try:
+            out, _ = self._process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.__exit__()
+            return []
+        if self._process.returncode != 0 or not out:
+            return []
+        # Porcelain names are relative to the repository's top, which may be above root.
+        prefix = folder_in_repo(self.root) or ""
+        files, entries = [], iter(out.split(b"\0"))
+        for entry in entries:
+            if len(entry) > 3:
+                if entry[:1] in (b"R", b"C"):
+                    next(entries, None)  # a rename's or copy's source follows its name
+                name = os.fsdecode(entry[3:])
+                files.append(name[len(prefix) + 1 :] if prefix and name.startswith(f"{prefix}/") else name)
+        return files
+
+
+def uncommitted_outputs(
+    root: Path, touched: Iterable[str] | None = None, early: Status | None = None
+) -> list[str]:
     """Output files with uncommitted changes; empty outside a git repo or without git.
 
-    With `touched` (the output files a build writes or deletes), only the folders holding them are
+    With `touched` (the output files a build replaces or deletes), only the folders holding them are
     asked about: an environment's overlay folder, an app's base, a GitOps tool's folder. git then
-    stats those files alone, not every file of a 100,000-file tree, for a build of one environment."""
-    scope: Iterable[str] = OUTPUT_FOLDERS
+    stats those files alone, not every file of a 100,000-file tree, for a build of one environment.
+    `early`, a Status started before, answers when it asked about every one of those folders."""
+    scope = frozenset(OUTPUT_FOLDERS)
     if touched is not None:
         folders = {_folder(path) for path in touched}
         folders.discard(None)
         if len(folders) <= FOLDERS_ASKED:
             if not folders:
                 return []
-            scope = sorted(folders)
-    # Literal pathspecs: a folder name is never a pattern; no optional locks: a warning never rewrites
-    # the index under a user's concurrent git command.
-    result = _git(
-        root,
-        "--literal-pathspecs",
-        "--no-optional-locks",
-        "status",
-        "--porcelain",
-        "--untracked-files=all",
-        "--",
-        *scope,
-    )
-    if result is None or result.returncode != 0:
-        return []
-    return [line[3:] for line in result.stdout.splitlines() if line.strip()]
+            scope = frozenset(folders)
+    if early is not None and scope <= early.folders:
+        return [path for path in early.files() if _within(path, scope)]
+    with Status(root, scope) as status:
+        return status.files()
+
+
+def _within(path: str, folders: frozenset[str]) -> bool:
+    parts = path.split("/")
+    return any("/".join(parts[:depth]) in folders for depth in range(1, len(parts)))
 
 
 def _folder(path: str) -> str | None:
