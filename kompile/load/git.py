@@ -57,8 +57,10 @@ class Status:
         return self
 
     def __exit__(self, *_) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.kill()
+        # Never read (the build changed nothing), or read too late: git is stopped and its pipe closed.
+        if self._process is not None and self._process.returncode is None:
+            if self._process.poll() is None:
+                self._process.kill()
             self._process.communicate()
 
     def files(self) -> list[str]:
