@@ -1,7 +1,7 @@
 """How fast is kompile, measured against the cost floor and against kustomize, in one run.
 
     python benchmarks/bench.py                    # N = 1000 and 5000: growth, not one point
-    python benchmarks/bench.py --large            # and 10000 (about 15 minutes on 2 cores)
+    python benchmarks/bench.py --large            # and 10000 (about 30 minutes on 2 cores)
     python benchmarks/bench.py --sizes 10 --kustomize-sample 3
 
 For each N it generates N environments from the canonical example (benchmarks/fleet.py) and times,
