@@ -27,9 +27,9 @@ from kompile.output.hydrate import Hydrated, hydrate_project
 from kompile.output.manifest import FORMAT as MANIFEST_FORMAT
 from kompile.output.manifest import MANIFEST, RECORDS, recorded_environments
 from kompile.output.write import Planner, WritePlan, apply_plan, next_manifest
-from kompile.safefs import TEMP
 from kompile.spec import DNS_LABEL, json_schema
 from kompile.spec.doc import reference_markdown
+from kompile.spec.types import shown
 from kompile.tools import edit as edits
 from kompile.tools.explain import Setting, explain_environment
 from kompile.tools.scaffold import scaffold, write_scaffold
@@ -140,14 +140,9 @@ def build(
             warnings = (*warnings, _manifest_upgraded())
         if not plan.is_noop:
             # git is asked about the folders of the files replaced or deleted in place: a folder new
-            # to disk (staged whole) holds no one's work, and the files this build staged are not
-            # anyone's uncommitted work either.
+            # to disk (staged whole) holds no one's work.
             touched = (*(path for path, _ in plan.staged), *plan.deletes)
-            dirty = [
-                path
-                for path in uncommitted_outputs(root, touched, early)
-                if not any(TEMP.fullmatch(part) for part in path.split("/"))
-            ]
+            dirty = uncommitted_outputs(root, touched, early)
             if dirty:
                 warnings = (*warnings, _uncommitted(dirty))
         apply_plan(root, plan)
@@ -174,13 +169,13 @@ def build(
 def _git_status_early(root: Path, envs: list[str] | None) -> Status | contextlib.nullcontext:
     """A build of a few environments asks git about their folders now, while it compiles them (git
     runs on the other core), rather than after: in a large repo, git reads an index of 100,000 files."""
-    names = envs or []
-    if not names or len(names) > FOLDERS_ASKED // 2 or not all(map(_ENV_NAME, names)):
+    folders = [folder for name in envs or () for folder in (overlay_dir(name), rendered_dir(name))]
+    if not folders or len(folders) > FOLDERS_ASKED or not all(map(_ENV_NAME, envs or ())):
         return contextlib.nullcontext()
-    return Status(root, [folder for name in names for folder in (overlay_dir(name), rendered_dir(name))])
+    return Status(root, folders)
 
 
-_ENV_NAME = re.compile(DNS_LABEL).match
+_ENV_NAME = re.compile(DNS_LABEL.removeprefix("^").removesuffix("$")).fullmatch
 
 
 def _manifest_upgraded() -> Diagnostic:
@@ -198,7 +193,7 @@ def _uncommitted(dirty: list[str]) -> Diagnostic:
     return Diagnostic(
         Code.GIT,
         f"{len(dirty)} file(s) in the output folders this build writes have uncommitted changes (e.g. "
-        f"{dirty[0]}); kompile only replaces files it generated",
+        f"{shown(dirty[0], 200)}); kompile only replaces files it generated",
         Span(dirty[0]),
         severity=Severity.WARNING,
     )

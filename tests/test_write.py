@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -255,7 +256,6 @@ def test_past_so_many_folders_git_is_asked_about_the_output_folders_whole(exampl
     (example / "overlays/prod/NOTES.md").write_text("wip\n")
     touched = ["overlays/dev/kustomization.yaml", "overlays/staging/kustomization.yaml"]
     assert git.uncommitted_outputs(example, touched) == []
-    assert git.uncommitted_outputs(example) == ["overlays/prod/NOTES.md"]
     monkeypatch.setattr(git, "FOLDERS_ASKED", 1)
     assert git.uncommitted_outputs(example, touched) == ["overlays/prod/NOTES.md"]
     assert git.uncommitted_outputs(example, ["environments/dev.yaml"]) == []  # not an output file
@@ -276,7 +276,7 @@ def test_a_build_of_one_environment_names_the_uncommitted_files_in_its_folders_o
     result = run_kompile("build", "--env", "dev", "--root", str(root))
     assert result.returncode == 0, result.stderr
     assert (
-        '1 file(s) in the output folders this build writes have uncommitted changes (e.g. overlays/dev/my notes "v2".md)'
+        "1 file(s) in the output folders this build writes have uncommitted changes (e.g. 'overlays/dev/my notes \"v2\".md')"
         in result.stderr
     )
     assert "overlays/prod" not in result.stderr and "deploy/" not in result.stderr
@@ -301,6 +301,90 @@ def test_git_asked_early_answers_only_for_the_folders_it_was_asked_about(example
         ]
     with Status(example.parent / "elsewhere", ["overlays/dev"]) as outside:  # not a git repo: nothing
         assert outside.files() == []
+
+
+def _git_repo_with_output(top: Path, root: Path, example: Path) -> None:
+    shutil.move(example, root)
+    subprocess.run(["git", "init", "-q", str(top)], check=True)
+    build(root)
+    _commit_all(top)
+
+
+def test_odd_names_where_git_answers_neither_crash_nor_reach_the_terminal_raw(example):
+    # The root's folder is not UTF-8 (git names it in bytes), and a file name holds a newline and an
+    # escape code: the build warns, on one line, with every control character escaped.
+    top = example.parent / f"{example.name}-top"
+    root = top / os.fsdecode(b"deploy\xff")
+    _git_repo_with_output(top, root, example)
+    odd = "overlays/dev/x\n\x1b[2J\x1b]0;pwned\ay.txt"
+    (root / odd).write_text("wip\n")
+    spec = root / "environments/dev.yaml"
+    spec.write_text(spec.read_text().replace("replicas: 1}", "replicas: 2}", 1))
+    for args in (["--env", "dev"], []):
+        result = subprocess.run(
+            [sys.executable, "-m", "kompile", "build", "--root", os.fsencode(root), *args],
+            capture_output=True,
+        )
+        assert result.returncode == 0, result.stderr
+        assert b"\x1b" not in result.stderr and b"\x07" not in result.stderr
+        (line,) = [row for row in result.stderr.split(b"\n") if b"K704" in row]
+        assert b"overlays/dev/x\\n\\x1b[2J\\x1b]0;pwned\\x07y.txt" in line
+        # (What the build wrote committed, the odd file left untracked, for the next build.)
+        _commit_all(top)
+        subprocess.run(
+            ["git", "-C", str(top), "rm", "-q", "--cached", "--", os.fsencode(root / odd)], check=True
+        )
+        subprocess.run(
+            ["git", "-C", str(top), "commit", "-qm", "x"], check=True, env={**os.environ, **GIT_ENV}
+        )
+        spec.write_text(spec.read_text().replace("replicas: 2}", "replicas: 3}", 1))
+
+
+def test_renames_git_reports_name_both_files_in_either_column(example):
+    from kompile.load.git import Status, uncommitted_outputs
+
+    # A root whose folder begins with C or R: a misread source entry would look like a rename itself.
+    top = example.parent / f"{example.name}-top"
+    root = top / "Cfg"
+    _git_repo_with_output(top, root, example)
+    git = ["git", "-C", str(root)]
+    # In the work tree (intent to add): git says " R new\0old"; in the index (git mv): "R  new\0old".
+    (root / "overlays/dev/ingress-shop-web.yaml").rename(root / "overlays/dev/my-ingress.yaml")
+    subprocess.run([*git, "add", "-N", "overlays/dev/my-ingress.yaml"], check=True)
+    (root / "overlays/prod/NOTES.md").write_text("wip\n")
+    subprocess.run(
+        [*git, "mv", "overlays/staging/ingress-shop-web.yaml", "overlays/prod/moved.yaml"], check=True
+    )
+    with Status(root, ["overlays/dev", "overlays/prod", "overlays/staging"]) as status:
+        assert sorted(status.files()) == [
+            "overlays/dev/ingress-shop-web.yaml",
+            "overlays/dev/my-ingress.yaml",
+            "overlays/prod/NOTES.md",
+            "overlays/prod/moved.yaml",
+            "overlays/staging/ingress-shop-web.yaml",
+        ]
+    # Asked early about two folders, git pairs a move between them: a build touching only the folder it
+    # left still names what left it.
+    with Status(root, ["overlays/prod", "overlays/staging"]) as early:
+        touched = ["overlays/staging/kustomization.yaml"]
+        assert uncommitted_outputs(root, touched, early) == ["overlays/staging/ingress-shop-web.yaml"]
+
+
+def test_git_is_asked_early_only_about_environment_names(example):
+    from kompile.api import _git_status_early
+    from kompile.load.git import Status
+
+    for names in (
+        ["dev", "pr-1"],
+        None,
+        [],
+        ["dev\n"],
+        ["dev", "../x"],
+        ["Dev"],
+        [f"e{n}" for n in range(300)],
+    ):
+        with _git_status_early(example, names) as early:
+            assert isinstance(early, Status) == (names == ["dev", "pr-1"]), names
 
 
 def test_a_build_refused_late_leaves_nothing_behind(example):

@@ -40,17 +40,28 @@ def format_diagnostic(
         return f"{COLOURS[kind]}{text}{RESET}" if colour else text
 
     span = diagnostic.span
-    where = paint("where", f"{span}:") + " " if span and span.path else ""
+    where = paint("where", f"{_printable(str(span))}:") + " " if span and span.path else ""
     severity = diagnostic.severity.value
-    lines = [f"{where}{paint(severity, f'{severity}[{diagnostic.code.value}]')}: {diagnostic.message}"]
+    message = _printable(diagnostic.message, keep="\n")
+    lines = [f"{where}{paint(severity, f'{severity}[{diagnostic.code.value}]')}: {message}"]
     source = _source_line(root, span.path, span.line, sources) if span and span.line else None
     if source is not None:
         gutter = len(str(span.line))
         lines.append(f"   {span.line} | {source}")
         lines.append(f"   {' ' * gutter} | {' ' * _display_column(source, span.col)}{paint('caret', '^')}")
     if diagnostic.hint:
-        lines.append(paint("hint", "hint:") + f" {diagnostic.hint}")
+        lines.append(paint("hint", "hint:") + " " + _printable(diagnostic.hint, keep="\n"))
     return "\n".join(lines)
+
+
+def _printable(text: str, keep: str = "") -> str:
+    """text with every control character (and every byte of a name that was not UTF-8) escaped: a file
+    name or a value in a message never reaches the terminal as an escape code or a line of its own."""
+    if text.isprintable():
+        return text
+    return "".join(
+        ch if ch.isprintable() or ch in keep else ch.encode("unicode_escape").decode("ascii") for ch in text
+    )
 
 
 def format_json(diagnostics) -> str:

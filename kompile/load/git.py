@@ -5,17 +5,20 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 from kompile.names import OUTPUT_FOLDERS
-from kompile.safefs import Refused, Root, path_problem
+from kompile.safefs import TEMP, Refused, Root, path_problem
 
 
 def _git(root: Path, *args: str, text: bool = True) -> subprocess.CompletedProcess | None:
+    # Text as file names are decoded (a folder named in bytes that are not UTF-8 is no error).
+    decoding = {"encoding": sys.getfilesystemencoding(), "errors": "surrogateescape"} if text else {}
     try:
         return subprocess.run(
-            ["git", "-C", str(root), *args], capture_output=True, text=text, timeout=60, check=False
+            ["git", "-C", str(root), *args], capture_output=True, timeout=60, check=False, **decoding
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -64,7 +67,8 @@ class Status:
             self._process.communicate()
 
     def files(self) -> list[str]:
-        """The files git reports changed or untracked, relative to root; empty outside a git repo."""
+        """The files git reports changed or untracked (both names of a rename), relative to root, but
+        kompile's own staged files; empty outside a git repo."""
         if self._process is None:
             return []
         try:
@@ -72,37 +76,37 @@ class Status:
         except subprocess.TimeoutExpired:
             self.__exit__()
             return []
-        if self._process.returncode != 0 or not out:
+        if self._process.returncode != 0:
+            return []
+        names, entries = [], iter(out.split(b"\0"))
+        for entry in entries:
+            if len(entry) > 3:
+                names.append(os.fsdecode(entry[3:]))
+                if b"R" in entry[:2] or b"C" in entry[:2]:  # (either column) its source follows it
+                    names.append(os.fsdecode(next(entries, b"")))
+        # The files this build staged are not anyone's uncommitted work.
+        names = [name for name in names if name and not any(TEMP.fullmatch(part) for part in name.split("/"))]
+        if not names:
             return []
         # Porcelain names are relative to the repository's top, which may be above root.
         prefix = folder_in_repo(self.root) or ""
-        files, entries = [], iter(out.split(b"\0"))
-        for entry in entries:
-            if len(entry) > 3:
-                if entry[:1] in (b"R", b"C"):
-                    next(entries, None)  # a rename's or copy's source follows its name
-                name = os.fsdecode(entry[3:])
-                files.append(name[len(prefix) + 1 :] if prefix and name.startswith(f"{prefix}/") else name)
-        return files
+        return [
+            name[len(prefix) + 1 :] if prefix and name.startswith(f"{prefix}/") else name for name in names
+        ]
 
 
-def uncommitted_outputs(
-    root: Path, touched: Iterable[str] | None = None, early: Status | None = None
-) -> list[str]:
-    """Output files with uncommitted changes; empty outside a git repo or without git.
+def uncommitted_outputs(root: Path, touched: Iterable[str], early: Status | None = None) -> list[str]:
+    """Output files with uncommitted changes in the folders of `touched` (the output files a build
+    replaces or deletes); empty outside a git repo or without git.
 
-    With `touched` (the output files a build replaces or deletes), only the folders holding them are
-    asked about: an environment's overlay folder, an app's base, a GitOps tool's folder. git then
+    Only the folders holding them are asked about: an environment's overlay folder, an app's base, a GitOps tool's folder. git then
     stats those files alone, not every file of a 100,000-file tree, for a build of one environment.
     `early`, a Status started before, answers when it asked about every one of those folders."""
-    scope = frozenset(OUTPUT_FOLDERS)
-    if touched is not None:
-        folders = {_folder(path) for path in touched}
-        folders.discard(None)
-        if len(folders) <= FOLDERS_ASKED:
-            if not folders:
-                return []
-            scope = frozenset(folders)
+    folders = {_folder(path) for path in touched}
+    folders.discard(None)
+    if not folders:
+        return []
+    scope = frozenset(folders) if len(folders) <= FOLDERS_ASKED else frozenset(OUTPUT_FOLDERS)
     if early is not None and scope <= early.folders:
         return [path for path in early.files() if _within(path, scope)]
     with Status(root, scope) as status:
