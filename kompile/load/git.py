@@ -99,8 +99,9 @@ def uncommitted_outputs(root: Path, touched: Iterable[str], early: Status | None
     """Output files with uncommitted changes in the folders of `touched` (the output files a build
     replaces or deletes); empty outside a git repo or without git.
 
-    Only the folders holding them are asked about: an environment's overlay folder, an app's base, a GitOps tool's folder. git then
-    stats those files alone, not every file of a 100,000-file tree, for a build of one environment.
+    Only the folders holding them are asked about: an environment's overlay folder, an app's base, a
+    GitOps tool's folder. git then stats those files alone, not every file of a 100,000-file tree, for
+    a build of one environment.
     `early`, a Status started before, answers when it asked about every one of those folders."""
     folders = {_folder(path) for path in touched}
     folders.discard(None)
