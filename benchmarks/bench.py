@@ -30,6 +30,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from bytecode import compile_bytecode, environment  # noqa: E402
+
 from fleet import EXAMPLE, environment_name, generate_fleet  # noqa: E402
 
 KOMPILE = [sys.executable, "-m", "kompile"]
@@ -124,24 +126,11 @@ def best_of(command: list[str], runs: int, expect: tuple[int, ...] = (0,)) -> tu
     return min(s[0] for s in samples), max(s[1] for s in samples)
 
 
-# kompile's bytecode, compiled once (as pip compiles an installed wheel's) into a cache of the
-# benchmark's own: a checkout run with PYTHONDONTWRITEBYTECODE set would compile every module in every
-# process, about 0.25 s that no installed kompile pays. Set by main().
-PYCACHE: Path | None = None
+PYCACHE: Path | None = None  # kompile's bytecode, compiled once (see bytecode.py); set by main()
 
 
 def _env() -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
-    if PYCACHE is not None:
-        env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
-    return {**env, "NO_COLOR": "1"}
-
-
-def compile_bytecode(cache: Path) -> None:
-    global PYCACHE
-    PYCACHE = cache
-    package = Path(__import__("kompile").__file__).parent
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(package)], check=True, env=_env())
+    return {**environment(dict(os.environ), PYCACHE), "NO_COLOR": "1"}
 
 
 def git(root: Path, *args: str) -> None:
@@ -391,7 +380,7 @@ def report(rows: list[dict], start: dict) -> str:
 
 
 def main() -> None:
-    global SETTLE
+    global SETTLE, PYCACHE
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1000,5000", help="comma-separated environment counts")
     parser.add_argument("--large", action="store_true", help="add N = 10000 (long)")
@@ -415,7 +404,7 @@ def main() -> None:
     SETTLE = args.settle
     sizes = [int(n) for n in args.sizes.split(",")] + ([10000] if args.large else [])
     with tempfile.TemporaryDirectory(prefix="kompile-bench-") as scratch:
-        compile_bytecode(Path(scratch) / "pycache")
+        PYCACHE = compile_bytecode(Path(scratch) / "pycache")
         rows = [measure(n, args.kustomize_sample, args.runs, Path(scratch)) for n in sizes]
         start = startup(args.runs)
         hydrated = hydration(args.hydrate_size, args.runs, Path(scratch)) if args.hydrate_size else None
