@@ -6,7 +6,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 # Below this many items (environments, spec files), starting processes costs more than it saves.
 PARALLEL_MIN = 200
@@ -42,8 +43,7 @@ def in_workers(workers: int, shared: tuple, task: Callable, count: int, keep: Ca
     global _job
     _job = shared
     try:
-        step = min(-(-count // (workers * 8)), CHUNK_MAX)
-        chunks = [(start, min(start + step, count)) for start in range(0, count, step)]
+        chunks = _chunks(workers, count)
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             # A finished chunk waits in the parent until it is taken, files and all: a build, which
             # writes each file as it comes, takes them more slowly than the workers make them. So only
@@ -56,3 +56,23 @@ def in_workers(workers: int, shared: tuple, task: Callable, count: int, keep: Ca
                         keep(result)
     finally:
         _job = None
+
+
+@contextmanager
+def started(workers: int, shared: tuple, task: Callable, count: int) -> Iterator[Callable[[], list]]:
+    """task((start, end)) over chunks of range(count), started in forked workers at once (they read
+    `shared` through job()) while the caller goes on; yields what waits for every chunk's items, in
+    order. For results that are small: the parent holds them all."""
+    global _job
+    _job = shared
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            results = pool.map_async(task, _chunks(workers, count), chunksize=1)
+            yield lambda: [item for chunk in results.get() for item in chunk]
+    finally:
+        _job = None
+
+
+def _chunks(workers: int, count: int) -> list[tuple[int, int]]:
+    step = min(-(-count // (workers * 8)), CHUNK_MAX)
+    return [(start, min(start + step, count)) for start in range(0, count, step)]

@@ -9,6 +9,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kompile.output.diff import Change, ChangeKind, diff_project
 
@@ -296,15 +298,17 @@ def test_fast_check_trusts_only_what_it_can_prove(built: Path):
     assert run_kompile("check", "--root", str(built)).returncode == 0  # recompiled: the files are current
 
 
-def test_fast_check_remembers_what_it_verified_and_notices_any_change(built: Path, monkeypatch):
+@pytest.mark.parametrize("workers", [0, 2], ids=["one process", "forked workers"])
+def test_fast_check_remembers_what_it_verified_and_notices_any_change(built: Path, workers, monkeypatch):
     """The second fast check reads no file (not even the manifest) when every file keeps its identity;
     an edit that keeps size and mtime still changes the identity (ctime), a new spec is noticed, and a
-    damaged cache is only a slower check."""
+    damaged cache is only a slower check. (Files are looked at in forked workers from 200 folders up.)"""
     import os
 
     from kompile.output import check, statcache
 
     monkeypatch.setattr(statcache, "RACY_SECONDS", 0)
+    monkeypatch.setattr(statcache, "cores", lambda count: workers)
     assert check.unchanged_since_build(built) is not None  # read and hashed: recorded
     cache = built / ".kompile-cache"
     assert (cache / ".gitignore").read_text().endswith("*\n") and (cache / "check").is_file()
@@ -324,6 +328,11 @@ def test_fast_check_remembers_what_it_verified_and_notices_any_change(built: Pat
     assert check.unchanged_since_build(built) is None
     target.write_bytes(original)
     assert check.unchanged_since_build(built) is not None
+    records = sorted((built / ".kompile-manifest").iterdir())
+    (built / ".kompile-manifest" / "qa.json").write_text(records[0].read_text())  # a record added
+    assert check.unchanged_since_build(built) is None
+    (built / ".kompile-manifest" / "qa.json").unlink()
+    assert check.unchanged_since_build(built) is not None
     (built / "environments/qa.yaml").write_text((built / "environments/dev.yaml").read_text())
     assert check.unchanged_since_build(built) is None
     (built / "environments/qa.yaml").unlink()
@@ -331,3 +340,59 @@ def test_fast_check_remembers_what_it_verified_and_notices_any_change(built: Pat
     assert check.unchanged_since_build(built) is not None  # read the files again, recorded again
     (cache / "check").write_bytes(b"\xff\xfe")
     assert check.unchanged_since_build(built) is not None
+
+
+DEEPDIFF_PROBE = """
+import sys
+from kompile.output.diff import _deep_diff
+DeepDiff = _deep_diff()
+print(DeepDiff.__module__, sorted(name for name in ("numpy", "pydantic") if sys.modules.get(name)))
+"""
+
+
+def test_deepdiff_is_imported_without_numpy_and_pydantic(tmp_path: Path):
+    """deepdiff imports numpy and pydantic when they are installed (checkov brings both): kompile diffs
+    plain data and leaves them out, unless a deepdiff cannot do without them."""
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", DEEPDIFF_PROBE], capture_output=True, text=True, check=True)
+    assert run.stdout.split(" ", 1) == ["deepdiff.diff", "[]\n"]
+    # A deepdiff that needs numpy gets it.
+    fake = tmp_path / "site"
+    (fake / "deepdiff").mkdir(parents=True)
+    (fake / "deepdiff" / "__init__.py").write_text("import numpy\nclass DeepDiff: pass\n")
+    (fake / "numpy.py").write_text("")
+    env = {**os.environ, "PYTHONPATH": f"{fake}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    run = subprocess.run(
+        [sys.executable, "-c", DEEPDIFF_PROBE], capture_output=True, text=True, check=True, env=env
+    )
+    assert run.stdout == "deepdiff ['numpy']\n"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.text("abc/", max_size=6).map(lambda f: f.strip("/")),
+            st.lists(
+                st.from_regex(r"[0-9]{1,3} [0-9]{1,3} [0-9] [0-9] [a-z.]{1,5}", fullmatch=True), max_size=4
+            ),
+        ),
+        max_size=12,
+    ),
+    st.integers(1, 20),
+)
+def test_the_fast_check_listing_is_cut_where_folders_begin(groups, parts):
+    """Workers each read their own part of the listing: the parts cover it, each begins with a folder's
+    line, and a folder's lines are found when it is listed once (a folder listed twice: none)."""
+    from kompile.output.statcache import _cuts, _group
+
+    listing = "".join(f"/{folder}\n" + "".join(f"{line}\n" for line in lines) for folder, lines in groups)
+    cuts = _cuts(listing, parts)
+    assert "".join(listing[start:end] for start, end in cuts) == listing
+    assert all(listing[start:end].startswith("/") for start, end in cuts if listing)
+    assert len(cuts) <= parts
+    for folder, lines in groups:
+        listed = [other for other, _ in groups if other == folder]
+        assert _group(listing, folder) == (lines if len(listed) == 1 else None)
+    assert _group(listing, "zzz") is None

@@ -432,8 +432,11 @@ def diff_outcome(root: Path, envs):
         return "refused", sorted((d.code.name, str(d.span), d.message, d.hint) for d in exc.diagnostics)
 
 
+@pytest.mark.parametrize("workers", [0, 2], ids=["one process", "forked workers"])
 @pytest.mark.parametrize("scenario", sorted(DIFFS))
-def test_a_diff_through_the_record_is_the_full_diff(scenario, tmp_path, monkeypatch):
+def test_a_diff_through_the_record_is_the_full_diff(scenario, workers, tmp_path, monkeypatch):
+    """(The overlay folders are scanned in forked workers from 200 environments up: here at 4.)"""
+    monkeypatch.setattr(kompile.output.committed, "cores", lambda count: workers)
     change, envs, served = DIFFS[scenario]
     recorded = copy_example(tmp_path / "recorded")
     write(recorded, "environments/pr-1.yaml", PREVIEW)

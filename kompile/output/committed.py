@@ -19,12 +19,15 @@ import os
 import stat
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from kompile.index import Damaged, Index, changed_inputs, read_index, read_sealed, write_sealed
 from kompile.load.project import spec_files
 from kompile.output.manifest import Manifest, digest
+from kompile.parallel import cores, job, started
 from kompile.safefs import DIR_FLAGS, RACY_SECONDS, TEMP, Refused, Root, file_identity
 
 FOLDERS = ("bases", "overlays")  # what diff compares (rendered/ and gitops/ follow from them)
@@ -112,34 +115,36 @@ def stale_environments(root: Path) -> Stale | None:
     """Which environments' committed overlays may differ from their specs, from the index and the
     record of the last full build; None when they cannot say (diff then compiles everything)."""
     try:
-        index = read_index(root)
         record = _read_record(root)
-        if index is None or record is None or record["app"] != index.files[index.app][1]:
+        if record is None:
             return None
-        paths, problems = spec_files(root)
-        if problems:
-            return None
-        changed = changed_inputs(root, index, paths)
-        if index.app in changed or index.app not in paths:
-            return None
-        names = {rel.rpartition("/")[2].rpartition(".")[0] for rel in paths if rel != index.app}
-        scanned = _scan(root, record)
+        # The overlay folders are compared with the record on the other cores meanwhile (at 10,000
+        # environments, a stat of a hundred thousand files: the largest part of a diff after one change).
+        with _scanning(root, record) as scanned:
+            index = read_index(root)
+            if index is None or record["app"] != index.files[index.app][1]:
+                return None
+            paths, problems = spec_files(root)
+            if problems:
+                return None
+            changed = changed_inputs(root, index, paths)
+            if index.app in changed or index.app not in paths:
+                return None
+            names = {rel.rpartition("/")[2].rpartition(".")[0] for rel in paths if rel != index.app}
+            built = record["built"]
+            stale = {name for name in names if name not in index.environments or name not in built}
+            stale.update(name for name in index.read_by(changed) if name in names)
+            stale.update(
+                name
+                for name in index.environments
+                if name in names and built.get(name) != inputs_digest(index, name)
+            )
+            found = scanned()
     except (OSError, Refused, ValueError, KeyError, TypeError, AttributeError, RecursionError):
-        return None
-    if scanned is None or not names:
+        return None  # (Damaged among them)
+    if found is None or not names:
         return None  # (compiling everything says what that means)
-    on_disk, overlays = scanned
-    built = record["built"]
-    stale = {name for name in names if name not in index.environments or name not in built}
-    stale.update(name for name in index.read_by(changed) if name in names)
-    try:
-        stale.update(
-            name
-            for name in index.environments
-            if name in names and built.get(name) != inputs_digest(index, name)
-        )
-    except Damaged:
-        return None
+    on_disk, overlays = found
     stale |= on_disk & names
     removed = frozenset(overlays - names)
     return Stale(frozenset(stale), removed, frozenset(names - stale))
@@ -163,44 +168,84 @@ def _read_record(root: Path) -> dict | None:
     return record
 
 
-def _scan(root: Path, record: dict) -> tuple[set[str], set[str]] | None:
-    """The environments whose overlay folder is not as recorded (a file added, gone, or with other
-    bytes), and those with an overlay (a folder holding YAML, as diff reads the committed output); None
-    when the base's folder is not as recorded (every environment would differ)."""
+@contextmanager
+def _scanning(root: Path, record: dict) -> Iterator[Callable[[], tuple[set[str], set[str]] | None]]:
+    """Starts comparing the overlay folders with the record (in forked workers from 200 environments
+    up), and yields what waits for the answer: the environments whose overlay folder is not as
+    recorded (a file added, gone, or with other bytes), and those with an overlay (a folder holding
+    YAML, as diff reads the committed output); None when the base's folder is not as recorded (every
+    environment would differ) or a folder cannot be read as diff needs."""
     recorded: dict[str, dict[str, str | list[str]]] = record["folders"]
-    differing: set[str] = set()
+    by_env: dict[str, dict[str, dict]] = defaultdict(dict)
+    for folder, files in recorded.items():
+        parts = folder.split("/", 2)
+        if parts[0] == "overlays" and len(parts) > 1:
+            by_env[parts[1]][folder] = files
     with Root(root) as disk:
-        found = _walk(disk, "bases") | _walk(disk, "overlays")
+        bases = _walk(disk, "bases")
+        expected = {folder: files for folder, files in recorded.items() if folder.split("/")[0] == "bases"}
+        if not _same(disk, bases, expected):
+            yield lambda: None
+            return
+        folders = sorted(_walk(disk, "overlays", depth=0)[""])  # (its own files left out)
+        shared = (disk, folders, by_env)
+        workers = cores(len(folders))
+        if not workers:
+            yield lambda: _found(folders, by_env, _scan_chunk((0, len(folders)), shared))
+            return
+        with started(workers, shared, _scan_chunk, len(folders)) as states:
+            yield lambda: _found(folders, by_env, states())
+
+
+def _found(
+    folders: list[str], by_env: dict[str, dict], states: list[tuple[bool, bool] | None]
+) -> tuple[set[str], set[str]] | None:
+    if None in states:
+        return None  # something diff's full reading will name (a link, a file too large)
+    differing = {name for name, (_, same) in zip(folders, states, strict=True) if not same}
+    differing.update(set(by_env) - set(folders))  # recorded, gone from disk
     overlays = {
-        folder.split("/")[1]
-        for folder, files in found.items()
-        if folder.startswith("overlays/")
-        and any(name.endswith(".yaml") for name in files)
-        and not TEMP.fullmatch(folder.split("/")[1])  # (a folder an interrupted build staged)
+        name
+        for name, (has_yaml, _) in zip(folders, states, strict=True)
+        if has_yaml and not TEMP.fullmatch(name)  # (a folder an interrupted build staged)
     }
-    with Root(root) as disk:
-        for folder in sorted(set(found) | set(recorded)):
-            entries, expected = found.get(folder, {}), recorded.get(folder, {})
-            if entries == expected:
-                continue  # every file with the identity recorded (the usual case: one comparison)
-            same = entries.keys() == expected.keys() and all(
-                _unchanged(disk, f"{folder}/{name}", ident, expected[name]) for name, ident in entries.items()
-            )
-            if same:
-                continue
-            if folder.startswith("bases/") or folder == "bases":
-                return None
-            parts = folder.split("/")
-            if len(parts) >= 2:
-                differing.add(parts[1])
     return differing, overlays
 
 
-def _walk(disk: Root, top: str) -> dict[str, dict[str, str]]:
+def _scan_chunk(bounds: tuple[int, int], shared: tuple | None = None) -> list[tuple[bool, bool] | None]:
+    """For each environment folder in bounds: whether it holds YAML, and whether it is as recorded
+    (None when it cannot be read as diff needs)."""
+    disk, folders, by_env = job() if shared is None else shared
+    out: list[tuple[bool, bool] | None] = []
+    for name in folders[bounds[0] : bounds[1]]:
+        try:
+            found = _walk(disk, f"overlays/{name}")
+            has_yaml = any(file.endswith(".yaml") for files in found.values() for file in files)
+            out.append((has_yaml, _same(disk, found, by_env.get(name, {}))))
+        except (OSError, Refused, ValueError):
+            out.append(None)  # (an exception of a worker may not survive the trip back)
+    return out
+
+
+def _same(disk: Root, found: dict[str, dict[str, str]], recorded: dict[str, dict]) -> bool:
+    """Every folder found holds the files recorded, each with its identity (or, racily clean then, its
+    bytes), and every folder recorded is found."""
+    for folder in found.keys() | recorded.keys():
+        entries, expected = found.get(folder, {}), recorded.get(folder, {})
+        if entries == expected:
+            continue  # every file with the identity recorded (the usual case: one comparison)
+        if entries.keys() != expected.keys() or not all(
+            _unchanged(disk, f"{folder}/{name}", ident, expected[name]) for name, ident in entries.items()
+        ):
+            return False
+    return True
+
+
+def _walk(disk: Root, top: str, depth: int | None = None) -> dict[str, dict[str, str]]:
     """{folder: {name: identity}} for every file under top, each folder opened from its parent without
     following a link (a link or anything else that is not a file: ValueError, and diff's full reading
-    says what it is)."""
-    out: dict[str, dict[str, str]] = {}
+    says what it is). With depth 0, top's own files and, under "", the names of its folders."""
+    out: dict[str, dict[str, str]] = {"": {}} if depth == 0 else {}
     try:
         pending = [(top, os.dup(disk.folder(top)))]
     except Refused as exc:
@@ -215,6 +260,9 @@ def _walk(disk: Root, top: str) -> dict[str, dict[str, str]]:
                 with os.scandir(fd) as entries:  # (their stat() reads through fd: it stays open until done)
                     for entry in entries:
                         if entry.is_dir(follow_symlinks=False):
+                            if depth == 0:
+                                out.setdefault("", {})[entry.name] = ""
+                                continue
                             child = os.open(entry.name, DIR_FLAGS, dir_fd=fd)
                             pending.append((f"{folder}/{entry.name}", child))
                             continue
