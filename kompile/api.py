@@ -9,30 +9,43 @@ shell over this module; scripts and other tools can use it the same way.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from kompile.compiler import Output, compile_project, render_one
 from kompile.errors import Code, Diagnostic, KompileError, Severity, Span
-from kompile.layout import overlay_dir
-from kompile.layout.rendered import rendered_dir
 from kompile.load.git import FOLDERS_ASKED, Status, uncommitted_outputs
-from kompile.load.project import find_root, load_project, require_environments, spec_paths
+from kompile.load.listing import find_root, spec_paths
 from kompile.output.check import Comparer, TreeChanges, unchanged_since_build
-from kompile.output.committed import record_outputs
-from kompile.output.diff import Change, diff_project
-from kompile.output.hydrate import Hydrated, hydrate_project
 from kompile.output.manifest import FORMAT as MANIFEST_FORMAT
 from kompile.output.manifest import MANIFEST, RECORDS, recorded_environments
 from kompile.output.write import Planner, WritePlan, apply_plan, next_manifest
-from kompile.spec import DNS_LABEL, json_schema
-from kompile.spec.doc import reference_markdown
-from kompile.spec.types import shown
-from kompile.tools import edit as edits
-from kompile.tools.explain import Setting, explain_environment
-from kompile.tools.scaffold import scaffold, write_scaffold
+
+# The compiler and the spec model are imported by the functions that use them: finding the root and
+# `check --fast` (a commit hook) answer without them, in a third of the start-up time.
+if TYPE_CHECKING:
+    from kompile.compiler import Output
+    from kompile.output.diff import Change
+    from kompile.output.hydrate import Hydrated
+    from kompile.tools import edit as edits
+    from kompile.tools.explain import Setting
+
+_LAZY = {
+    "Output": "kompile.compiler",
+    "Change": "kompile.output.diff",
+    "Hydrated": "kompile.output.hydrate",
+    "Setting": "kompile.tools.explain",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Build",
@@ -66,6 +79,8 @@ __all__ = [
 
 def compile(root: Path, envs: list[str] | None = None) -> Output:  # noqa: A001 - the stage's name
     """The whole pipeline in memory: every output file as bytes, every environment's objects."""
+    from kompile.compiler import compile_project
+
     return compile_project(root, envs)
 
 
@@ -79,6 +94,8 @@ class Validated:
 
 def validate(root: Path) -> Validated:
     """Compile everything in memory, writing nothing: whatever `build` would refuse is raised here."""
+    from kompile.compiler import compile_project
+
     output = compile_project(root, keep_objects=False)
     return Validated(
         output.project.name, tuple(output.names), output.warnings, (*output.warnings, *output.notices)
@@ -125,6 +142,9 @@ def build(
     lost are they renamed into place (every file old or new). Removing a production environment (or
     one of unknown tier) needs its name in `remove`. The output folders' uncommitted changes are a
     warning: kompile replaces only files it generated."""
+    from kompile.compiler import compile_project
+    from kompile.output.committed import record_outputs
+
     with Planner(root, force, stage=True) as planner, _git_status_early(root, envs) as early:
         output = compile_project(root, envs, keep_objects=False, progress=progress, sink=planner.add)
         plan = planner.finish(output.owned, output.inputs, output.warnings, output.tiers, output.partial)
@@ -169,13 +189,15 @@ def build(
 def _git_status_early(root: Path, envs: list[str] | None) -> Status | contextlib.nullcontext:
     """A build of a few environments asks git about their folders now, while it compiles them (git
     runs on the other core), rather than after: in a large repo, git reads an index of 100,000 files."""
+    from kompile.layout import overlay_dir
+    from kompile.layout.rendered import rendered_dir
+    from kompile.spec import DNS_LABEL
+
     folders = [folder for name in envs or () for folder in (overlay_dir(name), rendered_dir(name))]
-    if not folders or len(folders) > FOLDERS_ASKED or not all(map(_ENV_NAME, envs or ())):
+    name = re.compile(DNS_LABEL.removeprefix("^").removesuffix("$"))
+    if not folders or len(folders) > FOLDERS_ASKED or not all(map(name.fullmatch, envs or ())):
         return contextlib.nullcontext()
     return Status(root, folders)
-
-
-_ENV_NAME = re.compile(DNS_LABEL.removeprefix("^").removesuffix("$")).fullmatch
 
 
 def _manifest_upgraded() -> Diagnostic:
@@ -190,6 +212,8 @@ def _manifest_upgraded() -> Diagnostic:
 
 
 def _uncommitted(dirty: list[str]) -> Diagnostic:
+    from kompile.spec.types import shown
+
     return Diagnostic(
         Code.GIT,
         f"{len(dirty)} file(s) in the output folders this build writes have uncommitted changes (e.g. "
@@ -229,6 +253,8 @@ def check(root: Path, fast: bool = False) -> Check:
     remembered = unchanged_since_build(root) if fast else None
     if remembered is not None:
         return Check(None, warnings=tuple(remembered))
+    from kompile.compiler import compile_project
+
     with Comparer(root) as comparer:  # one batch of output in memory at a time, as a build
         old = comparer.old
         output = compile_project(root, keep_objects=False, sink=comparer.add)
@@ -252,6 +278,8 @@ def diff(
 ) -> tuple[list[str], list[Change]]:
     """What a change does to each environment, object by object: against the committed output, or
     against the specs at git revision `base`."""
+    from kompile.output.diff import diff_project
+
     return diff_project(root, base, envs)
 
 
@@ -271,6 +299,8 @@ class EditRefused(KompileError):
 
 
 def _edit_and_build(root: Path, edit: edits.Edit, build_after: bool) -> Edited:
+    from kompile.tools import edit as edits
+
     if not edit.changed:
         return Edited(edit.path, False)
     edits.write_edit(root, edit)
@@ -287,17 +317,23 @@ def _edit_and_build(root: Path, edit: edits.Edit, build_after: bool) -> Edited:
 def set_image(root: Path, env: str, tag: str | None, digest: str | None, build_after: bool = True) -> Edited:
     """Pin an environment's image (what is not given is removed), editing only that value, then rebuild;
     when the build refuses the result, the spec is put back (EditRefused)."""
+    from kompile.tools import edit as edits
+
     return _edit_and_build(root, edits.set_image(root, env, tag, digest), build_after)
 
 
 def promote(root: Path, source: str, target: str, build_after: bool = True) -> Edited:
     """Give `target` the image (tag and digest) `source` runs, editing only that value, then rebuild."""
+    from kompile.tools import edit as edits
+
     return _edit_and_build(root, edits.promote(root, source, target), build_after)
 
 
 def explain(root: Path, env: str, path: str = "", matrix: bool = False) -> list[tuple[str, Setting]]:
     """(environment, setting) rows: each setting's effective value and where it came from; with `matrix`,
     `env` is a setting's path and the rows are that setting across every environment."""
+    from kompile.load.project import load_project, require_environments
+    from kompile.tools.explain import Setting, explain_environment
     from kompile.validate import validate_project
 
     project = load_project(root)
@@ -314,16 +350,22 @@ def explain(root: Path, env: str, path: str = "", matrix: bool = False) -> list[
 
 def init(root: Path, app: str, envs: list[str], gitops: str) -> list[str]:
     """Start a repo: a commented environments/ and kompile.schema.json; never writes over a file."""
+    from kompile.tools.scaffold import scaffold, write_scaffold
+
     return write_scaffold(root, scaffold(app, envs, gitops))
 
 
 def schema() -> dict:
     """The JSON Schema of App and Environment files."""
+    from kompile.spec import json_schema
+
     return json_schema()
 
 
 def schema_reference() -> str:
     """The spec reference as Markdown: every setting, its type, default and meaning (the README's)."""
+    from kompile.spec.doc import reference_markdown
+
     return reference_markdown()
 
 
@@ -333,9 +375,13 @@ def hydrate(root: Path, envs: list[str] | None = None, worktree: Path | None = N
     branch holds what `kubectl kustomize overlays/<env>` prints at that commit. Nothing is pushed. With
     a worktree (another `git worktree` of the repository, on that environment's branch), one
     environment's branch files are written there instead, for a pipeline that commits itself."""
+    from kompile.output.hydrate import hydrate_project
+
     return hydrate_project(root, envs, worktree)
 
 
 def render(root: Path, env: str) -> list[dict]:
     """The objects kompile intends for one environment."""
+    from kompile.compiler import render_one
+
     return render_one(root, env)

@@ -36,13 +36,13 @@ import yaml
 
 from kompile import __version__
 from kompile.errors import Collector, KompileError
+from kompile.load.listing import spec_files
 from kompile.load.project import (
     Project,
     SpecFile,
     Specs,
     load_spec,
     require_environments,
-    spec_files,
 )
 from kompile.safefs import CACHE_DIR, RACY_SECONDS, Refused, Root, file_identity, write_cache_file
 from kompile.validate import validate_project

@@ -111,7 +111,7 @@ def unchanged_since_build(root: Path) -> list[Diagnostic] | None:
     from kompile import __version__
     from kompile.errors import KompileError
     from kompile.inputs import MAX_FILE_BYTES
-    from kompile.load.project import spec_paths
+    from kompile.load.listing import spec_paths
     from kompile.output import statcache
     from kompile.output.manifest import digest, warning_diagnostics
 

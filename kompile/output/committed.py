@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kompile.index import Damaged, Index, changed_inputs, read_index, read_sealed, write_sealed
-from kompile.load.project import spec_files
+from kompile.load.listing import spec_files
 from kompile.output.manifest import Manifest, digest
 from kompile.parallel import cores, job, started
 from kompile.safefs import DIR_FLAGS, RACY_SECONDS, TEMP, Refused, Root, file_identity

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from kompile import names
 from kompile.errors import Code, Diagnostic, KompileError, Span
-from kompile.load.project import ENVIRONMENTS_DIR, SPEC_SUFFIXES
+from kompile.load.listing import ENVIRONMENTS_DIR, SPEC_SUFFIXES
 from kompile.safefs import Refused, Root
 from kompile.spec import API_VERSION, DNS_LABEL, json_schema
 
