@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -44,7 +45,7 @@ def in_workers(workers: int, shared: tuple, task: Callable, count: int, keep: Ca
     _job = shared
     try:
         chunks = _chunks(workers, count)
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        with _pool(workers) as pool:
             # A finished chunk waits in the parent until it is taken, files and all: a build, which
             # writes each file as it comes, takes them more slowly than the workers make them. So only
             # a few chunks are handed out ahead (imap would hand out every one), taken in order.
@@ -66,7 +67,7 @@ def started(workers: int, shared: tuple, task: Callable, count: int) -> Iterator
     global _job
     _job = shared
     try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        with _pool(workers) as pool:
             results = pool.map_async(task, _chunks(workers, count), chunksize=1)
             yield lambda: [item for chunk in results.get() for item in chunk]
     finally:
@@ -76,3 +77,9 @@ def started(workers: int, shared: tuple, task: Callable, count: int) -> Iterator
 def _chunks(workers: int, count: int) -> list[tuple[int, int]]:
     step = min(-(-count // (workers * 8)), CHUNK_MAX)
     return [(start, min(start + step, count)) for start in range(0, count, step)]
+
+
+def _pool(workers: int):
+    """Forked workers that leave Ctrl-C to the parent: it stops them (the pool's exit terminates them)
+    and says "interrupted" once, where each worker would print its own traceback."""
+    return multiprocessing.get_context("fork").Pool(workers, signal.signal, (signal.SIGINT, signal.SIG_IGN))

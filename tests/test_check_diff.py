@@ -342,33 +342,6 @@ def test_fast_check_remembers_what_it_verified_and_notices_any_change(built: Pat
     assert check.unchanged_since_build(built) is not None
 
 
-DEEPDIFF_PROBE = """
-import sys
-from kompile.output.diff import _deep_diff
-DeepDiff = _deep_diff()
-print(DeepDiff.__module__, sorted(name for name in ("numpy", "pydantic") if sys.modules.get(name)))
-"""
-
-
-def test_deepdiff_is_imported_without_numpy_and_pydantic(tmp_path: Path):
-    """deepdiff imports numpy and pydantic when they are installed (checkov brings both): kompile diffs
-    plain data and leaves them out, unless a deepdiff cannot do without them."""
-    import sys
-
-    run = subprocess.run([sys.executable, "-c", DEEPDIFF_PROBE], capture_output=True, text=True, check=True)
-    assert run.stdout.split(" ", 1) == ["deepdiff.diff", "[]\n"]
-    # A deepdiff that needs numpy gets it.
-    fake = tmp_path / "site"
-    (fake / "deepdiff").mkdir(parents=True)
-    (fake / "deepdiff" / "__init__.py").write_text("import numpy\nclass DeepDiff: pass\n")
-    (fake / "numpy.py").write_text("")
-    env = {**os.environ, "PYTHONPATH": f"{fake}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    run = subprocess.run(
-        [sys.executable, "-c", DEEPDIFF_PROBE], capture_output=True, text=True, check=True, env=env
-    )
-    assert run.stdout == "deepdiff ['numpy']\n"
-
-
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(
@@ -396,3 +369,24 @@ def test_the_fast_check_listing_is_cut_where_folders_begin(groups, parts):
         listed = [other for other, _ in groups if other == folder]
         assert _group(listing, folder) == (lines if len(listed) == 1 else None)
     assert _group(listing, "zzz") is None
+
+
+@pytest.mark.parametrize("separator", ["\x1c", "\r", "\u2028", "\x85"])
+def test_a_crafted_check_cache_cannot_hide_a_spec(built: Path, separator: str, monkeypatch):
+    """The listing's lines end at "\\n" only, for every reader of it: a name holding another line
+    separator must not read as a folder's line in one place and as a spec in another (found by an
+    attack: prod's spec moved behind "\\x1c/zz" went unchecked)."""
+    from kompile.load.listing import spec_paths
+    from kompile.output import check, statcache
+
+    monkeypatch.setattr(statcache, "RACY_SECONDS", 0)
+    assert check.unchanged_since_build(built) is not None  # recorded
+    cache = built / ".kompile-cache" / "check"
+    lines = cache.read_text(encoding="utf-8").split("\n")
+    prod = next(i for i, line in enumerate(lines) if line.endswith(" prod.yaml"))
+    del lines[prod]
+    staging = next(i for i, line in enumerate(lines) if line.endswith(" staging.yaml"))
+    lines[staging] += f"{separator}/zz prod.yaml"
+    cache.write_text("\n".join(lines), encoding="utf-8")
+    edit(built, "environments/prod.yaml", "minReplicas: 3", "minReplicas: 4")
+    assert statcache.still_current(built, set(spec_paths(built))) is None

@@ -409,6 +409,17 @@ DIFFS = {
         False,
     ),
     "a link in an overlay": (linked("overlays/dev/extra.yaml", "/etc/hostname"), None, False),
+    # diff said "internal error" for these two (found by an attack): now K703, as for any unreadable output.
+    "an overlay folder replaced by a file": (
+        both(removed("overlays/dev"), new_file("overlays/dev", "x")),
+        None,
+        True,
+    ),
+    "an overlay folder replaced by a link": (
+        both(removed("overlays/dev"), linked("overlays/dev", "../bases")),
+        None,
+        False,
+    ),
     # An overlay folder without YAML is no environment to diff (found by an attack).
     "an overlay folder without YAML": (new_file("overlays/ghost/.gitkeep", ""), None, True),
     "an overlay folder without YAML, asked about": (new_file("overlays/ghost/.gitkeep", ""), ["ghost"], True),

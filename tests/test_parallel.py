@@ -253,3 +253,24 @@ def test_a_caller_s_own_pool_worker_loads_and_compiles_alone(fleet: Path):
 
     with multiprocessing.get_context("fork").Pool(1) as pool:
         assert pool.apply(_loaded_in_a_pool_worker, (str(fleet),)) == 2 * COUNT
+
+
+def _interrupt_handler(bounds: tuple[int, int]) -> list:
+    import signal
+
+    return [signal.getsignal(signal.SIGINT)] * (bounds[1] - bounds[0])
+
+
+def test_workers_leave_ctrl_c_to_the_parent():
+    """A Ctrl-C reaches every process of the terminal's group: the workers ignore it (the parent stops
+    them), so it prints one "interrupted", not a traceback per worker."""
+    import signal
+
+    from kompile.parallel import in_workers, started
+
+    handlers: list = []
+    in_workers(2, (), _interrupt_handler, 40, handlers.append)
+    with started(2, (), _interrupt_handler, 40) as results:
+        handlers += results()
+    assert len(handlers) == 80 and set(handlers) == {signal.SIG_IGN}
+    assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # (the parent's own is left alone)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,28 +137,11 @@ def diff_environment(
     return changes
 
 
-def _deep_diff():
-    """DeepDiff, imported only when something did change, and without the optional numpy and pydantic
-    support it looks for: kompile compares plain YAML data, and where they are installed (beside
-    checkov, say) importing them took 0.15 s of a 2 s diff. Should a deepdiff need them, it gets them."""
-    unseen = [name for name in ("numpy", "pydantic") if name not in sys.modules]
-    sys.modules.update(dict.fromkeys(unseen))  # (None there: their import fails at once)
-    try:
-        from deepdiff import DeepDiff
-    except ImportError:
-        for name in unseen:
-            sys.modules.pop(name, None)
-        from deepdiff import DeepDiff
-    finally:
-        for name in unseen:
-            if name in sys.modules and sys.modules[name] is None:
-                del sys.modules[name]
-    return DeepDiff
-
-
 def _object_changes(environment: str, name: str, old: dict, new: dict) -> list[Change]:
+    from deepdiff import DeepDiff  # heavy: imported only when something did change
+
     before, after = _by_name(old), _by_name(new)
-    tree = _deep_diff()(before, after, view="tree", verbose_level=2)
+    tree = DeepDiff(before, after, view="tree", verbose_level=2)
     changes = []
     for report, kind in (
         ("dictionary_item_added", ChangeKind.ADDED),

@@ -32,7 +32,10 @@ class OverlayError(ValueError):
 def read_overlay(root: Path, env: str) -> list[dict] | None:
     """The objects overlays/<env> deploys, or None when there is no such overlay."""
     with Root(root) as disk:
-        info = disk.lstat(f"{overlay_dir(env)}/kustomization.yaml")
+        try:
+            info = disk.lstat(f"{overlay_dir(env)}/kustomization.yaml")
+        except Refused as exc:  # (overlays/<env> a file, or a link: never followed)
+            raise OverlayError(f"cannot read {exc.rel}: {exc.why}", Span(exc.rel)) from None
         if info is None or not stat.S_ISREG(info.st_mode):
             return None
         return _build(disk, PurePosixPath(overlay_dir(env)), depth=0)

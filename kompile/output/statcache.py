@@ -126,7 +126,13 @@ def _group(listing: str, folder: str) -> list[str] | None:
         return None
     start += len(header)
     end = listing.find("\n/", start - 1)
-    return listing[start : end if end >= 0 else len(listing)].splitlines()
+    return _lines(listing[start : end + 1 if end >= 0 else len(listing)])
+
+
+def _lines(text: str) -> list[str]:
+    """Lines as record() writes them: ended by "\n" only (splitlines would also end one at "\r",
+    "\x1c" or "\u2028", and a name holding one would read as a folder's line)."""
+    return text.removesuffix("\n").split("\n") if text else []
 
 
 def _cuts(listing: str, parts: int) -> list[tuple[int, int]]:
@@ -146,7 +152,7 @@ def _verify(bounds: tuple[int, int], shared: tuple | None = None) -> list[bool]:
     disk, listing, cuts = job() if shared is None else shared
     groups: list[tuple[str, list[str]]] = []
     for start, end in cuts[bounds[0] : bounds[1]]:
-        for line in listing[start:end].splitlines():
+        for line in _lines(listing[start:end]):
             if line.startswith("/"):
                 groups.append((line[1:], []))
             elif groups:
