@@ -1,5 +1,10 @@
 """Work spread over the cores: forked processes that read what the parent holds (copy on write, set
-just before forking) and send back only their results, taken in order whatever the schedule."""
+just before forking) and send back only their results, taken in order whatever the schedule.
+
+The pool is concurrent.futures' rather than multiprocessing.Pool: when a worker dies (the
+out-of-memory killer, a `kill -9`), Pool quietly starts another and the task it held is never
+answered, so the command would wait for ever; this one fails every pending task, and the command
+stops with WorkerLost (nothing written: a build removes what it staged)."""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ import os
 import signal
 from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 
 # Below this many items (environments, spec files), starting processes costs more than it saves.
@@ -16,6 +23,16 @@ PARALLEL_MIN = 200
 CHUNK_MAX = 50
 
 _job: tuple | None = None  # what forked workers read
+
+
+class WorkerLost(OSError):
+    """A worker process ended before it answered: killed by a signal (often the out-of-memory killer)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "a worker process ended before it finished its share (killed by a signal, such as the "
+            "out-of-memory killer's); nothing was written"
+        )
 
 
 def cores(count: int) -> int:
@@ -48,12 +65,12 @@ def in_workers(workers: int, shared: tuple, task: Callable, count: int, keep: Ca
         with _pool(workers) as pool:
             # A finished chunk waits in the parent until it is taken, files and all: a build, which
             # writes each file as it comes, takes them more slowly than the workers make them. So only
-            # a few chunks are handed out ahead (imap would hand out every one), taken in order.
-            pending: deque = deque()
+            # a few chunks are handed out ahead (map would hand out every one), taken in order.
+            pending: deque[Future] = deque()
             for index, bounds in enumerate(chunks):
-                pending.append(pool.apply_async(task, (bounds,)))
+                pending.append(pool.submit(task, bounds))
                 while pending and (len(pending) > 2 * workers or index == len(chunks) - 1):
-                    for result in pending.popleft().get():
+                    for result in pending.popleft().result():
                         keep(result)
     finally:
         _job = None
@@ -68,8 +85,8 @@ def started(workers: int, shared: tuple, task: Callable, count: int) -> Iterator
     _job = shared
     try:
         with _pool(workers) as pool:
-            results = pool.map_async(task, _chunks(workers, count), chunksize=1)
-            yield lambda: [item for chunk in results.get() for item in chunk]
+            futures = [pool.submit(task, bounds) for bounds in _chunks(workers, count)]
+            yield lambda: [item for future in futures for item in future.result()]
     finally:
         _job = None
 
@@ -79,7 +96,23 @@ def _chunks(workers: int, count: int) -> list[tuple[int, int]]:
     return [(start, min(start + step, count)) for start in range(0, count, step)]
 
 
-def _pool(workers: int):
-    """Forked workers that leave Ctrl-C to the parent: it stops them (the pool's exit terminates them)
-    and says "interrupted" once, where each worker would print its own traceback."""
-    return multiprocessing.get_context("fork").Pool(workers, signal.signal, (signal.SIGINT, signal.SIG_IGN))
+@contextmanager
+def _pool(workers: int) -> Iterator[ProcessPoolExecutor]:
+    """Forked workers that leave Ctrl-C to the parent, which says "interrupted" once (each worker would
+    print its own traceback). On any error, what was not started is dropped and the workers end with the
+    share they hold (a chunk: at most CHUNK_MAX environments)."""
+    pool = ProcessPoolExecutor(
+        workers,
+        multiprocessing.get_context("fork"),
+        initializer=signal.signal,
+        initargs=(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        yield pool
+    except BrokenProcessPool:  # (from any task's result, and from submitting after)
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise WorkerLost() from None
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()

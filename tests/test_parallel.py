@@ -274,3 +274,106 @@ def test_workers_leave_ctrl_c_to_the_parent():
         handlers += results()
     assert len(handlers) == 80 and set(handlers) == {signal.SIG_IGN}
     assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # (the parent's own is left alone)
+
+
+def _dies_on_its_third_chunk(bounds: tuple[int, int]) -> list:
+    import os
+    import signal
+
+    if bounds[0] == 2 * (bounds[1] - bounds[0]):  # (the third of equal chunks)
+        os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer does
+    return list(range(*bounds))
+
+
+@pytest.mark.parametrize("helper", ["in_workers", "started"])
+def test_a_worker_killed_stops_the_command_instead_of_hanging_it(helper: str):
+    """multiprocessing.Pool replaces a dead worker and never answers the task it held: the command waited
+    for ever. Now every pending task fails and the caller gets WorkerLost (an OSError: the CLI says
+    "cannot go on", exit 2)."""
+    import threading
+
+    from kompile.parallel import WorkerLost, in_workers, started
+
+    taken: list = []
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            if helper == "in_workers":
+                in_workers(2, (), _dies_on_its_third_chunk, 400, taken.append)
+            else:
+                with started(2, (), _dies_on_its_third_chunk, 400) as results:
+                    taken.extend(results())
+        except BaseException as exc:
+            raised.append(exc)
+
+    waiting = threading.Thread(target=run, daemon=True)  # (a hang fails the test, not the suite)
+    waiting.start()
+    waiting.join(60)
+    assert not waiting.is_alive(), "the command waits for ever for the dead worker's answer"
+    assert len(raised) == 1 and isinstance(raised[0], WorkerLost) and "killed by a signal" in str(raised[0])
+    assert taken == list(range(len(taken))) and len(taken) < 400  # (in order, up to the lost chunk)
+
+
+def test_a_build_whose_worker_is_killed_writes_nothing(tmp_path: Path, monkeypatch):
+    """A cold build on every core, one worker killed: WorkerLost, and the tree is as it was (what was
+    staged is removed), so the next build starts from a clean slate."""
+    import os
+    import signal
+
+    import kompile.compiler
+    from kompile import api
+    from kompile.parallel import WorkerLost
+
+    root = generate_fleet(tmp_path / "fleet", COUNT)
+    before = sorted(str(path.relative_to(root)) for path in root.rglob("*"))
+    check_chunk = kompile.compiler._check_chunk
+
+    def dies_in_the_middle(bounds: tuple[int, int]) -> list:
+        if bounds[0] <= COUNT // 2 < bounds[1]:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return check_chunk(bounds)
+
+    # (Tasks are sent by name; forked workers inherit the replacement.)
+    dies_in_the_middle.__module__, dies_in_the_middle.__qualname__ = "kompile.compiler", "_check_chunk"
+    monkeypatch.setattr(kompile.compiler, "_check_chunk", dies_in_the_middle)
+    with pytest.raises(WorkerLost):  # (a hang here is caught by the tests above, which wait 60 s at most)
+        api.build(root)
+    assert sorted(str(path.relative_to(root)) for path in root.rglob("*")) == before
+    monkeypatch.undo()
+    assert api.build(root).plan.added  # (and a build afterwards writes the tree)
+
+
+KILLED_WORKER = """
+import os, signal, sys
+import kompile.compiler
+from kompile.cli import main
+
+check_chunk = kompile.compiler._check_chunk
+
+def _check_chunk(bounds):
+    if bounds[0] <= {middle} < bounds[1]:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return check_chunk(bounds)
+
+kompile.compiler._check_chunk = _check_chunk
+_check_chunk.__module__ = "kompile.compiler"
+sys.argv = ["kompile", "build"]
+main()
+"""
+
+
+def test_the_cli_says_a_worker_was_killed_and_exits_2(tmp_path: Path):
+    import subprocess
+
+    root = generate_fleet(tmp_path / "fleet", COUNT)
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_WORKER.format(middle=COUNT // 2)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("kompile: cannot go on: a worker process ended before it finished")
+    assert "Traceback" not in done.stderr and not (root / "overlays").exists()

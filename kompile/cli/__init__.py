@@ -488,8 +488,8 @@ def main() -> None:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     except OSError as exc:  # the file system or the machine said no: not a bug, and not the specs
-        where = f" {exc.filename}" if exc.filename else ""
-        print(f"kompile: cannot go on:{where}: {exc.strerror or exc}", file=sys.stderr)
+        where = f" {exc.filename}:" if exc.filename else ""
+        print(f"kompile: cannot go on:{where} {exc.strerror or exc}", file=sys.stderr)
         sys.exit(2)
     except Exception as exc:  # a bug: say so plainly, show the traceback only when asked
         if os.environ.get("KOMPILE_DEBUG"):
