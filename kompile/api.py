@@ -9,6 +9,7 @@ shell over this module; scripts and other tools can use it the same way.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import re
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from kompile.output.write import Planner, WritePlan, apply_plan, next_manifest
 # `check --fast` (a commit hook) answer without them, in a third of the start-up time.
 if TYPE_CHECKING:
     from kompile.compiler import Output
+    from kompile.index_file import Changes, Seen
     from kompile.output.diff import Change
     from kompile.output.hydrate import Hydrated
     from kompile.tools import edit as edits
@@ -142,11 +144,42 @@ def build(
     lost are they renamed into place (every file old or new). Removing a production environment (or
     one of unknown tier) needs its name in `remove`. The output folders' uncommitted changes are a
     warning: kompile replaces only files it generated."""
+    if not envs:
+        return _build(root, envs, force, remove, progress)
+    # A build of some environments stats every spec file in a forked process while this one imports the
+    # compiler (each takes about a tenth of a second at ten thousand environments).
+    from kompile.parallel import ahead
+
+    with ahead(functools.partial(_changes_since_index, root)) as changes:
+        from kompile.index_file import inputs_seen
+
+        return _build(root, envs, force, remove, progress, functools.partial(inputs_seen, root, changes))
+
+
+def _changes_since_index(root: Path) -> Changes | None:
+    from kompile.index_file import changes_since_index  # (in the forked process: the parent goes on)
+
+    return changes_since_index(root)
+
+
+def _build(
+    root: Path,
+    envs: list[str] | None,
+    force: bool,
+    remove: tuple[str, ...],
+    progress: Callable[[int, int], None] | None,
+    seen: Callable[[], Seen | None] | None = None,
+) -> Build:
     from kompile.compiler import compile_project
     from kompile.output.committed import record_outputs
 
-    with Planner(root, force, stage=True) as planner, _git_status_early(root, envs) as early:
-        output = compile_project(root, envs, keep_objects=False, progress=progress, sink=planner.add)
+    with (
+        Planner(root, force, stage=True) as planner,
+        _git_status_early(root, envs) as early,
+    ):
+        output = compile_project(
+            root, envs, keep_objects=False, progress=progress, sink=planner.add, seen=seen
+        )
         plan = planner.finish(output.owned, output.inputs, output.warnings, output.tiers, output.partial)
         guarded = [
             name

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kompile.errors import Code, Collector, Diagnostic, KompileError, Severity, naming_environments
-from kompile.index import Index, checked_incrementally, write_index
+from kompile.index import checked_incrementally, write_index
+from kompile.index_file import Index, Seen
 from kompile.inputs import reading
 from kompile.layout import Compiled, base_dir, layout_base, layout_overlay, overlay_dir
 from kompile.layout.gitops import environment_gitops, gitops_header, layout_gitops
@@ -69,6 +70,7 @@ def compile_project(
     progress: Callable[[int, int], None] | None = None,
     sink: Callable[[dict[str, bytes]], None] | None = None,
     render: frozenset[str] = frozenset(),
+    seen: Callable[[], Seen | None] | None = None,
 ) -> Output:
     """Compile the repo at root (only some environments, if given). Without keep_objects the result holds
     files but no objects, and large repos are compiled on every core. progress(done, total) is called
@@ -76,12 +78,13 @@ def compile_project(
     batch by batch as they are made (a build stages them at once) and the result holds none: memory
     then holds one batch of output, not the whole tree. The environments named in render also get
     rendered/<env>/manifest.yaml whatever the hydration mode (kompile hydrate reads them), except
-    previews (templates the ApplicationSet fills in)."""
+    previews (templates the ApplicationSet fills in). With only, `seen` gives what index_file.inputs_seen
+    gives, when the caller looked ahead."""
     started = time.time_ns()
     # A command about some environments checks only those and the ones whose files changed, when the
     # index of an earlier run can say which (index.py); else every environment is loaded and checked.
     with reading(root):
-        checked = checked_incrementally(root, only, keep_objects) if only else None
+        checked = checked_incrementally(root, only, keep_objects, seen) if only else None
         if checked is None:
             project = load_project(root)
             if not only and _workers(keep_objects, len(project.environments)) and _app_clean(project):

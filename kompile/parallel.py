@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import signal
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ProcessPoolExecutor
 
 # Below this many items (environments, spec files), starting processes costs more than it saves.
 PARALLEL_MIN = 200
@@ -38,10 +41,14 @@ class WorkerLost(OSError):
 def cores(count: int) -> int:
     """How many processes share this many items (0: this one, alone: too few items, one core, no fork,
     or a daemonic process, such as a caller's own pool worker, which may not have children)."""
+    return _processes() if count >= PARALLEL_MIN else 0
+
+
+def _processes() -> int:
+    """How many processes may share work here (0: one core, no fork, or a daemonic process)."""
     workers = min(os.cpu_count() or 1, 8)
     if (
         workers < 2
-        or count < PARALLEL_MIN
         or "fork" not in multiprocessing.get_all_start_methods()
         or multiprocessing.current_process().daemon
     ):
@@ -91,6 +98,59 @@ def started(workers: int, shared: tuple, task: Callable, count: int) -> Iterator
         _job = None
 
 
+@contextmanager
+def ahead(task: Callable[[], object]) -> Iterator[Callable[[], object]]:
+    """task() started at once in a forked process while the caller goes on (a build of one environment
+    imports the compiler meanwhile: a fifth of a second on one core, while the other reads the index and
+    the manifest); yields what waits for its answer, or raises what it raised. Where no process can
+    be forked, or it dies before it answers, the task runs here when asked: the answer is the same,
+    only later. Leaving the block stops the process if it is still at work (it only reads)."""
+    if not _processes():
+        yield task
+        return
+    readable, writable = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # (the process forked: it answers, then leaves without running the parent's exit code)
+        try:
+            os.close(readable)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                outcome = (True, task())
+            except Exception as exc:
+                outcome = (False, exc)
+            try:
+                answer = pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL)
+            except Exception:
+                answer = b""  # (the parent runs the task itself)
+            with open(writable, "wb") as pipe:
+                pipe.write(answer)
+        finally:
+            os._exit(0)
+    os.close(writable)
+    pipe = open(readable, "rb")  # noqa: SIM115 (closed on leaving, answered or not)
+    answered: list[tuple[bool, object]] = []
+
+    def answer() -> object:
+        if not answered:
+            try:
+                outcome = pickle.loads(pipe.read())
+            except Exception:  # nothing, or cut short: the process died, or could not send its answer
+                outcome = None
+            answered.append(outcome or (True, task()))
+        done, value = answered[0]
+        if not done:
+            raise value  # type: ignore[misc]
+        return value
+
+    try:
+        yield answer
+    finally:
+        pipe.close()
+        if not answered:
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+
+
 def _chunks(workers: int, count: int) -> list[tuple[int, int]]:
     step = min(-(-count // (workers * 8)), CHUNK_MAX)
     return [(start, min(start + step, count)) for start in range(0, count, step)]
@@ -101,6 +161,9 @@ def _pool(workers: int) -> Iterator[ProcessPoolExecutor]:
     """Forked workers that leave Ctrl-C to the parent, which says "interrupted" once (each worker would
     print its own traceback). On any error, what was not started is dropped and the workers end with the
     share they hold (a chunk: at most CHUNK_MAX environments)."""
+    from concurrent.futures import ProcessPoolExecutor  # (not for the commands that never spread work)
+    from concurrent.futures.process import BrokenProcessPool
+
     pool = ProcessPoolExecutor(
         workers,
         multiprocessing.get_context("fork"),

@@ -29,6 +29,7 @@ STAGES = [
     "kompile.spec",  # the user-facing format and its JSON Schema
     "kompile.load",  # the repo: environments/, the merge of each environment, git
     "kompile.validate",  # rules across settings and files, every problem at once
+    "kompile.index_file",  # the index's file: read before the compiler is imported
     "kompile.index",  # what the last check found: a command about one environment checks what changed
     "kompile.normalise",  # spec -> model
     "kompile.render",  # model -> Kubernetes objects (and the GitOps tools' objects)

@@ -23,13 +23,14 @@ import pytest
 
 import kompile.compiler
 import kompile.index
+import kompile.index_file
 import kompile.load.project
 import kompile.output.committed
 import kompile.output.diff
 import kompile.safefs
 from kompile import api
 from kompile.errors import KompileError
-from kompile.index import INDEX_FILE, read_index
+from kompile.index_file import INDEX_FILE, read_index
 from kompile.load.project import load_project
 from kompile.normalise import normalise_environment
 from kompile.validate import validate_project
@@ -577,7 +578,7 @@ def test_a_cache_edited_behind_a_valid_header_is_never_an_internal_error(example
     """Someone who can write .kompile-cache/ can seal anything into it: every shape it holds is checked
     before use, so the commands answer or refuse as usual (found by fuzzing the caches' JSON)."""
     api.build(example)
-    original = {name: kompile.index.read_sealed(example, name)[1] for name in ("index", "outputs")}
+    original = {name: kompile.index_file.read_sealed(example, name)[1] for name in ("index", "outputs")}
     rng = random.Random(7)
     for _ in range(60):
         name = rng.choice(sorted(original))
@@ -596,7 +597,7 @@ def test_a_cache_edited_behind_a_valid_header_is_never_an_internal_error(example
             for _ in range(rng.randint(1, 3)):
                 body = _mutated(body, rng)
             data = json.dumps(body).encode()
-        kompile.index.write_sealed(example, name, data)
+        kompile.index_file.write_sealed(example, name, data)
         for command in (
             lambda: api.build(example, ["dev"]),
             lambda: api.diff(example),
@@ -605,7 +606,7 @@ def test_a_cache_edited_behind_a_valid_header_is_never_an_internal_error(example
             with contextlib.suppress(KompileError):  # (a refusal, with its diagnostics, is an answer)
                 command()
         for sealed, data in original.items():
-            kompile.index.write_sealed(example, sealed, data)
+            kompile.index_file.write_sealed(example, sealed, data)
         api.build(example)
 
 
@@ -615,7 +616,7 @@ def test_another_version_of_a_library_the_rules_use_is_another_index_format(monk
     written with other versions of them is not read."""
     import importlib
 
-    from kompile.index import index_format
+    from kompile.index_file import index_format
 
     before = index_format()
     monkeypatch.setattr(importlib.import_module(module), "__version__", "0.0.0-other")

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from kompile.compiler import compile_project
-from kompile.errors import Code, KompileError
+from kompile.errors import Code, Diagnostic, KompileError, Span
 from kompile.parallel import PARALLEL_MIN
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
@@ -377,3 +381,98 @@ def test_the_cli_says_a_worker_was_killed_and_exits_2(tmp_path: Path):
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("kompile: cannot go on: a worker process ended before it finished")
     assert "Traceback" not in done.stderr and not (root / "overlays").exists()
+
+
+def _children() -> set[int]:
+    """This process's children that have not been reaped (zombies included)."""
+    me, found = os.getpid(), set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if int((entry / "stat").read_text().rpartition(")")[2].split()[1]) == me:
+                    found.add(int(entry.name))
+    return found
+
+
+def _pid_and(value: object) -> tuple[int, object]:
+    return os.getpid(), value
+
+
+def _raises() -> None:
+    raise KompileError([Diagnostic(Code.MANIFEST, "read in the forked process", Span("x.json", 3, 4))])
+
+
+def _dies() -> tuple[int, str]:
+    if os.getpid() != PARENT:
+        os._exit(9)  # (before answering: as a process killed while it reads)
+    return os.getpid(), "answered here"
+
+
+def _unpicklable() -> object:
+    return (os.getpid(), lambda: None) if os.getpid() != PARENT else (os.getpid(), "answered here")
+
+
+PARENT = os.getpid()
+
+
+def test_ahead_answers_from_a_forked_process_and_raises_what_it_raised():
+    from kompile.parallel import ahead
+
+    before = _children()
+    with ahead(functools.partial(_pid_and, {"key": [1, 2]})) as answer:
+        pid, value = answer()
+        assert pid != os.getpid() and value == {"key": [1, 2]}
+        assert answer() == (pid, value)  # (asked again: the same answer, not a second run)
+    with ahead(_raises) as answer, pytest.raises(KompileError) as caught:
+        answer()
+    (diagnostic,) = caught.value.diagnostics
+    assert diagnostic.message == "read in the forked process" and diagnostic.span == Span("x.json", 3, 4)
+    assert _children() == before  # (each reaped)
+
+
+@pytest.mark.parametrize("task", [_dies, _unpicklable])
+def test_ahead_runs_the_task_here_when_the_process_cannot_answer(task):
+    from kompile.parallel import ahead
+
+    before = _children()
+    with ahead(task) as answer:
+        assert answer() == (os.getpid(), "answered here")
+    assert _children() == before
+
+
+def _sleeps() -> None:
+    time.sleep(60)
+
+
+def test_leaving_ahead_unanswered_stops_the_process():
+    """An error before the answer is asked for (a bad spec, Ctrl-C): the process, which only reads, is
+    stopped and reaped at once, not waited for."""
+    from kompile.parallel import ahead
+
+    before = _children()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt), ahead(_sleeps):
+        raise KeyboardInterrupt
+    assert time.monotonic() - started < 10 and _children() == before
+
+
+def test_changes_seen_ahead_of_another_index_are_not_taken(tmp_path: Path, monkeypatch):
+    """The forked process read the index at one moment, the parent later: if another build rewrote it
+    between the two, what the process saw is dropped and the changes are looked at again."""
+    import kompile.index
+    from kompile import api
+    from kompile.index_file import Changes, changes_since_index, inputs_seen
+
+    monkeypatch.setattr(kompile.index, "RACY_SECONDS", 0)  # (files a moment old are trusted)
+    root = generate_fleet(tmp_path / "fleet", 20)
+    api.build(root)
+    spec = root / "environments" / f"{environment_name(3)}.yaml"
+    before = spec.stat().st_mtime_ns
+    spec.write_text(spec.read_text() + "\n")
+    os.utime(spec, ns=(before + 10**6, before + 10**6))
+    real = changes_since_index(root)
+    assert real is not None and real.changed == {f"environments/{spec.name}"}
+    stale = Changes("0" * 64, real.paths, [], set())  # (what another index said: nothing changed)
+    seen = inputs_seen(root, lambda: stale)
+    assert seen is not None and seen.changed == real.changed
+    assert inputs_seen(root, lambda: real).changed == real.changed

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from kompile.index import Damaged, Index, changed_inputs, read_index, read_sealed, write_sealed
+from kompile.index_file import Damaged, Index, changed_inputs, read_index, read_sealed, write_sealed
 from kompile.load.listing import spec_files
 from kompile.output.manifest import Manifest, digest
 from kompile.parallel import cores, job, started
