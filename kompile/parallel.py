@@ -101,8 +101,8 @@ def started(workers: int, shared: tuple, task: Callable, count: int) -> Iterator
 @contextmanager
 def ahead(task: Callable[[], object]) -> Iterator[Callable[[], object]]:
     """task() started at once in a forked process while the caller goes on (a build of one environment
-    imports the compiler meanwhile: a fifth of a second on one core, while the other reads the index and
-    the manifest); yields what waits for its answer, or raises what it raised. Where no process can
+    imports the compiler meanwhile, on one core, while the other reads the index and stats every spec);
+    yields what waits for its answer, or raises what it raised (an answer is pickled: keep it small). Where no process can
     be forked, or it dies before it answers, the task runs here when asked: the answer is the same,
     only later. Leaving the block stops the process if it is still at work (it only reads)."""
     if not _processes():
@@ -158,8 +158,8 @@ def _chunks(workers: int, count: int) -> list[tuple[int, int]]:
 
 @contextmanager
 def _pool(workers: int) -> Iterator[ProcessPoolExecutor]:
-    """Forked workers that leave Ctrl-C to the parent, which says "interrupted" once (each worker would
-    print its own traceback). On any error, what was not started is dropped and the workers end with the
+    """Forked workers that leave Ctrl-C to the parent, which exits with 130 once (each worker would print
+    its own traceback). On any error, what was not started is dropped and the workers end with the
     share they hold (a chunk: at most CHUNK_MAX environments)."""
     from concurrent.futures import ProcessPoolExecutor  # (not for the commands that never spread work)
     from concurrent.futures.process import BrokenProcessPool
