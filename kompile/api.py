@@ -12,6 +12,7 @@ import contextlib
 import functools
 import importlib
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,10 +151,12 @@ def build(
     # compiler (each takes about a tenth of a second at ten thousand environments).
     from kompile.parallel import ahead
 
+    started = time.time_ns()  # (before anything is looked at: what changes after is read again next time)
     with ahead(functools.partial(_changes_since_index, root)) as changes:
         from kompile.index_file import inputs_seen
 
-        return _build(root, envs, force, remove, progress, functools.partial(inputs_seen, root, changes))
+        seen = functools.partial(inputs_seen, root, changes)
+        return _build(root, envs, force, remove, progress, seen, started)
 
 
 def _changes_since_index(root: Path) -> Changes | None:
@@ -169,6 +172,7 @@ def _build(
     remove: tuple[str, ...],
     progress: Callable[[int, int], None] | None,
     seen: Callable[[], Seen | None] | None = None,
+    started: int | None = None,
 ) -> Build:
     from kompile.compiler import compile_project
     from kompile.output.committed import record_outputs
@@ -178,7 +182,7 @@ def _build(
         _git_status_early(root, envs) as early,
     ):
         output = compile_project(
-            root, envs, keep_objects=False, progress=progress, sink=planner.add, seen=seen
+            root, envs, keep_objects=False, progress=progress, sink=planner.add, seen=seen, started=started
         )
         plan = planner.finish(output.owned, output.inputs, output.warnings, output.tiers, output.partial)
         guarded = [

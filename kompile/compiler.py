@@ -71,6 +71,7 @@ def compile_project(
     sink: Callable[[dict[str, bytes]], None] | None = None,
     render: frozenset[str] = frozenset(),
     seen: Callable[[], Seen | None] | None = None,
+    started: int | None = None,
 ) -> Output:
     """Compile the repo at root (only some environments, if given). Without keep_objects the result holds
     files but no objects, and large repos are compiled on every core. progress(done, total) is called
@@ -79,8 +80,9 @@ def compile_project(
     then holds one batch of output, not the whole tree. The environments named in render also get
     rendered/<env>/manifest.yaml whatever the hydration mode (kompile hydrate reads them), except
     previews (templates the ApplicationSet fills in). With only, `seen` gives what index_file.inputs_seen
-    gives, when the caller looked ahead."""
-    started = time.time_ns()
+    gives, when the caller looked ahead; `started` (time.time_ns()) is then from before it looked: a file
+    modified since is recorded as one the next command must read again."""
+    started = started or time.time_ns()
     # A command about some environments checks only those and the ones whose files changed, when the
     # index of an earlier run can say which (index.py); else every environment is loaded and checked.
     with reading(root):

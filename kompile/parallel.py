@@ -8,10 +8,12 @@ stops with WorkerLost (nothing written: a build removes what it staged)."""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import pickle
 import signal
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -105,7 +107,9 @@ def ahead(task: Callable[[], object]) -> Iterator[Callable[[], object]]:
     yields what waits for its answer, or raises what it raised (an answer is pickled: keep it small). Where no process can
     be forked, or it dies before it answers, the task runs here when asked: the answer is the same,
     only later. Leaving the block stops the process if it is still at work (it only reads)."""
-    if not _processes():
+    if not _processes() or threading.active_count() > 1:
+        # (A process forked while another thread holds a lock, an import's say, may wait for it for ever:
+        # a host process with threads runs the task itself.)
         yield task
         return
     readable, writable = os.pipe()
@@ -146,9 +150,11 @@ def ahead(task: Callable[[], object]) -> Iterator[Callable[[], object]]:
         yield answer
     finally:
         pipe.close()
-        if not answered:
-            os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
+        # (Where SIGCHLD is ignored, the system has reaped the process already: nothing to stop or wait for.)
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            if not answered:
+                os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
 
 
 def _chunks(workers: int, count: int) -> list[tuple[int, int]]:

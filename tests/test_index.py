@@ -627,3 +627,47 @@ def test_another_version_of_a_library_the_rules_use_is_another_index_format(monk
         monkeypatch.undo()
         index_format.cache_clear()
     assert index_format() == before
+
+
+def test_a_file_changed_while_build_env_looks_ahead_is_read_again_next_time(tmp_path, monkeypatch):
+    """`build --env` stats every input in a forked process while it imports the compiler. A file saved
+    after that stat (here staging's, placed where dev is) is read by this build (the preview extends it)
+    but not checked on its own; the time the index judges identities by is from before the stat, so its
+    identity is not trusted and the next command checks staging, as checking everything does."""
+    monkeypatch.setattr(kompile.index, "RACY_SECONDS", 2)  # (the real window: this test is about it)
+    root = generate_fleet(tmp_path / "fleet", 20)
+    api.build(root)
+    time.sleep(2.1)
+    api.build(root, ["pr-00000"])  # (every identity now trusted)
+    real_build, real_time = api._build, kompile.compiler.time
+
+    def edited_while_importing(root, envs, force, remove, progress, seen=None, started=None):
+        seen.args[1]()  # (the forked process has looked)
+        both(
+            replace_in("environments/staging.yaml", "namespace: shop-staging", "namespace: shop-dev"),
+            replace_in(
+                "environments/staging.yaml", "cluster: https://staging.k8s", "cluster: https://dev.k8s"
+            ),
+            replace_in(
+                "environments/dev.yaml",
+                "cluster: https://kubernetes.default.svc",
+                "cluster: https://dev.k8s.acme.internal",
+            ),
+        )(root)
+        # The compiler's import taking more than RACY_SECONDS (a loaded machine, Ctrl-Z): a clock read
+        # after it would call the edit old enough to trust.
+        later = types.SimpleNamespace(time_ns=lambda: real_time.time_ns() + 5 * 10**9)
+        monkeypatch.setattr(kompile.compiler, "time", later)
+        try:
+            return real_build(root, envs, force, remove, progress, seen, started)
+        finally:
+            monkeypatch.setattr(kompile.compiler, "time", real_time)
+
+    monkeypatch.setattr(api, "_build", edited_while_importing)
+    api.build(root, ["pr-00000"])
+    monkeypatch.setattr(api, "_build", real_build)
+    with pytest.raises(KompileError) as everything:
+        validate_project(load_project(root))
+    with pytest.raises(KompileError) as next_time:
+        api.build(root, ["pr-00000"])
+    assert {d.code for d in next_time.value.diagnostics} == {d.code for d in everything.value.diagnostics}

@@ -476,3 +476,43 @@ def test_changes_seen_ahead_of_another_index_are_not_taken(tmp_path: Path, monke
     seen = inputs_seen(root, lambda: stale)
     assert seen is not None and seen.changed == real.changed
     assert inputs_seen(root, lambda: real).changed == real.changed
+
+
+def test_ahead_in_a_process_with_threads_runs_the_task_here():
+    """A process forked while another thread holds a lock (an import's) can wait for it for ever, and the
+    caller with it: a host process with threads runs the task itself."""
+    import threading
+
+    from kompile.parallel import ahead
+
+    release = threading.Event()
+    other = threading.Thread(target=release.wait, daemon=True)
+    other.start()
+    try:
+        before = _children()
+        with ahead(functools.partial(_pid_and, "x")) as answer:
+            assert answer() == (os.getpid(), "x") and _children() == before
+    finally:
+        release.set()
+        other.join()
+    with ahead(functools.partial(_pid_and, "x")) as answer:  # (alone again: forked)
+        assert answer()[0] != os.getpid()
+
+
+@pytest.mark.parametrize("asked", [True, False])
+def test_ahead_where_sigchld_is_ignored(asked: bool):
+    """SIGCHLD ignored (inherited across exec, or a host's choice): the system reaps the process itself,
+    and a build must not then fail, after writing, on the wait for it."""
+    import signal
+
+    from kompile.parallel import ahead
+
+    previous = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        with ahead(functools.partial(_pid_and, "x")) as answer:
+            if asked:
+                assert answer()[1] == "x"
+            else:
+                time.sleep(0.2)  # (the process has answered and gone)
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
