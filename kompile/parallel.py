@@ -8,7 +8,6 @@ stops with WorkerLost (nothing written: a build removes what it staged)."""
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
 import pickle
@@ -16,7 +15,7 @@ import signal
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -104,9 +103,10 @@ def started(workers: int, shared: tuple, task: Callable, count: int) -> Iterator
 def ahead(task: Callable[[], object]) -> Iterator[Callable[[], object]]:
     """task() started at once in a forked process while the caller goes on (a build of one environment
     imports the compiler meanwhile, on one core, while the other reads the index and stats every spec);
-    yields what waits for its answer, or raises what it raised (an answer is pickled: keep it small). Where no process can
-    be forked, or it dies before it answers, the task runs here when asked: the answer is the same,
-    only later. Leaving the block stops the process if it is still at work (it only reads)."""
+    yields what waits for its answer, or raises what it raised (an answer is pickled: keep it small).
+    Where no process can be forked, or it dies before it answers, the task runs here when asked: the
+    answer is the same, only later. Leaving the block stops the process if it is still at work (it only
+    reads)."""
     if not _processes() or threading.active_count() > 1:
         # (A process forked while another thread holds a lock, an import's say, may wait for it for ever:
         # a host process with threads runs the task itself.)
@@ -151,7 +151,7 @@ def ahead(task: Callable[[], object]) -> Iterator[Callable[[], object]]:
     finally:
         pipe.close()
         # (Where SIGCHLD is ignored, the system has reaped the process already: nothing to stop or wait for.)
-        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+        with suppress(ProcessLookupError, ChildProcessError):
             if not answered:
                 os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
