@@ -124,7 +124,8 @@ def checked_incrementally(
     looked = seen() if seen is not None else inputs_seen(root)
     if looked is None:
         return None
-    index, paths, problems, changed = looked.index, looked.paths, looked.problems, looked.changed
+    index, changes = looked.index, looked.changes
+    paths, problems, changed = changes.paths, changes.problems, changes.changed
     if problems or index.app in changed or index.app not in paths:
         return None
     project = _project(root, index, paths, changed)

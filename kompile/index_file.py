@@ -205,25 +205,24 @@ def changed_inputs(root: Path, index: Index, specs: list[str]) -> set[str]:
 
 
 @dataclass
-class Seen:
-    """What a command about some environments looks at before it checks any: the index, the spec files
-    (and the problems of their names) and the inputs whose identity is not the one recorded."""
+class Changes:
+    """What changed since the index whose hash is `key` was written: the spec files (and the problems of
+    their names) and the inputs whose identity is not the one recorded. Small enough to send from a
+    forked process."""
 
-    index: Index
+    key: str
     paths: list[str]
     problems: list[Diagnostic]
     changed: set[str]
 
 
 @dataclass
-class Changes:
-    """What changed since the index whose hash is `key` was written (Seen without the index: small
-    enough to send from a forked process)."""
+class Seen:
+    """What a command about some environments looks at before it checks any: the index, and what changed
+    since it was written."""
 
-    key: str
-    paths: list[str]
-    problems: list[Diagnostic]
-    changed: set[str]
+    index: Index
+    changes: Changes
 
 
 def changes_since_index(root: Path) -> Changes | None:
@@ -242,7 +241,7 @@ def inputs_seen(root: Path, ahead: Callable[[], Changes | None] | None = None) -
     changes = ahead() if ahead is not None else None
     if changes is None or changes.key != index.key:
         changes = _changes(root, index)
-    return None if changes is None else Seen(index, changes.paths, changes.problems, changes.changed)
+    return None if changes is None else Seen(index, changes)
 
 
 def _changes(root: Path, index: Index) -> Changes | None:

@@ -474,8 +474,8 @@ def test_changes_seen_ahead_of_another_index_are_not_taken(tmp_path: Path, monke
     assert real is not None and real.changed == {f"environments/{spec.name}"}
     stale = Changes("0" * 64, real.paths, [], set())  # (what another index said: nothing changed)
     seen = inputs_seen(root, lambda: stale)
-    assert seen is not None and seen.changed == real.changed
-    assert inputs_seen(root, lambda: real).changed == real.changed
+    assert seen is not None and seen.changes.changed == real.changed
+    assert inputs_seen(root, lambda: real).changes.changed == real.changed
 
 
 def test_ahead_in_a_process_with_threads_runs_the_task_here():
