@@ -107,13 +107,13 @@ def ahead(task: Callable[[], object]) -> Iterator[Callable[[], object]]:
     Where no process can be forked, or it dies before it answers, the task runs here when asked: the
     answer is the same, only later. Leaving the block stops the process if it is still at work (it only
     reads)."""
-    if not _processes() or threading.active_count() > 1:
-        # (A process forked while another thread holds a lock, an import's say, may wait for it for ever:
-        # a host process with threads runs the task itself.)
+    # (A process forked while another thread holds a lock, an import's say, may wait for it for ever: a
+    # host process with threads runs the task itself; so does one with no process or file to spare.)
+    forked = _forked() if _processes() and threading.active_count() == 1 else None
+    if forked is None:
         yield task
         return
-    readable, writable = os.pipe()
-    pid = os.fork()
+    pid, readable, writable = forked
     if pid == 0:  # (the process forked: it answers, then leaves without running the parent's exit code)
         try:
             os.close(readable)
@@ -155,6 +155,21 @@ def ahead(task: Callable[[], object]) -> Iterator[Callable[[], object]]:
             if not answered:
                 os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
+
+
+def _forked() -> tuple[int, int, int] | None:
+    """(fork()'s answer, a pipe's read and write ends), or None when the system has no process or file
+    descriptor to spare (EAGAIN under a limit of processes, EMFILE)."""
+    try:
+        readable, writable = os.pipe()
+    except OSError:
+        return None
+    try:
+        return os.fork(), readable, writable
+    except OSError:
+        os.close(readable)
+        os.close(writable)
+        return None
 
 
 def _chunks(workers: int, count: int) -> list[tuple[int, int]]:

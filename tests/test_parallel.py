@@ -516,3 +516,21 @@ def test_ahead_where_sigchld_is_ignored(asked: bool):
                 time.sleep(0.2)  # (the process has answered and gone)
     finally:
         signal.signal(signal.SIGCHLD, previous)
+
+
+@pytest.mark.parametrize("call", ["fork", "pipe"])
+def test_ahead_with_no_process_or_file_to_spare_runs_the_task_here(call: str, monkeypatch):
+    """A limit of processes (EAGAIN) or of open files (EMFILE): the task runs in the caller, where it
+    made `kompile build --env` stop with "cannot go on"."""
+    import errno
+
+    from kompile.parallel import ahead
+
+    def refused(*args):
+        raise OSError(errno.EAGAIN if call == "fork" else errno.EMFILE, "refused")
+
+    opened = len(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(os, call, refused)
+    with ahead(functools.partial(_pid_and, "x")) as answer:
+        assert answer() == (os.getpid(), "x")
+    assert len(os.listdir("/proc/self/fd")) == opened  # (the pipe closed)
