@@ -542,6 +542,9 @@ def cases() -> list[Case]:
         ),
         env="c15",
     )
+    # The same chain, valid: every environment compiles, each one's ConfigMap holding every variable above
+    # it (8 MB of output from 1 MB of specs), and set-image and promote build it all again.
+    add("extends-chain-16-valid", _valid_chain(16, 3900), env="c15")
 
     # -- sealed secrets
     add("sealed-45k-keys", {SEALED: _sealed("".join(f"    K{i}: AgA{i}\n" for i in range(NODES - 100)))})
@@ -676,6 +679,24 @@ def cases() -> list[Case]:
         },
     )
     return out
+
+
+def _valid_chain(length: int, variables: int) -> dict[str, str]:
+    """A chain of environments from dev, each with its own namespace, host and sealed secret (the
+    example's, resealed for it) and `variables` more variables."""
+    sealed = (REPO / "secrets/dev/shop-django.yaml").read_text(encoding="utf-8")
+    files = {}
+    for i in range(length):
+        files[f"secrets/c{i}/shop-django.yaml"] = sealed.replace("shop-dev", f"shop-c{i}")
+        files[f"environments/c{i}.yaml"] = (
+            f"apiVersion: kompile.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: c{i}\nspec:\n"
+            f"  extends: {'dev' if i == 0 else f'c{i - 1}'}\n  namespace: shop-c{i}\n"
+            f"  sealedSecrets: {{shop-django: {{file: secrets/c{i}/shop-django.yaml}}}}\n"
+            f"  ingress: {{host: shop.c{i}.example.com, tlsSecret: shop-c{i}-tls}}\n"
+            f"  env:\n    DJANGO_ALLOWED_HOSTS: shop.c{i}.example.com\n"
+            + "".join(f"    C{i}_{j}: v\n" for j in range(variables))
+        )
+    return files
 
 
 def _nested_base64(levels: int) -> str:

@@ -31,6 +31,7 @@ from kompile.output.write import Planner, WritePlan, apply_plan, next_manifest
 if TYPE_CHECKING:
     from kompile.compiler import Output
     from kompile.index_file import Changes, Seen
+    from kompile.load.project import Project
     from kompile.output.diff import Change
     from kompile.output.hydrate import Hydrated
     from kompile.tools import edit as edits
@@ -173,6 +174,7 @@ def _build(
     progress: Callable[[int, int], None] | None,
     seen: Callable[[], Seen | None] | None = None,
     started: int | None = None,
+    loaded: Project | None = None,
 ) -> Build:
     from kompile.compiler import compile_project
     from kompile.output.committed import record_outputs
@@ -182,7 +184,14 @@ def _build(
         _git_status_early(root, envs) as early,
     ):
         output = compile_project(
-            root, envs, keep_objects=False, progress=progress, sink=planner.add, seen=seen, started=started
+            root,
+            envs,
+            keep_objects=False,
+            progress=progress,
+            sink=planner.add,
+            seen=seen,
+            started=started,
+            loaded=loaded,
         )
         plan = planner.finish(output.owned, output.inputs, output.warnings, output.tiers, output.partial)
         guarded = [
@@ -343,8 +352,8 @@ def _edit_and_build(root: Path, edit: edits.Edit, build_after: bool) -> Edited:
     edits.write_edit(root, edit)
     if not build_after:
         return Edited(edit.path, True)
-    try:
-        built = build(root)
+    try:  # (a full build: the GitOps objects and the record describe every environment)
+        built = _build(root, None, False, (), None, started=edit.started, loaded=edits.reloaded(edit))
     except KompileError as exc:  # nothing of the build was written: put the spec back too
         edits.write_edit(root, type(edit)(edit.path, edit.after, edit.before))
         raise EditRefused(exc.diagnostics, edit.path) from None

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from kompile.layout import Compiled, base_dir, layout_base, layout_overlay, over
 from kompile.layout.gitops import environment_gitops, gitops_header, layout_gitops
 from kompile.layout.rendered import layout_rendered, rendered_dir
 from kompile.load.git import folder_in_repo, remote_urls, same_repository
+from kompile.load.merge import MAX_EXTENDS
 from kompile.load.project import Project, load_project, require_environments
 from kompile.model import Environment, Hydration, Network
 from kompile.names import OUTPUT_FOLDERS
@@ -72,6 +73,7 @@ def compile_project(
     render: frozenset[str] = frozenset(),
     seen: Callable[[], Seen | None] | None = None,
     started: int | None = None,
+    loaded: Project | None = None,
 ) -> Output:
     """Compile the repo at root (only some environments, if given). Without keep_objects the result holds
     files but no objects, and large repos are compiled on every core. progress(done, total) is called
@@ -81,15 +83,16 @@ def compile_project(
     rendered/<env>/manifest.yaml whatever the hydration mode (kompile hydrate reads them), except
     previews (templates the ApplicationSet fills in). With only, `seen` gives what index_file.inputs_seen
     gives, when the caller looked ahead; `started` (time.time_ns()) is then from before it looked: a file
-    modified since is recorded as one the next command must read again."""
+    modified since is recorded as one the next command must read again. Without only, `loaded` is the
+    project as already read (by an edit, from before `started`), not read again."""
     started = started or time.time_ns()
     # A command about some environments checks only those and the ones whose files changed, when the
     # index of an earlier run can say which (index.py); else every environment is loaded and checked.
     with reading(root):
         checked = checked_incrementally(root, only, keep_objects, seen) if only else None
         if checked is None:
-            project = load_project(root)
-            if not only and _workers(keep_objects, len(project.environments)) and _app_clean(project):
+            project = loaded if loaded is not None and not only else load_project(root)
+            if not only and _workers(keep_objects, project, project.environments) and _app_clean(project):
                 resolved = None  # each environment is checked by the worker that compiles it
             else:
                 # Without objects to keep, each environment's merged settings and model live only while
@@ -130,12 +133,11 @@ def _compile(
     kinds: set[tuple[str, str]] = set()
     environments = {}
     counts = {}
-    count = len(project.environments) if resolved is None else len(only or resolved)
     # Workers compiling every environment make each one's own GitOps files too (else the parent makes
     # them all at the end, alone).
     head = (
         gitops_header(base_env, [spec.rel for spec in project.environments.values()])
-        if not only and base_env.gitops is not None and _workers(keep_objects, count)
+        if not only and base_env.gitops is not None and _workers(keep_objects, project, project.environments)
         else None
     )
     if resolved is None:
@@ -333,7 +335,7 @@ def _compile_all(
     come back in order: the output does not depend on the schedule."""
     results: list[_Result] = []
     keep = _keeper(results, emit, progress, len(envs))
-    workers = _workers(keep_objects, len(envs))
+    workers = _workers(keep_objects, project, [env.name for env in envs])
     if not workers:
         for env in envs:
             keep(_compile_one(base, project, env, keep_objects, render))
@@ -363,9 +365,37 @@ def _keeper(
     return keep
 
 
-def _workers(keep_objects: bool, count: int) -> int:
-    """How many processes compile this many environments (0: this one, alone, as when its objects are kept)."""
-    return 0 if keep_objects else cores(count)
+def _workers(keep_objects: bool, project: Project, names: Iterable[str]) -> int:
+    """How many processes compile these environments (0: this one, alone, as when its objects are kept,
+    or for one environment: the others would wait)."""
+    names = list(names)
+    return 0 if keep_objects or len(names) < 2 else cores(_work(project, names))
+
+
+TYPICAL_LINES = 250  # an App's file and an environment's own, as most repos write them
+
+
+def _work(project: Project, names: list[str]) -> int:
+    """How many typical environments' work compiling these is. An environment's work grows with the
+    lines of the files it merges (the App's, those it extends, its own): nineteen environments that
+    extend a chain of large files are as much work as thousands of small ones, and are spread over the
+    cores as those are."""
+    app = project.app.doc.span.end_line
+    through: dict[str, int] = {}  # an environment's lines and those of the environments it extends
+
+    def lines(name: str, depth: int = 0) -> int:
+        if name not in through:
+            spec = project.environments[name]
+            parent = spec.spec.get("extends")
+            inherited = (
+                lines(parent, depth + 1)
+                if isinstance(parent, str) and parent in project.environments and depth <= MAX_EXTENDS
+                else 0
+            )
+            through[name] = spec.doc.span.end_line + inherited
+        return through[name]
+
+    return max(len(names), sum(app + lines(name) for name in names) // TYPICAL_LINES)
 
 
 def _compile_chunk(bounds: tuple[int, int]) -> list[_Result]:
@@ -411,7 +441,7 @@ def _check_and_compile_all(
             keep(result)
 
     job = (base, project, names, render, gitops_head)
-    in_workers(_workers(False, len(names)), job, _check_chunk, len(names), take)
+    in_workers(_workers(False, project, names), job, _check_chunk, len(names), take)
     out, shared = Collector(), []
     for checked in found:
         out.add(checked.problems)

@@ -143,6 +143,16 @@ class YMap(dict):
         self._rel = self._keys = self._marks = self._index = None
 
 
+class Merged(YMap):
+    """A map that merging made: `over` laid on `base`. Every entry whose key `over` does not hold is
+    base's own (the same value, at the same place), so a check of a map of entries can reuse what it
+    found in base and read only over's keys (kompile/spec/structure.py: entry_problems): a chain of
+    environments that each add to a large map costs each layer once, not once per environment below it.
+    Nothing changes a map merging made, nor one merging was given (kompile/load/merge.py)."""
+
+    __slots__ = ("base", "over")
+
+
 class YList(list):
     """A list that remembers where each item came from; a parsed one keeps marks, as YMap does."""
 

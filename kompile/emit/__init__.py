@@ -110,9 +110,9 @@ class _Dumper(_Base):
             return self.DEFAULT_SCALAR_TAG
         tag = _RESOLVED.get(value)
         if tag is None:
-            if len(_RESOLVED) > 20_000:
-                _RESOLVED.clear()
-            tag = _RESOLVED[value] = super().resolve(kind, value, implicit)
+            tag = super().resolve(kind, value, implicit)
+            if len(_RESOLVED) < 20_000:  # (a full table keeps what it holds: credentials.MEMO_LIMIT)
+                _RESOLVED[value] = tag
         return tag
 
 
@@ -255,9 +255,8 @@ def _scalar(value) -> str:
             if _ASKED > _MAX_ASKED:
                 raise _Unusual  # (then the document is cheaper in one piece)
             text = emit_yaml({"k": value}, dumper=_NodeDumper).decode("utf-8")[3:-1]
-        if len(_SCALARS) > 20_000:
-            _SCALARS.clear()
-        _SCALARS[value] = text
+        if len(_SCALARS) < 20_000:  # (a full table keeps what it holds: credentials.MEMO_LIMIT)
+            _SCALARS[value] = text
         return text
     if kind is bool:
         return "true" if value else "false"

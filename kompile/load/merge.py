@@ -14,7 +14,7 @@ import difflib
 from kompile import spec
 from kompile.errors import Code, Diagnostic, KompileError
 from kompile.load.project import Project
-from kompile.source import YList, YMap
+from kompile.source import Merged, YList, YMap
 
 # The identity of an environment is never inherited through extends.
 NOT_INHERITED = ("namespace", "extends")
@@ -22,10 +22,25 @@ NOT_INHERITED = ("namespace", "extends")
 MAX_EXTENDS = 16
 
 
-def merge_maps(base: YMap, over: YMap) -> YMap:
-    out = YMap(over.span)
-    for key, value in base.items():
-        _put(out, key, value, base)
+def merge_maps(base: YMap, over: YMap, memo: dict | None = None, keep: bool = False) -> Merged:
+    """over laid on base. An environment's own settings and those it passes on are two merges of its
+    file (each of a layer made for it), and the large maps below the top (env, ...) are the same in
+    both: with a memo (the project's), those that the settings passed on hold (`keep`, as the project
+    keeps those) are found there, not merged again."""
+    out = Merged(over.span)
+    out.base, out.over = base, over
+    if isinstance(base, Merged) and _spanned(base):
+        _copy(out, base)
+    else:
+        for key, value in base.items():
+            _put(out, key, value, base)
+    if (
+        len(over) >= 32
+        and _spanned(over)
+        and not any(v is None or isinstance(v, YMap) for v in over.values())
+    ):
+        _copy(out, over)  # (a large map of one file: its positions made once, and shared)
+        return out
     for key, value in over.items():
         if value is None:
             out.pop(key, None)
@@ -34,9 +49,35 @@ def merge_maps(base: YMap, over: YMap) -> YMap:
             continue
         if isinstance(value, YMap):
             # Merging into an empty map also drops nulls that had nothing to remove.
-            value = merge_maps(out[key] if isinstance(out.get(key), YMap) else YMap(value.span), value)
+            value = _merge_below(
+                out[key] if isinstance(out.get(key), YMap) else YMap(value.span), value, memo, keep
+            )
         _put(out, key, value, over)
     return out
+
+
+def _merge_below(base: YMap, over: YMap, memo: dict | None, keep: bool) -> Merged:
+    if memo is None or len(over) < 32:  # (a small map costs less to merge again than to look up)
+        return merge_maps(base, over, memo, keep)
+    found = memo.get((id(base), id(over)))
+    if found is not None and found[0] is base and found[1] is over:
+        return found[2]
+    out = merge_maps(base, over, memo, keep)
+    if keep:
+        memo[(id(base), id(over))] = (base, over, out)  # (holding both, so that their ids are not reused)
+    return out
+
+
+def _spanned(source: YMap) -> bool:
+    """Whether every key of source has its spans at hand (a parsed map makes them now)."""
+    return len(source.key_spans) == len(source.value_spans) == len(source)
+
+
+def _copy(out: YMap, source: YMap) -> None:
+    """Every entry of source put into out with its spans, at C speed (as _put does key by key)."""
+    dict.update(out, source)
+    out.key_spans.update(source.key_spans)
+    out.value_spans.update(source.value_spans)
 
 
 def _put(out: YMap, key: str, value, source: YMap) -> None:
@@ -270,7 +311,7 @@ def effective_spec(project: Project, name: str) -> tuple[YMap, list[str]]:
     result = _inheritable(project, chain[:-1])
     layer = _layer(project.environments[name].spec, ())
     _check_removals(result, layer)
-    result = as_lists(merge_maps(result, layer))
+    result = as_lists(merge_maps(result, layer, project.merges))
     result.pop("extends", None)
     return result, chain
 
@@ -284,5 +325,5 @@ def _inheritable(project: Project, chain: list[str]) -> YMap:
         base = _inheritable(project, chain[:-1])
         layer = _layer(project.environments[key].spec, NOT_INHERITED)
         _check_removals(base, layer)
-        project.inherited[key] = merge_maps(base, layer)
+        project.inherited[key] = merge_maps(base, layer, project.merges, keep=True)
     return project.inherited[key]

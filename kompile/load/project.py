@@ -90,6 +90,7 @@ class Project:
     inherited: dict[str, YMap] = field(
         default_factory=dict
     )  # cached by merge: what each environment passes on
+    merges: dict[tuple[int, int], tuple] = field(default_factory=dict)  # cached by merge: large maps merged
     _by_file: dict[str, str] | None = None  # spec file -> environment, for environment_in
 
     @property

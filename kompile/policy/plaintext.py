@@ -70,13 +70,11 @@ def scan(obj: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[
             if what:
                 credentials.append((_where(entry), what))
             elif len(value) <= 256 and type(value) is str and not token and not _ODD_CHARACTERS.search(value):
+                # (Full tables keep what they hold: credentials.MEMO_LIMIT says why.)
                 if key == "" and entry[1] is value:
-                    if len(_CLEAN_NAMES) > 20_000:
-                        _CLEAN_NAMES.clear()
-                    _CLEAN_NAMES.add(value)  # a mapping key that holds nothing: not looked at again
-                else:
-                    if len(_CLEAN_PAIRS) > 50_000:
-                        _CLEAN_PAIRS.clear()
+                    if len(_CLEAN_NAMES) < 100_000:
+                        _CLEAN_NAMES.add(value)  # a mapping key that holds nothing: not looked at again
+                elif len(_CLEAN_PAIRS) < 100_000:
                     _CLEAN_PAIRS.add((key, value))  # a value that holds nothing under its key: likewise
         elif isinstance(value, Decoded):
             what = value.unreadable or credential_in(key, value.text)

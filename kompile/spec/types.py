@@ -43,6 +43,11 @@ class Field:
 class Type:
     """A node of the spec. check() reports problems; json_schema() describes the same rules."""
 
+    # Whether check() can find something different in a full spec than in a partial one (a required
+    # field, one of several): a scalar's findings do not depend on it, so a checked entry of an
+    # environment's file needs no second look once merged (structure.entry_problems).
+    partial_matters: bool = True
+
     def check(
         self, value, path: str, span: Span, out: Collector, partial: bool, key_span: Span | None = None
     ) -> None:
@@ -58,6 +63,7 @@ class Type:
 
 @dataclass(frozen=True)
 class Str(Type):
+    partial_matters = False
     pattern: str | None = None
     pattern_hint: str | None = None  # what a valid value looks like, for the error message
     enum: tuple[str, ...] | None = None
@@ -120,6 +126,7 @@ class Str(Type):
 
 @dataclass(frozen=True)
 class Int(Type):
+    partial_matters = False
     min: int | None = None
     max: int | None = None
 
@@ -147,6 +154,8 @@ class Int(Type):
 
 @dataclass(frozen=True)
 class Bool(Type):
+    partial_matters = False
+
     def check(self, value, path, span, out, partial, key_span=None):
         if not isinstance(value, bool):
             out.error(Code.WRONG_TYPE, f"{path}: expected true or false, found {describe(value)}", span)
@@ -158,6 +167,8 @@ class Bool(Type):
 @dataclass(frozen=True)
 class Quantity(Type):
     """A Kubernetes resource quantity: 250m, 1, "1", 512Mi."""
+
+    partial_matters = False
 
     def check(self, value, path, span, out, partial, key_span=None):
         if isinstance(value, bool) or not isinstance(value, int | float | str):
@@ -191,6 +202,8 @@ def quantity_text(value) -> str:
 @dataclass(frozen=True)
 class Anything(Type):
     """Free-form content handed to Kubernetes as written (inline patches)."""
+
+    partial_matters = False
 
     kind: type | tuple = dict
     label: str = "a mapping"

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
 
-from kompile.errors import Code, Diagnostic, KompileError, Span
+from kompile.errors import Code, Collector, Diagnostic, KompileError, Span
 from kompile.inputs import read_bytes
 from kompile.load.merge import app_settings, effective_spec
-from kompile.load.project import Project, load_project, require_environments
+from kompile.load.project import Project, Specs, load_project, load_spec, require_environments
 from kompile.safefs import Refused, Root
 from kompile.spec import IMAGE_DIGEST, IMAGE_TAG, check_no_latest
 
@@ -32,6 +33,10 @@ class Edit:
     path: str  # relative to the root
     before: str
     after: str
+    # What was read to make it, and when (time.time_ns() before reading): the build after the edit
+    # reads again only the file it changed (reloaded).
+    project: Project | None = field(default=None, compare=False, repr=False)
+    started: int | None = field(default=None, compare=False)
 
     @property
     def changed(self) -> bool:
@@ -41,13 +46,17 @@ class Edit:
 def set_image(root: Path, environment: str, tag: str | None, digest: str | None) -> Edit:
     """Pin `environment` to exactly this tag and/or digest (what is not given is removed)."""
     _check_reference(tag, digest)
+    started = time.time_ns()
     project = load_project(root)
     require_environments(project, [environment])
-    return _pin(project, environment, {"tag": tag, "digest": digest})
+    return replace(
+        _pin(project, environment, {"tag": tag, "digest": digest}), project=project, started=started
+    )
 
 
 def promote(root: Path, source: str, target: str) -> Edit:
     """Give `target` the image (tag and digest) that `source` runs."""
+    started = time.time_ns()
     project = load_project(root)
     require_environments(project, [source, target])
     image, _ = effective_spec(project, source)
@@ -63,7 +72,34 @@ def promote(root: Path, source: str, target: str) -> Edit:
                 )
             ]
         )
-    return _pin(project, target, {"tag": image.get("tag"), "digest": image.get("digest")})
+    edit = _pin(project, target, {"tag": image.get("tag"), "digest": image.get("digest")})
+    return replace(edit, project=project, started=started)
+
+
+def reloaded(edit: Edit) -> Project | None:
+    """The project the edit was made from, as it reads once the edit is written: the edited file read
+    and checked again, every other as it was read (and no merge of the old file kept). None when the
+    edit was made without one."""
+    project = edit.project
+    if project is None:
+        return None
+    inputs = {rel: sha for rel, sha in project.inputs.items() if rel != edit.path}
+    identities = {rel: seen for rel, seen in project.identities.items() if rel != edit.path}
+    out = Collector()
+    loaded = load_spec(project.root, edit.path, inputs, identities, out)
+    out.raise_if_any()
+    files = dict(project.environments.items())
+    if (
+        loaded is None
+        or loaded.kind != "Environment"
+        or loaded.name not in files
+        or files[loaded.name].rel != edit.path
+    ):
+        return None  # (an edit of the image changes neither; loading every file says what happened)
+    files[loaded.name] = loaded
+    return Project(
+        root=project.root, app=project.app, environments=Specs.of(files), inputs=inputs, identities=identities
+    )
 
 
 def write_edit(root: Path, edit: Edit) -> None:

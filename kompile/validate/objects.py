@@ -18,29 +18,34 @@ from kompile.policy.pods import Unclassifiable, pod_specs
 from kompile.policy.pods import containers as pod_containers
 from kompile.safefs import MAX_NAME_BYTES
 from kompile.source import YList, YMap, describe
+from kompile.spec.structure import entry_problems
 from kompile.validate.resolved import MAX_EXTRA_OBJECTS
 
 
-def check_plaintext(env: YMap, out: Collector) -> None:
-    for key, value in env.items():
-        if not isinstance(value, str):
-            continue
-        what = credential_in(key, value)
-        if what == "what looks like a secret":
-            where = env.key_span(key) if isinstance(env, YMap) else None
-            out.error(
-                Code.PLAINTEXT_SECRET,
-                f"env.{key} looks like a secret; env values are stored in plain text",
-                where,
-                "declare the key under secrets: on the App and seal its value with kubeseal",
-            )
-        elif what:
-            out.error(
-                Code.PLAINTEXT_SECRET,
-                f"env.{key} holds {what} in plain text",
-                env.value_span(key),
-                "move it to secrets: (declared on the App) and seal the value with kubeseal",
-            )
+def check_plaintext(env: dict, out: Collector) -> None:
+    for problems in entry_problems(env, check_plaintext, "env", None, _plaintext_entry).values():
+        out.add(problems)
+
+
+def _plaintext_entry(env: dict, key: str, out: Collector) -> None:
+    value = env[key]
+    if not isinstance(value, str):
+        return
+    what = credential_in(key, value)
+    if what == "what looks like a secret":
+        out.error(
+            Code.PLAINTEXT_SECRET,
+            f"env.{key} looks like a secret; env values are stored in plain text",
+            env.key_span(key) if isinstance(env, YMap) else None,
+            "declare the key under secrets: on the App and seal its value with kubeseal",
+        )
+    elif what:
+        out.error(
+            Code.PLAINTEXT_SECRET,
+            f"env.{key} holds {what} in plain text",
+            env.value_span(key) if isinstance(env, YMap) else None,
+            "move it to secrets: (declared on the App) and seal the value with kubeseal",
+        )
 
 
 def spec_objects(project: Project, rel: str, span: Span, out: Collector, expand: bool = False) -> list[YMap]:
