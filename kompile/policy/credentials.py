@@ -388,12 +388,26 @@ def by_key(key: str, value: str) -> bool:
     return len(names) >= 2 and names[-1] == "KEY" and not _PLAIN_WORD.fullmatch(value)
 
 
+def _in_text(value: str) -> str | None:
+    """What a value holds whatever its key: the same few values come under many keys ("true", "v")."""
+    what = _by_value.get(value, _MISSING)
+    if what is _MISSING:
+        what = in_value(value) or _embedded(value)
+        if len(value) <= 256 and len(_by_value) < MEMO_LIMIT:  # (a long value is rarely repeated)
+            _by_value[value] = what
+    return what
+
+
+_by_value: dict[str, str | None] = {}
+_MISSING = object()
+
+
 def credential_in(key: str, value: str) -> str | None:
     """What credential a setting holds in plain text ("a private key", ...), or None."""
     memo_key = (key, value)
     if memo_key in _memo:
         return _memo[memo_key]
-    what = in_value(value) or _embedded(value)
+    what = _in_text(value)
     if what is None and by_key(key, value[:MAX_SCANNED]):
         what = "what looks like a secret"
     if len(_memo) < MEMO_LIMIT:
