@@ -181,18 +181,18 @@ def test_the_work_of_a_chain_of_large_files_is_spread_over_the_cores(tmp_path: P
     assert _work(looped, list(looped.environments)) >= len(looped.environments)
 
 
-def test_the_build_after_set_image_reads_again_only_the_file_it_edited(
+def test_set_image_parses_each_spec_once_and_the_edited_text_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     root = copy_example(tmp_path / "repo")
     api.build(root)
     import kompile.load.project as project_module
+    import kompile.tools.edit as edit_module
 
     parsed: list[str] = []
     real = project_module.parse_document
-    monkeypatch.setattr(
-        project_module, "parse_document", lambda text, rel: parsed.append(rel) or real(text, rel)
-    )
+    for module in (project_module, edit_module):  # (loading, and the edit's check of its own result)
+        monkeypatch.setattr(module, "parse_document", lambda text, rel: parsed.append(rel) or real(text, rel))
     edited = api.set_image(root, "staging", "1.4.4", None)
     assert edited.changed and edited.build is not None
     specs = sorted(p.relative_to(root).as_posix() for p in (root / "environments").glob("*.yaml"))
@@ -212,3 +212,20 @@ def test_a_full_table_keeps_what_it_holds(monkeypatch: pytest.MonkeyPatch):
     assert len(credentials._memo) == 10
     assert ("KEY_0", "v") in credentials._memo  # the first ones are still answered
     assert credentials.credential_in("DB_PASSWORD", "hunter2") == "what looks like a secret"  # still judged
+
+
+def test_after_an_edit_the_build_reads_the_file_as_it_is_on_disk(tmp_path: Path):
+    """The parse an edit made is used only while the file holds the text it parsed: a file changed
+    after the edit was written is read again (and recorded as read)."""
+    from kompile.tools import edit as edits
+
+    root = copy_example(tmp_path / "repo")
+    edit = edits.set_image(root, "staging", "1.4.4", None)
+    edits.write_edit(root, edit)
+    assert edits.reloaded(edit).environments["staging"].doc is edit.doc
+    changed = edit.after.replace("1.4.4", "1.4.5")
+    (root / edit.path).write_text(changed)
+    reread = edits.reloaded(edit)
+    assert reread.environments["staging"].doc is not edit.doc
+    assert reread.environments["staging"].spec["image"]["tag"] == "1.4.5"
+    assert reread.inputs[edit.path] != edit.project.inputs[edit.path]

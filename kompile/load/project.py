@@ -184,12 +184,17 @@ def _closest(name: str, known: list[str]) -> str:
     return f"did you mean '{close[0]}'? ({listing})" if close else listing
 
 
+def input_digest(data: bytes) -> str:
+    """What a run records of a file it read. Line endings do not change what a spec means (a Windows
+    checkout may have CRLF)."""
+    return hashlib.sha256(data.replace(b"\r\n", b"\n")).hexdigest()
+
+
 def read_input(
     root: Path, rel: str, span: Span | None, inputs: dict[str, str], identities: dict[str, str] | None = None
 ) -> str:
     data, info = read_stat(root, rel, span)
-    # Line endings do not change what a spec means (a Windows checkout may have CRLF).
-    inputs[normalised(rel)] = hashlib.sha256(data.replace(b"\r\n", b"\n")).hexdigest()
+    inputs[normalised(rel)] = input_digest(data)
     if identities is not None:
         identities[normalised(rel)] = file_identity(info)
     return decode_utf8(data, rel)
@@ -274,11 +279,18 @@ def _take(loaded: tuple, files: list, inputs: dict, identities: dict, out: Colle
 
 
 def load_spec(
-    root: Path, rel: str, inputs: dict[str, str], identities: dict[str, str], out: Collector
+    root: Path,
+    rel: str,
+    inputs: dict[str, str],
+    identities: dict[str, str],
+    out: Collector,
+    parsed: tuple[str, YMap] | None = None,
 ) -> SpecFile | None:
-    """One spec file read and checked (its problems into out)."""
+    """One spec file read and checked (its problems into out). `parsed`: a text and its parse, made
+    already (by an edit), taken when the file holds that text."""
     try:
-        doc = parse_document(read_input(root, rel, None, inputs, identities), rel)
+        text = read_input(root, rel, None, inputs, identities)
+        doc = parsed[1] if parsed is not None and parsed[0] == text else parse_document(text, rel)
     except KompileError as exc:
         out.add(exc.diagnostics)
         return None

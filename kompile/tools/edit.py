@@ -21,8 +21,16 @@ import yaml
 from kompile.errors import Code, Collector, Diagnostic, KompileError, Span
 from kompile.inputs import read_bytes
 from kompile.load.merge import app_settings, effective_spec
-from kompile.load.project import Project, Specs, load_project, load_spec, require_environments
+from kompile.load.project import (
+    Project,
+    Specs,
+    input_digest,
+    load_project,
+    load_spec,
+    require_environments,
+)
 from kompile.safefs import Refused, Root
+from kompile.source import YMap, parse_document, plain
 from kompile.spec import IMAGE_DIGEST, IMAGE_TAG, check_no_latest
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -37,6 +45,7 @@ class Edit:
     # reads again only the file it changed (reloaded).
     project: Project | None = field(default=None, compare=False, repr=False)
     started: int | None = field(default=None, compare=False)
+    doc: YMap | None = field(default=None, compare=False, repr=False)  # `after` as kompile reads it
 
     @property
     def changed(self) -> bool:
@@ -86,7 +95,8 @@ def reloaded(edit: Edit) -> Project | None:
     inputs = {rel: sha for rel, sha in project.inputs.items() if rel != edit.path}
     identities = {rel: seen for rel, seen in project.identities.items() if rel != edit.path}
     out = Collector()
-    loaded = load_spec(project.root, edit.path, inputs, identities, out)
+    parsed = (edit.after, edit.doc) if edit.doc is not None else None
+    loaded = load_spec(project.root, edit.path, inputs, identities, out, parsed)
     out.raise_if_any()
     files = dict(project.environments.items())
     if (
@@ -143,7 +153,8 @@ def _check_reference(tag: str | None, digest: str | None) -> None:
 
 def _pin(project: Project, environment: str, wanted: dict[str, str | None]) -> Edit:
     spec_file = project.environments[environment]
-    before = read_bytes(project.root, spec_file.rel).decode("utf-8")
+    data = read_bytes(project.root, spec_file.rel)
+    before = data.decode("utf-8")
     effective, chain = effective_spec(project, environment)
     current = effective.get("image") or {}
     if all(current.get(key) == value for key, value in wanted.items()):
@@ -157,8 +168,10 @@ def _pin(project: Project, environment: str, wanted: dict[str, str | None]) -> E
     after = _splice_image(
         before, spec_file.rel, own, drop={k for k, v in wanted.items() if v is None} - set(own)
     )
-    _verify(before, after, spec_file.rel, own)
-    return Edit(spec_file.rel, before, after)
+    # What the project read is the file as it is now (the same digest), or it is read again.
+    same = input_digest(data) == project.inputs.get(spec_file.rel)
+    old = spec_file.doc if same else parse_document(before, spec_file.rel)
+    return Edit(spec_file.rel, before, after, doc=_verify(old, after, spec_file.rel, own))
 
 
 def _inherited_image(project: Project, chain: list[str]) -> dict:
@@ -306,12 +319,17 @@ def _entry_end(text: str, value_node) -> int:
     return _line_end(text, max(value_node.end_mark.index - 1, value_node.start_mark.index))
 
 
-def _verify(before: str, after: str, rel: str, own: dict[str, str | None]) -> None:
-    """The edited file must mean the old one with the new image: anything else is a bug, not a write."""
-    old = yaml.load(before, Loader=_Loader)
-    new = yaml.load(after, Loader=_Loader)
-    old_image = old["spec"].get("image")
-    new_image = new["spec"].get("image")
+def _verify(before: YMap, after: str, rel: str, own: dict[str, str | None]) -> YMap:
+    """The edited file, as kompile reads it, must mean the old one with the new image: anything else is a
+    bug, not a write. Returns its parse."""
+    try:
+        parsed = parse_document(after, rel)
+    except KompileError:
+        parsed = None
+    old, new = plain(before), plain(parsed) if parsed is not None else {}
+    old_spec = old.get("spec") if isinstance(old.get("spec"), dict) else {}
+    new_spec = new.get("spec") if isinstance(new.get("spec"), dict) else {}
+    old_image, new_image = old_spec.pop("image", None), new_spec.pop("image", None)
     expected = (
         dict(old_image) if isinstance(old_image, dict) else ({"repository": old_image} if old_image else {})
     )
@@ -319,9 +337,7 @@ def _verify(before: str, after: str, rel: str, own: dict[str, str | None]) -> No
         expected.pop(key, None)
     expected.update(own)
     new_image = dict(new_image) if isinstance(new_image, dict) else {}
-    old["spec"].pop("image", None)
-    new["spec"].pop("image", None)
-    if old != new or new_image != expected:
+    if parsed is None or old != new or new_image != expected:
         raise KompileError(
             [
                 Diagnostic(
@@ -332,3 +348,4 @@ def _verify(before: str, after: str, rel: str, own: dict[str, str | None]) -> No
                 )
             ]
         )
+    return parsed
