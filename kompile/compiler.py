@@ -74,6 +74,7 @@ def compile_project(
     seen: Callable[[], Seen | None] | None = None,
     started: int | None = None,
     loaded: Project | None = None,
+    layout: bool = True,
 ) -> Output:
     """Compile the repo at root (only some environments, if given). Without keep_objects the result holds
     files but no objects, and large repos are compiled on every core. progress(done, total) is called
@@ -83,28 +84,33 @@ def compile_project(
     rendered/<env>/manifest.yaml whatever the hydration mode (kompile hydrate reads them), except
     previews (templates the ApplicationSet fills in). With only, `seen` gives what index_file.inputs_seen
     gives, when the caller looked ahead; `started` (time.time_ns()) is then from before it looked: a file
-    modified since is recorded as one the next command must read again. Without only, `loaded` is the
-    project as already read (by an edit, from before `started`), not read again."""
+    modified since is recorded as one the next command must read again. `loaded` is the project as
+    already read (by an edit, from before `started`), not read again; with only, as already checked
+    whole (by a diff's first compile), so only those environments are checked again. Without layout,
+    the environments' own files are not laid out: what a caller that reads only their objects needs."""
     started = started or time.time_ns()
     # A command about some environments checks only those and the ones whose files changed, when the
     # index of an earlier run can say which (index.py); else every environment is loaded and checked.
     with reading(root):
-        checked = checked_incrementally(root, only, keep_objects, seen) if only else None
+        checked = checked_incrementally(root, only, keep_objects, seen) if only and loaded is None else None
         if checked is None:
-            project = loaded if loaded is not None and not only else load_project(root)
+            project = loaded if loaded is not None else load_project(root)
             if not only and _workers(keep_objects, project, project.environments) and _app_clean(project):
                 resolved = None  # each environment is checked by the worker that compiles it
             else:
                 # Without objects to keep, each environment's merged settings and model live only while
                 # it compiles.
-                resolved = validate_project(project, keep_settings=keep_objects)
+                again = only if loaded is not None else None
+                resolved = validate_project(project, keep_settings=keep_objects, only=again)
         else:
             project, resolved, _ = checked
     # What is loaded now lives until the end: keep the collector from scanning it again and again (its
     # cost would grow with the repo) and from touching its pages in forked workers (copy on write).
     gc.freeze()
     try:
-        output, resolved = _compile(root, project, resolved, only, keep_objects, progress, sink, render)
+        output, resolved = _compile(
+            root, project, resolved, only, keep_objects, progress, sink, render, layout
+        )
     finally:
         gc.unfreeze()
     # Only a build records what was checked (a command that reads, such as validate, writes nothing).
@@ -121,6 +127,7 @@ def _compile(
     progress: Callable[[int, int], None] | None,
     sink: Callable[[dict[str, bytes]], None] | None,
     render: frozenset[str] = frozenset(),
+    layout: bool = True,
 ) -> tuple[Output, list[Resolved]]:
     """The output, and every environment as checked (resolved None: the workers check them)."""
     if only:
@@ -145,7 +152,7 @@ def _compile(
         compiled = resolved
     else:
         compiled = [r for r in resolved if r.name in only] if only else resolved
-        results = _compile_all(base, project, compiled, keep_objects, progress, emit, render, head)
+        results = _compile_all(base, project, compiled, keep_objects, progress, emit, render, head, layout)
     problems = [(item, d) for item, result in zip(compiled, results, strict=True) for d in result.problems]
     if problems:  # a problem in the environment's own file needs no name; one in a shared file does
         own = [d for item, d in problems if d.span is not None and d.span.path == item.sources[-1]]
@@ -269,6 +276,7 @@ def _compile_one(
     render: frozenset[str] = frozenset(),
     merged: bool = False,
     gitops_head: str | None = None,
+    layout: bool = True,
 ) -> _Result:
     """One environment compiled (item holds its merged settings when kept, or when merged says so). With
     gitops_head, its own GitOps files too (what heads every GitOps file)."""
@@ -276,8 +284,8 @@ def _compile_one(
     try:
         untransformed, deployed = render_stages(env, base.ids)
         compiled = Compiled(env, deployed, untransformed)
-        files = layout_overlay(base, compiled)
-        if renders(env) or (env.name in render and not env.pull_requests):
+        files = layout_overlay(base, compiled) if layout else {}
+        if layout and (renders(env) or (env.name in render and not env.pull_requests)):
             files.update(layout_rendered(compiled))
     except KompileError as exc:  # every environment is compiled, so one run lists every problem
         return _Result({}, frozenset(), 0, None, tuple(exc.diagnostics), env)
@@ -328,6 +336,7 @@ def _compile_all(
     emit: Callable[[dict[str, bytes]], None],
     render: frozenset[str] = frozenset(),
     gitops_head: str | None = None,
+    layout: bool = True,
 ) -> list[_Result]:
     """Each environment compiles on its own, so large repos are spread over the cores. Workers are
     forked after loading and validating, so they share the model instead of receiving it; they send
@@ -338,9 +347,9 @@ def _compile_all(
     workers = _workers(keep_objects, project, [env.name for env in envs])
     if not workers:
         for env in envs:
-            keep(_compile_one(base, project, env, keep_objects, render))
+            keep(_compile_one(base, project, env, keep_objects, render, layout=layout))
         return results
-    in_workers(workers, (base, project, envs, render, gitops_head), _compile_chunk, len(envs), keep)
+    in_workers(workers, (base, project, envs, render, gitops_head, layout), _compile_chunk, len(envs), keep)
     return results
 
 
@@ -399,9 +408,9 @@ def _work(project: Project, names: list[str]) -> int:
 
 
 def _compile_chunk(bounds: tuple[int, int]) -> list[_Result]:
-    base, project, envs, render, head = job()
+    base, project, envs, render, head, layout = job()
     return [
-        _compile_one(base, project, env, False, render, gitops_head=head)
+        _compile_one(base, project, env, False, render, gitops_head=head, layout=layout)
         for env in envs[bounds[0] : bounds[1]]
     ]
 

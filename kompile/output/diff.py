@@ -5,12 +5,16 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kompile.errors import Span
 from kompile.output.check import MAX_OUTPUT_BYTES
 from kompile.output.committed import Stale, stale_environments
 from kompile.output.manifest import digest
 from kompile.safefs import TEMP, Refused, Root
+
+if TYPE_CHECKING:
+    from kompile.load.project import Project
 
 # ---------------------------------------------------------------------------------------------
 # What a change does to each environment, object by object (kompile diff).
@@ -242,8 +246,8 @@ def diff_project(
             if only:
                 require_environments(now.project, only, also=then.names)
             changed = _changed_environments(old_files, new_files, only)
-            before = _objects(Path(scratch), [n for n in changed if n in then.names])
-    after = _objects(root, [n for n in changed if n in now.names])
+            before = _objects(Path(scratch), [n for n in changed if n in then.names], then.project)
+    after = _objects(root, [n for n in changed if n in now.names], now.project)
     names = sorted(_environments(new_files) | _environments(old_files))
     names = [n for n in names if not only or n in only]
     return names, _changes(names, changed, set(now.names), before, after)
@@ -351,12 +355,15 @@ def _files_on_disk(root: Path) -> dict[str, str]:
     return files
 
 
-def _objects(root: Path, names: list[str]) -> dict[str, list[dict]]:
+def _objects(root: Path, names: list[str], project: Project) -> dict[str, list[dict]]:
+    """The objects of these environments of a project compiled and checked whole already (their files
+    compared): neither read, checked nor laid out again."""
     from kompile.compiler import compile_project
 
     if not names:
         return {}
-    return {name: c.objects for name, c in compile_project(root, sorted(names)).environments.items()}
+    compiled = compile_project(root, sorted(names), loaded=project, layout=False)
+    return {name: c.objects for name, c in compiled.environments.items()}
 
 
 def _committed_objects(root: Path, names: set[str]) -> dict[str, list[dict] | None]:
