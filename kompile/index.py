@@ -33,6 +33,7 @@ from kompile.load.project import (
     require_environments,
 )
 from kompile.safefs import RACY_SECONDS
+from kompile.spec.structure import forget_checked
 from kompile.validate import validate_project
 from kompile.validate.clusters import Placement
 from kompile.validate.resolved import Resolved
@@ -161,6 +162,7 @@ def _project(root: Path, index: Index, paths: list[str], changed: set[str]) -> P
     """A project whose changed spec files are read and checked now (their problems raised, as loading
     every file would) and whose other environments are read when first asked for. None when a changed
     file is an App (a second one, or the App moved): loading everything says what that means."""
+    forget_checked()  # (as loading every file does)
     inputs = {rel: sha for rel, (_, sha) in index.files.items() if rel not in changed}
     identities: dict[str, str] = {}
     out = Collector()

@@ -229,3 +229,22 @@ def test_after_an_edit_the_build_reads_the_file_as_it_is_on_disk(tmp_path: Path)
     assert reread.environments["staging"].doc is not edit.doc
     assert reread.environments["staging"].spec["image"]["tag"] == "1.4.5"
     assert reread.inputs[edit.path] != edit.project.inputs[edit.path]
+
+
+def test_what_was_found_in_one_project_does_not_keep_it_alive_when_the_next_is_read(tmp_path: Path):
+    """A process that reads project after project (a server, a test run) holds the findings of the last
+    one only: the table kept every large map it had seen, 1.6 MB a load, until 4,096 loads."""
+    root = copy_example(tmp_path / "repo")
+    dev = root / "environments/dev.yaml"
+    dev.write_text(
+        dev.read_text().replace("  env:\n", "  env:\n" + "".join(f"    V{j}: x\n" for j in range(100)))
+    )
+    first = load_project(root)
+    held = [entry[0] for entry in structure._ENTRIES.values()]
+    assert any(value is first.environments["dev"].spec["env"] for value in held)  # (it was kept)
+    second = load_project(root)
+    held = [entry[0] for entry in structure._ENTRIES.values()] + [
+        entry[0] for entry in structure._CLEAN.values()
+    ]
+    assert not any(value is first.environments["dev"].spec["env"] for value in held)
+    assert any(value is second.environments["dev"].spec["env"] for value in held)

@@ -16,6 +16,7 @@ from kompile.load.listing import ENVIRONMENTS_DIR, spec_files
 from kompile.parallel import cores, in_workers, job
 from kompile.safefs import file_identity
 from kompile.source import YMap, describe, parse_document, parse_manifests
+from kompile.spec.structure import forget_checked
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,7 @@ def read_input(
 
 def load_project(root: Path) -> Project:
     """Read and check every spec file; raise one KompileError listing every problem found."""
+    forget_checked()
     out = Collector()
     inputs: dict[str, str] = {}
     identities: dict[str, str] = {}

@@ -19,6 +19,13 @@ from kompile.spec.types import DNS_LABEL, NAME, Anything, Field, Int, Str, Type,
 _CLEAN: dict[int, tuple] = {}
 
 
+def forget_checked() -> None:
+    """A new project is read: what was found in the last one's maps is of no more use, and must not keep
+    them alive (a process that loads projects one after another, as a server or a test run does)."""
+    _CLEAN.clear()
+    _ENTRIES.clear()
+
+
 def was_clean(value, kind: Type, partial: bool) -> bool:
     seen = _CLEAN.get(id(value))
     return seen is not None and seen[0] is value and seen[1] is kind and seen[2] is partial
