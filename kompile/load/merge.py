@@ -36,8 +36,8 @@ def merge_maps(base: YMap, over: YMap, memo: dict | None = None, keep: bool = Fa
             _put(out, key, value, base)
     if (
         len(over) >= 32
-        and _spanned(over)
         and not any(v is None or isinstance(v, YMap) for v in over.values())
+        and _spanned(over)  # (last: a parsed map makes its spans here)
     ):
         _copy(out, over)  # (a large map of one file: its positions made once, and shared)
         return out
