@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -58,9 +58,7 @@ def set_image(root: Path, environment: str, tag: str | None, digest: str | None)
     started = time.time_ns()
     project = load_project(root)
     require_environments(project, [environment])
-    return replace(
-        _pin(project, environment, {"tag": tag, "digest": digest}), project=project, started=started
-    )
+    return _pin(project, environment, {"tag": tag, "digest": digest}, started)
 
 
 def promote(root: Path, source: str, target: str) -> Edit:
@@ -81,8 +79,7 @@ def promote(root: Path, source: str, target: str) -> Edit:
                 )
             ]
         )
-    edit = _pin(project, target, {"tag": image.get("tag"), "digest": image.get("digest")})
-    return replace(edit, project=project, started=started)
+    return _pin(project, target, {"tag": image.get("tag"), "digest": image.get("digest")}, started)
 
 
 def reloaded(edit: Edit) -> Project | None:
@@ -151,14 +148,15 @@ def _check_reference(tag: str | None, digest: str | None) -> None:
         raise KompileError(problems)
 
 
-def _pin(project: Project, environment: str, wanted: dict[str, str | None]) -> Edit:
+def _pin(project: Project, environment: str, wanted: dict[str, str | None], started: int) -> Edit:
+    """The edit that pins `wanted`, with the project it was made from (read from `started` on)."""
     spec_file = project.environments[environment]
     data = read_bytes(project.root, spec_file.rel)
     before = data.decode("utf-8")
     effective, chain = effective_spec(project, environment)
     current = effective.get("image") or {}
     if all(current.get(key) == value for key, value in wanted.items()):
-        return Edit(spec_file.rel, before, before)  # already so: running twice changes nothing
+        return Edit(spec_file.rel, before, before)  # already so: running twice changes nothing (no build)
     inherited = _inherited_image(project, chain)
     # What this file must say: each key set to the wanted value, or null where an inherited value must go.
     own: dict[str, str | None] = {key: value for key, value in wanted.items() if value is not None}
@@ -171,7 +169,8 @@ def _pin(project: Project, environment: str, wanted: dict[str, str | None]) -> E
     # What the project read is the file as it is now (the same digest), or it is read again.
     same = input_digest(data) == project.inputs.get(spec_file.rel)
     old = spec_file.doc if same else parse_document(before, spec_file.rel)
-    return Edit(spec_file.rel, before, after, doc=_verify(old, after, spec_file.rel, own))
+    doc = _verify(old, after, spec_file.rel, own)
+    return Edit(spec_file.rel, before, after, project=project, started=started, doc=doc)
 
 
 def _inherited_image(project: Project, chain: list[str]) -> dict:
