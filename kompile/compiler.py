@@ -46,6 +46,7 @@ class Output:
     files: dict[str, bytes]
     owned: tuple[str, ...]  # folders whose generated files this output fully describes
     names: tuple[str, ...] = ()  # the environments compiled (environments holds their objects, when kept)
+    examined: dict[str, object] = field(default_factory=dict)  # environment -> what `examine` made of it
     warnings: tuple[Diagnostic, ...] = ()  # every opt-out from the hardening, each time (K604)
     tiers: dict[str, str] = field(default_factory=dict)  # environment -> its tier ("" for none)
     object_counts: dict[str, int] = field(default_factory=dict)  # environment -> objects it deploys
@@ -75,6 +76,7 @@ def compile_project(
     started: int | None = None,
     loaded: Project | None = None,
     layout: bool = True,
+    examine: Callable[[Compiled, dict[str, bytes]], object] | None = None,
 ) -> Output:
     """Compile the repo at root (only some environments, if given). Without keep_objects the result holds
     files but no objects, and large repos are compiled on every core. progress(done, total) is called
@@ -87,7 +89,11 @@ def compile_project(
     modified since is recorded as one the next command must read again. `loaded` is the project as
     already read (by an edit, from before `started`), not read again; with only, as already checked
     whole (by a diff's first compile), so only those environments are checked again. Without layout,
-    the environments' own files are not laid out: what a caller that reads only their objects needs."""
+    the environments' own files are not laid out: what a caller that reads only their objects needs.
+    examine(compiled, files) is called with each environment's objects and files where it compiles (in
+    a worker, when the work is spread), and what it returns (small, picklable) is kept in examined: a
+    caller reads a large repo's objects without holding or sending them. The base's files reach the sink
+    before any environment compiles (and before any worker starts)."""
     started = started or time.time_ns()
     # A command about some environments checks only those and the ones whose files changed, when the
     # index of an earlier run can say which (index.py); else every environment is loaded and checked.
@@ -109,7 +115,7 @@ def compile_project(
     gc.freeze()
     try:
         output, resolved = _compile(
-            root, project, resolved, only, keep_objects, progress, sink, render, layout
+            root, project, resolved, only, keep_objects, progress, sink, render, layout, examine
         )
     finally:
         gc.unfreeze()
@@ -128,12 +134,13 @@ def _compile(
     sink: Callable[[dict[str, bytes]], None] | None,
     render: frozenset[str] = frozenset(),
     layout: bool = True,
+    examine: Callable[[Compiled, dict[str, bytes]], object] | None = None,
 ) -> tuple[Output, list[Resolved]]:
     """The output, and every environment as checked (resolved None: the workers check them)."""
     if only:
         require_environments(project, only)
-    base_env = normalise_base(project)
-    base = Compiled(base_env, *reversed(render_stages(base_env)))
+    base = compiled_base(project)
+    base_env = base.env
     files: dict[str, bytes] = {}
     emit = sink or files.update
     emit(layout_base(base))
@@ -148,11 +155,13 @@ def _compile(
         else None
     )
     if resolved is None:
-        resolved, results = _check_and_compile_all(base, project, progress, emit, render, head)
+        resolved, results = _check_and_compile_all(base, project, progress, emit, render, head, examine)
         compiled = resolved
     else:
         compiled = [r for r in resolved if r.name in only] if only else resolved
-        results = _compile_all(base, project, compiled, keep_objects, progress, emit, render, head, layout)
+        results = _compile_all(
+            base, project, compiled, keep_objects, progress, emit, render, head, layout, examine
+        )
     problems = [(item, d) for item, result in zip(compiled, results, strict=True) for d in result.problems]
     if problems:  # a problem in the environment's own file needs no name; one in a shared file does
         own = [d for item, d in problems if d.span is not None and d.span.path == item.sources[-1]]
@@ -185,6 +194,7 @@ def _compile(
         dict(sorted(files.items())),
         owned,
         tuple(env.name for env in envs),
+        {env.name: result.examined for env, result in zip(envs, results, strict=True)} if examine else {},
         opt_out_warnings(project, envs),
         {env.name: env.tier.value if env.tier else "" for env in envs},
         counts,
@@ -266,6 +276,7 @@ class _Result:
     problems: tuple[Diagnostic, ...] = ()
     env: Environment | None = None  # without objects kept: only what the GitOps objects and warnings read
     gitops: tuple[str, ...] = ()  # its own GitOps files, when it made them (files holds them)
+    examined: object = None  # what compile_project's examine made of it
 
 
 def _compile_one(
@@ -277,9 +288,11 @@ def _compile_one(
     merged: bool = False,
     gitops_head: str | None = None,
     layout: bool = True,
+    examine: Callable[[Compiled, dict[str, bytes]], object] | None = None,
 ) -> _Result:
     """One environment compiled (item holds its merged settings when kept, or when merged says so). With
-    gitops_head, its own GitOps files too (what heads every GitOps file)."""
+    gitops_head, its own GitOps files too (what heads every GitOps file); with examine, what it makes of
+    the environment's objects and files."""
     env = normalise_environment(project, item if keep_objects or merged else resolve(project, item))
     try:
         untransformed, deployed = render_stages(env, base.ids)
@@ -289,12 +302,17 @@ def _compile_one(
             files.update(layout_rendered(compiled))
     except KompileError as exc:  # every environment is compiled, so one run lists every problem
         return _Result({}, frozenset(), 0, None, tuple(exc.diagnostics), env)
+    examined = examine(compiled, files) if examine is not None else None
     gitops = environment_gitops(base.env, env, gitops_head) if gitops_head is not None else {}
     files.update(gitops)
     kinds = frozenset((obj["apiVersion"].rpartition("/")[0], obj["kind"]) for obj in deployed)
     if keep_objects:
-        return _Result(files, kinds, len(deployed), compiled, env=env, gitops=tuple(gitops))
-    return _Result(files, kinds, len(deployed), None, env=_summary(env), gitops=tuple(gitops))
+        return _Result(
+            files, kinds, len(deployed), compiled, env=env, gitops=tuple(gitops), examined=examined
+        )
+    return _Result(
+        files, kinds, len(deployed), None, env=_summary(env), gitops=tuple(gitops), examined=examined
+    )
 
 
 def renders(env: Environment) -> bool:
@@ -337,6 +355,7 @@ def _compile_all(
     render: frozenset[str] = frozenset(),
     gitops_head: str | None = None,
     layout: bool = True,
+    examine: Callable[[Compiled, dict[str, bytes]], object] | None = None,
 ) -> list[_Result]:
     """Each environment compiles on its own, so large repos are spread over the cores. Workers are
     forked after loading and validating, so they share the model instead of receiving it; they send
@@ -347,9 +366,10 @@ def _compile_all(
     workers = _workers(keep_objects, project, [env.name for env in envs])
     if not workers:
         for env in envs:
-            keep(_compile_one(base, project, env, keep_objects, render, layout=layout))
+            keep(_compile_one(base, project, env, keep_objects, render, layout=layout, examine=examine))
         return results
-    in_workers(workers, (base, project, envs, render, gitops_head, layout), _compile_chunk, len(envs), keep)
+    shared = (base, project, envs, render, gitops_head, layout, examine)
+    in_workers(workers, shared, _compile_chunk, len(envs), keep)
     return results
 
 
@@ -408,9 +428,9 @@ def _work(project: Project, names: list[str]) -> int:
 
 
 def _compile_chunk(bounds: tuple[int, int]) -> list[_Result]:
-    base, project, envs, render, head, layout = job()
+    base, project, envs, render, head, layout, examine = job()
     return [
-        _compile_one(base, project, env, False, render, gitops_head=head, layout=layout)
+        _compile_one(base, project, env, False, render, gitops_head=head, layout=layout, examine=examine)
         for env in envs[bounds[0] : bounds[1]]
     ]
 
@@ -431,6 +451,7 @@ def _check_and_compile_all(
     emit: Callable[[dict[str, bytes]], None],
     render: frozenset[str],
     gitops_head: str | None,
+    examine: Callable[[Compiled, dict[str, bytes]], object] | None = None,
 ) -> tuple[list[Resolved], list[_Result]]:
     """Every environment checked and compiled by the same worker, in one pass (its merged settings made
     once): the checks of ten thousand environments no longer hold up both cores. The problems are
@@ -449,7 +470,7 @@ def _check_and_compile_all(
         if result is not None:
             keep(result)
 
-    job = (base, project, names, render, gitops_head)
+    job = (base, project, names, render, gitops_head, examine)
     in_workers(_workers(False, project, names), job, _check_chunk, len(names), take)
     out, shared = Collector(), []
     for checked in found:
@@ -472,7 +493,7 @@ class _Checked:
 
 
 def _check_chunk(bounds: tuple[int, int]) -> list[tuple[_Checked, _Result | None]]:
-    base, project, names, render, head = job()
+    base, project, names, render, head, examine = job()
     out: list[tuple[_Checked, _Result | None]] = []
     for name in names[bounds[0] : bounds[1]]:
         problems = Collector()
@@ -480,7 +501,9 @@ def _check_chunk(bounds: tuple[int, int]) -> list[tuple[_Checked, _Result | None
         item = check_environment_settings(project, name, True, set(), shared, problems)
         clean = item is not None and not problems and not any(d.severity is Severity.ERROR for _, d in shared)
         result = (
-            _compile_one(base, project, item, False, render, merged=True, gitops_head=head) if clean else None
+            _compile_one(base, project, item, False, render, merged=True, gitops_head=head, examine=examine)
+            if clean
+            else None
         )
         reads = item.reads if item is not None else ()  # (its own and the App's files: read already)
         checked = _Checked(
@@ -492,6 +515,28 @@ def _check_chunk(bounds: tuple[int, int]) -> list[tuple[_Checked, _Result | None
         )
         out.append((checked, result))
     return out
+
+
+def compiled_base(project: Project) -> Compiled:
+    """The App's own objects (what bases/ holds)."""
+    base_env = normalise_base(project)
+    return Compiled(base_env, *reversed(render_stages(base_env)))
+
+
+def environment_objects(project: Project, base: Compiled, name: str) -> list[dict]:
+    """The objects of one environment of a project compiled and checked whole already (as a diff's
+    compile of a revision's specs was), made again against its compiled base: its settings merged and
+    checked once more, the App's checks not run again."""
+    out = Collector()
+    shared: list[tuple[str, Diagnostic]] = []
+    item = check_environment_settings(project, name, True, set(), shared, out)
+    errors = [d for _, d in shared if d.severity is Severity.ERROR]
+    if item is None or out.items or errors:
+        raise KompileError([*out.items, *errors])
+    result = _compile_one(base, project, item, True, layout=False)
+    if result.problems:
+        raise KompileError(result.problems)
+    return result.compiled.objects
 
 
 def render_one(root: Path, name: str) -> list[dict]:

@@ -460,8 +460,12 @@ def test_a_diff_through_the_record_is_the_full_diff(scenario, workers, tmp_path,
     change(whole)
 
     full = []
-    real = kompile.output.diff._digests_into
-    monkeypatch.setattr(kompile.output.diff, "_digests_into", lambda files: full.append(1) or real(files))
+    real = kompile.compiler.compile_project  # (a full diff compiles every environment)
+    monkeypatch.setattr(
+        kompile.compiler,
+        "compile_project",
+        lambda root, only=None, **kw: (None if only else full.append(1)) or real(root, only, **kw),
+    )
     through_record = diff_outcome(recorded, envs)
     assert bool(full) != served, "the record served" if not full else "every environment was compiled"
     full.clear()

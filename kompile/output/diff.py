@@ -7,13 +7,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kompile.errors import Span
+from kompile.errors import KompileError, Span
+from kompile.k8s.strategic import same
 from kompile.output.check import MAX_OUTPUT_BYTES
 from kompile.output.committed import Stale, stale_environments
 from kompile.output.manifest import digest
 from kompile.safefs import TEMP, Refused, Root
 
 if TYPE_CHECKING:
+    from kompile.layout import Compiled
     from kompile.load.project import Project
 
 # ---------------------------------------------------------------------------------------------
@@ -83,6 +85,27 @@ def _by_name(node, field_name: str | None = None):
     return node
 
 
+def _differing(before, after):
+    """The two trees without the mapping entries they hold alike, at any depth: what DeepDiff reports is
+    the same (the entries left keep their paths; lists, whose paths are positions, are kept whole), and
+    it walks only what changed (an environment variable added to a ConfigMap of thousands)."""
+    if type(before) is not dict or type(after) is not dict:
+        return before, after
+    left, right = {}, {}
+    for key, value in before.items():
+        if key not in after:
+            left[key] = value
+            continue
+        other = after[key]
+        if same(value, other):  # (equal, kinds and all: nothing DeepDiff could report)
+            continue
+        left[key], right[key] = _differing(value, other)
+    for key, value in after.items():
+        if key not in before:
+            right[key] = value
+    return left, right
+
+
 def _describe_path(parts: list) -> str:
     # "containers", "container web" -> "container web": the item's label already names its list.
     parts = [p for i, p in enumerate(parts) if not (i + 1 < len(parts) and isinstance(parts[i + 1], _Named))]
@@ -144,8 +167,10 @@ def diff_environment(
 def _object_changes(environment: str, name: str, old: dict, new: dict) -> list[Change]:
     from deepdiff import DeepDiff  # heavy: imported only when something did change
 
-    before, after = _by_name(old), _by_name(new)
-    tree = DeepDiff(before, after, view="tree", verbose_level=2)
+    before, after = _differing(_by_name(old), _by_name(new))
+    # Each setting on its own line, however many of a mapping's keys change (DeepDiff's default reports a
+    # mapping sharing under a third of its keys as one new value: a ConfigMap of thousands, whole).
+    tree = DeepDiff(before, after, view="tree", verbose_level=2, threshold_to_diff_deeper=0)
     changes = []
     for report, kind in (
         ("dictionary_item_added", ChangeKind.ADDED),
@@ -201,13 +226,14 @@ def diff_project(
     """(environments compared, changes). Without `base`: the committed overlays against what the specs
     now produce. With `base`: the specs as they were at that git revision against the specs now.
 
-    Bytes first: both sides are compiled to files (on every core, keeping no objects, each file reduced
-    to its digest as it is made, so memory never holds a whole tree), and only the environments whose
-    files differ are compiled again to objects and compared semantically."""
+    Bytes first: the specs now are compiled to files (on every core, keeping no objects, each file
+    reduced to its digest as it is made, so memory never holds a whole tree), and only an environment
+    whose files differ from before is compared object by object, where it was compiled: a worker sends
+    back its changes, not its objects, and nothing is compiled twice."""
     import tempfile
 
     from kompile.compiler import compile_project
-    from kompile.errors import Code, Diagnostic, KompileError, Span
+    from kompile.errors import Code, Diagnostic
     from kompile.load.git import GitError, export_revision
     from kompile.load.project import require_environments
 
@@ -215,72 +241,170 @@ def diff_project(
         stale = stale_environments(root)
         if stale is not None:
             return _diff_stale(root, stale, only)
-    new_files: dict[str, str] = {}
-    now = compile_project(root, keep_objects=False, sink=_digests_into(new_files))
-    if base is None:
-        old_files = _files_on_disk(root)
+        try:
+            committed = _files_on_disk(root)
+        except KompileError:
+            _specs_first(root)
+            raise
+        comparison = _Comparison(committed, only, committed=root)
+        now = compile_project(root, keep_objects=False, sink=comparison.add, examine=comparison.examine)
         if only:  # an environment removed from the specs still has its committed overlay
-            require_environments(now.project, only, also=tuple(sorted(_environments(old_files))))
-        changed = _changed_environments(old_files, new_files, only)
-        before = _committed_objects(root, changed)
-    else:
-        with tempfile.TemporaryDirectory(prefix="kompile-base-") as scratch:
-            try:
-                export_revision(root, base, Path(scratch))
-            except GitError as exc:
-                raise KompileError(
-                    [Diagnostic(Code.GIT, str(exc), Span("."), "--base takes a branch, tag or commit")]
-                ) from None
-            old_files = {}
-            try:
-                then = compile_project(Path(scratch), keep_objects=False, sink=_digests_into(old_files))
-            except (
-                KompileError
-            ) as exc:  # the specs as they were: say so, so nobody looks for it in the working tree
-                raise KompileError(
-                    [
-                        Diagnostic(d.code, f"at {base}: {d.message}", d.span, d.hint, d.severity)
-                        for d in exc.diagnostics
-                    ]
-                ) from None
-            if only:
-                require_environments(now.project, only, also=then.names)
-            changed = _changed_environments(old_files, new_files, only)
-            before = _objects(Path(scratch), [n for n in changed if n in then.names], then.project)
-    after = _objects(root, [n for n in changed if n in now.names], now.project)
-    names = sorted(_environments(new_files) | _environments(old_files))
-    names = [n for n in names if not only or n in only]
-    return names, _changes(names, changed, set(now.names), before, after)
+            require_environments(now.project, only, also=tuple(sorted(_environments(comparison.before))))
+        names = comparison.names()
+        return _compared(comparison, names, now.examined, set(names) - set(now.names))
+    with tempfile.TemporaryDirectory(prefix="kompile-base-") as scratch:
+        try:
+            export_revision(root, base, Path(scratch))
+        except GitError as exc:
+            raise KompileError(
+                [Diagnostic(Code.GIT, str(exc), Span("."), "--base takes a branch, tag or commit")]
+            ) from None
+        old_files: dict[str, str] = {}
+        try:
+            then = compile_project(Path(scratch), keep_objects=False, sink=_digests_into(old_files))
+        except KompileError as exc:  # said so, so nobody looks for them in the working tree
+            _specs_first(root)
+            raise KompileError(
+                [
+                    Diagnostic(d.code, f"at {base}: {d.message}", d.span, d.hint, d.severity)
+                    for d in exc.diagnostics
+                ]
+            ) from None
+        comparison = _Comparison(old_files, only, revision=then.project, names=then.names)
+        now = compile_project(root, keep_objects=False, sink=comparison.add, examine=comparison.examine)
+        if only:
+            require_environments(now.project, only, also=then.names)
+        names = comparison.names()
+        return _compared(comparison, names, now.examined, set(names) - set(now.names))
 
 
-def _changes(names: list[str], changed, present: set[str], before: dict, after: dict) -> list[Change]:
-    """What each environment of `changed` (in the order of names) changes, object by object; one that is
-    no longer `present` is said to go first, and once."""
-    changes = []
+def _specs_first(root: Path) -> None:
+    """Raises the problems of the specs now, if they have any: those come first (a diff reads what it
+    compares with first, so that its workers hold it; the problems of the specs are still the first said)."""
+    from kompile.compiler import compile_project
+
+    compile_project(root, keep_objects=False, sink=lambda files: None)
+
+
+class _Comparison:
+    """What a compile of the specs now changes against the files before (by digest): `add` takes the
+    files as they are made (the base's first), `examine` runs where each environment compiles and
+    compares its objects with those before (the committed overlay, or the revision's specs compiled
+    again) only when its files differ, or the base's do. What it returns is small and picklable: a
+    worker sends it back instead of the objects."""
+
+    def __init__(
+        self,
+        before: dict[str, str] | None,  # None: compare every environment compiled, whatever its files
+        only: list[str] | None,
+        committed: Path | None = None,
+        revision: Project | None = None,
+        names: tuple[str, ...] = (),
+    ):
+        self.before = before
+        self.only = set(only) if only else None
+        self.committed = committed
+        self.revision = revision
+        self.revision_names = set(names)
+        self.after: dict[str, str] = {}
+        self.by_environment: dict[str, dict[str, str]] = {}
+        for path, value in (before or {}).items():
+            if path.startswith("overlays/") and path.count("/") >= 2:
+                self.by_environment.setdefault(path.split("/")[1], {})[path] = value
+        self._base_differs: bool | None = None
+        self._revision_base = None  # the revision's base, compiled once per process when needed
+
+    def add(self, files: dict[str, bytes]) -> None:
+        self.after.update(
+            {path: digest(data) for path, data in files.items() if path.startswith(("bases/", "overlays/"))}
+        )
+
+    def base_differs(self) -> bool:
+        if self._base_differs is None:
+            self._base_differs = {p: d for p, d in self.after.items() if p.startswith("bases/")} != {
+                p: d for p, d in (self.before or {}).items() if p.startswith("bases/")
+            }
+        return self._base_differs
+
+    def names(self) -> list[str]:
+        """Every environment with files before or now that the diff is about, in order."""
+        names = _environments(self.after) | _environments(self.before or {})
+        return sorted(name for name in names if self.wanted(name))
+
+    def wanted(self, name: str) -> bool:
+        return self.only is None or name in self.only
+
+    def examine(
+        self, compiled: Compiled, files: dict[str, bytes]
+    ) -> tuple[list[Change], KompileError | None] | None:
+        """None when the environment's files are as before; else (its changes, or what kept them from
+        being read: raised once the compile is known to be sound)."""
+        name = compiled.env.name
+        if not self.wanted(name):
+            return None
+        if self.before is not None:
+            prefix = f"overlays/{name}/"
+            files_now = {path: digest(data) for path, data in files.items() if path.startswith(prefix)}
+            if files_now == self.by_environment.get(name, {}) and not self.base_differs():
+                return None
+        try:
+            before = self._before(name)
+        except KompileError as exc:  # (a damaged committed overlay: said after the compile's own problems)
+            return [], exc
+        whole = [] if before is not None else [Change(name, "(the whole environment)", ChangeKind.ADDED)]
+        return [*whole, *diff_environment(name, before, compiled.objects)], None
+
+    def removed(self, name: str) -> list[Change]:
+        """The changes of an environment that is no longer in the specs."""
+        return [
+            Change(name, "(the whole environment)", ChangeKind.REMOVED),
+            *diff_environment(name, self._before(name), None),
+        ]
+
+    def _before(self, name: str) -> list[dict] | None:
+        if self.committed is not None:
+            return _committed_objects(self.committed, {name})[name]
+        if name not in self.revision_names:
+            return None
+        from kompile.compiler import compiled_base, environment_objects
+
+        if self._revision_base is None:
+            self._revision_base = compiled_base(self.revision)
+        return environment_objects(self.revision, self._revision_base, name)
+
+
+def _compared(
+    comparison: _Comparison, names: list[str], examined: dict, gone: set[str]
+) -> tuple[list[str], list[Change]]:
+    """(the environments compared, their changes in that order): each one compiled as its compile
+    examined it, each one `gone` removed whole."""
+    changes: list[Change] = []
     for name in names:
-        if name not in changed:
+        if name in gone:
+            changes.extend(comparison.removed(name))
             continue
-        if name not in present:
-            changes.append(Change(name, "(the whole environment)", ChangeKind.REMOVED))
-        elif before.get(name) is None:
-            changes.append(Change(name, "(the whole environment)", ChangeKind.ADDED))
-        changes.extend(diff_environment(name, before.get(name), after.get(name)))
-    return changes
+        found = examined.get(name)
+        if found is None:
+            continue
+        found_changes, problem = found
+        if problem is not None:
+            raise problem
+        changes.extend(found_changes)
+    return names, changes
 
 
 def _diff_stale(root: Path, stale: Stale, only: list[str] | None) -> tuple[list[str], list[Change]]:
     """diff_project against the committed output, compiling only the environments whose overlays the
     record of the last build cannot vouch for (every one of them, whatever `only` says: their problems
-    are raised as a full diff would)."""
+    are raised as a full diff would), each compared with its committed overlay where it compiles."""
     from kompile.compiler import compile_project
     from kompile.load.project import unknown_environments
 
-    names = sorted(stale.environments | stale.unchanged | stale.removed)
-    after = (
-        {
-            name: c.objects
-            for name, c in compile_project(root, sorted(stale.environments)).environments.items()
-        }
+    comparison = _Comparison(None, only, committed=root)
+    examined = (
+        compile_project(
+            root, sorted(stale.environments), keep_objects=False, layout=False, examine=comparison.examine
+        ).examined
         if stale.environments
         else {}
     )
@@ -288,10 +412,8 @@ def _diff_stale(root: Path, stale: Stale, only: list[str] | None) -> tuple[list[
         unknown_environments(
             sorted(stale.environments | stale.unchanged), only, also=tuple(sorted(stale.removed))
         )
-    wanted = [name for name in names if not only or name in only]
-    before = _committed_objects(root, {n for n in wanted if n in stale.environments or n in stale.removed})
-    changed = stale.environments | stale.removed
-    return wanted, _changes(wanted, changed, set(stale.environments | stale.unchanged), before, after)
+    names = sorted(stale.environments | stale.unchanged | stale.removed)
+    return _compared(comparison, [n for n in names if comparison.wanted(n)], examined, stale.removed)
 
 
 def _environments(files) -> set[str]:
@@ -309,24 +431,9 @@ def _digests_into(digests: dict[str, str]):
     return add
 
 
-def _changed_environments(before: dict[str, str], after: dict[str, str], only: list[str] | None) -> set[str]:
-    """Environments whose files differ; all of them when the shared base does."""
-    names = _environments(before) | _environments(after)
-    differing = {
-        path
-        for path in before.keys() | after.keys()
-        if path.startswith(("bases/", "overlays/")) and before.get(path) != after.get(path)
-    }
-    if any(path.startswith("bases/") for path in differing):
-        changed = names
-    else:
-        changed = {path.split("/")[1] for path in differing}
-    return {name for name in changed if not only or name in only}
-
-
 def _files_on_disk(root: Path) -> dict[str, str]:
     """The committed bases/ and overlays/ by digest: regular files only, bounded in size; a link is an error."""
-    from kompile.errors import Code, Diagnostic, KompileError, Span
+    from kompile.errors import Code, Diagnostic
 
     files = {}
     try:
@@ -355,19 +462,8 @@ def _files_on_disk(root: Path) -> dict[str, str]:
     return files
 
 
-def _objects(root: Path, names: list[str], project: Project) -> dict[str, list[dict]]:
-    """The objects of these environments of a project compiled and checked whole already (their files
-    compared): neither read, checked nor laid out again."""
-    from kompile.compiler import compile_project
-
-    if not names:
-        return {}
-    compiled = compile_project(root, sorted(names), loaded=project, layout=False)
-    return {name: c.objects for name, c in compiled.environments.items()}
-
-
 def _committed_objects(root: Path, names: set[str]) -> dict[str, list[dict] | None]:
-    from kompile.errors import Code, Diagnostic, KompileError
+    from kompile.errors import Code, Diagnostic
     from kompile.output.overlay import OverlayError, read_overlay
 
     try:
