@@ -186,3 +186,19 @@ def test_a_type_change_under_equal_values_is_still_reported():
     ]
     assert all(c.kind is ChangeKind.CHANGED for c in changes)
     assert DeepDiff(old, new)
+
+
+def test_a_map_whose_keys_are_mostly_renamed_is_reported_key_by_key():
+    """(DeepDiff's default reports a mapping sharing under a third of its keys as one new value: the
+    whole ConfigMap, twice.)"""
+    old = {"kind": "ConfigMap", "data": {"A": "1", "B": "2", "C": "3", "KEPT": "x"}}
+    new = {"kind": "ConfigMap", "data": {"D": "1", "E": "2", "F": "3", "KEPT": "x"}}
+    changes = _object_changes("e", "ConfigMap/c", old, new)
+    assert [(c.kind.value, c.path, c.old, c.new) for c in changes] == [
+        ("removed", "data.A", "1", None),
+        ("removed", "data.B", "2", None),
+        ("removed", "data.C", "3", None),
+        ("added", "data.D", None, "1"),
+        ("added", "data.E", None, "2"),
+        ("added", "data.F", None, "3"),
+    ]
