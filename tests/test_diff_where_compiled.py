@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 import kompile.compiler
 import kompile.output.diff
 from kompile import api
+from kompile.errors import KompileError
 from kompile.output.diff import ChangeKind, _object_changes, diff_environment
 from kompile.output.overlay import read_overlay
 
@@ -134,7 +135,7 @@ def test_a_diff_after_an_app_change_compares_every_environment_on_the_workers(tm
 # What DeepDiff is given: the trees without what they hold alike. Its report must be what it gives on the
 # whole trees, path for path.
 SCALARS = st.sampled_from([0, 1, 1.0, True, False, None, "1", "a", "b", "", 2.5])
-KEYS = st.sampled_from(["a", "b", "c", "name", "env", "containers"])
+KEYS = st.sampled_from(["a", "b", "c", "d", "e", "f", "g", "name", "env", "containers"])
 
 
 def _trees():
@@ -142,7 +143,7 @@ def _trees():
         SCALARS,
         lambda inner: st.one_of(
             st.lists(inner, max_size=3),
-            st.dictionaries(KEYS, inner, max_size=4),
+            st.dictionaries(KEYS, inner, max_size=7),
             st.lists(
                 st.fixed_dictionaries({"name": st.sampled_from(["web", "worker"]), "a": inner}), max_size=2
             ),
@@ -152,16 +153,21 @@ def _trees():
 
 
 def _mutated(tree, data):
-    if isinstance(tree, dict) and tree and data.draw(st.booleans()):
+    """A change to one entry, deep down; or some keys dropped and others added (a map whose keys are mostly
+    new, at the threshold or past it); or another tree."""
+    how = data.draw(st.sampled_from(["deeper", "rekeyed", "other"]))
+    if isinstance(tree, dict) and tree and how == "deeper":
         key = data.draw(st.sampled_from(sorted(tree)))
         return {**tree, key: _mutated(tree[key], data)}
-    if isinstance(tree, dict) and data.draw(st.booleans()):
-        return {**tree, data.draw(KEYS): data.draw(_trees())}
+    if isinstance(tree, dict) and how == "rekeyed":
+        dropped = data.draw(st.sets(st.sampled_from(sorted(tree)))) if tree else set()
+        added = data.draw(st.dictionaries(KEYS, _trees(), max_size=4))
+        return {**{k: v for k, v in tree.items() if k not in dropped}, **added}
     return data.draw(_trees())
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.dictionaries(KEYS, _trees(), max_size=4), st.data())
+@settings(max_examples=500, deadline=None)
+@given(st.dictionaries(KEYS, _trees(), max_size=7), st.data())
 def test_deepdiff_reports_on_the_pruned_trees_what_it_reports_on_the_whole(old, data):
     new = _mutated(old, data)
     if not isinstance(new, dict):
@@ -188,17 +194,41 @@ def test_a_type_change_under_equal_values_is_still_reported():
     assert DeepDiff(old, new)
 
 
-def test_a_map_whose_keys_are_mostly_renamed_is_reported_key_by_key():
-    """(DeepDiff's default reports a mapping sharing under a third of its keys as one new value: the
-    whole ConfigMap, twice.)"""
+def test_pruning_keeps_deepdiffs_choice_between_a_whole_map_and_its_keys():
+    """DeepDiff reports a mapping sharing under a third of its keys as one new value, else key by key:
+    the entries pruned never change which (a ConfigMap of ten alike entries and one renamed is reported
+    key by key, though the two entries left share none)."""
     old = {"kind": "ConfigMap", "data": {"A": "1", "B": "2", "C": "3", "KEPT": "x"}}
     new = {"kind": "ConfigMap", "data": {"D": "1", "E": "2", "F": "3", "KEPT": "x"}}
+    [whole] = _object_changes("e", "ConfigMap/c", old, new)
+    assert (whole.kind, whole.path, whole.old, whole.new) == (
+        ChangeKind.CHANGED,
+        "data",
+        old["data"],
+        new["data"],
+    )
+    alike = {f"K{i}": "v" for i in range(10)}
+    old = {"kind": "ConfigMap", "data": {**alike, "A": "1"}}
+    new = {"kind": "ConfigMap", "data": {**alike, "B": "1"}}
     changes = _object_changes("e", "ConfigMap/c", old, new)
-    assert [(c.kind.value, c.path, c.old, c.new) for c in changes] == [
-        ("removed", "data.A", "1", None),
-        ("removed", "data.B", "2", None),
-        ("removed", "data.C", "3", None),
-        ("added", "data.D", None, "1"),
-        ("added", "data.E", None, "2"),
-        ("added", "data.F", None, "3"),
-    ]
+    assert [(c.kind.value, c.path) for c in changes] == [("removed", "data.A"), ("added", "data.B")]
+
+
+def test_the_specs_problems_come_before_a_revision_that_cannot_be_read(tmp_path):
+    """(Found by an attack: the revision is read first now, so that the workers hold it.)"""
+    root = _fleet(tmp_path / "repo", 0)
+    edit(root, "environments/staging.yaml", "worker: {replicas: 2}", 'worker: {replicas: "x"}')
+    for base in ("nope", "HEAD"):
+        with pytest.raises(KompileError) as raised:
+            api.diff(root, base=base)
+        [problem] = raised.value.diagnostics
+        assert problem.span.path == "environments/staging.yaml", base
+        assert "expected an integer" in problem.message
+
+
+def test_a_value_that_changes_only_its_kind_is_a_change():
+    """1 == True in Python: the objects are compared as YAML (kinds and all), as DeepDiff then reports."""
+    old = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "x": {"a": 1}}]
+    new = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "x": {"a": True}}]
+    [change] = diff_environment("e", old, new)
+    assert (change.path, change.old, change.new) == ("x.a", 1, True)

@@ -85,19 +85,35 @@ def _by_name(node, field_name: str | None = None):
     return node
 
 
+# DeepDiff reports a mapping whose keys are mostly new (fewer than this share of them in both) as one new
+# value, not key by key (its default, given here so that _differing keeps to the same rule).
+WHOLE_BELOW = 0.33
+
+
 def _differing(before, after):
-    """The two trees without the mapping entries they hold alike, at any depth: what DeepDiff reports is
-    the same (the entries left keep their paths; lists, whose paths are positions, are kept whole), and
-    it walks only what changed (an environment variable added to a ConfigMap of thousands)."""
+    """The two trees without (most of) the mapping entries they hold alike, at any depth: DeepDiff reports
+    the same (the entries left keep their paths; lists, whose paths are positions, are kept whole; a
+    mapping DeepDiff reports whole is kept whole, and enough alike entries are kept in the others for it
+    to go on reporting them key by key), and walks only what changed (an environment variable added to a
+    ConfigMap of thousands)."""
     if type(before) is not dict or type(after) is not dict:
         return before, after
+    shared = sum(1 for key in before if key in after)
+    union = len(before) + len(after) - shared
+    if union > 1 and shared / union < WHOLE_BELOW:
+        return before, after  # (reported whole: as it is)
+    # Pruning k alike keys leaves (shared - k) / (union - k) of them shared: kept at or over the threshold.
+    prunable = shared
+    while prunable and union - prunable > 1 and (shared - prunable) / (union - prunable) < WHOLE_BELOW:
+        prunable = max(0, min(prunable - 1, int((shared - WHOLE_BELOW * union) / (1 - WHOLE_BELOW))))
     left, right = {}, {}
     for key, value in before.items():
         if key not in after:
             left[key] = value
             continue
         other = after[key]
-        if same(value, other):  # (equal, kinds and all: nothing DeepDiff could report)
+        if prunable and same(value, other):  # (equal, kinds and all: nothing DeepDiff could report)
+            prunable -= 1
             continue
         left[key], right[key] = _differing(value, other)
     for key, value in after.items():
@@ -159,7 +175,7 @@ def diff_environment(
             changes.append(Change(environment, name, ChangeKind.REMOVED))
         elif name not in old:
             changes.append(Change(environment, name, ChangeKind.ADDED))
-        elif old[name] != new[name]:
+        elif not same(old[name], new[name]):  # (kinds and all: 1 to true is a change)
             changes.extend(_object_changes(environment, name, old[name], new[name]))
     return changes
 
@@ -168,9 +184,7 @@ def _object_changes(environment: str, name: str, old: dict, new: dict) -> list[C
     from deepdiff import DeepDiff  # heavy: imported only when something did change
 
     before, after = _differing(_by_name(old), _by_name(new))
-    # Each setting on its own line, however many of a mapping's keys change (DeepDiff's default reports a
-    # mapping sharing under a third of its keys as one new value: a ConfigMap of thousands, whole).
-    tree = DeepDiff(before, after, view="tree", verbose_level=2, threshold_to_diff_deeper=0)
+    tree = DeepDiff(before, after, view="tree", verbose_level=2, threshold_to_diff_deeper=WHOLE_BELOW)
     changes = []
     for report, kind in (
         ("dictionary_item_added", ChangeKind.ADDED),
@@ -256,6 +270,7 @@ def diff_project(
         try:
             export_revision(root, base, Path(scratch))
         except GitError as exc:
+            _specs_first(root)
             raise KompileError(
                 [Diagnostic(Code.GIT, str(exc), Span("."), "--base takes a branch, tag or commit")]
             ) from None
